@@ -1,0 +1,46 @@
+//! The command line: global flags and the subcommand list. Each
+//! subcommand's own flags live beside its code in `commands/`.
+
+use crate::commands;
+use clap::{Parser, Subcommand};
+
+/// Set up, check and smoke-test PostgreSQL physical streaming replication.
+#[derive(Parser, Debug)]
+#[command(name = "pgrepctl", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Global {
+    /// Print one JSON object on stdout and nothing else there
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More detail on stderr (the SQL run, each step)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only warnings and errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// No progress bars; plain periodic lines instead
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)
+    InitMaster(commands::init_master::Args),
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::InitMaster(_) => "init-master",
+        }
+    }
+}

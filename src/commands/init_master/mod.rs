@@ -1,0 +1,113 @@
+//! `init-master`: make a primary ready for streaming standbys. Validated
+//! settings here, then [`inspect`] (read-only facts), [`plan`] (pure), and
+//! [`apply`] (changes, verified, rolled back on failure).
+
+mod apply;
+mod inspect;
+mod plan;
+mod settings;
+
+use crate::error::{Code, Error};
+use crate::pg::conninfo::ConnArgs;
+use crate::report::{Outcome, Printer};
+use crate::run::Failure;
+use std::path::PathBuf;
+
+pub use settings::Settings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RestartPolicy {
+    /// Never restart; report restart_required and the command to run
+    Never,
+    /// Restart when a changed setting needs it (wal_level, max_wal_senders, …)
+    IfNeeded,
+    /// Restart even when nothing needs it
+    Always,
+}
+
+/// Make a primary ready for streaming standbys: replication role (SCRAM),
+/// postgresql.conf (wal_level, max_wal_senders, WAL retention, hot_standby),
+/// pg_hba.conf replication lines, physical slots; reload, restart only when asked.
+#[derive(clap::Args, Debug, Clone)]
+#[command(disable_help_flag = true)]
+pub struct Args {
+    /// Data directory of the primary (used to find the running server and to restart it)
+    #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DIR")]
+    pub pgdata: Option<PathBuf>,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Name of the replication role to create or fix
+    #[arg(long, value_name = "ROLE", default_value = "replicator")]
+    pub replication_user: String,
+    /// File whose first line is the replication role's password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD]
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Standby address or CIDR allowed to replicate, e.g. 10.0.0.2 or 10.0.0.0/24 (repeatable)
+    #[arg(long = "allow", value_name = "ADDR")]
+    pub allow: Vec<String>,
+    /// Write hostssl instead of host lines (standbys must connect with SSL)
+    #[arg(long)]
+    pub ssl: bool,
+    /// Authentication method of the written pg_hba.conf lines
+    #[arg(long, value_name = "METHOD", default_value = "scram-sha-256")]
+    pub hba_method: String,
+    /// Permit insecure choices: trust/password methods, all-addresses CIDRs, a group-readable password file
+    #[arg(long)]
+    pub allow_insecure: bool,
+    /// Lowest acceptable max_wal_senders (never lowered)
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_wal_senders: u32,
+    /// WAL kept for standbys that fall behind, with a unit (wal_keep_size on 13+, wal_keep_segments before; never lowered)
+    #[arg(long, value_name = "SIZE", default_value = "1GB")]
+    pub wal_keep: String,
+    /// Set listen_addresses to this value (needs a restart), e.g. '*' or 'localhost,10.0.0.1'
+    #[arg(long, value_name = "ADDRS")]
+    pub listen: Option<String>,
+    /// Physical replication slot to create if missing (repeatable)
+    #[arg(long = "slot", value_name = "NAME")]
+    pub slots: Vec<String>,
+    /// Whether to restart the server when a changed setting needs it
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "never")]
+    pub restart: RestartPolicy,
+    /// Directory of the server's PostgreSQL binaries (for pg_ctl restart) [default: found by version]
+    #[arg(long, value_name = "DIR")]
+    pub bindir: Option<PathBuf>,
+    /// Compute and print the plan and diffs; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
+    let settings = Settings::from_args(args)?;
+    let facts = inspect::inspect(&settings, printer).await?;
+    let plan = plan::plan(&settings, &facts).map_err(|error| Failure {
+        error,
+        warnings: vec![],
+    })?;
+    // Writability is checked before the first change, and in a dry run
+    // too, so that --dry-run fails exactly where the real run would.
+    for step in &plan.steps {
+        if let plan::Step::EditFile { path, .. } = step {
+            crate::fsutil::check_writable(path)?;
+        }
+    }
+    let mut outcome = Outcome::new("init-master", settings.dry_run);
+    if settings.dry_run {
+        plan.report_into(&mut outcome);
+        return Ok(outcome);
+    }
+    apply::apply(&settings, &facts, plan, printer, &mut outcome)
+        .await
+        .map_err(|error| Failure {
+            error,
+            warnings: outcome.warnings.clone(),
+        })?;
+    Ok(outcome)
+}
+
+pub(crate) fn internal(msg: impl Into<String>) -> Error {
+    Error::new(Code::Internal, msg)
+}

@@ -1,0 +1,546 @@
+//! Pure: from settings and facts to the list of steps that bring the
+//! primary to the goal state. No I/O, so every decision is unit-testable
+//! without a server; an empty plan is exactly `changed: false`.
+
+use super::inspect::{Facts, FileSetting};
+use super::Settings;
+use crate::conf::{hba, pgconf};
+use crate::error::{Code, Error, Result};
+use crate::pg::{scram, sql};
+use crate::report::{self, Change, Kind, Outcome};
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Replace a config file with `new` (after a backup of the original).
+    EditFile { path: PathBuf, old: String, new: String, summaries: Vec<String> },
+    /// A setting whose live line is in postgresql.auto.conf.
+    AlterSystem { name: String, value: String, old: String },
+    /// A role statement; `sql` may hold a password verifier, `shown` never does.
+    Sql { shown: String, sql: Secret, undo: Option<Secret> },
+    CreateSlot { name: String },
+    Reload,
+    Restart,
+}
+
+/// A value we set, to confirm after reload/restart.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub want: Want,
+    pub postmaster: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Want {
+    WalLevel,
+    AtLeast(u64),
+    On,
+    Exactly(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub warnings: Vec<String>,
+    pub targets: Vec<Target>,
+    /// A restart-only setting that the running server does not have yet.
+    pub restart_required: bool,
+    pub restart_command: String,
+}
+
+impl Plan {
+    pub fn changes(&self) -> Vec<Change> {
+        self.steps.iter().flat_map(describe).collect()
+    }
+
+    pub fn report_into(&self, o: &mut Outcome) {
+        for c in self.changes() {
+            o.push(c);
+        }
+        o.warnings.extend(self.warnings.iter().cloned());
+        o.restart_required = self.restart_required && !self.steps.iter().any(|s| matches!(s, Step::Restart));
+        o.detail("restart_command", &self.restart_command);
+    }
+}
+
+pub fn describe(step: &Step) -> Vec<Change> {
+    match step {
+        Step::EditFile { path, old, new, summaries } => vec![Change {
+            kind: Kind::File,
+            path: Some(path.clone()),
+            summary: summaries.join("; "),
+            diff: Some(report::diff(path, old, new)),
+        }],
+        Step::AlterSystem { name, value, old } => vec![Change {
+            kind: Kind::Sql,
+            path: None,
+            summary: format!(
+                "ALTER SYSTEM SET {name} = {} (was {old}; the live value comes from postgresql.auto.conf)",
+                sql::literal(value)
+            ),
+            diff: None,
+        }],
+        Step::Sql { shown, .. } => vec![Change { kind: Kind::Sql, path: None, summary: shown.clone(), diff: None }],
+        Step::CreateSlot { name } => vec![Change {
+            kind: Kind::Sql,
+            path: None,
+            summary: format!("SELECT pg_create_physical_replication_slot({}, true)", sql::literal(name)),
+            diff: None,
+        }],
+        Step::Reload => vec![Change { kind: Kind::Service, path: None, summary: "reload".into(), diff: None }],
+        Step::Restart => vec![Change { kind: Kind::Service, path: None, summary: "restart".into(), diff: None }],
+    }
+}
+
+/// The pieces of a config value pgrepctl cares about, in comparable form.
+fn wal_level_rank(v: &str) -> u8 {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "minimal" => 0,
+        "replica" | "archive" | "hot_standby" => 1,
+        "logical" => 2,
+        _ => 0,
+    }
+}
+
+/// PostgreSQL booleans accept unique prefixes of on/off/true/false/yes/no.
+fn is_on(v: &str) -> bool {
+    let v = v.trim().to_ascii_lowercase();
+    v == "1" || v == "on" || (v.len() >= 1 && ("true".starts_with(&v) || "yes".starts_with(&v)))
+}
+
+fn satisfies(want: &Want, value: &str, base_unit: u64) -> bool {
+    match want {
+        Want::WalLevel => wal_level_rank(value) >= 1,
+        Want::AtLeast(n) => pgconf::parse_size(value, base_unit).is_some_and(|v| v >= *n),
+        Want::On => is_on(value),
+        Want::Exactly(s) => value.trim() == s,
+    }
+}
+
+/// Where the value that will count after a reload comes from.
+enum Origin<'a> {
+    File(&'a FileSetting),
+    AutoConf(&'a FileSetting),
+    CommandLine(String),
+    Default,
+}
+
+struct Desired {
+    name: &'static str,
+    want: Want,
+    /// Value written when the current one falls short.
+    write: String,
+    /// Base unit of a bare number, in the unit `Want::AtLeast` counts in.
+    base_unit: u64,
+}
+
+fn desired(settings: &Settings, facts: &Facts) -> Vec<Desired> {
+    let mut d = vec![
+        Desired { name: "wal_level", want: Want::WalLevel, write: "replica".into(), base_unit: 1 },
+        Desired {
+            name: "max_wal_senders",
+            want: Want::AtLeast(settings.max_wal_senders as u64),
+            write: settings.max_wal_senders.to_string(),
+            base_unit: 1,
+        },
+    ];
+    if facts.version_num >= 130000 {
+        let mb = settings.wal_keep_bytes.div_ceil(1 << 20);
+        d.push(Desired {
+            name: "wal_keep_size",
+            want: Want::AtLeast(mb << 20),
+            write: crate::units::format_bytes(mb << 20),
+            base_unit: 1 << 20,
+        });
+    } else {
+        let segs = settings.wal_keep_bytes.div_ceil(facts.wal_segment_size.max(1));
+        d.push(Desired { name: "wal_keep_segments", want: Want::AtLeast(segs), write: segs.to_string(), base_unit: 1 });
+    }
+    d.push(Desired { name: "hot_standby", want: Want::On, write: "on".into(), base_unit: 1 });
+    if let Some(l) = &settings.listen {
+        d.push(Desired {
+            name: "listen_addresses",
+            want: Want::Exactly(l.trim().to_string()),
+            write: l.trim().to_string(),
+            base_unit: 1,
+        });
+    }
+    d
+}
+
+pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
+    let mut plan = Plan { restart_command: restart_command(settings, facts), ..Default::default() };
+    let mut changed_config = false;
+
+    for (line, err) in &facts.hba_errors {
+        return Err(Error::new(
+            Code::ConfigParseError,
+            format!("{}:{line}: PostgreSQL cannot read this line: {err}", facts.hba_file.display()),
+        )
+        .hint("fix or remove that line first; pgrepctl changes nothing while pg_hba.conf has errors"));
+    }
+    for fs in &facts.file_settings {
+        if let Some(err) = &fs.error {
+            if !is_apply_notice(err) {
+                return Err(Error::new(
+                    Code::ConfigParseError,
+                    format!("{}:{}: {err}", fs.sourcefile.display(), fs.sourceline),
+                )
+                .hint("fix that line first; pgrepctl changes nothing while the configuration has errors"));
+            }
+        }
+    }
+
+    // postgresql.conf and included files: parse each file we may touch.
+    let mut parsed: BTreeMap<PathBuf, (String, pgconf::ConfFile, Vec<String>)> = BTreeMap::new();
+    for (path, text) in &facts.files {
+        let f = pgconf::parse(text).map_err(|e| {
+            Error::new(Code::ConfigParseError, format!("{}:{}: {}", path.display(), e.line, e.message))
+                .hint("fix that line first; pgrepctl changes nothing in a file it cannot read exactly")
+        })?;
+        parsed.insert(path.clone(), (text.clone(), f, vec![]));
+    }
+
+    for d in desired(settings, facts) {
+        let live = facts.live.get(d.name);
+        let postmaster = live.is_some_and(|l| l.context == "postmaster");
+        let origin = origin(d.name, facts);
+        let current = match &origin {
+            Origin::File(fs) | Origin::AutoConf(fs) => fs.setting.clone(),
+            Origin::CommandLine(v) => v.clone(),
+            Origin::Default => live.map(|l| l.setting.clone()).unwrap_or_default(),
+        };
+        plan.targets.push(Target { name: d.name.to_string(), want: d.want.clone(), postmaster });
+        let ok = satisfies(&d.want, &current, d.base_unit);
+        if !ok {
+            match origin {
+                Origin::CommandLine(v) => {
+                    return Err(Error::new(
+                        Code::SetOnCommandLine,
+                        format!("{} = {v} is set on the server's command line, which overrides every config file", d.name),
+                    )
+                    .hint(format!(
+                        "remove -c {}=… from the server's start command (see postmaster.opts or the service unit) and rerun",
+                        d.name
+                    )));
+                }
+                Origin::AutoConf(fs) => {
+                    plan.warnings.push(format!(
+                        "{} is set by ALTER SYSTEM in {}, which overrides postgresql.conf: changing it there with ALTER SYSTEM",
+                        d.name,
+                        fs.sourcefile.display()
+                    ));
+                    plan.steps.push(Step::AlterSystem { name: d.name.into(), value: d.write.clone(), old: current.clone() });
+                    changed_config = true;
+                }
+                Origin::File(fs) => {
+                    let (_, file, notes) = parsed.get_mut(&fs.sourcefile).ok_or_else(|| {
+                        super::internal(format!("{} was not read", fs.sourcefile.display()))
+                    })?;
+                    match file.setting_at(fs.sourceline) {
+                        Some((name, _)) if name.eq_ignore_ascii_case(d.name) => {}
+                        _ => {
+                            return Err(Error::new(
+                                Code::ConfigParseError,
+                                format!(
+                                    "{}:{}: PostgreSQL reads {} from this line, but the file there says otherwise",
+                                    fs.sourcefile.display(),
+                                    fs.sourceline,
+                                    d.name
+                                ),
+                            )
+                            .hint("the file changed since the server last read it: reload the server (SELECT pg_reload_conf()) and rerun"));
+                        }
+                    }
+                    file.set_at(fs.sourceline, &pgconf::quote_value(&d.write)).map_err(super::internal)?;
+                    notes.push(format!("{}: {} -> {} (line {})", d.name, current, d.write, fs.sourceline));
+                    changed_config = true;
+                }
+                Origin::Default => {
+                    let (_, file, notes) = parsed
+                        .get_mut(&facts.config_file)
+                        .ok_or_else(|| super::internal("config_file was not read"))?;
+                    file.append_managed(d.name, &pgconf::quote_value(&d.write));
+                    notes.push(format!("{}: {} (default) -> {}", d.name, current, d.write));
+                    changed_config = true;
+                }
+            }
+        }
+        let live_ok = live.is_some_and(|l| satisfies(&d.want, &l.setting, d.base_unit));
+        if postmaster && !live_ok {
+            plan.restart_required = true;
+        }
+    }
+
+    for (path, (old, file, notes)) in parsed {
+        if notes.is_empty() {
+            continue;
+        }
+        let new = file.render();
+        if new != old {
+            plan.steps.insert(0, Step::EditFile { path, old, new, summaries: notes });
+        }
+    }
+
+    listen_warning(settings, facts, &mut plan);
+    if plan_hba(settings, facts, &mut plan)? {
+        changed_config = true;
+    }
+    plan_role(settings, facts, &mut plan)?;
+    plan_slots(settings, facts, &mut plan)?;
+
+    if changed_config {
+        plan.steps.push(Step::Reload);
+    }
+    let restart = match settings.restart {
+        super::RestartPolicy::Never => false,
+        super::RestartPolicy::IfNeeded => plan.restart_required,
+        super::RestartPolicy::Always => true,
+    };
+    if restart {
+        plan.steps.push(Step::Restart);
+    }
+    Ok(plan)
+}
+
+/// pg_file_settings marks restart-only values that differ from the running
+/// ones with this note; it is not a syntax problem.
+fn is_apply_notice(err: &str) -> bool {
+    err.contains("could not be applied")
+}
+
+fn origin<'a>(name: &str, facts: &'a Facts) -> Origin<'a> {
+    if let Some(live) = facts.live.get(name) {
+        if live.source == "command line" || live.source == "environment variable" {
+            return Origin::CommandLine(live.setting.clone());
+        }
+    }
+    let last = facts.file_settings.iter().filter(|f| f.name == name).max_by_key(|f| f.seqno);
+    match last {
+        Some(fs) if fs.sourcefile == facts.auto_conf => Origin::AutoConf(fs),
+        Some(fs) => Origin::File(fs),
+        None => Origin::Default,
+    }
+}
+
+fn restart_command(settings: &Settings, facts: &Facts) -> String {
+    if let Some((ver, cluster)) = &facts.debian_cluster {
+        return format!("pg_ctlcluster {ver} {cluster} restart");
+    }
+    let bindir = settings
+        .bindir
+        .as_ref()
+        .map(|b| format!("{}/", b.display()))
+        .unwrap_or_default();
+    format!("{bindir}pg_ctl restart -D {} -m fast", facts.data_directory.display())
+}
+
+fn listen_warning(settings: &Settings, facts: &Facts, plan: &mut Plan) {
+    let listen = match &settings.listen {
+        Some(l) => l.clone(),
+        None => facts.live.get("listen_addresses").map(|l| l.setting.clone()).unwrap_or_default(),
+    };
+    let local_only = listen
+        .split(',')
+        .map(str::trim)
+        .all(|a| a.is_empty() || a == "localhost" || a.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+    let remote: Vec<String> = settings
+        .allows
+        .iter()
+        .filter(|n| !n.addr().is_loopback())
+        .map(|n| n.to_string())
+        .collect();
+    if local_only && !remote.is_empty() {
+        plan.warnings.push(format!(
+            "listen_addresses is '{listen}', so standbys at {} cannot connect; rerun with --listen '*' (or --listen 'localhost,<this server's address>') and --restart=if-needed",
+            remote.join(", ")
+        ));
+    }
+}
+
+/// Returns whether pg_hba.conf changes.
+fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool> {
+    if settings.allows.is_empty() {
+        plan.warnings.push(
+            "no --allow given: pg_hba.conf is unchanged, so standbys connect only if an existing line lets them".into(),
+        );
+        return Ok(false);
+    }
+    let mut file = hba::parse(&facts.hba_text).map_err(|e| {
+        Error::new(Code::ConfigParseError, format!("{}:{}: {}", facts.hba_file.display(), e.line, e.message))
+            .hint("fix that line first; pgrepctl changes nothing in a file it cannot read exactly")
+    })?;
+    let ctx = hba::MatchContext {
+        role_memberships: facts.memberships.clone(),
+        at_files: facts.at_files.clone(),
+        local_nets: facts.local_nets.clone(),
+    };
+    let mut notes = vec![];
+    for net in &settings.allows {
+        let conn = hba::ReplConn { role: settings.role.clone(), addr: *net, ssl: settings.ssl };
+        let line = hba::format_record(&conn, &settings.method);
+        match hba::decide(&file, &conn, &settings.method, &ctx) {
+            hba::HbaDecision::AlreadyAllowed { .. } => {}
+            hba::HbaDecision::InsertBefore { line: at, shadowing } => {
+                file.insert_before(Some(at), &line);
+                notes.push(format!(
+                    "{} inserted before line {at} ({} {}), which would otherwise decide this connection",
+                    line.split('#').next().unwrap_or(&line).split_whitespace().collect::<Vec<_>>().join(" "),
+                    hba_type(&shadowing),
+                    shadowing.method
+                ));
+            }
+            hba::HbaDecision::Append => {
+                file.insert_before(None, &line);
+                notes.push(format!(
+                    "{} appended",
+                    line.split('#').next().unwrap_or(&line).split_whitespace().collect::<Vec<_>>().join(" ")
+                ));
+            }
+        }
+    }
+    let new = file.render();
+    if new == facts.hba_text {
+        return Ok(false);
+    }
+    plan.steps.insert(
+        0,
+        Step::EditFile { path: facts.hba_file.clone(), old: facts.hba_text.clone(), new, summaries: notes },
+    );
+    Ok(true)
+}
+
+fn hba_type(r: &hba::Record) -> &'static str {
+    match r.conn_type {
+        hba::ConnType::Local => "local",
+        hba::ConnType::Host => "host",
+        hba::ConnType::HostSsl => "hostssl",
+        hba::ConnType::HostNoSsl => "hostnossl",
+        hba::ConnType::HostGssEnc => "hostgssenc",
+        hba::ConnType::HostNoGssEnc => "hostnogssenc",
+    }
+}
+
+fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> {
+    let name = sql::ident(&settings.role);
+    let pw = &settings.password;
+    match &facts.role {
+        None => {
+            let Some(pw) = pw else {
+                return Err(Error::new(
+                    Code::PasswordRequired,
+                    format!("role {:?} does not exist and no password was given for it", settings.role),
+                )
+                .hint(format!(
+                    "give --password-file FILE (first line: the password, mode 0600) or set {}",
+                    crate::commands::password::ENV
+                )));
+            };
+            let verifier = scram::hash(pw);
+            plan.steps.push(Step::Sql {
+                shown: format!("CREATE ROLE {name} WITH LOGIN REPLICATION PASSWORD {}", crate::secret::REDACTED),
+                sql: Secret::new(format!("CREATE ROLE {name} WITH LOGIN REPLICATION PASSWORD {}", sql::literal(&verifier))),
+                undo: Some(Secret::new(format!("DROP ROLE {name}"))),
+            });
+        }
+        Some(role) => {
+            let mut attrs = vec![];
+            let mut undo = vec![];
+            if !role.can_login {
+                attrs.push("LOGIN");
+                undo.push("NOLOGIN");
+            }
+            if !role.replication {
+                attrs.push("REPLICATION");
+                undo.push("NOREPLICATION");
+            }
+            let new_pw = match pw {
+                Some(p) if !role.password.as_deref().is_some_and(|s| scram::matches(s, p, &settings.role)) => {
+                    Some(scram::hash(p))
+                }
+                _ => None,
+            };
+            if pw.is_none() {
+                match role.password.as_deref() {
+                    None if settings.method != "cert" && settings.method != "trust" => plan.warnings.push(format!(
+                        "role {:?} has no password, so standbys cannot authenticate with {}: give --password-file",
+                        settings.role, settings.method
+                    )),
+                    Some(p) if p.starts_with("md5") && settings.method == "scram-sha-256" => plan.warnings.push(format!(
+                        "role {:?} has an md5 password, which scram-sha-256 in pg_hba.conf rejects: give --password-file to store it as SCRAM",
+                        settings.role
+                    )),
+                    _ => {}
+                }
+            }
+            if attrs.is_empty() && new_pw.is_none() {
+                return Ok(());
+            }
+            let mut shown = format!("ALTER ROLE {name} WITH {}", attrs.join(" "));
+            let mut real = shown.clone();
+            let mut undo_sql = format!("ALTER ROLE {name} WITH {}", undo.join(" "));
+            if let Some(v) = new_pw {
+                shown.push_str(&format!(" PASSWORD {}", crate::secret::REDACTED));
+                real.push_str(&format!(" PASSWORD {}", sql::literal(&v)));
+                match &role.password {
+                    Some(old) => undo_sql.push_str(&format!(" PASSWORD {}", sql::literal(old))),
+                    None => undo_sql.push_str(" PASSWORD NULL"),
+                }
+            }
+            plan.steps.push(Step::Sql {
+                shown: shown.replace("WITH  ", "WITH "),
+                sql: Secret::new(real),
+                undo: Some(Secret::new(undo_sql)),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn plan_slots(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> {
+    for s in &settings.slots {
+        match facts.slots.get(s).map(String::as_str) {
+            Some("physical") => {}
+            Some(other) => {
+                return Err(Error::new(
+                    Code::SlotConflict,
+                    format!("replication slot {s:?} exists but is a {other} slot, not a physical one"),
+                )
+                .hint("choose another --slot name for the standby"));
+            }
+            None => plan.steps.push(Step::CreateSlot { name: s.clone() }),
+        }
+    }
+    Ok(())
+}
+
+/// Whether the live value of a target satisfies it, for verification.
+pub fn live_satisfies(t: &Target, setting: &str, name_unit_base: u64) -> bool {
+    satisfies(&t.want, setting, name_unit_base)
+}
+
+pub fn base_unit(name: &str) -> u64 {
+    if name == "wal_keep_size" { 1 << 20 } else { 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_compare_like_postgresql() {
+        assert!(satisfies(&Want::WalLevel, "logical", 1));
+        assert!(satisfies(&Want::WalLevel, "hot_standby", 1));
+        assert!(!satisfies(&Want::WalLevel, "minimal", 1));
+        assert!(satisfies(&Want::AtLeast(1 << 30), "1GB", 1 << 20));
+        assert!(satisfies(&Want::AtLeast(1 << 30), "2048", 1 << 20));
+        assert!(!satisfies(&Want::AtLeast(1 << 30), "512MB", 1 << 20));
+        assert!(!satisfies(&Want::AtLeast(10), "5", 1));
+        assert!(satisfies(&Want::On, "on", 1));
+        assert!(satisfies(&Want::On, "TRUE", 1));
+        assert!(!satisfies(&Want::On, "off", 1));
+    }
+}

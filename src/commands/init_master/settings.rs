@@ -1,0 +1,232 @@
+//! From raw flags to validated settings. Every check that needs no server
+//! happens here, before anything is read or changed; destructuring `Args`
+//! whole means a new flag does not compile until it is handled.
+
+use super::{Args, RestartPolicy};
+use crate::commands::password;
+use crate::error::{Code, Error, Result};
+use crate::pg::conninfo;
+use crate::secret::Secret;
+use ipnet::IpNet;
+use std::path::PathBuf;
+use tokio_postgres::Config;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: Option<PathBuf>,
+    pub conn: Config,
+    pub role: String,
+    pub password: Option<Secret>,
+    pub allows: Vec<IpNet>,
+    pub ssl: bool,
+    pub method: String,
+    pub max_wal_senders: u32,
+    pub wal_keep_bytes: u64,
+    pub listen: Option<String>,
+    pub slots: Vec<String>,
+    pub restart: RestartPolicy,
+    pub bindir: Option<PathBuf>,
+    pub dry_run: bool,
+}
+
+/// PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes; a longer role
+/// name would silently differ from the one in pg_hba.conf.
+const MAX_IDENT: usize = 63;
+
+impl Settings {
+    pub fn from_args(args: Args) -> Result<Settings> {
+        let Args {
+            pgdata,
+            conn,
+            replication_user,
+            password_file,
+            allow,
+            ssl,
+            hba_method,
+            allow_insecure,
+            max_wal_senders,
+            wal_keep,
+            listen,
+            slots,
+            restart,
+            bindir,
+            dry_run,
+            help: _,
+        } = args;
+
+        validate_role(&replication_user)?;
+        let method = validate_method(&hba_method, ssl, allow_insecure)?;
+        let allows = allow
+            .iter()
+            .map(|a| parse_allow(a, allow_insecure))
+            .collect::<Result<Vec<_>>>()?;
+        for s in &slots {
+            validate_slot(s)?;
+        }
+        if max_wal_senders == 0 || max_wal_senders > 262143 {
+            return Err(Error::new(Code::InvalidValue, format!("--max-wal-senders {max_wal_senders} is out of range"))
+                .hint("give a number from 1 to 262143; 10 is the usual choice"));
+        }
+        let wal_keep_bytes = crate::units::parse_bytes(&wal_keep)
+            .map_err(|e| Error::new(Code::InvalidValue, format!("--wal-keep: {e}")))?;
+        if let Some(l) = &listen {
+            if l.trim().is_empty() || l.contains(['\'', '\n', '#']) {
+                return Err(Error::new(Code::InvalidValue, format!("--listen {l:?} is not a valid listen_addresses value"))
+                    .hint("give '*' or a comma-separated list of addresses, e.g. 'localhost,10.0.0.1'"));
+            }
+        }
+        let data_dir = match pgdata {
+            Some(d) => Some(validate_data_dir(d)?),
+            None => None,
+        };
+        let password = password::load(password_file.as_deref(), allow_insecure)?;
+        let conn = conninfo::resolve(&conn, data_dir.as_deref())?;
+        Ok(Settings {
+            data_dir,
+            conn,
+            role: replication_user,
+            password,
+            allows,
+            ssl,
+            method,
+            max_wal_senders,
+            wal_keep_bytes,
+            listen,
+            slots,
+            restart,
+            bindir,
+            dry_run,
+        })
+    }
+}
+
+pub fn validate_role(role: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::new(Code::InvalidRoleName, format!("--replication-user {role:?} {why}"))
+            .hint("choose a plain name such as replicator"))
+    };
+    if role.is_empty() {
+        return bad("is empty");
+    }
+    if role.len() > MAX_IDENT {
+        return bad("is longer than 63 bytes, which PostgreSQL would truncate");
+    }
+    if role.contains(['\0', '\n', '\r']) {
+        return bad("contains a control character");
+    }
+    // pg_hba.conf has no way to write a double quote inside a quoted token.
+    if role.contains('"') {
+        return bad("contains a double quote, which pg_hba.conf cannot express");
+    }
+    if role.starts_with("pg_") {
+        return bad("starts with pg_, which PostgreSQL reserves for its own roles");
+    }
+    Ok(())
+}
+
+fn validate_method(method: &str, ssl: bool, allow_insecure: bool) -> Result<String> {
+    match method {
+        "scram-sha-256" | "md5" => Ok(method.to_string()),
+        "cert" if ssl => Ok(method.to_string()),
+        "cert" => Err(Error::new(Code::ConflictingFlags, "--hba-method cert needs --ssl")
+            .hint("add --ssl (cert authentication only works on hostssl lines)")),
+        "trust" | "password" if allow_insecure => Ok(method.to_string()),
+        "trust" | "password" => Err(Error::new(
+            Code::InsecureRefused,
+            format!("--hba-method {method} lets standbys in without a safe password check"),
+        )
+        .hint("use scram-sha-256 (the default), or add --allow-insecure if you really mean it")),
+        other => Err(Error::new(Code::InvalidValue, format!("unknown --hba-method {other:?}"))
+            .hint("use scram-sha-256, md5 or cert")),
+    }
+}
+
+/// An address or CIDR; a bare address means exactly that host.
+pub fn parse_allow(s: &str, allow_insecure: bool) -> Result<IpNet> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("all") {
+        return insecure(s, allow_insecure).map(|_| "0.0.0.0/0".parse().expect("valid"));
+    }
+    let net: IpNet = match t.parse::<IpNet>() {
+        Ok(n) => n,
+        Err(_) => match t.parse::<std::net::IpAddr>() {
+            Ok(a) => IpNet::from(a),
+            Err(_) => {
+                return Err(Error::new(Code::InvalidAddress, format!("--allow {s:?} is not an IP address or CIDR"))
+                    .hint("give the standby's address, e.g. 10.0.0.2 or 10.0.0.0/24"));
+            }
+        },
+    };
+    if net.addr() != net.network() {
+        return Err(Error::new(
+            Code::InvalidAddress,
+            format!("--allow {s:?} has host bits set beyond the /{} mask", net.prefix_len()),
+        )
+        .hint(format!("did you mean {} or {}/{}?", net.trunc(), net.addr(), net.max_prefix_len())));
+    }
+    if net.prefix_len() == 0 {
+        insecure(s, allow_insecure)?;
+    }
+    Ok(net)
+}
+
+fn insecure(s: &str, allow_insecure: bool) -> Result<()> {
+    if allow_insecure {
+        return Ok(());
+    }
+    Err(Error::new(Code::InsecureRefused, format!("--allow {s} would let every address replicate")).hint(
+        "name the standby's address or subnet, or add --allow-insecure if you really mean it",
+    ))
+}
+
+fn validate_slot(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_IDENT
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(Code::InvalidSlotName, format!("--slot {name:?} is not a valid replication slot name"))
+            .hint("use lower-case letters, digits and underscores, at most 63 characters"))
+    }
+}
+
+fn validate_data_dir(dir: PathBuf) -> Result<PathBuf> {
+    if !dir.join("PG_VERSION").is_file() {
+        return Err(Error::new(
+            Code::NotADataDirectory,
+            format!("{} is not a PostgreSQL data directory (no PG_VERSION)", dir.display()),
+        )
+        .hint("give the primary's data directory with -D, e.g. /var/lib/postgresql/15/main"));
+    }
+    std::fs::canonicalize(&dir).map_err(|e| Error::io(format!("cannot resolve {}", dir.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_addresses() {
+        assert_eq!(parse_allow("10.0.0.2", false).unwrap().to_string(), "10.0.0.2/32");
+        assert_eq!(parse_allow("10.0.0.0/24", false).unwrap().to_string(), "10.0.0.0/24");
+        assert_eq!(parse_allow("fd00::5", false).unwrap().to_string(), "fd00::5/128");
+        assert_eq!(parse_allow("10.0.0.1/24", false).unwrap_err().code, Code::InvalidAddress);
+        assert_eq!(parse_allow("db.example", false).unwrap_err().code, Code::InvalidAddress);
+        assert_eq!(parse_allow("0.0.0.0/0", false).unwrap_err().code, Code::InsecureRefused);
+        assert_eq!(parse_allow("::/0", false).unwrap_err().code, Code::InsecureRefused);
+        assert_eq!(parse_allow("all", false).unwrap_err().code, Code::InsecureRefused);
+        assert!(parse_allow("0.0.0.0/0", true).is_ok());
+    }
+
+    #[test]
+    fn roles_and_methods() {
+        assert!(validate_role("rep; drop table x; -- 'q'").is_ok());
+        assert_eq!(validate_role("a\"b").unwrap_err().code, Code::InvalidRoleName);
+        assert_eq!(validate_role(&"x".repeat(64)).unwrap_err().code, Code::InvalidRoleName);
+        assert_eq!(validate_method("trust", false, false).unwrap_err().code, Code::InsecureRefused);
+        assert_eq!(validate_method("cert", false, false).unwrap_err().code, Code::ConflictingFlags);
+        assert!(validate_slot("standby_1").is_ok());
+        assert!(validate_slot("Bad-Name").is_err());
+    }
+}

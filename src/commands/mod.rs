@@ -1,0 +1,4 @@
+//! One module per subcommand, each flowing inspect → plan → apply.
+
+pub mod init_master;
+pub mod password;

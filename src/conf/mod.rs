@@ -1,0 +1,3 @@
+//! TEMPORARY stub until the editors land.
+pub mod hba;
+pub mod pgconf;

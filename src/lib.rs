@@ -1,0 +1,15 @@
+//! pgrepctl as a library: the binary is a thin `main` over [`run::main`];
+//! integration tests reach the pure editors (`conf`) through here to check
+//! them against PostgreSQL's own parser.
+
+pub mod cli;
+pub mod commands;
+pub mod conf;
+pub mod error;
+pub mod fsutil;
+pub mod pg;
+pub mod report;
+pub mod run;
+pub mod secret;
+pub mod tools;
+pub mod units;

@@ -1,0 +1,235 @@
+//! From psql-style flags, a conninfo string or URI, and the libpq
+//! environment to one `tokio_postgres::Config`. Precedence, lowest first:
+//! libpq environment (`PGHOST`, …), `-d` conninfo, explicit `-h/-p/-U`
+//! flags; when no host is known anywhere, the running server of `-D`.
+
+use super::{pgpass, pidfile};
+use crate::error::{Code, Error, Result};
+use std::path::Path;
+use tokio_postgres::Config;
+use tokio_postgres::config::Host;
+
+/// The psql-style connection flags, shared by every command that connects
+/// to a server as a normal (non-replication) client.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConnArgs {
+    /// Server host or socket directory [default: from -D's postmaster.pid, else PGHOST]
+    #[arg(short = 'h', long = "host", value_name = "HOST")]
+    pub host: Option<String>,
+    /// Server port [default: from postmaster.pid, else PGPORT, else 5432]
+    #[arg(short = 'p', long = "port", value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Superuser to connect as [default: PGUSER, else the data directory's owner when run as root, else the OS user]
+    #[arg(short = 'U', long = "username", value_name = "USER")]
+    pub user: Option<String>,
+    /// Database name, or a full conninfo string or postgresql:// URI [default: postgres]
+    #[arg(short = 'd', long = "dbname", value_name = "DBNAME|CONNINFO")]
+    pub dbname: Option<String>,
+}
+
+pub fn is_conninfo(s: &str) -> bool {
+    s.contains('=') || s.starts_with("postgresql://") || s.starts_with("postgres://")
+}
+
+/// Parse a conninfo string or URI with tokio-postgres' own parser, mapping
+/// its errors to ours (an unknown keyword is the common mistake).
+pub fn parse(s: &str) -> Result<Config> {
+    s.parse::<Config>().map_err(|e| {
+        let text = e.to_string();
+        let code = if text.contains("unknown") { Code::UnknownConninfoKeyword } else { Code::InvalidValue };
+        Error::new(code, format!("invalid connection string: {text}"))
+            .hint("use libpq keywords (host, port, user, dbname, sslmode, application_name, connect_timeout) or a postgresql:// URI")
+    })
+}
+
+pub fn resolve(args: &ConnArgs, data_dir: Option<&Path>) -> Result<Config> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut config = match &args.dbname {
+        Some(d) if is_conninfo(d) => parse(d)?,
+        _ => Config::new(),
+    };
+    if let Some(d) = &args.dbname {
+        if !is_conninfo(d) {
+            config.dbname(d);
+        }
+    }
+    if let Some(h) = &args.host {
+        config = with_hosts(config, h);
+    }
+    if let Some(p) = args.port {
+        config = with_port(config, p);
+    }
+    if let Some(u) = &args.user {
+        config.user(u);
+    }
+
+    if config.get_hosts().is_empty() {
+        if let Some(h) = env("PGHOST") {
+            config = with_hosts(config, &h);
+        } else if let Some(dir) = data_dir {
+            let pf = pidfile::running(dir).ok_or_else(|| {
+                Error::new(
+                    Code::ServerNotRunning,
+                    format!("no PostgreSQL server is running on {}", dir.display()),
+                )
+                .hint(format!("start it first (pg_ctl -D {} start), or give -h/-p", dir.display()))
+            })?;
+            let host = if !pf.socket_dir.is_empty() {
+                pf.socket_dir.clone()
+            } else if pf.listen_addr.is_empty() || pf.listen_addr == "*" {
+                "127.0.0.1".into()
+            } else {
+                pf.listen_addr.clone()
+            };
+            config = with_hosts(config, &host);
+            if config.get_ports().is_empty() && args.port.is_none() {
+                config = with_port(config, pf.port);
+            }
+        } else {
+            let dir = if Path::new("/var/run/postgresql").is_dir() { "/var/run/postgresql" } else { "/tmp" };
+            config = with_hosts(config, dir);
+        }
+    }
+    if config.get_ports().is_empty() {
+        let port = env("PGPORT").and_then(|p| p.parse().ok()).unwrap_or(5432);
+        config = with_port(config, port);
+    }
+    if config.get_user().is_none() {
+        let user = env("PGUSER").unwrap_or_else(|| default_user(data_dir));
+        config.user(&user);
+    }
+    if config.get_dbname().is_none() {
+        config.dbname(env("PGDATABASE").unwrap_or_else(|| "postgres".into()));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("pgrepctl");
+    }
+    if config.get_password().is_none() {
+        if let Some(pw) = password_for(&config) {
+            config.password(pw);
+        }
+    }
+    Ok(config)
+}
+
+fn with_hosts(mut config: Config, hosts: &str) -> Config {
+    // Config has no "clear hosts"; rebuild from the parts we keep.
+    if !config.get_hosts().is_empty() {
+        let mut fresh = Config::new();
+        copy_except_hosts(&config, &mut fresh);
+        config = fresh;
+    }
+    for h in hosts.split(',') {
+        config.host(h.trim());
+    }
+    config
+}
+
+fn with_port(mut config: Config, port: u16) -> Config {
+    if !config.get_ports().is_empty() {
+        let mut fresh = Config::new();
+        copy_except_hosts(&config, &mut fresh);
+        for h in config.get_hosts() {
+            match h {
+                Host::Tcp(s) => fresh.host(s),
+                Host::Unix(p) => fresh.host_path(p),
+            };
+        }
+        config = fresh;
+    }
+    config.port(port);
+    config
+}
+
+fn copy_except_hosts(from: &Config, to: &mut Config) {
+    if let Some(u) = from.get_user() {
+        to.user(u);
+    }
+    if let Some(p) = from.get_password() {
+        to.password(p);
+    }
+    if let Some(d) = from.get_dbname() {
+        to.dbname(d);
+    }
+    if let Some(o) = from.get_options() {
+        to.options(o);
+    }
+    if let Some(a) = from.get_application_name() {
+        to.application_name(a);
+    }
+    if let Some(t) = from.get_connect_timeout() {
+        to.connect_timeout(*t);
+    }
+    to.ssl_mode(from.get_ssl_mode());
+}
+
+/// When run as root against a data directory, the natural superuser is the
+/// directory's owner (usually `postgres`), as with `sudo -u postgres psql`.
+fn default_user(data_dir: Option<&Path>) -> String {
+    use std::os::unix::fs::MetadataExt;
+    if nix::unistd::geteuid().is_root() {
+        if let Some(meta) = data_dir.and_then(|d| std::fs::metadata(d).ok()) {
+            if let Ok(Some(u)) = nix::unistd::User::from_uid(meta.uid().into()) {
+                return u.name;
+            }
+        }
+    }
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "postgres".into())
+}
+
+/// PGPASSWORD, else the password file, as libpq would.
+fn password_for(config: &Config) -> Option<String> {
+    if let Ok(pw) = std::env::var("PGPASSWORD") {
+        return Some(pw);
+    }
+    let path = pgpass::default_path()?;
+    let contents = std::fs::read_to_string(path).ok()?;
+    let host = match config.get_hosts().first()? {
+        Host::Tcp(s) => s.clone(),
+        Host::Unix(p) => p.display().to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    pgpass::lookup(&contents, &host, port, config.get_dbname().unwrap_or("postgres"), config.get_user()?)
+}
+
+/// The first host and port, as the strings libpq keywords would carry.
+pub fn first_host_port(config: &Config) -> (String, u16) {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(s)) => s.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    (host, config.get_ports().first().copied().unwrap_or(5432))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_conninfo() {
+        let args = ConnArgs {
+            host: Some("/tmp/sock".into()),
+            port: Some(6000),
+            user: Some("admin".into()),
+            dbname: Some("host=db1 port=5432 user=x dbname=app".into()),
+        };
+        let c = resolve(&args, None).unwrap();
+        assert_eq!(first_host_port(&c), ("/tmp/sock".into(), 6000));
+        assert_eq!(c.get_user(), Some("admin"));
+        assert_eq!(c.get_dbname(), Some("app"));
+    }
+
+    #[test]
+    fn uri_and_unknown_keyword() {
+        let args = ConnArgs { dbname: Some("postgresql://u@h:5544/d".into()), ..Default::default() };
+        let c = resolve(&args, None).unwrap();
+        assert_eq!(first_host_port(&c), ("h".into(), 5544));
+        let bad = ConnArgs { dbname: Some("host=h bogus=1".into()), ..Default::default() };
+        assert_eq!(resolve(&bad, None).unwrap_err().code, Code::UnknownConninfoKeyword);
+    }
+}

@@ -1,0 +1,143 @@
+//! Server access: how a command finds and connects to a PostgreSQL server,
+//! and the few SQL helpers every command shares.
+
+pub mod conninfo;
+pub mod pgpass;
+pub mod pidfile;
+pub mod scram;
+pub mod sql;
+
+use crate::error::{Code, Error, Result};
+use std::time::Duration;
+use tokio_postgres::{Client, Config, NoTls};
+
+/// A connected session plus what every command asks first.
+pub struct Session {
+    pub client: Client,
+    pub version_num: u32,
+    /// Where we connected, for messages ("host=/run/postgresql port=5432").
+    pub target: String,
+}
+
+/// Connect, spawn the connection driver, and read the server version.
+pub async fn connect(config: &Config, timeout: Option<Duration>) -> Result<Session> {
+    let mut config = config.clone();
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(timeout.unwrap_or(Duration::from_secs(10)));
+    }
+    let target = describe(&config);
+    let fut = config.connect(NoTls);
+    let res = match timeout {
+        Some(t) => tokio::time::timeout(t, fut)
+            .await
+            .map_err(|_| Error::new(Code::Timeout, format!("{target}: no answer within {}s", t.as_secs_f64())))?,
+        None => fut.await,
+    };
+    let (client, connection) = res.map_err(|e| connect_error(&target, &e))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| query_error(&target, &e))?;
+    let version_num = row.get::<_, i32>(0) as u32;
+    Ok(Session {
+        client,
+        version_num,
+        target,
+    })
+}
+
+/// "host=/tmp port=5432 user=postgres" — never includes the password.
+pub fn describe(config: &Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(s) => s.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = config.get_ports().iter().map(|p| p.to_string()).collect();
+    let mut s = format!("host={} port={}", hosts.join(","), if ports.is_empty() { "5432".into() } else { ports.join(",") });
+    if let Some(u) = config.get_user() {
+        s.push_str(&format!(" user={u}"));
+    }
+    s
+}
+
+/// The server's own words where there are some, classified so the caller
+/// can tell "wrong password" from "not listening".
+pub fn connect_error(target: &str, e: &tokio_postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let msg = format!("{target}: {}", db.message());
+        return match db.code().code() {
+            "28P01" => Error::new(Code::AuthenticationFailed, msg)
+                .hint("check the password in the password file, ~/.pgpass or PGPASSWORD"),
+            "28000" => Error::new(Code::HbaRejected, msg)
+                .hint("add a matching line to pg_hba.conf on the server (pgrepctl init-master does this for replication) and reload"),
+            "3D000" => Error::new(Code::ConnectionFailed, msg).hint("pass an existing database with -d"),
+            "57P03" => Error::new(Code::ServerNotRunning, msg).hint("the server is starting up or shutting down; try again shortly"),
+            _ => Error::new(Code::ConnectionFailed, msg),
+        };
+    }
+    let text = error_chain(e);
+    if text.contains("password missing") {
+        return Error::new(Code::AuthenticationFailed, format!("{target}: the server asks for a password and none was given"))
+            .hint("put it in ~/.pgpass (mode 0600) or PGPASSFILE, or set PGPASSWORD");
+    }
+    Error::new(Code::ConnectionFailed, format!("cannot connect to {target}: {text}"))
+        .hint("check that the server is running and that host and port are right")
+}
+
+pub fn query_error(target: &str, e: &tokio_postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut err = Error::new(Code::Internal, format!("{target}: {}", db.message()));
+            if let Some(h) = db.hint() {
+                err = err.hint(h.to_string());
+            }
+            err.code = match db.code().code() {
+                "42501" => Code::NotSuperuser,
+                "25006" => Code::NotAStandby,
+                _ => Code::ToolFailed,
+            };
+            err
+        }
+        None => Error::new(Code::ConnectionFailed, format!("{target}: {}", error_chain(e))),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let cs = c.to_string();
+        if !s.contains(&cs) {
+            s.push_str(": ");
+            s.push_str(&cs);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// "15.4" style, for messages.
+pub fn version_string(num: u32) -> String {
+    format!("{}", num / 10000)
+}
+
+pub const MIN_VERSION: u32 = 100000;
+pub const MAX_VERSION: u32 = 189999;
+
+pub fn check_supported(version_num: u32) -> Result<()> {
+    if !(MIN_VERSION..=MAX_VERSION).contains(&version_num) {
+        return Err(Error::new(
+            Code::UnsupportedVersion,
+            format!("PostgreSQL server version {version_num} is not supported"),
+        )
+        .hint("pgrepctl supports PostgreSQL 10 to 18"));
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `postmaster.pid`: how a command finds the running server of a data
+//! directory without being told a host or port, and how it knows a
+//! postmaster is live before touching that directory.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct PidFile {
+    pub pid: i32,
+    pub data_dir: PathBuf,
+    pub port: u16,
+    /// First of `unix_socket_directories`; empty when sockets are off.
+    pub socket_dir: String,
+    /// First of `listen_addresses` ("*" or an address), for the TCP fallback.
+    pub listen_addr: String,
+}
+
+/// Lines: pid, datadir, start time, port, socket dir, listen addr, shmem key, status.
+pub fn parse(text: &str) -> Option<PidFile> {
+    let lines: Vec<&str> = text.lines().collect();
+    Some(PidFile {
+        pid: lines.first()?.trim().parse().ok()?,
+        data_dir: PathBuf::from(lines.get(1)?.trim()),
+        port: lines.get(3)?.trim().parse().ok()?,
+        socket_dir: lines.get(4).map(|s| s.trim().to_string()).unwrap_or_default(),
+        listen_addr: lines.get(5).map(|s| s.trim().to_string()).unwrap_or_default(),
+    })
+}
+
+/// The postmaster of `data_dir`, only when its process is alive: a stale
+/// pid file after a crash must not be mistaken for a running server.
+pub fn running(data_dir: &Path) -> Option<PidFile> {
+    let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    let pf = parse(&text)?;
+    if pid_alive(pf.pid) { Some(pf) } else { None }
+}
+
+/// Whether a pid file exists at all (stale or not).
+pub fn exists(data_dir: &Path) -> bool {
+    data_dir.join("postmaster.pid").exists()
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    if pid <= 0 {
+        return false;
+    }
+    match kill(Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_postmaster_format() {
+        let t = "4242\n/var/lib/postgresql/15/main\n1700000000\n5433\n/var/run/postgresql\n*\n  5433001     32768\nready   \n";
+        let p = parse(t).unwrap();
+        assert_eq!((p.pid, p.port), (4242, 5433));
+        assert_eq!(p.socket_dir, "/var/run/postgresql");
+        assert_eq!(p.listen_addr, "*");
+        assert!(parse("garbage").is_none());
+    }
+}

@@ -1,0 +1,191 @@
+//! Rendering, in one place: what a command did (or would do) as text for a
+//! person, or as the one JSON object scripts and Ansible read. Commands
+//! compute an [`Outcome`]; they never print results themselves.
+
+use crate::error::Error;
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    File,
+    Sql,
+    Service,
+}
+
+/// One change, as reported: applied, or planned under `--dry-run`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    pub summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// What a mutating command reports. `changed` is derived, never set by hand,
+/// so it cannot disagree with `changes`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub command: &'static str,
+    pub ok: bool,
+    pub changed: bool,
+    pub dry_run: bool,
+    pub changes: Vec<Change>,
+    pub restart_required: bool,
+    pub warnings: Vec<String>,
+    /// Command-specific facts (restart command, standby LSNs, …).
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Outcome {
+    pub fn new(command: &'static str, dry_run: bool) -> Self {
+        Outcome {
+            command,
+            ok: true,
+            changed: false,
+            dry_run,
+            changes: vec![],
+            restart_required: false,
+            warnings: vec![],
+            details: Default::default(),
+        }
+    }
+
+    pub fn push(&mut self, change: Change) {
+        self.changes.push(change);
+        self.changed = true;
+    }
+
+    pub fn detail(&mut self, key: &str, value: impl Serialize) {
+        self.details.insert(key.to_string(), serde_json::to_value(value).unwrap_or_default());
+    }
+}
+
+#[derive(Serialize)]
+struct Failure<'a> {
+    command: &'a str,
+    ok: bool,
+    changed: bool,
+    error: &'a Error,
+    warnings: &'a [String],
+}
+
+/// Output choices that hold for the whole run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Printer {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+    pub progress: bool,
+}
+
+impl Printer {
+    /// A log line for a person watching; always stderr so stdout stays clean.
+    pub fn info(&self, msg: impl AsRef<str>) {
+        if !self.quiet && !self.json || self.verbose > 0 {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    pub fn debug(&self, msg: impl AsRef<str>) {
+        if self.verbose > 0 {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    pub fn outcome(&self, o: &Outcome) {
+        if self.json {
+            print_json(o);
+            return;
+        }
+        let mut out = String::new();
+        let n = o.changes.len();
+        let verb = if o.dry_run { "would make" } else { "made" };
+        if n == 0 {
+            out.push_str(&format!("{}: nothing to change\n", o.command));
+        } else {
+            out.push_str(&format!(
+                "{}: {verb} {n} change{}{}\n",
+                o.command,
+                if n == 1 { "" } else { "s" },
+                if o.dry_run { " (dry run: nothing was changed)" } else { "" }
+            ));
+        }
+        for c in &o.changes {
+            let kind = match c.kind {
+                Kind::File => "file",
+                Kind::Sql => "sql",
+                Kind::Service => "service",
+            };
+            match &c.path {
+                Some(p) => out.push_str(&format!("  {kind:<7} {}: {}\n", p.display(), c.summary)),
+                None => out.push_str(&format!("  {kind:<7} {}\n", c.summary)),
+            }
+            if let (Some(d), false) = (&c.diff, self.quiet) {
+                for line in d.lines() {
+                    out.push_str(&format!("          {line}\n"));
+                }
+            }
+        }
+        for w in &o.warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
+        if o.restart_required {
+            if let Some(cmd) = o.details.get("restart_command").and_then(|v| v.as_str()) {
+                out.push_str(&format!("restart required: run `{cmd}` (or rerun with --restart=if-needed)\n"));
+            } else {
+                out.push_str("restart required\n");
+            }
+        }
+        if self.quiet {
+            // Quiet keeps only warnings and the restart note.
+            out = out
+                .lines()
+                .filter(|l| l.starts_with("warning:") || l.starts_with("restart required"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+        }
+        write_stdout(&out);
+    }
+
+    /// Failures: JSON on stdout with `--json`, and always one line (plus a
+    /// HINT line) on stderr, so Ansible shows pgrepctl's own words.
+    pub fn failure(&self, command: &str, err: &Error, warnings: &[String]) {
+        if self.json {
+            print_json(&Failure { command, ok: false, changed: false, error: err, warnings });
+        }
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        eprintln!("error: {}", err.message);
+        if let Some(h) = &err.hint {
+            eprintln!("HINT: {h}");
+        }
+    }
+}
+
+pub fn print_json(v: &impl Serialize) {
+    let s = serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"ok\":false,\"error\":{{\"code\":\"INTERNAL\",\"message\":\"{e}\"}}}}"));
+    write_stdout(&format!("{s}\n"));
+}
+
+/// A closed pipe (`pgrepctl check | head -1`) is not an error worth a panic.
+pub fn write_stdout(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
+}
+
+/// A unified diff of one file, with paths a reader can apply with `patch`.
+pub fn diff(path: &std::path::Path, old: &str, new: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(2)
+        .header(&format!("{} (before)", path.display()), &format!("{} (after)", path.display()))
+        .to_string()
+}

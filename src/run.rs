@@ -1,0 +1,86 @@
+//! Dispatch: from parsed arguments to a command, and from its result to
+//! output and the exit code. The one place exit codes are decided.
+
+use crate::cli::{Cli, Command};
+use crate::error::{Code, Error};
+use crate::report::Printer;
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Exit codes of mutating commands (see the man page, EXIT STATUS).
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let printer = Printer {
+        json: cli.global.json,
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+        progress: !cli.global.no_progress && !cli.global.json,
+    };
+    let name = cli.command.name();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            printer.failure(name, &Error::new(Code::Internal, format!("cannot start runtime: {e}")), &[]);
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::InitMaster(args) => crate::commands::init_master::run(args, &printer).await,
+        }
+    });
+    match result {
+        Ok(outcome) => {
+            printer.outcome(&outcome);
+            ExitCode::from(EXIT_OK)
+        }
+        Err(failure) => {
+            printer.failure(name, &failure.error, &failure.warnings);
+            ExitCode::from(if failure.error.code.is_usage() { EXIT_USAGE } else { EXIT_FAILED })
+        }
+    }
+}
+
+/// clap's own errors; with `--json` anywhere on the line, also the JSON
+/// failure object, so Ansible sees a usage mistake as pgrepctl's message.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::from(EXIT_OK);
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let is_check = args.iter().skip(1).find(|a| !a.starts_with('-')).is_some_and(|a| a == "check" || a == "smoke-test");
+    if args.iter().any(|a| a == "--json") {
+        let msg = e.kind().to_string();
+        let detail = e.to_string();
+        let first = detail.lines().next().unwrap_or(&msg).trim_start_matches("error: ").to_string();
+        let code = if e.kind() == ErrorKind::ArgumentConflict { Code::ConflictingFlags } else { Code::Usage };
+        let err = Error::new(code, first).hint("run with --help for usage");
+        let cmd = args.get(1).cloned().unwrap_or_default();
+        Printer { json: true, ..Default::default() }.failure(&cmd, &err, &[]);
+    } else {
+        let _ = e.print();
+    }
+    ExitCode::from(if is_check { 3 } else { EXIT_USAGE })
+}
+
+/// A failed command: the error, plus warnings gathered before it failed.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    pub warnings: Vec<String>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure { error, warnings: vec![] }
+    }
+}

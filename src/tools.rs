@@ -1,0 +1,187 @@
+//! PostgreSQL's own programs (pg_ctl, pg_basebackup, postgres -C, psql):
+//! finding the ones of the right major version, and running them as the
+//! data directory's owner when pgrepctl itself runs as root (PostgreSQL
+//! refuses to run as root, and files it creates must belong to postgres).
+
+use crate::error::{Code, Error, Result};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct BinDir {
+    pub path: PathBuf,
+    pub major: u32,
+}
+
+impl BinDir {
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+/// The major version a bin directory's tools report (`pg_ctl --version`).
+pub fn major_of(dir: &Path) -> Option<u32> {
+    let out = duct::cmd(dir.join("pg_ctl"), ["--version"])
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .run()
+        .ok()?;
+    parse_major(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// "pg_ctl (PostgreSQL) 15.4 (Debian 15.4-1)" -> 15
+pub fn parse_major(version_line: &str) -> Option<u32> {
+    let after = version_line.split(')').nth(1)?.trim();
+    let num = after.split(|c: char| !c.is_ascii_digit()).next()?;
+    num.parse().ok()
+}
+
+/// Find binaries of `major`, in the documented order: `--bindir`, then
+/// `pg_config --bindir`, then Debian's `/usr/lib/postgresql/<major>/bin`,
+/// then `PATH`. Every rejected candidate is explained in the error.
+pub fn find(major: u32, explicit: Option<&Path>) -> Result<BinDir> {
+    let mut tried: Vec<String> = vec![];
+    let mut candidates: Vec<(PathBuf, &str)> = vec![];
+    if let Some(d) = explicit {
+        candidates.push((d.to_path_buf(), "--bindir"));
+    }
+    if let Ok(out) = duct::cmd("pg_config", ["--bindir"]).stdout_capture().stderr_null().unchecked().run() {
+        let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !s.is_empty() {
+            candidates.push((PathBuf::from(s), "pg_config"));
+        }
+    }
+    candidates.push((PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")), "Debian layout"));
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("pg_ctl").exists() {
+                let real = std::fs::canonicalize(dir.join("pg_ctl")).ok();
+                let d = real.and_then(|r| r.parent().map(Path::to_path_buf)).unwrap_or(dir);
+                candidates.push((d, "PATH"));
+            }
+        }
+    }
+    for (dir, source) in candidates {
+        if !dir.join("pg_ctl").exists() {
+            if source == "--bindir" {
+                tried.push(format!("{} ({source}): no pg_ctl there", dir.display()));
+            }
+            continue;
+        }
+        match major_of(&dir) {
+            Some(m) if m == major => return Ok(BinDir { path: dir, major }),
+            Some(m) => tried.push(format!("{} ({source}): PostgreSQL {m}", dir.display())),
+            None => tried.push(format!("{} ({source}): pg_ctl --version failed", dir.display())),
+        }
+    }
+    let found = if tried.is_empty() { "none found".to_string() } else { format!("rejected: {}", tried.join("; ")) };
+    Err(Error::new(
+        Code::ToolNotFound,
+        format!("no PostgreSQL {major} binaries found ({found})"),
+    )
+    .hint(format!("install PostgreSQL {major} (Debian: apt-get install postgresql-{major}) or pass --bindir")))
+}
+
+/// Who PostgreSQL programs run as: the data directory's owner when we are
+/// root, else ourselves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunAs {
+    pub ids: Option<(u32, u32)>,
+}
+
+impl RunAs {
+    pub fn owner_of(path: &Path) -> RunAs {
+        if !nix::unistd::geteuid().is_root() {
+            return RunAs::default();
+        }
+        match std::fs::metadata(path) {
+            Ok(m) if m.uid() != 0 => RunAs { ids: Some((m.uid(), m.gid())) },
+            _ => RunAs::default(),
+        }
+    }
+
+    /// The `postgres` user, for directories that do not exist yet.
+    pub fn postgres_if_root() -> RunAs {
+        if !nix::unistd::geteuid().is_root() {
+            return RunAs::default();
+        }
+        match nix::unistd::User::from_name("postgres") {
+            Ok(Some(u)) => RunAs { ids: Some((u.uid.as_raw(), u.gid.as_raw())) },
+            _ => RunAs::default(),
+        }
+    }
+
+    pub fn user_name(&self) -> Option<String> {
+        let (uid, _) = self.ids?;
+        nix::unistd::User::from_uid(uid.into()).ok().flatten().map(|u| u.name)
+    }
+
+    /// A duct expression for `program args…`, dropped to the owner if needed.
+    pub fn cmd<I, S>(&self, program: impl AsRef<Path>, args: I) -> duct::Expression
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString>,
+    {
+        let mut e = duct::cmd(program.as_ref().as_os_str(), args).dir("/");
+        if let Some((uid, gid)) = self.ids {
+            e = e.before_spawn(move |c| {
+                c.uid(uid).gid(gid);
+                Ok(())
+            });
+            if let Ok(Some(u)) = nix::unistd::User::from_uid(uid.into()) {
+                e = e.env("HOME", u.dir).env("USER", &u.name).env("LOGNAME", &u.name);
+            }
+        }
+        e
+    }
+
+    /// How a DBA would type the same command, for messages.
+    pub fn shell_prefix(&self) -> String {
+        match self.user_name() {
+            Some(u) => format!("runuser -u {u} -- "),
+            None => String::new(),
+        }
+    }
+}
+
+/// Run to completion, capturing output; a failure carries the program's
+/// stderr, framed, because that is where PostgreSQL tools say what broke.
+pub fn run(expr: duct::Expression, what: &str) -> Result<String> {
+    let out = expr
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .map_err(|e| Error::new(Code::ToolFailed, format!("{what}: cannot start: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::new(
+            Code::ToolFailed,
+            format!("{what} failed ({}): {}", out.status, framed(&out.stderr, &out.stdout)),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The last lines of a child's output, joined for a one-line error.
+pub fn framed(stderr: &[u8], stdout: &[u8]) -> String {
+    let text = if stderr.iter().any(|b| !b.is_ascii_whitespace()) { stderr } else { stdout };
+    let s = String::from_utf8_lossy(text);
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(6)..];
+    tail.join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tool_versions() {
+        assert_eq!(parse_major("pg_ctl (PostgreSQL) 15.4 (Debian 15.4-1.pgdg120+1)"), Some(15));
+        assert_eq!(parse_major("pg_ctl (PostgreSQL) 10.23"), Some(10));
+        assert_eq!(parse_major("pg_ctl (PostgreSQL) 18beta1"), Some(18));
+        assert_eq!(parse_major("nonsense"), None);
+    }
+}

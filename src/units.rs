@@ -1,0 +1,95 @@
+//! Sizes and durations as users type them on the command line (`1GB`,
+//! `16MB`, `30s`, `500ms`), with PostgreSQL's 1024-based memory units.
+
+use std::time::Duration;
+
+/// Bytes, 1024-based like PostgreSQL (`kB`, `MB`, `GB`, `TB`); a bare
+/// number is bytes. Case-insensitive so `1gb` is not a surprise.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number with a unit, like 16MB or 1GB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        "t" | "tb" => 1 << 40,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {s:?}: use B, kB, MB, GB or TB"
+            ));
+        }
+    };
+    Ok((num * mult as f64).round() as u64)
+}
+
+/// Seconds by default; `ms`, `s`, `min`/`m`, `h` accepted.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected a number with a unit, like 30s or 500ms"))?;
+    let secs = match unit.trim().to_ascii_lowercase().as_str() {
+        "ms" => num / 1000.0,
+        "" | "s" | "sec" => num,
+        "m" | "min" => num * 60.0,
+        "h" => num * 3600.0,
+        other => {
+            return Err(format!(
+                "invalid duration unit {other:?} in {s:?}: use ms, s, min or h"
+            ));
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The inverse of [`parse_bytes`] for messages: the largest exact unit.
+pub fn format_bytes(b: u64) -> String {
+    for (unit, size) in [("TB", 1u64 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)] {
+        if b >= size && b % size == 0 {
+            return format!("{}{unit}", b / size);
+        }
+    }
+    format!("{b}B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("1GB").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("16mb").unwrap(), 16 << 20);
+        assert_eq!(parse_bytes("512kB").unwrap(), 512 << 10);
+        assert_eq!(parse_bytes("100").unwrap(), 100);
+        assert_eq!(parse_bytes("1.5GB").unwrap(), 3 << 29);
+        assert!(parse_bytes("ten").is_err());
+        assert!(parse_bytes("1PB").is_err());
+        assert_eq!(format_bytes(1 << 30), "1GB");
+        assert_eq!(format_bytes(1536 << 20), "1536MB");
+        assert_eq!(format_bytes(7), "7B");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2min").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert!(parse_duration("5 fortnights").is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! Real PostgreSQL clusters for tests: initdb'd into a private temp dir,
+//! listening on a free loopback port and a private socket directory, run as
+//! the `postgres` OS user when the tests run as root, and stopped on drop —
+//! also when the test panics. The PostgreSQL bin directory is a parameter
+//! (`PGREPCTL_TEST_BINDIR`) so the same suite runs on every major.
+
+#![allow(dead_code)]
+
+pub mod run;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU16, Ordering};
+
+pub use run::{pgrepctl, pgrepctl_env_as, Run};
+
+/// The bin directory under test: `PGREPCTL_TEST_BINDIR`, else Debian's 15.
+pub fn bindir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PGREPCTL_TEST_BINDIR") {
+        return PathBuf::from(d);
+    }
+    for major in [15, 16, 17, 14, 18, 13, 12, 11, 10] {
+        let d = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
+        if d.join("initdb").exists() {
+            return d;
+        }
+    }
+    panic!("no PostgreSQL found: set PGREPCTL_TEST_BINDIR or install postgresql-15");
+}
+
+pub fn major(bindir: &Path) -> u32 {
+    let out = Command::new(bindir.join("pg_ctl")).arg("--version").output().expect("pg_ctl --version");
+    let s = String::from_utf8_lossy(&out.stdout);
+    let v = s.split(')').nth(1).unwrap_or("").trim();
+    v.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// uid/gid of `postgres` when we are root (PostgreSQL refuses root).
+pub fn pg_ids() -> Option<(u32, u32)> {
+    if !is_root() {
+        return None;
+    }
+    let u = nix::unistd::User::from_name("postgres").unwrap().expect("a postgres OS user");
+    Some((u.uid.as_raw(), u.gid.as_raw()))
+}
+
+/// A command run as the PostgreSQL OS user.
+pub fn as_pg(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.current_dir("/");
+    if let Some((uid, gid)) = pg_ids() {
+        c.uid(uid).gid(gid);
+        c.env("HOME", "/var/lib/postgresql");
+    }
+    c
+}
+
+pub fn chown_pg(path: &Path) {
+    if let Some((uid, gid)) = pg_ids() {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    }
+}
+
+pub fn check(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A loopback port nobody listens on. Ports are handed out from a
+/// per-process range so parallel tests in one run never pick the same one.
+pub fn free_port() -> u16 {
+    let _ = NEXT_PORT.compare_exchange(0, 20000 + (std::process::id() % 400) as u16 * 100, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let p = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() && std::net::TcpListener::bind(("::1", p)).map(|_| true).unwrap_or(true) {
+            return p;
+        }
+    }
+}
+
+/// A temp dir the postgres user can traverse.
+pub fn tempdir() -> tempfile::TempDir {
+    let t = tempfile::Builder::new().prefix("pgrepctl-t").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    t
+}
+
+pub struct Cluster {
+    pub tmp: tempfile::TempDir,
+    pub data: PathBuf,
+    pub sock: PathBuf,
+    pub log: PathBuf,
+    pub port: u16,
+    pub bindir: PathBuf,
+    pub major: u32,
+}
+
+#[derive(Default)]
+pub struct Builder {
+    initdb_args: Vec<String>,
+    conf: Vec<String>,
+    hba: Option<String>,
+    start: bool,
+    bindir: Option<PathBuf>,
+}
+
+impl Builder {
+    pub fn initdb_arg(mut self, a: &str) -> Self {
+        self.initdb_args.push(a.into());
+        self
+    }
+    /// Lines appended to postgresql.conf before the first start.
+    pub fn conf(mut self, line: &str) -> Self {
+        self.conf.push(line.into());
+        self
+    }
+    /// Replace pg_hba.conf before the first start.
+    pub fn hba(mut self, text: &str) -> Self {
+        self.hba = Some(text.into());
+        self
+    }
+    pub fn bindir(mut self, d: &Path) -> Self {
+        self.bindir = Some(d.to_path_buf());
+        self
+    }
+    pub fn stopped(mut self) -> Self {
+        self.start = false;
+        self
+    }
+    pub fn init(self) -> Cluster {
+        let bindir = self.bindir.clone().unwrap_or_else(bindir);
+        let tmp = tempdir();
+        let data = tmp.path().join("data");
+        let sock = tmp.path().join("sock");
+        std::fs::create_dir(&sock).unwrap();
+        chown_pg(&sock);
+        let mut c = as_pg(bindir.join("initdb"));
+        c.args(["-D"]).arg(&data).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
+        c.args(&self.initdb_args);
+        check(c.output().unwrap(), "initdb");
+        let mut cluster = Cluster {
+            log: tmp.path().join("server.log"),
+            tmp,
+            data,
+            sock,
+            port: 0,
+            major: major(&bindir),
+            bindir,
+        };
+        if !self.conf.is_empty() {
+            let mut text = std::fs::read_to_string(cluster.conf_path()).unwrap();
+            for l in &self.conf {
+                text.push_str(l);
+                text.push('\n');
+            }
+            cluster.write_as_pg(&cluster.conf_path(), &text);
+        }
+        if let Some(h) = &self.hba {
+            cluster.write_as_pg(&cluster.hba_path(), h);
+        }
+        if self.start {
+            cluster.start();
+        }
+        cluster
+    }
+}
+
+impl Cluster {
+    pub fn builder() -> Builder {
+        Builder { start: true, ..Default::default() }
+    }
+
+    /// A default initdb cluster, started.
+    pub fn new() -> Cluster {
+        Cluster::builder().init()
+    }
+
+    pub fn conf_path(&self) -> PathBuf {
+        self.data.join("postgresql.conf")
+    }
+    pub fn hba_path(&self) -> PathBuf {
+        self.data.join("pg_hba.conf")
+    }
+
+    pub fn write_as_pg(&self, path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+        chown_pg(path);
+    }
+
+    pub fn start(&mut self) {
+        for attempt in 0..5 {
+            if self.port == 0 || attempt > 0 {
+                self.port = free_port();
+            }
+            let opts = format!("-p {} -k {} -c fsync=off", self.port, self.sock.display());
+            let out = as_pg(self.bindir.join("pg_ctl"))
+                .arg("-D").arg(&self.data)
+                .arg("-l").arg(&self.log)
+                .args(["-w", "-t", "60", "-o", &opts, "start"])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return;
+            }
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if !log.contains("could not bind") && !log.contains("in use") {
+                panic!("pg_ctl start failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        panic!("no free port for PostgreSQL");
+    }
+
+    pub fn stop(&self) {
+        let _ = as_pg(self.bindir.join("pg_ctl"))
+            .arg("-D").arg(&self.data)
+            .args(["-m", "fast", "-w", "-t", "60", "stop"])
+            .output();
+    }
+
+    pub fn running(&self) -> bool {
+        as_pg(self.bindir.join("pg_ctl")).arg("-D").arg(&self.data).arg("status").output().unwrap().status.success()
+    }
+
+    /// Run SQL as the superuser over the private socket; panics on error.
+    pub fn sql(&self, q: &str) -> String {
+        self.try_sql(q).unwrap_or_else(|e| panic!("SQL failed: {q}\n{e}"))
+    }
+
+    pub fn try_sql(&self, q: &str) -> Result<String, String> {
+        self.psql(&[], q)
+    }
+
+    pub fn psql(&self, conninfo: &[(&str, &str)], q: &str) -> Result<String, String> {
+        let mut ci = format!("host={} port={} user=postgres dbname=postgres", self.sock.display(), self.port);
+        for (k, v) in conninfo {
+            ci.push_str(&format!(" {k}='{v}'"));
+        }
+        let out = Command::new(psql_bin(&self.bindir))
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", &ci, "-c", q])
+            .env_remove("PGPASSWORD")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// The superuser connection string pgrepctl's `-d` takes.
+    pub fn conninfo(&self) -> String {
+        format!("host={} port={} user=postgres dbname=postgres", self.sock.display(), self.port)
+    }
+}
+
+/// psql from the bin dir, else the system's (a client works across majors).
+pub fn psql_bin(bindir: &Path) -> PathBuf {
+    let p = bindir.join("psql");
+    if p.exists() { p } else { PathBuf::from("psql") }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = as_pg(self.bindir.join("pg_ctl"))
+            .arg("-D").arg(&self.data)
+            .args(["-m", "immediate", "-w", "-t", "30", "stop"])
+            .output();
+    }
+}
+
+/// sha256-free fingerprint of files for "nothing changed" assertions:
+/// full contents plus the directory listing (catches stray backups).
+pub fn snapshot(paths: &[&Path]) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    let mut out = vec![];
+    for p in paths {
+        out.push((p.to_path_buf(), std::fs::read(p).ok()));
+        if let Some(dir) = p.parent() {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            names.retain(|n| n.contains("pgrepctl") || n.ends_with(".conf"));
+            names.sort();
+            out.push((dir.join("<listing>"), Some(names.join("\n").into_bytes())));
+        }
+    }
+    out
+}

@@ -1,0 +1,5 @@
+//! One integration test binary (faster to build, shared harness).
+
+mod harness;
+mod init_master;
+mod init_master_bad_input;
