@@ -34,13 +34,21 @@ pub struct Global {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)
-    InitMaster(commands::init_master::Args),
+    InitMaster(Box<commands::init_master::Args>),
+    /// Write the man pages and shell completions under DIR (for packagers)
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Project root to write man/ and completions/ into
+        #[arg(default_value = ".")]
+        dir: std::path::PathBuf,
+    },
 }
 
 impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::InitMaster(_) => "init-master",
+            Command::GenerateDocs { .. } => "generate-docs",
         }
     }
 }

@@ -25,8 +25,14 @@ pub fn backup_path(path: &Path) -> PathBuf {
 pub fn atomic_write(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = parent(path);
     let meta = fs::metadata(path).ok();
-    let mode = meta.as_ref().map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o600);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mode = meta
+        .as_ref()
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o600);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.pgrepctl-tmp.{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = OpenOptions::new()
@@ -37,7 +43,9 @@ pub fn atomic_write(path: &Path, contents: &[u8]) -> Result<()> {
         f.write_all(contents)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         if let Some(m) = &meta {
-            if m.uid() != nix::unistd::geteuid().as_raw() || m.gid() != nix::unistd::getegid().as_raw() {
+            if m.uid() != nix::unistd::geteuid().as_raw()
+                || m.gid() != nix::unistd::getegid().as_raw()
+            {
                 std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))?;
             }
         }
@@ -48,8 +56,11 @@ pub fn atomic_write(path: &Path, contents: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(Error::io(format!("cannot write {}", path.display()), e)
-            .hint("check that the file and its directory are writable by the user running pgrepctl"));
+        return Err(
+            Error::io(format!("cannot write {}", path.display()), e).hint(
+                "check that the file and its directory are writable by the user running pgrepctl",
+            ),
+        );
     }
     Ok(())
 }
@@ -67,7 +78,8 @@ pub fn backup_once(path: &Path, original: &[u8]) -> Result<Option<PathBuf>> {
 
 /// Write a new file with the mode and owner of `like`.
 fn atomic_write_new(path: &Path, contents: &[u8], like: &Path) -> Result<()> {
-    let meta = fs::metadata(like).map_err(|e| Error::io(format!("cannot read {}", like.display()), e))?;
+    let meta =
+        fs::metadata(like).map_err(|e| Error::io(format!("cannot read {}", like.display()), e))?;
     // Create an empty file with the right identity, then replace atomically.
     let f = OpenOptions::new()
         .write(true)
@@ -107,8 +119,11 @@ pub fn check_writable(path: &Path) -> Result<()> {
 
 pub fn read_to_string(path: &Path) -> Result<String> {
     fs::read_to_string(path).map_err(|e| {
-        Error::new(Code::FileUnreadable, format!("cannot read {}: {e}", path.display()))
-            .hint("run pgrepctl as the PostgreSQL OS user (usually postgres) or as root")
+        Error::new(
+            Code::FileUnreadable,
+            format!("cannot read {}: {e}", path.display()),
+        )
+        .hint("run pgrepctl as the PostgreSQL OS user (usually postgres) or as root")
     })
 }
 
@@ -124,8 +139,14 @@ mod tests {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
         atomic_write(&p, b"a = 2\n").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "a = 2\n");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod commands;
 pub mod conf;
+pub mod docs;
 pub mod error;
 pub mod fsutil;
 pub mod pg;

@@ -62,7 +62,10 @@ impl Outcome {
     }
 
     pub fn detail(&mut self, key: &str, value: impl Serialize) {
-        self.details.insert(key.to_string(), serde_json::to_value(value).unwrap_or_default());
+        self.details.insert(
+            key.to_string(),
+            serde_json::to_value(value).unwrap_or_default(),
+        );
     }
 }
 
@@ -113,7 +116,11 @@ impl Printer {
                 "{}: {verb} {n} change{}{}\n",
                 o.command,
                 if n == 1 { "" } else { "s" },
-                if o.dry_run { " (dry run: nothing was changed)" } else { "" }
+                if o.dry_run {
+                    " (dry run: nothing was changed)"
+                } else {
+                    ""
+                }
             ));
         }
         for c in &o.changes {
@@ -137,7 +144,9 @@ impl Printer {
         }
         if o.restart_required {
             if let Some(cmd) = o.details.get("restart_command").and_then(|v| v.as_str()) {
-                out.push_str(&format!("restart required: run `{cmd}` (or rerun with --restart=if-needed)\n"));
+                out.push_str(&format!(
+                    "restart required: run `{cmd}` (or rerun with --restart=if-needed)\n"
+                ));
             } else {
                 out.push_str("restart required\n");
             }
@@ -157,7 +166,13 @@ impl Printer {
     /// HINT line) on stderr, so Ansible shows pgrepctl's own words.
     pub fn failure(&self, command: &str, err: &Error, warnings: &[String]) {
         if self.json {
-            print_json(&Failure { command, ok: false, changed: false, error: err, warnings });
+            print_json(&Failure {
+                command,
+                ok: false,
+                changed: false,
+                error: err,
+                warnings,
+            });
         }
         for w in warnings {
             eprintln!("warning: {w}");
@@ -170,7 +185,9 @@ impl Printer {
 }
 
 pub fn print_json(v: &impl Serialize) {
-    let s = serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"ok\":false,\"error\":{{\"code\":\"INTERNAL\",\"message\":\"{e}\"}}}}"));
+    let s = serde_json::to_string(v).unwrap_or_else(|e| {
+        format!("{{\"ok\":false,\"error\":{{\"code\":\"INTERNAL\",\"message\":\"{e}\"}}}}")
+    });
     write_stdout(&format!("{s}\n"));
 }
 
@@ -186,6 +203,9 @@ pub fn diff(path: &std::path::Path, old: &str, new: &str) -> String {
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(2)
-        .header(&format!("{} (before)", path.display()), &format!("{} (after)", path.display()))
+        .header(
+            &format!("{} (before)", path.display()),
+            &format!("{} (after)", path.display()),
+        )
         .to_string()
 }

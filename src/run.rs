@@ -24,16 +24,24 @@ pub fn main() -> ExitCode {
         progress: !cli.global.no_progress && !cli.global.json,
     };
     let name = cli.command.name();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
-            printer.failure(name, &Error::new(Code::Internal, format!("cannot start runtime: {e}")), &[]);
+            printer.failure(
+                name,
+                &Error::new(Code::Internal, format!("cannot start runtime: {e}")),
+                &[],
+            );
             return ExitCode::from(EXIT_FAILED);
         }
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::InitMaster(args) => crate::commands::init_master::run(args, &printer).await,
+            Command::InitMaster(args) => crate::commands::init_master::run(*args, &printer).await,
+            Command::GenerateDocs { dir } => generate_docs(&dir),
         }
     });
     match result {
@@ -43,7 +51,11 @@ pub fn main() -> ExitCode {
         }
         Err(failure) => {
             printer.failure(name, &failure.error, &failure.warnings);
-            ExitCode::from(if failure.error.code.is_usage() { EXIT_USAGE } else { EXIT_FAILED })
+            ExitCode::from(if failure.error.code.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILED
+            })
         }
     }
 }
@@ -57,15 +69,32 @@ fn usage_error(e: clap::Error) -> ExitCode {
         return ExitCode::from(EXIT_OK);
     }
     let args: Vec<String> = std::env::args().collect();
-    let is_check = args.iter().skip(1).find(|a| !a.starts_with('-')).is_some_and(|a| a == "check" || a == "smoke-test");
+    let is_check = args
+        .iter()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .is_some_and(|a| a == "check" || a == "smoke-test");
     if args.iter().any(|a| a == "--json") {
         let msg = e.kind().to_string();
         let detail = e.to_string();
-        let first = detail.lines().next().unwrap_or(&msg).trim_start_matches("error: ").to_string();
-        let code = if e.kind() == ErrorKind::ArgumentConflict { Code::ConflictingFlags } else { Code::Usage };
+        let first = detail
+            .lines()
+            .next()
+            .unwrap_or(&msg)
+            .trim_start_matches("error: ")
+            .to_string();
+        let code = if e.kind() == ErrorKind::ArgumentConflict {
+            Code::ConflictingFlags
+        } else {
+            Code::Usage
+        };
         let err = Error::new(code, first).hint("run with --help for usage");
         let cmd = args.get(1).cloned().unwrap_or_default();
-        Printer { json: true, ..Default::default() }.failure(&cmd, &err, &[]);
+        Printer {
+            json: true,
+            ..Default::default()
+        }
+        .failure(&cmd, &err, &[]);
     } else {
         let _ = e.print();
     }
@@ -81,6 +110,23 @@ pub struct Failure {
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
-        Failure { error, warnings: vec![] }
+        Failure {
+            error,
+            warnings: vec![],
+        }
     }
+}
+
+fn generate_docs(dir: &std::path::Path) -> Result<crate::report::Outcome, Failure> {
+    let files = crate::docs::write_all(dir).map_err(|e| Error::io("cannot write the docs", e))?;
+    let mut o = crate::report::Outcome::new("generate-docs", false);
+    for f in files {
+        o.push(crate::report::Change {
+            kind: crate::report::Kind::File,
+            path: Some(f),
+            summary: "written".into(),
+            diff: None,
+        });
+    }
+    Ok(o)
 }

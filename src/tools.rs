@@ -47,18 +47,28 @@ pub fn find(major: u32, explicit: Option<&Path>) -> Result<BinDir> {
     if let Some(d) = explicit {
         candidates.push((d.to_path_buf(), "--bindir"));
     }
-    if let Ok(out) = duct::cmd("pg_config", ["--bindir"]).stdout_capture().stderr_null().unchecked().run() {
+    if let Ok(out) = duct::cmd("pg_config", ["--bindir"])
+        .stdout_capture()
+        .stderr_null()
+        .unchecked()
+        .run()
+    {
         let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if out.status.success() && !s.is_empty() {
             candidates.push((PathBuf::from(s), "pg_config"));
         }
     }
-    candidates.push((PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")), "Debian layout"));
+    candidates.push((
+        PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")),
+        "Debian layout",
+    ));
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             if dir.join("pg_ctl").exists() {
                 let real = std::fs::canonicalize(dir.join("pg_ctl")).ok();
-                let d = real.and_then(|r| r.parent().map(Path::to_path_buf)).unwrap_or(dir);
+                let d = real
+                    .and_then(|r| r.parent().map(Path::to_path_buf))
+                    .unwrap_or(dir);
                 candidates.push((d, "PATH"));
             }
         }
@@ -73,15 +83,24 @@ pub fn find(major: u32, explicit: Option<&Path>) -> Result<BinDir> {
         match major_of(&dir) {
             Some(m) if m == major => return Ok(BinDir { path: dir, major }),
             Some(m) => tried.push(format!("{} ({source}): PostgreSQL {m}", dir.display())),
-            None => tried.push(format!("{} ({source}): pg_ctl --version failed", dir.display())),
+            None => tried.push(format!(
+                "{} ({source}): pg_ctl --version failed",
+                dir.display()
+            )),
         }
     }
-    let found = if tried.is_empty() { "none found".to_string() } else { format!("rejected: {}", tried.join("; ")) };
+    let found = if tried.is_empty() {
+        "none found".to_string()
+    } else {
+        format!("rejected: {}", tried.join("; "))
+    };
     Err(Error::new(
         Code::ToolNotFound,
         format!("no PostgreSQL {major} binaries found ({found})"),
     )
-    .hint(format!("install PostgreSQL {major} (Debian: apt-get install postgresql-{major}) or pass --bindir")))
+    .hint(format!(
+        "install PostgreSQL {major} (Debian: apt-get install postgresql-{major}) or pass --bindir"
+    )))
 }
 
 /// Who PostgreSQL programs run as: the data directory's owner when we are
@@ -97,7 +116,9 @@ impl RunAs {
             return RunAs::default();
         }
         match std::fs::metadata(path) {
-            Ok(m) if m.uid() != 0 => RunAs { ids: Some((m.uid(), m.gid())) },
+            Ok(m) if m.uid() != 0 => RunAs {
+                ids: Some((m.uid(), m.gid())),
+            },
             _ => RunAs::default(),
         }
     }
@@ -108,14 +129,19 @@ impl RunAs {
             return RunAs::default();
         }
         match nix::unistd::User::from_name("postgres") {
-            Ok(Some(u)) => RunAs { ids: Some((u.uid.as_raw(), u.gid.as_raw())) },
+            Ok(Some(u)) => RunAs {
+                ids: Some((u.uid.as_raw(), u.gid.as_raw())),
+            },
             _ => RunAs::default(),
         }
     }
 
     pub fn user_name(&self) -> Option<String> {
         let (uid, _) = self.ids?;
-        nix::unistd::User::from_uid(uid.into()).ok().flatten().map(|u| u.name)
+        nix::unistd::User::from_uid(uid.into())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
     }
 
     /// A duct expression for `program args…`, dropped to the owner if needed.
@@ -131,7 +157,10 @@ impl RunAs {
                 Ok(())
             });
             if let Ok(Some(u)) = nix::unistd::User::from_uid(uid.into()) {
-                e = e.env("HOME", u.dir).env("USER", &u.name).env("LOGNAME", &u.name);
+                e = e
+                    .env("HOME", u.dir)
+                    .env("USER", &u.name)
+                    .env("LOGNAME", &u.name);
             }
         }
         e
@@ -158,7 +187,11 @@ pub fn run(expr: duct::Expression, what: &str) -> Result<String> {
     if !out.status.success() {
         return Err(Error::new(
             Code::ToolFailed,
-            format!("{what} failed ({}): {}", out.status, framed(&out.stderr, &out.stdout)),
+            format!(
+                "{what} failed ({}): {}",
+                out.status,
+                framed(&out.stderr, &out.stdout)
+            ),
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -166,7 +199,11 @@ pub fn run(expr: duct::Expression, what: &str) -> Result<String> {
 
 /// The last lines of a child's output, joined for a one-line error.
 pub fn framed(stderr: &[u8], stdout: &[u8]) -> String {
-    let text = if stderr.iter().any(|b| !b.is_ascii_whitespace()) { stderr } else { stdout };
+    let text = if stderr.iter().any(|b| !b.is_ascii_whitespace()) {
+        stderr
+    } else {
+        stdout
+    };
     let s = String::from_utf8_lossy(text);
     let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let tail = &lines[lines.len().saturating_sub(6)..];
@@ -179,7 +216,10 @@ mod tests {
 
     #[test]
     fn parses_tool_versions() {
-        assert_eq!(parse_major("pg_ctl (PostgreSQL) 15.4 (Debian 15.4-1.pgdg120+1)"), Some(15));
+        assert_eq!(
+            parse_major("pg_ctl (PostgreSQL) 15.4 (Debian 15.4-1.pgdg120+1)"),
+            Some(15)
+        );
         assert_eq!(parse_major("pg_ctl (PostgreSQL) 10.23"), Some(10));
         assert_eq!(parse_major("pg_ctl (PostgreSQL) 18beta1"), Some(18));
         assert_eq!(parse_major("nonsense"), None);

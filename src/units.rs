@@ -11,9 +11,9 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let num: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {s:?}: expected a number with a unit, like 16MB or 1GB"))?;
+    let num: f64 = num.parse().map_err(|_| {
+        format!("invalid size {s:?}: expected a number with a unit, like 16MB or 1GB")
+    })?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1 << 10,
@@ -36,9 +36,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let num: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected a number with a unit, like 30s or 500ms"))?;
+    let num: f64 = num.parse().map_err(|_| {
+        format!("invalid duration {s:?}: expected a number with a unit, like 30s or 500ms")
+    })?;
     let secs = match unit.trim().to_ascii_lowercase().as_str() {
         "ms" => num / 1000.0,
         "" | "s" | "sec" => num,
@@ -58,7 +58,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// The inverse of [`parse_bytes`] for messages: the largest exact unit.
 pub fn format_bytes(b: u64) -> String {
-    for (unit, size) in [("TB", 1u64 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)] {
+    for (unit, size) in [
+        ("TB", 1u64 << 40),
+        ("GB", 1 << 30),
+        ("MB", 1 << 20),
+        ("kB", 1 << 10),
+    ] {
         if b >= size && b % size == 0 {
             return format!("{}{unit}", b / size);
         }

@@ -2,14 +2,19 @@
 //! reaches the goal state, the standby's replication login really works,
 //! and a second run is a byte-identical no-op.
 
-use crate::harness::{self, pgrepctl, run::password_file, Cluster};
+use crate::harness::{self, Cluster, pgrepctl, run::password_file};
 use std::path::Path;
 
 const PW: &str = "correct horse battery";
 
 fn init_master(c: &Cluster, extra: &[&str]) -> harness::Run {
     let pw = password_file(c.tmp.path(), PW);
-    let mut args: Vec<String> = vec!["init-master".into(), "--json".into(), "-D".into(), c.data.display().to_string()];
+    let mut args: Vec<String> = vec![
+        "init-master".into(),
+        "--json".into(),
+        "-D".into(),
+        c.data.display().to_string(),
+    ];
     args.extend(["--password-file".into(), pw.display().to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));
     pgrepctl(args)
@@ -17,7 +22,12 @@ fn init_master(c: &Cluster, extra: &[&str]) -> harness::Run {
 
 /// A replication connection as a standby makes it, over TCP from 127.0.0.1.
 fn replication_login(c: &Cluster, user: &str, password: &str) -> Result<String, String> {
-    let ci = format!("host=127.0.0.1 port={} user='{}' password='{}' dbname=replication replication=true", c.port, user.replace('\'', "\\'"), password);
+    let ci = format!(
+        "host=127.0.0.1 port={} user='{}' password='{}' dbname=replication replication=true",
+        c.port,
+        user.replace('\'', "\\'"),
+        password
+    );
     let out = std::process::Command::new(harness::psql_bin(&c.bindir))
         .args(["-X", "-A", "-t", "-d", &ci, "-c", "IDENTIFY_SYSTEM"])
         .output()
@@ -30,7 +40,11 @@ fn replication_login(c: &Cluster, user: &str, password: &str) -> Result<String, 
 }
 
 fn wal_keep_name(c: &Cluster) -> &'static str {
-    if c.major >= 13 { "wal_keep_size" } else { "wal_keep_segments" }
+    if c.major >= 13 {
+        "wal_keep_size"
+    } else {
+        "wal_keep_segments"
+    }
 }
 
 fn assert_noop(c: &Cluster, extra: &[&str], files: &[&Path]) {
@@ -38,24 +52,42 @@ fn assert_noop(c: &Cluster, extra: &[&str], files: &[&Path]) {
     let j = init_master(c, extra).ok();
     assert_eq!(j["changed"], false, "second run must be a no-op: {j}");
     assert_eq!(j["changes"].as_array().unwrap().len(), 0, "{j}");
-    assert_eq!(harness::snapshot(files), before, "files must stay byte-identical");
+    assert_eq!(
+        harness::snapshot(files),
+        before,
+        "files must stay byte-identical"
+    );
 }
 
 #[test]
 fn default_cluster_reaches_goal_and_second_run_is_noop() {
     let c = Cluster::new();
     let conf_before = std::fs::read_to_string(c.conf_path()).unwrap();
-    assert!(replication_login(&c, "replicator", PW).is_err(), "role must not exist yet");
+    assert!(
+        replication_login(&c, "replicator", PW).is_err(),
+        "role must not exist yet"
+    );
 
     let j = init_master(&c, &["--allow", "127.0.0.1/32"]).ok();
     assert_eq!(j["ok"], true);
     assert_eq!(j["changed"], true);
     assert_eq!(j["restart_required"], false, "{j}");
-    let kinds: Vec<&str> = j["changes"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
-    assert!(kinds.contains(&"file") && kinds.contains(&"sql") && kinds.contains(&"service"), "{j}");
+    let kinds: Vec<&str> = j["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"file") && kinds.contains(&"sql") && kinds.contains(&"service"),
+        "{j}"
+    );
     // No plaintext password anywhere in the report.
     assert!(!j.to_string().contains(PW));
-    assert!(!j.to_string().contains("SCRAM-SHA-256$"), "verifier must be redacted too: {j}");
+    assert!(
+        !j.to_string().contains("SCRAM-SHA-256$"),
+        "verifier must be redacted too: {j}"
+    );
 
     // Goal state, read from the live server.
     assert_eq!(c.sql("SHOW wal_level"), "replica");
@@ -65,22 +97,40 @@ fn default_cluster_reaches_goal_and_second_run_is_noop() {
     } else {
         assert_eq!(c.sql("SHOW wal_keep_segments"), "64");
     }
-    assert_eq!(c.sql("SELECT rolcanlogin AND rolreplication FROM pg_roles WHERE rolname = 'replicator'"), "t");
-    assert!(c.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'replicator'").starts_with("SCRAM-SHA-256$"));
+    assert_eq!(
+        c.sql("SELECT rolcanlogin AND rolreplication FROM pg_roles WHERE rolname = 'replicator'"),
+        "t"
+    );
+    assert!(
+        c.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'replicator'")
+            .starts_with("SCRAM-SHA-256$")
+    );
     // The scram line we added wins over initdb's trust line: a wrong password fails, the right one works.
     assert!(replication_login(&c, "replicator", "wrong").is_err());
     replication_login(&c, "replicator", PW).expect("replication login with the password");
 
     // Format preserved: only the managed block was appended; backup kept.
     let conf_after = std::fs::read_to_string(c.conf_path()).unwrap();
-    assert!(conf_after.starts_with(&conf_before), "the original text must be untouched");
+    assert!(
+        conf_after.starts_with(&conf_before),
+        "the original text must be untouched"
+    );
     assert!(conf_after.contains(wal_keep_name(&c)));
     let backup = c.data.join("postgresql.conf.pgrepctl.orig");
     assert_eq!(std::fs::read_to_string(&backup).unwrap(), conf_before);
     let hba = std::fs::read_to_string(c.hba_path()).unwrap();
-    let ours = hba.lines().position(|l| l.starts_with("host") && l.contains("replicator")).expect("our hba line");
-    let trust = hba.lines().position(|l| l.starts_with("host") && l.contains("replication") && l.contains("trust")).unwrap();
-    assert!(ours < trust, "our line must come before initdb's trust line:\n{hba}");
+    let ours = hba
+        .lines()
+        .position(|l| l.starts_with("host") && l.contains("replicator"))
+        .expect("our hba line");
+    let trust = hba
+        .lines()
+        .position(|l| l.starts_with("host") && l.contains("replication") && l.contains("trust"))
+        .unwrap();
+    assert!(
+        ours < trust,
+        "our line must come before initdb's trust line:\n{hba}"
+    );
     // Owner and mode kept.
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(c.conf_path()).unwrap();
@@ -89,7 +139,11 @@ fn default_cluster_reaches_goal_and_second_run_is_noop() {
         assert_eq!(m.uid(), uid, "owner must stay postgres");
     }
 
-    assert_noop(&c, &["--allow", "127.0.0.1/32"], &[&c.conf_path(), &c.hba_path()]);
+    assert_noop(
+        &c,
+        &["--allow", "127.0.0.1/32"],
+        &[&c.conf_path(), &c.hba_path()],
+    );
 }
 
 #[test]
@@ -106,7 +160,10 @@ fn wal_level_minimal_set_by_alter_system() {
     let j = init_master(&c, &["--allow", "127.0.0.1/32"]).ok();
     assert_eq!(j["changed"], true);
     assert_eq!(j["restart_required"], true, "{j}");
-    assert!(j["restart_command"].as_str().unwrap().contains("restart"), "{j}");
+    assert!(
+        j["restart_command"].as_str().unwrap().contains("restart"),
+        "{j}"
+    );
     let warnings = j["warnings"].to_string();
     assert!(warnings.contains("ALTER SYSTEM"), "{j}");
     let auto_text = std::fs::read_to_string(&auto).unwrap();
@@ -124,7 +181,11 @@ fn wal_level_minimal_set_by_alter_system() {
     assert_eq!(j["restart_required"], false, "{j}");
     assert_eq!(c.sql("SHOW wal_level"), "replica");
     assert_eq!(c.sql("SHOW max_wal_senders"), "10");
-    assert_noop(&c, &["--allow", "127.0.0.1/32", "--restart=if-needed"], &[&c.conf_path(), &c.hba_path(), &auto]);
+    assert_noop(
+        &c,
+        &["--allow", "127.0.0.1/32", "--restart=if-needed"],
+        &[&c.conf_path(), &c.hba_path(), &auto],
+    );
 }
 
 #[test]
@@ -139,10 +200,20 @@ fn reject_catch_all_in_hba_gets_our_line_above_it() {
     let ours = lines.iter().position(|l| l.contains("replicator")).unwrap();
     let reject = lines.iter().position(|l| l.contains("reject")).unwrap();
     assert!(ours < reject, "{text}");
-    assert!(text.starts_with("# custom\nlocal all all trust\nhost all all 127.0.0.1/32 trust\n"), "{text}");
+    assert!(
+        text.starts_with("# custom\nlocal all all trust\nhost all all 127.0.0.1/32 trust\n"),
+        "{text}"
+    );
     replication_login(&c, "replicator", PW).expect("login through the new line");
-    assert_eq!(c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"), "0");
-    assert_noop(&c, &["--allow", "127.0.0.1"], &[&c.hba_path(), &c.conf_path()]);
+    assert_eq!(
+        c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"),
+        "0"
+    );
+    assert_noop(
+        &c,
+        &["--allow", "127.0.0.1"],
+        &[&c.hba_path(), &c.conf_path()],
+    );
 }
 
 #[test]
@@ -150,7 +221,14 @@ fn existing_line_in_place_is_a_noop_for_hba() {
     let hba = "local all all trust\nhost replication replicator 127.0.0.1/32 scram-sha-256\n";
     let c = Cluster::builder().hba(hba).init();
     let j = init_master(&c, &["--allow", "127.0.0.1/32"]).ok();
-    assert!(j["changes"].as_array().unwrap().iter().all(|ch| ch["path"].as_str() != Some(c.hba_path().to_str().unwrap())), "{j}");
+    assert!(
+        j["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|ch| ch["path"].as_str() != Some(c.hba_path().to_str().unwrap())),
+        "{j}"
+    );
     assert_eq!(std::fs::read_to_string(c.hba_path()).unwrap(), hba);
 }
 
@@ -160,14 +238,27 @@ fn hostile_role_name_is_quoted_safely() {
     let role = "rep; DROP ROLE postgres; -- 'x' y";
     let j = init_master(&c, &["--allow", "127.0.0.1/32", "--replication-user", role]).ok();
     assert_eq!(j["changed"], true);
-    assert_eq!(c.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'"), "1");
     assert_eq!(
-        c.sql(&format!("SELECT rolreplication FROM pg_roles WHERE rolname = '{}'", role.replace('\'', "''"))),
+        c.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'"),
+        "1"
+    );
+    assert_eq!(
+        c.sql(&format!(
+            "SELECT rolreplication FROM pg_roles WHERE rolname = '{}'",
+            role.replace('\'', "''")
+        )),
         "t"
     );
-    assert_eq!(c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"), "0");
+    assert_eq!(
+        c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"),
+        "0"
+    );
     replication_login(&c, role, PW).expect("the quoted hba line matches the role");
-    assert_noop(&c, &["--allow", "127.0.0.1/32", "--replication-user", role], &[&c.hba_path()]);
+    assert_noop(
+        &c,
+        &["--allow", "127.0.0.1/32", "--replication-user", role],
+        &[&c.hba_path()],
+    );
 }
 
 #[test]
@@ -175,18 +266,61 @@ fn existing_role_keeps_its_password_and_gets_replication() {
     let c = Cluster::new();
     c.sql("SET password_encryption = 'scram-sha-256'; CREATE ROLE replicator NOLOGIN PASSWORD 'keepme'");
     let before = c.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'replicator'");
-    let j = pgrepctl(["init-master", "--json", "-D", c.data.to_str().unwrap(), "--allow", "127.0.0.1/32"]).ok();
-    let sql: Vec<String> = j["changes"].as_array().unwrap().iter().filter(|c| c["kind"] == "sql").map(|c| c["summary"].as_str().unwrap().to_string()).collect();
-    assert!(sql.iter().any(|s| s.contains("ALTER ROLE") && s.contains("LOGIN") && s.contains("REPLICATION") && !s.contains("PASSWORD")), "{sql:?}");
-    assert_eq!(c.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'replicator'"), before);
+    let j = pgrepctl([
+        "init-master",
+        "--json",
+        "-D",
+        c.data.to_str().unwrap(),
+        "--allow",
+        "127.0.0.1/32",
+    ])
+    .ok();
+    let sql: Vec<String> = j["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "sql")
+        .map(|c| c["summary"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        sql.iter().any(|s| s.contains("ALTER ROLE")
+            && s.contains("LOGIN")
+            && s.contains("REPLICATION")
+            && !s.contains("PASSWORD")),
+        "{sql:?}"
+    );
+    assert_eq!(
+        c.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'replicator'"),
+        before
+    );
     replication_login(&c, "replicator", "keepme").unwrap();
     // The same password given again is recognised (its salt differs): no change.
     let pw = password_file(c.tmp.path(), "keepme");
-    let j = pgrepctl(["init-master", "--json", "-D", c.data.to_str().unwrap(), "--allow", "127.0.0.1/32", "--password-file", pw.to_str().unwrap()]).ok();
+    let j = pgrepctl([
+        "init-master",
+        "--json",
+        "-D",
+        c.data.to_str().unwrap(),
+        "--allow",
+        "127.0.0.1/32",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ])
+    .ok();
     assert_eq!(j["changed"], false, "{j}");
     // A new password is set.
     let pw2 = password_file(c.tmp.path(), "a new longer password");
-    let j = pgrepctl(["init-master", "--json", "-D", c.data.to_str().unwrap(), "--allow", "127.0.0.1/32", "--password-file", pw2.to_str().unwrap()]).ok();
+    let j = pgrepctl([
+        "init-master",
+        "--json",
+        "-D",
+        c.data.to_str().unwrap(),
+        "--allow",
+        "127.0.0.1/32",
+        "--password-file",
+        pw2.to_str().unwrap(),
+    ])
+    .ok();
     assert_eq!(j["changed"], true);
     replication_login(&c, "replicator", "a new longer password").unwrap();
 }
@@ -197,20 +331,55 @@ fn slots_listen_and_dry_run() {
     let files = [c.conf_path(), c.hba_path()];
     let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     let before = harness::snapshot(&paths);
-    let args = ["--allow", "10.1.2.0/24", "--slot", "standby_1", "--listen", "*"];
+    let args = [
+        "--allow",
+        "10.1.2.0/24",
+        "--slot",
+        "standby_1",
+        "--listen",
+        "*",
+    ];
     let j = init_master(&c, &[&args[..], &["--dry-run"]].concat()).ok();
     assert_eq!(j["dry_run"], true);
-    assert_eq!(j["changed"], true, "a dry run reports changed as a real run would");
-    assert!(j["changes"].to_string().contains("pg_create_physical_replication_slot"), "{j}");
-    assert!(j["changes"][0]["diff"].as_str().unwrap().contains("+"), "{j}");
-    assert_eq!(harness::snapshot(&paths), before, "dry run must not touch files");
-    assert_eq!(c.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'replicator'"), "0");
+    assert_eq!(
+        j["changed"], true,
+        "a dry run reports changed as a real run would"
+    );
+    assert!(
+        j["changes"]
+            .to_string()
+            .contains("pg_create_physical_replication_slot"),
+        "{j}"
+    );
+    assert!(
+        j["changes"][0]["diff"].as_str().unwrap().contains("+"),
+        "{j}"
+    );
+    assert_eq!(
+        harness::snapshot(&paths),
+        before,
+        "dry run must not touch files"
+    );
+    assert_eq!(
+        c.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'replicator'"),
+        "0"
+    );
     assert_eq!(c.sql("SELECT count(*) FROM pg_replication_slots"), "0");
 
     let real = init_master(&c, &args).ok();
-    assert_eq!(real["changes"].as_array().unwrap().len(), j["changes"].as_array().unwrap().len(), "dry run and real run agree");
-    assert_eq!(real["restart_required"], true, "listen_addresses needs a restart");
-    assert_eq!(c.sql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 'standby_1'"), "physical");
+    assert_eq!(
+        real["changes"].as_array().unwrap().len(),
+        j["changes"].as_array().unwrap().len(),
+        "dry run and real run agree"
+    );
+    assert_eq!(
+        real["restart_required"], true,
+        "listen_addresses needs a restart"
+    );
+    assert_eq!(
+        c.sql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 'standby_1'"),
+        "physical"
+    );
     assert_eq!(c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE address = '10.1.2.0' AND netmask = '255.255.255.0'"), "1");
     let dry_again = init_master(&c, &[&args[..], &["--dry-run"]].concat()).ok();
     assert_eq!(dry_again["changed"], false, "{dry_again}");
@@ -221,19 +390,33 @@ fn listen_warning_for_remote_standbys() {
     let c = Cluster::new();
     let j = init_master(&c, &["--allow", "10.9.9.9"]).ok();
     let w = j["warnings"].to_string();
-    assert!(w.contains("listen_addresses") && w.contains("--listen"), "{j}");
+    assert!(
+        w.contains("listen_addresses") && w.contains("--listen"),
+        "{j}"
+    );
 }
 
 #[test]
 fn text_output_reports_and_second_run_says_nothing_to_change() {
     let c = Cluster::new();
     let pw = password_file(c.tmp.path(), PW);
-    let args = ["init-master", "-D", c.data.to_str().unwrap(), "--allow", "127.0.0.1/32", "--password-file", pw.to_str().unwrap()];
+    let args = [
+        "init-master",
+        "-D",
+        c.data.to_str().unwrap(),
+        "--allow",
+        "127.0.0.1/32",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ];
     let r = pgrepctl(args);
     assert_eq!(r.code(), 0, "{}", r.stderr());
     let out = r.stdout();
     assert!(out.contains("init-master: made"), "{out}");
-    assert!(out.contains("CREATE ROLE \"replicator\" WITH LOGIN REPLICATION PASSWORD <redacted>"), "{out}");
+    assert!(
+        out.contains("CREATE ROLE \"replicator\" WITH LOGIN REPLICATION PASSWORD <redacted>"),
+        "{out}"
+    );
     let r = pgrepctl(args);
     assert_eq!(r.stdout().trim(), "init-master: nothing to change");
 }
@@ -244,7 +427,10 @@ fn debian_layout_cluster() {
     // with Debian's postgresql-common and the bin dir of Debian's package.
     let bindir = harness::bindir();
     let major = harness::major(&bindir);
-    if !harness::is_root() || !Path::new("/usr/bin/pg_createcluster").exists() || bindir != Path::new(&format!("/usr/lib/postgresql/{major}/bin")) {
+    if !harness::is_root()
+        || !Path::new("/usr/bin/pg_createcluster").exists()
+        || bindir != Path::new(&format!("/usr/lib/postgresql/{major}/bin"))
+    {
         eprintln!("skipped: needs root, pg_createcluster and Debian's PostgreSQL {major}");
         return;
     }
@@ -254,14 +440,25 @@ fn debian_layout_cluster() {
     harness::chown_pg(sock.path());
     let ver = major.to_string();
     let out = std::process::Command::new("pg_createcluster")
-        .args([&ver, &name, "-p", &port, "--start", "--", "--no-sync", "--auth-local=trust"])
+        .args([
+            &ver,
+            &name,
+            "-p",
+            &port,
+            "--start",
+            "--",
+            "--no-sync",
+            "--auth-local=trust",
+        ])
         .env("PGREPCTL_IGNORE", "1")
         .output()
         .unwrap();
     struct Drop_(String, String);
     impl Drop for Drop_ {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("pg_dropcluster").args([&self.0, &self.1, "--stop"]).output();
+            let _ = std::process::Command::new("pg_dropcluster")
+                .args([&self.0, &self.1, "--stop"])
+                .output();
         }
     }
     let _guard = Drop_(ver.clone(), name.clone());
@@ -269,15 +466,41 @@ fn debian_layout_cluster() {
     let etc = format!("/etc/postgresql/{ver}/{name}");
     let data = format!("/var/lib/postgresql/{ver}/{name}");
     let pw = password_file(sock.path(), PW);
-    let args = ["init-master", "--json", "-D", &data, "--allow", "127.0.0.1/32", "--password-file", pw.to_str().unwrap()];
+    let args = [
+        "init-master",
+        "--json",
+        "-D",
+        &data,
+        "--allow",
+        "127.0.0.1/32",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ];
     let j = pgrepctl(args).ok();
-    let paths: Vec<String> = j["changes"].as_array().unwrap().iter().filter_map(|c| c["path"].as_str().map(String::from)).collect();
-    assert!(paths.iter().all(|p| p.starts_with(&etc)), "edits must go to /etc: {paths:?}");
-    assert!(paths.iter().any(|p| p.ends_with("pg_hba.conf")), "{paths:?}");
+    let paths: Vec<String> = j["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["path"].as_str().map(String::from))
+        .collect();
+    assert!(
+        paths.iter().all(|p| p.starts_with(&etc)),
+        "edits must go to /etc: {paths:?}"
+    );
+    assert!(
+        paths.iter().any(|p| p.ends_with("pg_hba.conf")),
+        "{paths:?}"
+    );
     assert!(!Path::new(&data).join("pg_hba.conf").exists());
-    let files = [format!("{etc}/postgresql.conf"), format!("{etc}/pg_hba.conf")];
+    let files = [
+        format!("{etc}/postgresql.conf"),
+        format!("{etc}/pg_hba.conf"),
+    ];
     let before = harness::snapshot(&[Path::new(&files[0]), Path::new(&files[1])]);
     let j = pgrepctl(args).ok();
     assert_eq!(j["changed"], false, "{j}");
-    assert_eq!(harness::snapshot(&[Path::new(&files[0]), Path::new(&files[1])]), before);
+    assert_eq!(
+        harness::snapshot(&[Path::new(&files[0]), Path::new(&files[1])]),
+        before
+    );
 }

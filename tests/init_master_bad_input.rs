@@ -2,7 +2,7 @@
 //! and exit status, and proof that nothing changed on disk or in the
 //! database (file contents, stray backups, role and slot catalogs).
 
-use crate::harness::{self, pgrepctl, pgrepctl_env_as, run::password_file, Cluster};
+use crate::harness::{self, Cluster, pgrepctl, pgrepctl_env_as, run::password_file};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -15,9 +15,18 @@ struct Guard<'a> {
 
 /// Everything a failed run must leave alone.
 fn guard(c: &Cluster) -> Guard<'_> {
-    let files = vec![c.conf_path(), c.hba_path(), c.data.join("postgresql.auto.conf")];
+    let files = vec![
+        c.conf_path(),
+        c.hba_path(),
+        c.data.join("postgresql.auto.conf"),
+    ];
     let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
-    Guard { c, snap: harness::snapshot(&refs), catalog: catalog(c), files }
+    Guard {
+        c,
+        snap: harness::snapshot(&refs),
+        catalog: catalog(c),
+        files,
+    }
 }
 
 fn catalog(c: &Cluster) -> String {
@@ -46,21 +55,122 @@ fn usage_errors_exit_2_and_change_nothing() {
     let pw = password_file(c.tmp.path(), "pw");
     let pw = pw.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["--allow", "10.0.0.300", "--password-file", pw], "INVALID_ADDRESS"),
-        (&["--allow", "not-an-address", "--password-file", pw], "INVALID_ADDRESS"),
-        (&["--allow", "10.0.0.1/24", "--password-file", pw], "INVALID_ADDRESS"),
-        (&["--allow", "0.0.0.0/0", "--password-file", pw], "INSECURE_REFUSED"),
-        (&["--allow", "::/0", "--password-file", pw], "INSECURE_REFUSED"),
-        (&["--allow", "all", "--password-file", pw], "INSECURE_REFUSED"),
-        (&["--allow", "10.0.0.2", "--hba-method", "trust", "--password-file", pw], "INSECURE_REFUSED"),
-        (&["--allow", "10.0.0.2", "--hba-method", "cert", "--password-file", pw], "CONFLICTING_FLAGS"),
-        (&["--allow", "10.0.0.2", "--replication-user", "a\"b", "--password-file", pw], "INVALID_ROLE_NAME"),
-        (&["--allow", "10.0.0.2", "--replication-user", "", "--password-file", pw], "INVALID_ROLE_NAME"),
-        (&["--allow", "10.0.0.2", "--slot", "Bad-Slot", "--password-file", pw], "INVALID_SLOT_NAME"),
-        (&["--allow", "10.0.0.2", "--wal-keep", "lots", "--password-file", pw], "INVALID_VALUE"),
-        (&["--allow", "10.0.0.2", "-q", "-v", "--password-file", pw], "CONFLICTING_FLAGS"),
-        (&["--allow", "10.0.0.2", "--restart", "sometimes", "--password-file", pw], "USAGE"),
-        (&["--allow", "10.0.0.2", "-d", "host=/tmp bogus=1", "--password-file", pw], "UNKNOWN_CONNINFO_KEYWORD"),
+        (
+            &["--allow", "10.0.0.300", "--password-file", pw],
+            "INVALID_ADDRESS",
+        ),
+        (
+            &["--allow", "not-an-address", "--password-file", pw],
+            "INVALID_ADDRESS",
+        ),
+        (
+            &["--allow", "10.0.0.1/24", "--password-file", pw],
+            "INVALID_ADDRESS",
+        ),
+        (
+            &["--allow", "0.0.0.0/0", "--password-file", pw],
+            "INSECURE_REFUSED",
+        ),
+        (
+            &["--allow", "::/0", "--password-file", pw],
+            "INSECURE_REFUSED",
+        ),
+        (
+            &["--allow", "all", "--password-file", pw],
+            "INSECURE_REFUSED",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--hba-method",
+                "trust",
+                "--password-file",
+                pw,
+            ],
+            "INSECURE_REFUSED",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--hba-method",
+                "cert",
+                "--password-file",
+                pw,
+            ],
+            "CONFLICTING_FLAGS",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--replication-user",
+                "a\"b",
+                "--password-file",
+                pw,
+            ],
+            "INVALID_ROLE_NAME",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--replication-user",
+                "",
+                "--password-file",
+                pw,
+            ],
+            "INVALID_ROLE_NAME",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--slot",
+                "Bad-Slot",
+                "--password-file",
+                pw,
+            ],
+            "INVALID_SLOT_NAME",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--wal-keep",
+                "lots",
+                "--password-file",
+                pw,
+            ],
+            "INVALID_VALUE",
+        ),
+        (
+            &["--allow", "10.0.0.2", "-q", "-v", "--password-file", pw],
+            "CONFLICTING_FLAGS",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--restart",
+                "sometimes",
+                "--password-file",
+                pw,
+            ],
+            "USAGE",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "-d",
+                "host=/tmp bogus=1",
+                "--password-file",
+                pw,
+            ],
+            "UNKNOWN_CONNINFO_KEYWORD",
+        ),
     ];
     for (args, code) in cases {
         let r = run(&c, args);
@@ -82,25 +192,81 @@ fn password_sources() {
     std::fs::write(&open, "pw\n").unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    run(&c, &["--allow", "127.0.0.1", "--password-file", missing.to_str().unwrap()]).fails(1, "PASSWORD_FILE_MISSING");
-    run(&c, &["--allow", "127.0.0.1", "--password-file", empty.to_str().unwrap()]).fails(1, "PASSWORD_FILE_EMPTY");
-    let j = run(&c, &["--allow", "127.0.0.1", "--password-file", open.to_str().unwrap()]).fails(1, "PASSWORD_FILE_INSECURE");
-    assert!(j["error"]["hint"].as_str().unwrap().contains("chmod 600"), "{j}");
+    run(
+        &c,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--password-file",
+            missing.to_str().unwrap(),
+        ],
+    )
+    .fails(1, "PASSWORD_FILE_MISSING");
+    run(
+        &c,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--password-file",
+            empty.to_str().unwrap(),
+        ],
+    )
+    .fails(1, "PASSWORD_FILE_EMPTY");
+    let j = run(
+        &c,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--password-file",
+            open.to_str().unwrap(),
+        ],
+    )
+    .fails(1, "PASSWORD_FILE_INSECURE");
+    assert!(
+        j["error"]["hint"].as_str().unwrap().contains("chmod 600"),
+        "{j}"
+    );
     // A new role needs a password.
     run(&c, &["--allow", "127.0.0.1"]).fails(1, "PASSWORD_REQUIRED");
     // File and environment both: ambiguous, refused.
     let pw = password_file(dir, "pw");
     let r = harness::run::pgrepctl_env(
-        ["init-master", "--json", "-D", c.data.to_str().unwrap(), "--allow", "127.0.0.1", "--password-file", pw.to_str().unwrap()],
+        [
+            "init-master",
+            "--json",
+            "-D",
+            c.data.to_str().unwrap(),
+            "--allow",
+            "127.0.0.1",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
         &[("PGREPCTL_REPLICATION_PASSWORD", "other")],
     );
     r.fails(2, "CONFLICTING_FLAGS");
     g.unchanged();
     // --allow-insecure accepts the open file; the environment variable works alone.
-    run(&c, &["--allow", "127.0.0.1", "--password-file", open.to_str().unwrap(), "--allow-insecure"]).ok();
+    run(
+        &c,
+        &[
+            "--allow",
+            "127.0.0.1",
+            "--password-file",
+            open.to_str().unwrap(),
+            "--allow-insecure",
+        ],
+    )
+    .ok();
     let c2 = Cluster::new();
     let r = harness::run::pgrepctl_env(
-        ["init-master", "--json", "-D", c2.data.to_str().unwrap(), "--allow", "127.0.0.1"],
+        [
+            "init-master",
+            "--json",
+            "-D",
+            c2.data.to_str().unwrap(),
+            "--allow",
+            "127.0.0.1",
+        ],
         &[("PGREPCTL_REPLICATION_PASSWORD", "from-env")],
     );
     assert_eq!(r.ok()["changed"], true);
@@ -115,13 +281,33 @@ fn server_problems() {
     // Not a superuser.
     c.sql("CREATE ROLE bob LOGIN");
     let g = guard(&c);
-    let bob = format!("host={} port={} user=bob dbname=postgres", c.sock.display(), c.port);
-    let j = run(&c, &["-d", &bob, "--allow", "127.0.0.1", "--password-file", pw]).fails(1, "NOT_SUPERUSER");
-    assert!(j["error"]["message"].as_str().unwrap().contains("bob"), "{j}");
+    let bob = format!(
+        "host={} port={} user=bob dbname=postgres",
+        c.sock.display(),
+        c.port
+    );
+    let j = run(
+        &c,
+        &["-d", &bob, "--allow", "127.0.0.1", "--password-file", pw],
+    )
+    .fails(1, "NOT_SUPERUSER");
+    assert!(
+        j["error"]["message"].as_str().unwrap().contains("bob"),
+        "{j}"
+    );
     g.unchanged();
 
     // -D that is not a data directory.
-    let r = pgrepctl(["init-master", "--json", "-D", c.tmp.path().to_str().unwrap(), "--allow", "127.0.0.1", "--password-file", pw]);
+    let r = pgrepctl([
+        "init-master",
+        "--json",
+        "-D",
+        c.tmp.path().to_str().unwrap(),
+        "--allow",
+        "127.0.0.1",
+        "--password-file",
+        pw,
+    ]);
     r.fails(1, "NOT_A_DATA_DIRECTORY");
 
     // A malformed line already in postgresql.conf (server still runs on the old text).
@@ -130,17 +316,28 @@ fn server_problems() {
     let bad_line = text.lines().count();
     c.write_as_pg(&c.conf_path(), &text);
     let g = guard(&c);
-    let j = run(&c, &["--allow", "127.0.0.1", "--password-file", pw]).fails(1, "CONFIG_PARSE_ERROR");
+    let j =
+        run(&c, &["--allow", "127.0.0.1", "--password-file", pw]).fails(1, "CONFIG_PARSE_ERROR");
     let msg = j["error"]["message"].as_str().unwrap();
-    assert!(msg.contains(&format!("postgresql.conf:{bad_line}")), "file:line expected: {msg}");
+    assert!(
+        msg.contains(&format!("postgresql.conf:{bad_line}")),
+        "file:line expected: {msg}"
+    );
     g.unchanged();
     text.truncate(text.len() - "work_mem = = 4MB\n".len());
     c.write_as_pg(&c.conf_path(), &text);
 
     // PostgreSQL rejects what we wrote (hostssl with ssl off): rolled back.
     let g = guard(&c);
-    let j = run(&c, &["--allow", "127.0.0.1", "--ssl", "--password-file", pw]).fails(1, "CONFIG_REJECTED");
-    assert!(j["error"]["message"].as_str().unwrap().contains("SSL"), "PostgreSQL's own words: {j}");
+    let j = run(
+        &c,
+        &["--allow", "127.0.0.1", "--ssl", "--password-file", pw],
+    )
+    .fails(1, "CONFIG_REJECTED");
+    assert!(
+        j["error"]["message"].as_str().unwrap().contains("SSL"),
+        "PostgreSQL's own words: {j}"
+    );
     g.unchanged();
 
     // Server stopped; then a port where nothing listens.
@@ -148,7 +345,18 @@ fn server_problems() {
     let g_files = harness::snapshot(&[&c.conf_path(), &c.hba_path()]);
     run(&c, &["--allow", "127.0.0.1", "--password-file", pw]).fails(1, "SERVER_NOT_RUNNING");
     let port = harness::free_port().to_string();
-    let r = pgrepctl(["init-master", "--json", "-h", "127.0.0.1", "-p", &port, "--allow", "127.0.0.1", "--password-file", pw]);
+    let r = pgrepctl([
+        "init-master",
+        "--json",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "--allow",
+        "127.0.0.1",
+        "--password-file",
+        pw,
+    ]);
     r.fails(1, "CONNECTION_FAILED");
     assert_eq!(harness::snapshot(&[&c.conf_path(), &c.hba_path()]), g_files);
     c.start();
@@ -170,10 +378,26 @@ fn unwritable_config_file() {
     }
     let g = guard(&c);
     let r = pgrepctl_env_as(
-        &["init-master", "--json", "-D", c.data.to_str().unwrap(), "--allow", "127.0.0.1", "--password-file", pw.to_str().unwrap(), "--allow-insecure"],
+        &[
+            "init-master",
+            "--json",
+            "-D",
+            c.data.to_str().unwrap(),
+            "--allow",
+            "127.0.0.1",
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--allow-insecure",
+        ],
         harness::pg_ids(),
     );
     let j = r.fails(1, "FILE_NOT_WRITABLE");
-    assert!(j["error"]["message"].as_str().unwrap().contains("pg_hba.conf"), "{j}");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pg_hba.conf"),
+        "{j}"
+    );
     g.unchanged();
 }

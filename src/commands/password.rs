@@ -18,7 +18,9 @@ pub fn load(file: Option<&Path>, allow_insecure: bool) -> Result<Option<Secret>>
             Code::ConflictingFlags,
             format!("both --password-file and {ENV} are set"),
         )
-        .hint(format!("use one of them: unset {ENV} or drop --password-file"))),
+        .hint(format!(
+            "use one of them: unset {ENV} or drop --password-file"
+        ))),
         (None, Some(pw)) => Ok(Some(Secret::new(pw))),
         (None, None) => Ok(None),
         (Some(path), None) => read_file(path, allow_insecure).map(Some),
@@ -27,27 +29,46 @@ pub fn load(file: Option<&Path>, allow_insecure: bool) -> Result<Option<Secret>>
 
 fn read_file(path: &Path, allow_insecure: bool) -> Result<Secret> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        Error::new(Code::PasswordFileMissing, format!("cannot read password file {}: {e}", path.display()))
-            .hint("create it with the password on the first line, mode 0600")
+        Error::new(
+            Code::PasswordFileMissing,
+            format!("cannot read password file {}: {e}", path.display()),
+        )
+        .hint("create it with the password on the first line, mode 0600")
     })?;
     if !meta.is_file() {
-        return Err(Error::new(Code::PasswordFileMissing, format!("password file {} is not a regular file", path.display())));
+        return Err(Error::new(
+            Code::PasswordFileMissing,
+            format!("password file {} is not a regular file", path.display()),
+        ));
     }
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 && !allow_insecure {
         return Err(Error::new(
             Code::PasswordFileInsecure,
-            format!("password file {} is readable by others (mode {:04o})", path.display(), mode & 0o7777),
+            format!(
+                "password file {} is readable by others (mode {:04o})",
+                path.display(),
+                mode & 0o7777
+            ),
         )
-        .hint(format!("chmod 600 {} (or pass --allow-insecure)", path.display())));
+        .hint(format!(
+            "chmod 600 {} (or pass --allow-insecure)",
+            path.display()
+        )));
     }
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::new(Code::PasswordFileMissing, format!("cannot read password file {}: {e}", path.display()))
+        Error::new(
+            Code::PasswordFileMissing,
+            format!("cannot read password file {}: {e}", path.display()),
+        )
     })?;
     let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if first.is_empty() {
-        return Err(Error::new(Code::PasswordFileEmpty, format!("password file {} is empty", path.display()))
-            .hint("put the password on its first line"));
+        return Err(Error::new(
+            Code::PasswordFileEmpty,
+            format!("password file {} is empty", path.display()),
+        )
+        .hint("put the password on its first line"));
     }
     Ok(Secret::new(first))
 }

@@ -1,14 +1,780 @@
+//! `pg_hba.conf`: records tokenized as PostgreSQL's hba.c does (quoted
+//! tokens are never keywords, comma lists, `+group`, `@file`, line
+//! continuation), matched against the connection a standby will make, so
+//! a new line can be placed before whatever would otherwise decide it.
+
+use super::{ParseError, raw_lines};
+use ipnet::IpNet;
 use std::collections::HashMap;
-pub struct HbaFile;
-pub struct ParseError { pub line: usize, pub message: String }
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnType {
+    Local,
+    Host,
+    HostSsl,
+    HostNoSsl,
+    HostGssEnc,
+    HostNoGssEnc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub text: String,
+    pub quoted: bool,
+}
+
+impl Token {
+    fn is_keyword(&self, kw: &str) -> bool {
+        !self.quoted && self.text == kw
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    All,
+    SameHost,
+    SameNet,
+    Cidr(IpNet),
+    Hostname(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub line: usize,
+    pub conn_type: ConnType,
+    pub databases: Vec<Token>,
+    pub users: Vec<Token>,
+    pub address: Option<Address>,
+    pub method: String,
+    pub options: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
-pub struct Token { pub text: String, pub quoted: bool }
-pub enum ConnType { Local, Host, HostSsl, HostNoSsl, HostGssEnc, HostNoGssEnc }
-pub struct Record { pub line: usize, pub conn_type: ConnType, pub databases: Vec<Token>, pub users: Vec<Token>, pub method: String }
-pub fn parse(_t: &str) -> Result<HbaFile, ParseError> { todo!() }
-impl HbaFile { pub fn render(&self) -> String { todo!() } pub fn records(&self) -> Vec<Record> { todo!() } pub fn insert_before(&mut self, _l: Option<usize>, _t: &str) {} }
-pub struct ReplConn { pub role: String, pub addr: ipnet::IpNet, pub ssl: bool }
-pub struct MatchContext { pub role_memberships: Vec<String>, pub at_files: HashMap<String, Vec<Token>>, pub local_nets: Vec<ipnet::IpNet> }
-pub enum HbaDecision { AlreadyAllowed { line: usize }, InsertBefore { line: usize, shadowing: Record }, Append }
-pub fn decide(_f: &HbaFile, _c: &ReplConn, _m: &str, _x: &MatchContext) -> HbaDecision { todo!() }
-pub fn format_record(_c: &ReplConn, _m: &str) -> String { todo!() }
+pub struct HbaFile {
+    lines: Vec<String>,
+    records: Vec<Record>,
+}
+
+/// Fields of one logical line; each field is a comma list of tokens.
+fn tokenize(text: &str) -> Vec<Vec<Token>> {
+    let mut fields: Vec<Vec<Token>> = vec![];
+    let mut cur: Vec<Token> = vec![];
+    let mut tok = String::new();
+    let mut quoted = false;
+    let mut in_quotes = false;
+    let mut have = false;
+    let mut chars = text.chars().peekable();
+    let flush_tok = |cur: &mut Vec<Token>, tok: &mut String, quoted: &mut bool, have: &mut bool| {
+        if *have {
+            cur.push(Token {
+                text: std::mem::take(tok),
+                quoted: *quoted,
+            });
+        }
+        *quoted = false;
+        *have = false;
+    };
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            if c == '"' {
+                in_quotes = false;
+            } else {
+                tok.push(c);
+            }
+            continue;
+        }
+        match c {
+            '#' => break,
+            '"' => {
+                in_quotes = true;
+                quoted = true;
+                have = true;
+            }
+            ',' => {
+                flush_tok(&mut cur, &mut tok, &mut quoted, &mut have);
+                // A list goes on after the comma, even across blanks.
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+            }
+            c if c.is_whitespace() => {
+                flush_tok(&mut cur, &mut tok, &mut quoted, &mut have);
+                if !cur.is_empty() {
+                    fields.push(std::mem::take(&mut cur));
+                }
+            }
+            c => {
+                tok.push(c);
+                have = true;
+            }
+        }
+    }
+    flush_tok(&mut cur, &mut tok, &mut quoted, &mut have);
+    if !cur.is_empty() {
+        fields.push(cur);
+    }
+    fields
+}
+
+pub fn parse(text: &str) -> Result<HbaFile, ParseError> {
+    let lines = raw_lines(text);
+    let mut records = vec![];
+    let mut i = 0;
+    while i < lines.len() {
+        let first = i;
+        // Backslash at the end of a line continues the record.
+        let mut logical = String::new();
+        loop {
+            let l = lines[i].trim_end_matches(['\n', '\r']);
+            i += 1;
+            match l.strip_suffix('\\') {
+                Some(head) if i < lines.len() && !l.contains('#') => {
+                    logical.push_str(head);
+                    logical.push(' ');
+                }
+                _ => {
+                    logical.push_str(l);
+                    break;
+                }
+            }
+        }
+        let fields = tokenize(&logical);
+        if fields.is_empty() {
+            continue;
+        }
+        let err = |m: String| ParseError {
+            line: first + 1,
+            message: m,
+        };
+        let one = |f: &Vec<Token>| -> Result<Token, ParseError> {
+            match f.as_slice() {
+                [t] => Ok(t.clone()),
+                _ => Err(err("a list is not allowed in this field".into())),
+            }
+        };
+        let kind = one(&fields[0])?;
+        let conn_type = match kind.text.as_str() {
+            "local" => ConnType::Local,
+            "host" => ConnType::Host,
+            "hostssl" => ConnType::HostSsl,
+            "hostnossl" => ConnType::HostNoSsl,
+            "hostgssenc" => ConnType::HostGssEnc,
+            "hostnogssenc" => ConnType::HostNoGssEnc,
+            "include" | "include_if_exists" | "include_dir" => continue,
+            other => return Err(err(format!("invalid connection type {other:?}"))),
+        };
+        let need = if conn_type == ConnType::Local { 4 } else { 5 };
+        if fields.len() < need {
+            return Err(err("end-of-line before the authentication method".into()));
+        }
+        let mut idx = 3;
+        let address = if conn_type == ConnType::Local {
+            None
+        } else {
+            let a = one(&fields[3])?;
+            idx = 4;
+            Some(if a.is_keyword("all") {
+                Address::All
+            } else if a.is_keyword("samehost") {
+                Address::SameHost
+            } else if a.is_keyword("samenet") {
+                Address::SameNet
+            } else if a.text.contains('/') {
+                Address::Cidr(
+                    a.text
+                        .parse()
+                        .map_err(|_| err(format!("invalid IP address/mask {:?}", a.text)))?,
+                )
+            } else if let Ok(ip) = a.text.parse::<IpAddr>() {
+                // Two-field form: address, then mask.
+                let mask = fields
+                    .get(4)
+                    .map(one)
+                    .transpose()?
+                    .ok_or_else(|| err("missing netmask".into()))?;
+                let mask: IpAddr = mask
+                    .text
+                    .parse()
+                    .map_err(|_| err(format!("invalid netmask {:?}", mask.text)))?;
+                idx = 5;
+                let prefix =
+                    ipnet::ip_mask_to_prefix(mask).map_err(|_| err("invalid netmask".into()))?;
+                Address::Cidr(IpNet::new(ip, prefix).map_err(|_| err("invalid netmask".into()))?)
+            } else {
+                Address::Hostname(a.text.clone())
+            })
+        };
+        let method = fields
+            .get(idx)
+            .map(one)
+            .transpose()?
+            .ok_or_else(|| err("missing authentication method".into()))?;
+        let options = fields[idx + 1..]
+            .iter()
+            .map(|f| {
+                f.iter()
+                    .map(|t| t.text.clone())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        records.push(Record {
+            line: first + 1,
+            conn_type,
+            databases: fields[1].clone(),
+            users: fields[2].clone(),
+            address,
+            method: method.text,
+            options,
+        });
+    }
+    Ok(HbaFile { lines, records })
+}
+
+impl HbaFile {
+    pub fn render(&self) -> String {
+        self.lines.concat()
+    }
+
+    pub fn records(&self) -> Vec<Record> {
+        self.records.clone()
+    }
+
+    /// Insert `text` as a new line before 1-based `line`, or at the end.
+    pub fn insert_before(&mut self, line: Option<usize>, text: &str) {
+        let new = format!("{}\n", text.trim_end_matches('\n'));
+        let at = match line {
+            Some(l) if l >= 1 && l <= self.lines.len() => l - 1,
+            _ => {
+                if let Some(last) = self.lines.last_mut() {
+                    if !last.ends_with('\n') {
+                        last.push('\n');
+                    }
+                }
+                self.lines.len()
+            }
+        };
+        self.lines.insert(at, new);
+        // Re-derive records (line numbers moved); the text is still valid.
+        if let Ok(f) = parse(&self.render()) {
+            self.records = f.records;
+        }
+    }
+}
+
+/// The replication connection a standby will make.
+#[derive(Debug, Clone)]
+pub struct ReplConn {
+    pub role: String,
+    pub addr: IpNet,
+    pub ssl: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MatchContext {
+    /// Roles the replication role is a member of, directly or not (`+group`).
+    pub role_memberships: Vec<String>,
+    /// Tokens of `@file` references, keyed as written after `@`.
+    pub at_files: HashMap<String, Vec<Token>>,
+    /// This host's interface networks (`samehost`, `samenet`).
+    pub local_nets: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    Yes,
+    Maybe,
+    No,
+}
+
+fn all3(ms: impl IntoIterator<Item = Match>) -> Match {
+    let mut out = Match::Yes;
+    for m in ms {
+        match m {
+            Match::No => return Match::No,
+            Match::Maybe => out = Match::Maybe,
+            Match::Yes => {}
+        }
+    }
+    out
+}
+
+fn any3(ms: impl IntoIterator<Item = Match>) -> Match {
+    let mut out = Match::No;
+    for m in ms {
+        match m {
+            Match::Yes => return Match::Yes,
+            Match::Maybe => out = Match::Maybe,
+            Match::No => {}
+        }
+    }
+    out
+}
+
+/// `@file` expands to its tokens; unknown contents leave the answer open.
+fn expand<'a>(tokens: &'a [Token], ctx: &'a MatchContext) -> Vec<Result<&'a Token, ()>> {
+    let mut out = vec![];
+    for t in tokens {
+        match t.text.strip_prefix('@') {
+            Some(name) if !t.quoted => match ctx.at_files.get(name) {
+                Some(toks) => out.extend(toks.iter().map(Ok)),
+                None => out.push(Err(())),
+            },
+            _ => out.push(Ok(t)),
+        }
+    }
+    out
+}
+
+/// For a physical replication connection only the keyword `replication`
+/// matches the database column (hba.c's check_db): `all`, `sameuser`,
+/// regular expressions and names do not.
+fn db_matches(tokens: &[Token], ctx: &MatchContext) -> Match {
+    any3(expand(tokens, ctx).into_iter().map(|t| match t {
+        Ok(t) if t.is_keyword("replication") => Match::Yes,
+        Ok(_) => Match::No,
+        Err(()) => Match::Maybe,
+    }))
+}
+
+fn user_matches(tokens: &[Token], role: &str, ctx: &MatchContext) -> Match {
+    any3(expand(tokens, ctx).into_iter().map(|t| match t {
+        Err(()) => Match::Maybe,
+        Ok(t) if t.is_keyword("all") => Match::Yes,
+        Ok(t) if !t.quoted && t.text.starts_with('+') => {
+            let group = &t.text[1..];
+            if group == role || ctx.role_memberships.iter().any(|g| g == group) {
+                Match::Yes
+            } else {
+                Match::No
+            }
+        }
+        Ok(t) if !t.quoted && t.text.starts_with('/') => Match::Maybe,
+        Ok(t) => {
+            if t.text == role {
+                Match::Yes
+            } else {
+                Match::No
+            }
+        }
+    }))
+}
+
+fn net_relation(outer: &IpNet, inner: &IpNet) -> Match {
+    let same_family = matches!(
+        (outer, inner),
+        (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_))
+    );
+    if !same_family {
+        Match::No
+    } else if outer.contains(inner) {
+        Match::Yes
+    } else if inner.contains(outer) {
+        Match::Maybe
+    } else {
+        Match::No
+    }
+}
+
+fn address_matches(addr: &Address, conn: &IpNet, ctx: &MatchContext) -> Match {
+    match addr {
+        Address::All => Match::Yes,
+        Address::Cidr(net) => net_relation(net, conn),
+        Address::SameNet => any3(
+            ctx.local_nets
+                .iter()
+                .map(|n| net_relation(&n.trunc(), conn)),
+        ),
+        Address::SameHost => any3(ctx.local_nets.iter().map(|n| {
+            let host = IpNet::from(n.addr());
+            match net_relation(&host, conn) {
+                Match::Yes if conn.prefix_len() == conn.max_prefix_len() => Match::Yes,
+                Match::No => Match::No,
+                _ => Match::Maybe,
+            }
+        })),
+        Address::Hostname(_) => Match::Maybe,
+    }
+}
+
+/// Would this record decide the standby's connection?
+pub fn record_matches(rec: &Record, conn: &ReplConn, ctx: &MatchContext) -> Match {
+    let type_ok = match rec.conn_type {
+        ConnType::Local | ConnType::HostGssEnc => Match::No,
+        ConnType::Host | ConnType::HostNoGssEnc => Match::Yes,
+        ConnType::HostSsl => {
+            if conn.ssl {
+                Match::Yes
+            } else {
+                Match::No
+            }
+        }
+        ConnType::HostNoSsl => {
+            if conn.ssl {
+                Match::No
+            } else {
+                Match::Yes
+            }
+        }
+    };
+    let addr = rec
+        .address
+        .as_ref()
+        .map(|a| address_matches(a, &conn.addr, ctx))
+        .unwrap_or(Match::No);
+    all3([
+        type_ok,
+        db_matches(&rec.databases, ctx),
+        user_matches(&rec.users, &conn.role, ctx),
+        addr,
+    ])
+}
+
+#[derive(Debug, Clone)]
+pub enum HbaDecision {
+    AlreadyAllowed { line: usize },
+    InsertBefore { line: usize, shadowing: Record },
+    Append,
+}
+
+/// The first record that matches (or might) decides; ours must come first
+/// unless that record already lets the standby in with `method`.
+pub fn decide(file: &HbaFile, conn: &ReplConn, method: &str, ctx: &MatchContext) -> HbaDecision {
+    for rec in &file.records {
+        match record_matches(rec, conn, ctx) {
+            Match::No => continue,
+            Match::Yes if rec.method == method && method != "reject" => {
+                return HbaDecision::AlreadyAllowed { line: rec.line };
+            }
+            _ => {
+                return HbaDecision::InsertBefore {
+                    line: rec.line,
+                    shadowing: rec.clone(),
+                };
+            }
+        }
+    }
+    HbaDecision::Append
+}
+
+const KEYWORDS: &[&str] = &[
+    "all",
+    "sameuser",
+    "samerole",
+    "samegroup",
+    "replication",
+    "samehost",
+    "samenet",
+];
+
+pub fn quote_token(s: &str) -> String {
+    let plain = !s.is_empty()
+        && !KEYWORDS.contains(&s)
+        && !s.starts_with(['+', '@', '/'])
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, ',' | '#' | '"' | '\\'));
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{s}\"")
+    }
+}
+
+/// The line pgrepctl writes, in the stock sample's columns.
+pub fn format_record(conn: &ReplConn, method: &str) -> String {
+    let kind = if conn.ssl { "hostssl" } else { "host" };
+    let pad = |s: &str, w: usize| {
+        if s.len() >= w {
+            format!("{s} ")
+        } else {
+            format!("{s:<w$}")
+        }
+    };
+    format!(
+        "{}{}{}{}{method}  # pgrepctl",
+        pad(kind, 8),
+        pad("replication", 16),
+        pad(&quote_token(&conn.role), 16),
+        pad(&conn.addr.to_string(), 24)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(addr: &str) -> ReplConn {
+        ReplConn {
+            role: "replicator".into(),
+            addr: addr.parse().unwrap(),
+            ssl: false,
+        }
+    }
+
+    fn decide_in(text: &str, c: &ReplConn, ctx: &MatchContext) -> HbaDecision {
+        decide(&parse(text).unwrap(), c, "scram-sha-256", ctx)
+    }
+
+    const EDGE: &str = "# TYPE DATABASE USER ADDRESS METHOD\nlocal all all trust\nhost \"all\",replication \"rep user\",+admins 10.0.0.0 255.255.255.0 md5 # c\nhostssl @dbs @users ::1/128 cert clientcert=verify-full\nhost sameuser all samenet scram-sha-256\nhost all all db.example.com \\\n  md5\n\t\r\nhost replication all .example.com reject";
+
+    #[test]
+    fn round_trips_byte_for_byte() {
+        for t in [
+            EDGE,
+            "",
+            "\n",
+            "local all all trust",
+            "host all all 0.0.0.0/0 md5\r\n",
+        ] {
+            assert_eq!(parse(t).unwrap().render(), t);
+        }
+        for major in 10..=18 {
+            if let Ok(t) =
+                std::fs::read_to_string(format!("/usr/share/postgresql/{major}/pg_hba.conf.sample"))
+            {
+                // initdb fills these placeholders in; a real file never has them.
+                let t = t
+                    .replace("@authcomment@", "")
+                    .replace("@remove-line-for-nolocal@", "")
+                    .replace("@authmethodhost@", "scram-sha-256")
+                    .replace("@authmethodlocal@", "peer");
+                assert_eq!(parse(&t).unwrap().render(), t);
+            }
+        }
+    }
+
+    #[test]
+    fn tokenizes_like_hba_c() {
+        let r = parse(EDGE).unwrap().records();
+        assert_eq!(r.len(), 6);
+        assert_eq!(
+            r[1].databases,
+            vec![
+                Token {
+                    text: "all".into(),
+                    quoted: true
+                },
+                Token {
+                    text: "replication".into(),
+                    quoted: false
+                }
+            ]
+        );
+        assert_eq!(
+            r[1].users[0],
+            Token {
+                text: "rep user".into(),
+                quoted: true
+            }
+        );
+        assert_eq!(
+            r[1].address,
+            Some(Address::Cidr("10.0.0.0/24".parse().unwrap()))
+        );
+        assert_eq!(r[1].method, "md5");
+        assert_eq!(r[2].options, vec!["clientcert=verify-full".to_string()]);
+        assert_eq!(r[3].address, Some(Address::SameNet));
+        assert_eq!(
+            (r[4].line, r[4].method.as_str()),
+            (6, "md5"),
+            "continuation line"
+        );
+        assert_eq!(r[5].line, 9);
+    }
+
+    #[test]
+    fn malformed_lines_are_errors_with_numbers() {
+        for (t, line) in [
+            ("local all all trust\nhost replication all\n", 2),
+            ("hots all all 1.2.3.4/32 md5\n", 1),
+            ("host all all 10.0.0.0/99 md5\n", 1),
+            ("host all all 10.0.0.1 md5\n", 1),
+        ] {
+            assert_eq!(parse(t).unwrap_err().line, line, "{t}");
+        }
+    }
+
+    #[test]
+    fn empty_file_appends() {
+        assert!(matches!(
+            decide_in("", &conn("10.0.0.2/32"), &Default::default()),
+            HbaDecision::Append
+        ));
+    }
+
+    #[test]
+    fn reject_catch_all_gets_our_line_before_it() {
+        let t = "local all all trust\nhost replication all 0.0.0.0/0 reject\n";
+        match decide_in(t, &conn("10.0.0.2/32"), &Default::default()) {
+            HbaDecision::InsertBefore { line, .. } => assert_eq!(line, 2),
+            d => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn all_databases_do_not_match_replication() {
+        let t = "host all all 0.0.0.0/0 scram-sha-256\nhost \"replication\" all 0.0.0.0/0 reject\n";
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &Default::default()),
+            HbaDecision::Append
+        ));
+    }
+
+    #[test]
+    fn equivalent_line_is_already_allowed() {
+        let t = "host replication replicator 10.0.0.0/24 scram-sha-256\n";
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &Default::default()),
+            HbaDecision::AlreadyAllowed { line: 1 }
+        ));
+        // Same line but md5: not what was asked, so ours goes first.
+        let t = "host replication replicator 10.0.0.0/24 md5\n";
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &Default::default()),
+            HbaDecision::InsertBefore { line: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn samenet_catch_all() {
+        let ctx = MatchContext {
+            local_nets: vec!["10.0.0.1/24".parse().unwrap()],
+            ..Default::default()
+        };
+        let t = "host replication all samenet md5\n";
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &ctx),
+            HbaDecision::InsertBefore { line: 1, .. }
+        ));
+        assert!(matches!(
+            decide_in(t, &conn("192.168.1.2/32"), &ctx),
+            HbaDecision::Append
+        ));
+    }
+
+    #[test]
+    fn ssl_types() {
+        let t = "hostssl replication all 10.0.0.0/8 reject\nhostnossl replication all 10.0.0.0/8 scram-sha-256\n";
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &Default::default()),
+            HbaDecision::AlreadyAllowed { line: 2 }
+        ));
+        let mut c = conn("10.0.0.2/32");
+        c.ssl = true;
+        assert!(matches!(
+            decide_in(t, &c, &Default::default()),
+            HbaDecision::InsertBefore { line: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn groups_files_and_quoted_keywords() {
+        let t = "host replication +repl 10.0.0.0/8 reject\n";
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &Default::default()),
+            HbaDecision::Append
+        ));
+        let ctx = MatchContext {
+            role_memberships: vec!["repl".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &ctx),
+            HbaDecision::InsertBefore { .. }
+        ));
+        // A quoted "all" user is a role named all, not the keyword.
+        let t = "host replication \"all\" 10.0.0.0/8 reject\n";
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &Default::default()),
+            HbaDecision::Append
+        ));
+        // @file: unknown contents might match; known contents decide.
+        let t = "host replication @users 10.0.0.0/8 reject\n";
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &Default::default()),
+            HbaDecision::InsertBefore { .. }
+        ));
+        let ctx = MatchContext {
+            at_files: HashMap::from([(
+                "users".to_string(),
+                vec![Token {
+                    text: "bob".into(),
+                    quoted: false,
+                }],
+            )]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &ctx),
+            HbaDecision::Append
+        ));
+        // A hostname might resolve to the standby.
+        let t = "host replication all standby.example reject\n";
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &Default::default()),
+            HbaDecision::InsertBefore { .. }
+        ));
+    }
+
+    #[test]
+    fn partial_overlap_and_families() {
+        let t = "host replication all 10.0.0.0/25 reject\n";
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.0/24"), &Default::default()),
+            HbaDecision::InsertBefore { .. }
+        ));
+        let t = "host replication all ::/0 reject\n";
+        assert!(matches!(
+            decide_in(t, &conn("10.0.0.2/32"), &Default::default()),
+            HbaDecision::Append
+        ));
+    }
+
+    #[test]
+    fn formats_and_quotes() {
+        let line = format_record(&conn("10.0.0.2/32"), "scram-sha-256");
+        assert_eq!(
+            line,
+            "host    replication     replicator      10.0.0.2/32             scram-sha-256  # pgrepctl"
+        );
+        assert_eq!(quote_token("rep user"), "\"rep user\"");
+        assert_eq!(quote_token("all"), "\"all\"");
+        assert_eq!(quote_token("+x"), "\"+x\"");
+        let f = parse(&format!(
+            "{}\n",
+            format_record(
+                &ReplConn {
+                    role: "a b,c".into(),
+                    addr: "10.0.0.2/32".parse().unwrap(),
+                    ssl: true
+                },
+                "md5"
+            )
+        ))
+        .unwrap();
+        let r = &f.records()[0];
+        assert_eq!(r.conn_type, ConnType::HostSsl);
+        assert_eq!(
+            r.users,
+            vec![Token {
+                text: "a b,c".into(),
+                quoted: true
+            }]
+        );
+    }
+
+    #[test]
+    fn insert_keeps_other_lines() {
+        let t = "a-comment-free\nlocal all all trust\nhost replication all 0.0.0.0/0 reject";
+        let mut f = parse(&t.replace("a-comment-free", "# x")).unwrap();
+        f.insert_before(Some(3), "host replication r 10.0.0.2/32 md5");
+        f.insert_before(None, "host replication r 10.0.0.3/32 md5");
+        assert_eq!(
+            f.render(),
+            "# x\nlocal all all trust\nhost replication r 10.0.0.2/32 md5\nhost replication all 0.0.0.0/0 reject\nhost replication r 10.0.0.3/32 md5\n"
+        );
+        assert_eq!(f.records().len(), 4);
+    }
+}

@@ -35,7 +35,10 @@ pub fn is_conninfo(s: &str) -> bool {
 /// its errors to ours (an unknown keyword is the common mistake).
 pub fn parse(s: &str) -> Result<Config> {
     s.parse::<Config>().map_err(|e| {
-        let text = e.to_string();
+        let mut text = e.to_string();
+        if let Some(src) = std::error::Error::source(&e) {
+            text = format!("{text}: {src}");
+        }
         let code = if text.contains("unknown") { Code::UnknownConninfoKeyword } else { Code::InvalidValue };
         Error::new(code, format!("invalid connection string: {text}"))
             .hint("use libpq keywords (host, port, user, dbname, sslmode, application_name, connect_timeout) or a postgresql:// URI")
@@ -72,7 +75,10 @@ pub fn resolve(args: &ConnArgs, data_dir: Option<&Path>) -> Result<Config> {
                     Code::ServerNotRunning,
                     format!("no PostgreSQL server is running on {}", dir.display()),
                 )
-                .hint(format!("start it first (pg_ctl -D {} start), or give -h/-p", dir.display()))
+                .hint(format!(
+                    "start it first (pg_ctl -D {} start), or give -h/-p",
+                    dir.display()
+                ))
             })?;
             let host = if !pf.socket_dir.is_empty() {
                 pf.socket_dir.clone()
@@ -86,7 +92,11 @@ pub fn resolve(args: &ConnArgs, data_dir: Option<&Path>) -> Result<Config> {
                 config = with_port(config, pf.port);
             }
         } else {
-            let dir = if Path::new("/var/run/postgresql").is_dir() { "/var/run/postgresql" } else { "/tmp" };
+            let dir = if Path::new("/var/run/postgresql").is_dir() {
+                "/var/run/postgresql"
+            } else {
+                "/tmp"
+            };
             config = with_hosts(config, dir);
         }
     }
@@ -193,7 +203,13 @@ fn password_for(config: &Config) -> Option<String> {
         Host::Unix(p) => p.display().to_string(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    pgpass::lookup(&contents, &host, port, config.get_dbname().unwrap_or("postgres"), config.get_user()?)
+    pgpass::lookup(
+        &contents,
+        &host,
+        port,
+        config.get_dbname().unwrap_or("postgres"),
+        config.get_user()?,
+    )
 }
 
 /// The first host and port, as the strings libpq keywords would carry.
@@ -226,10 +242,19 @@ mod tests {
 
     #[test]
     fn uri_and_unknown_keyword() {
-        let args = ConnArgs { dbname: Some("postgresql://u@h:5544/d".into()), ..Default::default() };
+        let args = ConnArgs {
+            dbname: Some("postgresql://u@h:5544/d".into()),
+            ..Default::default()
+        };
         let c = resolve(&args, None).unwrap();
         assert_eq!(first_host_port(&c), ("h".into(), 5544));
-        let bad = ConnArgs { dbname: Some("host=h bogus=1".into()), ..Default::default() };
-        assert_eq!(resolve(&bad, None).unwrap_err().code, Code::UnknownConninfoKeyword);
+        let bad = ConnArgs {
+            dbname: Some("host=h bogus=1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(&bad, None).unwrap_err().code,
+            Code::UnknownConninfoKeyword
+        );
     }
 }

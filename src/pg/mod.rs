@@ -28,9 +28,12 @@ pub async fn connect(config: &Config, timeout: Option<Duration>) -> Result<Sessi
     let target = describe(&config);
     let fut = config.connect(NoTls);
     let res = match timeout {
-        Some(t) => tokio::time::timeout(t, fut)
-            .await
-            .map_err(|_| Error::new(Code::Timeout, format!("{target}: no answer within {}s", t.as_secs_f64())))?,
+        Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| {
+            Error::new(
+                Code::Timeout,
+                format!("{target}: no answer within {}s", t.as_secs_f64()),
+            )
+        })?,
         None => fut.await,
     };
     let (client, connection) = res.map_err(|e| connect_error(&target, &e))?;
@@ -60,7 +63,15 @@ pub fn describe(config: &Config) -> String {
         })
         .collect();
     let ports: Vec<String> = config.get_ports().iter().map(|p| p.to_string()).collect();
-    let mut s = format!("host={} port={}", hosts.join(","), if ports.is_empty() { "5432".into() } else { ports.join(",") });
+    let mut s = format!(
+        "host={} port={}",
+        hosts.join(","),
+        if ports.is_empty() {
+            "5432".into()
+        } else {
+            ports.join(",")
+        }
+    );
     if let Some(u) = config.get_user() {
         s.push_str(&format!(" user={u}"));
     }
@@ -84,11 +95,17 @@ pub fn connect_error(target: &str, e: &tokio_postgres::Error) -> Error {
     }
     let text = error_chain(e);
     if text.contains("password missing") {
-        return Error::new(Code::AuthenticationFailed, format!("{target}: the server asks for a password and none was given"))
-            .hint("put it in ~/.pgpass (mode 0600) or PGPASSFILE, or set PGPASSWORD");
+        return Error::new(
+            Code::AuthenticationFailed,
+            format!("{target}: the server asks for a password and none was given"),
+        )
+        .hint("put it in ~/.pgpass (mode 0600) or PGPASSFILE, or set PGPASSWORD");
     }
-    Error::new(Code::ConnectionFailed, format!("cannot connect to {target}: {text}"))
-        .hint("check that the server is running and that host and port are right")
+    Error::new(
+        Code::ConnectionFailed,
+        format!("cannot connect to {target}: {text}"),
+    )
+    .hint("check that the server is running and that host and port are right")
 }
 
 pub fn query_error(target: &str, e: &tokio_postgres::Error) -> Error {
@@ -105,7 +122,10 @@ pub fn query_error(target: &str, e: &tokio_postgres::Error) -> Error {
             };
             err
         }
-        None => Error::new(Code::ConnectionFailed, format!("{target}: {}", error_chain(e))),
+        None => Error::new(
+            Code::ConnectionFailed,
+            format!("{target}: {}", error_chain(e)),
+        ),
     }
 }
 

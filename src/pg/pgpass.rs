@@ -16,7 +16,11 @@ pub fn default_path() -> Option<PathBuf> {
 /// `localhost` (and as the path itself).
 pub fn lookup(contents: &str, host: &str, port: u16, db: &str, user: &str) -> Option<String> {
     let port = port.to_string();
-    let host_alts: Vec<&str> = if host.starts_with('/') { vec![host, "localhost"] } else { vec![host] };
+    let host_alts: Vec<&str> = if host.starts_with('/') {
+        vec![host, "localhost"]
+    } else {
+        vec![host]
+    };
     for line in contents.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
@@ -58,7 +62,14 @@ fn split(line: &str) -> Vec<String> {
 /// One line for a password file, escaped so any password round-trips.
 pub fn line(host: &str, port: u16, db: &str, user: &str, password: &str) -> String {
     let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
-    format!("{}:{}:{}:{}:{}\n", esc(host), port, esc(db), esc(user), esc(password))
+    format!(
+        "{}:{}:{}:{}:{}\n",
+        esc(host),
+        port,
+        esc(db),
+        esc(user),
+        esc(password)
+    )
 }
 
 #[cfg(test)]
@@ -68,10 +79,19 @@ mod tests {
     #[test]
     fn matches_like_libpq() {
         let f = "# comment\ndb1:5432:*:bob:secret\n*:*:replication:rep:a\\:b\\\\c\n";
-        assert_eq!(lookup(f, "db1", 5432, "x", "bob").as_deref(), Some("secret"));
+        assert_eq!(
+            lookup(f, "db1", 5432, "x", "bob").as_deref(),
+            Some("secret")
+        );
         assert_eq!(lookup(f, "db1", 5433, "x", "bob"), None);
-        assert_eq!(lookup(f, "/tmp", 1, "replication", "rep").as_deref(), Some("a:b\\c"));
+        assert_eq!(
+            lookup(f, "/tmp", 1, "replication", "rep").as_deref(),
+            Some("a:b\\c")
+        );
         let l = line("h", 1, "replication", "u:x", "p:w\\");
-        assert_eq!(lookup(&l, "h", 1, "replication", "u:x").as_deref(), Some("p:w\\"));
+        assert_eq!(
+            lookup(&l, "h", 1, "replication", "u:x").as_deref(),
+            Some("p:w\\")
+        );
     }
 }

@@ -22,8 +22,14 @@ pub fn parse(text: &str) -> Option<PidFile> {
         pid: lines.first()?.trim().parse().ok()?,
         data_dir: PathBuf::from(lines.get(1)?.trim()),
         port: lines.get(3)?.trim().parse().ok()?,
-        socket_dir: lines.get(4).map(|s| s.trim().to_string()).unwrap_or_default(),
-        listen_addr: lines.get(5).map(|s| s.trim().to_string()).unwrap_or_default(),
+        socket_dir: lines
+            .get(4)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        listen_addr: lines
+            .get(5)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
     })
 }
 

@@ -27,9 +27,15 @@ pub fn matches(stored: &str, password: &Secret, role: &str) -> bool {
 
 fn scram_matches(rest: &str, password: &str) -> bool {
     // <iterations>:<salt>$<StoredKey>:<ServerKey>
-    let Some((params, keys)) = rest.split_once('$') else { return false };
-    let Some((iter, salt)) = params.split_once(':') else { return false };
-    let Some((stored_key, server_key)) = keys.split_once(':') else { return false };
+    let Some((params, keys)) = rest.split_once('$') else {
+        return false;
+    };
+    let Some((iter, salt)) = params.split_once(':') else {
+        return false;
+    };
+    let Some((stored_key, server_key)) = keys.split_once(':') else {
+        return false;
+    };
     let (Ok(iter), Ok(salt), Ok(stored_key), Ok(server_key)) = (
         iter.parse::<u32>(),
         STANDARD.decode(salt),

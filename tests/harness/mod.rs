@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU16, Ordering};
 
-pub use run::{pgrepctl, pgrepctl_env_as, Run};
+pub use run::{Run, pgrepctl, pgrepctl_env_as};
 
 /// The bin directory under test: `PGREPCTL_TEST_BINDIR`, else Debian's 15.
 pub fn bindir() -> PathBuf {
@@ -31,10 +31,17 @@ pub fn bindir() -> PathBuf {
 }
 
 pub fn major(bindir: &Path) -> u32 {
-    let out = Command::new(bindir.join("pg_ctl")).arg("--version").output().expect("pg_ctl --version");
+    let out = Command::new(bindir.join("pg_ctl"))
+        .arg("--version")
+        .output()
+        .expect("pg_ctl --version");
     let s = String::from_utf8_lossy(&out.stdout);
     let v = s.split(')').nth(1).unwrap_or("").trim();
-    v.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    v.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 pub fn is_root() -> bool {
@@ -46,7 +53,9 @@ pub fn pg_ids() -> Option<(u32, u32)> {
     if !is_root() {
         return None;
     }
-    let u = nix::unistd::User::from_name("postgres").unwrap().expect("a postgres OS user");
+    let u = nix::unistd::User::from_name("postgres")
+        .unwrap()
+        .expect("a postgres OS user");
     Some((u.uid.as_raw(), u.gid.as_raw()))
 }
 
@@ -82,10 +91,19 @@ static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 /// A loopback port nobody listens on. Ports are handed out from a
 /// per-process range so parallel tests in one run never pick the same one.
 pub fn free_port() -> u16 {
-    let _ = NEXT_PORT.compare_exchange(0, 20000 + (std::process::id() % 400) as u16 * 100, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = NEXT_PORT.compare_exchange(
+        0,
+        20000 + (std::process::id() % 400) as u16 * 100,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     loop {
         let p = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() && std::net::TcpListener::bind(("::1", p)).map(|_| true).unwrap_or(true) {
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && std::net::TcpListener::bind(("::1", p))
+                .map(|_| true)
+                .unwrap_or(true)
+        {
             return p;
         }
     }
@@ -93,7 +111,10 @@ pub fn free_port() -> u16 {
 
 /// A temp dir the postgres user can traverse.
 pub fn tempdir() -> tempfile::TempDir {
-    let t = tempfile::Builder::new().prefix("pgrepctl-t").tempdir_in("/tmp").unwrap();
+    let t = tempfile::Builder::new()
+        .prefix("pgrepctl-t")
+        .tempdir_in("/tmp")
+        .unwrap();
     std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     t
 }
@@ -145,14 +166,26 @@ impl Builder {
         let tmp = tempdir();
         let data = tmp.path().join("data");
         let sock = tmp.path().join("sock");
-        std::fs::create_dir(&sock).unwrap();
-        chown_pg(&sock);
+        let logdir = tmp.path().join("log");
+        for d in [&sock, &data, &logdir] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+            chown_pg(d);
+        }
         let mut c = as_pg(bindir.join("initdb"));
-        c.args(["-D"]).arg(&data).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
+        c.args(["-D"]).arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
         c.args(&self.initdb_args);
         check(c.output().unwrap(), "initdb");
         let mut cluster = Cluster {
-            log: tmp.path().join("server.log"),
+            log: logdir.join("server.log"),
             tmp,
             data,
             sock,
@@ -180,7 +213,10 @@ impl Builder {
 
 impl Cluster {
     pub fn builder() -> Builder {
-        Builder { start: true, ..Default::default() }
+        Builder {
+            start: true,
+            ..Default::default()
+        }
     }
 
     /// A default initdb cluster, started.
@@ -207,8 +243,10 @@ impl Cluster {
             }
             let opts = format!("-p {} -k {} -c fsync=off", self.port, self.sock.display());
             let out = as_pg(self.bindir.join("pg_ctl"))
-                .arg("-D").arg(&self.data)
-                .arg("-l").arg(&self.log)
+                .arg("-D")
+                .arg(&self.data)
+                .arg("-l")
+                .arg(&self.log)
                 .args(["-w", "-t", "60", "-o", &opts, "start"])
                 .output()
                 .unwrap();
@@ -217,7 +255,10 @@ impl Cluster {
             }
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             if !log.contains("could not bind") && !log.contains("in use") {
-                panic!("pg_ctl start failed: {}\n{log}", String::from_utf8_lossy(&out.stderr));
+                panic!(
+                    "pg_ctl start failed: {}\n{log}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
         }
         panic!("no free port for PostgreSQL");
@@ -225,18 +266,27 @@ impl Cluster {
 
     pub fn stop(&self) {
         let _ = as_pg(self.bindir.join("pg_ctl"))
-            .arg("-D").arg(&self.data)
+            .arg("-D")
+            .arg(&self.data)
             .args(["-m", "fast", "-w", "-t", "60", "stop"])
             .output();
     }
 
     pub fn running(&self) -> bool {
-        as_pg(self.bindir.join("pg_ctl")).arg("-D").arg(&self.data).arg("status").output().unwrap().status.success()
+        as_pg(self.bindir.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .arg("status")
+            .output()
+            .unwrap()
+            .status
+            .success()
     }
 
     /// Run SQL as the superuser over the private socket; panics on error.
     pub fn sql(&self, q: &str) -> String {
-        self.try_sql(q).unwrap_or_else(|e| panic!("SQL failed: {q}\n{e}"))
+        self.try_sql(q)
+            .unwrap_or_else(|e| panic!("SQL failed: {q}\n{e}"))
     }
 
     pub fn try_sql(&self, q: &str) -> Result<String, String> {
@@ -244,12 +294,27 @@ impl Cluster {
     }
 
     pub fn psql(&self, conninfo: &[(&str, &str)], q: &str) -> Result<String, String> {
-        let mut ci = format!("host={} port={} user=postgres dbname=postgres", self.sock.display(), self.port);
+        let mut ci = format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.sock.display(),
+            self.port
+        );
         for (k, v) in conninfo {
             ci.push_str(&format!(" {k}='{v}'"));
         }
         let out = Command::new(psql_bin(&self.bindir))
-            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", &ci, "-c", q])
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &ci,
+                "-c",
+                q,
+            ])
             .env_remove("PGPASSWORD")
             .output()
             .unwrap();
@@ -262,7 +327,11 @@ impl Cluster {
 
     /// The superuser connection string pgrepctl's `-d` takes.
     pub fn conninfo(&self) -> String {
-        format!("host={} port={} user=postgres dbname=postgres", self.sock.display(), self.port)
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.sock.display(),
+            self.port
+        )
     }
 }
 
@@ -275,7 +344,8 @@ pub fn psql_bin(bindir: &Path) -> PathBuf {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = as_pg(self.bindir.join("pg_ctl"))
-            .arg("-D").arg(&self.data)
+            .arg("-D")
+            .arg(&self.data)
             .args(["-m", "immediate", "-w", "-t", "30", "stop"])
             .output();
     }
@@ -289,7 +359,11 @@ pub fn snapshot(paths: &[&Path]) -> Vec<(PathBuf, Option<Vec<u8>>)> {
         out.push((p.to_path_buf(), std::fs::read(p).ok()));
         if let Some(dir) = p.parent() {
             let mut names: Vec<String> = std::fs::read_dir(dir)
-                .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
                 .unwrap_or_default();
             names.retain(|n| n.contains("pgrepctl") || n.ends_with(".conf"));
             names.sort();

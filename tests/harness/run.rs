@@ -19,11 +19,23 @@ impl Run {
         String::from_utf8_lossy(&self.out.stderr).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.stdout().trim()).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}\nstderr:\n{}", self.stdout(), self.stderr()))
+        serde_json::from_str(self.stdout().trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
     }
     /// Asserts exit 0 and returns the JSON.
     pub fn ok(&self) -> serde_json::Value {
-        assert_eq!(self.code(), 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self.json()
     }
     /// Asserts failure with `code` and returns the JSON error object.
@@ -32,7 +44,11 @@ impl Run {
         assert_eq!(j["ok"], false, "{j}");
         assert_eq!(j["error"]["code"], code, "{j}\nstderr:\n{}", self.stderr());
         assert_eq!(self.code(), exit, "{j}");
-        assert!(self.stderr().contains("error: "), "one-line error on stderr: {}", self.stderr());
+        assert!(
+            self.stderr().contains("error: "),
+            "one-line error on stderr: {}",
+            self.stderr()
+        );
         j
     }
 }
@@ -61,7 +77,9 @@ where
     for (k, v) in env {
         c.env(k, v);
     }
-    Run { out: c.output().unwrap() }
+    Run {
+        out: c.output().unwrap(),
+    }
 }
 
 /// A 0600 password file owned by the test user.
@@ -86,5 +104,7 @@ pub fn pgrepctl_env_as(args: &[&str], ids: Option<(u32, u32)>) -> Run {
     if let Some((uid, gid)) = ids {
         c.uid(uid).gid(gid).env("HOME", "/var/lib/postgresql");
     }
-    Run { out: c.output().unwrap() }
+    Run {
+        out: c.output().unwrap(),
+    }
 }

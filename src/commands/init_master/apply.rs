@@ -3,9 +3,9 @@
 //! SQL, reload, optional restart, and a check of the live values. Any
 //! failure undoes what was done, newest first.
 
+use super::Settings;
 use super::inspect::Facts;
 use super::plan::{self, Plan, Step};
-use super::Settings;
 use crate::error::{Code, Error, Result};
 use crate::fsutil;
 use crate::pg::{self, Session, query_error, sql};
@@ -16,32 +16,56 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 enum Undo {
-    File { path: PathBuf, old: String },
+    File {
+        path: PathBuf,
+        old: String,
+    },
     Sql(Secret),
     /// A backup made by this run: gone again when the run is undone.
     Backup(PathBuf),
     Reload,
 }
 
-pub async fn apply(settings: &Settings, facts: &Facts, plan: Plan, printer: &Printer, outcome: &mut Outcome) -> Result<()> {
+pub async fn apply(
+    settings: &Settings,
+    facts: &Facts,
+    plan: Plan,
+    printer: &Printer,
+    outcome: &mut Outcome,
+) -> Result<()> {
     outcome.warnings.extend(plan.warnings.iter().cloned());
     outcome.detail("restart_command", &plan.restart_command);
     let needs_restart = plan.steps.iter().any(|s| matches!(s, Step::Restart));
     let bindir = if needs_restart && facts.debian_cluster.is_none() {
-        Some(tools::find(facts.version_num / 10000, settings.bindir.as_deref())?)
+        Some(tools::find(
+            facts.version_num / 10000,
+            settings.bindir.as_deref(),
+        )?)
     } else {
         None
     };
     let mut session = pg::connect(&settings.conn, None).await?;
     let mut undo: Vec<Undo> = vec![];
-    let result = run_steps(settings, facts, &plan, printer, outcome, &mut session, &mut undo, bindir.as_ref()).await;
+    let result = run_steps(
+        settings,
+        facts,
+        &plan,
+        printer,
+        outcome,
+        &mut session,
+        &mut undo,
+        bindir.as_ref(),
+    )
+    .await;
     if let Err(mut err) = result {
         let rolled = rollback(&session, undo, printer).await;
         outcome.changes.clear();
         outcome.changed = false;
         match rolled {
             Ok(()) => err.message.push_str(" (every change was undone)"),
-            Err(e) => err.message.push_str(&format!(" (undoing the changes also failed: {e})")),
+            Err(e) => err
+                .message
+                .push_str(&format!(" (undoing the changes also failed: {e})")),
         }
         return Err(err);
     }
@@ -67,14 +91,20 @@ async fn run_steps(
             // The file must still be what we planned against.
             let now = fsutil::read_to_string(path)?;
             if &now != old {
-                return Err(Error::new(Code::Io, format!("{} changed while pgrepctl was running", path.display()))
-                    .hint("rerun pgrepctl"));
+                return Err(Error::new(
+                    Code::Io,
+                    format!("{} changed while pgrepctl was running", path.display()),
+                )
+                .hint("rerun pgrepctl"));
             }
             if let Some(b) = fsutil::backup_once(path, old.as_bytes())? {
                 printer.debug(format!("backup of the original: {}", b.display()));
                 undo.push(Undo::Backup(b));
             }
-            undo.push(Undo::File { path: path.clone(), old: old.clone() });
+            undo.push(Undo::File {
+                path: path.clone(),
+                old: old.clone(),
+            });
             fsutil::atomic_write(path, new.as_bytes())?;
             printer.info(format!("edited {}", path.display()));
             outcome.changes.extend(plan::describe(step));
@@ -91,23 +121,41 @@ async fn run_steps(
         match step {
             Step::EditFile { .. } | Step::Reload | Step::Restart => continue,
             Step::AlterSystem { name, value, old } => {
-                c.batch_execute(&format!("ALTER SYSTEM SET {name} = {}", sql::literal(value)))
-                    .await
-                    .map_err(|e| config_rejected(&t, &e))?;
-                undo.push(Undo::Sql(Secret::new(format!("ALTER SYSTEM SET {name} = {}", sql::literal(old)))));
+                c.batch_execute(&format!(
+                    "ALTER SYSTEM SET {name} = {}",
+                    sql::literal(value)
+                ))
+                .await
+                .map_err(|e| config_rejected(&t, &e))?;
+                undo.push(Undo::Sql(Secret::new(format!(
+                    "ALTER SYSTEM SET {name} = {}",
+                    sql::literal(old)
+                ))));
             }
-            Step::Sql { sql, undo: u, shown } => {
+            Step::Sql {
+                sql,
+                undo: u,
+                shown,
+            } => {
                 printer.debug(shown);
-                c.batch_execute(sql.expose()).await.map_err(|e| query_error(&t, &e))?;
+                c.batch_execute(sql.expose())
+                    .await
+                    .map_err(|e| query_error(&t, &e))?;
                 if let Some(u) = u {
                     undo.push(Undo::Sql(u.clone()));
                 }
             }
             Step::CreateSlot { name } => {
-                c.query("SELECT pg_create_physical_replication_slot($1, true)", &[name])
-                    .await
-                    .map_err(|e| query_error(&t, &e))?;
-                undo.push(Undo::Sql(Secret::new(format!("SELECT pg_drop_replication_slot({})", sql::literal(name)))));
+                c.query(
+                    "SELECT pg_create_physical_replication_slot($1, true)",
+                    &[name],
+                )
+                .await
+                .map_err(|e| query_error(&t, &e))?;
+                undo.push(Undo::Sql(Secret::new(format!(
+                    "SELECT pg_drop_replication_slot({})",
+                    sql::literal(name)
+                ))));
             }
         }
         outcome.changes.extend(plan::describe(step));
@@ -151,15 +199,18 @@ async fn validate(session: &Session, facts: &Facts, plan: &Plan) -> Result<()> {
             let line: Option<i32> = r.get(1);
             return Err(Error::new(
                 Code::ConfigRejected,
-                format!("PostgreSQL rejects the edited configuration: {}:{}: {err}", file.unwrap_or_default(), line.unwrap_or(0)),
+                format!(
+                    "PostgreSQL rejects the edited configuration: {}:{}: {err}",
+                    file.unwrap_or_default(),
+                    line.unwrap_or(0)
+                ),
             ));
         }
     }
     for target in &plan.targets {
         let last = rows
             .iter()
-            .filter(|r| r.get::<_, Option<String>>(2).as_deref() == Some(target.name.as_str()))
-            .next_back();
+            .rfind(|r| r.get::<_, Option<String>>(2).as_deref() == Some(target.name.as_str()));
         let auto = facts.auto_conf.display().to_string();
         if let Some(r) = last {
             let file: Option<String> = r.get(0);
@@ -167,7 +218,11 @@ async fn validate(session: &Session, facts: &Facts, plan: &Plan) -> Result<()> {
             if file.as_deref() == Some(auto.as_str()) {
                 continue; // set by ALTER SYSTEM afterwards
             }
-            if !plan::live_satisfies(target, value.as_deref().unwrap_or(""), plan::base_unit(&target.name)) {
+            if !plan::live_satisfies(
+                target,
+                value.as_deref().unwrap_or(""),
+                plan::base_unit(&target.name),
+            ) {
                 return Err(Error::new(
                     Code::ConfigRejected,
                     format!(
@@ -182,7 +237,10 @@ async fn validate(session: &Session, facts: &Facts, plan: &Plan) -> Result<()> {
         }
     }
     let hba = c
-        .query("SELECT coalesce(line_number, 0), error FROM pg_hba_file_rules WHERE error IS NOT NULL", &[])
+        .query(
+            "SELECT coalesce(line_number, 0), error FROM pg_hba_file_rules WHERE error IS NOT NULL",
+            &[],
+        )
         .await
         .map_err(|e| query_error(t, &e))?;
     if let Some(r) = hba.first() {
@@ -190,7 +248,10 @@ async fn validate(session: &Session, facts: &Facts, plan: &Plan) -> Result<()> {
         let err: String = r.get(1);
         return Err(Error::new(
             Code::ConfigRejected,
-            format!("PostgreSQL rejects the edited pg_hba.conf: {}:{line}: {err}", facts.hba_file.display()),
+            format!(
+                "PostgreSQL rejects the edited pg_hba.conf: {}:{line}: {err}",
+                facts.hba_file.display()
+            ),
         ));
     }
     Ok(())
@@ -214,7 +275,10 @@ async fn verify_reloaded(session: &Session, plan: &Plan) -> Result<()> {
         if Instant::now() > deadline {
             return Err(Error::new(
                 Code::VerifyFailed,
-                format!("after the reload the server still shows {}", pending.join(", ")),
+                format!(
+                    "after the reload the server still shows {}",
+                    pending.join(", ")
+                ),
             )
             .hint("check the server log for configuration errors"));
         }
@@ -227,8 +291,11 @@ async fn verify_restarted(session: &Session, plan: &Plan) -> Result<()> {
     if pending.is_empty() {
         Ok(())
     } else {
-        Err(Error::new(Code::VerifyFailed, format!("after the restart the server shows {}", pending.join(", ")))
-            .hint("check the server log and the configuration files"))
+        Err(Error::new(
+            Code::VerifyFailed,
+            format!("after the restart the server shows {}", pending.join(", ")),
+        )
+        .hint("check the server log and the configuration files"))
     }
 }
 
@@ -238,12 +305,17 @@ async fn unsatisfied(session: &Session, plan: &Plan, allow_pending: bool) -> Res
     let names: Vec<&str> = plan.targets.iter().map(|t| t.name.as_str()).collect();
     let rows = session
         .client
-        .query("SELECT name, setting, pending_restart FROM pg_settings WHERE name = ANY($1)", &[&names])
+        .query(
+            "SELECT name, setting, pending_restart FROM pg_settings WHERE name = ANY($1)",
+            &[&names],
+        )
         .await
         .map_err(|e| query_error(&session.target, &e))?;
     let mut out = vec![];
     for t in &plan.targets {
-        let Some(r) = rows.iter().find(|r| r.get::<_, String>(0) == t.name) else { continue };
+        let Some(r) = rows.iter().find(|r| r.get::<_, String>(0) == t.name) else {
+            continue;
+        };
         let setting: String = r.get(1);
         let pending: bool = r.get(2);
         if plan::live_satisfies(t, &setting, plan::base_unit(&t.name)) {
@@ -257,10 +329,18 @@ async fn unsatisfied(session: &Session, plan: &Plan, allow_pending: bool) -> Res
     Ok(out)
 }
 
-fn restart(settings: &Settings, facts: &Facts, printer: &Printer, bindir: Option<&tools::BinDir>) -> Result<()> {
+fn restart(
+    settings: &Settings,
+    facts: &Facts,
+    printer: &Printer,
+    bindir: Option<&tools::BinDir>,
+) -> Result<()> {
     printer.info("restarting the server");
     let (expr, what) = match (&facts.debian_cluster, bindir) {
-        (Some((ver, cluster)), _) => (duct::cmd("pg_ctlcluster", [ver.as_str(), cluster.as_str(), "restart"]), "pg_ctlcluster restart"),
+        (Some((ver, cluster)), _) => (
+            duct::cmd("pg_ctlcluster", [ver.as_str(), cluster.as_str(), "restart"]),
+            "pg_ctlcluster restart",
+        ),
         (None, Some(b)) => {
             let owner = RunAs::owner_of(&facts.data_directory);
             let log = facts.data_directory.join("pgrepctl-restart.log");
@@ -299,7 +379,11 @@ async fn reconnect(settings: &Settings) -> Result<Session> {
     }
 }
 
-async fn rollback(session: &Session, undo: Vec<Undo>, printer: &Printer) -> std::result::Result<(), String> {
+async fn rollback(
+    session: &Session,
+    undo: Vec<Undo>,
+    printer: &Printer,
+) -> std::result::Result<(), String> {
     let mut failures = vec![];
     let mut reload = false;
     for u in undo.into_iter().rev() {
@@ -326,5 +410,9 @@ async fn rollback(session: &Session, undo: Vec<Undo>, printer: &Printer) -> std:
     if reload {
         let _ = session.client.query("SELECT pg_reload_conf()", &[]).await;
     }
-    if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("; "))
+    }
 }

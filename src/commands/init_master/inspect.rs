@@ -78,7 +78,10 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
     let q = |e: tokio_postgres::Error| query_error(t, &e);
 
     let su: bool = c
-        .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[])
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
         .await
         .map_err(q)?
         .get(0);
@@ -88,9 +91,16 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
             "connect as a superuser (-U postgres, or run as the postgres OS user); init-master edits server files and roles",
         ));
     }
-    printer.debug(format!("connected to {t}, server_version_num {}", session.version_num));
+    printer.debug(format!(
+        "connected to {t}, server_version_num {}",
+        session.version_num
+    ));
 
-    let show = |rows: Vec<tokio_postgres::Row>| -> String { rows.first().map(|r| r.get::<_, String>(0)).unwrap_or_default() };
+    let show = |rows: Vec<tokio_postgres::Row>| -> String {
+        rows.first()
+            .map(|r| r.get::<_, String>(0))
+            .unwrap_or_default()
+    };
     let data_directory = PathBuf::from(show(c.query("SHOW data_directory", &[]).await.map_err(q)?));
     let config_file = PathBuf::from(show(c.query("SHOW config_file", &[]).await.map_err(q)?));
     let hba_file = PathBuf::from(show(c.query("SHOW hba_file", &[]).await.map_err(q)?));
@@ -159,7 +169,10 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
         .collect();
 
     let hba_errors: Vec<(usize, String)> = c
-        .query("SELECT coalesce(line_number, 0), error FROM pg_hba_file_rules WHERE error IS NOT NULL", &[])
+        .query(
+            "SELECT coalesce(line_number, 0), error FROM pg_hba_file_rules WHERE error IS NOT NULL",
+            &[],
+        )
         .await
         .map_err(q)?
         .into_iter()
@@ -193,7 +206,10 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
         .map(|r| r.get(0))
         .collect();
     let slots: HashMap<String, String> = c
-        .query("SELECT slot_name::text, slot_type FROM pg_replication_slots", &[])
+        .query(
+            "SELECT slot_name::text, slot_type FROM pg_replication_slots",
+            &[],
+        )
         .await
         .map_err(q)?
         .into_iter()
@@ -204,8 +220,14 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
     let mut files = BTreeMap::new();
     files.insert(config_file.clone(), fsutil::read_to_string(&config_file)?);
     for fs in &file_settings {
-        if SETTINGS.contains(&fs.name.as_str()) && fs.sourcefile != auto_conf && !files.contains_key(&fs.sourcefile) {
-            files.insert(fs.sourcefile.clone(), fsutil::read_to_string(&fs.sourcefile)?);
+        if SETTINGS.contains(&fs.name.as_str())
+            && fs.sourcefile != auto_conf
+            && !files.contains_key(&fs.sourcefile)
+        {
+            files.insert(
+                fs.sourcefile.clone(),
+                fsutil::read_to_string(&fs.sourcefile)?,
+            );
         }
     }
     let hba_text = fsutil::read_to_string(&hba_file)?;
@@ -236,14 +258,20 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
 fn read_at_files(hba_text: &str, hba_file: &Path) -> HashMap<String, Vec<crate::conf::hba::Token>> {
     let mut out = HashMap::new();
     let dir = hba_file.parent().unwrap_or(Path::new("/"));
-    let Ok(parsed) = crate::conf::hba::parse(hba_text) else { return out };
+    let Ok(parsed) = crate::conf::hba::parse(hba_text) else {
+        return out;
+    };
     for rec in parsed.records() {
         for tok in rec.databases.iter().chain(rec.users.iter()) {
             if let Some(name) = tok.text.strip_prefix('@') {
                 if tok.quoted || out.contains_key(name) {
                     continue;
                 }
-                let path = if name.starts_with('/') { PathBuf::from(name) } else { dir.join(name) };
+                let path = if name.starts_with('/') {
+                    PathBuf::from(name)
+                } else {
+                    dir.join(name)
+                };
                 if let Ok(text) = std::fs::read_to_string(&path) {
                     let toks = text
                         .lines()
@@ -266,9 +294,13 @@ fn read_at_files(hba_text: &str, hba_file: &Path) -> HashMap<String, Vec<crate::
 /// This host's interface networks, for `samehost`/`samenet` in pg_hba.conf.
 fn local_nets() -> Vec<IpNet> {
     let mut nets = vec![];
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return nets };
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return nets;
+    };
     for ifa in addrs {
-        let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else { continue };
+        let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else {
+            continue;
+        };
         if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
             let prefix = u32::from(m.ip()).count_ones() as u8;
             if let Ok(n) = ipnet::Ipv4Net::new(a.ip(), prefix) {
@@ -286,7 +318,10 @@ fn local_nets() -> Vec<IpNet> {
 
 /// `/etc/postgresql/<version>/<cluster>/postgresql.conf` → ("15", "main").
 fn debian_cluster(config_file: &Path) -> Option<(String, String)> {
-    let parts: Vec<String> = config_file.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+    let parts: Vec<String> = config_file
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
     match parts.as_slice() {
         [root, etc, pg, ver, cluster, file]
             if root == "/" && etc == "etc" && pg == "postgresql" && file == "postgresql.conf" =>

@@ -2,8 +2,8 @@
 //! primary to the goal state. No I/O, so every decision is unit-testable
 //! without a server; an empty plan is exactly `changed: false`.
 
-use super::inspect::{Facts, FileSetting};
 use super::Settings;
+use super::inspect::{Facts, FileSetting};
 use crate::conf::{hba, pgconf};
 use crate::error::{Code, Error, Result};
 use crate::pg::{scram, sql};
@@ -15,12 +15,27 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub enum Step {
     /// Replace a config file with `new` (after a backup of the original).
-    EditFile { path: PathBuf, old: String, new: String, summaries: Vec<String> },
+    EditFile {
+        path: PathBuf,
+        old: String,
+        new: String,
+        summaries: Vec<String>,
+    },
     /// A setting whose live line is in postgresql.auto.conf.
-    AlterSystem { name: String, value: String, old: String },
+    AlterSystem {
+        name: String,
+        value: String,
+        old: String,
+    },
     /// A role statement; `sql` may hold a password verifier, `shown` never does.
-    Sql { shown: String, sql: Secret, undo: Option<Secret> },
-    CreateSlot { name: String },
+    Sql {
+        shown: String,
+        sql: Secret,
+        undo: Option<Secret>,
+    },
+    CreateSlot {
+        name: String,
+    },
     Reload,
     Restart,
 }
@@ -61,14 +76,20 @@ impl Plan {
             o.push(c);
         }
         o.warnings.extend(self.warnings.iter().cloned());
-        o.restart_required = self.restart_required && !self.steps.iter().any(|s| matches!(s, Step::Restart));
+        o.restart_required =
+            self.restart_required && !self.steps.iter().any(|s| matches!(s, Step::Restart));
         o.detail("restart_command", &self.restart_command);
     }
 }
 
 pub fn describe(step: &Step) -> Vec<Change> {
     match step {
-        Step::EditFile { path, old, new, summaries } => vec![Change {
+        Step::EditFile {
+            path,
+            old,
+            new,
+            summaries,
+        } => vec![Change {
             kind: Kind::File,
             path: Some(path.clone()),
             summary: summaries.join("; "),
@@ -83,15 +104,33 @@ pub fn describe(step: &Step) -> Vec<Change> {
             ),
             diff: None,
         }],
-        Step::Sql { shown, .. } => vec![Change { kind: Kind::Sql, path: None, summary: shown.clone(), diff: None }],
+        Step::Sql { shown, .. } => vec![Change {
+            kind: Kind::Sql,
+            path: None,
+            summary: shown.clone(),
+            diff: None,
+        }],
         Step::CreateSlot { name } => vec![Change {
             kind: Kind::Sql,
             path: None,
-            summary: format!("SELECT pg_create_physical_replication_slot({}, true)", sql::literal(name)),
+            summary: format!(
+                "SELECT pg_create_physical_replication_slot({}, true)",
+                sql::literal(name)
+            ),
             diff: None,
         }],
-        Step::Reload => vec![Change { kind: Kind::Service, path: None, summary: "reload".into(), diff: None }],
-        Step::Restart => vec![Change { kind: Kind::Service, path: None, summary: "restart".into(), diff: None }],
+        Step::Reload => vec![Change {
+            kind: Kind::Service,
+            path: None,
+            summary: "reload".into(),
+            diff: None,
+        }],
+        Step::Restart => vec![Change {
+            kind: Kind::Service,
+            path: None,
+            summary: "restart".into(),
+            diff: None,
+        }],
     }
 }
 
@@ -108,7 +147,7 @@ fn wal_level_rank(v: &str) -> u8 {
 /// PostgreSQL booleans accept unique prefixes of on/off/true/false/yes/no.
 fn is_on(v: &str) -> bool {
     let v = v.trim().to_ascii_lowercase();
-    v == "1" || v == "on" || (v.len() >= 1 && ("true".starts_with(&v) || "yes".starts_with(&v)))
+    v == "1" || v == "on" || (!v.is_empty() && ("true".starts_with(&v) || "yes".starts_with(&v)))
 }
 
 fn satisfies(want: &Want, value: &str, base_unit: u64) -> bool {
@@ -139,7 +178,12 @@ struct Desired {
 
 fn desired(settings: &Settings, facts: &Facts) -> Vec<Desired> {
     let mut d = vec![
-        Desired { name: "wal_level", want: Want::WalLevel, write: "replica".into(), base_unit: 1 },
+        Desired {
+            name: "wal_level",
+            want: Want::WalLevel,
+            write: "replica".into(),
+            base_unit: 1,
+        },
         Desired {
             name: "max_wal_senders",
             want: Want::AtLeast(settings.max_wal_senders as u64),
@@ -156,10 +200,22 @@ fn desired(settings: &Settings, facts: &Facts) -> Vec<Desired> {
             base_unit: 1 << 20,
         });
     } else {
-        let segs = settings.wal_keep_bytes.div_ceil(facts.wal_segment_size.max(1));
-        d.push(Desired { name: "wal_keep_segments", want: Want::AtLeast(segs), write: segs.to_string(), base_unit: 1 });
+        let segs = settings
+            .wal_keep_bytes
+            .div_ceil(facts.wal_segment_size.max(1));
+        d.push(Desired {
+            name: "wal_keep_segments",
+            want: Want::AtLeast(segs),
+            write: segs.to_string(),
+            base_unit: 1,
+        });
     }
-    d.push(Desired { name: "hot_standby", want: Want::On, write: "on".into(), base_unit: 1 });
+    d.push(Desired {
+        name: "hot_standby",
+        want: Want::On,
+        write: "on".into(),
+        base_unit: 1,
+    });
     if let Some(l) = &settings.listen {
         d.push(Desired {
             name: "listen_addresses",
@@ -172,15 +228,23 @@ fn desired(settings: &Settings, facts: &Facts) -> Vec<Desired> {
 }
 
 pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
-    let mut plan = Plan { restart_command: restart_command(settings, facts), ..Default::default() };
+    let mut plan = Plan {
+        restart_command: restart_command(settings, facts),
+        ..Default::default()
+    };
     let mut changed_config = false;
 
-    for (line, err) in &facts.hba_errors {
+    if let Some((line, err)) = facts.hba_errors.first() {
         return Err(Error::new(
             Code::ConfigParseError,
-            format!("{}:{line}: PostgreSQL cannot read this line: {err}", facts.hba_file.display()),
+            format!(
+                "{}:{line}: PostgreSQL cannot read this line: {err}",
+                facts.hba_file.display()
+            ),
         )
-        .hint("fix or remove that line first; pgrepctl changes nothing while pg_hba.conf has errors"));
+        .hint(
+            "fix or remove that line first; pgrepctl changes nothing while pg_hba.conf has errors",
+        ));
     }
     for fs in &facts.file_settings {
         if let Some(err) = &fs.error {
@@ -198,8 +262,11 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
     let mut parsed: BTreeMap<PathBuf, (String, pgconf::ConfFile, Vec<String>)> = BTreeMap::new();
     for (path, text) in &facts.files {
         let f = pgconf::parse(text).map_err(|e| {
-            Error::new(Code::ConfigParseError, format!("{}:{}: {}", path.display(), e.line, e.message))
-                .hint("fix that line first; pgrepctl changes nothing in a file it cannot read exactly")
+            Error::new(
+                Code::ConfigParseError,
+                format!("{}:{}: {}", path.display(), e.line, e.message),
+            )
+            .hint("fix that line first; pgrepctl changes nothing in a file it cannot read exactly")
         })?;
         parsed.insert(path.clone(), (text.clone(), f, vec![]));
     }
@@ -213,7 +280,11 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
             Origin::CommandLine(v) => v.clone(),
             Origin::Default => live.map(|l| l.setting.clone()).unwrap_or_default(),
         };
-        plan.targets.push(Target { name: d.name.to_string(), want: d.want.clone(), postmaster });
+        plan.targets.push(Target {
+            name: d.name.to_string(),
+            want: d.want.clone(),
+            postmaster,
+        });
         let ok = satisfies(&d.want, &current, d.base_unit);
         if !ok {
             match origin {
@@ -233,7 +304,11 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
                         d.name,
                         fs.sourcefile.display()
                     ));
-                    plan.steps.push(Step::AlterSystem { name: d.name.into(), value: d.write.clone(), old: current.clone() });
+                    plan.steps.push(Step::AlterSystem {
+                        name: d.name.into(),
+                        value: d.write.clone(),
+                        old: current.clone(),
+                    });
                     changed_config = true;
                 }
                 Origin::File(fs) => {
@@ -255,8 +330,12 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
                             .hint("the file changed since the server last read it: reload the server (SELECT pg_reload_conf()) and rerun"));
                         }
                     }
-                    file.set_at(fs.sourceline, &pgconf::quote_value(&d.write)).map_err(super::internal)?;
-                    notes.push(format!("{}: {} -> {} (line {})", d.name, current, d.write, fs.sourceline));
+                    file.set_at(fs.sourceline, &pgconf::quote_value(&d.write))
+                        .map_err(super::internal)?;
+                    notes.push(format!(
+                        "{}: {} -> {} (line {})",
+                        d.name, current, d.write, fs.sourceline
+                    ));
                     changed_config = true;
                 }
                 Origin::Default => {
@@ -281,7 +360,15 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         }
         let new = file.render();
         if new != old {
-            plan.steps.insert(0, Step::EditFile { path, old, new, summaries: notes });
+            plan.steps.insert(
+                0,
+                Step::EditFile {
+                    path,
+                    old,
+                    new,
+                    summaries: notes,
+                },
+            );
         }
     }
 
@@ -318,7 +405,11 @@ fn origin<'a>(name: &str, facts: &'a Facts) -> Origin<'a> {
             return Origin::CommandLine(live.setting.clone());
         }
     }
-    let last = facts.file_settings.iter().filter(|f| f.name == name).max_by_key(|f| f.seqno);
+    let last = facts
+        .file_settings
+        .iter()
+        .filter(|f| f.name == name)
+        .max_by_key(|f| f.seqno);
     match last {
         Some(fs) if fs.sourcefile == facts.auto_conf => Origin::AutoConf(fs),
         Some(fs) => Origin::File(fs),
@@ -335,18 +426,27 @@ fn restart_command(settings: &Settings, facts: &Facts) -> String {
         .as_ref()
         .map(|b| format!("{}/", b.display()))
         .unwrap_or_default();
-    format!("{bindir}pg_ctl restart -D {} -m fast", facts.data_directory.display())
+    format!(
+        "{bindir}pg_ctl restart -D {} -m fast",
+        facts.data_directory.display()
+    )
 }
 
 fn listen_warning(settings: &Settings, facts: &Facts, plan: &mut Plan) {
     let listen = match &settings.listen {
         Some(l) => l.clone(),
-        None => facts.live.get("listen_addresses").map(|l| l.setting.clone()).unwrap_or_default(),
+        None => facts
+            .live
+            .get("listen_addresses")
+            .map(|l| l.setting.clone())
+            .unwrap_or_default(),
     };
-    let local_only = listen
-        .split(',')
-        .map(str::trim)
-        .all(|a| a.is_empty() || a == "localhost" || a.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+    let local_only = listen.split(',').map(str::trim).all(|a| {
+        a.is_empty()
+            || a == "localhost"
+            || a.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
     let remote: Vec<String> = settings
         .allows
         .iter()
@@ -370,8 +470,11 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
         return Ok(false);
     }
     let mut file = hba::parse(&facts.hba_text).map_err(|e| {
-        Error::new(Code::ConfigParseError, format!("{}:{}: {}", facts.hba_file.display(), e.line, e.message))
-            .hint("fix that line first; pgrepctl changes nothing in a file it cannot read exactly")
+        Error::new(
+            Code::ConfigParseError,
+            format!("{}:{}: {}", facts.hba_file.display(), e.line, e.message),
+        )
+        .hint("fix that line first; pgrepctl changes nothing in a file it cannot read exactly")
     })?;
     let ctx = hba::MatchContext {
         role_memberships: facts.memberships.clone(),
@@ -380,11 +483,18 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
     };
     let mut notes = vec![];
     for net in &settings.allows {
-        let conn = hba::ReplConn { role: settings.role.clone(), addr: *net, ssl: settings.ssl };
+        let conn = hba::ReplConn {
+            role: settings.role.clone(),
+            addr: *net,
+            ssl: settings.ssl,
+        };
         let line = hba::format_record(&conn, &settings.method);
         match hba::decide(&file, &conn, &settings.method, &ctx) {
             hba::HbaDecision::AlreadyAllowed { .. } => {}
-            hba::HbaDecision::InsertBefore { line: at, shadowing } => {
+            hba::HbaDecision::InsertBefore {
+                line: at,
+                shadowing,
+            } => {
                 file.insert_before(Some(at), &line);
                 notes.push(format!(
                     "{} inserted before line {at} ({} {}), which would otherwise decide this connection",
@@ -397,7 +507,12 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
                 file.insert_before(None, &line);
                 notes.push(format!(
                     "{} appended",
-                    line.split('#').next().unwrap_or(&line).split_whitespace().collect::<Vec<_>>().join(" ")
+                    line.split('#')
+                        .next()
+                        .unwrap_or(&line)
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 ));
             }
         }
@@ -408,7 +523,12 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
     }
     plan.steps.insert(
         0,
-        Step::EditFile { path: facts.hba_file.clone(), old: facts.hba_text.clone(), new, summaries: notes },
+        Step::EditFile {
+            path: facts.hba_file.clone(),
+            old: facts.hba_text.clone(),
+            new,
+            summaries: notes,
+        },
     );
     Ok(true)
 }
@@ -432,7 +552,10 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
             let Some(pw) = pw else {
                 return Err(Error::new(
                     Code::PasswordRequired,
-                    format!("role {:?} does not exist and no password was given for it", settings.role),
+                    format!(
+                        "role {:?} does not exist and no password was given for it",
+                        settings.role
+                    ),
                 )
                 .hint(format!(
                     "give --password-file FILE (first line: the password, mode 0600) or set {}",
@@ -441,8 +564,14 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
             };
             let verifier = scram::hash(pw);
             plan.steps.push(Step::Sql {
-                shown: format!("CREATE ROLE {name} WITH LOGIN REPLICATION PASSWORD {}", crate::secret::REDACTED),
-                sql: Secret::new(format!("CREATE ROLE {name} WITH LOGIN REPLICATION PASSWORD {}", sql::literal(&verifier))),
+                shown: format!(
+                    "CREATE ROLE {name} WITH LOGIN REPLICATION PASSWORD {}",
+                    crate::secret::REDACTED
+                ),
+                sql: Secret::new(format!(
+                    "CREATE ROLE {name} WITH LOGIN REPLICATION PASSWORD {}",
+                    sql::literal(&verifier)
+                )),
                 undo: Some(Secret::new(format!("DROP ROLE {name}"))),
             });
         }
@@ -458,7 +587,12 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
                 undo.push("NOREPLICATION");
             }
             let new_pw = match pw {
-                Some(p) if !role.password.as_deref().is_some_and(|s| scram::matches(s, p, &settings.role)) => {
+                Some(p)
+                    if !role
+                        .password
+                        .as_deref()
+                        .is_some_and(|s| scram::matches(s, p, &settings.role)) =>
+                {
                     Some(scram::hash(p))
                 }
                 _ => None,
@@ -507,7 +641,9 @@ fn plan_slots(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()>
             Some(other) => {
                 return Err(Error::new(
                     Code::SlotConflict,
-                    format!("replication slot {s:?} exists but is a {other} slot, not a physical one"),
+                    format!(
+                        "replication slot {s:?} exists but is a {other} slot, not a physical one"
+                    ),
                 )
                 .hint("choose another --slot name for the standby"));
             }

@@ -64,15 +64,23 @@ impl Settings {
             validate_slot(s)?;
         }
         if max_wal_senders == 0 || max_wal_senders > 262143 {
-            return Err(Error::new(Code::InvalidValue, format!("--max-wal-senders {max_wal_senders} is out of range"))
-                .hint("give a number from 1 to 262143; 10 is the usual choice"));
+            return Err(Error::new(
+                Code::InvalidValue,
+                format!("--max-wal-senders {max_wal_senders} is out of range"),
+            )
+            .hint("give a number from 1 to 262143; 10 is the usual choice"));
         }
         let wal_keep_bytes = crate::units::parse_bytes(&wal_keep)
             .map_err(|e| Error::new(Code::InvalidValue, format!("--wal-keep: {e}")))?;
         if let Some(l) = &listen {
             if l.trim().is_empty() || l.contains(['\'', '\n', '#']) {
-                return Err(Error::new(Code::InvalidValue, format!("--listen {l:?} is not a valid listen_addresses value"))
-                    .hint("give '*' or a comma-separated list of addresses, e.g. 'localhost,10.0.0.1'"));
+                return Err(Error::new(
+                    Code::InvalidValue,
+                    format!("--listen {l:?} is not a valid listen_addresses value"),
+                )
+                .hint(
+                    "give '*' or a comma-separated list of addresses, e.g. 'localhost,10.0.0.1'",
+                ));
             }
         }
         let data_dir = match pgdata {
@@ -102,8 +110,11 @@ impl Settings {
 
 pub fn validate_role(role: &str) -> Result<()> {
     let bad = |why: &str| {
-        Err(Error::new(Code::InvalidRoleName, format!("--replication-user {role:?} {why}"))
-            .hint("choose a plain name such as replicator"))
+        Err(Error::new(
+            Code::InvalidRoleName,
+            format!("--replication-user {role:?} {why}"),
+        )
+        .hint("choose a plain name such as replicator"))
     };
     if role.is_empty() {
         return bad("is empty");
@@ -128,16 +139,21 @@ fn validate_method(method: &str, ssl: bool, allow_insecure: bool) -> Result<Stri
     match method {
         "scram-sha-256" | "md5" => Ok(method.to_string()),
         "cert" if ssl => Ok(method.to_string()),
-        "cert" => Err(Error::new(Code::ConflictingFlags, "--hba-method cert needs --ssl")
-            .hint("add --ssl (cert authentication only works on hostssl lines)")),
+        "cert" => Err(
+            Error::new(Code::ConflictingFlags, "--hba-method cert needs --ssl")
+                .hint("add --ssl (cert authentication only works on hostssl lines)"),
+        ),
         "trust" | "password" if allow_insecure => Ok(method.to_string()),
         "trust" | "password" => Err(Error::new(
             Code::InsecureRefused,
             format!("--hba-method {method} lets standbys in without a safe password check"),
         )
         .hint("use scram-sha-256 (the default), or add --allow-insecure if you really mean it")),
-        other => Err(Error::new(Code::InvalidValue, format!("unknown --hba-method {other:?}"))
-            .hint("use scram-sha-256, md5 or cert")),
+        other => Err(Error::new(
+            Code::InvalidValue,
+            format!("unknown --hba-method {other:?}"),
+        )
+        .hint("use scram-sha-256, md5 or cert")),
     }
 }
 
@@ -152,17 +168,28 @@ pub fn parse_allow(s: &str, allow_insecure: bool) -> Result<IpNet> {
         Err(_) => match t.parse::<std::net::IpAddr>() {
             Ok(a) => IpNet::from(a),
             Err(_) => {
-                return Err(Error::new(Code::InvalidAddress, format!("--allow {s:?} is not an IP address or CIDR"))
-                    .hint("give the standby's address, e.g. 10.0.0.2 or 10.0.0.0/24"));
+                return Err(Error::new(
+                    Code::InvalidAddress,
+                    format!("--allow {s:?} is not an IP address or CIDR"),
+                )
+                .hint("give the standby's address, e.g. 10.0.0.2 or 10.0.0.0/24"));
             }
         },
     };
     if net.addr() != net.network() {
         return Err(Error::new(
             Code::InvalidAddress,
-            format!("--allow {s:?} has host bits set beyond the /{} mask", net.prefix_len()),
+            format!(
+                "--allow {s:?} has host bits set beyond the /{} mask",
+                net.prefix_len()
+            ),
         )
-        .hint(format!("did you mean {} or {}/{}?", net.trunc(), net.addr(), net.max_prefix_len())));
+        .hint(format!(
+            "did you mean {} or {}/{}?",
+            net.trunc(),
+            net.addr(),
+            net.max_prefix_len()
+        )));
     }
     if net.prefix_len() == 0 {
         insecure(s, allow_insecure)?;
@@ -174,20 +201,27 @@ fn insecure(s: &str, allow_insecure: bool) -> Result<()> {
     if allow_insecure {
         return Ok(());
     }
-    Err(Error::new(Code::InsecureRefused, format!("--allow {s} would let every address replicate")).hint(
-        "name the standby's address or subnet, or add --allow-insecure if you really mean it",
-    ))
+    Err(Error::new(
+        Code::InsecureRefused,
+        format!("--allow {s} would let every address replicate"),
+    )
+    .hint("name the standby's address or subnet, or add --allow-insecure if you really mean it"))
 }
 
 fn validate_slot(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= MAX_IDENT
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(Error::new(Code::InvalidSlotName, format!("--slot {name:?} is not a valid replication slot name"))
-            .hint("use lower-case letters, digits and underscores, at most 63 characters"))
+        Err(Error::new(
+            Code::InvalidSlotName,
+            format!("--slot {name:?} is not a valid replication slot name"),
+        )
+        .hint("use lower-case letters, digits and underscores, at most 63 characters"))
     }
 }
 
@@ -195,11 +229,15 @@ fn validate_data_dir(dir: PathBuf) -> Result<PathBuf> {
     if !dir.join("PG_VERSION").is_file() {
         return Err(Error::new(
             Code::NotADataDirectory,
-            format!("{} is not a PostgreSQL data directory (no PG_VERSION)", dir.display()),
+            format!(
+                "{} is not a PostgreSQL data directory (no PG_VERSION)",
+                dir.display()
+            ),
         )
         .hint("give the primary's data directory with -D, e.g. /var/lib/postgresql/15/main"));
     }
-    std::fs::canonicalize(&dir).map_err(|e| Error::io(format!("cannot resolve {}", dir.display()), e))
+    std::fs::canonicalize(&dir)
+        .map_err(|e| Error::io(format!("cannot resolve {}", dir.display()), e))
 }
 
 #[cfg(test)]
@@ -208,24 +246,60 @@ mod tests {
 
     #[test]
     fn allow_addresses() {
-        assert_eq!(parse_allow("10.0.0.2", false).unwrap().to_string(), "10.0.0.2/32");
-        assert_eq!(parse_allow("10.0.0.0/24", false).unwrap().to_string(), "10.0.0.0/24");
-        assert_eq!(parse_allow("fd00::5", false).unwrap().to_string(), "fd00::5/128");
-        assert_eq!(parse_allow("10.0.0.1/24", false).unwrap_err().code, Code::InvalidAddress);
-        assert_eq!(parse_allow("db.example", false).unwrap_err().code, Code::InvalidAddress);
-        assert_eq!(parse_allow("0.0.0.0/0", false).unwrap_err().code, Code::InsecureRefused);
-        assert_eq!(parse_allow("::/0", false).unwrap_err().code, Code::InsecureRefused);
-        assert_eq!(parse_allow("all", false).unwrap_err().code, Code::InsecureRefused);
+        assert_eq!(
+            parse_allow("10.0.0.2", false).unwrap().to_string(),
+            "10.0.0.2/32"
+        );
+        assert_eq!(
+            parse_allow("10.0.0.0/24", false).unwrap().to_string(),
+            "10.0.0.0/24"
+        );
+        assert_eq!(
+            parse_allow("fd00::5", false).unwrap().to_string(),
+            "fd00::5/128"
+        );
+        assert_eq!(
+            parse_allow("10.0.0.1/24", false).unwrap_err().code,
+            Code::InvalidAddress
+        );
+        assert_eq!(
+            parse_allow("db.example", false).unwrap_err().code,
+            Code::InvalidAddress
+        );
+        assert_eq!(
+            parse_allow("0.0.0.0/0", false).unwrap_err().code,
+            Code::InsecureRefused
+        );
+        assert_eq!(
+            parse_allow("::/0", false).unwrap_err().code,
+            Code::InsecureRefused
+        );
+        assert_eq!(
+            parse_allow("all", false).unwrap_err().code,
+            Code::InsecureRefused
+        );
         assert!(parse_allow("0.0.0.0/0", true).is_ok());
     }
 
     #[test]
     fn roles_and_methods() {
         assert!(validate_role("rep; drop table x; -- 'q'").is_ok());
-        assert_eq!(validate_role("a\"b").unwrap_err().code, Code::InvalidRoleName);
-        assert_eq!(validate_role(&"x".repeat(64)).unwrap_err().code, Code::InvalidRoleName);
-        assert_eq!(validate_method("trust", false, false).unwrap_err().code, Code::InsecureRefused);
-        assert_eq!(validate_method("cert", false, false).unwrap_err().code, Code::ConflictingFlags);
+        assert_eq!(
+            validate_role("a\"b").unwrap_err().code,
+            Code::InvalidRoleName
+        );
+        assert_eq!(
+            validate_role(&"x".repeat(64)).unwrap_err().code,
+            Code::InvalidRoleName
+        );
+        assert_eq!(
+            validate_method("trust", false, false).unwrap_err().code,
+            Code::InsecureRefused
+        );
+        assert_eq!(
+            validate_method("cert", false, false).unwrap_err().code,
+            Code::ConflictingFlags
+        );
         assert!(validate_slot("standby_1").is_ok());
         assert!(validate_slot("Bad-Name").is_err());
     }

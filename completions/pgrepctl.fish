@@ -1,0 +1,70 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_pgrepctl_global_optspecs
+    string join \n json v/verbose q/quiet no-progress h/help V/version
+end
+
+function __fish_pgrepctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_pgrepctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_pgrepctl_using_subcommand
+    set -l cmd (__fish_pgrepctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s v -l verbose -d 'More detail on stderr (the SQL run, each step)'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s h -l help -d 'Print help'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s D -l pgdata -d 'Data directory of the primary (used to find the running server and to restart it)' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s h -l host -d 'Server host or socket directory [default: from -D\'s postmaster.pid, else PGHOST]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s p -l port -d 'Server port [default: from postmaster.pid, else PGPORT, else 5432]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s U -l username -d 'Superuser to connect as [default: PGUSER, else the data directory\'s owner when run as root, else the OS user]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s d -l dbname -d 'Database name, or a full conninfo string or postgresql:// URI [default: postgres]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l replication-user -d 'Name of the replication role to create or fix' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l password-file -d 'File whose first line is the replication role\'s password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow -d 'Standby address or CIDR allowed to replicate, e.g. 10.0.0.2 or 10.0.0.0/24 (repeatable)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l hba-method -d 'Authentication method of the written pg_hba.conf lines' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l max-wal-senders -d 'Lowest acceptable max_wal_senders (never lowered)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l wal-keep -d 'WAL kept for standbys that fall behind, with a unit (wal_keep_size on 13+, wal_keep_segments before; never lowered)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l listen -d 'Set listen_addresses to this value (needs a restart), e.g. \'*\' or \'localhost,10.0.0.1\'' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l slot -d 'Physical replication slot to create if missing (repeatable)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l restart -d 'Whether to restart the server when a changed setting needs it' -r -f -a "never\t'Never restart; report restart_required and the command to run'
+if-needed\t'Restart when a changed setting needs it (wal_level, max_wal_senders, …)'
+always\t'Restart even when nothing needs it'"
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l bindir -d 'Directory of the server\'s PostgreSQL binaries (for pg_ctl restart) [default: found by version]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l ssl -d 'Write hostssl instead of host lines (standbys must connect with SSL)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow-insecure -d 'Permit insecure choices: trust/password methods, all-addresses CIDRs, a group-readable password file'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l dry-run -d 'Compute and print the plan and diffs; change nothing'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l help -d 'Print help'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s v -l verbose -d 'More detail on stderr (the SQL run, each step)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s v -l verbose -d 'More detail on stderr (the SQL run, each step)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s h -l help -d 'Print help'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master generate-docs help" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,162 @@
+//! Man pages and shell completions, generated from the clap definitions so
+//! they cannot drift from the real flags. `pgrepctl generate-docs DIR`
+//! writes them; a test fails when the committed copies in `man/` and
+//! `completions/` are stale.
+
+use crate::cli::Cli;
+use crate::error::Code;
+use clap::CommandFactory;
+use roff::{Roff, bold, roman};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// (name, text) sections the generator cannot derive from clap.
+fn extra_sections(sub: Option<&str>) -> Vec<(&'static str, Vec<String>)> {
+    let mut s = vec![];
+    let check_like = matches!(sub, Some("check") | Some("smoke-test"));
+    let mut exit = vec![];
+    if sub.is_none() || !check_like {
+        exit.push("Mutating commands (init-master, clone-standby, sandbox): 0 done, or nothing to do; 1 failed at run time (nothing was left half-changed: a failed run undoes what it did); 2 bad usage (invalid flag or value; nothing was changed).".to_string());
+    }
+    if sub.is_none() || check_like {
+        exit.push("check and smoke-test use the monitoring (Nagios) convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a node did not answer, or bad usage).".to_string());
+    }
+    s.push(("EXIT STATUS", exit));
+    s.push((
+        "ENVIRONMENT",
+        vec![
+            "PGHOST, PGPORT, PGUSER, PGDATABASE: connection defaults, as in libpq; -d conninfo and -h/-p/-U override them.".into(),
+            "PGPASSFILE, PGPASSWORD: where the connecting user's password comes from (default ~/.pgpass). Passwords are never taken from the command line.".into(),
+            "PGREPCTL_REPLICATION_PASSWORD: the replication role's password, instead of --password-file.".into(),
+            "PGDATA: default for -D.".into(),
+            "NO_COLOR: no colour in text output.".into(),
+        ],
+    ));
+    s.push((
+        "FILES",
+        vec![
+            "postgresql.conf and pg_hba.conf: located with SHOW config_file and SHOW hba_file (Debian keeps them in /etc/postgresql/VERSION/CLUSTER).".into(),
+            "FILE.pgrepctl.orig: the original of each file, saved beside it the first time pgrepctl changes it.".into(),
+            "postgresql.auto.conf: settings PostgreSQL's ALTER SYSTEM owns; pgrepctl changes values there with ALTER SYSTEM.".into(),
+        ],
+    ));
+    s.push(("EXAMPLES", examples(sub)));
+    if sub.is_none() {
+        s.push((
+            "ERROR CODES",
+            vec![format!(
+                "With --json a failure prints {{\"ok\":false,\"error\":{{\"code\":…,\"message\":…,\"hint\":…}}}}. The codes are stable: {}.",
+                Code::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+            )],
+        ));
+    }
+    s
+}
+
+fn examples(sub: Option<&str>) -> Vec<String> {
+    let init = "pgrepctl init-master -D /var/lib/postgresql/15/main --allow 10.0.0.2 --password-file /root/replicator.pass";
+    let clone = "pgrepctl clone-standby --primary 'host=10.0.0.1 user=replicator' -D /var/lib/postgresql/15/main --password-file /root/replicator.pass";
+    let check = "pgrepctl check --primary 'host=10.0.0.1 user=monitor' --standby 'host=10.0.0.2 user=monitor' --format nagios";
+    let smoke = "pgrepctl smoke-test --primary 'host=10.0.0.1 user=postgres' --standby 'host=10.0.0.2 user=postgres'";
+    match sub {
+        Some("init-master") => vec![init.into(), format!("{init} --dry-run --json")],
+        Some("clone-standby") => vec![clone.into()],
+        Some("check") => vec![check.into()],
+        Some("smoke-test") => vec![smoke.into()],
+        _ => vec![init.into(), clone.into(), check.into(), smoke.into()],
+    }
+}
+
+fn render_page(cmd: clap::Command, sub: Option<&str>) -> std::io::Result<Vec<u8>> {
+    let man = clap_mangen::Man::new(cmd)
+        .date("")
+        .source(format!("pgrepctl {}", env!("CARGO_PKG_VERSION")));
+    let mut out = vec![];
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    if sub.is_none() {
+        man.render_subcommands_section(&mut out)?;
+    }
+    let mut roff = Roff::new();
+    for (title, paras) in extra_sections(sub) {
+        roff.control("SH", [title]);
+        for p in paras {
+            if title == "EXAMPLES" {
+                roff.control("PP", []).text([bold(p)]);
+            } else {
+                roff.control("PP", []).text([roman(p)]);
+            }
+        }
+    }
+    roff.to_writer(&mut out)?;
+    if sub.is_none() {
+        man.render_version_section(&mut out)?;
+    }
+    Ok(out)
+}
+
+/// Every generated file: (relative path, contents).
+pub fn generate() -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut files = vec![];
+    let mut cmd = Cli::command();
+    cmd.build();
+    files.push((
+        PathBuf::from("man/pgrepctl.1"),
+        render_page(cmd.clone(), None)?,
+    ));
+    for sub in cmd.get_subcommands() {
+        if sub.is_hide_set() || sub.get_name() == "help" {
+            continue;
+        }
+        let name = sub.get_name().to_string();
+        let page = sub.clone().name(format!("pgrepctl-{name}"));
+        files.push((
+            PathBuf::from(format!("man/pgrepctl-{name}.1")),
+            render_page(page, Some(&name))?,
+        ));
+    }
+    use clap_complete::Shell;
+    for (shell, file) in [
+        (Shell::Bash, "pgrepctl.bash"),
+        (Shell::Zsh, "_pgrepctl"),
+        (Shell::Fish, "pgrepctl.fish"),
+    ] {
+        let mut buf = vec![];
+        clap_complete::generate(shell, &mut Cli::command(), "pgrepctl", &mut buf);
+        files.push((PathBuf::from(format!("completions/{file}")), buf));
+    }
+    Ok(files)
+}
+
+pub fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = vec![];
+    for (rel, bytes) in generate()? {
+        let path = root.join(&rel);
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::fs::File::create(&path)?.write_all(&bytes)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed man pages and completions must match the clap definitions.
+    #[test]
+    fn committed_docs_are_current() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for (rel, bytes) in super::generate().unwrap() {
+            let on_disk = std::fs::read(root.join(&rel)).unwrap_or_default();
+            assert!(
+                on_disk == bytes,
+                "{} is stale: run `cargo run -- generate-docs .` and commit the result",
+                rel.display()
+            );
+        }
+    }
+}
