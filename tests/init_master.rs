@@ -504,3 +504,57 @@ fn debian_layout_cluster() {
         before
     );
 }
+
+/// A standby on another "host" (network namespace): before init-master its
+/// address has no hba line; after, it logs in with the password only.
+#[test]
+fn standby_on_another_host_is_let_in_by_address() {
+    use crate::harness::netns::{self, Pair};
+    if !netns::available() {
+        eprintln!("skipped: network namespaces need root and iproute2");
+        return;
+    }
+    let hosts = Pair::new();
+    let c = Cluster::builder()
+        .netns(&hosts.server)
+        .conf(&format!(
+            "listen_addresses = 'localhost,{}'",
+            hosts.server_ip
+        ))
+        .init();
+    let login = |password: &str| {
+        let ci = format!(
+            "host={} port={} user=replicator password='{password}' dbname=replication replication=true connect_timeout=5",
+            hosts.server_ip, c.port
+        );
+        let out = Pair::exec(
+            &hosts.client,
+            harness::psql_bin(&c.bindir).to_str().unwrap(),
+        )
+        .args(["-X", "-A", "-t", "-d", &ci, "-c", "IDENTIFY_SYSTEM"])
+        .output()
+        .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A neighbour's address is allowed, not ours: still no entry for us.
+    init_master(&c, &["--allow", &format!("{}/32", hosts.server_ip)]).ok();
+    let (ok, err) = login(PW);
+    assert!(!ok && err.contains("no pg_hba.conf entry"), "{err}");
+
+    let j = init_master(&c, &["--allow", &hosts.client_ip]).ok();
+    assert_eq!(j["changed"], true);
+    assert!(
+        j["warnings"].as_array().unwrap().is_empty(),
+        "listen_addresses already covers it: {j}"
+    );
+    let (ok, err) = login("wrong");
+    assert!(
+        !ok && err.contains("password authentication failed"),
+        "{err}"
+    );
+    let (ok, err) = login(PW);
+    assert!(ok, "{err}");
+}

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod run;
 
 use std::os::unix::fs::PermissionsExt;
@@ -127,6 +128,8 @@ pub struct Cluster {
     pub port: u16,
     pub bindir: PathBuf,
     pub major: u32,
+    /// Network namespace the server runs in (a separate test "host").
+    pub netns: Option<String>,
 }
 
 #[derive(Default)]
@@ -136,6 +139,7 @@ pub struct Builder {
     hba: Option<String>,
     start: bool,
     bindir: Option<PathBuf>,
+    netns: Option<String>,
 }
 
 impl Builder {
@@ -155,6 +159,11 @@ impl Builder {
     }
     pub fn bindir(mut self, d: &Path) -> Self {
         self.bindir = Some(d.to_path_buf());
+        self
+    }
+    /// Run the server inside this network namespace.
+    pub fn netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.into());
         self
     }
     pub fn stopped(mut self) -> Self {
@@ -192,6 +201,7 @@ impl Builder {
             port: 0,
             major: major(&bindir),
             bindir,
+            netns: self.netns.clone(),
         };
         if !self.conf.is_empty() {
             let mut text = std::fs::read_to_string(cluster.conf_path()).unwrap();
@@ -242,7 +252,16 @@ impl Cluster {
                 self.port = free_port();
             }
             let opts = format!("-p {} -k {} -c fsync=off", self.port, self.sock.display());
-            let out = as_pg(self.bindir.join("pg_ctl"))
+            let mut cmd = match &self.netns {
+                Some(ns) => {
+                    let mut c = netns::Pair::exec(ns, "runuser");
+                    c.args(["-u", "postgres", "--"])
+                        .arg(self.bindir.join("pg_ctl"));
+                    c
+                }
+                None => as_pg(self.bindir.join("pg_ctl")),
+            };
+            let out = cmd
                 .arg("-D")
                 .arg(&self.data)
                 .arg("-l")
