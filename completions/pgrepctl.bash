@@ -25,6 +25,9 @@ _pgrepctl() {
             pgrepctl,init-master)
                 cmd="pgrepctl__subcmd__init__subcmd__master"
                 ;;
+            pgrepctl,sandbox)
+                cmd="pgrepctl__subcmd__sandbox"
+                ;;
             pgrepctl__subcmd__help,generate-docs)
                 cmd="pgrepctl__subcmd__help__subcmd__generate__subcmd__docs"
                 ;;
@@ -34,6 +37,42 @@ _pgrepctl() {
             pgrepctl__subcmd__help,init-master)
                 cmd="pgrepctl__subcmd__help__subcmd__init__subcmd__master"
                 ;;
+            pgrepctl__subcmd__help,sandbox)
+                cmd="pgrepctl__subcmd__help__subcmd__sandbox"
+                ;;
+            pgrepctl__subcmd__help__subcmd__sandbox,down)
+                cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__down"
+                ;;
+            pgrepctl__subcmd__help__subcmd__sandbox,status)
+                cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__status"
+                ;;
+            pgrepctl__subcmd__help__subcmd__sandbox,up)
+                cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__up"
+                ;;
+            pgrepctl__subcmd__sandbox,down)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__down"
+                ;;
+            pgrepctl__subcmd__sandbox,help)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__help"
+                ;;
+            pgrepctl__subcmd__sandbox,status)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__status"
+                ;;
+            pgrepctl__subcmd__sandbox,up)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__up"
+                ;;
+            pgrepctl__subcmd__sandbox__subcmd__help,down)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__help__subcmd__down"
+                ;;
+            pgrepctl__subcmd__sandbox__subcmd__help,help)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__help__subcmd__help"
+                ;;
+            pgrepctl__subcmd__sandbox__subcmd__help,status)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__help__subcmd__status"
+                ;;
+            pgrepctl__subcmd__sandbox__subcmd__help,up)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__help__subcmd__up"
+                ;;
             *)
                 ;;
         esac
@@ -41,7 +80,7 @@ _pgrepctl() {
 
     case "${cmd}" in
         pgrepctl)
-            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master generate-docs help"
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -69,7 +108,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help)
-            opts="init-master generate-docs help"
+            opts="init-master sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -113,6 +152,62 @@ _pgrepctl() {
         pgrepctl__subcmd__help__subcmd__init__subcmd__master)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__sandbox)
+            opts="up status down"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__sandbox__subcmd__down)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__sandbox__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__sandbox__subcmd__up)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -208,6 +303,156 @@ _pgrepctl() {
                     return 0
                     ;;
                 --bindir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__sandbox)
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version up status down help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__sandbox__subcmd__down)
+            opts="-v -q -h -V --dir --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__sandbox__subcmd__help)
+            opts="up status down help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__sandbox__subcmd__help__subcmd__down)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__sandbox__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__sandbox__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__sandbox__subcmd__help__subcmd__up)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__sandbox__subcmd__status)
+            opts="-v -q -h -V --dir --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__sandbox__subcmd__up)
+            opts="-v -q -h -V --dir --standbys --bindir --port --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --standbys)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bindir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

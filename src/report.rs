@@ -40,6 +40,9 @@ pub struct Outcome {
     /// Command-specific facts (restart command, standby LSNs, …).
     #[serde(flatten)]
     pub details: serde_json::Map<String, serde_json::Value>,
+    /// Free text for a person, printed after the changes in text mode only.
+    #[serde(skip)]
+    pub epilogue: Option<String>,
 }
 
 impl Outcome {
@@ -53,6 +56,7 @@ impl Outcome {
             restart_required: false,
             warnings: vec![],
             details: Default::default(),
+            epilogue: None,
         }
     }
 
@@ -150,6 +154,9 @@ impl Printer {
             } else {
                 out.push_str("restart required\n");
             }
+        }
+        if let Some(e) = &o.epilogue {
+            out.push_str(e);
         }
         if self.quiet {
             // Quiet keeps only warnings and the restart note.

@@ -41,6 +41,7 @@ pub fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::InitMaster(args) => crate::commands::init_master::run(*args, &printer).await,
+            Command::Sandbox(args) => crate::commands::sandbox::run(args, &printer).await,
             Command::GenerateDocs { dir } => generate_docs(&dir),
         }
     });

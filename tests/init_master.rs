@@ -459,6 +459,8 @@ fn debian_layout_cluster() {
             let _ = std::process::Command::new("pg_dropcluster")
                 .args([&self.0, &self.1, "--stop"])
                 .output();
+            // pg_dropcluster leaves files it does not know (our backups) behind.
+            let _ = std::fs::remove_dir_all(format!("/etc/postgresql/{}/{}", self.0, self.1));
         }
     }
     let _guard = Drop_(ver.clone(), name.clone());

@@ -2,3 +2,4 @@
 
 pub mod init_master;
 pub mod password;
+pub mod sandbox;

@@ -1,0 +1,135 @@
+//! `sandbox`: a real, replicated primary + standbys on this machine in one
+//! command, built by the same init-master, clone-standby, check and
+//! smoke-test code a production user runs — to learn on and script against.
+
+mod node;
+mod state;
+mod up;
+
+use crate::error::{Code, Error, Result};
+use crate::report::{Change, Kind, Outcome, Printer};
+use crate::run::Failure;
+use std::path::PathBuf;
+
+pub use state::State;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Action {
+    /// Create and start a primary and N standbys, replicated and checked
+    Up(UpArgs),
+    /// Run check on the sandbox's nodes
+    Status(DirArg),
+    /// Stop every server the sandbox started and remove its directory
+    Down(DirArg),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DirArg {
+    /// Sandbox directory [default: ~/.local/share/pgrepctl/sandbox; /var/lib/pgrepctl/sandbox as root]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Number of standbys
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub standbys: u32,
+    /// PostgreSQL bin directory [default: the newest installed major]
+    #[arg(long, value_name = "DIR")]
+    pub bindir: Option<PathBuf>,
+    /// First port: the primary gets BASE, standby i gets BASE+i [default: free ports]
+    #[arg(long = "port", value_name = "BASE")]
+    pub port: Option<u16>,
+}
+
+/// The user's data directory, not the working directory: a sandbox should
+/// not appear wherever the command happened to be typed.
+pub fn default_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/pgrepctl/sandbox");
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("pgrepctl/sandbox")
+}
+
+pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
+    match args.action {
+        Action::Up(a) => up::up(a, printer).await,
+        Action::Status(d) => status(d, printer).await.map_err(Failure::from),
+        Action::Down(d) => down(d, printer).map_err(Failure::from),
+    }
+}
+
+fn dir_of(d: &DirArg) -> PathBuf {
+    d.dir.clone().unwrap_or_else(default_dir)
+}
+
+fn load_existing(dir: &std::path::Path) -> Result<State> {
+    State::load(dir)?.ok_or_else(|| {
+        Error::new(Code::Usage, format!("no sandbox in {}", dir.display()))
+            .hint("create one with: pgrepctl sandbox up")
+    })
+}
+
+async fn status(d: DirArg, printer: &Printer) -> Result<Outcome> {
+    let dir = dir_of(&d);
+    let state = load_existing(&dir)?;
+    let mut o = Outcome::new("sandbox status", false);
+    let mut lines = String::new();
+    for n in &state.nodes {
+        let up = crate::pg::pidfile::running(&n.data).is_some();
+        lines.push_str(&format!(
+            "  {:<10} port {:<5} {:<8} {}\n",
+            n.name,
+            n.port,
+            if up { "running" } else { "stopped" },
+            n.data.display()
+        ));
+    }
+    let _ = printer;
+    o.detail("nodes", &state.nodes);
+    o.epilogue = Some(lines);
+    Ok(o)
+}
+
+fn down(d: DirArg, printer: &Printer) -> Result<Outcome> {
+    let dir = dir_of(&d);
+    let mut o = Outcome::new("sandbox down", false);
+    let Some(state) = State::load(&dir)? else {
+        o.epilogue = Some(format!("no sandbox in {}\n", dir.display()));
+        return Ok(o);
+    };
+    for n in &state.nodes {
+        if node::stop(&state.bindir, &n.data)? {
+            printer.info(format!("stopped {}", n.name));
+            o.push(Change {
+                kind: Kind::Service,
+                path: Some(n.data.clone()),
+                summary: format!("stopped {}", n.name),
+                diff: None,
+            });
+        }
+    }
+    std::fs::remove_dir_all(&dir)
+        .map_err(|e| Error::io(format!("cannot remove {}", dir.display()), e))?;
+    o.push(Change {
+        kind: Kind::File,
+        path: Some(dir),
+        summary: "removed the sandbox directory".into(),
+        diff: None,
+    });
+    Ok(o)
+}

@@ -1,0 +1,163 @@
+//! One sandbox server: initdb, its own port and socket directory, start
+//! and stop by data directory — as the postgres user when run as root.
+
+use crate::conf::pgconf;
+use crate::error::{Code, Error, Result};
+use crate::tools::{self, BinDir, RunAs};
+use std::path::{Path, PathBuf};
+
+/// `--bindir`, else the newest installed major (Debian layout, then
+/// pg_config, then PATH).
+pub fn choose_bindir(explicit: Option<&Path>) -> Result<BinDir> {
+    if let Some(d) = explicit {
+        let major = tools::major_of(d).ok_or_else(|| {
+            Error::new(Code::ToolNotFound, format!("no working pg_ctl in {}", d.display()))
+                .hint("pass the bin directory of a PostgreSQL installation, e.g. /usr/lib/postgresql/15/bin")
+        })?;
+        return Ok(BinDir {
+            path: d.to_path_buf(),
+            major,
+        });
+    }
+    let mut found: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_unstable();
+    for major in found.into_iter().rev().filter(|m| (10..=18).contains(m)) {
+        if let Ok(b) = tools::find(major, None) {
+            if b.tool("initdb").exists() {
+                return Ok(b);
+            }
+        }
+    }
+    for major in (10..=18).rev() {
+        if let Ok(b) = tools::find(major, None) {
+            if b.tool("initdb").exists() {
+                return Ok(b);
+            }
+        }
+    }
+    Err(Error::new(Code::ToolNotFound, "no PostgreSQL server binaries (initdb, pg_ctl) found")
+        .hint("install PostgreSQL (scripts/install-deps, or apt-get install postgresql-15), or pass --bindir"))
+}
+
+/// Make a directory the postgres user owns (when we are root).
+pub fn make_owned_dir(path: &Path, owner: RunAs) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path)
+        .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io(format!("cannot chmod {}", path.display()), e))?;
+    if let Some((uid, gid)) = owner.ids {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| Error::io(format!("cannot chown {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
+/// initdb, then port, socket directory and loopback-only listening set in
+/// postgresql.conf with pgrepctl's own editor.
+pub fn initdb(bin: &BinDir, data: &Path, socket_dir: &Path, port: u16, owner: RunAs) -> Result<()> {
+    let args: Vec<std::ffi::OsString> = vec![
+        "-D".into(),
+        data.into(),
+        "-U".into(),
+        "postgres".into(),
+        "--auth-local=trust".into(),
+        "--auth-host=scram-sha-256".into(),
+        "-E".into(),
+        "UTF8".into(),
+        "--locale=C".into(),
+        "--no-sync".into(),
+    ];
+    tools::run(owner.cmd(bin.tool("initdb"), args).stdin_null(), "initdb")?;
+    let conf = data.join("postgresql.conf");
+    let text = crate::fsutil::read_to_string(&conf)?;
+    let mut file =
+        pgconf::parse(&text).map_err(|e| Error::new(Code::ConfigParseError, e.to_string()))?;
+    file.append_managed("port", &port.to_string());
+    file.append_managed(
+        "unix_socket_directories",
+        &pgconf::quote_value(&socket_dir.display().to_string()),
+    );
+    file.append_managed("listen_addresses", "'127.0.0.1'");
+    crate::fsutil::atomic_write(&conf, file.render().as_bytes())
+}
+
+pub fn start(bin: &BinDir, data: &Path, log: &Path, owner: RunAs) -> Result<()> {
+    let args: Vec<std::ffi::OsString> = vec![
+        "start".into(),
+        "-D".into(),
+        data.into(),
+        "-l".into(),
+        log.into(),
+        "-w".into(),
+        "-t".into(),
+        "60".into(),
+    ];
+    tools::run(
+        owner.cmd(bin.tool("pg_ctl"), args).stdin_null(),
+        "pg_ctl start",
+    )
+    .map(|_| ())
+}
+
+/// Stop the postmaster of `data` if one runs; true when it did.
+pub fn stop(bindir: &Path, data: &Path) -> Result<bool> {
+    if crate::pg::pidfile::running(data).is_none() {
+        return Ok(false);
+    }
+    let owner = RunAs::owner_of(data);
+    let args: Vec<std::ffi::OsString> = vec![
+        "stop".into(),
+        "-D".into(),
+        data.into(),
+        "-m".into(),
+        "fast".into(),
+        "-w".into(),
+        "-t".into(),
+        "60".into(),
+    ];
+    tools::run(
+        owner.cmd(bindir.join("pg_ctl"), args).stdin_null(),
+        "pg_ctl stop",
+    )?;
+    Ok(true)
+}
+
+/// A loopback port nothing listens on.
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| Error::io("cannot find a free port", e))?;
+    Ok(l.local_addr()
+        .map_err(|e| Error::io("cannot find a free port", e))?
+        .port())
+}
+
+pub fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// A random password for the sandbox's replication role (never printed).
+pub fn random_password() -> Result<String> {
+    use base64::Engine;
+    use std::io::Read;
+    let mut buf = [0u8; 18];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| Error::io("cannot read /dev/urandom", e))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
+pub fn node_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let base = dir.join(name);
+    (
+        base.join("data"),
+        base.join("sock"),
+        base.join("server.log"),
+        base,
+    )
+}
