@@ -1,5 +1,6 @@
 //! One integration test binary (faster to build, shared harness).
 
+mod ansible;
 mod harness;
 mod init_master;
 mod init_master_bad_input;
