@@ -1,6 +1,7 @@
 //! One integration test binary (faster to build, shared harness).
 
 mod ansible;
+mod conf_vs_postgres;
 mod harness;
 mod init_master;
 mod init_master_bad_input;
