@@ -560,3 +560,126 @@ fn standby_on_another_host_is_let_in_by_address() {
     let (ok, err) = login(PW);
     assert!(ok, "{err}");
 }
+
+#[test]
+fn setting_in_an_included_file_is_edited_there() {
+    let mut c = Cluster::builder()
+        .stopped()
+        .conf("include 'replication.conf'")
+        .init();
+    let inc = c.data.join("replication.conf");
+    c.write_as_pg(&inc, "# ours\nmax_wal_senders = 2   # too few\n");
+    c.start();
+    let conf_before = std::fs::read_to_string(c.conf_path()).unwrap();
+    let j = init_master(
+        &c,
+        &[
+            "--allow",
+            "127.0.0.1/32",
+            "--max-wal-senders",
+            "12",
+            "--restart=if-needed",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(&inc).unwrap(),
+        "# ours\nmax_wal_senders = 12   # too few\n"
+    );
+    assert!(
+        !std::fs::read_to_string(c.conf_path()).unwrap()[conf_before.len()..]
+            .contains("max_wal_senders"),
+        "not appended to postgresql.conf"
+    );
+    assert!(j["changes"].to_string().contains("replication.conf"), "{j}");
+    assert_eq!(c.sql("SHOW max_wal_senders"), "12");
+}
+
+#[test]
+fn connects_from_environment_and_uri_without_data_directory() {
+    let c = Cluster::new();
+    let pw = password_file(c.tmp.path(), PW);
+    let port = c.port.to_string();
+    let sock = c.sock.to_str().unwrap();
+    let r = harness::run::pgrepctl_env(
+        [
+            "init-master",
+            "--json",
+            "--allow",
+            "127.0.0.1",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+        &[
+            ("PGHOST", sock),
+            ("PGPORT", &port),
+            ("PGUSER", "postgres"),
+            ("PGDATABASE", "postgres"),
+        ],
+    );
+    let j = r.ok();
+    assert_eq!(j["changed"], true);
+    assert!(
+        j["restart_command"]
+            .as_str()
+            .unwrap()
+            .contains(c.data.to_str().unwrap()),
+        "data directory from the server: {j}"
+    );
+    let uri = format!("postgresql://postgres@localhost/postgres?host={sock}&port={port}");
+    let j = pgrepctl([
+        "init-master",
+        "--json",
+        "-d",
+        &uri,
+        "--allow",
+        "127.0.0.1",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(j["changed"], false, "{j}");
+    // -D of another directory than the server's is refused.
+    let other = Cluster::builder().stopped().init();
+    pgrepctl([
+        "init-master",
+        "--json",
+        "-d",
+        &uri,
+        "-D",
+        other.data.to_str().unwrap(),
+        "--allow",
+        "127.0.0.1",
+    ])
+    .fails(1, "DATA_DIRECTORY_MISMATCH");
+}
+
+#[test]
+fn md5_method_and_restart_always() {
+    let c = Cluster::new();
+    let pid_before = c.sql("SELECT pg_postmaster_start_time()");
+    let j = init_master(
+        &c,
+        &[
+            "--allow",
+            "127.0.0.1/32",
+            "--hba-method",
+            "md5",
+            "--restart=always",
+        ],
+    )
+    .ok();
+    assert!(j["changes"].to_string().contains("restart"), "{j}");
+    assert_ne!(
+        c.sql("SELECT pg_postmaster_start_time()"),
+        pid_before,
+        "the server was restarted"
+    );
+    let hba = std::fs::read_to_string(c.hba_path()).unwrap();
+    assert!(
+        hba.lines()
+            .any(|l| l.contains("replicator") && l.contains("md5")),
+        "{hba}"
+    );
+    replication_login(&c, "replicator", PW).expect("md5 line accepts the SCRAM-stored password");
+}
