@@ -6,3 +6,4 @@ mod harness;
 mod init_master;
 mod init_master_bad_input;
 mod json_contract;
+mod versions;
