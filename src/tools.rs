@@ -38,14 +38,31 @@ pub fn parse_major(version_line: &str) -> Option<u32> {
     num.parse().ok()
 }
 
+/// The bin directory of the postmaster running on `data_dir`, read from
+/// `/proc/PID/exe`: the surest match for restarting that very server.
+pub fn running_server_bindir(data_dir: &Path) -> Option<PathBuf> {
+    let pf = crate::pg::pidfile::running(data_dir)?;
+    let exe = std::fs::read_link(format!("/proc/{}/exe", pf.pid)).ok()?;
+    exe.parent().map(Path::to_path_buf)
+}
+
 /// Find binaries of `major`, in the documented order: `--bindir`, then
 /// `pg_config --bindir`, then Debian's `/usr/lib/postgresql/<major>/bin`,
 /// then `PATH`. Every rejected candidate is explained in the error.
 pub fn find(major: u32, explicit: Option<&Path>) -> Result<BinDir> {
+    find_with(major, explicit, None)
+}
+
+/// [`find`], trying `server` (the running server's own bin directory)
+/// right after `--bindir`.
+pub fn find_with(major: u32, explicit: Option<&Path>, server: Option<&Path>) -> Result<BinDir> {
     let mut tried: Vec<String> = vec![];
     let mut candidates: Vec<(PathBuf, &str)> = vec![];
     if let Some(d) = explicit {
         candidates.push((d.to_path_buf(), "--bindir"));
+    }
+    if let Some(d) = server {
+        candidates.push((d.to_path_buf(), "running server"));
     }
     if let Ok(out) = duct::cmd("pg_config", ["--bindir"])
         .stdout_capture()

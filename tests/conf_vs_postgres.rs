@@ -74,7 +74,9 @@ fn postgresql_conf_values_and_edits_read_back_by_postgres() {
         file.set_at(line, &pgconf::quote_value(v)).unwrap();
     }
     file.append_managed("cluster_name", &pgconf::quote_value("managed #1"));
-    file.append_managed("wal_keep_size", "1GB");
+    if c.major >= 13 {
+        file.append_managed("wal_keep_size", "1GB");
+    }
     c.write_as_pg(&c.conf_path(), &file.render());
     for (name, v) in tricky {
         if name == "work_mem" {

@@ -37,9 +37,10 @@ pub async fn apply(
     outcome.detail("restart_command", &plan.restart_command);
     let needs_restart = plan.steps.iter().any(|s| matches!(s, Step::Restart));
     let bindir = if needs_restart && facts.debian_cluster.is_none() {
-        Some(tools::find(
+        Some(tools::find_with(
             facts.version_num / 10000,
             settings.bindir.as_deref(),
+            facts.server_bindir.as_deref(),
         )?)
     } else {
         None

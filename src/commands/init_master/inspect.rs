@@ -58,6 +58,8 @@ pub struct Facts {
     pub at_files: HashMap<String, Vec<crate::conf::hba::Token>>,
     /// `(version, cluster)` when the config lives in Debian's /etc/postgresql.
     pub debian_cluster: Option<(String, String)>,
+    /// The running postmaster's own bin directory, for an exact restart.
+    pub server_bindir: Option<PathBuf>,
 }
 
 pub const SETTINGS: &[&str] = &[
@@ -236,6 +238,7 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
     Ok(Facts {
         version_num: session.version_num,
         debian_cluster: debian_cluster(&config_file),
+        server_bindir: crate::tools::running_server_bindir(&data_directory),
         data_directory,
         config_file,
         hba_file,

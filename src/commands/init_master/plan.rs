@@ -424,6 +424,7 @@ fn restart_command(settings: &Settings, facts: &Facts) -> String {
     let bindir = settings
         .bindir
         .as_ref()
+        .or(facts.server_bindir.as_ref())
         .map(|b| format!("{}/", b.display()))
         .unwrap_or_default();
     format!(
