@@ -2,6 +2,7 @@
 
 mod ansible;
 mod conf_vs_postgres;
+mod fixture;
 mod harness;
 mod init_master;
 mod init_master_bad_input;

@@ -391,3 +391,79 @@ pub fn snapshot(paths: &[&Path]) -> Vec<(PathBuf, Option<Vec<u8>>)> {
     }
     out
 }
+
+impl Cluster {
+    /// A hot standby of `primary`, built by hand (pg_basebackup plus a
+    /// minimal standby config), started and streaming as `name`. Tests of
+    /// `check` and `smoke-test` use it so they do not depend on
+    /// clone-standby. Needs the primary's default initdb hba (trust for
+    /// replication over the socket).
+    pub fn standby_of(primary: &Cluster, name: &str) -> Cluster {
+        let tmp = tempdir();
+        let data = tmp.path().join("data");
+        let sock = tmp.path().join("sock");
+        let logdir = tmp.path().join("log");
+        for d in [&sock, &data, &logdir] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+            chown_pg(d);
+        }
+        let mut c = as_pg(primary.bindir.join("pg_basebackup"));
+        c.arg("-D")
+            .arg(&data)
+            .arg("-h")
+            .arg(&primary.sock)
+            .args(["-p", &primary.port.to_string(), "-U", "postgres"])
+            .args(["-X", "stream", "--checkpoint=fast", "--no-sync"]);
+        check(c.output().unwrap(), "pg_basebackup");
+        let conninfo = format!(
+            "host={} port={} user=postgres application_name={name}",
+            primary.sock.display(),
+            primary.port
+        );
+        let standby = Cluster {
+            log: logdir.join("server.log"),
+            tmp,
+            data,
+            sock,
+            port: 0,
+            major: primary.major,
+            bindir: primary.bindir.clone(),
+            netns: None,
+        };
+        if primary.major >= 12 {
+            standby.write_as_pg(&standby.data.join("standby.signal"), "");
+            let auto = standby.data.join("postgresql.auto.conf");
+            let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
+            text.push_str(&format!("primary_conninfo = '{conninfo}'\n"));
+            standby.write_as_pg(&auto, &text);
+        } else {
+            standby.write_as_pg(
+                &standby.data.join("recovery.conf"),
+                &format!("standby_mode = 'on'\nprimary_conninfo = '{conninfo}'\n"),
+            );
+        }
+        let mut standby = standby;
+        standby.start();
+        standby.wait_streaming();
+        standby
+    }
+
+    /// Wait (up to 30 s) until this standby's WAL receiver streams.
+    pub fn wait_streaming(&self) {
+        for _ in 0..300 {
+            if self
+                .try_sql("SELECT status FROM pg_stat_wal_receiver")
+                .is_ok_and(|s| s == "streaming")
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "standby on port {} never streamed:\n{}",
+            self.port,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+}
