@@ -35,6 +35,8 @@ pub struct Global {
 pub enum Command {
     /// Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)
     InitMaster(Box<commands::init_master::Args>),
+    /// Make this host a streaming hot standby of a primary (copy, configure, start, wait)
+    CloneStandby(Box<commands::clone_standby::Args>),
     /// A local primary and standbys, replicated and checked, in one command
     Sandbox(commands::sandbox::Args),
     /// Write the man pages and shell completions under DIR (for packagers)
@@ -50,6 +52,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::InitMaster(_) => "init-master",
+            Command::CloneStandby(_) => "clone-standby",
             Command::Sandbox(_) => "sandbox",
             Command::GenerateDocs { .. } => "generate-docs",
         }

@@ -92,6 +92,33 @@ fn atomic_write_new(path: &Path, contents: &[u8], like: &Path) -> Result<()> {
     atomic_write(path, contents)
 }
 
+/// Create or replace `path` atomically with this mode and, when given,
+/// owner (files pgrepctl creates as root in a data directory must belong
+/// to the server's user).
+pub fn create_owned(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
+    if !path.exists() {
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(format!("cannot set the mode of {}", path.display()), e))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(|e| {
+                Error::io(format!("cannot change the owner of {}", path.display()), e)
+            })?;
+        }
+    }
+    atomic_write(path, contents)
+}
+
 fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

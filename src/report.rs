@@ -171,12 +171,12 @@ impl Printer {
 
     /// Failures: JSON on stdout with `--json`, and always one line (plus a
     /// HINT line) on stderr, so Ansible shows pgrepctl's own words.
-    pub fn failure(&self, command: &str, err: &Error, warnings: &[String]) {
+    pub fn failure(&self, command: &str, err: &Error, warnings: &[String], changed: bool) {
         if self.json {
             print_json(&Failure {
                 command,
                 ok: false,
-                changed: false,
+                changed,
                 error: err,
                 warnings,
             });

@@ -34,6 +34,7 @@ pub fn main() -> ExitCode {
                 name,
                 &Error::new(Code::Internal, format!("cannot start runtime: {e}")),
                 &[],
+                false,
             );
             return ExitCode::from(EXIT_FAILED);
         }
@@ -41,6 +42,9 @@ pub fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::InitMaster(args) => crate::commands::init_master::run(*args, &printer).await,
+            Command::CloneStandby(args) => {
+                crate::commands::clone_standby::run(*args, &printer).await
+            }
             Command::Sandbox(args) => crate::commands::sandbox::run(args, &printer).await,
             Command::GenerateDocs { dir } => generate_docs(&dir),
         }
@@ -51,7 +55,7 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_OK)
         }
         Err(failure) => {
-            printer.failure(name, &failure.error, &failure.warnings);
+            printer.failure(name, &failure.error, &failure.warnings, failure.changed);
             ExitCode::from(if failure.error.code.is_usage() {
                 EXIT_USAGE
             } else {
@@ -95,7 +99,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
             json: true,
             ..Default::default()
         }
-        .failure(&cmd, &err, &[]);
+        .failure(&cmd, &err, &[], false);
     } else {
         let _ = e.print();
     }
@@ -107,6 +111,9 @@ fn usage_error(e: clap::Error) -> ExitCode {
 pub struct Failure {
     pub error: Error,
     pub warnings: Vec<String>,
+    /// Something was changed before the failure (a clone in place whose
+    /// server then did not stream): reported, so Ansible does not lie.
+    pub changed: bool,
 }
 
 impl From<Error> for Failure {
@@ -114,6 +121,7 @@ impl From<Error> for Failure {
         Failure {
             error,
             warnings: vec![],
+            changed: false,
         }
     }
 }

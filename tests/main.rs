@@ -1,6 +1,7 @@
 //! One integration test binary (faster to build, shared harness).
 
 mod ansible;
+mod clone_standby;
 mod conf_vs_postgres;
 mod fixture;
 mod harness;

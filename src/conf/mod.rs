@@ -4,6 +4,7 @@
 
 pub mod hba;
 pub mod pgconf;
+pub mod standby;
 
 /// A line PostgreSQL would not accept, with its 1-based number.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 pub mod conninfo;
 pub mod pgpass;
 pub mod pidfile;
+pub mod replication;
 pub mod scram;
 pub mod sql;
 

@@ -130,6 +130,7 @@ pub struct Cluster {
     pub major: u32,
     /// Network namespace the server runs in (a separate test "host").
     pub netns: Option<String>,
+    pub server_opts: Vec<String>,
 }
 
 #[derive(Default)]
@@ -140,6 +141,7 @@ pub struct Builder {
     start: bool,
     bindir: Option<PathBuf>,
     netns: Option<String>,
+    server_opts: Vec<String>,
 }
 
 impl Builder {
@@ -164,6 +166,12 @@ impl Builder {
     /// Run the server inside this network namespace.
     pub fn netns(mut self, ns: &str) -> Self {
         self.netns = Some(ns.into());
+        self
+    }
+    /// Extra server options on pg_ctl's command line (`-c name=value`),
+    /// which a copy of the data directory does not inherit.
+    pub fn server_opt(mut self, o: &str) -> Self {
+        self.server_opts.push(o.into());
         self
     }
     pub fn stopped(mut self) -> Self {
@@ -202,6 +210,7 @@ impl Builder {
             major: major(&bindir),
             bindir,
             netns: self.netns.clone(),
+            server_opts: self.server_opts.clone(),
         };
         if !self.conf.is_empty() {
             let mut text = std::fs::read_to_string(cluster.conf_path()).unwrap();
@@ -251,7 +260,11 @@ impl Cluster {
             if self.port == 0 || attempt > 0 {
                 self.port = free_port();
             }
-            let opts = format!("-p {} -k {} -c fsync=off", self.port, self.sock.display());
+            let mut opts = format!("-p {} -k {} -c fsync=off", self.port, self.sock.display());
+            for o in &self.server_opts {
+                opts.push(' ');
+                opts.push_str(o);
+            }
             let mut cmd = match &self.netns {
                 Some(ns) => {
                     let mut c = netns::Pair::exec(ns, "runuser");
@@ -430,6 +443,7 @@ impl Cluster {
             major: primary.major,
             bindir: primary.bindir.clone(),
             netns: None,
+            server_opts: vec![],
         };
         if primary.major >= 12 {
             standby.write_as_pg(&standby.data.join("standby.signal"), "");
@@ -466,4 +480,51 @@ impl Cluster {
             std::fs::read_to_string(&self.log).unwrap_or_default()
         );
     }
+}
+
+impl Cluster {
+    /// Where pgrepctl clone-standby will put a standby of `primary`: an
+    /// absent data directory in a fresh temp dir. The primary's config
+    /// names its private socket directory, so the copy (on another port)
+    /// uses it too and `sql()` reaches both. Dropping it stops whatever
+    /// server runs there.
+    pub fn clone_target(primary: &Cluster) -> Cluster {
+        let conf = primary.conf_path();
+        let text = std::fs::read_to_string(&conf).unwrap();
+        let line = format!("unix_socket_directories = '{}'", primary.sock.display());
+        if !text.contains(&line) {
+            primary.write_as_pg(&conf, &format!("{text}\n{line}\n"));
+        }
+        let tmp = tempdir();
+        Cluster {
+            log: tmp.path().join("server.log"),
+            data: tmp.path().join("standby"),
+            tmp,
+            sock: primary.sock.clone(),
+            port: free_port(),
+            major: primary.major,
+            bindir: primary.bindir.clone(),
+            netns: None,
+            server_opts: vec![],
+        }
+    }
+
+    /// Contents of a file in the data directory ("" when absent).
+    pub fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.data.join(name)).unwrap_or_default()
+    }
+}
+
+/// Files and directories directly in `dir`, sorted, for "nothing was left
+/// behind" assertions.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }

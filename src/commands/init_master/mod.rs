@@ -86,6 +86,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let plan = plan::plan(&settings, &facts).map_err(|error| Failure {
         error,
         warnings: vec![],
+        changed: false,
     })?;
     // Writability is checked before the first change, and in a dry run
     // too, so that --dry-run fails exactly where the real run would.
@@ -104,6 +105,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         .map_err(|error| Failure {
             error,
             warnings: outcome.warnings.clone(),
+            changed: false,
         })?;
     Ok(outcome)
 }

@@ -91,6 +91,7 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
         return Err(Failure {
             error: e,
             warnings: outcome.warnings.clone(),
+            changed: false,
         });
     }
     describe(&state, &dir, &mut outcome);

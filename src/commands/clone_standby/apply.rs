@@ -1,0 +1,284 @@
+//! Carrying out the plan: slot, copy, configuration, swap into place,
+//! start, wait. Until the swap nothing at the target changes; a slot this
+//! run created is dropped again if the copy fails, so a failed clone does
+//! not leave the primary retaining WAL for nobody.
+
+use super::configure::{self, Edit};
+use super::copy::{self, Signals};
+use super::plan::{Action, Plan};
+use super::preflight::Facts;
+use super::settings::Settings;
+use super::start;
+use crate::error::{Code, Error, Result};
+use crate::report::{Change, Kind, Outcome, Printer};
+use crate::units::format_bytes;
+
+pub async fn apply(
+    settings: &Settings,
+    facts: &Facts,
+    plan: &Plan,
+    printer: &Printer,
+    outcome: &mut Outcome,
+) -> Result<()> {
+    let mut signals = Signals::new()?;
+    let password = settings.password.as_ref().map(|p| p.expose().to_string());
+    let mut running = false;
+    match plan.action {
+        Action::Clone { replace } => {
+            copy::remove_stale(&facts.target, printer);
+            let slot_created = ensure_slot(settings, facts, printer)?;
+            let tmp = copy::temp_dir(&facts.target);
+            let result = async {
+                let bytes = copy::copy(settings, facts, &tmp, printer, &mut signals).await?;
+                let edits = configure::compute(settings, facts, &tmp, &settings.pgdata)?;
+                configure::write(&edits, facts, false)?;
+                copy::put_in_place(&tmp, &facts.target, replace, facts.run_as.ids)?;
+                Ok::<_, Error>((bytes, edits))
+            }
+            .await;
+            let (bytes, edits) = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    if slot_created {
+                        drop_slot(settings, facts, printer);
+                    }
+                    return Err(e);
+                }
+            };
+            if slot_created {
+                outcome.push(slot_change(settings));
+            }
+            outcome.push(Change {
+                kind: Kind::File,
+                path: Some(settings.pgdata.clone()),
+                summary: format!(
+                    "{} from {} ({}, pg_basebackup -X stream)",
+                    if replace {
+                        "replaced with a copy"
+                    } else {
+                        "cloned"
+                    },
+                    settings.primary_name(),
+                    format_bytes(bytes)
+                ),
+                diff: None,
+            });
+            push_edits(outcome, &edits, password.as_deref());
+        }
+        Action::Reconcile {
+            running: was_running,
+        } => {
+            running = was_running;
+            let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
+            configure::write(&edits, facts, true)?;
+            push_edits(outcome, &edits, password.as_deref());
+            if !edits.is_empty() && running && !settings.no_start {
+                let shown =
+                    start::start(settings, facts, true).map_err(|e| after_change(e, outcome))?;
+                outcome.push(service(format!(
+                    "restarted to apply the new configuration ({shown})"
+                )));
+            }
+        }
+    }
+    if settings.no_start {
+        if !running {
+            outcome.epilogue = Some(format!(
+                "The standby is ready but not started (--no-start). Start it with:\n  {}pg_ctl -D {} -l {} start\n",
+                facts.run_as.shell_prefix(),
+                settings.pgdata.display(),
+                settings.pgdata.join(start::SERVER_LOG).display()
+            ));
+        }
+        return Ok(());
+    }
+    if !running {
+        let shown = start::start(settings, facts, false).map_err(|e| after_change(e, outcome))?;
+        outcome.push(service(format!("started ({shown})")));
+    }
+    let streaming = start::wait_streaming(
+        settings,
+        facts,
+        facts.primary.identity.lsn,
+        printer,
+        &mut signals,
+    )
+    .await
+    .map_err(|e| after_change(e, outcome))?;
+    outcome.epilogue = Some(format!(
+        "The standby streams from {} and has replayed {}.\nCheck it any time with:\n  pgrepctl check --standby 'host={} port={}'\n",
+        settings.primary_name(),
+        streaming.target_lsn,
+        crate::pg::pidfile::running(&settings.pgdata)
+            .map(|p| p.socket_dir)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".into()),
+        crate::pg::pidfile::running(&settings.pgdata)
+            .map(|p| p.port)
+            .unwrap_or(5432),
+    ));
+    outcome.detail("streaming", streaming);
+    Ok(())
+}
+
+/// An error after something changed: the caller reports `changed` too.
+fn after_change(mut e: Error, outcome: &Outcome) -> Error {
+    if outcome.changed && !e.message.contains("(changes made:") {
+        let n = outcome.changes.len();
+        e.message = format!("{} (changes made: {n} before this failure)", e.message);
+    }
+    e
+}
+
+fn push_edits(outcome: &mut Outcome, edits: &[Edit], password: Option<&str>) {
+    for e in edits {
+        outcome.push(e.change(password));
+    }
+}
+
+fn service(summary: String) -> Change {
+    Change {
+        kind: Kind::Service,
+        path: None,
+        summary,
+        diff: None,
+    }
+}
+
+fn slot_change(settings: &Settings) -> Change {
+    Change {
+        kind: Kind::Sql,
+        path: None,
+        summary: format!(
+            "physical replication slot {} created on {}",
+            settings.slot.as_deref().unwrap_or(""),
+            settings.primary_name()
+        ),
+        diff: None,
+    }
+}
+
+/// Create the slot over the replication connection unless it exists.
+/// Returns whether this run created it.
+fn ensure_slot(settings: &Settings, facts: &Facts, printer: &Printer) -> Result<bool> {
+    let Some(slot) = &settings.slot else {
+        return Ok(false);
+    };
+    match facts.repl.run(&[&format!(
+        "CREATE_REPLICATION_SLOT {slot} PHYSICAL RESERVE_WAL"
+    )]) {
+        Ok(_) => {
+            printer.info(format!("created replication slot {slot} on the primary"));
+            Ok(true)
+        }
+        Err(e) if e.message.contains("already exists") => Ok(false),
+        Err(mut e) => {
+            e.code = Code::SlotConflict;
+            e.hint = Some(format!(
+                "create the slot on the primary (pgrepctl init-master --slot {slot}) and rerun"
+            ));
+            Err(e)
+        }
+    }
+}
+
+fn drop_slot(settings: &Settings, facts: &Facts, printer: &Printer) {
+    if let Some(slot) = &settings.slot {
+        if let Err(e) = facts.repl.run(&[&format!("DROP_REPLICATION_SLOT {slot}")]) {
+            printer.info(format!(
+                "warning: could not drop the slot {slot} this run created: {}",
+                e.message
+            ));
+        }
+    }
+}
+
+/// What `--dry-run` reports: the same changes a real run would make, as
+/// far as they can be known without copying.
+pub fn preview(
+    settings: &Settings,
+    facts: &Facts,
+    plan: &Plan,
+    outcome: &mut Outcome,
+) -> Result<()> {
+    let password = settings.password.as_ref().map(|p| p.expose().to_string());
+    match plan.action {
+        Action::Clone { replace } => {
+            if let Some(s) = &settings.slot {
+                outcome.push(Change {
+                    kind: Kind::Sql,
+                    path: None,
+                    summary: format!(
+                        "physical replication slot {s} on {} (created if missing)",
+                        settings.primary_name()
+                    ),
+                    diff: None,
+                });
+            }
+            outcome.push(Change {
+                kind: Kind::File,
+                path: Some(settings.pgdata.clone()),
+                summary: format!(
+                    "{} from {} ({}, pg_basebackup -X stream --checkpoint=fast)",
+                    if replace {
+                        "replace with a copy"
+                    } else {
+                        "clone"
+                    },
+                    settings.primary_name(),
+                    facts
+                        .primary
+                        .size
+                        .map(format_bytes)
+                        .unwrap_or_else(|| "size known when the copy starts".into())
+                ),
+                diff: None,
+            });
+            let signal = if crate::conf::standby::uses_recovery_conf(facts.primary.version_num) {
+                "recovery.conf: standby_mode = on, primary_conninfo"
+            } else {
+                "standby.signal, and primary_conninfo in postgresql.auto.conf"
+            };
+            outcome.push(Change {
+                kind: Kind::File,
+                path: Some(settings.pgdata.clone()),
+                summary: format!(
+                    "configure as a standby: {signal} = '{}'; hot_standby = on{}{}; hot-standby limits raised to the primary's where lower",
+                    settings.conninfo.redacted(),
+                    settings.port.map(|p| format!(", port = {p}")).unwrap_or_default(),
+                    settings.listen.as_ref().map(|l| format!(", listen_addresses = {l}")).unwrap_or_default(),
+                ),
+                diff: None,
+            });
+            if let Some(p) = &settings.passfile {
+                outcome.push(Change {
+                    kind: Kind::File,
+                    path: Some(p.clone()),
+                    summary: "password file for primary_conninfo (mode 0600)".into(),
+                    diff: None,
+                });
+            }
+            if !settings.no_start {
+                outcome.push(service(
+                    "start, then wait until streaming and caught up".into(),
+                ));
+            }
+        }
+        Action::Reconcile { running } => {
+            let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
+            push_edits(outcome, &edits, password.as_deref());
+            if !settings.no_start && (!running || !edits.is_empty()) {
+                outcome.push(service(
+                    if running {
+                        "restart to apply the new configuration"
+                    } else {
+                        "start"
+                    }
+                    .into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! `clone-standby`: from an empty directory to a streaming hot standby.
+//! [`settings`] validates the flags, [`target`] and [`preflight`] only
+//! read (the local directory, then the primary over a real replication
+//! connection), [`plan`] decides (pure), and [`apply`] copies, configures,
+//! starts and waits, leaving the target as it was on any failure before the
+//! copy is complete.
+
+mod apply;
+mod configure;
+mod copy;
+mod plan;
+mod preflight;
+mod settings;
+mod start;
+mod target;
+
+use crate::report::{Outcome, Printer};
+use crate::run::Failure;
+use std::path::PathBuf;
+
+pub use settings::Settings;
+
+/// Make this host a streaming hot standby of a primary: preflight, copy with
+/// pg_basebackup, write the standby configuration for the server's version,
+/// start, and wait until it streams and has caught up.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The primary (or an upstream standby), as libpq keywords or a URI, e.g. 'host=10.0.0.1 port=5432 user=replicator' [user default: replicator; port default: 5432]
+    #[arg(long, value_name = "CONNINFO")]
+    pub primary: String,
+    /// Data directory of the new standby: absent or empty (or anything, with --force)
+    #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DIR")]
+    pub pgdata: PathBuf,
+    /// File whose first line is the replication password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD, else none: ~/.pgpass or trust]
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Where the standby's own 0600 password file goes, named by passfile= in primary_conninfo [default: DIR/pgrepctl.pgpass]
+    #[arg(long, value_name = "FILE")]
+    pub passfile: Option<PathBuf>,
+    /// Write the password into primary_conninfo instead of a password file (readable by superusers through SQL)
+    #[arg(long)]
+    pub password_in_conninfo: bool,
+    /// Stream through this physical replication slot on the primary, creating it if missing
+    #[arg(long, value_name = "NAME")]
+    pub slot: Option<String>,
+    /// application_name the primary shows for this standby in pg_stat_replication [default: this host's name]
+    #[arg(long, value_name = "NAME")]
+    pub application_name: Option<String>,
+    /// Port the standby listens on, written to its postgresql.auto.conf [default: the primary's configuration]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// listen_addresses of the standby, e.g. '*' [default: the primary's configuration]
+    #[arg(long, value_name = "ADDRS")]
+    pub listen: Option<String>,
+    /// Directory of PostgreSQL binaries of the primary's major version [default: pg_config, /usr/lib/postgresql/MAJOR/bin, PATH]
+    #[arg(long, value_name = "DIR")]
+    pub bindir: Option<PathBuf>,
+    /// Replace a non-empty target directory (never one a postmaster runs on)
+    #[arg(long)]
+    pub force: bool,
+    /// Limit the copy's transfer rate to spare the primary's disk and network, e.g. 50M (pg_basebackup --max-rate; 32k to 1024M) [default: unlimited]
+    #[arg(long, value_name = "RATE")]
+    pub max_rate: Option<String>,
+    /// Copy and configure, but do not start the standby
+    #[arg(long)]
+    pub no_start: bool,
+    /// Seconds to wait for the started standby to stream and catch up
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub wait: u64,
+    /// Seconds to wait for the primary to answer a connection
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Accept a password file readable by others
+    #[arg(long)]
+    pub allow_insecure: bool,
+    /// Run the preflight and print the plan; copy and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
+    let settings = Settings::from_args(args)?;
+    let target = target::inspect(&settings.pgdata)?;
+    let facts = preflight::inspect(&settings, target, printer).await?;
+    let plan = plan::plan(&settings, &facts).map_err(|error| Failure {
+        error,
+        warnings: facts.warnings.clone(),
+        changed: false,
+    })?;
+    let mut outcome = Outcome::new("clone-standby", settings.dry_run);
+    outcome.warnings = facts.warnings.clone();
+    facts.report_into(&mut outcome);
+    if settings.dry_run {
+        apply::preview(&settings, &facts, &plan, &mut outcome)?;
+        return Ok(outcome);
+    }
+    match apply::apply(&settings, &facts, &plan, printer, &mut outcome).await {
+        Ok(()) => Ok(outcome),
+        Err(error) => Err(Failure {
+            error,
+            warnings: outcome.warnings.clone(),
+            changed: outcome.changed,
+        }),
+    }
+}

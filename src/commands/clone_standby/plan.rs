@@ -1,0 +1,234 @@
+//! What to do with the target, decided from the facts alone (pure, so every
+//! refusal is unit-tested without a server).
+
+use super::preflight::{Facts, space_needed};
+use super::settings::Settings;
+use super::target::Target;
+use crate::error::{Code, Error, Result};
+use crate::units::format_bytes;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Copy the primary into place; `replace` a non-empty target (--force).
+    Clone { replace: bool },
+    /// The target already is a standby of this primary: re-check its
+    /// configuration, start it if stopped, and wait for streaming.
+    Reconcile { running: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub action: Action,
+}
+
+/// The inputs of [`decide`], kept small so tests need no full `Facts`.
+pub struct Inputs<'a> {
+    pub target: &'a Target,
+    pub path: &'a std::path::Path,
+    pub primary_system_id: &'a str,
+    pub force: bool,
+    pub size: Option<u64>,
+    pub wal_segment_size: u64,
+    pub free: Option<u64>,
+}
+
+pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
+    decide(&Inputs {
+        target: &facts.target.state,
+        path: &facts.target.path,
+        primary_system_id: &facts.primary.identity.system_id,
+        force: settings.force,
+        size: facts.primary.size,
+        wal_segment_size: facts.primary.wal_segment_size,
+        free: facts.free_bytes,
+    })
+    .map(|action| Plan { action })
+}
+
+pub fn decide(i: &Inputs) -> Result<Action> {
+    let dir = i.path.display();
+    let action = match i.target {
+        Target::Absent | Target::Empty => Action::Clone { replace: false },
+        Target::DataDir {
+            system_id,
+            standby,
+            running,
+        } => {
+            let same = system_id.as_deref() == Some(i.primary_system_id);
+            match (same, standby, running) {
+                (true, false, Some(_)) => {
+                    return Err(Error::new(
+                        Code::TargetIsPrimary,
+                        format!("{dir} is the running primary itself (same system identifier, not a standby)"),
+                    )
+                    .hint("run clone-standby on the standby host, with -D naming the standby's own data directory"));
+                }
+                (true, true, Some(_)) if i.force => {
+                    return Err(running_error(&dir.to_string()));
+                }
+                (true, true, running) if !i.force => Action::Reconcile {
+                    running: running.is_some(),
+                },
+                (_, _, Some(_)) => return Err(running_error(&dir.to_string())),
+                (_, _, None) if i.force => Action::Clone { replace: true },
+                (_, _, None) => {
+                    let why = if same {
+                        "a data directory of this primary's cluster that is not a standby"
+                    } else {
+                        "a data directory of another cluster"
+                    };
+                    return Err(Error::new(Code::PgdataNotEmpty, format!("{dir} is {why}"))
+                        .hint("choose an empty -D, or pass --force to replace it (its contents will be lost)"));
+                }
+            }
+        }
+        Target::Other { running: Some(_) } => return Err(running_error(&dir.to_string())),
+        Target::Other { running: None } if i.force => Action::Clone { replace: true },
+        Target::Other { running: None } => {
+            return Err(
+                Error::new(Code::PgdataNotEmpty, format!("{dir} is not empty"))
+                    .hint("choose an empty -D, or pass --force to replace its contents"),
+            );
+        }
+    };
+    if let (Action::Clone { .. }, Some(size), Some(free)) = (action, i.size, i.free) {
+        let need = space_needed(size, i.wal_segment_size);
+        if need > free {
+            return Err(Error::new(
+                Code::DiskSpace,
+                format!(
+                    "the copy needs about {} at {dir} (the primary's {} plus a margin), and {} is free",
+                    format_bytes(need),
+                    format_bytes(size),
+                    format_bytes(free)
+                ),
+            )
+            .hint("free space there or choose a data directory on a larger filesystem"));
+        }
+    }
+    Ok(action)
+}
+
+fn running_error(dir: &str) -> Error {
+    Error::new(
+        Code::PostmasterRunning,
+        format!("a postmaster is running on {dir}"),
+    )
+    .hint(format!("stop it first (pg_ctl -D {dir} stop -m fast); pgrepctl never replaces a directory a server is using"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::pidfile::PidFile;
+    use std::path::Path;
+
+    fn pid() -> Option<PidFile> {
+        Some(PidFile {
+            pid: 1,
+            data_dir: "/d".into(),
+            port: 5432,
+            socket_dir: "/tmp".into(),
+            listen_addr: String::new(),
+        })
+    }
+
+    fn run(target: Target, force: bool) -> Result<Action> {
+        decide(&Inputs {
+            target: &target,
+            path: Path::new("/d"),
+            primary_system_id: "42",
+            force,
+            size: Some(100),
+            wal_segment_size: 16,
+            free: Some(1 << 40),
+        })
+    }
+
+    fn dd(id: &str, standby: bool, running: Option<PidFile>) -> Target {
+        Target::DataDir {
+            system_id: Some(id.into()),
+            standby,
+            running,
+        }
+    }
+
+    #[test]
+    fn empty_or_absent_clone() {
+        assert_eq!(
+            run(Target::Absent, false).unwrap(),
+            Action::Clone { replace: false }
+        );
+        assert_eq!(
+            run(Target::Empty, true).unwrap(),
+            Action::Clone { replace: false }
+        );
+    }
+
+    #[test]
+    fn existing_standby_of_same_primary_is_reconciled() {
+        assert_eq!(
+            run(dd("42", true, pid()), false).unwrap(),
+            Action::Reconcile { running: true }
+        );
+        assert_eq!(
+            run(dd("42", true, None), false).unwrap(),
+            Action::Reconcile { running: false }
+        );
+        assert_eq!(
+            run(dd("42", true, None), true).unwrap(),
+            Action::Clone { replace: true }
+        );
+        assert_eq!(
+            run(dd("42", true, pid()), true).unwrap_err().code,
+            Code::PostmasterRunning
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(
+            run(dd("42", false, pid()), true).unwrap_err().code,
+            Code::TargetIsPrimary
+        );
+        assert_eq!(
+            run(dd("7", false, pid()), true).unwrap_err().code,
+            Code::PostmasterRunning
+        );
+        assert_eq!(
+            run(dd("7", true, None), false).unwrap_err().code,
+            Code::PgdataNotEmpty
+        );
+        assert_eq!(
+            run(Target::Other { running: None }, false)
+                .unwrap_err()
+                .code,
+            Code::PgdataNotEmpty
+        );
+        assert_eq!(
+            run(Target::Other { running: pid() }, true)
+                .unwrap_err()
+                .code,
+            Code::PostmasterRunning
+        );
+        assert_eq!(
+            run(Target::Other { running: None }, true).unwrap(),
+            Action::Clone { replace: true }
+        );
+    }
+
+    #[test]
+    fn disk_space() {
+        let e = decide(&Inputs {
+            target: &Target::Empty,
+            path: Path::new("/d"),
+            primary_system_id: "42",
+            force: false,
+            size: Some(1 << 30),
+            wal_segment_size: 16 << 20,
+            free: Some(1 << 29),
+        })
+        .unwrap_err();
+        assert_eq!(e.code, Code::DiskSpace);
+    }
+}

@@ -1,0 +1,412 @@
+//! Everything checked before a single byte is copied: a real replication
+//! connection with the standby's own credentials, the primary's settings
+//! and WAL rate, local binaries of the primary's major, the target, and
+//! free space. Read-only; `--dry-run` stops after this and the plan.
+
+use super::settings::Settings;
+use super::target::TargetFacts;
+use crate::conf::pgconf;
+use crate::error::{Code, Error, Result};
+use crate::pg::replication::{Identity, ReplClient, format_lsn};
+use crate::report::{Outcome, Printer};
+use crate::tools::{self, BinDir, RunAs};
+use crate::units::format_bytes;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Settings that must be at least the primary's on a hot standby, or it
+/// refuses to start (before 14) or pauses recovery (14+).
+pub const HOT_STANDBY_PARAMS: [&str; 5] = [
+    "max_connections",
+    "max_worker_processes",
+    "max_wal_senders",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+];
+
+#[derive(Debug, Clone)]
+pub struct Primary {
+    pub identity: Identity,
+    pub version_num: u32,
+    pub wal_level: String,
+    pub wal_segment_size: u64,
+    /// `wal_keep_size` (13+) or `wal_keep_segments` × segment size, in bytes.
+    pub wal_keep_bytes: u64,
+    /// The primary's values of [`HOT_STANDBY_PARAMS`], in that order.
+    pub hot_standby: Vec<(String, i64)>,
+    /// Total size of its databases, when a normal connection is allowed.
+    pub size: Option<u64>,
+    /// WAL bytes per second between two IDENTIFY_SYSTEMs.
+    pub wal_rate: Option<f64>,
+}
+
+pub struct Facts {
+    pub target: TargetFacts,
+    pub primary: Primary,
+    pub bindir: BinDir,
+    /// Who runs PostgreSQL's programs (the data directory's owner when root).
+    pub run_as: RunAs,
+    pub free_bytes: Option<u64>,
+    /// Debian: `(version, cluster, config dir)` whose data_directory is the target.
+    pub debian: Option<(String, String, PathBuf)>,
+    pub repl: ReplClient,
+    pub warnings: Vec<String>,
+}
+
+impl Facts {
+    pub fn report_into(&self, o: &mut Outcome) {
+        o.detail(
+            "primary",
+            serde_json::json!({
+                "version_num": self.primary.version_num,
+                "system_identifier": self.primary.identity.system_id,
+                "timeline": self.primary.identity.timeline,
+                "wal_level": self.primary.wal_level,
+                "lsn": format_lsn(self.primary.identity.lsn),
+                "size_bytes": self.primary.size,
+                "wal_rate_bytes_per_second": self.primary.wal_rate.map(|r| r.round() as u64),
+            }),
+        );
+        o.detail("bindir", self.bindir.path.display().to_string());
+        o.detail("data_directory", self.target.path.display().to_string());
+    }
+}
+
+pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer) -> Result<Facts> {
+    let run_as = run_as_for(&target.path);
+    let psql = any_psql(settings.bindir.as_deref());
+    let repl = ReplClient::new(
+        psql,
+        run_as,
+        settings.preflight_conninfo(),
+        settings.password_line().as_deref(),
+        settings.connect_timeout,
+    )?;
+    printer.info(format!(
+        "preflight: replication connection to {} as {}",
+        settings.primary_name(),
+        settings.conninfo.user
+    ));
+    let t0 = Instant::now();
+    let mut cmds = vec![
+        "IDENTIFY_SYSTEM",
+        "SHOW server_version_num",
+        "SHOW wal_level",
+        "SHOW wal_segment_size",
+    ];
+    let shows: Vec<String> = HOT_STANDBY_PARAMS
+        .iter()
+        .map(|p| format!("SHOW {p}"))
+        .collect();
+    cmds.extend(shows.iter().map(String::as_str));
+    let lines = repl.run(&cmds)?;
+    let get = |i: usize| {
+        lines
+            .get(i)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let identity = crate::pg::replication::parse_identity(&get(0))?;
+    let version_num: u32 = get(1).parse().map_err(|_| {
+        Error::new(
+            Code::Internal,
+            format!("unexpected server_version_num {:?}", get(1)),
+        )
+    })?;
+    crate::pg::check_supported(version_num)?;
+    let wal_level = get(2);
+    let wal_segment_size = pgconf::parse_size(&get(3), 1).unwrap_or(16 << 20);
+    let mut hot_standby = vec![];
+    for (i, p) in HOT_STANDBY_PARAMS.iter().enumerate() {
+        let v = get(4 + i);
+        let n = v.parse().map_err(|_| {
+            Error::new(
+                Code::Internal,
+                format!("unexpected {p} {v:?} from the primary"),
+            )
+        })?;
+        hot_standby.push((p.to_string(), n));
+    }
+    if wal_level == "minimal" {
+        return Err(Error::new(
+            Code::PrimaryNotReady,
+            format!("the primary's wal_level is minimal; standbys need replica"),
+        )
+        .hint(
+            "run pgrepctl init-master on the primary (it sets wal_level = replica) and restart it",
+        ));
+    }
+    let major = version_num / 10000;
+    printer.debug(format!(
+        "primary: PostgreSQL {major}, system {}",
+        identity.system_id
+    ));
+
+    let bindir = find_bindir(major, settings.bindir.as_deref())?;
+    printer.debug(format!("binaries: {}", bindir.path.display()));
+    let debian = debian_config_dir(&target.path, major);
+    writable(&target.space_dir)?;
+    let free_bytes = free_space(&target.space_dir);
+    let size = primary_size(settings).await;
+
+    // Second sample: the WAL rate over the time the local checks took.
+    let keep_cmd = if version_num >= 130000 {
+        "SHOW wal_keep_size"
+    } else {
+        "SHOW wal_keep_segments"
+    };
+    let elapsed = t0.elapsed().max(Duration::from_millis(1));
+    let lines2 = repl.run(&["IDENTIFY_SYSTEM", keep_cmd])?;
+    let id2 =
+        crate::pg::replication::parse_identity(lines2.first().map(String::as_str).unwrap_or(""))?;
+    let keep = lines2
+        .get(1)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let wal_keep_bytes = if version_num >= 130000 {
+        pgconf::parse_size(&keep, 1 << 20).unwrap_or(0)
+    } else {
+        keep.parse::<u64>().unwrap_or(0) * wal_segment_size
+    };
+    let wal_rate = (id2.system_id == identity.system_id && id2.lsn >= identity.lsn)
+        .then(|| (id2.lsn - identity.lsn) as f64 / elapsed.as_secs_f64());
+
+    let primary = Primary {
+        identity,
+        version_num,
+        wal_level,
+        wal_segment_size,
+        wal_keep_bytes,
+        hot_standby,
+        size,
+        wal_rate,
+    };
+    let mut warnings = vec![];
+    if let Some(w) = retention_warning(&primary, settings.slot.is_some()) {
+        warnings.push(w);
+    }
+    Ok(Facts {
+        target,
+        primary,
+        bindir,
+        run_as,
+        free_bytes,
+        debian,
+        repl,
+        warnings,
+    })
+}
+
+/// Who owns (or will own) the target: its owner, else its parent's owner
+/// when that is not root, else `postgres` — only when we are root.
+pub fn run_as_for(path: &Path) -> RunAs {
+    if path.exists() {
+        let r = RunAs::owner_of(path);
+        if r.ids.is_some() {
+            return r;
+        }
+    }
+    if let Some(parent) = path.parent() {
+        let r = RunAs::owner_of(parent);
+        if r.ids.is_some() {
+            return r;
+        }
+    }
+    RunAs::postgres_if_root()
+}
+
+/// Any psql will do for the preflight (the protocol is stable); prefer the
+/// one beside `--bindir`, then the newest Debian one, then PATH.
+fn any_psql(bindir: Option<&Path>) -> PathBuf {
+    if let Some(p) = bindir.map(|b| b.join("psql")).filter(|p| p.exists()) {
+        return p;
+    }
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse().ok()?;
+            let p = e.path().join("bin/psql");
+            p.exists().then_some((v, p))
+        })
+        .collect();
+    debian.sort();
+    debian
+        .pop()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| PathBuf::from("psql"))
+}
+
+/// Binaries of the primary's major, or a VERSION_MISMATCH that names
+/// what was found and why it was rejected.
+fn find_bindir(major: u32, explicit: Option<&Path>) -> Result<BinDir> {
+    tools::find(major, explicit).map_err(|mut e| {
+        if e.message.contains("rejected") {
+            e.code = Code::VersionMismatch;
+            e.message = format!(
+                "the primary runs PostgreSQL {major}, and a standby must run the same major: {}",
+                e.message
+            );
+        }
+        e
+    })
+}
+
+/// Debian keeps a cluster's configuration in /etc/postgresql/MAJOR/NAME;
+/// find the one whose data_directory is the target.
+pub fn debian_config_dir(target: &Path, major: u32) -> Option<(String, String, PathBuf)> {
+    let base = PathBuf::from(format!("/etc/postgresql/{major}"));
+    for entry in std::fs::read_dir(&base).ok()?.flatten() {
+        let dir = entry.path();
+        let Ok(text) = std::fs::read_to_string(dir.join("postgresql.conf")) else {
+            continue;
+        };
+        let Ok(conf) = pgconf::parse(&text) else {
+            continue;
+        };
+        let dd = conf
+            .last_active("data_directory")
+            .and_then(|l| conf.setting_at(l))
+            .map(|(_, v)| PathBuf::from(v));
+        if dd.as_deref() == Some(target) {
+            return Some((
+                major.to_string(),
+                entry.file_name().to_string_lossy().into_owned(),
+                dir,
+            ));
+        }
+    }
+    None
+}
+
+/// The copy is made in `dir`: it must take new entries (a read-only mount
+/// or missing permission fails here, before anything is copied).
+fn writable(dir: &Path) -> Result<()> {
+    use nix::unistd::{AccessFlags, access};
+    access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+        let why = if e == nix::errno::Errno::EROFS { "is on a read-only filesystem" } else { "is not writable by this user" };
+        Error::new(Code::FileNotWritable, format!("{} {why}, and the copy is made there", dir.display()))
+            .hint("choose a data directory on a writable filesystem, or run pgrepctl as root or the PostgreSQL user")
+    })
+}
+
+pub fn free_space(dir: &Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some(s.blocks_available() as u64 * s.fragment_size() as u64)
+}
+
+/// The primary's size through a normal connection with the same role,
+/// which pg_hba.conf may well refuse; then the copy's own announcement
+/// is the check.
+async fn primary_size(settings: &Settings) -> Option<u64> {
+    let mut config = tokio_postgres::Config::new();
+    if settings.conninfo.host.starts_with('/') {
+        config.host_path(&settings.conninfo.host);
+    } else {
+        config.host(&settings.conninfo.host);
+    }
+    config
+        .port(settings.conninfo.port)
+        .user(&settings.conninfo.user)
+        .dbname("postgres")
+        .application_name("pgrepctl");
+    if let Some(p) = &settings.password {
+        config.password(p.expose());
+    }
+    let session = crate::pg::connect(&config, Some(settings.connect_timeout))
+        .await
+        .ok()?;
+    let row = session
+        .client
+        .query_one(
+            "SELECT sum(pg_database_size(oid))::bigint FROM pg_database",
+            &[],
+        )
+        .await
+        .ok()?;
+    row.get::<_, Option<i64>>(0).map(|n| n as u64)
+}
+
+/// Bytes the copy needs at the target: the data plus a tenth, plus WAL
+/// streamed alongside.
+pub fn space_needed(size: u64, wal_segment_size: u64) -> u64 {
+    size + size / 10 + 2 * wal_segment_size
+}
+
+/// Without a slot, the primary may recycle WAL the new standby still needs
+/// once the copy ends and before it streams; warn when wal_keep covers less
+/// than the copy's duration at the current WAL rate.
+fn retention_warning(p: &Primary, slot: bool) -> Option<String> {
+    if slot {
+        return None;
+    }
+    let rate = p.wal_rate?;
+    // Assume a modest 50 MB/s copy when the size is known, a minute otherwise.
+    let secs = p.size.map(|s| s as f64 / 50e6).unwrap_or(60.0).max(10.0);
+    let wal = (rate * secs) as u64;
+    if p.wal_keep_bytes >= wal.max(p.wal_segment_size) {
+        return None;
+    }
+    let setting = if p.version_num >= 130000 {
+        "wal_keep_size"
+    } else {
+        "wal_keep_segments"
+    };
+    Some(format!(
+        "no replication slot, and the primary's {setting} keeps {} of WAL while it writes about {}/s (~{} during a {:.0}s copy): a standby that starts late may find the WAL it needs gone; pass --slot NAME, or raise {setting} on the primary (pgrepctl init-master --wal-keep SIZE)",
+        format_bytes(p.wal_keep_bytes),
+        format_bytes(rate as u64),
+        format_bytes(wal),
+        secs
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn primary() -> Primary {
+        Primary {
+            identity: Identity {
+                system_id: "1".into(),
+                timeline: 1,
+                lsn: 0,
+            },
+            version_num: 150000,
+            wal_level: "replica".into(),
+            wal_segment_size: 16 << 20,
+            wal_keep_bytes: 0,
+            hot_standby: vec![],
+            size: Some(1 << 30),
+            wal_rate: Some(10e6),
+        }
+    }
+
+    #[test]
+    fn warns_only_without_slot_and_enough_keep() {
+        let p = primary();
+        let w = retention_warning(&p, false).unwrap();
+        assert!(w.contains("wal_keep_size"), "{w}");
+        assert!(retention_warning(&p, true).is_none());
+        let mut kept = primary();
+        kept.wal_keep_bytes = 8 << 30;
+        assert!(retention_warning(&kept, false).is_none());
+        let mut old = primary();
+        old.version_num = 120000;
+        assert!(
+            retention_warning(&old, false)
+                .unwrap()
+                .contains("wal_keep_segments")
+        );
+        let mut idle = primary();
+        idle.wal_rate = Some(0.0);
+        idle.wal_keep_bytes = 16 << 20;
+        assert!(retention_warning(&idle, false).is_none());
+    }
+
+    #[test]
+    fn space_margin() {
+        assert_eq!(space_needed(1000, 16), 1000 + 100 + 32);
+    }
+}

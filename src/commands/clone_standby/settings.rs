@@ -1,0 +1,192 @@
+//! The flags, checked and resolved before anything is read or written.
+
+use super::Args;
+use crate::conf::standby::{self, PrimaryConninfo};
+use crate::error::{Code, Error, Result};
+use crate::secret::Secret;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_postgres::config::{Host, SslMode};
+
+#[derive(Debug)]
+pub struct Settings {
+    pub pgdata: PathBuf,
+    /// What the standby will use, with `passfile`/`password` filled in.
+    pub conninfo: PrimaryConninfo,
+    pub password: Option<Secret>,
+    /// The standby's password file (absent when no password is needed or
+    /// it goes into the conninfo).
+    pub passfile: Option<PathBuf>,
+    pub slot: Option<String>,
+    pub port: Option<u16>,
+    pub listen: Option<String>,
+    pub bindir: Option<PathBuf>,
+    pub force: bool,
+    /// pg_basebackup's --max-rate value, checked.
+    pub max_rate: Option<String>,
+    pub no_start: bool,
+    pub wait: Duration,
+    pub connect_timeout: Duration,
+    pub dry_run: bool,
+}
+
+impl Settings {
+    pub fn from_args(a: Args) -> Result<Settings> {
+        let config = crate::pg::conninfo::parse(&a.primary)?;
+        if config.get_password().is_some() {
+            return Err(Error::new(
+                Code::InsecureRefused,
+                "--primary contains a password; command lines are visible to every user in ps",
+            )
+            .hint("put the password in a 0600 file and pass --password-file, or set PGREPCTL_REPLICATION_PASSWORD"));
+        }
+        let host = match config.get_hosts() {
+            [] => {
+                return Err(Error::new(Code::Usage, "--primary names no host")
+                    .hint("give host=ADDRESS (or a postgresql://HOST URI)"));
+            }
+            [Host::Tcp(h), ..] => h.clone(),
+            [Host::Unix(p), ..] => p.display().to_string(),
+        };
+        if config.get_hosts().len() > 1 {
+            return Err(Error::new(Code::Usage, "--primary names several hosts")
+                .hint("a standby streams from one upstream server: give exactly one host"));
+        }
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let user = config.get_user().unwrap_or("replicator").to_string();
+        let sslmode = match config.get_ssl_mode() {
+            SslMode::Disable => Some("disable".to_string()),
+            SslMode::Require => Some("require".to_string()),
+            _ => None,
+        };
+        let application_name = match a.application_name {
+            Some(n) => n,
+            None => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "standby".into()),
+        };
+        if application_name.is_empty()
+            || application_name.len() > 63
+            || !application_name.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(Error::new(
+                Code::InvalidValue,
+                format!("invalid --application-name {application_name:?}"),
+            )
+            .hint("use 1 to 63 printable ASCII characters without spaces"));
+        }
+        if let Some(s) = &a.slot {
+            if s.is_empty()
+                || s.len() > 63
+                || !s
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(
+                    Error::new(Code::InvalidSlotName, format!("invalid slot name {s:?}")).hint(
+                        "slot names use lower-case letters, digits and underscores, at most 63",
+                    ),
+                );
+            }
+        }
+        if a.passfile.is_some() && a.password_in_conninfo {
+            return Err(Error::new(
+                Code::ConflictingFlags,
+                "--passfile and --password-in-conninfo both say where the password goes",
+            )
+            .hint("use one of them"));
+        }
+        let pgdata = absolute(&a.pgdata)?;
+        let password =
+            crate::commands::password::load(a.password_file.as_deref(), a.allow_insecure)?;
+        let passfile = match (&password, a.password_in_conninfo) {
+            (Some(_), false) => Some(match a.passfile {
+                Some(p) => absolute(&p)?,
+                None => pgdata.join(PASSFILE_NAME),
+            }),
+            _ => None,
+        };
+        let conninfo = PrimaryConninfo {
+            host,
+            port,
+            user,
+            passfile: passfile.as_ref().map(|p| p.display().to_string()),
+            password: if a.password_in_conninfo {
+                password.as_ref().map(|p| p.expose().to_string())
+            } else {
+                None
+            },
+            application_name,
+            sslmode,
+        };
+        Ok(Settings {
+            pgdata,
+            conninfo,
+            password,
+            passfile,
+            slot: a.slot,
+            port: a.port,
+            listen: a.listen,
+            bindir: a.bindir,
+            force: a.force,
+            max_rate: a.max_rate.map(|r| check_rate(&r)).transpose()?,
+            no_start: a.no_start,
+            wait: Duration::from_secs(a.wait),
+            connect_timeout: Duration::from_secs(a.connect_timeout.max(1)),
+            dry_run: a.dry_run,
+        })
+    }
+
+    /// The conninfo for pgrepctl's own replication connections: the
+    /// standby's, minus the password (served from a temporary file).
+    pub fn preflight_conninfo(&self) -> String {
+        let mut c = self.conninfo.clone();
+        c.passfile = None;
+        c.password = None;
+        c.render()
+    }
+
+    pub fn password_line(&self) -> Option<String> {
+        self.password
+            .as_ref()
+            .map(|p| standby::passfile_line(&self.conninfo.user, p.expose()))
+    }
+
+    /// "host=10.0.0.1 port=5432", for messages.
+    pub fn primary_name(&self) -> String {
+        format!("host={} port={}", self.conninfo.host, self.conninfo.port)
+    }
+}
+
+/// The default name of the standby's password file, inside its data
+/// directory: readable only by the server's owner, gone with the cluster.
+pub const PASSFILE_NAME: &str = "pgrepctl.pgpass";
+
+/// pg_basebackup's rate syntax: a number of kB/s, or with `k` or `M`.
+fn check_rate(r: &str) -> Result<String> {
+    let t = r.trim();
+    let (num, mult) = match t.strip_suffix(['M', 'm']) {
+        Some(n) => (n, 1024),
+        None => (t.strip_suffix(['k', 'K']).unwrap_or(t), 1),
+    };
+    match num.parse::<u64>() {
+        Ok(n) if (32..=1024 * 1024).contains(&(n * mult)) => Ok(t.to_string()),
+        _ => Err(
+            Error::new(Code::InvalidValue, format!("invalid --max-rate {r:?}"))
+                .hint("give kB/s between 32k and 1024M, e.g. 500k or 50M"),
+        ),
+    }
+}
+
+fn absolute(p: &std::path::Path) -> Result<PathBuf> {
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io("cannot read the current directory", e))?
+            .join(p)
+    };
+    // Normalise "a/./b" and trailing slashes without following symlinks.
+    Ok(p.components().collect())
+}

@@ -1,0 +1,134 @@
+//! What is at the target path now, read without changing anything: the
+//! facts that decide between "clone", "already a standby of this primary"
+//! and "refuse".
+
+use crate::error::{Code, Error, Result};
+use crate::pg::pidfile::{self, PidFile};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    Absent,
+    Empty,
+    /// A PostgreSQL data directory.
+    DataDir {
+        /// From `global/pg_control`, when readable.
+        system_id: Option<String>,
+        /// `standby.signal` or `recovery.conf` is present.
+        standby: bool,
+        running: Option<PidFile>,
+    },
+    /// Something else that is not empty.
+    Other {
+        running: Option<PidFile>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetFacts {
+    pub path: PathBuf,
+    pub state: Target,
+    /// The target is a mount point: the copy must be made inside it, since
+    /// a directory beside it is on another filesystem.
+    pub mount_point: bool,
+    /// The directory that must hold the copy's bytes (for free space).
+    pub space_dir: PathBuf,
+}
+
+pub fn inspect(path: &Path) -> Result<TargetFacts> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(|| {
+            Error::new(
+                Code::InvalidValue,
+                format!("{} has no parent directory", path.display()),
+            )
+        })?;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(format!("cannot examine {}", path.display()), e)),
+    };
+    let Some(meta) = meta else {
+        if !parent.is_dir() {
+            return Err(Error::new(
+                Code::InvalidValue,
+                format!("the parent directory {} does not exist", parent.display()),
+            )
+            .hint("create it (owned by the PostgreSQL user) or choose another -D"));
+        }
+        return Ok(TargetFacts {
+            path: path.to_path_buf(),
+            state: Target::Absent,
+            mount_point: false,
+            space_dir: parent.to_path_buf(),
+        });
+    };
+    let meta = if meta.file_type().is_symlink() {
+        std::fs::metadata(path)
+            .map_err(|e| Error::io(format!("cannot follow {}", path.display()), e))?
+    } else {
+        meta
+    };
+    if !meta.is_dir() {
+        return Err(Error::new(
+            Code::PgdataNotEmpty,
+            format!("{} exists and is not a directory", path.display()),
+        )
+        .hint("choose another -D or remove it"));
+    }
+    let mount_point = std::fs::metadata(parent)
+        .map(|p| p.dev() != meta.dev())
+        .unwrap_or(false);
+    let entries: Vec<String> = std::fs::read_dir(path)
+        .map_err(|e| {
+            Error::io(format!("cannot list {}", path.display()), e)
+                .hint("run pgrepctl as the PostgreSQL user or as root")
+        })?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        // Our own leftovers from an interrupted run and lost+found of a
+        // fresh filesystem do not make a directory "in use".
+        .filter(|n| !n.starts_with(".pgrepctl-clone.") && n != "lost+found")
+        .collect();
+    let space_dir = if mount_point {
+        path.to_path_buf()
+    } else {
+        parent.to_path_buf()
+    };
+    let state = if entries.is_empty() {
+        Target::Empty
+    } else if path.join("PG_VERSION").is_file() && path.join("global").is_dir() {
+        Target::DataDir {
+            system_id: system_id(path),
+            standby: path.join("standby.signal").exists() || path.join("recovery.conf").exists(),
+            running: pidfile::running(path),
+        }
+    } else {
+        Target::Other {
+            running: pidfile::running(path),
+        }
+    };
+    Ok(TargetFacts {
+        path: path.to_path_buf(),
+        state,
+        mount_point,
+        space_dir,
+    })
+}
+
+/// The database system identifier: the first eight bytes of
+/// `global/pg_control` (`ControlFileData.system_identifier`, native byte
+/// order), the same number `IDENTIFY_SYSTEM` reports. Read directly because
+/// pg_controldata is missing from some installations.
+pub fn system_id(data_dir: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 8];
+    std::fs::File::open(data_dir.join("global/pg_control"))
+        .ok()?
+        .read_exact(&mut buf)
+        .ok()?;
+    Some(u64::from_ne_bytes(buf).to_string())
+}

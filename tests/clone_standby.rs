@@ -1,0 +1,217 @@
+//! clone-standby end to end: a prepared primary, an absent directory, and
+//! the real command; the result must stream, catch up, be configured for
+//! the server's version, and a second run must be a no-op.
+
+use crate::harness::{self, Cluster, pgrepctl, run::password_file};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+pub const PW: &str = "s3cret 'quoted' pass";
+
+/// A primary made ready by the real init-master (replication over
+/// 127.0.0.1 with a SCRAM password), and the password file.
+pub fn prepared_primary(builder: harness::Builder) -> (Cluster, PathBuf) {
+    let c = builder.init();
+    let pw = password_file(c.tmp.path(), PW);
+    pgrepctl([
+        "init-master",
+        "--json",
+        "-D",
+        c.data.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--allow",
+        "127.0.0.1/32",
+    ])
+    .ok();
+    (c, pw)
+}
+
+/// `pgrepctl clone-standby --json` of `target` from `primary` over TCP.
+pub fn clone(
+    primary: &Cluster,
+    target: &Cluster,
+    pw: Option<&PathBuf>,
+    extra: &[&str],
+) -> harness::Run {
+    let mut args: Vec<String> = vec![
+        "clone-standby".into(),
+        "--json".into(),
+        "--primary".into(),
+        format!("host=127.0.0.1 port={} user=replicator", primary.port),
+        "-D".into(),
+        target.data.display().to_string(),
+        "--bindir".into(),
+        target.bindir.display().to_string(),
+        "--port".into(),
+        target.port.to_string(),
+        "--wait".into(),
+        "30".into(),
+    ];
+    if !extra.contains(&"--application-name") {
+        args.extend(["--application-name".into(), "s1".into()]);
+    }
+    if let Some(p) = pw {
+        args.extend(["--password-file".into(), p.display().to_string()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    pgrepctl(args)
+}
+
+#[test]
+fn clones_a_streaming_standby_and_second_run_is_a_noop() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    let j = clone(&p, &s, Some(&pw), &[]).ok();
+    assert_eq!(j["changed"], true, "{j}");
+    assert_eq!(j["streaming"]["status"], "streaming", "{j}");
+    assert_eq!(
+        j["primary"]["version_num"].as_u64().unwrap() / 10000,
+        p.major as u64
+    );
+
+    // It is a hot standby that replays new writes.
+    assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "t");
+    assert_eq!(
+        p.sql("SELECT application_name || ' ' || state FROM pg_stat_replication"),
+        "s1 streaming"
+    );
+    p.sql("CREATE TABLE probe AS SELECT 42 AS answer");
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = s.try_sql("SELECT answer FROM probe").unwrap_or_default();
+        if seen == "42" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(seen, "42");
+
+    // The standby config is the server version's, minimal, and holds no password.
+    let conninfo_file = if p.major >= 12 {
+        assert!(s.data.join("standby.signal").exists());
+        assert!(!s.data.join("recovery.conf").exists());
+        "postgresql.auto.conf"
+    } else {
+        assert!(!s.data.join("standby.signal").exists());
+        assert!(s.file("recovery.conf").contains("standby_mode = 'on'"));
+        "recovery.conf"
+    };
+    let text = s.file(conninfo_file);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("primary_conninfo"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("passfile="), "{line}");
+    assert!(
+        !line.contains("s3cret"),
+        "no password in the config: {line}"
+    );
+    for kw in [
+        "channel_binding",
+        "sslnegotiation",
+        "gssencmode",
+        "target_session_attrs",
+    ] {
+        assert!(
+            !line.contains(kw),
+            "{kw} is unknown to older servers: {line}"
+        );
+    }
+    assert_eq!(
+        s.sql("SELECT setting FROM pg_settings WHERE name = 'port'"),
+        s.port.to_string()
+    );
+    let passfile = s.data.join("pgrepctl.pgpass");
+    assert_eq!(
+        std::fs::metadata(&passfile).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(&passfile)
+            .unwrap()
+            .contains("s3cret")
+    );
+    // No temporary directory left beside it.
+    assert_eq!(harness::listing(s.tmp.path()), vec!["standby"]);
+
+    // Second run: a no-op, files untouched.
+    let files = [
+        s.data.join(conninfo_file),
+        s.data.join("postgresql.auto.conf"),
+        passfile,
+    ];
+    let before: Vec<_> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let j2 = clone(&p, &s, Some(&pw), &[]).ok();
+    assert_eq!(j2["changed"], false, "{j2}");
+    assert_eq!(j2["changes"].as_array().unwrap().len(), 0, "{j2}");
+    let after: Vec<_> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn dry_run_copies_nothing_and_reports_the_change() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    let j = clone(&p, &s, Some(&pw), &["--dry-run"]).ok();
+    assert_eq!(j["changed"], true, "{j}");
+    assert_eq!(j["dry_run"], true);
+    assert!(!s.data.exists());
+    assert_eq!(harness::listing(s.tmp.path()), Vec::<String>::new());
+    assert_eq!(p.sql("SELECT count(*) FROM pg_stat_replication"), "0");
+}
+
+#[test]
+fn raises_hot_standby_limits_below_the_primarys() {
+    // The primary runs with max_connections=150 from its command line; the
+    // copied postgresql.conf says 100, which a hot standby cannot use.
+    let (p, pw) = prepared_primary(Cluster::builder().server_opt("-c max_connections=150"));
+    let s = Cluster::clone_target(&p);
+    let j = clone(&p, &s, Some(&pw), &[]).ok();
+    let text = j.to_string();
+    assert!(text.contains("max_connections 100 -> 150"), "{j}");
+    assert_eq!(s.sql("SHOW max_connections"), "150");
+}
+
+#[test]
+fn slot_is_created_and_used() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    let j = clone(&p, &s, Some(&pw), &["--slot", "standby_one"]).ok();
+    assert!(j.to_string().contains("slot standby_one created"), "{j}");
+    assert_eq!(
+        p.sql("SELECT slot_name || ' ' || active FROM pg_replication_slots"),
+        "standby_one true"
+    );
+    let j2 = clone(&p, &s, Some(&pw), &["--slot", "standby_one"]).ok();
+    assert_eq!(j2["changed"], false, "{j2}");
+}
+
+#[test]
+fn cascading_from_a_standby() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s1 = Cluster::clone_target(&p);
+    clone(&p, &s1, Some(&pw), &[]).ok();
+    let s2 = Cluster::clone_target(&p);
+    let j = clone(&s1, &s2, Some(&pw), &["--application-name", "s2"]).ok();
+    assert_eq!(j["streaming"]["status"], "streaming", "{j}");
+    assert_eq!(
+        s1.sql("SELECT application_name FROM pg_stat_replication"),
+        "s2"
+    );
+    assert_eq!(s2.sql("SELECT pg_is_in_recovery()"), "t");
+}
+
+#[test]
+fn no_start_leaves_a_configured_stopped_standby() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    let j = clone(&p, &s, Some(&pw), &["--no-start"]).ok();
+    assert_eq!(j["changed"], true);
+    assert!(!s.running());
+    assert!(s.data.join("PG_VERSION").exists());
+    // The next run starts it and waits for streaming.
+    let j2 = clone(&p, &s, Some(&pw), &[]).ok();
+    assert_eq!(j2["streaming"]["status"], "streaming", "{j2}");
+    assert!(j2.to_string().contains("started"), "{j2}");
+}
