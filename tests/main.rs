@@ -2,6 +2,7 @@
 
 mod ansible;
 mod clone_standby;
+mod clone_standby_bad_input;
 mod conf_vs_postgres;
 mod fixture;
 mod harness;

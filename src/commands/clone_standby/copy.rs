@@ -171,7 +171,16 @@ async fn run_basebackup(
         .env_remove("PGPASSWORD")
         .stdin_null()
         .stderr_to_stdout()
-        .unchecked();
+        .unchecked()
+        // Its own process group: pg_basebackup forks a WAL-streaming child
+        // that outlives a killed parent and would hold the pipe open; the
+        // whole group is stopped together. It also keeps a terminal's
+        // Ctrl-C for us to handle.
+        .before_spawn(|c| {
+            use std::os::unix::process::CommandExt;
+            c.process_group(0);
+            Ok(())
+        });
     expr = match facts.repl.passfile() {
         Some(p) => expr.env("PGPASSFILE", p),
         None => expr.env_remove("PGPASSFILE"),
@@ -191,6 +200,15 @@ async fn run_basebackup(
             format!("cannot start pg_basebackup: {e}"),
         )
     })?);
+    let group = handle
+        .pids()
+        .first()
+        .map(|p| nix::unistd::Pid::from_raw(*p as i32));
+    let stop_group = || {
+        if let Some(g) = group {
+            let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
+        }
+    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let reader = handle.clone();
     std::thread::spawn(move || {
@@ -237,8 +255,17 @@ async fn run_basebackup(
     let mut tail: Vec<String> = vec![];
     let mut copied = 0;
     let mut space_checked = facts.primary.size.is_some();
+    // pg_basebackup's forked WAL streamer keeps the pipe open after its
+    // parent dies; once the parent is gone, stop the group so the reader
+    // sees end of file and the failure is reported instead of hanging.
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
+            _ = tick.tick() => {
+                if matches!(handle.try_wait(), Ok(Some(_)) | Err(_)) {
+                    stop_group();
+                }
+            }
             ev = rx.recv() => match ev {
                 Some(Event::Progress(done, total)) => {
                     copied = done;
@@ -248,7 +275,8 @@ async fn run_basebackup(
                         if let Some(free) = facts.free_bytes {
                             let need = space_needed(total, facts.primary.wal_segment_size);
                             if need > free {
-                                let _ = handle.kill();
+                                stop_group();
+                let _ = handle.kill();
                                 display.finish();
                                 return Err(Error::new(Code::DiskSpace, format!(
                                     "the primary announced {} to copy; that needs about {} and {} is free at {}",
@@ -268,7 +296,8 @@ async fn run_basebackup(
                 Some(Event::Done(Ok(true))) => break,
                 Some(Event::Done(res)) => {
                     display.finish();
-                    let _ = handle.kill();
+                    stop_group();
+                let _ = handle.kill();
                     let text = tail.join(" | ");
                     let status = match res {
                         Ok(_) => "pg_basebackup failed".to_string(),
@@ -290,6 +319,7 @@ async fn run_basebackup(
                 None => break,
             },
             _ = signals.recv() => {
+                stop_group();
                 let _ = handle.kill();
                 display.finish();
                 return Err(interrupted("during the copy; the target was left as it was and the partial copy removed"));
@@ -339,7 +369,7 @@ impl Display {
         } else if self.plain && self.last.elapsed() >= Duration::from_secs(5) {
             self.last = Instant::now();
             let secs = self.started.elapsed().as_secs_f64().max(0.001);
-            let pct = if total > 0 { done * 100 / total } else { 0 };
+            let pct = (done * 100).checked_div(total).unwrap_or(0);
             self.printer.info(format!(
                 "copying: {} of {} ({pct}%), {}/s",
                 format_bytes(done),

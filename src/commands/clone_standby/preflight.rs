@@ -130,7 +130,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     if wal_level == "minimal" {
         return Err(Error::new(
             Code::PrimaryNotReady,
-            format!("the primary's wal_level is minimal; standbys need replica"),
+            "the primary's wal_level is minimal; standbys need replica".to_string(),
         )
         .hint(
             "run pgrepctl init-master on the primary (it sets wal_level = replica) and restart it",
