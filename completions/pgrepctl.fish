@@ -31,6 +31,8 @@ complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -l no-progress -d 'No pr
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -60,6 +62,35 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s v -l v
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s q -l quiet -d 'Only warnings and errors'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l primary -d 'The primary: a conninfo string (\'host=10.0.0.1 user=monitor\'), a postgresql:// URI, or a host name' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l standby -d 'A standby, same forms as --primary (repeatable)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l warn-lag -d 'Lag that makes WARNING: a size (16MB) or a time (30s); give it twice for both [default: 16MB and 30s]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l crit-lag -d 'Lag that makes CRITICAL: a size or a time, like --warn-lag [default: 256MB and 5min]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l timeout -d 'Time limit per node for connecting and querying; a node that does not answer in time is UNKNOWN' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l format -d 'Output format [default: text, or json with --json]' -r -f -a "text\t'Tables for a person'
+json\t'One JSON object (same as --json)'
+nagios\t'One Nagios/Icinga status line with perfdata'
+prometheus\t'Prometheus text exposition format (node_exporter textfile collector)'"
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s v -l verbose -d 'More detail on stderr (the SQL run, each step)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l primary -d 'The primary: a conninfo string, a postgresql:// URI, or a host name' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l standby -d 'A standby, same forms as --primary (repeatable; at least one)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l timeout -d 'How long each standby may take to connect, and to replay the probe' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l format -d 'Output format [default: text, or json with --json]' -r -f -a "text\t'Tables for a person'
+json\t'One JSON object (same as --json)'
+nagios\t'One Nagios/Icinga status line with perfdata'
+prometheus\t'Prometheus text exposition format (node_exporter textfile collector)'"
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l cleanup -d 'Afterwards drop the probe table, and the pgrepctl schema when empty'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -s v -l verbose -d 'More detail on stderr (the SQL run, each step)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -s v -l verbose -d 'More detail on stderr (the SQL run, each step)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -s q -l quiet -d 'Only warnings and errors'
@@ -104,10 +135,12 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s q -l
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master sandbox generate-docs help" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master sandbox generate-docs help" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master sandbox generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master sandbox generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master check smoke-test sandbox generate-docs help" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master check smoke-test sandbox generate-docs help" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master check smoke-test sandbox generate-docs help" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master check smoke-test sandbox generate-docs help" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master check smoke-test sandbox generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master check smoke-test sandbox generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "status" -d 'Run check on the sandbox\'s nodes'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'

@@ -35,6 +35,10 @@ pub struct Global {
 pub enum Command {
     /// Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)
     InitMaster(Box<commands::init_master::Args>),
+    /// Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)
+    Check(commands::check::Args),
+    /// Prove replication end to end: write on the primary, read on each standby
+    SmokeTest(commands::smoke_test::Args),
     /// A local primary and standbys, replicated and checked, in one command
     Sandbox(commands::sandbox::Args),
     /// Write the man pages and shell completions under DIR (for packagers)
@@ -50,6 +54,8 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::InitMaster(_) => "init-master",
+            Command::Check(_) => "check",
+            Command::SmokeTest(_) => "smoke-test",
             Command::Sandbox(_) => "sandbox",
             Command::GenerateDocs { .. } => "generate-docs",
         }

@@ -1,5 +1,7 @@
 //! One module per subcommand, each flowing inspect → plan → apply.
 
+pub mod check;
 pub mod init_master;
 pub mod password;
 pub mod sandbox;
+pub mod smoke_test;
