@@ -1,10 +1,12 @@
 //! One integration test binary (faster to build, shared harness).
 
 mod ansible;
+mod check;
 mod conf_vs_postgres;
 mod fixture;
 mod harness;
 mod init_master;
 mod init_master_bad_input;
 mod json_contract;
+mod smoke_test;
 mod versions;

@@ -42,11 +42,11 @@ pub fn announced_name(
 }
 
 fn effective_app_name(d: &Data) -> Option<String> {
-    announced_name(
-        d.receiver.as_ref()?.application_name.as_deref(),
-        &d.cluster_name,
-        d.version_num,
-    )
+    let from_conninfo = match &d.receiver {
+        Some(rc) => rc.application_name.as_deref(),
+        None => d.configured_app_name.as_deref(),
+    };
+    announced_name(from_conninfo, &d.cluster_name, d.version_num)
 }
 
 /// A standby's display name: its application name unless that is the
@@ -297,11 +297,11 @@ pub fn evaluate(facts: &[NodeFacts], t: &Thresholds) -> Report {
     for ((i, _, d), m) in standbys.iter().zip(&matched) {
         let name = &names[*i];
         let sender = m.map(|k| &senders[k]);
-        let streaming = d
-            .receiver
-            .as_ref()
-            .and_then(|rc| rc.receiver.status.as_deref())
-            .map(|s| s == "streaming");
+        // No receiver process: certainly not streaming; a hidden status: unknown.
+        let streaming = match &d.receiver {
+            None => Some(false),
+            Some(rc) => rc.receiver.status.as_deref().map(|s| s == "streaming"),
+        };
         let replay = d.replay.clone().unwrap_or_default();
         let pending = replay.pending_bytes.unwrap_or(0);
         let standby_delay = replay.delay_seconds.filter(|_| pending > 0);
@@ -312,7 +312,7 @@ pub fn evaluate(facts: &[NodeFacts], t: &Thresholds) -> Report {
             // The node finding says why; a stopped receiver is never OK,
             // whatever its last lag looked like.
             st = r.nodes[*i].status.worst(Status::Critical);
-            if streaming.is_none() && d.receiver.is_some() {
+            if streaming.is_none() {
                 st = Status::Unknown;
             }
         } else {

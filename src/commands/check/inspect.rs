@@ -45,6 +45,9 @@ pub struct Data {
     /// In recovery: the WAL receiver (None: no receiver process).
     pub receiver: Option<ReceiverFacts>,
     pub replay: Option<Replay>,
+    /// 12+, no receiver running: `application_name` from the
+    /// `primary_conninfo` setting, when the role may read it.
+    pub configured_app_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -267,6 +270,18 @@ async fn standby_facts(s: &Session, d: &mut Data) -> Result<(), tokio_postgres::
                 .map(|ci| conninfo_value(ci, "application_name").unwrap_or_default()),
         }
     });
+    if d.receiver.is_none() && s.version_num >= 120000 {
+        let rows = c
+            .query(
+                "SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'",
+                &[],
+            )
+            .await?;
+        d.configured_app_name = rows
+            .first()
+            .and_then(|r| r.get::<_, Option<String>>(0))
+            .map(|ci| conninfo_value(&ci, "application_name").unwrap_or_default());
+    }
     let r = c
         .query_one(
             "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
