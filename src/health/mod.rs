@@ -311,7 +311,7 @@ impl Report {
         for p in &self.problems {
             s = s.worst(p.status);
         }
-        self.problems.sort_by(|a, b| b.status.cmp(&a.status));
+        self.problems.sort_by_key(|p| std::cmp::Reverse(p.status));
         self.status = s;
         self.ok = s == Status::Ok;
         self
