@@ -162,6 +162,19 @@ fn unreachable_node_is_unknown() {
 }
 
 #[test]
+fn a_node_that_never_answers_is_unknown_not_a_hang() {
+    // Accepts TCP connections (the kernel's backlog) but never speaks.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let ci = format!("host=127.0.0.1 port={port} user=postgres");
+    let r = pgrepctl(["check", "--json", "--timeout", "1s", "--standby", &ci]);
+    assert_eq!(r.code(), 3, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(j["nodes"][0]["error"]["code"], "TIMEOUT", "{j}");
+    drop(silent);
+}
+
+#[test]
 fn wrong_password_is_unknown() {
     let c = Cluster::new();
     c.sql("CREATE ROLE monitor LOGIN PASSWORD 'right'");

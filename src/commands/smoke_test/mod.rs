@@ -177,7 +177,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
         .map_err(|_| ())
         .and_then(|p| if p.in_recovery { Err(()) } else { Ok(p) })
     {
-        match setup(&p.session).await {
+        match bounded(timeout, &p.session, setup(&p.session)).await {
             Err(e) => r.problem(
                 Status::Unknown,
                 &names[0],
@@ -191,7 +191,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
             }
         }
         if args.cleanup {
-            match cleanup(&p.session).await {
+            match bounded(timeout, &p.session, cleanup(&p.session)).await {
                 Ok((dropped, note)) => {
                     r.changed |= dropped;
                     if let Some(n) = note {
@@ -218,6 +218,17 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
             .fold(Status::Ok, |s, p| s.worst(p.status));
     }
     Ok(r.finish())
+}
+
+/// A step on the primary, bounded like everything else by --timeout.
+async fn bounded<T>(
+    timeout: Duration,
+    s: &Session,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or_else(|_| Err(inspect::timed_out(&s.target, timeout)))
 }
 
 /// The probe table, created when missing. True when something was created.
@@ -308,7 +319,7 @@ async fn run_probes(
     printer: &Printer,
 ) {
     let primary_name = &names[0];
-    let written = match probe::write(&p.session).await {
+    let written = match bounded(timeout, &p.session, probe::write(&p.session)).await {
         Ok(w) => w,
         Err(e) => {
             r.problem(
@@ -343,7 +354,13 @@ async fn run_probes(
         _ = tokio::signal::ctrl_c() => None,
     };
     // Whatever happened, the row goes.
-    if let Err(e) = probe::remove(&p.session, &written.token).await {
+    if let Err(e) = bounded(
+        timeout,
+        &p.session,
+        probe::remove(&p.session, &written.token),
+    )
+    .await
+    {
         r.problem(
             Status::Warning,
             primary_name,
