@@ -88,9 +88,14 @@ fn health_main(cli: Cli, name: &'static str, format: Option<Format>) -> ExitCode
         (false, Some(f)) => Ok(f),
         (false, None) => Ok(Format::Text),
     };
+    // Monitoring formats keep stderr quiet too (unless -v): a plugin's
+    // output is its status line.
+    let machine = chosen
+        .as_ref()
+        .is_ok_and(|f| matches!(f, Format::Nagios | Format::Prometheus));
     let printer = Printer {
         json: json || chosen.as_ref().is_ok_and(|f| *f == Format::Json),
-        quiet: cli.global.quiet,
+        quiet: cli.global.quiet || machine,
         verbose: cli.global.verbose,
         progress: false,
     };
