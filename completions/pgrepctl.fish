@@ -31,6 +31,9 @@ complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -l no-progress -d 'No pr
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "clone-standby" -d 'Make this host a streaming hot standby of a primary (copy, configure, start, wait)'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -60,6 +63,58 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s v -l v
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s q -l quiet -d 'Only warnings and errors'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l primary -d 'The primary (or an upstream standby), as libpq keywords or a URI, e.g. \'host=10.0.0.1 port=5432 user=replicator\' [user default: replicator; port default: 5432]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -s D -l pgdata -d 'Data directory of the new standby: absent or empty (or anything, with --force)' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l password-file -d 'File whose first line is the replication password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD, else none: ~/.pgpass or trust]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l passfile -d 'Where the standby\'s own 0600 password file goes, named by passfile= in primary_conninfo [default: DIR/pgrepctl.pgpass]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l slot -d 'Stream through this physical replication slot on the primary, creating it if missing' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l application-name -d 'application_name the primary shows for this standby in pg_stat_replication [default: this host\'s name]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l port -d 'Port the standby listens on, written to its postgresql.auto.conf [default: the primary\'s configuration]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l listen -d 'listen_addresses of the standby, e.g. \'*\' [default: the primary\'s configuration]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l bindir -d 'Directory of PostgreSQL binaries of the primary\'s major version [default: pg_config, /usr/lib/postgresql/MAJOR/bin, PATH]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l max-rate -d 'Limit the copy\'s transfer rate to spare the primary\'s disk and network, e.g. 50M (pg_basebackup --max-rate; 32k to 1024M) [default: unlimited]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l wait -d 'Seconds to wait for the started standby to stream and catch up' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l connect-timeout -d 'Seconds to wait for the primary to answer a connection' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l password-in-conninfo -d 'Write the password into primary_conninfo instead of a password file (readable by superusers through SQL)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l force -d 'Replace a non-empty target directory (never one a postmaster runs on)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l no-start -d 'Copy and configure, but do not start the standby'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l allow-insecure -d 'Accept a password file readable by others'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l dry-run -d 'Run the preflight and print the plan; copy and change nothing'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -s v -l verbose -d 'More detail on stderr (the SQL run, each step)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -s h -l help -d 'Print help'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l primary -d 'The primary: a conninfo string (\'host=10.0.0.1 user=monitor\'), a postgresql:// URI, or a host name' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l standby -d 'A standby, same forms as --primary (repeatable)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l warn-lag -d 'Lag that makes WARNING: a size (16MB) or a time (30s); give it twice for both [default: 16MB and 30s]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l crit-lag -d 'Lag that makes CRITICAL: a size or a time, like --warn-lag [default: 256MB and 5min]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l timeout -d 'Time limit per node for connecting and querying; a node that does not answer in time is UNKNOWN' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l format -d 'Output format [default: text, or json with --json]' -r -f -a "text\t'Tables for a person'
+json\t'One JSON object (same as --json)'
+nagios\t'One Nagios/Icinga status line with perfdata'
+prometheus\t'Prometheus text exposition format (node_exporter textfile collector)'"
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s v -l verbose -d 'More detail on stderr (the SQL run, each step)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l primary -d 'The primary: a conninfo string, a postgresql:// URI, or a host name' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l standby -d 'A standby, same forms as --primary (repeatable; at least one)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l timeout -d 'How long each standby may take to connect, and to replay the probe' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l format -d 'Output format [default: text, or json with --json]' -r -f -a "text\t'Tables for a person'
+json\t'One JSON object (same as --json)'
+nagios\t'One Nagios/Icinga status line with perfdata'
+prometheus\t'Prometheus text exposition format (node_exporter textfile collector)'"
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l cleanup -d 'Afterwards drop the probe table, and the pgrepctl schema when empty'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -s v -l verbose -d 'More detail on stderr (the SQL run, each step)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -s v -l verbose -d 'More detail on stderr (the SQL run, each step)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -s q -l quiet -d 'Only warnings and errors'
@@ -104,10 +159,13 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s q -l
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master sandbox generate-docs help" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master sandbox generate-docs help" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master sandbox generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master sandbox generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "clone-standby" -d 'Make this host a streaming hot standby of a primary (copy, configure, start, wait)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "status" -d 'Run check on the sandbox\'s nodes'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'

@@ -37,6 +37,38 @@ pub enum Command {
     InitMaster(Box<commands::init_master::Args>),
     /// Make this host a streaming hot standby of a primary (copy, configure, start, wait)
     CloneStandby(Box<commands::clone_standby::Args>),
+    /// Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)
+    ///
+    /// On the primary: each wal sender (state, LSNs, lag in bytes and time,
+    /// sync state) and each replication slot; on each standby: recovery, the
+    /// WAL receiver, receive and replay positions, replay delay. Standbys are
+    /// matched to the primary's senders by application name (and address);
+    /// a standby that is not streaming is CRITICAL, an inactive slot that
+    /// keeps WAL is a WARNING, and a hot-standby setting (max_connections,
+    /// max_worker_processes, max_wal_senders, max_prepared_transactions,
+    /// max_locks_per_transaction) lower on a standby than on the primary is
+    /// CRITICAL, with the fix. All nodes are queried at once;
+    /// one that does not answer within --timeout is UNKNOWN. Either side
+    /// alone may be checked.
+    ///
+    /// Lag thresholds default to 16MB and 30s (WARNING) and 256MB and 5min
+    /// (CRITICAL); a value given replaces the default of its kind. Time lag
+    /// is the primary's replay_lag, or the standby's replay delay while WAL
+    /// waits to be replayed, so an idle primary does not alarm. The connecting role needs pg_monitor (or superuser).
+    /// Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Check(commands::check::Args),
+    /// Prove replication end to end: write on the primary, read on each standby
+    ///
+    /// Creates the pgrepctl.smoke_test table on the primary when missing,
+    /// inserts a row with a unique token, takes pg_current_wal_lsn(), waits
+    /// until each standby's pg_last_wal_replay_lsn() passes it (bounded by
+    /// --timeout), reads the token back, proves the standby refuses a write
+    /// (SQLSTATE 25006; the attempt is rolled back), and reports the latency
+    /// per standby in milliseconds. The probe row is always deleted again;
+    /// the empty table stays for the next run unless --cleanup. With --json,
+    /// changed is true when the schema or table was created, or dropped by
+    /// --cleanup. Exit status as check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    SmokeTest(commands::smoke_test::Args),
     /// A local primary and standbys, replicated and checked, in one command
     Sandbox(commands::sandbox::Args),
     /// Write the man pages and shell completions under DIR (for packagers)
@@ -53,6 +85,8 @@ impl Command {
         match self {
             Command::InitMaster(_) => "init-master",
             Command::CloneStandby(_) => "clone-standby",
+            Command::Check(_) => "check",
+            Command::SmokeTest(_) => "smoke-test",
             Command::Sandbox(_) => "sandbox",
             Command::GenerateDocs { .. } => "generate-docs",
         }

@@ -8,6 +8,7 @@ pub mod conf;
 pub mod docs;
 pub mod error;
 pub mod fsutil;
+pub mod health;
 pub mod pg;
 pub mod report;
 pub mod run;

@@ -3,6 +3,8 @@
 
 use crate::cli::{Cli, Command};
 use crate::error::{Code, Error};
+use crate::health::Status;
+use crate::health::render::{Format, render};
 use crate::report::Printer;
 use clap::Parser;
 use std::process::ExitCode;
@@ -17,25 +19,25 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
+    let health_format = match &cli.command {
+        Command::Check(a) => Some(a.format),
+        Command::SmokeTest(a) => Some(a.format),
+        _ => None,
+    };
+    let name = cli.command.name();
+    if let Some(format) = health_format {
+        return health_main(cli, name, format);
+    }
     let printer = Printer {
         json: cli.global.json,
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
         progress: !cli.global.no_progress && !cli.global.json,
     };
-    let name = cli.command.name();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            printer.failure(
-                name,
-                &Error::new(Code::Internal, format!("cannot start runtime: {e}")),
-                &[],
-                false,
-            );
+            printer.failure(name, &e, &[], false);
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -47,6 +49,7 @@ pub fn main() -> ExitCode {
             }
             Command::Sandbox(args) => crate::commands::sandbox::run(args, &printer).await,
             Command::GenerateDocs { dir } => generate_docs(&dir),
+            Command::Check(_) | Command::SmokeTest(_) => unreachable!("handled by health_main"),
         }
     });
     match result {
@@ -62,6 +65,78 @@ pub fn main() -> ExitCode {
                 EXIT_FAILED
             })
         }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(Code::Internal, format!("cannot start runtime: {e}")))
+}
+
+/// `check` and `smoke-test`: a health report in the chosen format, and the
+/// monitoring exit status (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN). A
+/// failure before any node was inspected (bad conninfo, conflicting
+/// flags) is UNKNOWN, shown in the chosen format too.
+fn health_main(cli: Cli, name: &'static str, format: Option<Format>) -> ExitCode {
+    let json = cli.global.json;
+    let chosen = match (json, format) {
+        (true, Some(f)) if f != Format::Json => Err(Error::new(
+            Code::ConflictingFlags,
+            "--json conflicts with --format other than json",
+        )
+        .hint("use either --json or --format")),
+        (true, _) | (false, Some(Format::Json)) => Ok(Format::Json),
+        (false, Some(f)) => Ok(f),
+        (false, None) => Ok(Format::Text),
+    };
+    // Monitoring formats keep stderr quiet too (unless -v): a plugin's
+    // output is its status line.
+    let machine = chosen
+        .as_ref()
+        .is_ok_and(|f| matches!(f, Format::Nagios | Format::Prometheus));
+    let printer = Printer {
+        json: json || chosen.as_ref().is_ok_and(|f| *f == Format::Json),
+        quiet: cli.global.quiet || machine,
+        verbose: cli.global.verbose,
+        progress: false,
+    };
+    let unknown = |failure: Failure, format: Format| {
+        printer.failure(name, &failure.error, &failure.warnings, false);
+        match format {
+            Format::Nagios => crate::report::write_stdout(&format!(
+                "PGREPCTL UNKNOWN - {}\n",
+                failure.error.message.replace(['|', '\n'], " ")
+            )),
+            Format::Prometheus => crate::report::write_stdout(&format!(
+                "# HELP pgrepctl_check_status Overall status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE pgrepctl_check_status gauge\npgrepctl_check_status{{command=\"{name}\"}} 3\n"
+            )),
+            Format::Text | Format::Json => {}
+        }
+        ExitCode::from(Status::Unknown.exit_code())
+    };
+    let format = match chosen {
+        Ok(f) => f,
+        Err(e) => return unknown(e.into(), Format::Text),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => return unknown(e.into(), format),
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Check(args) => crate::commands::check::run(args, &printer).await,
+            Command::SmokeTest(args) => crate::commands::smoke_test::run(args, &printer).await,
+            _ => unreachable!("only check and smoke-test"),
+        }
+    });
+    match result {
+        Ok(report) => {
+            crate::report::write_stdout(&render(&report, format));
+            ExitCode::from(report.status.exit_code())
+        }
+        Err(failure) => unknown(failure, format),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One integration test binary (faster to build, shared harness).
 
 mod ansible;
+mod check;
 mod clone_standby;
 mod clone_standby_bad_input;
 mod conf_vs_postgres;
@@ -9,4 +10,5 @@ mod harness;
 mod init_master;
 mod init_master_bad_input;
 mod json_contract;
+mod smoke_test;
 mod versions;

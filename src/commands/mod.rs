@@ -1,6 +1,8 @@
 //! One module per subcommand, each flowing inspect → plan → apply.
 
+pub mod check;
 pub mod clone_standby;
 pub mod init_master;
 pub mod password;
 pub mod sandbox;
+pub mod smoke_test;

@@ -122,6 +122,29 @@ pub fn resolve(args: &ConnArgs, data_dir: Option<&Path>) -> Result<Config> {
     Ok(config)
 }
 
+/// A node given as `--primary`/`--standby`: a conninfo string or URI, or
+/// just a host name or address; defaults, password file and PGPASSWORD
+/// filled in as for `-d`.
+pub fn resolve_node(s: &str) -> Result<Config> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(Error::new(Code::InvalidValue, "empty connection string")
+            .hint("give a conninfo string like 'host=10.0.0.2 user=monitor', a postgresql:// URI, or a host name"));
+    }
+    let args = if is_conninfo(s) {
+        ConnArgs {
+            dbname: Some(s.to_string()),
+            ..Default::default()
+        }
+    } else {
+        ConnArgs {
+            host: Some(s.to_string()),
+            ..Default::default()
+        }
+    };
+    resolve(&args, None)
+}
+
 fn with_hosts(mut config: Config, hosts: &str) -> Config {
     // Config has no "clear hosts"; rebuild from the parts we keep.
     if !config.get_hosts().is_empty() {
@@ -256,5 +279,19 @@ mod tests {
             resolve(&bad, None).unwrap_err().code,
             Code::UnknownConninfoKeyword
         );
+    }
+
+    #[test]
+    fn node_given_as_host_or_conninfo() {
+        let c = resolve_node("db2.example").unwrap();
+        assert_eq!(first_host_port(&c).0, "db2.example");
+        let c = resolve_node("host=h port=6543 user=monitor").unwrap();
+        assert_eq!(first_host_port(&c), ("h".into(), 6543));
+        assert_eq!(c.get_user(), Some("monitor"));
+        assert_eq!(
+            resolve_node("host=h nope=1").unwrap_err().code,
+            Code::UnknownConninfoKeyword
+        );
+        assert_eq!(resolve_node(" ").unwrap_err().code, Code::InvalidValue);
     }
 }

@@ -1,0 +1,191 @@
+//! `check`: replication health as a monitoring system wants it. [`inspect`]
+//! reads every node at once (read-only), [`evaluate`] turns the facts into
+//! findings (pure), and `health::render` prints them; the exit status is
+//! the Nagios one.
+
+pub mod evaluate;
+pub mod inspect;
+
+use crate::error::{Code, Error, Result};
+use crate::health::render::Format;
+use crate::health::{Report, Role, Thresholds};
+use crate::report::Printer;
+use crate::run::Failure;
+use std::time::Duration;
+
+/// A lag threshold: a size (16MB) or a time (30s).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lag {
+    Bytes(u64),
+    Time(Duration),
+}
+
+/// `16MB`, `1GB`, `100` (bytes) → a size; `30s`, `500ms`, `5min`, `1h` → a time.
+pub fn parse_lag(s: &str) -> Result<Lag, String> {
+    let t = s.trim();
+    let unit = t
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
+        .trim()
+        .to_ascii_lowercase();
+    if ["ms", "s", "sec", "min", "h"].contains(&unit.as_str()) {
+        crate::units::parse_duration(t).map(Lag::Time)
+    } else {
+        crate::units::parse_bytes(t)
+            .map(Lag::Bytes)
+            .map_err(|e| format!("{e}; or a time like 30s, 500ms, 5min (m alone means MB)"))
+    }
+}
+
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = crate::units::parse_duration(s)?;
+    if d.is_zero() {
+        return Err("the timeout must be more than 0".into());
+    }
+    Ok(d)
+}
+
+/// Check streaming replication: wal senders and slots on the primary, WAL
+/// receiver and replay on each standby, lag in bytes and time, and settings
+/// that break hot standby. Exit status 0 OK, 1 WARNING, 2 CRITICAL, 3
+/// UNKNOWN (Nagios). Thresholds default to 16MB/30s (warning) and
+/// 256MB/5min (critical); a lag over either threshold counts. The connecting
+/// role needs pg_monitor (or superuser) to see replication details.
+#[derive(clap::Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("nodes").required(true).multiple(true).args(["primary", "standby"])))]
+pub struct Args {
+    /// The primary: a conninfo string ('host=10.0.0.1 user=monitor'), a postgresql:// URI, or a host name
+    #[arg(long, value_name = "CONNINFO")]
+    pub primary: Option<String>,
+    /// A standby, same forms as --primary (repeatable)
+    #[arg(long = "standby", value_name = "CONNINFO")]
+    pub standby: Vec<String>,
+    /// Lag that makes WARNING: a size (16MB) or a time (30s); give it twice for both [default: 16MB and 30s]
+    #[arg(long, value_name = "LAG", value_parser = parse_lag)]
+    pub warn_lag: Vec<Lag>,
+    /// Lag that makes CRITICAL: a size or a time, like --warn-lag [default: 256MB and 5min]
+    #[arg(long, value_name = "LAG", value_parser = parse_lag)]
+    pub crit_lag: Vec<Lag>,
+    /// Time limit per node for connecting and querying; a node that does not answer in time is UNKNOWN
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Output format [default: text, or json with --json]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+}
+
+/// The thresholds from the flags: each value given replaces the default
+/// of its kind (size or time); the other kind keeps its default.
+pub fn thresholds(warn: &[Lag], crit: &[Lag]) -> Result<Thresholds> {
+    let mut t = Thresholds::default();
+    for l in warn {
+        match l {
+            Lag::Bytes(b) => t.warn_bytes = *b,
+            Lag::Time(d) => t.warn_seconds = d.as_secs_f64(),
+        }
+    }
+    for l in crit {
+        match l {
+            Lag::Bytes(b) => t.crit_bytes = *b,
+            Lag::Time(d) => t.crit_seconds = d.as_secs_f64(),
+        }
+    }
+    // When only one side of a kind was given, the default of the other
+    // side follows it; both given the wrong way round is an error.
+    let given = |v: &[Lag], bytes: bool| v.iter().any(|l| matches!(l, Lag::Bytes(_)) == bytes);
+    if t.warn_bytes > t.crit_bytes {
+        match (given(warn, true), given(crit, true)) {
+            (true, true) => {
+                return Err(Error::new(
+                    Code::InvalidValue,
+                    format!(
+                        "--warn-lag {} is more than --crit-lag {}",
+                        crate::units::format_bytes(t.warn_bytes),
+                        crate::units::format_bytes(t.crit_bytes)
+                    ),
+                )
+                .hint("the warning threshold must not be above the critical one"));
+            }
+            (false, _) => t.warn_bytes = t.crit_bytes,
+            (true, false) => t.crit_bytes = t.warn_bytes,
+        }
+    }
+    if t.warn_seconds > t.crit_seconds {
+        match (given(warn, false), given(crit, false)) {
+            (true, true) => {
+                return Err(Error::new(
+                    Code::InvalidValue,
+                    format!(
+                        "--warn-lag {}s is more than --crit-lag {}s",
+                        t.warn_seconds, t.crit_seconds
+                    ),
+                )
+                .hint("the warning threshold must not be above the critical one"));
+            }
+            (false, _) => t.warn_seconds = t.crit_seconds,
+            (true, false) => t.crit_seconds = t.warn_seconds,
+        }
+    }
+    Ok(t)
+}
+
+/// Every node's connection settings, in order: the primary first.
+pub fn node_configs(
+    primary: Option<&str>,
+    standbys: &[String],
+) -> Result<Vec<(Role, tokio_postgres::Config)>> {
+    let mut out = vec![];
+    if let Some(p) = primary {
+        out.push((Role::Primary, crate::pg::conninfo::resolve_node(p)?));
+    }
+    for s in standbys {
+        out.push((Role::Standby, crate::pg::conninfo::resolve_node(s)?));
+    }
+    Ok(out)
+}
+
+pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
+    let t = thresholds(&args.warn_lag, &args.crit_lag)?;
+    let nodes = node_configs(args.primary.as_deref(), &args.standby)?;
+    let facts = inspect::inspect_all(nodes, args.timeout, printer).await;
+    Ok(evaluate::evaluate(&facts, &t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_values() {
+        assert_eq!(parse_lag("16MB").unwrap(), Lag::Bytes(16 << 20));
+        assert_eq!(parse_lag("0B").unwrap(), Lag::Bytes(0));
+        assert_eq!(parse_lag("100").unwrap(), Lag::Bytes(100));
+        assert_eq!(
+            parse_lag("30s").unwrap(),
+            Lag::Time(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_lag("5min").unwrap(),
+            Lag::Time(Duration::from_secs(300))
+        );
+        assert_eq!(parse_lag("5m").unwrap(), Lag::Bytes(5 << 20));
+        assert!(parse_lag("fast").is_err());
+        assert!(parse_timeout("0s").is_err());
+    }
+
+    #[test]
+    fn threshold_defaults_and_overrides() {
+        let t = thresholds(&[], &[]).unwrap();
+        assert_eq!(t, Thresholds::default());
+        let t = thresholds(&[Lag::Bytes(1 << 30)], &[]).unwrap();
+        assert_eq!(
+            (t.warn_bytes, t.crit_bytes, t.warn_seconds),
+            (1 << 30, 1 << 30, 30.0)
+        );
+        let t = thresholds(&[Lag::Time(Duration::from_secs(5))], &[Lag::Bytes(1 << 20)]).unwrap();
+        assert_eq!(
+            (t.warn_bytes, t.crit_bytes, t.warn_seconds, t.crit_seconds),
+            (1 << 20, 1 << 20, 5.0, 300.0)
+        );
+        assert!(thresholds(&[Lag::Bytes(2 << 20)], &[Lag::Bytes(1 << 20)]).is_err());
+    }
+}

@@ -1,0 +1,400 @@
+//! `smoke-test`: prove replication end to end. A row with a unique token
+//! goes into `pgrepctl.smoke_test` on the primary; each standby must replay
+//! past the primary's WAL position after that commit, show the token, and
+//! refuse a write (SQLSTATE 25006). The row is always deleted again; the
+//! (empty) table stays unless `--cleanup`.
+//!
+//! `changed` is true when this run created the schema or table, or dropped
+//! them with `--cleanup`. The probe row is written and removed within the
+//! run, so it is not a lasting change.
+
+mod probe;
+
+use crate::commands::check::{evaluate, inspect, node_configs, parse_timeout};
+use crate::error::Result;
+use crate::health::render::Format;
+use crate::health::{Node, NodeError, Probe, Report, Role, Status};
+use crate::pg::{self, Session};
+use crate::report::Printer;
+use crate::run::Failure;
+use std::time::{Duration, Instant};
+
+pub const SCHEMA: &str = "pgrepctl";
+pub const TABLE: &str = "pgrepctl.smoke_test";
+
+/// Prove streaming replication end to end: write a probe row on the
+/// primary, wait until each standby has replayed it (bounded by --timeout),
+/// read it back, prove the standby refuses writes, and report the latency.
+/// The probe row is always removed; the empty pgrepctl.smoke_test table is
+/// kept for the next run unless --cleanup. Needs a role that may create the
+/// schema and write the table on the primary. Exit status as check: 0 OK,
+/// 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The primary: a conninfo string, a postgresql:// URI, or a host name
+    #[arg(long, value_name = "CONNINFO", required = true)]
+    pub primary: String,
+    /// A standby, same forms as --primary (repeatable; at least one)
+    #[arg(long = "standby", value_name = "CONNINFO", required = true)]
+    pub standby: Vec<String>,
+    /// How long each standby may take to connect, and to replay the probe
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Afterwards drop the probe table, and the pgrepctl schema when empty
+    #[arg(long)]
+    pub cleanup: bool,
+    /// Output format [default: text, or json with --json]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+}
+
+pub mod codes {
+    pub const PROBE_TIMEOUT: &str = "PROBE_TIMEOUT";
+    pub const TOKEN_MISSING: &str = "TOKEN_MISSING";
+    pub const WRITE_ACCEPTED: &str = "WRITE_ACCEPTED";
+    pub const WRITE_NOT_PROVEN: &str = "WRITE_NOT_PROVEN";
+    pub const CLEANUP_FAILED: &str = "CLEANUP_FAILED";
+    pub const SETUP_FAILED: &str = "SETUP_FAILED";
+    pub const INTERRUPTED: &str = "INTERRUPTED";
+}
+
+/// A connected node: the session, whether it is in recovery, and the
+/// standby's announced application name.
+struct Conn {
+    session: Session,
+    in_recovery: bool,
+    app_name: Option<String>,
+}
+
+async fn connect(config: &tokio_postgres::Config, timeout: Duration) -> Result<Conn> {
+    let target = pg::describe(config);
+    tokio::time::timeout(timeout, async {
+        let session = pg::connect(config, Some(timeout)).await?;
+        let row = session
+            .client
+            .query_one(
+                "SELECT pg_is_in_recovery(), current_setting('cluster_name'),
+                        (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1)",
+                &[],
+            )
+            .await
+            .map_err(|e| pg::query_error(&session.target, &e))?;
+        let cluster: String = row.get(1);
+        let conninfo: Option<String> = row.get(2);
+        let app =
+            conninfo.map(|c| inspect::conninfo_value(&c, "application_name").unwrap_or_default());
+        let app_name = evaluate::announced_name(app.as_deref(), &cluster, session.version_num);
+        Ok(Conn {
+            in_recovery: row.get(0),
+            app_name,
+            session,
+        })
+    })
+    .await
+    .unwrap_or_else(|_| Err(inspect::timed_out(&target, timeout)))
+}
+
+fn node(name: String, role: Role, target: String, conn: &Result<Conn>) -> Node {
+    Node {
+        name,
+        role,
+        target,
+        status: Status::Ok,
+        server_version_num: conn.as_ref().ok().map(|c| c.session.version_num),
+        in_recovery: conn.as_ref().ok().map(|c| c.in_recovery),
+        wal_lsn: None,
+        wal_receiver: None,
+        replay: None,
+        error: conn.as_ref().err().map(NodeError::from),
+    }
+}
+
+pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
+    let configs = node_configs(Some(&args.primary), &args.standby)?;
+    let timeout = args.timeout;
+    let conns =
+        futures_util::future::join_all(configs.iter().map(|(_, c)| connect(c, timeout))).await;
+
+    let mut r = Report::new("smoke-test");
+    let mut names: Vec<String> = vec![];
+    for ((role, config), conn) in configs.iter().zip(&conns) {
+        let base = match role {
+            Role::Primary => "primary".to_string(),
+            Role::Standby => evaluate::standby_name(
+                conn.as_ref().ok().and_then(|c| c.app_name.clone()),
+                &inspect::host_port(config).0,
+            ),
+        };
+        let name = evaluate::unique(&names, base);
+        names.push(name.clone());
+        r.nodes.push(node(name, *role, pg::describe(config), conn));
+    }
+    let mut conns = conns.into_iter();
+    let primary = conns.next().expect("the primary is first");
+    let standbys: Vec<Result<Conn>> = conns.collect();
+    let mut probes: Vec<Probe> = names[1..]
+        .iter()
+        .map(|n| probe::not_run(n, Status::Unknown))
+        .collect();
+
+    // Nodes that cannot take part.
+    for (i, conn) in std::iter::once(&primary).chain(&standbys).enumerate() {
+        let name = names[i].clone();
+        match conn {
+            Err(e) => r.problem(
+                Status::Unknown,
+                &name,
+                &e.code.as_str(),
+                e.message.clone(),
+                e.hint.clone(),
+            ),
+            Ok(c) if i == 0 && c.in_recovery => r.problem(
+                Status::Critical,
+                &name,
+                evaluate::codes::NOT_A_PRIMARY,
+                "is in recovery (a standby), not a primary",
+                Some("give the primary's connection string to --primary".into()),
+            ),
+            Ok(c) if i > 0 && !c.in_recovery => {
+                r.problem(
+                    Status::Critical,
+                    &name,
+                    evaluate::codes::NOT_A_STANDBY,
+                    "is not in recovery: it is a primary, not a standby",
+                    Some(
+                        "check the connection string; if it was promoted, rebuild it as a standby"
+                            .into(),
+                    ),
+                );
+                probes[i - 1].status = Status::Critical;
+            }
+            Ok(_) => {}
+        }
+    }
+
+    if let Ok(p) = primary
+        .as_ref()
+        .map_err(|_| ())
+        .and_then(|p| if p.in_recovery { Err(()) } else { Ok(p) })
+    {
+        match bounded(timeout, &p.session, setup(&p.session)).await {
+            Err(e) => r.problem(
+                Status::Unknown,
+                &names[0],
+                codes::SETUP_FAILED,
+                e.message,
+                e.hint,
+            ),
+            Ok(created) => {
+                r.changed |= created;
+                run_probes(&mut r, &mut probes, &names, p, &standbys, timeout, printer).await;
+            }
+        }
+        if args.cleanup {
+            match bounded(timeout, &p.session, cleanup(&p.session)).await {
+                Ok((dropped, note)) => {
+                    r.changed |= dropped;
+                    if let Some(n) = note {
+                        r.warnings.push(n);
+                    }
+                }
+                Err(e) => r.problem(
+                    Status::Warning,
+                    &names[0],
+                    codes::CLEANUP_FAILED,
+                    e.message,
+                    e.hint,
+                ),
+            }
+        }
+    }
+    r.probes = Some(probes);
+    // Node status: the worst finding about it.
+    for n in &mut r.nodes {
+        n.status = r
+            .problems
+            .iter()
+            .filter(|p| p.subject == n.name)
+            .fold(Status::Ok, |s, p| s.worst(p.status));
+    }
+    Ok(r.finish())
+}
+
+/// A step on the primary, bounded like everything else by --timeout.
+async fn bounded<T>(
+    timeout: Duration,
+    s: &Session,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or_else(|_| Err(inspect::timed_out(&s.target, timeout)))
+}
+
+/// The probe table, created when missing. True when something was created.
+async fn setup(s: &Session) -> Result<bool> {
+    let q = |e: tokio_postgres::Error| pg::query_error(&s.target, &e);
+    let row = s
+        .client
+        .query_one(
+            "SELECT to_regnamespace($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
+            &[&SCHEMA, &TABLE],
+        )
+        .await
+        .map_err(q)?;
+    let (had_schema, had_table): (bool, bool) = (row.get(0), row.get(1));
+    if !(had_schema && had_table) {
+        let ddl = format!(
+            "CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+             CREATE TABLE IF NOT EXISTS {TABLE} (
+                 token text PRIMARY KEY,
+                 created_at timestamptz NOT NULL DEFAULT now())"
+        );
+        // Two runs at once may race on IF NOT EXISTS: the loser retries.
+        if let Err(e) = s.client.batch_execute(&ddl).await {
+            let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+            if code != "23505" && code != "42P07" && code != "42P06" {
+                return Err(q(e));
+            }
+            s.client.batch_execute(&ddl).await.map_err(q)?;
+        }
+    }
+    // Rows a killed run left behind.
+    s.client
+        .execute(
+            &format!("DELETE FROM {TABLE} WHERE created_at < now() - interval '1 hour'"),
+            &[],
+        )
+        .await
+        .map_err(q)?;
+    Ok(!(had_schema && had_table))
+}
+
+/// Drop the probe table, and the schema when nothing else is in it.
+/// Returns whether something was dropped, and a note when the schema stays.
+async fn cleanup(s: &Session) -> Result<(bool, Option<String>)> {
+    let q = |e: tokio_postgres::Error| pg::query_error(&s.target, &e);
+    let row = s
+        .client
+        .query_one(
+            "SELECT to_regnamespace($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
+            &[&SCHEMA, &TABLE],
+        )
+        .await
+        .map_err(q)?;
+    let (had_schema, had_table): (bool, bool) = (row.get(0), row.get(1));
+    if had_table {
+        s.client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {TABLE}"))
+            .await
+            .map_err(q)?;
+    }
+    let mut note = None;
+    let mut dropped_schema = false;
+    if had_schema {
+        match s
+            .client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {SCHEMA}"))
+            .await
+        {
+            Ok(()) => dropped_schema = true,
+            Err(e) if e.code().map(|c| c.code()) == Some("2BP01") => {
+                note = Some(format!(
+                    "schema {SCHEMA} was kept: it holds objects pgrepctl did not create"
+                ));
+            }
+            Err(e) => return Err(q(e)),
+        }
+    }
+    Ok((had_table || dropped_schema, note))
+}
+
+async fn run_probes(
+    r: &mut Report,
+    probes: &mut [Probe],
+    names: &[String],
+    p: &Conn,
+    standbys: &[Result<Conn>],
+    timeout: Duration,
+    printer: &Printer,
+) {
+    let primary_name = &names[0];
+    let written = match bounded(timeout, &p.session, probe::write(&p.session)).await {
+        Ok(w) => w,
+        Err(e) => {
+            r.problem(
+                Status::Unknown,
+                primary_name,
+                &e.code.as_str(),
+                e.message,
+                e.hint,
+            );
+            return;
+        }
+    };
+    let committed = Instant::now();
+    printer.info(format!(
+        "probe {} written on the primary at LSN {}",
+        written.token, written.lsn
+    ));
+    r.nodes[0].wal_lsn = Some(written.lsn.clone());
+    let futs = standbys.iter().map(|c| {
+        let written = &written;
+        async move {
+            match c {
+                Ok(c) if c.in_recovery => {
+                    Some(probe::check(&c.session, written, committed, timeout).await)
+                }
+                _ => None,
+            }
+        }
+    });
+    let outcome = tokio::select! {
+        o = futures_util::future::join_all(futs) => Some(o),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    // Whatever happened, the row goes.
+    if let Err(e) = bounded(
+        timeout,
+        &p.session,
+        probe::remove(&p.session, &written.token),
+    )
+    .await
+    {
+        r.problem(
+            Status::Warning,
+            primary_name,
+            codes::CLEANUP_FAILED,
+            format!(
+                "the probe row {} could not be removed: {}",
+                written.token, e.message
+            ),
+            Some(format!(
+                "DELETE FROM {TABLE} WHERE token = '{}' on the primary",
+                written.token
+            )),
+        );
+    }
+    let Some(outcome) = outcome else {
+        r.problem(
+            Status::Unknown,
+            primary_name,
+            codes::INTERRUPTED,
+            "interrupted; the probe row was removed",
+            None,
+        );
+        return;
+    };
+    for (i, o) in outcome.into_iter().enumerate() {
+        let Some(o) = o else { continue };
+        let name = &names[i + 1];
+        probes[i] = o.probe(name);
+        for (status, code, message, hint) in o.findings {
+            r.problem(status, name, code, message, hint);
+        }
+    }
+}
+
+pub(crate) fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}

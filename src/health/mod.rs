@@ -1,0 +1,354 @@
+//! The health model `check` and `smoke-test` share: a status per node, per
+//! standby (pair), per slot and per probe, the problems found, and the
+//! overall status (the worst one). Commands build a [`Report`];
+//! [`render`] turns it into text, JSON, a Nagios line or Prometheus text.
+
+pub mod render;
+
+use serde::Serialize;
+
+/// Monitoring status, ordered by severity: OK < UNKNOWN < WARNING <
+/// CRITICAL, so a known CRITICAL is never masked by a node that did not
+/// answer (as monitoring-plugins' `max_state_alt`). The exit code is the
+/// Nagios one: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl Status {
+    fn rank(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Unknown => 1,
+            Status::Warning => 2,
+            Status::Critical => 3,
+        }
+    }
+
+    pub fn worst(self, other: Status) -> Status {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            Status::Unknown => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warning => "WARNING",
+            Status::Critical => "CRITICAL",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl PartialOrd for Status {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Status {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Standby,
+}
+
+/// Why a node could not be inspected (the stable error code and message).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NodeError {
+    pub code: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl From<&crate::error::Error> for NodeError {
+    fn from(e: &crate::error::Error) -> Self {
+        NodeError {
+            code: e.code.as_str(),
+            message: e.message.clone(),
+            hint: e.hint.clone(),
+        }
+    }
+}
+
+/// A standby's WAL receiver, as `pg_stat_wal_receiver` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Receiver {
+    /// `streaming`, `starting`, `waiting`, …; null when no receiver runs.
+    pub status: Option<String>,
+    pub sender_host: Option<String>,
+    pub sender_port: Option<i32>,
+    pub slot_name: Option<String>,
+    /// Seconds since the last message from the sender.
+    pub last_msg_age_seconds: Option<f64>,
+}
+
+/// A standby's own view of its replay.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Replay {
+    pub receive_lsn: Option<String>,
+    pub replay_lsn: Option<String>,
+    /// Received but not yet replayed.
+    pub pending_bytes: Option<i64>,
+    /// now() - last replayed transaction's commit time (only meaningful
+    /// while WAL is pending).
+    pub delay_seconds: Option<f64>,
+    pub paused: Option<bool>,
+}
+
+/// One server as given on the command line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    /// `primary`, or the standby's application name (else host:port).
+    pub name: String,
+    pub role: Role,
+    /// Where we connected (never with a password).
+    pub target: String,
+    pub status: Status,
+    pub server_version_num: Option<u32>,
+    pub in_recovery: Option<bool>,
+    /// Primary only: `pg_current_wal_lsn()`.
+    pub wal_lsn: Option<String>,
+    pub wal_receiver: Option<Receiver>,
+    pub replay: Option<Replay>,
+    pub error: Option<NodeError>,
+}
+
+/// A standby and its wal sender on the primary, or either one alone.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Pair {
+    pub standby: String,
+    pub application_name: Option<String>,
+    pub client_addr: Option<String>,
+    /// Sender state (`streaming`, `catchup`, …); null without a sender.
+    pub state: Option<String>,
+    pub sync_state: Option<String>,
+    pub sent_lsn: Option<String>,
+    pub write_lsn: Option<String>,
+    pub flush_lsn: Option<String>,
+    pub replay_lsn: Option<String>,
+    pub lag_bytes: Option<i64>,
+    pub lag_seconds: Option<f64>,
+    /// The standby's receiver is streaming (null when the standby was not given or did not answer).
+    pub streaming: Option<bool>,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Slot {
+    pub name: String,
+    pub slot_type: String,
+    pub active: bool,
+    pub restart_lsn: Option<String>,
+    pub retained_bytes: Option<i64>,
+    /// 13+: reserved, extended, unreserved, lost.
+    pub wal_status: Option<String>,
+    pub status: Status,
+}
+
+/// One smoke-test probe on one standby.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Probe {
+    pub standby: String,
+    /// The standby replayed the primary's LSN after the probe row.
+    pub replayed: bool,
+    /// The probe row's token was read back on the standby.
+    pub token_visible: bool,
+    /// The standby refused a write with SQLSTATE 25006 (null: not tried).
+    pub write_refused: Option<bool>,
+    /// From commit on the primary to the LSN replayed on the standby.
+    pub latency_ms: Option<f64>,
+    pub status: Status,
+}
+
+/// Something wrong, with what to do about it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Problem {
+    pub status: Status,
+    /// The node, standby or slot it is about.
+    pub subject: String,
+    /// A stable code: an error code (CONNECTION_FAILED, TIMEOUT, …) or a
+    /// finding (LAG_BYTES, SLOT_INACTIVE, …); see the README.
+    pub code: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Thresholds, in the report so renderers can print them (Nagios perfdata).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Thresholds {
+    pub warn_bytes: u64,
+    pub crit_bytes: u64,
+    pub warn_seconds: f64,
+    pub crit_seconds: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            warn_bytes: 16 << 20,
+            crit_bytes: 256 << 20,
+            warn_seconds: 30.0,
+            crit_seconds: 300.0,
+        }
+    }
+}
+
+impl Thresholds {
+    pub fn bytes_status(&self, b: i64) -> Status {
+        if b > self.crit_bytes as i64 {
+            Status::Critical
+        } else if b > self.warn_bytes as i64 {
+            Status::Warning
+        } else {
+            Status::Ok
+        }
+    }
+    pub fn seconds_status(&self, s: f64) -> Status {
+        if s > self.crit_seconds {
+            Status::Critical
+        } else if s > self.warn_seconds {
+            Status::Warning
+        } else {
+            Status::Ok
+        }
+    }
+}
+
+/// Everything `check` or `smoke-test` found; the overall status is derived.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub command: &'static str,
+    pub ok: bool,
+    pub status: Status,
+    pub changed: bool,
+    pub nodes: Vec<Node>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<Vec<Pair>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<Vec<Slot>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes: Option<Vec<Probe>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Thresholds>,
+    pub problems: Vec<Problem>,
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    pub fn new(command: &'static str) -> Self {
+        Report {
+            command,
+            ok: true,
+            status: Status::Ok,
+            changed: false,
+            nodes: vec![],
+            pairs: None,
+            slots: None,
+            probes: None,
+            thresholds: None,
+            problems: vec![],
+            warnings: vec![],
+        }
+    }
+
+    pub fn problem(
+        &mut self,
+        status: Status,
+        subject: &str,
+        code: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.problems.push(Problem {
+            status,
+            subject: subject.to_string(),
+            code: code.to_string(),
+            message: message.into(),
+            hint,
+        });
+    }
+
+    /// The overall status: the worst of every node, pair, slot, probe and
+    /// problem. Call once everything is in.
+    pub fn finish(mut self) -> Self {
+        let mut s = Status::Ok;
+        for n in &self.nodes {
+            s = s.worst(n.status);
+        }
+        for p in self.pairs.iter().flatten() {
+            s = s.worst(p.status);
+        }
+        for p in self.slots.iter().flatten() {
+            s = s.worst(p.status);
+        }
+        for p in self.probes.iter().flatten() {
+            s = s.worst(p.status);
+        }
+        for p in &self.problems {
+            s = s.worst(p.status);
+        }
+        self.problems.sort_by_key(|p| std::cmp::Reverse(p.status));
+        self.status = s;
+        self.ok = s == Status::Ok;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_status() {
+        assert_eq!(Status::Ok.worst(Status::Unknown), Status::Unknown);
+        assert_eq!(Status::Unknown.worst(Status::Warning), Status::Warning);
+        assert_eq!(Status::Critical.worst(Status::Unknown), Status::Critical);
+        assert_eq!(
+            [
+                Status::Ok,
+                Status::Warning,
+                Status::Critical,
+                Status::Unknown
+            ]
+            .map(|s| s.exit_code()),
+            [0, 1, 2, 3]
+        );
+        let mut r = Report::new("check");
+        r.problem(Status::Warning, "s1", "LAG_BYTES", "x", None);
+        let r = r.finish();
+        assert_eq!((r.status, r.ok), (Status::Warning, false));
+    }
+
+    #[test]
+    fn thresholds() {
+        let t = Thresholds::default();
+        assert_eq!(t.bytes_status(16 << 20), Status::Ok);
+        assert_eq!(t.bytes_status((16 << 20) + 1), Status::Warning);
+        assert_eq!(t.bytes_status(1 << 30), Status::Critical);
+        assert_eq!(t.seconds_status(31.0), Status::Warning);
+    }
+}

@@ -1,0 +1,394 @@
+//! `check` against real primaries and standbys: a healthy pair in every
+//! format, and each fault a monitoring system must see (unreachable node,
+//! wrong password, bad conninfo, a primary given as standby, a standby
+//! whose primary is gone, lag over the threshold, an inactive slot).
+
+use crate::harness::{Cluster, free_port, pgrepctl, run::pgrepctl_env};
+use serde_json::Value;
+
+fn codes(j: &Value) -> Vec<String> {
+    j["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Wait (up to 20 s) until `q` on `c` returns `want`.
+fn wait_for(c: &Cluster, q: &str, want: &str) {
+    for _ in 0..200 {
+        if c.try_sql(q).is_ok_and(|s| s == want) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{q} never returned {want}");
+}
+
+#[test]
+fn healthy_pair_in_every_format() {
+    let p = Cluster::new();
+    let s1 = Cluster::standby_of(&p, "s1");
+    let s2 = Cluster::standby_of(&p, "s2");
+    let (pc, c1, c2) = (p.conninfo(), s1.conninfo(), s2.conninfo());
+
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &pc,
+        "--standby",
+        &c1,
+        "--standby",
+        &c2,
+    ]);
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    let j = r.json();
+    assert_eq!(
+        (j["status"].as_str(), j["ok"].as_bool()),
+        (Some("OK"), Some(true)),
+        "{j}"
+    );
+    assert_eq!(j["changed"], false);
+    let names: Vec<&str> = j["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["primary", "s1", "s2"]);
+    let pairs = j["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 2, "{j}");
+    for (pair, name) in pairs.iter().zip(["s1", "s2"]) {
+        assert_eq!(pair["standby"], name);
+        assert_eq!(pair["state"], "streaming");
+        assert_eq!(pair["streaming"], true);
+        assert_eq!(pair["sync_state"], "async");
+        assert!(pair["lag_bytes"].as_i64().unwrap() >= 0);
+        assert_eq!(pair["status"], "OK");
+    }
+    assert_eq!(j["nodes"][1]["wal_receiver"]["status"], "streaming");
+    assert_eq!(j["nodes"][1]["in_recovery"], true);
+    assert_eq!(r.stdout().trim().lines().count(), 1);
+
+    let r = pgrepctl([
+        "check",
+        "--format",
+        "nagios",
+        "--primary",
+        &pc,
+        "--standby",
+        &c1,
+    ]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let line = r.stdout();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.starts_with("PGREPCTL OK - "), "{line}");
+    assert!(line.contains(" | lag_bytes_s1="), "{line}");
+    assert!(line.contains("B;16777216;268435456;0"), "{line}");
+
+    let r = pgrepctl([
+        "check",
+        "--format",
+        "prometheus",
+        "--primary",
+        &pc,
+        "--standby",
+        &c1,
+    ]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let text = r.stdout();
+    for want in [
+        "# TYPE pgrepctl_up gauge",
+        "pgrepctl_up{node=\"primary\",role=\"primary\"} 1",
+        "pgrepctl_up{node=\"s1\",role=\"standby\"} 1",
+        "pgrepctl_wal_receiver_streaming{standby=\"s1\"} 1",
+        "pgrepctl_check_status{command=\"check\"} 0",
+    ] {
+        assert!(text.contains(want), "{want} missing in\n{text}");
+    }
+    assert!(
+        text.contains("pgrepctl_replication_lag_bytes{standby=\"s1\"} "),
+        "{text}"
+    );
+
+    let r = pgrepctl(["check", "--primary", &pc, "--standby", &c1]);
+    assert_eq!(r.code(), 0);
+    assert!(r.stdout().starts_with("check: OK\n"), "{}", r.stdout());
+    for l in r.stdout().lines() {
+        assert!(l.chars().count() <= 80, "{l:?}");
+    }
+
+    // Either side alone.
+    let r = pgrepctl(["check", "--json", "--primary", &pc]);
+    assert_eq!(r.code(), 0, "{}", r.stdout());
+    assert_eq!(r.json()["pairs"].as_array().unwrap().len(), 2);
+    let r = pgrepctl(["check", "--json", "--standby", &c2]);
+    assert_eq!(r.code(), 0, "{}", r.stdout());
+    assert_eq!(r.json()["pairs"][0]["standby"], "s2");
+}
+
+#[test]
+fn unreachable_node_is_unknown() {
+    let port = free_port().to_string();
+    let dead = format!("host=127.0.0.1 port={port} user=postgres connect_timeout=2");
+    for side in ["--primary", "--standby"] {
+        let r = pgrepctl(["check", "--json", "--timeout", "3s", side, &dead]);
+        assert_eq!(r.code(), 3, "{}", r.stdout());
+        let j = r.json();
+        assert_eq!(j["status"], "UNKNOWN");
+        assert_eq!(codes(&j), ["CONNECTION_FAILED"]);
+        assert_eq!(j["nodes"][0]["status"], "UNKNOWN");
+        assert_eq!(j["nodes"][0]["error"]["code"], "CONNECTION_FAILED");
+    }
+    let r = pgrepctl(["check", "--format", "nagios", "--standby", &dead]);
+    assert_eq!(r.code(), 3);
+    assert!(
+        r.stdout().starts_with("PGREPCTL UNKNOWN - "),
+        "{}",
+        r.stdout()
+    );
+    let r = pgrepctl(["check", "--format", "prometheus", "--standby", &dead]);
+    assert!(
+        r.stdout().contains("pgrepctl_up{node=\"127.0.0.1:"),
+        "{}",
+        r.stdout()
+    );
+    assert!(
+        r.stdout()
+            .contains("pgrepctl_check_status{command=\"check\"} 3")
+    );
+}
+
+#[test]
+fn a_node_that_never_answers_is_unknown_not_a_hang() {
+    // Accepts TCP connections (the kernel's backlog) but never speaks.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let ci = format!("host=127.0.0.1 port={port} user=postgres");
+    let r = pgrepctl(["check", "--json", "--timeout", "1s", "--standby", &ci]);
+    assert_eq!(r.code(), 3, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(j["nodes"][0]["error"]["code"], "TIMEOUT", "{j}");
+    drop(silent);
+}
+
+#[test]
+fn wrong_password_is_unknown() {
+    let c = Cluster::new();
+    c.sql("CREATE ROLE monitor LOGIN PASSWORD 'right'");
+    c.write_as_pg(
+        &c.hba_path(),
+        "local all all trust\nhost all all 127.0.0.1/32 md5\nhost all all ::1/128 md5\n",
+    );
+    c.sql("SELECT pg_reload_conf()");
+    let ci = format!(
+        "host=127.0.0.1 port={} user=monitor dbname=postgres",
+        c.port
+    );
+    let r = pgrepctl_env(
+        ["check", "--json", "--primary", &ci],
+        &[("PGPASSWORD", "wrong")],
+    );
+    assert_eq!(r.code(), 3, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(codes(&j), ["AUTHENTICATION_FAILED"], "{j}");
+    assert!(!r.stdout().contains("wrong"), "the password is never shown");
+}
+
+#[test]
+fn usage_and_conninfo_errors_are_unknown() {
+    let r = pgrepctl(["check", "--json", "--primary", "host=db1 bogus=1"]);
+    let j = r.fails(3, "UNKNOWN_CONNINFO_KEYWORD");
+    assert_eq!(j["command"], "check");
+    assert!(r.stderr().contains("bogus"), "{}", r.stderr());
+    let r = pgrepctl([
+        "check",
+        "--format",
+        "nagios",
+        "--primary",
+        "host=db1 bogus=1",
+    ]);
+    assert_eq!(r.code(), 3);
+    assert!(
+        r.stdout()
+            .starts_with("PGREPCTL UNKNOWN - invalid connection string"),
+        "{}",
+        r.stdout()
+    );
+
+    let r = pgrepctl(["check", "--json"]);
+    r.fails(3, "USAGE");
+    let r = pgrepctl(["check", "--json", "--standby", "h", "--warn-lag", "fast"]);
+    r.fails(3, "USAGE");
+    let r = pgrepctl(["check", "--json", "--format", "nagios", "--standby", "h"]);
+    r.fails(3, "CONFLICTING_FLAGS");
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--standby",
+        "h",
+        "--warn-lag",
+        "2GB",
+        "--crit-lag",
+        "1GB",
+    ]);
+    r.fails(3, "INVALID_VALUE");
+    let r = pgrepctl(["check", "--standby", "h", "--bogus"]);
+    assert_eq!(r.code(), 3);
+}
+
+#[test]
+fn a_primary_given_as_standby_is_critical() {
+    let c = Cluster::new();
+    let r = pgrepctl(["check", "--json", "--standby", &c.conninfo()]);
+    assert_eq!(r.code(), 2, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(j["status"], "CRITICAL");
+    assert_eq!(codes(&j), ["NOT_A_STANDBY"]);
+    // And a lone primary without standbys is critical for a replication check.
+    let r = pgrepctl(["check", "--json", "--primary", &c.conninfo()]);
+    assert_eq!(r.code(), 2);
+    assert_eq!(codes(&r.json()), ["NO_STANDBY_CONNECTED"]);
+}
+
+#[test]
+fn a_standby_whose_primary_is_gone_is_critical() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    p.stop();
+    wait_for(
+        &s,
+        "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+        "0",
+    );
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--timeout",
+        "5s",
+        "--primary",
+        &p.conninfo(),
+        "--standby",
+        &s.conninfo(),
+    ]);
+    assert_eq!(r.code(), 2, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(j["status"], "CRITICAL");
+    assert_eq!(j["nodes"][0]["status"], "UNKNOWN");
+    assert_eq!(j["nodes"][1]["status"], "CRITICAL");
+    assert_eq!(j["pairs"][0]["streaming"], false);
+    assert_eq!(j["pairs"][0]["status"], "CRITICAL");
+    let c = codes(&j);
+    assert!(c.contains(&"STANDBY_NOT_STREAMING".to_string()), "{c:?}");
+    let r = pgrepctl(["check", "--format", "nagios", "--standby", &s.conninfo()]);
+    assert_eq!(r.code(), 2);
+    assert!(
+        r.stdout().starts_with("PGREPCTL CRITICAL - "),
+        "{}",
+        r.stdout()
+    );
+    if s.major >= 12 {
+        // Named from primary_conninfo even with no receiver running.
+        assert!(
+            r.stdout().starts_with("PGREPCTL CRITICAL - s1: "),
+            "{}",
+            r.stdout()
+        );
+    }
+}
+
+#[test]
+fn lag_over_the_threshold_warns() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    s.sql("SELECT pg_wal_replay_pause()");
+    p.sql(
+        "CREATE TABLE filler AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 2000) g",
+    );
+    let target = p.sql("SELECT pg_current_wal_lsn()");
+    wait_for(
+        &s,
+        &format!("SELECT pg_last_wal_receive_lsn() >= '{target}'"),
+        "t",
+    );
+    wait_for(
+        &p,
+        &format!("SELECT bool_and(flush_lsn >= '{target}') FROM pg_stat_replication"),
+        "t",
+    );
+    let (pc, sc) = (p.conninfo(), s.conninfo());
+    let args = |extra: &[&str]| {
+        let mut a = vec!["check", "--json", "--primary", &pc, "--standby", &sc];
+        a.extend_from_slice(extra);
+        a.iter().map(|x| x.to_string()).collect::<Vec<_>>()
+    };
+    let r = pgrepctl(args(&[
+        "--warn-lag",
+        "1kB",
+        "--crit-lag",
+        "1GB",
+        "--warn-lag",
+        "1h",
+        "--crit-lag",
+        "2h",
+    ]));
+    assert_eq!(r.code(), 1, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(j["status"], "WARNING");
+    let c = codes(&j);
+    assert!(c.contains(&"LAG_BYTES".to_string()), "{c:?}");
+    assert!(c.contains(&"REPLAY_PAUSED".to_string()), "{c:?}");
+    assert!(j["pairs"][0]["lag_bytes"].as_i64().unwrap() > 1024, "{j}");
+    assert_eq!(j["nodes"][1]["replay"]["paused"], true);
+    // Over the critical size.
+    let r = pgrepctl(args(&["--warn-lag", "0B", "--crit-lag", "1kB"]));
+    assert_eq!(r.code(), 2, "{}", r.stdout());
+    // Resumed and caught up: OK again.
+    s.sql("SELECT pg_wal_replay_resume()");
+    wait_for(
+        &s,
+        &format!("SELECT pg_last_wal_replay_lsn() >= '{target}'"),
+        "t",
+    );
+    wait_for(
+        &p,
+        &format!("SELECT bool_and(replay_lsn >= '{target}') FROM pg_stat_replication"),
+        "t",
+    );
+    let r = pgrepctl(args(&["--warn-lag", "1MB"]));
+    assert_eq!(r.code(), 0, "{}", r.stdout());
+}
+
+#[test]
+fn an_inactive_slot_retaining_wal_warns() {
+    let p = Cluster::new();
+    let _s = Cluster::standby_of(&p, "s1");
+    p.sql("SELECT pg_create_physical_replication_slot('gone', true)");
+    p.sql("CREATE TABLE filler AS SELECT g FROM generate_series(1, 1000) g");
+    let r = pgrepctl(["check", "--json", "--primary", &p.conninfo()]);
+    assert_eq!(r.code(), 1, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(codes(&j), ["SLOT_INACTIVE"]);
+    let slot = &j["slots"][0];
+    assert_eq!(
+        (slot["name"].as_str(), slot["active"].as_bool()),
+        (Some("gone"), Some(false))
+    );
+    assert!(slot["retained_bytes"].as_i64().unwrap() > 0, "{slot}");
+    assert_eq!(slot["status"], "WARNING");
+    let r = pgrepctl([
+        "check",
+        "--format",
+        "prometheus",
+        "--primary",
+        &p.conninfo(),
+    ]);
+    assert!(
+        r.stdout()
+            .contains("pgrepctl_slot_active{slot=\"gone\",slot_type=\"physical\"} 0"),
+        "{}",
+        r.stdout()
+    );
+}
