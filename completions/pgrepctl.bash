@@ -580,7 +580,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__sandbox__subcmd__status)
-            opts="-v -q -h -V --dir --json --verbose --quiet --no-progress --help --version"
+            opts="-v -q -h -V --dir --format --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -588,6 +588,10 @@ _pgrepctl() {
             case "${prev}" in
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json nagios prometheus" -- "${cur}"))
                     return 0
                     ;;
                 *)

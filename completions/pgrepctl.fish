@@ -122,7 +122,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fis
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -f -a "status" -d 'Run check on the sandbox\'s nodes'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -f -a "status" -d 'Run check on the sandbox\'s nodes (check\'s output formats and exit codes)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l dir -d 'Sandbox directory [default: ~/.local/share/pgrepctl/sandbox; /var/lib/pgrepctl/sandbox as root]' -r -F
@@ -136,11 +136,15 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_se
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from status" -l dir -d 'Sandbox directory [default: ~/.local/share/pgrepctl/sandbox; /var/lib/pgrepctl/sandbox as root]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from status" -l format -d 'Output format [default: text, or json with --json]' -r -f -a "text\t'Tables for a person'
+json\t'One JSON object (same as --json)'
+nagios\t'One Nagios/Icinga status line with perfdata'
+prometheus\t'Prometheus text exposition format (node_exporter textfile collector)'"
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from status" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from status" -s v -l verbose -d 'More detail on stderr (the SQL run, each step)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Only warnings and errors'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from status" -l no-progress -d 'No progress bars; plain periodic lines instead'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from down" -l dir -d 'Sandbox directory [default: ~/.local/share/pgrepctl/sandbox; /var/lib/pgrepctl/sandbox as root]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from down" -l json -d 'Print one JSON object on stdout and nothing else there'
@@ -150,7 +154,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_se
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from down" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from help" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from help" -f -a "status" -d 'Run check on the sandbox\'s nodes'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from help" -f -a "status" -d 'Run check on the sandbox\'s nodes (check\'s output formats and exit codes)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from help" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -l json -d 'Print one JSON object on stdout and nothing else there'
@@ -167,5 +171,5 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_s
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "status" -d 'Run check on the sandbox\'s nodes'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "status" -d 'Run check on the sandbox\'s nodes (check\'s output formats and exit codes)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'

@@ -22,6 +22,10 @@ pub fn main() -> ExitCode {
     let health_format = match &cli.command {
         Command::Check(a) => Some(a.format),
         Command::SmokeTest(a) => Some(a.format),
+        Command::Sandbox(a) => match &a.action {
+            crate::commands::sandbox::Action::Status(s) => Some(s.format),
+            _ => None,
+        },
         _ => None,
     };
     let name = cli.command.name();
@@ -128,7 +132,10 @@ fn health_main(cli: Cli, name: &'static str, format: Option<Format>) -> ExitCode
         match cli.command {
             Command::Check(args) => crate::commands::check::run(args, &printer).await,
             Command::SmokeTest(args) => crate::commands::smoke_test::run(args, &printer).await,
-            _ => unreachable!("only check and smoke-test"),
+            Command::Sandbox(crate::commands::sandbox::Args {
+                action: crate::commands::sandbox::Action::Status(args),
+            }) => crate::commands::sandbox::status(args, &printer).await,
+            _ => unreachable!("only check, smoke-test and sandbox status"),
         }
     });
     match result {

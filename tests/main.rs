@@ -10,5 +10,6 @@ mod harness;
 mod init_master;
 mod init_master_bad_input;
 mod json_contract;
+mod sandbox;
 mod smoke_test;
 mod versions;

@@ -200,15 +200,13 @@ async fn run_basebackup(
             format!("cannot start pg_basebackup: {e}"),
         )
     })?);
-    let group = handle
-        .pids()
-        .first()
-        .map(|p| nix::unistd::Pid::from_raw(*p as i32));
-    let stop_group = || {
-        if let Some(g) = group {
-            let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
-        }
-    };
+    let group = ProcessGroup(
+        handle
+            .pids()
+            .first()
+            .map(|p| nix::unistd::Pid::from_raw(*p as i32)),
+    );
+    let stop_group = || group.kill();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let reader = handle.clone();
     std::thread::spawn(move || {
@@ -327,7 +325,33 @@ async fn run_basebackup(
         }
     }
     display.finish();
+    group.disarm();
     Ok(copied)
+}
+
+/// pg_basebackup's process group, killed when the copy ends any way but
+/// success — including when this future is dropped (a caller's Ctrl-C),
+/// so no WAL-streaming child is left behind.
+struct ProcessGroup(Option<nix::unistd::Pid>);
+
+impl ProcessGroup {
+    fn kill(&self) {
+        if let Some(g) = self.0 {
+            let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    /// After a successful copy every member has exited; forget the group
+    /// so its id, free for reuse, is never signalled.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// A progress bar on a terminal; a line every few seconds otherwise.

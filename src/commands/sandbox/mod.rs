@@ -7,6 +7,7 @@ mod state;
 mod up;
 
 use crate::error::{Code, Error, Result};
+use crate::health::Report;
 use crate::report::{Change, Kind, Outcome, Printer};
 use crate::run::Failure;
 use std::path::PathBuf;
@@ -23,8 +24,8 @@ pub struct Args {
 pub enum Action {
     /// Create and start a primary and N standbys, replicated and checked
     Up(UpArgs),
-    /// Run check on the sandbox's nodes
-    Status(DirArg),
+    /// Run check on the sandbox's nodes (check's output formats and exit codes)
+    Status(StatusArgs),
     /// Stop every server the sandbox started and remove its directory
     Down(DirArg),
 }
@@ -34,6 +35,15 @@ pub struct DirArg {
     /// Sandbox directory [default: ~/.local/share/pgrepctl/sandbox; /var/lib/pgrepctl/sandbox as root]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Output format [default: text, or json with --json]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::health::render::Format>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -68,7 +78,7 @@ pub fn default_dir() -> PathBuf {
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     match args.action {
         Action::Up(a) => up::up(a, printer).await,
-        Action::Status(d) => status(d, printer).await.map_err(Failure::from),
+        Action::Status(_) => unreachable!("sandbox status is dispatched like check"),
         Action::Down(d) => down(d, printer).map_err(Failure::from),
     }
 }
@@ -84,25 +94,10 @@ fn load_existing(dir: &std::path::Path) -> Result<State> {
     })
 }
 
-async fn status(d: DirArg, printer: &Printer) -> Result<Outcome> {
-    let dir = dir_of(&d);
-    let state = load_existing(&dir)?;
-    let mut o = Outcome::new("sandbox status", false);
-    let mut lines = String::new();
-    for n in &state.nodes {
-        let up = crate::pg::pidfile::running(&n.data).is_some();
-        lines.push_str(&format!(
-            "  {:<10} port {:<5} {:<8} {}\n",
-            n.name,
-            n.port,
-            if up { "running" } else { "stopped" },
-            n.data.display()
-        ));
-    }
-    let _ = printer;
-    o.detail("nodes", &state.nodes);
-    o.epilogue = Some(lines);
-    Ok(o)
+/// `check` on the sandbox's nodes, in check's formats and exit codes.
+pub async fn status(args: StatusArgs, printer: &Printer) -> Result<Report, Failure> {
+    let state = load_existing(&dir_of(&args.dir))?;
+    crate::commands::check::run(up::check_args(&state), printer).await
 }
 
 fn down(d: DirArg, printer: &Printer) -> Result<Outcome> {
@@ -112,7 +107,8 @@ fn down(d: DirArg, printer: &Printer) -> Result<Outcome> {
         o.epilogue = Some(format!("no sandbox in {}\n", dir.display()));
         return Ok(o);
     };
-    for n in &state.nodes {
+    // Standbys first, so none logs a lost primary on the way down.
+    for n in state.nodes.iter().rev() {
         if node::stop(&state.bindir, &n.data)? {
             printer.info(format!("stopped {}", n.name));
             o.push(Change {

@@ -128,13 +128,18 @@ pub fn stop(bindir: &Path, data: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// A loopback port nothing listens on.
-pub fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind(("127.0.0.1", 0))
+/// `n` distinct loopback ports nothing listens on: all are held open
+/// until every one is chosen, so the kernel cannot hand out one twice.
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| Error::io("cannot find a free port", e))?;
-    Ok(l.local_addr()
-        .map_err(|e| Error::io("cannot find a free port", e))?
-        .port())
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| Error::io("cannot find a free port", e))
 }
 
 pub fn port_is_free(port: u16) -> bool {
@@ -152,12 +157,20 @@ pub fn random_password() -> Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
+/// (data, socket directory, server log, node directory). One socket
+/// directory serves every node (each socket is named by its port): a
+/// standby is a copy of the primary's configuration, socket directory
+/// included.
 pub fn node_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     let base = dir.join(name);
-    (
-        base.join("data"),
-        base.join("sock"),
-        base.join("server.log"),
-        base,
-    )
+    let data = base.join("data");
+    // clone-standby starts a standby with its log inside the data directory.
+    let log = if name == PRIMARY {
+        base.join("server.log")
+    } else {
+        data.join("pgrepctl-server.log")
+    };
+    (data, dir.join("sock"), log, base)
 }
+
+pub const PRIMARY: &str = "primary";

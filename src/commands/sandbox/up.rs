@@ -5,12 +5,14 @@
 use super::node;
 use super::state::{Node, State};
 use super::{UpArgs, dir_of};
-use crate::commands::init_master;
+use crate::commands::{check, clone_standby, init_master, smoke_test};
 use crate::error::{Code, Error, Result};
+use crate::health::{Report, Status};
 use crate::report::{Change, Kind, Outcome, Printer};
 use crate::run::Failure;
 use crate::tools::RunAs;
 use std::path::Path;
+use std::time::Duration;
 
 pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
     let dir = dir_of(&args.dir);
@@ -20,7 +22,7 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
             "a sandbox already exists in {}; left as it is (pgrepctl sandbox down removes it)",
             dir.display()
         ));
-        describe(&state, &dir, &mut outcome);
+        describe(&state, &dir, &mut outcome, None);
         return Ok(outcome);
     }
     if dir.exists()
@@ -40,10 +42,15 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
     }
     let bin = node::choose_bindir(args.bindir.as_deref())?;
     let owner = RunAs::postgres_if_root();
+    let mut free = match args.port {
+        Some(_) => vec![],
+        None => node::free_ports(args.standbys as usize + 1)?,
+    }
+    .into_iter();
     let mut nodes = vec![];
     for i in 0..=args.standbys {
         let name = if i == 0 {
-            "primary".to_string()
+            node::PRIMARY.to_string()
         } else {
             format!("standby{i}")
         };
@@ -61,7 +68,9 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
                 }
                 p
             }
-            None => node::free_port()?,
+            None => free
+                .next()
+                .ok_or_else(|| Error::new(Code::Internal, "too few free ports"))?,
         };
         let (data, sock, log, _) = node::node_paths(&dir, &name);
         nodes.push(Node {
@@ -81,10 +90,18 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
 
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    let build = build(&state, &dir, &bin, owner, printer, &mut outcome);
-    let result = tokio::select! {
-        r = build => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::new(Code::Interrupted, "interrupted")),
+    // Ctrl-C: clone-standby stops its own copy on the same signal; give
+    // the build a moment to unwind, then stop every server regardless.
+    let result = {
+        let build = build(&state, &dir, &bin, owner, printer, &mut outcome);
+        tokio::pin!(build);
+        tokio::select! {
+            r = &mut build => r,
+            _ = tokio::signal::ctrl_c() => {
+                let _ = tokio::time::timeout(Duration::from_secs(10), &mut build).await;
+                Err(Error::new(Code::Interrupted, "interrupted; every server the sandbox started was stopped and its directory removed"))
+            }
+        }
     };
     if let Err(e) = result {
         teardown(&state, &dir, printer);
@@ -94,7 +111,11 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
             changed: false,
         });
     }
-    describe(&state, &dir, &mut outcome);
+    let verified = match outcome.details.remove("verified") {
+        Some(serde_json::Value::String(v)) => Some(v),
+        _ => None,
+    };
+    describe(&state, &dir, &mut outcome, verified.as_deref());
     Ok(outcome)
 }
 
@@ -165,7 +186,138 @@ async fn build(
         diff: None,
     });
     outcome.warnings.extend(im.warnings);
+
+    for standby in state.standbys() {
+        let (_, _, _, base) = node::node_paths(dir, &standby.name);
+        node::make_owned_dir(&base, owner)?;
+        printer.info(format!(
+            "clone-standby {} (port {})",
+            standby.name, standby.port
+        ));
+        let cloned = clone_standby::run(clone_args(primary, standby, &pwfile, &bin.path), &quiet)
+            .await
+            .map_err(|f| f.error)?;
+        outcome.warnings.extend(cloned.warnings);
+        outcome.push(Change {
+            kind: Kind::Service,
+            path: Some(standby.data.clone()),
+            summary: format!(
+                "{}: cloned, started on port {}, streaming",
+                standby.name, standby.port
+            ),
+            diff: None,
+        });
+    }
+
+    printer.info("check");
+    let report = check::run(check_args(state), &quiet)
+        .await
+        .map_err(|f| f.error)?;
+    require_ok(&report, "check")?;
+    outcome.detail("check", report.status);
+    printer.info("smoke-test");
+    let smoke = smoke_test::run(smoke_args(state), &quiet)
+        .await
+        .map_err(|f| f.error)?;
+    require_ok(&smoke, "smoke-test")?;
+    outcome.detail("smoke_test", smoke.status);
+    outcome.detail("smoke_test_latency_ms", latencies(&smoke));
+    let each = smoke
+        .probes
+        .iter()
+        .flatten()
+        .map(|p| match p.latency_ms {
+            Some(ms) => format!("{} {ms:.1} ms", p.standby),
+            None => p.standby.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    outcome.detail(
+        "verified",
+        format!(
+            "check {}; smoke-test {} ({each})",
+            report.status.as_str(),
+            smoke.status.as_str()
+        ),
+    );
     Ok(())
+}
+
+/// The flags a DBA would type for this standby: the primary over
+/// loopback TCP as the replication role, its own slot, port and name.
+fn clone_args(primary: &Node, standby: &Node, pwfile: &Path, bindir: &Path) -> clone_standby::Args {
+    clone_standby::Args {
+        primary: format!("host=127.0.0.1 port={} user=replicator", primary.port),
+        pgdata: standby.data.clone(),
+        password_file: Some(pwfile.to_path_buf()),
+        passfile: None,
+        password_in_conninfo: false,
+        slot: Some(standby.name.clone()),
+        application_name: Some(standby.name.clone()),
+        port: Some(standby.port),
+        listen: None,
+        bindir: Some(bindir.to_path_buf()),
+        force: false,
+        max_rate: None,
+        no_start: false,
+        wait: 60,
+        connect_timeout: 10,
+        allow_insecure: false,
+        dry_run: false,
+    }
+}
+
+/// `check` on every node of the sandbox, as `sandbox status` and the
+/// printed check command run it.
+pub fn check_args(state: &State) -> check::Args {
+    check::Args {
+        primary: state.primary().map(Node::conninfo),
+        standby: state.standbys().map(Node::conninfo).collect(),
+        warn_lag: vec![],
+        crit_lag: vec![],
+        timeout: Duration::from_secs(10),
+        format: None,
+    }
+}
+
+fn smoke_args(state: &State) -> smoke_test::Args {
+    smoke_test::Args {
+        primary: state.primary().map(Node::conninfo).unwrap_or_default(),
+        standby: state.standbys().map(Node::conninfo).collect(),
+        timeout: Duration::from_secs(10),
+        cleanup: false,
+        format: None,
+    }
+}
+
+/// A sandbox that does not pass its own check is not handed over.
+fn require_ok(report: &Report, what: &str) -> Result<()> {
+    if report.status == Status::Ok {
+        return Ok(());
+    }
+    let why = report
+        .problems
+        .iter()
+        .map(|p| format!("{}: {}", p.subject, p.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(Error::new(
+        Code::VerifyFailed,
+        format!(
+            "{what} on the new sandbox reported {}: {why}",
+            report.status.as_str()
+        ),
+    )
+    .hint("the sandbox was removed again; rerun with -v to see each step"))
+}
+
+fn latencies(smoke: &Report) -> serde_json::Map<String, serde_json::Value> {
+    smoke
+        .probes
+        .iter()
+        .flatten()
+        .map(|p| (p.standby.clone(), serde_json::json!(p.latency_ms)))
+        .collect()
 }
 
 fn write_secret(path: &Path, secret: &str) -> Result<()> {
@@ -194,7 +346,7 @@ fn teardown(state: &State, dir: &Path, printer: &Printer) {
 }
 
 /// What a newcomer needs next: where each node is and how to reach it.
-fn describe(state: &State, dir: &Path, outcome: &mut Outcome) {
+fn describe(state: &State, dir: &Path, outcome: &mut Outcome, verified: Option<&str>) {
     let mut text = format!(
         "\nsandbox in {} (PostgreSQL {})\n",
         dir.display(),
@@ -216,6 +368,9 @@ fn describe(state: &State, dir: &Path, outcome: &mut Outcome) {
             if n.primary { "primary" } else { "standby" },
             n.conninfo()
         ));
+    }
+    if let Some(v) = verified {
+        text.push_str(&format!("verified:    {v}\n"));
     }
     text.push_str(&format!(
         "check it:    {check}\nremove it:   pgrepctl sandbox down --dir {}\n",
