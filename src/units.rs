@@ -71,9 +71,37 @@ pub fn format_bytes(b: u64) -> String {
     format!("{b}B")
 }
 
+/// Approximate, for people: "0B", "512B", "1.5kB", "21.5MB" (1024-based
+/// like PostgreSQL). Sizes of data, rates and free space are never round.
+pub fn human_bytes(b: u64) -> String {
+    let mut v = b as f64;
+    let mut unit = "B";
+    for u in ["kB", "MB", "GB", "TB"] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    if unit == "B" {
+        format!("{b}B")
+    } else {
+        format!("{v:.1}{unit}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(0), "0B");
+        assert_eq!(human_bytes(1023), "1023B");
+        assert_eq!(human_bytes(1536), "1.5kB");
+        assert_eq!(human_bytes(22577517), "21.5MB");
+        assert_eq!(human_bytes(1 << 30), "1.0GB");
+    }
 
     #[test]
     fn sizes() {

@@ -34,24 +34,11 @@ pub fn json(report: &Report) -> String {
     )
 }
 
-/// "0B", "512B", "1.5kB", "16.0MB": 1024-based like PostgreSQL.
+/// Signed [`crate::units::human_bytes`]: a standby can be ahead of a
+/// stale primary reading.
 pub fn human_bytes(b: i64) -> String {
-    let neg = b < 0;
-    let mut v = b.unsigned_abs() as f64;
-    let mut unit = "B";
-    for u in ["kB", "MB", "GB", "TB"] {
-        if v < 1024.0 {
-            break;
-        }
-        v /= 1024.0;
-        unit = u;
-    }
-    let s = if unit == "B" {
-        format!("{v}B")
-    } else {
-        format!("{v:.1}{unit}")
-    };
-    if neg { format!("-{s}") } else { s }
+    let s = crate::units::human_bytes(b.unsigned_abs());
+    if b < 0 { format!("-{s}") } else { s }
 }
 
 pub fn human_seconds(s: f64) -> String {

@@ -11,7 +11,7 @@ use super::settings::Settings;
 use super::start;
 use crate::error::{Code, Error, Result};
 use crate::report::{Change, Kind, Outcome, Printer};
-use crate::units::format_bytes;
+use crate::units::human_bytes;
 
 pub async fn apply(
     settings: &Settings,
@@ -60,7 +60,7 @@ pub async fn apply(
                         "cloned"
                     },
                     settings.primary_name(),
-                    format_bytes(bytes)
+                    human_bytes(bytes)
                 ),
                 diff: None,
             });
@@ -230,7 +230,7 @@ pub fn preview(
                     facts
                         .primary
                         .size
-                        .map(format_bytes)
+                        .map(human_bytes)
                         .unwrap_or_else(|| "size known when the copy starts".into())
                 ),
                 diff: None,

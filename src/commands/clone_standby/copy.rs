@@ -8,7 +8,7 @@ use super::settings::Settings;
 use super::target::TargetFacts;
 use crate::error::{Code, Error, Result};
 use crate::report::Printer;
-use crate::units::format_bytes;
+use crate::units::human_bytes;
 use std::io::{IsTerminal, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -190,7 +190,7 @@ async fn run_basebackup(
         facts
             .primary
             .size
-            .map(format_bytes)
+            .map(human_bytes)
             .unwrap_or_else(|| "the primary".into()),
         settings.primary_name()
     ));
@@ -278,7 +278,7 @@ async fn run_basebackup(
                                 display.finish();
                                 return Err(Error::new(Code::DiskSpace, format!(
                                     "the primary announced {} to copy; that needs about {} and {} is free at {}",
-                                    format_bytes(total), format_bytes(need), format_bytes(free), facts.target.space_dir.display()
+                                    human_bytes(total), human_bytes(need), human_bytes(free), facts.target.space_dir.display()
                                 )).hint("free space there or choose a data directory on a larger filesystem; nothing was kept"));
                             }
                         }
@@ -396,9 +396,9 @@ impl Display {
             let pct = (done * 100).checked_div(total).unwrap_or(0);
             self.printer.info(format!(
                 "copying: {} of {} ({pct}%), {}/s",
-                format_bytes(done),
-                format_bytes(total),
-                format_bytes((done as f64 / secs) as u64)
+                human_bytes(done),
+                human_bytes(total),
+                human_bytes((done as f64 / secs) as u64)
             ));
         }
     }

@@ -5,7 +5,7 @@ use super::preflight::{Facts, space_needed};
 use super::settings::Settings;
 use super::target::Target;
 use crate::error::{Code, Error, Result};
-use crate::units::format_bytes;
+use crate::units::human_bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -98,9 +98,9 @@ pub fn decide(i: &Inputs) -> Result<Action> {
                 Code::DiskSpace,
                 format!(
                     "the copy needs about {} at {dir} (the primary's {} plus a margin), and {} is free",
-                    format_bytes(need),
-                    format_bytes(size),
-                    format_bytes(free)
+                    human_bytes(need),
+                    human_bytes(size),
+                    human_bytes(free)
                 ),
             )
             .hint("free space there or choose a data directory on a larger filesystem"));

@@ -10,7 +10,7 @@ use crate::error::{Code, Error, Result};
 use crate::pg::replication::{Identity, ReplClient, format_lsn};
 use crate::report::{Outcome, Printer};
 use crate::tools::{self, BinDir, RunAs};
-use crate::units::format_bytes;
+use crate::units::human_bytes;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -355,9 +355,9 @@ fn retention_warning(p: &Primary, slot: bool) -> Option<String> {
     };
     Some(format!(
         "no replication slot, and the primary's {setting} keeps {} of WAL while it writes about {}/s (~{} during a {:.0}s copy): a standby that starts late may find the WAL it needs gone; pass --slot NAME, or raise {setting} on the primary (pgrepctl init-master --wal-keep SIZE)",
-        format_bytes(p.wal_keep_bytes),
-        format_bytes(rate as u64),
-        format_bytes(wal),
+        human_bytes(p.wal_keep_bytes),
+        human_bytes(rate as u64),
+        human_bytes(wal),
         secs
     ))
 }
