@@ -136,12 +136,17 @@ pub fn generate() -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
     Ok(files)
 }
 
+/// Writes the pages and completions that differ; returns those written.
 pub fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut written = vec![];
     for (rel, bytes) in generate()? {
         let path = root.join(&rel);
         if let Some(p) = path.parent() {
             std::fs::create_dir_all(p)?;
+        }
+        // Current files are left alone: an idempotent run reports no change.
+        if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+            continue;
         }
         std::fs::File::create(&path)?.write_all(&bytes)?;
         written.push(path);
