@@ -1,8 +1,10 @@
 //! The Ansible example (examples/ansible) run for real: ansible-core from
-//! PyPI in a virtualenv, `connection: local`, against real clusters. First
-//! run changed, second run unchanged, check mode reports without changing,
-//! and a bad input fails with pgrepctl's own message.
+//! PyPI in a virtualenv, `connection: local`, against real clusters. For
+//! both plays (primary: init-master; standby: clone-standby): first run
+//! changed, second run unchanged, check mode reports without changing, and
+//! a bad input fails with pgrepctl's own message.
 
+use crate::clone_standby::{PW, prepared_primary};
 use crate::harness::{self, Cluster};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,19 +27,56 @@ struct Play {
     inventory: PathBuf,
 }
 
+fn primary_group(primary: &Cluster, allow: &str) -> String {
+    format!(
+        "    primary:\n      hosts:\n        db1:\n          pgdata: {data}\n          standby_addresses: [\"{allow}\"]\n",
+        data = primary.data.display(),
+    )
+}
+
+/// db2: a standby of `primary` in `standby`'s (absent) data directory, on
+/// its own port, named db2 in the primary's pg_stat_replication.
+fn standby_group(primary: &Cluster, standby: &Cluster) -> String {
+    format!(
+        "    standby:\n      hosts:\n        db2:\n          pgdata: {data}\n          primary_conninfo: \"host=127.0.0.1 port={pport} user=replicator\"\n          extra_args: [\"--port\", \"{sport}\", \"--bindir\", \"{bindir}\", \"--application-name\", \"db2\", \"--wait\", \"30\"]\n",
+        data = standby.data.display(),
+        pport = primary.port,
+        sport = standby.port,
+        bindir = standby.bindir.display(),
+    )
+}
+
+/// Extra vars (`-e @FILE`) that hold the replication password, as a vault
+/// would: they outrank the example's group_vars/all/vault.yml.
+fn secrets(dir: &Path, password: &str) -> String {
+    let path = dir.join(format!("secrets-{}.json", password.len()));
+    std::fs::write(
+        &path,
+        serde_json::json!({ "vault_replication_password": password }).to_string(),
+    )
+    .unwrap();
+    format!("@{}", path.display())
+}
+
 impl Play {
+    /// An inventory with the primary group only: db1 on `primary`.
     fn new(dir: &Path, primary: &Cluster, allow: &str) -> Play {
+        Play::with_hosts(dir, &primary_group(primary, allow))
+    }
+
+    /// An inventory whose `children:` are `groups` (YAML, indented for
+    /// their place under `children:`), every host local.
+    fn with_hosts(dir: &Path, groups: &str) -> Play {
         let bin = venv_bin();
         let inventory = dir.join("inventory.yml");
         let pw = dir.join("replicator.pass");
         std::fs::write(
             &inventory,
             format!(
-                "all:\n  vars:\n    pgrepctl: {exe}\n    replication_user: replicator\n    ansible_connection: local\n    ansible_python_interpreter: {py}\n    password_file: {pw}\n  children:\n    primary:\n      hosts:\n        db1:\n          pgdata: {data}\n          standby_addresses: [\"{allow}\"]\n",
+                "all:\n  vars:\n    pgrepctl: {exe}\n    replication_user: replicator\n    ansible_connection: local\n    ansible_python_interpreter: {py}\n    password_file: {pw}\n  children:\n{groups}",
                 exe = env!("CARGO_BIN_EXE_pgrepctl"),
                 py = bin.join("python").display(),
                 pw = pw.display(),
-                data = primary.data.display(),
             ),
         )
         .unwrap();
@@ -164,4 +203,172 @@ fn primary_play_bad_input_fails_with_pgrepctls_message() {
         "pgrepctl's own words in the play output:\n{out}"
     );
     assert!(out.contains("INVALID_ADDRESS"), "{out}");
+}
+
+/// The standby must not exist, and nothing may be left beside it.
+fn assert_no_standby(p: &Cluster, s: &Cluster) {
+    assert!(!s.data.exists(), "no standby data directory");
+    assert_eq!(
+        harness::listing(s.tmp.path()),
+        Vec::<String>::new(),
+        "nothing left beside the target"
+    );
+    assert_eq!(
+        p.sql("SELECT count(*) FROM pg_stat_replication"),
+        "0",
+        "no standby connected to the primary"
+    );
+    assert_eq!(p.sql("SELECT count(*) FROM pg_replication_slots"), "0");
+}
+
+#[test]
+fn standby_play_check_mode_clone_and_idempotence() {
+    let (p, _) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    let dir = harness::tempdir();
+    let play = Play::with_hosts(
+        dir.path(),
+        &(primary_group(&p, "127.0.0.1/32") + &standby_group(&p, &s)),
+    );
+    let vault = secrets(dir.path(), PW);
+
+    let (ok, out) = play.run("standby", &["--check", "-e", &vault]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        task_status(&out, "pgrepctl clone-standby"),
+        "changed",
+        "check mode reports the clone:\n{out}"
+    );
+    assert_no_standby(&p, &s);
+
+    let (ok, out) = play.run("standby", &["-e", &vault]);
+    assert!(ok, "{out}");
+    assert_eq!(
+        task_status(&out, "pgrepctl clone-standby"),
+        "changed",
+        "{out}"
+    );
+    assert_eq!(
+        s.sql("SELECT status FROM pg_stat_wal_receiver"),
+        "streaming"
+    );
+    assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "t");
+    assert_eq!(
+        p.sql("SELECT application_name || ' ' || state FROM pg_stat_replication"),
+        "db2 streaming"
+    );
+    assert!(!out.contains("s3cret"), "no password in the output:\n{out}");
+
+    let (ok, out) = play.run("standby", &["-e", &vault]);
+    assert!(ok, "{out}");
+    assert_eq!(task_status(&out, "pgrepctl clone-standby"), "ok", "{out}");
+    assert_eq!(
+        recap_changed(&out, "db2"),
+        0,
+        "second run is ok, not changed:\n{out}"
+    );
+
+    // The whole two-host playbook, primary first: nothing left to do on
+    // either host, in check mode or for real.
+    for extra in [&["--check", "-e", &vault][..], &["-e", &vault][..]] {
+        let (ok, out) = play.run("all", extra);
+        assert!(ok, "{out}");
+        assert_eq!(recap_changed(&out, "db1"), 0, "{extra:?}:\n{out}");
+        assert_eq!(recap_changed(&out, "db2"), 0, "{extra:?}:\n{out}");
+    }
+    assert_eq!(
+        s.sql("SELECT status FROM pg_stat_wal_receiver"),
+        "streaming"
+    );
+}
+
+#[test]
+fn standby_play_bad_input_fails_with_pgrepctls_message() {
+    let (p, _) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    let dir = harness::tempdir();
+    let play = Play::with_hosts(dir.path(), &standby_group(&p, &s));
+
+    // A wrong password in the vault: the primary refuses it.
+    let wrong = "not-the-vault-password";
+    let (ok, out) = play.run("standby", &["-e", &secrets(dir.path(), wrong)]);
+    assert!(!ok, "{out}");
+    assert_eq!(task_status(&out, "pgrepctl clone-standby"), "ok", "{out}");
+    assert_eq!(
+        task_status(&out, "Fail with pgrepctl's own message"),
+        "fatal",
+        "{out}"
+    );
+    assert!(
+        out.contains("password authentication failed for user"),
+        "pgrepctl's own words in the play output:\n{out}"
+    );
+    assert!(out.contains("AUTHENTICATION_FAILED"), "{out}");
+    assert!(!out.contains(wrong), "no password in the output:\n{out}");
+    assert_no_standby(&p, &s);
+
+    // An unknown keyword in primary_conninfo: a usage error before any
+    // connection is made.
+    let conninfo = serde_json::json!({
+        "primary_conninfo": format!("host=127.0.0.1 port={} user=replicator bogus=1", p.port)
+    })
+    .to_string();
+    let vault = secrets(dir.path(), PW);
+    let (ok, out) = play.run("standby", &["-e", &vault, "-e", &conninfo]);
+    assert!(!ok, "{out}");
+    assert_eq!(
+        task_status(&out, "Fail with pgrepctl's own message"),
+        "fatal",
+        "{out}"
+    );
+    assert!(out.contains("unknown option `bogus`"), "{out}");
+    assert!(out.contains("UNKNOWN_CONNINFO_KEYWORD"), "{out}");
+    assert_no_standby(&p, &s);
+}
+
+#[test]
+fn site_check_mode_on_fresh_hosts_says_the_primary_comes_first() {
+    // Fresh hosts: check mode previews the primary's changes without making
+    // them, so the standby's preview cannot pass its preflight. The play
+    // says why instead of blaming the network, and nothing changes.
+    let p = Cluster::new();
+    let s = Cluster::clone_target(&p);
+    let dir = harness::tempdir();
+    let play = Play::with_hosts(
+        dir.path(),
+        &(primary_group(&p, "127.0.0.1/32") + &standby_group(&p, &s)),
+    );
+    let files = [p.conf_path(), p.hba_path()];
+    let refs: Vec<&Path> = files.iter().map(|f| f.as_path()).collect();
+    let before = harness::snapshot(&refs);
+
+    let (ok, out) = play.run("all", &["--check"]);
+    assert!(!ok, "{out}");
+    assert_eq!(
+        task_status(&out, "pgrepctl init-master"),
+        "changed",
+        "{out}"
+    );
+    assert!(out.contains("PRIMARY_NOT_READY"), "{out}");
+    assert!(
+        out.contains("check mode: the primary play only previewed its changes"),
+        "{out}"
+    );
+    assert_eq!(
+        harness::snapshot(&refs),
+        before,
+        "check mode changes nothing"
+    );
+    assert_eq!(
+        p.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'replicator'"),
+        "0"
+    );
+    assert_no_standby(&p, &s);
+
+    // Not in check mode, the same failure carries no such note.
+    let (ok, out) = play.run("standby", &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("PRIMARY_NOT_READY"), "{out}");
+    assert!(!out.contains("check mode:"), "{out}");
+    assert_no_standby(&p, &s);
 }

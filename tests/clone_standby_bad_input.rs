@@ -382,3 +382,24 @@ fn interrupt_mid_copy_stops_the_copy_and_leaves_nothing() {
     assert_untouched(&p, &s);
     let _ = PW;
 }
+
+#[test]
+fn unprepared_primary_without_the_role_is_not_ready_not_unreachable() {
+    // initdb's default pg_hba.conf trusts replication over 127.0.0.1, so
+    // the primary answers, but there is no replicator role yet.
+    let p = Cluster::new();
+    let s = Cluster::clone_target(&p);
+    let j = clone(&p, &s, None, &[]).fails(1, "PRIMARY_NOT_READY");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("role \"replicator\" does not exist"),
+        "{j}"
+    );
+    assert!(
+        j["error"]["hint"].as_str().unwrap().contains("init-master"),
+        "{j}"
+    );
+    assert_untouched(&p, &s);
+}

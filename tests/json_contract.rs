@@ -314,3 +314,188 @@ fn check_and_smoke_test_json() {
         );
     }
 }
+
+// clone-standby: the preflight's facts about the primary, the changes, and
+// (when the standby was started or found running) how it streams.
+
+/// A field that must be present, though it may be null (a plain `Option`
+/// would also accept its absence).
+fn nullable<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::deserialize(d)
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ClonePrimary {
+    version_num: u32,
+    /// A string: 64-bit identifiers do not survive JSON numbers in every reader.
+    system_identifier: String,
+    timeline: u32,
+    wal_level: String,
+    lsn: String,
+    #[serde(deserialize_with = "nullable")]
+    size_bytes: Option<u64>,
+    #[serde(deserialize_with = "nullable")]
+    wal_rate_bytes_per_second: Option<u64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct CloneStreaming {
+    status: String,
+    replay_lsn: String,
+    target_lsn: String,
+    seconds: f64,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct CloneOk {
+    command: String,
+    ok: bool,
+    changed: bool,
+    dry_run: bool,
+    changes: Vec<Change>,
+    restart_required: bool,
+    warnings: Vec<String>,
+    bindir: String,
+    data_directory: String,
+    primary: ClonePrimary,
+    /// Absent under --dry-run and --no-start.
+    #[serde(default)]
+    streaming: Option<CloneStreaming>,
+}
+
+fn is_lsn(s: &str) -> bool {
+    s.split_once('/').is_some_and(|(hi, lo)| {
+        [hi, lo]
+            .iter()
+            .all(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
+    })
+}
+
+#[test]
+fn clone_standby_json_dry_run_success_noop_and_failure() {
+    use crate::clone_standby::{clone, prepared_primary};
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    let data = s.data.display().to_string();
+
+    // `changed` is a JSON bool in every outcome, never a string or number.
+    let changed_is_bool = |r: &crate::harness::Run| {
+        let v: serde_json::Value = serde_json::from_str(r.stdout().trim()).unwrap();
+        assert!(v["changed"].is_boolean(), "{v}");
+    };
+    let check = |o: &CloneOk, dry_run: bool, changed: bool| {
+        assert_eq!(
+            (o.command.as_str(), o.ok, o.dry_run, o.changed),
+            ("clone-standby", true, dry_run, changed),
+            "{o:?}"
+        );
+        assert_eq!(o.changes.is_empty(), !changed, "{o:?}");
+        assert!(!o.restart_required);
+        assert_eq!(o.data_directory, data);
+        assert_eq!(o.bindir, s.bindir.display().to_string());
+        assert_eq!(o.primary.version_num / 10000, p.major);
+        assert!(o.primary.system_identifier.parse::<u64>().is_ok(), "{o:?}");
+        assert_eq!(o.primary.timeline, 1);
+        assert_eq!(o.primary.wal_level, "replica");
+        assert!(is_lsn(&o.primary.lsn), "{o:?}");
+        for c in &o.changes {
+            assert!(
+                ["file", "sql", "service"].contains(&c.kind.as_str()),
+                "{c:?}"
+            );
+            assert_eq!(c.kind == "file", c.path.is_some(), "{c:?}");
+            assert!(!c.summary.is_empty());
+        }
+        if let Some(st) = &o.streaming {
+            assert_eq!(st.status, "streaming");
+            assert!(is_lsn(&st.replay_lsn) && is_lsn(&st.target_lsn), "{st:?}");
+            assert!(st.seconds >= 0.0);
+        }
+        let text = format!("{o:?}");
+        assert!(!text.contains("s3cret"), "no password in the JSON: {text}");
+    };
+
+    // --dry-run before the clone: changed, nothing copied, no streaming.
+    let r = clone(&p, &s, Some(&pw), &["--dry-run"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    changed_is_bool(&r);
+    let o: CloneOk = parse(&r);
+    check(&o, true, true);
+    assert!(o.streaming.is_none(), "{o:?}");
+    assert!(!s.data.exists());
+
+    // The clone: changed, started, streaming.
+    let r = clone(&p, &s, Some(&pw), &[]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    changed_is_bool(&r);
+    let o: CloneOk = parse(&r);
+    check(&o, false, true);
+    assert!(o.streaming.is_some(), "{o:?}");
+    assert!(o.changes.iter().any(|c| c.kind == "service"), "{o:?}");
+
+    // A second run: nothing to do, still reports how it streams.
+    let r = clone(&p, &s, Some(&pw), &[]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    changed_is_bool(&r);
+    let o: CloneOk = parse(&r);
+    check(&o, false, false);
+    assert!(o.streaming.is_some(), "{o:?}");
+
+    // --dry-run of the same: changed:false, as the real run was.
+    let r = clone(&p, &s, Some(&pw), &["--dry-run"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let o: CloneOk = parse(&r);
+    check(&o, true, false);
+    assert!(o.streaming.is_none(), "{o:?}");
+
+    // Failures: the common error shape, changed:false.
+    let other = Cluster::clone_target(&p);
+    let bad = password_file(other.tmp.path(), "not the password");
+    let r = clone(&p, &other, Some(&bad), &[]);
+    std::fs::remove_file(&bad).unwrap();
+    let full = Cluster::clone_target(&p);
+    std::fs::create_dir_all(full.data.join("something")).unwrap();
+    let r2 = clone(&p, &full, Some(&pw), &[]);
+    let r3 = pgrepctl([
+        "clone-standby",
+        "--json",
+        "--primary",
+        "host=127.0.0.1 bogus=1",
+        "-D",
+        other.data.to_str().unwrap(),
+    ]);
+    for (r, code, exit) in [
+        (r, "AUTHENTICATION_FAILED", 1),
+        (r2, "PGDATA_NOT_EMPTY", 1),
+        (r3, "UNKNOWN_CONNINFO_KEYWORD", 2),
+    ] {
+        changed_is_bool(&r);
+        let f: Failure = parse(&r);
+        assert_eq!(
+            (
+                f.command.as_str(),
+                f.ok,
+                f.changed,
+                f.error.code.as_str(),
+                r.code()
+            ),
+            ("clone-standby", false, false, code, exit),
+            "{}",
+            r.stdout()
+        );
+        assert!(!f.error.message.is_empty());
+        assert!(f.error.hint.is_some(), "{f:?}");
+        assert!(!r.stdout().contains("not the password"));
+    }
+    assert!(!other.data.exists());
+}

@@ -209,6 +209,13 @@ pub fn classify(target: &str, stderr: &str) -> Error {
             "the password does not match the primary's replication role: check --password-file (or PGREPCTL_REPLICATION_PASSWORD), or set it with pgrepctl init-master on the primary",
         );
     }
+    if stderr.contains("FATAL:  role \"") && stderr.contains("\" does not exist") {
+        // Reached and answered (trust or peer auth), but there is no such
+        // role: the primary is not prepared yet, not unreachable.
+        return Error::new(Code::PrimaryNotReady, msg).hint(
+            "the primary has no such role: create it with pgrepctl init-master there (--replication-user NAME), or name an existing replication role with user= in --primary",
+        );
+    }
     if stderr.contains("no password supplied") || stderr.contains("password is required") {
         return Error::new(Code::PasswordRequired, msg)
             .hint("the primary asks for a password: pass --password-file or set PGREPCTL_REPLICATION_PASSWORD");
@@ -277,6 +284,12 @@ mod tests {
             "FATAL:  password authentication failed for user \"replicator\"",
         );
         assert_eq!(e.code, Code::AuthenticationFailed);
+        let e = classify(
+            "h",
+            "psql: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  role \"replicator\" does not exist\n",
+        );
+        assert_eq!(e.code, Code::PrimaryNotReady);
+        assert!(e.hint.unwrap().contains("init-master"));
         let e = classify("h", "could not connect to server: Connection refused");
         assert_eq!(e.code, Code::ConnectionFailed);
     }
