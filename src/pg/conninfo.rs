@@ -40,7 +40,13 @@ pub fn parse(s: &str) -> Result<Config> {
             text = format!("{text}: {src}");
         }
         let code = if text.contains("unknown") { Code::UnknownConninfoKeyword } else { Code::InvalidValue };
-        Error::new(code, format!("invalid connection string: {text}"))
+        // tokio-postgres already says "invalid connection string: …".
+        let text = if text.starts_with("invalid connection string") {
+            text
+        } else {
+            format!("invalid connection string: {text}")
+        };
+        Error::new(code, text)
             .hint("use libpq keywords (host, port, user, dbname, sslmode, application_name, connect_timeout) or a postgresql:// URI")
     })
 }

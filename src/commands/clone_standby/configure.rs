@@ -33,10 +33,12 @@ impl Edit {
                 self.old.as_deref().unwrap_or(""),
                 &self.new,
             );
+            // An empty file (standby.signal) has no diff to show.
             Some(match password {
                 Some(p) if !p.is_empty() => d.replace(p, "********"),
                 _ => d,
             })
+            .filter(|d| !d.is_empty())
         };
         Change {
             kind: Kind::File,
