@@ -163,16 +163,7 @@ fn local_binaries_of_another_major_are_refused() {
     // without --bindir (Debian's 15 here); say what was found and why not.
     let bindir = harness::bindir();
     let other = if harness::major(&bindir) == 15 {
-        let out = Command::new("scripts/fetch-postgres")
-            .arg("16")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        harness::fetch_bindir(16)
     } else {
         bindir
     };

@@ -5,6 +5,7 @@ mod check;
 mod clone_standby;
 mod clone_standby_bad_input;
 mod conf_vs_postgres;
+mod cross_version;
 mod fixture;
 mod harness;
 mod init_master;

@@ -528,3 +528,21 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The bin directory of another major, installed (or found cached) by the
+/// project's own scripts/fetch-postgres.
+pub fn fetch_bindir(major: u32) -> PathBuf {
+    let out = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/fetch-postgres"
+    ))
+    .arg(major.to_string())
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/fetch-postgres {major}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
