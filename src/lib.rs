@@ -3,6 +3,7 @@
 //! them against PostgreSQL's own parser.
 
 pub mod cli;
+pub mod colour;
 pub mod commands;
 pub mod conf;
 pub mod docs;

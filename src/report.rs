@@ -138,7 +138,13 @@ impl Printer {
                 None => out.push_str(&format!("  {kind:<7} {}\n", c.summary)),
             }
             if let (Some(d), false) = (&c.diff, self.quiet) {
+                let colour = crate::colour::stdout();
                 for line in d.lines() {
+                    let line = if colour {
+                        crate::colour::diff_line(line)
+                    } else {
+                        line.to_string()
+                    };
                     out.push_str(&format!("          {line}\n"));
                 }
             }
@@ -181,10 +187,14 @@ impl Printer {
                 warnings,
             });
         }
+        let colour = crate::colour::stderr();
+        let paint = |f: fn(&str) -> String, s: &'static str| {
+            if colour { f(s) } else { s.to_string() }
+        };
         for w in warnings {
-            eprintln!("warning: {w}");
+            eprintln!("{} {w}", paint(crate::colour::warning, "warning:"));
         }
-        eprintln!("error: {}", err.message);
+        eprintln!("{} {}", paint(crate::colour::error, "error:"), err.message);
         if let Some(h) = &err.hint {
             eprintln!("HINT: {h}");
         }

@@ -140,7 +140,13 @@ fn health_main(cli: Cli, name: &'static str, format: Option<Format>) -> ExitCode
     });
     match result {
         Ok(report) => {
-            crate::report::write_stdout(&render(&report, format));
+            let text = render(&report, format);
+            let text = if format == Format::Text && crate::colour::stdout() {
+                crate::colour::status_words(&text)
+            } else {
+                text
+            };
+            crate::report::write_stdout(&text);
             ExitCode::from(report.status.exit_code())
         }
         Err(failure) => unknown(failure, format),

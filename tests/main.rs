@@ -4,6 +4,7 @@ mod ansible;
 mod check;
 mod clone_standby;
 mod clone_standby_bad_input;
+mod colour;
 mod conf_vs_postgres;
 mod cross_version;
 mod fixture;
