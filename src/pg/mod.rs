@@ -8,6 +8,17 @@ pub mod replication;
 pub mod scram;
 pub mod sql;
 
+/// Settings a hot standby needs at least as high as its primary's, or it
+/// refuses to start (before 14) or pauses recovery (14+). clone-standby
+/// raises them; check reports them.
+pub const HOT_STANDBY_SETTINGS: [&str; 5] = [
+    "max_connections",
+    "max_worker_processes",
+    "max_wal_senders",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+];
+
 use crate::error::{Code, Error, Result};
 use std::time::Duration;
 use tokio_postgres::{Client, Config, NoTls};

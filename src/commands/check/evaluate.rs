@@ -263,7 +263,7 @@ pub fn evaluate(facts: &[NodeFacts], t: &Thresholds) -> Report {
             let mut st = Status::Ok;
             for name in HOT_STANDBY_SETTINGS {
                 // Standbys compare max_wal_senders from 12 on.
-                if *name == "max_wal_senders" && p.version_num < 120000 {
+                if name == "max_wal_senders" && p.version_num < 120000 {
                     continue;
                 }
                 let get = |d: &Data| d.settings.iter().find(|(n, _)| n == name).map(|(_, v)| *v);

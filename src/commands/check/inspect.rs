@@ -8,14 +8,7 @@ use crate::pg::{self, Session};
 use std::time::Duration;
 use tokio_postgres::Config;
 
-/// The settings a hot standby needs at least as high as its primary's.
-pub const HOT_STANDBY_SETTINGS: &[&str] = &[
-    "max_connections",
-    "max_worker_processes",
-    "max_wal_senders",
-    "max_prepared_transactions",
-    "max_locks_per_transaction",
-];
+pub use crate::pg::HOT_STANDBY_SETTINGS;
 
 /// A node as given on the command line, and what we learnt from it.
 #[derive(Debug, Clone)]

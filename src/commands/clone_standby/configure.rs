@@ -3,7 +3,7 @@
 //! configures a fresh copy and re-checks an existing standby, which is what
 //! makes a second run a no-op.
 
-use super::preflight::{Facts, HOT_STANDBY_PARAMS};
+use super::preflight::{Facts, HOT_STANDBY_SETTINGS};
 use super::settings::Settings;
 use crate::conf::{pgconf, standby};
 use crate::error::{Code, Error, Result};
@@ -70,7 +70,7 @@ pub fn compute(
     }
     let mut raised = vec![];
     for (name, primary_value) in &facts.primary.hot_standby {
-        debug_assert!(HOT_STANDBY_PARAMS.contains(&name.as_str()));
+        debug_assert!(HOT_STANDBY_SETTINGS.contains(&name.as_str()));
         if let Some(local) = effective_int(facts, dir, name) {
             if local < *primary_value {
                 server.push((name.clone(), primary_value.to_string()));

@@ -14,15 +14,7 @@ use crate::units::human_bytes;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Settings that must be at least the primary's on a hot standby, or it
-/// refuses to start (before 14) or pauses recovery (14+).
-pub const HOT_STANDBY_PARAMS: [&str; 5] = [
-    "max_connections",
-    "max_worker_processes",
-    "max_wal_senders",
-    "max_prepared_transactions",
-    "max_locks_per_transaction",
-];
+pub use crate::pg::HOT_STANDBY_SETTINGS;
 
 #[derive(Debug, Clone)]
 pub struct Primary {
@@ -32,7 +24,7 @@ pub struct Primary {
     pub wal_segment_size: u64,
     /// `wal_keep_size` (13+) or `wal_keep_segments` × segment size, in bytes.
     pub wal_keep_bytes: u64,
-    /// The primary's values of [`HOT_STANDBY_PARAMS`], in that order.
+    /// The primary's values of [`HOT_STANDBY_SETTINGS`], in that order.
     pub hot_standby: Vec<(String, i64)>,
     /// Total size of its databases, when a normal connection is allowed.
     pub size: Option<u64>,
@@ -94,7 +86,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         "SHOW wal_level",
         "SHOW wal_segment_size",
     ];
-    let shows: Vec<String> = HOT_STANDBY_PARAMS
+    let shows: Vec<String> = HOT_STANDBY_SETTINGS
         .iter()
         .map(|p| format!("SHOW {p}"))
         .collect();
@@ -117,7 +109,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     let wal_level = get(2);
     let wal_segment_size = pgconf::parse_size(&get(3), 1).unwrap_or(16 << 20);
     let mut hot_standby = vec![];
-    for (i, p) in HOT_STANDBY_PARAMS.iter().enumerate() {
+    for (i, p) in HOT_STANDBY_SETTINGS.iter().enumerate() {
         let v = get(4 + i);
         let n = v.parse().map_err(|_| {
             Error::new(

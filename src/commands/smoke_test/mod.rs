@@ -231,9 +231,8 @@ async fn bounded<T>(
         .unwrap_or_else(|_| Err(inspect::timed_out(&s.target, timeout)))
 }
 
-/// The probe table, created when missing. True when something was created.
-async fn setup(s: &Session) -> Result<bool> {
-    let q = |e: tokio_postgres::Error| pg::query_error(&s.target, &e);
+/// Whether the pgrepctl schema and the probe table exist.
+async fn probe_objects(s: &Session) -> Result<(bool, bool)> {
     let row = s
         .client
         .query_one(
@@ -241,8 +240,14 @@ async fn setup(s: &Session) -> Result<bool> {
             &[&SCHEMA, &TABLE],
         )
         .await
-        .map_err(q)?;
-    let (had_schema, had_table): (bool, bool) = (row.get(0), row.get(1));
+        .map_err(|e| pg::query_error(&s.target, &e))?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// The probe table, created when missing. True when something was created.
+async fn setup(s: &Session) -> Result<bool> {
+    let q = |e: tokio_postgres::Error| pg::query_error(&s.target, &e);
+    let (had_schema, had_table) = probe_objects(s).await?;
     if !(had_schema && had_table) {
         let ddl = format!(
             "CREATE SCHEMA IF NOT EXISTS {SCHEMA};
@@ -274,15 +279,7 @@ async fn setup(s: &Session) -> Result<bool> {
 /// Returns whether something was dropped, and a note when the schema stays.
 async fn cleanup(s: &Session) -> Result<(bool, Option<String>)> {
     let q = |e: tokio_postgres::Error| pg::query_error(&s.target, &e);
-    let row = s
-        .client
-        .query_one(
-            "SELECT to_regnamespace($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
-            &[&SCHEMA, &TABLE],
-        )
-        .await
-        .map_err(q)?;
-    let (had_schema, had_table): (bool, bool) = (row.get(0), row.get(1));
+    let (had_schema, had_table) = probe_objects(s).await?;
     if had_table {
         s.client
             .batch_execute(&format!("DROP TABLE IF EXISTS {TABLE}"))
