@@ -284,3 +284,54 @@ fn basebackups_into(dir: &Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// As an ordinary user (the postgres user here), with the default
+/// directory: under the user's data directory, never the working one.
+#[test]
+fn ordinary_user_default_directory() {
+    let Some((uid, gid)) = harness::pg_ids() else {
+        return; // not root: every other test already runs as an ordinary user
+    };
+    let mut dir = Dir::new();
+    harness::chown_pg(dir._tmp.path());
+    let home = dir._tmp.path().to_path_buf();
+    let expected = home.join(".local/share/pgrepctl/sandbox");
+    dir.path = expected.clone();
+    let base = ports(2).to_string();
+    let bindir = harness::bindir();
+    let as_user = |args: &[&str]| {
+        use std::os::unix::process::CommandExt;
+        let mut c = Command::new(env!("CARGO_BIN_EXE_pgrepctl"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PG") || k == "XDG_DATA_HOME" {
+                c.env_remove(k);
+            }
+        }
+        c.args(args)
+            .current_dir("/")
+            .uid(uid)
+            .gid(gid)
+            .env("HOME", &home);
+        harness::Run {
+            out: c.output().unwrap(),
+        }
+    };
+    let j = as_user(&[
+        "sandbox",
+        "up",
+        "--json",
+        "--port",
+        &base,
+        "--bindir",
+        bindir.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(j["dir"], expected.to_str().unwrap(), "{j}");
+    assert_eq!(j["check"], "OK", "{j}");
+    assert_eq!(dir.running().len(), 2);
+    let s = as_user(&["sandbox", "status", "--format", "nagios"]);
+    assert_eq!(s.code(), 0, "{}", s.stdout());
+    as_user(&["sandbox", "down", "--json"]).ok();
+    assert!(dir.running().is_empty());
+    assert!(!expected.exists());
+}
