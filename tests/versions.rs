@@ -71,3 +71,76 @@ fn scram_password_even_where_md5_is_the_default() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A primary that raises a hot-standby setting above its standby's: before
+/// 14 the standby shuts down when it replays the change; 14+ keeps it up
+/// for reads with replay paused. check reports either as CRITICAL, and on
+/// 14+ names the setting and the fix.
+#[test]
+fn standby_below_a_raised_primary_setting_stops_or_pauses_by_version() {
+    use crate::clone_standby::{clone, prepared_primary};
+    use std::time::{Duration, Instant};
+    let (mut p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    clone(&p, &s, Some(&pw), &[]).ok();
+    let before: u32 = s.sql("SHOW max_connections").parse().unwrap();
+    p.sql(&format!(
+        "ALTER SYSTEM SET max_connections = {}",
+        before + 50
+    ));
+    p.stop();
+    p.start();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let check = || {
+        pgrepctl([
+            "check",
+            "--json",
+            "--primary",
+            &p.conninfo(),
+            "--standby",
+            &s.conninfo(),
+        ])
+    };
+    if p.major >= 14 {
+        while s.sql("SELECT pg_get_wal_replay_pause_state()") != "paused" {
+            assert!(Instant::now() < deadline, "14+: replay never paused");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(s.running(), "14+: the standby stays up for reads");
+        assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "t");
+        let r = check();
+        assert_eq!(r.code(), 2, "{}", r.stdout());
+        let j = r.json();
+        let problems = j["problems"].as_array().unwrap();
+        let too_low = problems
+            .iter()
+            .find(|x| x["code"] == "SETTING_TOO_LOW")
+            .unwrap_or_else(|| panic!("{j}"));
+        assert!(
+            too_low["message"]
+                .as_str()
+                .unwrap()
+                .contains("max_connections")
+        );
+        assert!(
+            too_low["hint"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("max_connections = {}", before + 50))
+        );
+        assert!(problems.iter().any(|x| x["code"] == "REPLAY_PAUSED"), "{j}");
+    } else {
+        while s.running() {
+            assert!(
+                Instant::now() < deadline,
+                "before 14 the standby shuts down"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(s.data.join("pgrepctl-server.log")).unwrap_or_default();
+        assert!(log.contains("hot standby is not possible because"), "{log}");
+        let r = check();
+        assert_eq!(r.code(), 2, "{}", r.stdout());
+    }
+}
