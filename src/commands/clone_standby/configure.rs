@@ -69,9 +69,22 @@ pub fn compute(
         server.push(("listen_addresses".into(), l.clone()));
     }
     let mut raised = vec![];
-    for (name, primary_value) in &facts.primary.hot_standby {
+    // One `postgres -C` process a setting: run them side by side.
+    let locals: Vec<Option<i64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = facts
+            .primary
+            .hot_standby
+            .iter()
+            .map(|(name, _)| scope.spawn(move || effective_int(facts, dir, name)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(None))
+            .collect()
+    });
+    for ((name, primary_value), local) in facts.primary.hot_standby.iter().zip(locals) {
         debug_assert!(HOT_STANDBY_SETTINGS.contains(&name.as_str()));
-        if let Some(local) = effective_int(facts, dir, name) {
+        if let Some(local) = local {
             if local < *primary_value {
                 server.push((name.clone(), primary_value.to_string()));
                 raised.push(format!("{name} {local} -> {primary_value}"));
