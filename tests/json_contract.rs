@@ -499,3 +499,77 @@ fn clone_standby_json_dry_run_success_noop_and_failure() {
     }
     assert!(!other.data.exists());
 }
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SandboxNode {
+    name: String,
+    primary: bool,
+    port: u16,
+    data: String,
+    socket_dir: String,
+    log: String,
+}
+
+/// `sandbox up` and `down`: the mutating-command shape, plus what was
+/// built; `check`, `smoke_test` and the latencies only when `up` built it.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SandboxOk {
+    command: String,
+    ok: bool,
+    changed: bool,
+    dry_run: bool,
+    changes: Vec<Change>,
+    restart_required: bool,
+    warnings: Vec<String>,
+    #[serde(default)]
+    dir: Option<String>,
+    #[serde(default)]
+    nodes: Option<Vec<SandboxNode>>,
+    #[serde(default)]
+    check_command: Option<String>,
+    #[serde(default)]
+    check: Option<String>,
+    #[serde(default)]
+    smoke_test: Option<String>,
+    #[serde(default)]
+    smoke_test_latency_ms: Option<std::collections::BTreeMap<String, Option<f64>>>,
+}
+
+#[test]
+fn sandbox_json_up_noop_down_and_failure() {
+    use crate::sandbox::{Dir, up};
+    let dir = Dir::new();
+    let built: SandboxOk = parse(&up(&dir, 1, &[]));
+    assert!(built.ok && built.changed && !built.dry_run);
+    assert_eq!(built.command, "sandbox up");
+    assert_eq!(built.check.as_deref(), Some("OK"));
+    assert_eq!(built.smoke_test.as_deref(), Some("OK"));
+    assert!(built.smoke_test_latency_ms.unwrap()["standby1"].is_some());
+    assert_eq!(built.nodes.as_ref().unwrap().len(), 2);
+    assert!(
+        built
+            .check_command
+            .unwrap()
+            .starts_with("pgrepctl check --primary")
+    );
+
+    let again: SandboxOk = parse(&up(&dir, 1, &[]));
+    assert!(again.ok && !again.changed && again.changes.is_empty());
+    assert!(again.check.is_none() && again.nodes.is_some());
+    assert_eq!(again.warnings.len(), 1);
+
+    let bad = up(&Dir::new(), 0, &[]);
+    bad.fails(2, "INVALID_VALUE");
+    let f: Failure = parse(&bad);
+    assert!(!f.ok && !f.changed);
+
+    let down: SandboxOk = parse(&pgrepctl(["sandbox", "down", "--json", "--dir", dir.s()]));
+    assert!(down.ok && down.changed && down.dir.is_none());
+    assert_eq!(down.changes.len(), 3);
+    let none: SandboxOk = parse(&pgrepctl(["sandbox", "down", "--json", "--dir", dir.s()]));
+    assert!(none.ok && !none.changed);
+}

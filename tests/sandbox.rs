@@ -9,19 +9,19 @@ use std::time::{Duration, Instant};
 
 /// A sandbox directory that stops every server found under it on drop,
 /// by data directory, even when the test panics.
-struct Dir {
+pub struct Dir {
     _tmp: tempfile::TempDir,
     path: PathBuf,
 }
 
 impl Dir {
-    fn new() -> Dir {
+    pub fn new() -> Dir {
         let tmp = harness::tempdir();
         let path = tmp.path().join("sandbox");
         Dir { _tmp: tmp, path }
     }
 
-    fn s(&self) -> &str {
+    pub fn s(&self) -> &str {
         self.path.to_str().unwrap()
     }
 
@@ -75,7 +75,7 @@ fn ports(n: u16) -> u16 {
     }
 }
 
-fn up(dir: &Dir, standbys: u16, extra: &[&str]) -> harness::Run {
+pub fn up(dir: &Dir, standbys: u16, extra: &[&str]) -> harness::Run {
     let base = ports(standbys + 1).to_string();
     let n = standbys.to_string();
     let bindir = harness::bindir();
