@@ -3,17 +3,7 @@
 //! wrong password, bad conninfo, a primary given as standby, a standby
 //! whose primary is gone, lag over the threshold, an inactive slot).
 
-use crate::harness::{Cluster, free_port, pgrepctl, run::pgrepctl_env};
-use serde_json::Value;
-
-fn codes(j: &Value) -> Vec<String> {
-    j["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["code"].as_str().unwrap().to_string())
-        .collect()
-}
+use crate::harness::{Cluster, free_port, pgrepctl, problem_codes, run::pgrepctl_env};
 
 /// Wait (up to 20 s) until `q` on `c` returns `want`.
 fn wait_for(c: &Cluster, q: &str, want: &str) {
@@ -138,7 +128,7 @@ fn unreachable_node_is_unknown() {
         assert_eq!(r.code(), 3, "{}", r.stdout());
         let j = r.json();
         assert_eq!(j["status"], "UNKNOWN");
-        assert_eq!(codes(&j), ["CONNECTION_FAILED"]);
+        assert_eq!(problem_codes(&j), ["CONNECTION_FAILED"]);
         assert_eq!(j["nodes"][0]["status"], "UNKNOWN");
         assert_eq!(j["nodes"][0]["error"]["code"], "CONNECTION_FAILED");
     }
@@ -193,7 +183,7 @@ fn wrong_password_is_unknown() {
     );
     assert_eq!(r.code(), 3, "{}", r.stdout());
     let j = r.json();
-    assert_eq!(codes(&j), ["AUTHENTICATION_FAILED"], "{j}");
+    assert_eq!(problem_codes(&j), ["AUTHENTICATION_FAILED"], "{j}");
     assert!(!r.stdout().contains("wrong"), "the password is never shown");
 }
 
@@ -246,11 +236,11 @@ fn a_primary_given_as_standby_is_critical() {
     assert_eq!(r.code(), 2, "{}", r.stdout());
     let j = r.json();
     assert_eq!(j["status"], "CRITICAL");
-    assert_eq!(codes(&j), ["NOT_A_STANDBY"]);
+    assert_eq!(problem_codes(&j), ["NOT_A_STANDBY"]);
     // And a lone primary without standbys is critical for a replication check.
     let r = pgrepctl(["check", "--json", "--primary", &c.conninfo()]);
     assert_eq!(r.code(), 2);
-    assert_eq!(codes(&r.json()), ["NO_STANDBY_CONNECTED"]);
+    assert_eq!(problem_codes(&r.json()), ["NO_STANDBY_CONNECTED"]);
 }
 
 #[test]
@@ -280,7 +270,7 @@ fn a_standby_whose_primary_is_gone_is_critical() {
     assert_eq!(j["nodes"][1]["status"], "CRITICAL");
     assert_eq!(j["pairs"][0]["streaming"], false);
     assert_eq!(j["pairs"][0]["status"], "CRITICAL");
-    let c = codes(&j);
+    let c = problem_codes(&j);
     assert!(c.contains(&"STANDBY_NOT_STREAMING".to_string()), "{c:?}");
     let r = pgrepctl(["check", "--format", "nagios", "--standby", &s.conninfo()]);
     assert_eq!(r.code(), 2);
@@ -337,7 +327,7 @@ fn lag_over_the_threshold_warns() {
     assert_eq!(r.code(), 1, "{}", r.stdout());
     let j = r.json();
     assert_eq!(j["status"], "WARNING");
-    let c = codes(&j);
+    let c = problem_codes(&j);
     assert!(c.contains(&"LAG_BYTES".to_string()), "{c:?}");
     assert!(c.contains(&"REPLAY_PAUSED".to_string()), "{c:?}");
     assert!(j["pairs"][0]["lag_bytes"].as_i64().unwrap() > 1024, "{j}");
@@ -370,7 +360,7 @@ fn an_inactive_slot_retaining_wal_warns() {
     let r = pgrepctl(["check", "--json", "--primary", &p.conninfo()]);
     assert_eq!(r.code(), 1, "{}", r.stdout());
     let j = r.json();
-    assert_eq!(codes(&j), ["SLOT_INACTIVE"]);
+    assert_eq!(problem_codes(&j), ["SLOT_INACTIVE"]);
     let slot = &j["slots"][0];
     assert_eq!(
         (slot["name"].as_str(), slot["active"].as_bool()),

@@ -281,7 +281,7 @@ fn start_slow_clone(p: &Cluster, s: &Cluster, pw: &Path) -> (Child, i32) {
     let child = c.spawn().unwrap();
     let started = Instant::now();
     loop {
-        if let Some(pid) = basebackup_into(s.tmp.path()) {
+        if let Some(pid) = harness::basebackup_into(s.tmp.path()) {
             if harness::listing(s.tmp.path())
                 .iter()
                 .any(|n| n.contains("pgrepctl-clone"))
@@ -301,24 +301,6 @@ fn start_slow_clone(p: &Cluster, s: &Cluster, pw: &Path) -> (Child, i32) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// The pg_basebackup whose command line names a path under `dir`.
-fn basebackup_into(dir: &Path) -> Option<i32> {
-    let needle = dir.to_string_lossy().into_owned();
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains("pg_basebackup") && cmd.contains(&needle) {
-            return Some(pid);
-        }
-    }
-    None
 }
 
 fn finish(child: Child) -> harness::Run {
@@ -367,7 +349,7 @@ fn interrupt_mid_copy_stops_the_copy_and_leaves_nothing() {
     let r = finish(child);
     r.fails(1, "INTERRUPTED");
     assert!(
-        basebackup_into(s.tmp.path()).is_none(),
+        harness::basebackup_into(s.tmp.path()).is_none(),
         "pg_basebackup must be stopped"
     );
     assert_untouched(&p, &s);

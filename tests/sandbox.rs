@@ -266,23 +266,9 @@ fn interrupted_up_leaves_no_server() {
     assert!(dir.running().is_empty(), "servers left running");
     assert!(!dir.path.exists(), "{:?}", harness::listing(&dir.path));
     assert!(
-        basebackups_into(&dir.path).is_empty(),
+        harness::basebackup_into(&dir.path).is_none(),
         "pg_basebackup left running"
     );
-}
-
-fn basebackups_into(dir: &Path) -> Vec<String> {
-    let needle = dir.to_str().unwrap().as_bytes().to_vec();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let cmd = std::fs::read(e.ok()?.path().join("cmdline")).ok()?;
-            let text = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            (text.contains("pg_basebackup")
-                && cmd.windows(needle.len()).any(|w| w == needle.as_slice()))
-            .then_some(text)
-        })
-        .collect()
 }
 
 /// As an ordinary user (the postgres user here), with the default

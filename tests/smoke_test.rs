@@ -2,17 +2,7 @@
 //! two standbys (and `changed` for Ansible), the timeout when replay is
 //! paused (the probe row is still removed), and bad nodes and input.
 
-use crate::harness::{Cluster, free_port, pgrepctl};
-use serde_json::Value;
-
-fn codes(j: &Value) -> Vec<String> {
-    j["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["code"].as_str().unwrap().to_string())
-        .collect()
-}
+use crate::harness::{Cluster, free_port, pgrepctl, problem_codes};
 
 fn probe_rows(p: &Cluster) -> String {
     p.sql("SELECT count(*) FROM pgrepctl.smoke_test")
@@ -118,7 +108,7 @@ fn paused_replay_times_out_and_the_row_is_removed() {
     assert_eq!(r.code(), 2, "{}\n{}", r.stdout(), r.stderr());
     let j = r.json();
     assert_eq!(j["status"], "CRITICAL");
-    assert_eq!(codes(&j), ["PROBE_TIMEOUT"]);
+    assert_eq!(problem_codes(&j), ["PROBE_TIMEOUT"]);
     assert!(
         j["problems"][0]["hint"]
             .as_str()
@@ -142,7 +132,7 @@ fn bad_nodes_and_input() {
     let r = pgrepctl(["smoke-test", "--json", "--primary", &pc, "--standby", &pc]);
     assert_eq!(r.code(), 2, "{}", r.stdout());
     let j = r.json();
-    assert_eq!(codes(&j), ["NOT_A_STANDBY"]);
+    assert_eq!(problem_codes(&j), ["NOT_A_STANDBY"]);
     assert_eq!(j["probes"][0]["status"], "CRITICAL");
     assert_eq!(probe_rows(&p), "0");
 
@@ -159,7 +149,7 @@ fn bad_nodes_and_input() {
         &dead,
     ]);
     assert_eq!(r.code(), 3, "{}", r.stdout());
-    assert_eq!(codes(&r.json()), ["CONNECTION_FAILED"]);
+    assert_eq!(problem_codes(&r.json()), ["CONNECTION_FAILED"]);
 
     // An unreachable primary: that node is unknown, nothing is probed.
     let r = pgrepctl([
@@ -174,7 +164,7 @@ fn bad_nodes_and_input() {
     ]);
     let j = r.json();
     assert_eq!(j["nodes"][0]["status"], "UNKNOWN", "{j}");
-    assert!(codes(&j).contains(&"CONNECTION_FAILED".to_string()));
+    assert!(problem_codes(&j).contains(&"CONNECTION_FAILED".to_string()));
     assert_eq!(j["probes"][0]["replayed"], false);
 
     // Usage errors and bad conninfo: UNKNOWN (3).

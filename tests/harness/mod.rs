@@ -180,15 +180,7 @@ impl Builder {
     }
     pub fn init(self) -> Cluster {
         let bindir = self.bindir.clone().unwrap_or_else(bindir);
-        let tmp = tempdir();
-        let data = tmp.path().join("data");
-        let sock = tmp.path().join("sock");
-        let logdir = tmp.path().join("log");
-        for d in [&sock, &data, &logdir] {
-            std::fs::create_dir(d).unwrap();
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
-            chown_pg(d);
-        }
+        let (tmp, data, sock, logdir) = node_dirs();
         let mut c = as_pg(bindir.join("initdb"));
         c.args(["-D"]).arg(&data).args([
             "-U",
@@ -412,15 +404,7 @@ impl Cluster {
     /// clone-standby. Needs the primary's default initdb hba (trust for
     /// replication over the socket).
     pub fn standby_of(primary: &Cluster, name: &str) -> Cluster {
-        let tmp = tempdir();
-        let data = tmp.path().join("data");
-        let sock = tmp.path().join("sock");
-        let logdir = tmp.path().join("log");
-        for d in [&sock, &data, &logdir] {
-            std::fs::create_dir(d).unwrap();
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
-            chown_pg(d);
-        }
+        let (tmp, data, sock, logdir) = node_dirs();
         let mut c = as_pg(primary.bindir.join("pg_basebackup"));
         c.arg("-D")
             .arg(&data)
@@ -545,4 +529,48 @@ pub fn fetch_bindir(major: u32) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A running pg_basebackup whose command line names a path under `dir`:
+/// for "the copy has started" and "nothing was left running".
+pub fn basebackup_into(dir: &Path) -> Option<i32> {
+    let needle = dir.display().to_string();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("pg_basebackup") && cmd.contains(&needle) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// The `code` of each problem in a check or smoke-test JSON report.
+pub fn problem_codes(j: &serde_json::Value) -> Vec<String> {
+    j["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A fresh temp dir with `data`, `sock` and `log` directories the
+/// postgres user owns (mode 0700).
+fn node_dirs() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let tmp = tempdir();
+    let data = tmp.path().join("data");
+    let sock = tmp.path().join("sock");
+    let logdir = tmp.path().join("log");
+    for d in [&sock, &data, &logdir] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        chown_pg(d);
+    }
+    (tmp, data, sock, logdir)
 }

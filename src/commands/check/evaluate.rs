@@ -1,9 +1,10 @@
 //! Pure: facts and thresholds in, a health report out. No I/O, so every
 //! rule here is unit-tested without a server.
 
-use super::inspect::{Data, HOT_STANDBY_SETTINGS, NodeFacts, Sender};
+use super::inspect::{Data, NodeFacts, Sender};
 use crate::health::render::{human_bytes, human_seconds};
 use crate::health::{Node, NodeError, Pair, Report, Role, Slot, Status, Thresholds};
+use crate::pg::HOT_STANDBY_SETTINGS;
 
 /// Codes of findings (beside the error codes of nodes that did not answer).
 pub mod codes {

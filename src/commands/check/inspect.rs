@@ -8,7 +8,7 @@ use crate::pg::{self, Session};
 use std::time::Duration;
 use tokio_postgres::Config;
 
-pub use crate::pg::HOT_STANDBY_SETTINGS;
+use crate::pg::HOT_STANDBY_SETTINGS;
 
 /// A node as given on the command line, and what we learnt from it.
 #[derive(Debug, Clone)]

@@ -3,10 +3,11 @@
 //! configures a fresh copy and re-checks an existing standby, which is what
 //! makes a second run a no-op.
 
-use super::preflight::{Facts, HOT_STANDBY_SETTINGS};
+use super::preflight::Facts;
 use super::settings::Settings;
 use crate::conf::{pgconf, standby};
 use crate::error::{Code, Error, Result};
+use crate::pg::HOT_STANDBY_SETTINGS;
 use crate::report::{Change, Kind};
 use std::path::{Path, PathBuf};
 

@@ -206,7 +206,6 @@ async fn run_basebackup(
             .first()
             .map(|p| nix::unistd::Pid::from_raw(*p as i32)),
     );
-    let stop_group = || group.kill();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let reader = handle.clone();
     std::thread::spawn(move || {
@@ -261,7 +260,7 @@ async fn run_basebackup(
         tokio::select! {
             _ = tick.tick() => {
                 if matches!(handle.try_wait(), Ok(Some(_)) | Err(_)) {
-                    stop_group();
+                    group.kill();
                 }
             }
             ev = rx.recv() => match ev {
@@ -273,7 +272,7 @@ async fn run_basebackup(
                         if let Some(free) = facts.free_bytes {
                             let need = space_needed(total, facts.primary.wal_segment_size);
                             if need > free {
-                                stop_group();
+                                group.kill();
                 let _ = handle.kill();
                                 display.finish();
                                 return Err(Error::new(Code::DiskSpace, format!(
@@ -294,7 +293,7 @@ async fn run_basebackup(
                 Some(Event::Done(Ok(true))) => break,
                 Some(Event::Done(res)) => {
                     display.finish();
-                    stop_group();
+                    group.kill();
                 let _ = handle.kill();
                     let text = tail.join(" | ");
                     let status = match res {
@@ -317,7 +316,7 @@ async fn run_basebackup(
                 None => break,
             },
             _ = signals.recv() => {
-                stop_group();
+                group.kill();
                 let _ = handle.kill();
                 display.finish();
                 return Err(interrupted("during the copy; the target was left as it was and the partial copy removed"));

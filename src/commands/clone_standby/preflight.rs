@@ -14,7 +14,7 @@ use crate::units::human_bytes;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use crate::pg::HOT_STANDBY_SETTINGS;
+use crate::pg::HOT_STANDBY_SETTINGS;
 
 #[derive(Debug, Clone)]
 pub struct Primary {
@@ -24,7 +24,7 @@ pub struct Primary {
     pub wal_segment_size: u64,
     /// `wal_keep_size` (13+) or `wal_keep_segments` × segment size, in bytes.
     pub wal_keep_bytes: u64,
-    /// The primary's values of [`HOT_STANDBY_SETTINGS`], in that order.
+    /// The primary's values of [`crate::pg::HOT_STANDBY_SETTINGS`], in that order.
     pub hot_standby: Vec<(String, i64)>,
     /// Total size of its databases, when a normal connection is allowed.
     pub size: Option<u64>,

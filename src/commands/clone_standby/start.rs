@@ -9,6 +9,7 @@ use super::settings::Settings;
 use crate::error::{Code, Error, Result};
 use crate::pg::replication::format_lsn;
 use crate::report::Printer;
+use crate::tools::ServerCtl;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,33 +19,16 @@ pub const SERVER_LOG: &str = "pgrepctl-server.log";
 pub fn start(settings: &Settings, facts: &Facts, restart: bool) -> Result<String> {
     let dir = &settings.pgdata;
     let verb = if restart { "restart" } else { "start" };
-    let (expr, shown) = match &facts.debian {
-        Some((ver, cluster, _)) => (
-            duct::cmd("pg_ctlcluster", [ver.as_str(), cluster.as_str(), verb]),
-            format!("pg_ctlcluster {ver} {cluster} {verb}"),
-        ),
-        None => {
-            let log = dir.join(SERVER_LOG);
-            let mut args: Vec<std::ffi::OsString> =
-                vec![verb.into(), "-D".into(), dir.into(), "-w".into()];
-            args.extend([
-                "-t".into(),
-                settings.wait.as_secs().max(5).to_string().into(),
-            ]);
-            if restart {
-                args.extend(["-m".into(), "fast".into()]);
-            }
-            args.extend(["-l".into(), log.into()]);
-            (
-                facts.run_as.cmd(facts.bindir.tool("pg_ctl"), args),
-                format!(
-                    "{}pg_ctl {verb} -D {}",
-                    facts.run_as.shell_prefix(),
-                    dir.display()
-                ),
-            )
-        }
+    let log = dir.join(SERVER_LOG);
+    let ctl = match &facts.debian {
+        Some((version, cluster, _)) => ServerCtl::Debian { version, cluster },
+        None => ServerCtl::PgCtl {
+            bindir: &facts.bindir.path,
+            run_as: facts.run_as,
+            log: Some(&log),
+        },
     };
+    let (expr, shown) = ctl.command(verb, dir, settings.wait.as_secs().max(5));
     crate::tools::run(expr.stdin_null(), &shown).map_err(|e| {
         Error::new(
             Code::StartFailed,

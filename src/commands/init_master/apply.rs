@@ -337,32 +337,19 @@ fn restart(
     bindir: Option<&tools::BinDir>,
 ) -> Result<()> {
     printer.info("restarting the server");
-    let (expr, what) = match (&facts.debian_cluster, bindir) {
-        (Some((ver, cluster)), _) => (
-            duct::cmd("pg_ctlcluster", [ver.as_str(), cluster.as_str(), "restart"]),
-            "pg_ctlcluster restart",
-        ),
-        (None, Some(b)) => {
-            let owner = RunAs::owner_of(&facts.data_directory);
-            let log = facts.data_directory.join("pgrepctl-restart.log");
-            let args: Vec<std::ffi::OsString> = vec![
-                "restart".into(),
-                "-D".into(),
-                facts.data_directory.clone().into(),
-                "-m".into(),
-                "fast".into(),
-                "-w".into(),
-                "-t".into(),
-                "120".into(),
-                "-l".into(),
-                log.into(),
-            ];
-            (owner.cmd(b.tool("pg_ctl"), args), "pg_ctl restart")
-        }
+    let log = facts.data_directory.join("pgrepctl-restart.log");
+    let ctl = match (&facts.debian_cluster, bindir) {
+        (Some((version, cluster)), _) => tools::ServerCtl::Debian { version, cluster },
+        (None, Some(b)) => tools::ServerCtl::PgCtl {
+            bindir: &b.path,
+            run_as: RunAs::owner_of(&facts.data_directory),
+            log: Some(&log),
+        },
         (None, None) => return Err(super::internal("no pg_ctl for the restart")),
     };
+    let (expr, what) = ctl.command("restart", &facts.data_directory, 120);
     let _ = settings;
-    tools::run(expr.stdin_null(), what).map(|_| ()).map_err(|mut e| {
+    tools::run(expr.stdin_null(), &what).map(|_| ()).map_err(|mut e| {
         e.code = Code::RestartFailed;
         e.hint = Some("the configuration files were changed; fix the cause shown above and start the server".into());
         e

@@ -88,21 +88,13 @@ pub fn initdb(bin: &BinDir, data: &Path, socket_dir: &Path, port: u16, owner: Ru
 }
 
 pub fn start(bin: &BinDir, data: &Path, log: &Path, owner: RunAs) -> Result<()> {
-    let args: Vec<std::ffi::OsString> = vec![
-        "start".into(),
-        "-D".into(),
-        data.into(),
-        "-l".into(),
-        log.into(),
-        "-w".into(),
-        "-t".into(),
-        "60".into(),
-    ];
-    tools::run(
-        owner.cmd(bin.tool("pg_ctl"), args).stdin_null(),
-        "pg_ctl start",
-    )
-    .map(|_| ())
+    let (expr, shown) = tools::ServerCtl::PgCtl {
+        bindir: &bin.path,
+        run_as: owner,
+        log: Some(log),
+    }
+    .command("start", data, 60);
+    tools::run(expr.stdin_null(), &shown).map(|_| ())
 }
 
 /// Stop the postmaster of `data` if one runs; true when it did.
@@ -110,21 +102,13 @@ pub fn stop(bindir: &Path, data: &Path) -> Result<bool> {
     if crate::pg::pidfile::running(data).is_none() {
         return Ok(false);
     }
-    let owner = RunAs::owner_of(data);
-    let args: Vec<std::ffi::OsString> = vec![
-        "stop".into(),
-        "-D".into(),
-        data.into(),
-        "-m".into(),
-        "fast".into(),
-        "-w".into(),
-        "-t".into(),
-        "60".into(),
-    ];
-    tools::run(
-        owner.cmd(bindir.join("pg_ctl"), args).stdin_null(),
-        "pg_ctl stop",
-    )?;
+    let (expr, shown) = tools::ServerCtl::PgCtl {
+        bindir,
+        run_as: RunAs::owner_of(data),
+        log: None,
+    }
+    .command("stop", data, 60);
+    tools::run(expr.stdin_null(), &shown)?;
     Ok(true)
 }
 

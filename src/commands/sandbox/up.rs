@@ -103,22 +103,23 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
             }
         }
     };
-    if let Err(e) = result {
-        teardown(&state, &dir, printer);
-        return Err(Failure {
-            error: e,
-            warnings: outcome.warnings.clone(),
-            changed: false,
-        });
-    }
-    let verified = match outcome.details.remove("verified") {
-        Some(serde_json::Value::String(v)) => Some(v),
-        _ => None,
+    let verified = match result {
+        Ok(v) => v,
+        Err(e) => {
+            teardown(&state, &dir, printer);
+            return Err(Failure {
+                error: e,
+                warnings: outcome.warnings.clone(),
+                changed: false,
+            });
+        }
     };
-    describe(&state, &dir, &mut outcome, verified.as_deref());
+    describe(&state, &dir, &mut outcome, Some(&verified));
     Ok(outcome)
 }
 
+/// Build the sandbox; returns what check and smoke-test found, for the
+/// closing summary.
 async fn build(
     state: &State,
     dir: &Path,
@@ -126,7 +127,7 @@ async fn build(
     owner: RunAs,
     printer: &Printer,
     outcome: &mut Outcome,
-) -> Result<()> {
+) -> Result<String> {
     state.save(dir)?;
     let primary = state
         .primary()
@@ -232,15 +233,11 @@ async fn build(
         })
         .collect::<Vec<_>>()
         .join(", ");
-    outcome.detail(
-        "verified",
-        format!(
-            "check {}; smoke-test {} ({each})",
-            report.status.as_str(),
-            smoke.status.as_str()
-        ),
-    );
-    Ok(())
+    Ok(format!(
+        "check {}; smoke-test {} ({each})",
+        report.status.as_str(),
+        smoke.status.as_str()
+    ))
 }
 
 /// The flags a DBA would type for this standby: the primary over
