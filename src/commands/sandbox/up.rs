@@ -16,6 +16,14 @@ use std::time::Duration;
 
 pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
     let dir = dir_of(&args.dir);
+    // Bad usage is refused first, also against an existing sandbox.
+    if args.standbys == 0 || args.standbys > 16 {
+        return Err(
+            Error::new(Code::InvalidValue, "--standbys must be from 1 to 16")
+                .hint("for example --standbys 2")
+                .into(),
+        );
+    }
     let mut outcome = Outcome::new("sandbox up", false);
     if let Some(state) = State::load(&dir)? {
         outcome.warnings.push(format!(
@@ -36,9 +44,6 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
         )
         .hint("choose another --dir, or remove that directory")
         .into());
-    }
-    if args.standbys == 0 || args.standbys > 16 {
-        return Err(Error::new(Code::InvalidValue, "--standbys must be from 1 to 16").into());
     }
     let bin = node::choose_bindir(args.bindir.as_deref())?;
     let owner = RunAs::postgres_if_root();
