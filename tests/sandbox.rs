@@ -141,6 +141,8 @@ fn up_status_down() {
             .contains("already exists")
     );
     assert_eq!(dir.running().len(), 3);
+    // Bad usage is refused even against an existing sandbox.
+    up(&dir, 0, &[]).fails(2, "INVALID_VALUE");
 
     // A stopped standby cannot answer: UNKNOWN for that node, and its
     // slot on the primary now retains WAL unused: WARNING overall.
