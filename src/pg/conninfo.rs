@@ -111,7 +111,7 @@ pub fn resolve(args: &ConnArgs, data_dir: Option<&Path>) -> Result<Config> {
         config = with_port(config, port);
     }
     if config.get_user().is_none() {
-        let user = env("PGUSER").unwrap_or_else(|| default_user(data_dir));
+        let user = env("PGUSER").unwrap_or_else(|| default_user(&config, data_dir));
         config.user(&user);
     }
     if config.get_dbname().is_none() {
@@ -204,8 +204,16 @@ fn copy_except_hosts(from: &Config, to: &mut Config) {
 
 /// When run as root against a data directory, the natural superuser is the
 /// directory's owner (usually `postgres`), as with `sudo -u postgres psql`.
-fn default_user(data_dir: Option<&Path>) -> String {
+/// Likewise for a local socket: its owner is the server's OS user.
+fn default_user(config: &Config, data_dir: Option<&Path>) -> String {
     use std::os::unix::fs::MetadataExt;
+    if let (Some(Host::Unix(dir)), Some(port)) =
+        (config.get_hosts().first(), config.get_ports().first())
+    {
+        if let Some(owner) = super::transport::socket_owner_name(dir, *port) {
+            return owner;
+        }
+    }
     if nix::unistd::geteuid().is_root() {
         if let Some(meta) = data_dir.and_then(|d| std::fs::metadata(d).ok()) {
             if let Ok(Some(u)) = nix::unistd::User::from_uid(meta.uid().into()) {

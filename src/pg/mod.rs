@@ -7,6 +7,7 @@ pub mod pidfile;
 pub mod replication;
 pub mod scram;
 pub mod sql;
+pub mod transport;
 
 /// Settings a hot standby needs at least as high as its primary's, or it
 /// refuses to start (before 14) or pauses recovery (14+). clone-standby
@@ -31,36 +32,89 @@ pub struct Session {
     pub target: String,
 }
 
-/// Connect, spawn the connection driver, and read the server version.
+/// How long a request may go unanswered before the session fails: long
+/// enough for any statement pgrepctl sends (a reload, a role change, a
+/// fast checkpoint), short enough that a stopped server cannot hang a
+/// command.
+pub const ANSWER_LIMIT: Duration = Duration::from_secs(60);
+
+/// Connect (within `timeout`, default 10 s), spawn the connection driver,
+/// and read the server version. Every later request is bounded by
+/// [`ANSWER_LIMIT`]. Hosts are tried in order, as libpq does.
 pub async fn connect(config: &Config, timeout: Option<Duration>) -> Result<Session> {
-    let mut config = config.clone();
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(timeout.unwrap_or(Duration::from_secs(10)));
+    connect_with(config, timeout, ANSWER_LIMIT).await
+}
+
+pub async fn connect_with(
+    config: &Config,
+    timeout: Option<Duration>,
+    answer_limit: Duration,
+) -> Result<Session> {
+    let timeout = timeout
+        .or(config.get_connect_timeout().copied())
+        .unwrap_or(Duration::from_secs(10));
+    let target = describe(config);
+    let endpoints = transport::endpoints(config)?;
+    if endpoints.is_empty() {
+        return Err(
+            Error::new(Code::Usage, format!("{target}: no host to connect to"))
+                .hint("give host=… (an address, a name or a socket directory)"),
+        );
     }
-    let target = describe(&config);
-    let fut = config.connect(NoTls);
-    let res = match timeout {
-        Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| {
-            Error::new(
-                Code::Timeout,
-                format!("{target}: no answer within {}s", t.as_secs_f64()),
-            )
-        })?,
-        None => fut.await,
+    let mut last = None;
+    for endpoint in &endpoints {
+        match connect_one(config, endpoint, timeout, answer_limit, &target).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("at least one endpoint"))
+}
+
+async fn connect_one(
+    config: &Config,
+    endpoint: &transport::Endpoint,
+    timeout: Duration,
+    answer_limit: Duration,
+    target: &str,
+) -> Result<Session> {
+    let timed_out = || {
+        Error::new(
+            Code::Timeout,
+            format!("{target}: no answer within {}s", timeout.as_secs_f64()),
+        )
+        .hint("check that the server is running and reachable, or raise the timeout")
     };
-    let (client, connection) = res.map_err(|e| connect_error(&target, &e))?;
+    let stream = transport::open(endpoint, timeout).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            timed_out()
+        } else {
+            Error::new(
+                Code::ConnectionFailed,
+                format!("cannot connect to {target}: {e}"),
+            )
+            .hint("check that the server is running and that host and port are right")
+        }
+    })?;
+    // Startup is bounded by `timeout` below; every later request by the
+    // answer limit.
+    let stream = transport::Watchdog::new(stream, answer_limit);
+    let (client, connection) = tokio::time::timeout(timeout, config.connect_raw(stream, NoTls))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| connect_error(target, &e))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
     let row = client
         .query_one("SELECT current_setting('server_version_num')::int", &[])
         .await
-        .map_err(|e| query_error(&target, &e))?;
+        .map_err(|e| query_error(target, &e))?;
     let version_num = row.get::<_, i32>(0) as u32;
     Ok(Session {
         client,
         version_num,
-        target,
+        target: target.to_string(),
     })
 }
 
@@ -134,10 +188,16 @@ pub fn query_error(target: &str, e: &tokio_postgres::Error) -> Error {
             };
             err
         }
-        None => Error::new(
-            Code::ConnectionFailed,
-            format!("{target}: {}", error_chain(e)),
-        ),
+        None => {
+            let text = error_chain(e);
+            if text.contains("did not answer within") {
+                Error::new(Code::Timeout, format!("{target}: {text}")).hint(
+                    "the server stopped answering: check that it is running and not overloaded, then rerun",
+                )
+            } else {
+                Error::new(Code::ConnectionFailed, format!("{target}: {text}"))
+            }
+        }
     }
 }
 

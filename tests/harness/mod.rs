@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod debian;
 pub mod netns;
 pub mod run;
 
