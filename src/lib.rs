@@ -10,6 +10,7 @@ pub mod docs;
 pub mod error;
 pub mod fsutil;
 pub mod health;
+pub mod net;
 pub mod pg;
 pub mod report;
 pub mod run;

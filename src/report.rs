@@ -65,6 +65,12 @@ impl Outcome {
         self.changed = true;
     }
 
+    /// Everything reported so far was undone (a clone that would not start).
+    pub fn undo_all(&mut self) {
+        self.changes.clear();
+        self.changed = false;
+    }
+
     pub fn detail(&mut self, key: &str, value: impl Serialize) {
         self.details.insert(
             key.to_string(),

@@ -23,6 +23,10 @@ pub async fn apply(
     let mut signals = Signals::new()?;
     let password = settings.password.as_ref().map(|p| p.expose().to_string());
     let mut running = false;
+    // After a clone: what was at the target before, to put back if the
+    // new standby does not start.
+    let mut installed: Option<Option<std::path::PathBuf>> = None;
+    let mut created_slot = false;
     match plan.action {
         Action::Clone { replace } => {
             copy::remove_stale(&facts.target, printer);
@@ -32,11 +36,11 @@ pub async fn apply(
                 let bytes = copy::copy(settings, facts, &tmp, printer, &mut signals).await?;
                 let edits = configure::compute(settings, facts, &tmp, &settings.pgdata)?;
                 configure::write(&edits, facts, false)?;
-                copy::put_in_place(&tmp, &facts.target, replace, facts.run_as.ids)?;
-                Ok::<_, Error>((bytes, edits))
+                let kept = copy::put_in_place(&tmp, &facts.target, replace, facts.run_as.ids)?;
+                Ok::<_, Error>((bytes, edits, kept))
             }
             .await;
-            let (bytes, edits) = match result {
+            let (bytes, edits, kept) = match result {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = std::fs::remove_dir_all(&tmp);
@@ -46,6 +50,8 @@ pub async fn apply(
                     return Err(e);
                 }
             };
+            installed = Some(kept);
+            created_slot = slot_created;
             if slot_created {
                 outcome.push(slot_change(settings));
             }
@@ -94,8 +100,45 @@ pub async fn apply(
         return Ok(());
     }
     if !running {
-        let shown = start::start(settings, facts, false).map_err(|e| after_change(e, outcome))?;
-        outcome.push(service(format!("started ({shown})")));
+        match start::start(settings, facts, false) {
+            Ok(shown) => outcome.push(service(format!("started ({shown})"))),
+            Err(e) => {
+                let Some(kept) = installed else {
+                    return Err(after_change(e, outcome));
+                };
+                // A fresh copy that cannot start is no standby: undo it all.
+                let _ = start::stop(settings, facts);
+                return Err(
+                    match copy::undo_put_in_place(&facts.target, kept.as_deref()) {
+                        Ok(()) => {
+                            if created_slot {
+                                drop_slot(settings, facts, printer);
+                            }
+                            outcome.undo_all();
+                            let mut e = e;
+                            e.hint = Some(format!(
+                                "nothing was left at {}: the copy was removed and what was there before put back; fix the cause shown and rerun",
+                                settings.pgdata.display()
+                            ));
+                            e
+                        }
+                        Err(undo) => after_change(
+                            Error::new(
+                                e.code,
+                                format!(
+                                    "{}; and undoing the copy failed: {}",
+                                    e.message, undo.message
+                                ),
+                            ),
+                            outcome,
+                        ),
+                    },
+                );
+            }
+        }
+    }
+    if let Some(Some(old)) = &installed {
+        let _ = std::fs::remove_dir_all(old);
     }
     let streaming = start::wait_streaming(
         settings,

@@ -5,7 +5,7 @@
 
 use super::preflight::Facts;
 use super::settings::Settings;
-use crate::conf::{pgconf, standby};
+use crate::conf::standby;
 use crate::error::{Code, Error, Result};
 use crate::pg::HOT_STANDBY_SETTINGS;
 use crate::report::{Change, Kind};
@@ -69,27 +69,57 @@ pub fn compute(
     if let Some(l) = &settings.listen {
         server.push(("listen_addresses".into(), l.clone()));
     }
+    if let Some((_, chosen)) = &facts.listen_override {
+        if settings.listen.is_none() {
+            server.push(("listen_addresses".into(), chosen.clone()));
+        }
+    }
+    // Which configuration the standby will read: Debian's /etc file, the
+    // copy's own, or none (then we write minimal ones, below).
+    let config_file = match &facts.debian {
+        Some((_, _, etc)) => Some(etc.join("postgresql.conf")),
+        None if dir.join("postgresql.conf").exists() => None,
+        None => {
+            for (name, text, why) in MISSING_CONFIG {
+                let (path, final_path) = at(name);
+                if !path.exists() {
+                    edits.push(Edit {
+                        path,
+                        final_path,
+                        old: None,
+                        new: text.to_string(),
+                        summary: format!("created: {why}"),
+                        secret: false,
+                    });
+                }
+            }
+            Some(PathBuf::from("/dev/null"))
+        }
+    };
     let mut raised = vec![];
     // One `postgres -C` process a setting: run them side by side.
-    let locals: Vec<Option<i64>> = std::thread::scope(|scope| {
+    let locals: Vec<Result<i64>> = std::thread::scope(|scope| {
+        let config_file = config_file.as_deref();
         let handles: Vec<_> = facts
             .primary
             .hot_standby
             .iter()
-            .map(|(name, _)| scope.spawn(move || effective_int(facts, dir, name)))
+            .map(|(name, _)| scope.spawn(move || effective_int(facts, dir, config_file, name)))
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or(None))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::new(Code::Internal, "postgres -C panicked")))
+            })
             .collect()
     });
     for ((name, primary_value), local) in facts.primary.hot_standby.iter().zip(locals) {
         debug_assert!(HOT_STANDBY_SETTINGS.contains(&name.as_str()));
-        if let Some(local) = local {
-            if local < *primary_value {
-                server.push((name.clone(), primary_value.to_string()));
-                raised.push(format!("{name} {local} -> {primary_value}"));
-            }
+        let local = local?;
+        if local < *primary_value {
+            server.push((name.clone(), primary_value.to_string()));
+            raised.push(format!("{name} {local} -> {primary_value}"));
         }
     }
 
@@ -228,40 +258,57 @@ fn parse_error(path: &Path, e: crate::conf::ParseError) -> Error {
     .hint("fix that line (PostgreSQL would not start with it either) and rerun")
 }
 
-/// The value the standby will use: its own postgresql.auto.conf first,
-/// then what PostgreSQL itself reads (`postgres -C`) from the standby's
-/// configuration (Debian's /etc directory, else the data directory).
-fn effective_int(facts: &Facts, dir: &Path, name: &str) -> Option<i64> {
-    if let Ok(text) = std::fs::read_to_string(dir.join("postgresql.auto.conf")) {
-        if let Ok(f) = pgconf::parse(&text) {
-            if let Some((_, v)) = f.last_active(name).and_then(|l| f.setting_at(l)) {
-                return v.trim().parse().ok();
-            }
-        }
+/// Configuration files a Debian primary keeps outside its data directory,
+/// written into a copy that lands in a plain directory so the standby can
+/// start: (name, contents, why).
+const MISSING_CONFIG: [(&str, &str, &str); 3] = [
+    (
+        "postgresql.conf",
+        include_str!("../../../templates/standby-postgresql.conf"),
+        "the copy had none (the primary keeps its configuration outside its data directory); PostgreSQL's defaults apply",
+    ),
+    (
+        "pg_hba.conf",
+        include_str!("../../../templates/standby-pg_hba.conf"),
+        "the copy had none; local peer and loopback scram-sha-256 only",
+    ),
+    (
+        "pg_ident.conf",
+        include_str!("../../../templates/standby-pg_ident.conf"),
+        "the copy had none",
+    ),
+];
+
+/// The value the standby will use, as PostgreSQL itself computes it
+/// (`postgres -C`) from the new copy — its postgresql.auto.conf included —
+/// and the configuration file it will read: `config_file` when given
+/// (Debian's file in /etc, whose own `data_directory` still names the old
+/// directory and is overridden here), else the copy's own.
+fn effective_int(facts: &Facts, dir: &Path, config_file: Option<&Path>, name: &str) -> Result<i64> {
+    let mut args: Vec<std::ffi::OsString> = vec!["-C".into(), name.into(), "-D".into(), dir.into()];
+    if let Some(f) = config_file {
+        let mut c = std::ffi::OsString::from("config_file=");
+        c.push(f);
+        let mut d = std::ffi::OsString::from("data_directory=");
+        d.push(dir);
+        args.extend(["-c".into(), c, "-c".into(), d]);
     }
-    let config_dir = facts
-        .debian
-        .as_ref()
-        .map(|(_, _, d)| d.as_path())
-        .unwrap_or(dir);
-    let out = facts
-        .run_as
-        .cmd(
-            facts.bindir.tool("postgres"),
-            [
-                "-C".into(),
-                name.into(),
-                "-D".into(),
-                config_dir.as_os_str().to_owned(),
-            ],
+    let shown = format!("postgres -C {name} -D {}", dir.display());
+    let out = crate::tools::run(
+        facts.run_as.cmd(facts.bindir.tool("postgres"), args),
+        &shown,
+    )
+    .map_err(|e| {
+        Error::new(
+            Code::ConfigRejected,
+            format!("cannot read the standby's {name}: {}", e.message),
         )
-        .stdout_capture()
-        .stderr_null()
-        .unchecked()
-        .run()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+        .hint("the standby's configuration must be valid for PostgreSQL to start; fix what is shown and rerun")
+    })?;
+    out.trim().parse().map_err(|_| {
+        Error::new(
+            Code::Internal,
+            format!("{shown} printed {:?}, not a number", out.trim()),
+        )
+    })
 }

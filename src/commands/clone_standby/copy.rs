@@ -77,9 +77,16 @@ pub fn remove_stale(target: &TargetFacts, printer: &Printer) {
             None => return,
         }
     };
+    // A replaced directory moved aside by a run killed before its
+    // standby started is stale too.
+    let old_prefix = format!(".{name}.pgrepctl-old.");
     for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = n.strip_prefix(&prefix).and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(pid) = n
+            .strip_prefix(&prefix)
+            .or_else(|| n.strip_prefix(&old_prefix))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             continue;
         };
         if !crate::pg::pidfile::pid_alive(pid) {
@@ -412,12 +419,16 @@ impl Display {
 /// Make the finished copy the target. A plain directory is swapped by
 /// rename (atomic); a mount point cannot be renamed, so the copy made
 /// inside it moves up entry by entry.
+/// Returns the replaced directory, moved aside (when there was one and
+/// it could be kept): [`undo_put_in_place`] puts it back if the new
+/// standby will not start, and it is removed once the standby runs.
 pub fn put_in_place(
     tmp: &Path,
     target: &TargetFacts,
     replace: bool,
     owner: Option<(u32, u32)>,
-) -> Result<()> {
+) -> Result<Option<PathBuf>> {
+    let mut kept = None;
     let path = &target.path;
     let io = |what: String| move |e| Error::io(what, e);
     if target.mount_point {
@@ -468,7 +479,7 @@ pub fn put_in_place(
                 e,
             ));
         }
-        let _ = std::fs::remove_dir_all(&old);
+        kept = Some(old);
     } else {
         if path.exists() {
             std::fs::remove_dir(path).map_err(io(format!(
@@ -478,6 +489,46 @@ pub fn put_in_place(
         }
         std::fs::rename(tmp, path)
             .map_err(io(format!("cannot move the copy into {}", path.display())))?;
+    }
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
+    }
+    Ok(kept)
+}
+
+/// The new standby did not start: remove the copy and put back what was
+/// there before — the replaced directory kept aside, the empty directory,
+/// or nothing.
+pub fn undo_put_in_place(target: &TargetFacts, kept: Option<&Path>) -> Result<()> {
+    let path = &target.path;
+    let io = |what: String| move |e| Error::io(what, e);
+    if target.mount_point {
+        for e in std::fs::read_dir(path)
+            .map_err(io(format!("cannot list {}", path.display())))?
+            .flatten()
+        {
+            if e.file_name() == "lost+found" {
+                continue;
+            }
+            let p = e.path();
+            let r = if p.is_dir() && !p.is_symlink() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            r.map_err(io(format!("cannot remove {}", p.display())))?;
+        }
+        return Ok(());
+    }
+    std::fs::remove_dir_all(path).map_err(io(format!("cannot remove {}", path.display())))?;
+    match (kept, &target.state) {
+        (Some(old), _) => {
+            std::fs::rename(old, path).map_err(io(format!("cannot move {} back", old.display())))?
+        }
+        (None, super::target::Target::Empty) => {
+            std::fs::create_dir(path).map_err(io(format!("cannot recreate {}", path.display())))?
+        }
+        _ => {}
     }
     if let Some(parent) = path.parent() {
         let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());

@@ -63,12 +63,11 @@ pub fn decide(i: &Inputs) -> Result<Action> {
                     )
                     .hint("run clone-standby on the standby host, with -D naming the standby's own data directory"));
                 }
-                (true, true, Some(_)) if i.force => {
-                    return Err(running_error(&dir.to_string()));
-                }
-                (true, true, running) if !i.force => Action::Reconcile {
-                    running: running.is_some(),
-                },
+                // A running standby of this primary is reconciled, with or
+                // without --force: --force replaces only what no server
+                // runs on, and the README's clone command has it.
+                (true, true, Some(_)) => Action::Reconcile { running: true },
+                (true, true, None) if !i.force => Action::Reconcile { running: false },
                 (_, _, Some(_)) => return Err(running_error(&dir.to_string())),
                 (_, _, None) if i.force => Action::Clone { replace: true },
                 (_, _, None) => {
@@ -179,9 +178,10 @@ mod tests {
             run(dd("42", true, None), true).unwrap(),
             Action::Clone { replace: true }
         );
+        // --force on a running standby of the same primary: the same no-op.
         assert_eq!(
-            run(dd("42", true, pid()), true).unwrap_err().code,
-            Code::PostmasterRunning
+            run(dd("42", true, pid()), true).unwrap(),
+            Action::Reconcile { running: true }
         );
     }
 

@@ -41,6 +41,9 @@ pub struct Facts {
     pub free_bytes: Option<u64>,
     /// Debian: `(version, cluster, config dir)` whose data_directory is the target.
     pub debian: Option<(String, String, PathBuf)>,
+    /// The primary's `listen_addresses` names addresses this host does not
+    /// have (a copy would not start): (the primary's value, ours).
+    pub listen_override: Option<(String, String)>,
     pub repl: ReplClient,
     pub warnings: Vec<String>,
 }
@@ -85,6 +88,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         "SHOW server_version_num",
         "SHOW wal_level",
         "SHOW wal_segment_size",
+        "SHOW listen_addresses",
     ];
     let shows: Vec<String> = HOT_STANDBY_SETTINGS
         .iter()
@@ -108,9 +112,10 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     crate::pg::check_supported(version_num)?;
     let wal_level = get(2);
     let wal_segment_size = pgconf::parse_size(&get(3), 1).unwrap_or(16 << 20);
+    let primary_listen = get(4);
     let mut hot_standby = vec![];
     for (i, p) in HOT_STANDBY_SETTINGS.iter().enumerate() {
-        let v = get(4 + i);
+        let v = get(5 + i);
         let n = v.parse().map_err(|_| {
             Error::new(
                 Code::Internal,
@@ -177,6 +182,15 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     if let Some(w) = retention_warning(&primary, settings.slot.is_some()) {
         warnings.push(w);
     }
+    let listen_override = match &settings.listen {
+        Some(_) => None,
+        None => local_listen(&primary_listen, &crate::net::local_addresses()),
+    };
+    if let Some((theirs, ours)) = &listen_override {
+        warnings.push(format!(
+            "the primary's listen_addresses '{theirs}' names addresses this host does not have, so a copy would not start; the standby gets listen_addresses = '{ours}' (pass --listen ADDRS to choose, e.g. --listen '*')"
+        ));
+    }
     Ok(Facts {
         target,
         primary,
@@ -184,6 +198,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         run_as,
         free_bytes,
         debian,
+        listen_override,
         repl,
         warnings,
     })
@@ -205,6 +220,41 @@ pub fn run_as_for(path: &Path) -> RunAs {
         }
     }
     RunAs::postgres_if_root()
+}
+
+/// `listen_addresses` for this host when `primary`'s names addresses it
+/// does not have (PostgreSQL would refuse to start: "could not bind …
+/// Cannot assign requested address"): keep the entries this host can
+/// bind, or `localhost` when none is left. None when the value works here.
+pub fn local_listen(primary: &str, local: &[std::net::IpAddr]) -> Option<(String, String)> {
+    let entries: Vec<&str> = primary
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .collect();
+    let bindable = |e: &str| -> bool {
+        let e = e.trim_matches('"');
+        if matches!(e, "*" | "localhost" | "0.0.0.0" | "::") {
+            return true;
+        }
+        match e.parse::<std::net::IpAddr>() {
+            Ok(ip) => local.contains(&ip),
+            // A name: bindable when it resolves to an address of this host.
+            Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(e, 0))
+                .map(|mut it| it.any(|a| local.contains(&a.ip())))
+                .unwrap_or(false),
+        }
+    };
+    let kept: Vec<&str> = entries.iter().copied().filter(|e| bindable(e)).collect();
+    if kept.len() == entries.len() {
+        return None;
+    }
+    let ours = if kept.is_empty() {
+        "localhost".to_string()
+    } else {
+        kept.join(",")
+    };
+    Some((primary.to_string(), ours))
 }
 
 /// Any psql will do for the preflight (the protocol is stable); prefer the
@@ -395,6 +445,26 @@ mod tests {
         idle.wal_rate = Some(0.0);
         idle.wal_keep_bytes = 16 << 20;
         assert!(retention_warning(&idle, false).is_none());
+    }
+
+    #[test]
+    fn listen_addresses_this_host_cannot_bind_are_replaced() {
+        let local: Vec<std::net::IpAddr> =
+            vec!["127.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        assert_eq!(local_listen("*", &local), None);
+        assert_eq!(local_listen("localhost,10.0.0.2", &local), None);
+        assert_eq!(
+            local_listen("localhost,10.0.0.1", &local),
+            Some(("localhost,10.0.0.1".into(), "localhost".into()))
+        );
+        assert_eq!(
+            local_listen("10.0.0.1", &local),
+            Some(("10.0.0.1".into(), "localhost".into()))
+        );
+        assert_eq!(
+            local_listen("10.0.0.1, 127.0.0.1", &local),
+            Some(("10.0.0.1, 127.0.0.1".into(), "127.0.0.1".into()))
+        );
     }
 
     #[test]

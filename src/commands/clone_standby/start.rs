@@ -16,19 +16,33 @@ use std::time::{Duration, Instant};
 /// The log pg_ctl writes the server's output to, when not on Debian.
 pub const SERVER_LOG: &str = "pgrepctl-server.log";
 
-pub fn start(settings: &Settings, facts: &Facts, restart: bool) -> Result<String> {
-    let dir = &settings.pgdata;
-    let verb = if restart { "restart" } else { "start" };
-    let log = dir.join(SERVER_LOG);
-    let ctl = match &facts.debian {
+fn ctl<'a>(facts: &'a Facts, log: &'a Path) -> ServerCtl<'a> {
+    match &facts.debian {
         Some((version, cluster, _)) => ServerCtl::Debian { version, cluster },
         None => ServerCtl::PgCtl {
             bindir: &facts.bindir.path,
             run_as: facts.run_as,
-            log: Some(&log),
+            log: Some(log),
         },
-    };
-    let (expr, shown) = ctl.command(verb, dir, settings.wait.as_secs().max(5));
+    }
+}
+
+/// Stop the standby's server if one runs (before its copy is undone).
+pub fn stop(settings: &Settings, facts: &Facts) -> Result<()> {
+    let dir = &settings.pgdata;
+    if crate::pg::pidfile::running(dir).is_none() {
+        return Ok(());
+    }
+    let log = dir.join(SERVER_LOG);
+    let (expr, shown) = ctl(facts, &log).command("stop", dir, settings.wait.as_secs().max(5));
+    crate::tools::run(expr.stdin_null(), &shown).map(|_| ())
+}
+
+pub fn start(settings: &Settings, facts: &Facts, restart: bool) -> Result<String> {
+    let dir = &settings.pgdata;
+    let verb = if restart { "restart" } else { "start" };
+    let log = dir.join(SERVER_LOG);
+    let (expr, shown) = ctl(facts, &log).command(verb, dir, settings.wait.as_secs().max(5));
     crate::tools::run(expr.stdin_null(), &shown).map_err(|e| {
         Error::new(
             Code::StartFailed,
@@ -191,7 +205,41 @@ pub fn log_tail(settings: &Settings, facts: &Facts) -> String {
 
 fn tail_of(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = &lines[lines.len().saturating_sub(4)..];
-    format!("{}: {}", path.display(), tail.join(" | "))
+    format!("{}: {}", path.display(), decisive_lines(&text).join(" | "))
+}
+
+/// The lines that say why a server stopped: the FATAL/PANIC/ERROR lines
+/// of its last start with their DETAIL and HINT, else the last four.
+pub fn decisive_lines(log: &str) -> Vec<&str> {
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let recent = &lines[lines.len().saturating_sub(60)..];
+    let decisive: Vec<&str> = recent
+        .iter()
+        .copied()
+        .filter(|l| {
+            ["FATAL:", "PANIC:", "ERROR:", "DETAIL:", "HINT:"]
+                .iter()
+                .any(|k| l.contains(k))
+        })
+        .collect();
+    if decisive.is_empty() {
+        recent[recent.len().saturating_sub(4)..].to_vec()
+    } else {
+        decisive[decisive.len().saturating_sub(6)..].to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fatal_line_and_its_detail_are_kept() {
+        let log = "LOG:  starting PostgreSQL 15\nFATAL:  could not bind IPv4 address \"10.0.0.1\": Cannot assign requested address\nHINT:  Is another postmaster already running?\nLOG:  database system is shut down\nLOG:  a\nLOG:  b\nLOG:  c\nLOG:  d\n";
+        let d = super::decisive_lines(log);
+        assert!(d[0].contains("could not bind"), "{d:?}");
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            super::decisive_lines("LOG: x\nLOG: y\n"),
+            ["LOG: x", "LOG: y"]
+        );
+    }
 }

@@ -79,6 +79,7 @@ pub fn inspect(path: &Path) -> Result<TargetFacts> {
         )
         .hint("choose another -D or remove it"));
     }
+    guard(path)?;
     let mount_point = std::fs::metadata(parent)
         .map(|p| p.dev() != meta.dev())
         .unwrap_or(false);
@@ -131,4 +132,108 @@ pub fn system_id(data_dir: &Path) -> Option<String> {
         .read_exact(&mut buf)
         .ok()?;
     Some(u64::from_ne_bytes(buf).to_string())
+}
+
+/// Refuse a target that is some cluster's configuration directory, or
+/// that holds a running server's data directory or a Debian cluster's
+/// configuration further down: `--force` would delete them. (The target
+/// being itself a running data directory is the plan's decision.)
+pub fn guard(path: &Path) -> Result<()> {
+    let in_use = |what: String| {
+        Error::new(
+            Code::TargetInUse,
+            format!(
+                "{} {what}; pgrepctl will not replace it, even with --force",
+                path.display()
+            ),
+        )
+        .hint("give -D the standby's own data directory (Debian: /var/lib/postgresql/MAJOR/NAME)")
+    };
+    if path.join("start.conf").is_file() || path.join("pg_ctl.conf").is_file() {
+        return Err(in_use(
+            "is a Debian cluster's configuration directory (it has start.conf)".into(),
+        ));
+    }
+    if let Ok(text) = std::fs::read_to_string(path.join("postgresql.conf")) {
+        if let Some(dd) = data_directory_setting(&text) {
+            if Path::new(&dd) != path {
+                return Err(in_use(format!(
+                    "is a configuration directory: its postgresql.conf sets data_directory = '{dd}'"
+                )));
+            }
+        }
+    }
+    let Ok(canon) = std::fs::canonicalize(path) else {
+        return Ok(());
+    };
+    for dir in running_data_dirs() {
+        if dir != canon && dir.starts_with(&canon) {
+            return Err(in_use(format!(
+                "contains the data directory of a running server ({})",
+                dir.display()
+            )));
+        }
+    }
+    for (config, data) in debian_clusters() {
+        for d in [&config, &data] {
+            let d = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+            if d != canon && d.starts_with(&canon) {
+                return Err(in_use(format!(
+                    "contains a Debian cluster's files ({})",
+                    d.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `data_directory` as a postgresql.conf sets it (last active line).
+fn data_directory_setting(text: &str) -> Option<String> {
+    let conf = crate::conf::pgconf::parse(text).ok()?;
+    conf.last_active("data_directory")
+        .and_then(|l| conf.setting_at(l))
+        .map(|(_, v)| v.to_string())
+}
+
+/// The data directory of every running postmaster this process can see:
+/// a postmaster's working directory is its data directory.
+fn running_data_dirs() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| {
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            cwd.join("postmaster.pid").is_file().then_some(cwd)
+        })
+        .collect()
+}
+
+/// Debian clusters on this host: (configuration directory, data directory).
+fn debian_clusters() -> Vec<(PathBuf, PathBuf)> {
+    let mut out = vec![];
+    for major in std::fs::read_dir("/etc/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for cluster in std::fs::read_dir(major.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let config = cluster.path();
+            let data = std::fs::read_to_string(config.join("postgresql.conf"))
+                .ok()
+                .and_then(|t| data_directory_setting(&t))
+                .map(PathBuf::from);
+            if let Some(data) = data {
+                out.push((config, data));
+            }
+        }
+    }
+    out
 }
