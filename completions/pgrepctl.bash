@@ -384,7 +384,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__init__subcmd__master)
-            opts="-D -h -p -U -d -v -q -V --pgdata --host --port --username --dbname --replication-user --password-file --allow --ssl --hba-method --allow-insecure --max-wal-senders --wal-keep --listen --slot --restart --bindir --dry-run --help --json --verbose --quiet --no-progress --version"
+            opts="-D -h -p -U -d -v -q -V --pgdata --host --port --username --dbname --replication-user --password-file --allow --ssl --hba-method --allow-insecure --max-wal-senders --wal-keep --listen --monitor-from --monitor-user --monitor-password-file --slot --restart --bindir --dry-run --help --json --verbose --quiet --no-progress --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -455,6 +455,18 @@ _pgrepctl() {
                     return 0
                     ;;
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --monitor-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --monitor-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --monitor-password-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

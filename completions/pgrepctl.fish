@@ -49,6 +49,9 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l hba-me
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l max-wal-senders -d 'Lowest acceptable max_wal_senders (never lowered)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l wal-keep -d 'WAL kept for standbys that fall behind, with a unit (wal_keep_size on 13+, wal_keep_segments before; never lowered)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l listen -d 'Set listen_addresses to this value (needs a restart), e.g. \'*\' or \'localhost,10.0.0.1\'' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l monitor-from -d 'Monitoring host address or CIDR to let in as --monitor-user, to the postgres database with scram-sha-256 (repeatable); standbys cloned later let it in too' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l monitor-user -d 'Name of the monitoring role (LOGIN, member of pg_monitor) created for --monitor-from' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l monitor-password-file -d 'File whose first line is the monitoring role\'s password (mode 0600); needed when the role is created' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l slot -d 'Physical replication slot to create if missing (repeatable)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l restart -d 'Whether to restart the server when a changed setting needs it' -r -f -a "never\t'Never restart; report restart_required and the command to run'
 if-needed\t'Restart when a changed setting needs it (wal_level, max_wal_senders, …)'

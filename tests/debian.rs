@@ -3,7 +3,7 @@
 //! with pgrepctl run as root the way the README says — the setting in
 //! which a trust-auth harness hides real failures.
 
-use crate::harness::debian::{self, DebianCluster, pgrepctl_on};
+use crate::harness::debian::{self, DebianCluster, pgrepctl_on, pgrepctl_on_env};
 use crate::harness::{self, run::password_file};
 
 const PW: &str = "Debian-S3cret";
@@ -296,4 +296,265 @@ fn packaged_primary_into_a_plain_directory() {
     }
     let changes = j["changes"].to_string();
     assert!(changes.contains("postgresql.conf"), "{changes}");
+}
+
+/// The README's production walkthrough, command for command (addresses and
+/// ports aside), on stock packaged clusters on two hosts (network
+/// namespaces): init-master on the primary, clone-standby over the
+/// packaged standby, a no-op rerun, then check and smoke-test with the
+/// monitoring role init-master made (items 1, 4, 9).
+#[test]
+fn readme_walkthrough_on_packaged_clusters_on_two_hosts() {
+    use crate::harness::netns::{self, Pair};
+    let Some(major) = debian::available() else {
+        return;
+    };
+    if !netns::available() {
+        eprintln!("skipped: network namespaces need root and iproute2");
+        return;
+    }
+    let hosts = Pair::new();
+    let (primary_host, standby_host) = (hosts.server.as_str(), hosts.client.as_str());
+    let p = DebianCluster::create(major, Some(primary_host));
+    let s = DebianCluster::create(major, Some(standby_host));
+    let tmp = harness::tempdir();
+    let pw = password_file(tmp.path(), PW).display().to_string();
+    let mon_pw = "M0nitor-only";
+    let mon_file = password_file(tmp.path(), mon_pw).display().to_string();
+    let pgpass = tmp.path().join("pgpass");
+    std::fs::write(&pgpass, format!("*:*:*:monitor:{mon_pw}\n")).unwrap();
+    std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let pgpass = pgpass.display().to_string();
+
+    // On the primary, as root.
+    let standby_net = format!("{}/32", hosts.client_ip);
+    let monitor_hosts = [
+        format!("{}/32", hosts.client_ip),
+        format!("{}/32", hosts.server_ip),
+    ];
+    let pdata = p.data_str();
+    let r = pgrepctl_on(
+        Some(primary_host),
+        &[
+            "init-master",
+            "-D",
+            &pdata,
+            "--allow",
+            &standby_net,
+            "--password-file",
+            &pw,
+            "--slot",
+            "standby1",
+            "--listen",
+            "*",
+            "--restart",
+            "if-needed",
+            "--monitor-from",
+            &monitor_hosts[0],
+            "--monitor-from",
+            &monitor_hosts[1],
+            "--monitor-password-file",
+            &mon_file,
+        ],
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert!(r.stdout().contains("init-master: made"), "{}", r.stdout());
+
+    // On the standby, as root: stop the packaged cluster, then clone.
+    s.stop();
+    let primary = format!("host={} port={} user=replicator", hosts.server_ip, p.port);
+    let sdata = s.data_str();
+    let clone = [
+        "clone-standby",
+        "--primary",
+        &primary,
+        "-D",
+        &sdata,
+        "--password-file",
+        &pw,
+        "--slot",
+        "standby1",
+        "--listen",
+        "*",
+        "--force",
+    ];
+    let r = pgrepctl_on(Some(standby_host), &clone);
+    assert_eq!(r.code(), 0, "{}\n{}\n{}", r.stdout(), r.stderr(), s.log());
+    assert!(r.stdout().contains("clone-standby: made"), "{}", r.stdout());
+    let r = pgrepctl_on(Some(standby_host), &clone);
+    assert_eq!(
+        r.stdout().trim().lines().next(),
+        Some("clone-standby: nothing to change"),
+        "{}\n{}",
+        r.stdout(),
+        r.stderr()
+    );
+
+    // From the monitoring host (the standby's host here).
+    let env = [("PGPASSFILE", pgpass.as_str())];
+    let pnode = format!("host={} port={} user=monitor", hosts.server_ip, p.port);
+    let snode = format!("host={} port={} user=monitor", hosts.client_ip, s.port);
+    let r = pgrepctl_on_env(
+        Some(standby_host),
+        &["check", "--primary", &pnode, "--standby", &snode],
+        &env,
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert!(r.stdout().starts_with("check: OK"), "{}", r.stdout());
+
+    // smoke-test on the primary's host: the primary over its socket as
+    // root (peer), the standby as the monitoring role.
+    let plocal = format!("host=/var/run/postgresql port={}", p.port);
+    let r = pgrepctl_on_env(
+        Some(primary_host),
+        &["smoke-test", "--primary", &plocal, "--standby", &snode],
+        &env,
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert!(r.stdout().starts_with("smoke-test: OK"), "{}", r.stdout());
+}
+
+/// Item 9's bad inputs: a superuser as the monitoring role, a missing
+/// password for a new one, the replication role reused: clear errors,
+/// nothing changed.
+#[test]
+fn monitor_role_bad_input_changes_nothing() {
+    let Some(major) = debian::available() else {
+        return;
+    };
+    let p = DebianCluster::create(major, None);
+    let tmp = harness::tempdir();
+    let pw = password_file(tmp.path(), PW).display().to_string();
+    let data = p.data_str();
+    let files = [
+        p.etc().join("pg_hba.conf"),
+        p.etc().join("postgresql.conf"),
+        p.data().join("postgresql.auto.conf"),
+    ];
+    let paths: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+    let before = harness::snapshot(&paths);
+    let roles = p.sql("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles");
+    let base = [
+        "init-master",
+        "--json",
+        "-D",
+        &data,
+        "--password-file",
+        &pw,
+        "--monitor-from",
+        "10.0.0.3/32",
+    ];
+    let cases: [(&[&str], i32, &str); 3] = [
+        (
+            &["--monitor-user", "postgres", "--monitor-password-file", &pw],
+            2,
+            "INVALID_ROLE_NAME",
+        ),
+        (&[], 1, "PASSWORD_REQUIRED"),
+        (
+            &[
+                "--monitor-user",
+                "replicator",
+                "--monitor-password-file",
+                &pw,
+            ],
+            2,
+            "CONFLICTING_FLAGS",
+        ),
+    ];
+    for (extra, exit, code) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let j = pgrepctl_on(None, &args).fails(exit, code);
+        assert!(j["error"]["hint"].is_string(), "{j}");
+    }
+    assert_eq!(harness::snapshot(&paths), before);
+    assert_eq!(
+        p.sql("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles"),
+        roles
+    );
+}
+
+/// Item 15: a primary whose listen_addresses names its own address (config
+/// in its data directory, so the copy inherits it) is cloned on another
+/// host: the standby gets an address it can bind, with a warning, and
+/// starts instead of failing after the copy.
+#[test]
+fn copied_listen_addresses_of_another_host_are_replaced() {
+    use crate::harness::Cluster;
+    use crate::harness::netns::{self, Pair};
+    if !harness::is_root() || !netns::available() {
+        eprintln!("skipped: network namespaces need root and iproute2");
+        return;
+    }
+    let hosts = Pair::new();
+    let p = Cluster::builder()
+        .netns(&hosts.server)
+        .conf(&format!(
+            "listen_addresses = 'localhost,{}'",
+            hosts.server_ip
+        ))
+        .init();
+    let tmp = harness::tempdir();
+    let pw = password_file(tmp.path(), PW).display().to_string();
+    let pdata = p.data.display().to_string();
+    let conn = p.conninfo();
+    let standby_net = format!("{}/32", hosts.client_ip);
+    pgrepctl_on(
+        Some(&hosts.server),
+        &[
+            "init-master",
+            "--json",
+            "-D",
+            &pdata,
+            "-d",
+            &conn,
+            "--allow",
+            &standby_net,
+            "--password-file",
+            &pw,
+        ],
+    )
+    .ok();
+    let target = tmp.path().join("standby");
+    struct StopAt(std::path::PathBuf);
+    impl Drop for StopAt {
+        fn drop(&mut self) {
+            let _ = harness::as_pg(harness::bindir().join("pg_ctl"))
+                .arg("-D")
+                .arg(&self.0)
+                .args(["-m", "immediate", "-w", "stop"])
+                .output();
+        }
+    }
+    let _stop = StopAt(target.clone());
+    let primary = format!("host={} port={} user=replicator", hosts.server_ip, p.port);
+    let data = target.display().to_string();
+    let port = harness::free_port().to_string();
+    let r = pgrepctl_on(
+        Some(&hosts.client),
+        &clone_args(
+            &primary,
+            &data,
+            &pw,
+            &[
+                "--port",
+                &port,
+                "--bindir",
+                harness::bindir().to_str().unwrap(),
+            ],
+        ),
+    );
+    let j = r.ok();
+    assert_eq!(j["streaming"]["status"], "streaming", "{j}");
+    let warnings = j["warnings"].to_string();
+    assert!(
+        warnings.contains("listen_addresses") && warnings.contains(&hosts.server_ip),
+        "{warnings}"
+    );
+    assert!(
+        std::fs::read_to_string(target.join("postgresql.auto.conf"))
+            .unwrap()
+            .contains("listen_addresses = 'localhost'")
+    );
 }

@@ -27,7 +27,7 @@ pub fn load(file: Option<&Path>, allow_insecure: bool) -> Result<Option<Secret>>
     }
 }
 
-fn read_file(path: &Path, allow_insecure: bool) -> Result<Secret> {
+pub fn read_file(path: &Path, allow_insecure: bool) -> Result<Secret> {
     let meta = std::fs::metadata(path).map_err(|e| {
         Error::new(
             Code::PasswordFileMissing,

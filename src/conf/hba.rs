@@ -458,6 +458,132 @@ pub fn decide(file: &HbaFile, conn: &ReplConn, method: &str, ctx: &MatchContext)
     HbaDecision::Append
 }
 
+/// A normal (non-replication) connection, such as a monitoring role's to
+/// the `postgres` database.
+#[derive(Debug, Clone)]
+pub struct DbConn {
+    pub database: String,
+    pub role: String,
+    pub addr: IpNet,
+}
+
+/// The database column for a normal connection (hba.c's check_db): `all`,
+/// `sameuser`, `samerole`, a name; never the `replication` keyword.
+fn db_matches_name(tokens: &[Token], conn: &DbConn, ctx: &MatchContext) -> Match {
+    any3(expand(tokens, ctx).into_iter().map(|t| match t {
+        Err(()) => Match::Maybe,
+        Ok(t) if t.is_keyword("all") => Match::Yes,
+        Ok(t) if t.is_keyword("sameuser") => {
+            if conn.database == conn.role {
+                Match::Yes
+            } else {
+                Match::No
+            }
+        }
+        Ok(t) if t.is_keyword("samerole") || t.is_keyword("samegroup") => {
+            if conn.database == conn.role || ctx.role_memberships.contains(&conn.database) {
+                Match::Yes
+            } else {
+                Match::No
+            }
+        }
+        Ok(t) if t.is_keyword("replication") => Match::No,
+        Ok(t) if !t.quoted && t.text.starts_with('/') => Match::Maybe,
+        Ok(t) => {
+            if t.text == conn.database {
+                Match::Yes
+            } else {
+                Match::No
+            }
+        }
+    }))
+}
+
+/// Would this record decide a normal connection without SSL?
+pub fn record_matches_db(rec: &Record, conn: &DbConn, ctx: &MatchContext) -> Match {
+    let type_ok = match rec.conn_type {
+        ConnType::Local | ConnType::HostGssEnc | ConnType::HostSsl => Match::No,
+        ConnType::Host | ConnType::HostNoGssEnc | ConnType::HostNoSsl => Match::Yes,
+    };
+    let addr = rec
+        .address
+        .as_ref()
+        .map(|a| address_matches(a, &conn.addr, ctx))
+        .unwrap_or(Match::No);
+    all3([
+        type_ok,
+        db_matches_name(&rec.databases, conn, ctx),
+        user_matches(&rec.users, &conn.role, ctx),
+        addr,
+    ])
+}
+
+/// [`decide`] for a normal connection.
+pub fn decide_db(file: &HbaFile, conn: &DbConn, method: &str, ctx: &MatchContext) -> HbaDecision {
+    for rec in &file.records {
+        match record_matches_db(rec, conn, ctx) {
+            Match::No => continue,
+            Match::Yes if rec.method == method && method != "reject" => {
+                return HbaDecision::AlreadyAllowed { line: rec.line };
+            }
+            _ => {
+                return HbaDecision::InsertBefore {
+                    line: rec.line,
+                    shadowing: rec.clone(),
+                };
+            }
+        }
+    }
+    HbaDecision::Append
+}
+
+/// The line pgrepctl writes for a normal connection.
+pub fn format_db_record(conn: &DbConn, method: &str) -> String {
+    format_line(
+        "host",
+        &quote_token(&conn.database),
+        &conn.role,
+        &conn.addr,
+        method,
+    )
+}
+
+/// Make sure each connection in `conns` is let in with `method`, inserting
+/// a line before whatever would decide it first. Returns the notes for a
+/// report (empty: nothing to do).
+pub fn ensure_db_lines(
+    file: &mut HbaFile,
+    conns: &[DbConn],
+    method: &str,
+    ctx: &MatchContext,
+) -> Vec<String> {
+    let mut notes = vec![];
+    for conn in conns {
+        let line = format_db_record(conn, method);
+        let shown = line
+            .split('#')
+            .next()
+            .unwrap_or(&line)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        match decide_db(file, conn, method, ctx) {
+            HbaDecision::AlreadyAllowed { .. } => {}
+            HbaDecision::InsertBefore { line: at, .. } => {
+                file.insert_before(Some(at), &line);
+                notes.push(format!(
+                    "{shown} inserted before line {at}, which would otherwise decide this connection"
+                ));
+            }
+            HbaDecision::Append => {
+                file.insert_before(None, &line);
+                notes.push(format!("{shown} appended"));
+            }
+        }
+    }
+    notes
+}
+
 const KEYWORDS: &[&str] = &[
     "all",
     "sameuser",
@@ -485,6 +611,10 @@ pub fn quote_token(s: &str) -> String {
 /// The line pgrepctl writes, in the stock sample's columns.
 pub fn format_record(conn: &ReplConn, method: &str) -> String {
     let kind = if conn.ssl { "hostssl" } else { "host" };
+    format_line(kind, "replication", &conn.role, &conn.addr, method)
+}
+
+fn format_line(kind: &str, database: &str, role: &str, addr: &IpNet, method: &str) -> String {
     let pad = |s: &str, w: usize| {
         if s.len() >= w {
             format!("{s} ")
@@ -495,9 +625,9 @@ pub fn format_record(conn: &ReplConn, method: &str) -> String {
     format!(
         "{}{}{}{}{method}  # pgrepctl",
         pad(kind, 8),
-        pad("replication", 16),
-        pad(&quote_token(&conn.role), 16),
-        pad(&conn.addr.to_string(), 24)
+        pad(database, 16),
+        pad(&quote_token(role), 16),
+        pad(&addr.to_string(), 24)
     )
 }
 
@@ -611,6 +741,42 @@ mod tests {
             HbaDecision::InsertBefore { line, .. } => assert_eq!(line, 2),
             d => panic!("{d:?}"),
         }
+    }
+
+    #[test]
+    fn monitoring_lines_go_before_a_catch_all_reject_and_only_once() {
+        let conn = DbConn {
+            database: "postgres".into(),
+            role: "monitor".into(),
+            addr: "10.0.0.3/32".parse().unwrap(),
+        };
+        let t = "local all all peer\nhost replication all 0.0.0.0/0 reject\nhost all all 0.0.0.0/0 reject\n";
+        let mut f = parse(t).unwrap();
+        let notes = ensure_db_lines(
+            &mut f,
+            std::slice::from_ref(&conn),
+            "scram-sha-256",
+            &MatchContext::default(),
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let out = f.render();
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[2].starts_with("host    postgres        monitor         10.0.0.3/32"),
+            "{out}"
+        );
+        assert!(lines[3].contains("reject"), "{out}");
+        // The replication keyword does not match a normal connection.
+        let mut again = parse(&out).unwrap();
+        assert!(
+            ensure_db_lines(
+                &mut again,
+                &[conn],
+                "scram-sha-256",
+                &MatchContext::default()
+            )
+            .is_empty()
+        );
     }
 
     #[test]

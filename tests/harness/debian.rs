@@ -174,6 +174,10 @@ impl Drop for DebianCluster {
 /// pgrepctl as the README runs it: as root, inside `netns` when given (a
 /// separate host), with a clean libpq environment.
 pub fn pgrepctl_on(netns: Option<&str>, args: &[&str]) -> super::Run {
+    pgrepctl_on_env(netns, args, &[])
+}
+
+pub fn pgrepctl_on_env(netns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> super::Run {
     let bin = env!("CARGO_BIN_EXE_pgrepctl");
     let mut c = match netns {
         Some(ns) => Pair::exec(ns, bin),
@@ -186,6 +190,9 @@ pub fn pgrepctl_on(netns: Option<&str>, args: &[&str]) -> super::Run {
         }
     }
     c.env("NO_COLOR", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
     super::Run {
         out: c.output().unwrap(),
     }

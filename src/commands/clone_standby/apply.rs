@@ -35,7 +35,14 @@ pub async fn apply(
             let result = async {
                 let bytes = copy::copy(settings, facts, &tmp, printer, &mut signals).await?;
                 let edits = configure::compute(settings, facts, &tmp, &settings.pgdata)?;
-                configure::write(&edits, facts, false)?;
+                // Edits in the copy first; then the host's own files outside
+                // it (Debian's /etc), with a backup of the original.
+                let (inside, outside): (Vec<_>, Vec<_>) = edits
+                    .iter()
+                    .cloned()
+                    .partition(|e| e.path.starts_with(&tmp));
+                configure::write(&inside, facts, false)?;
+                configure::write(&outside, facts, true)?;
                 let kept = copy::put_in_place(&tmp, &facts.target, replace, facts.run_as.ids)?;
                 Ok::<_, Error>((bytes, edits, kept))
             }

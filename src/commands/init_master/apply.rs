@@ -122,6 +122,13 @@ async fn run_steps(
         match step {
             Step::EditFile { .. } | Step::Reload | Step::Restart => continue,
             Step::AlterSystem { name, value, old } => {
+                if name.contains('.') {
+                    // A custom setting (pgrepctl.*): before 17, ALTER SYSTEM
+                    // knows it only once the session has a placeholder.
+                    c.query("SELECT set_config($1, $2, false)", &[name, value])
+                        .await
+                        .map_err(|e| query_error(&t, &e))?;
+                }
                 c.batch_execute(&format!(
                     "ALTER SYSTEM SET {name} = {}",
                     sql::literal(value)

@@ -60,6 +60,8 @@ pub struct Facts {
     pub debian_cluster: Option<(String, String)>,
     /// The running postmaster's own bin directory, for an exact restart.
     pub server_bindir: Option<PathBuf>,
+    /// The monitoring role, when one is asked for and exists.
+    pub monitor_role: Option<super::monitor::MonitorRole>,
 }
 
 pub const SETTINGS: &[&str] = &[
@@ -207,6 +209,10 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
         .into_iter()
         .map(|r| r.get(0))
         .collect();
+    let monitor_role = match &settings.monitor {
+        Some(m) => super::monitor::inspect(c, &m.role).await.map_err(q)?,
+        None => None,
+    };
     let slots: HashMap<String, String> = c
         .query(
             "SELECT slot_name::text, slot_type FROM pg_replication_slots",
@@ -254,6 +260,7 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
         slots,
         local_nets: local_nets(),
         at_files,
+        monitor_role,
     })
 }
 

@@ -4,6 +4,7 @@
 
 mod apply;
 mod inspect;
+pub mod monitor;
 mod plan;
 mod settings;
 
@@ -63,6 +64,15 @@ pub struct Args {
     /// Set listen_addresses to this value (needs a restart), e.g. '*' or 'localhost,10.0.0.1'
     #[arg(long, value_name = "ADDRS")]
     pub listen: Option<String>,
+    /// Monitoring host address or CIDR to let in as --monitor-user, to the postgres database with scram-sha-256 (repeatable); standbys cloned later let it in too
+    #[arg(long = "monitor-from", value_name = "ADDR")]
+    pub monitor_from: Vec<String>,
+    /// Name of the monitoring role (LOGIN, member of pg_monitor) created for --monitor-from
+    #[arg(long, value_name = "ROLE", default_value = "monitor")]
+    pub monitor_user: String,
+    /// File whose first line is the monitoring role's password (mode 0600); needed when the role is created
+    #[arg(long, value_name = "FILE")]
+    pub monitor_password_file: Option<PathBuf>,
     /// Physical replication slot to create if missing (repeatable)
     #[arg(long = "slot", value_name = "NAME")]
     pub slots: Vec<String>,

@@ -377,6 +377,11 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         changed_config = true;
     }
     plan_role(settings, facts, &mut plan)?;
+    if let Some(m) = &settings.monitor {
+        if super::monitor::plan(settings, facts, m, &mut plan)? {
+            changed_config = true;
+        }
+    }
     plan_slots(settings, facts, &mut plan)?;
 
     if changed_config {
@@ -464,7 +469,12 @@ fn listen_warning(settings: &Settings, facts: &Facts, plan: &mut Plan) {
 
 /// Returns whether pg_hba.conf changes.
 fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool> {
-    if settings.allows.is_empty() {
+    let monitor_conns = settings
+        .monitor
+        .as_ref()
+        .map(|m| super::monitor::conns(&m.role, &m.from))
+        .unwrap_or_default();
+    if settings.allows.is_empty() && monitor_conns.is_empty() {
         plan.warnings.push(
             "no --allow given: pg_hba.conf is unchanged, so standbys connect only if an existing line lets them".into(),
         );
@@ -517,6 +527,18 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
                 ));
             }
         }
+    }
+    if !monitor_conns.is_empty() {
+        let monitor_ctx = hba::MatchContext {
+            role_memberships: vec!["pg_monitor".into()],
+            ..ctx.clone()
+        };
+        notes.extend(hba::ensure_db_lines(
+            &mut file,
+            &monitor_conns,
+            &settings.method,
+            &monitor_ctx,
+        ));
     }
     let new = file.render();
     if new == facts.hba_text {

@@ -27,6 +27,8 @@ pub struct Settings {
     pub restart: RestartPolicy,
     pub bindir: Option<PathBuf>,
     pub dry_run: bool,
+    /// The monitoring role and hosts, with --monitor-from or --monitor-password-file.
+    pub monitor: Option<super::monitor::MonitorSettings>,
 }
 
 /// PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes; a longer role
@@ -51,6 +53,9 @@ impl Settings {
             restart,
             bindir,
             dry_run,
+            monitor_from,
+            monitor_user,
+            monitor_password_file,
             help: _,
         } = args;
 
@@ -88,6 +93,33 @@ impl Settings {
             None => None,
         };
         let password = password::load(password_file.as_deref(), allow_insecure)?;
+        let monitor = if monitor_from.is_empty() && monitor_password_file.is_none() {
+            None
+        } else {
+            validate_role(&monitor_user).map_err(|mut e| {
+                e.message = e.message.replace("--replication-user", "--monitor-user");
+                e.hint = Some("choose a plain name such as monitor".into());
+                e
+            })?;
+            if monitor_user == replication_user {
+                return Err(Error::new(
+                    Code::ConflictingFlags,
+                    format!("--monitor-user and --replication-user are both {monitor_user:?}"),
+                )
+                .hint("monitoring and replication need separate roles: the replication password lives on every standby"));
+            }
+            Some(super::monitor::MonitorSettings {
+                from: monitor_from
+                    .iter()
+                    .map(|a| parse_allow(a, allow_insecure))
+                    .collect::<Result<Vec<_>>>()?,
+                password: monitor_password_file
+                    .as_deref()
+                    .map(|f| password::read_file(f, allow_insecure))
+                    .transpose()?,
+                role: monitor_user,
+            })
+        };
         let conn = conninfo::resolve(&conn, data_dir.as_deref())?;
         Ok(Settings {
             data_dir,
@@ -104,6 +136,7 @@ impl Settings {
             restart,
             bindir,
             dry_run,
+            monitor,
         })
     }
 }

@@ -253,8 +253,12 @@ async fn setup(s: &Session) -> Result<bool> {
             "CREATE SCHEMA IF NOT EXISTS {SCHEMA};
              CREATE TABLE IF NOT EXISTS {TABLE} (
                  token text PRIMARY KEY,
-                 created_at timestamptz NOT NULL DEFAULT now())"
+                 created_at timestamptz NOT NULL DEFAULT now());
+             GRANT USAGE ON SCHEMA {SCHEMA} TO pg_monitor;
+             GRANT SELECT ON {TABLE} TO pg_monitor"
         );
+        // pg_monitor may read the probe on a standby: a monitoring role
+        // (init-master --monitor-from) can check replay there.
         // Two runs at once may race on IF NOT EXISTS: the loser retries.
         if let Err(e) = s.client.batch_execute(&ddl).await {
             let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
