@@ -57,28 +57,7 @@ fn init_master_against_a_frozen_server_times_out() {
         return;
     };
     let p = DebianCluster::create(major, None);
-    let pid: i32 = std::fs::read_to_string(p.data().join("postmaster.pid"))
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    struct Thaw(i32);
-    impl Drop for Thaw {
-        fn drop(&mut self) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.0),
-                nix::sys::signal::Signal::SIGCONT,
-            );
-        }
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGSTOP,
-    )
-    .unwrap();
-    let _thaw = Thaw(pid);
+    let _thaw = freeze(&p);
     let tmp = harness::tempdir();
     let pw = password_file(tmp.path(), PW);
     let data = p.data_str();
@@ -100,6 +79,55 @@ fn init_master_against_a_frozen_server_times_out() {
         ],
     );
     r.fails(1, "TIMEOUT");
+    // Bounded, not hung (generous: this is no timing test).
+    assert!(t0.elapsed() < std::time::Duration::from_secs(60));
+}
+
+/// SIGSTOP the cluster's postmaster (by its PID file) until the guard drops.
+fn freeze(c: &DebianCluster) -> impl Drop {
+    let pid: i32 = std::fs::read_to_string(c.data().join("postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    struct Thaw(i32);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0),
+                nix::sys::signal::Signal::SIGCONT,
+            );
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    Thaw(pid)
+}
+
+/// Item 12 for clone-standby: a primary that stops answering fails the
+/// preflight within its bounds, and nothing is left at the target.
+#[test]
+fn clone_from_a_frozen_primary_is_bounded() {
+    let Some(major) = debian::available() else {
+        return;
+    };
+    let (p, tmp, pw) = ready_primary(major, None, "127.0.0.1/32");
+    let primary = format!("host=127.0.0.1 port={} user=replicator", p.port);
+    let target = tmp.path().join("standby");
+    let data = target.display().to_string();
+    let _thaw = freeze(&p);
+    let t0 = std::time::Instant::now();
+    let r = pgrepctl_on(
+        None,
+        &clone_args(&primary, &data, &pw, &["--connect-timeout", "2"]),
+    );
+    assert_eq!(r.code(), 1, "{}\n{}", r.stdout(), r.stderr());
+    assert!(!target.exists());
     // Bounded, not hung (generous: this is no timing test).
     assert!(t0.elapsed() < std::time::Duration::from_secs(60));
 }

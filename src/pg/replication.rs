@@ -98,10 +98,37 @@ impl ReplClient {
             Some(p) => expr.env("PGPASSFILE", p.as_os_str()),
             None => expr.env_remove("PGPASSFILE"),
         };
-        let out = expr.run().map_err(|e| {
+        let handle = expr.start().map_err(|e| {
             Error::new(
                 Code::ToolNotFound,
                 format!("cannot run {}: {e}", self.psql.display()),
+            )
+        })?;
+        // Bounded: the connect timeout covers the login, and the commands
+        // (IDENTIFY_SYSTEM, SHOW, slot commands) answer at once on a live
+        // server; one that stops answering must not hang the command.
+        let limit = self.timeout + crate::pg::ANSWER_LIMIT.min(self.timeout * 3);
+        match handle.wait_timeout(limit) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let _ = handle.kill();
+                return Err(Error::new(
+                    Code::Timeout,
+                    format!("{}: no answer within {}s", self.conninfo, limit.as_secs()),
+                )
+                .hint("the server stopped answering: check that it is running and not overloaded, then rerun"));
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    Code::ToolFailed,
+                    format!("{} failed: {e}", self.psql.display()),
+                ));
+            }
+        }
+        let out = handle.into_output().map_err(|e| {
+            Error::new(
+                Code::ToolFailed,
+                format!("{} failed: {e}", self.psql.display()),
             )
         })?;
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -252,12 +252,17 @@ pub fn endpoints(config: &tokio_postgres::Config) -> Result<Vec<Endpoint>> {
         )
         .hint("give one port for all hosts, or one for each"));
     }
+    let hostaddrs = config.get_hostaddrs();
     Ok(hosts
         .iter()
         .enumerate()
         .map(|(i, h)| {
             let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
             match h {
+                // hostaddr= names the address to use for host= (libpq).
+                Host::Tcp(_) if hostaddrs.get(i).is_some() => {
+                    Endpoint::Tcp(hostaddrs[i].to_string(), port)
+                }
                 Host::Tcp(name) => Endpoint::Tcp(name.clone(), port),
                 Host::Unix(dir) => Endpoint::Unix(socket_path(dir, port)),
             }
@@ -297,6 +302,10 @@ mod tests {
         let e = endpoints(&c).unwrap();
         assert!(matches!(&e[0], Endpoint::Unix(p) if p == Path::new("/run/pg/.s.PGSQL.5433")));
         assert!(matches!(&e[1], Endpoint::Tcp(h, 5434) if h == "db2"));
+        let c: tokio_postgres::Config = "host=db.example hostaddr=127.0.0.1 port=5433"
+            .parse()
+            .unwrap();
+        assert!(matches!(&endpoints(&c).unwrap()[0], Endpoint::Tcp(h, 5433) if h == "127.0.0.1"));
         let bad: tokio_postgres::Config = "host=a,b,c port=1,2".parse().unwrap();
         assert!(endpoints(&bad).is_err());
     }
