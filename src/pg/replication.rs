@@ -197,9 +197,15 @@ pub fn classify(target: &str, stderr: &str) -> Error {
         .trim_start_matches("error: ")
         .to_string();
     let msg = format!("replication connection to {target} failed: {line}");
+    let rejected = stderr.contains("pg_hba.conf rejects replication connection");
     if let Some(rest) = stderr
         .split("no pg_hba.conf entry for replication connection from host \"")
         .nth(1)
+        .or_else(|| {
+            stderr
+                .split("pg_hba.conf rejects replication connection for host \"")
+                .nth(1)
+        })
     {
         let host = rest.split('"').next().unwrap_or("");
         let user = rest
@@ -225,9 +231,19 @@ pub fn classify(target: &str, stderr: &str) -> Error {
                 ),
             )
         };
+        let why = if rejected {
+            "a `reject` line in the primary's pg_hba.conf matches this standby"
+        } else {
+            "the primary's pg_hba.conf does not let this standby replicate"
+        };
         return Error::new(Code::HbaRejected, msg).hint(format!(
-            "the primary's pg_hba.conf does not let this standby replicate: add `{line}` before any line that matches first, and reload{allow}"
+            "{why}: add `{line}` before any line that matches first, and reload{allow}"
         ));
+    }
+    if stderr.contains("Peer authentication failed") {
+        return Error::new(Code::HbaRejected, msg).hint(
+            "the primary authenticates local connections by OS user (peer): connect over TCP instead (host=127.0.0.1 in --primary), which pg_hba.conf lets in by password",
+        );
     }
     if stderr.contains("password authentication failed")
         || stderr.contains("SASL authentication failed")
@@ -292,6 +308,26 @@ mod tests {
         assert_eq!(id.timeline, 1);
         assert_eq!(id.lsn, 0x3000148);
         assert!(parse_identity("").is_err());
+    }
+
+    #[test]
+    fn a_reject_line_and_peer_are_hba_problems_with_the_fix() {
+        let e = classify(
+            "host=10.0.0.1",
+            "psql: error: connection to server at \"10.0.0.1\", port 5432 failed: FATAL:  pg_hba.conf rejects replication connection for host \"10.0.0.2\", user \"replicator\", no encryption\n",
+        );
+        assert_eq!(e.code, Code::HbaRejected);
+        let hint = e.hint.unwrap();
+        assert!(
+            hint.contains("reject") && hint.contains("host replication replicator 10.0.0.2/32"),
+            "{hint}"
+        );
+        let e = classify(
+            "host=/var/run/postgresql",
+            "psql: error: connection to server on socket \"/var/run/postgresql/.s.PGSQL.5432\" failed: FATAL:  Peer authentication failed for user \"replicator\"\n",
+        );
+        assert_eq!(e.code, Code::HbaRejected);
+        assert!(e.hint.unwrap().contains("host=127.0.0.1"));
     }
 
     #[test]
