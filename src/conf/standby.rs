@@ -72,7 +72,7 @@ pub fn quote_conninfo(v: &str) -> String {
 /// Whether the server reads `recovery.conf` (10–11) or `standby.signal`
 /// plus ordinary settings (12+).
 pub fn uses_recovery_conf(version_num: u32) -> bool {
-    version_num < 120000
+    crate::pg::version::Version::of(version_num).recovery_conf()
 }
 
 /// `recovery.conf` for 10–11, from `templates/recovery.conf`.

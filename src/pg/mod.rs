@@ -8,6 +8,7 @@ pub mod replication;
 pub mod scram;
 pub mod sql;
 pub mod transport;
+pub mod version;
 
 /// Settings a hot standby needs at least as high as its primary's, or it
 /// refuses to start (before 14) or pauses recovery (14+). clone-standby
@@ -220,16 +221,6 @@ pub fn version_string(num: u32) -> String {
     format!("{}", num / 10000)
 }
 
-pub const MIN_VERSION: u32 = 100000;
-pub const MAX_VERSION: u32 = 189999;
-
 pub fn check_supported(version_num: u32) -> Result<()> {
-    if !(MIN_VERSION..=MAX_VERSION).contains(&version_num) {
-        return Err(Error::new(
-            Code::UnsupportedVersion,
-            format!("PostgreSQL server version {version_num} is not supported"),
-        )
-        .hint("pgrepctl supports PostgreSQL 10 to 18"));
-    }
-    Ok(())
+    version::Version::new(version_num).map(|_| ())
 }

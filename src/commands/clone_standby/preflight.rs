@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::pg::HOT_STANDBY_SETTINGS;
+use crate::pg::version::{Version, WalKeep};
 
 #[derive(Debug, Clone)]
 pub struct Primary {
@@ -147,23 +148,19 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     let size = primary_size(settings).await;
 
     // Second sample: the WAL rate over the time the local checks took.
-    let keep_cmd = if version_num >= 130000 {
-        "SHOW wal_keep_size"
-    } else {
-        "SHOW wal_keep_segments"
-    };
+    let wal_keep = Version::of(version_num).wal_keep();
+    let keep_cmd = format!("SHOW {}", wal_keep.setting());
     let elapsed = t0.elapsed().max(Duration::from_millis(1));
-    let lines2 = repl.run(&["IDENTIFY_SYSTEM", keep_cmd])?;
+    let lines2 = repl.run(&["IDENTIFY_SYSTEM", &keep_cmd])?;
     let id2 =
         crate::pg::replication::parse_identity(lines2.first().map(String::as_str).unwrap_or(""))?;
     let keep = lines2
         .get(1)
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
-    let wal_keep_bytes = if version_num >= 130000 {
-        pgconf::parse_size(&keep, 1 << 20).unwrap_or(0)
-    } else {
-        keep.parse::<u64>().unwrap_or(0) * wal_segment_size
+    let wal_keep_bytes = match wal_keep {
+        WalKeep::Size => pgconf::parse_size(&keep, 1 << 20).unwrap_or(0),
+        WalKeep::Segments => keep.parse::<u64>().unwrap_or(0) * wal_segment_size,
     };
     let wal_rate = (id2.system_id == identity.system_id && id2.lsn >= identity.lsn)
         .then(|| (id2.lsn - identity.lsn) as f64 / elapsed.as_secs_f64());
@@ -390,11 +387,7 @@ fn retention_warning(p: &Primary, slot: bool) -> Option<String> {
     if p.wal_keep_bytes >= wal.max(p.wal_segment_size) {
         return None;
     }
-    let setting = if p.version_num >= 130000 {
-        "wal_keep_size"
-    } else {
-        "wal_keep_segments"
-    };
+    let setting = Version::of(p.version_num).wal_keep().setting();
     Some(format!(
         "no replication slot, and the primary's {setting} keeps {} of WAL while it writes about {}/s (~{} during a {:.0}s copy): a standby that starts late may find the WAL it needs gone; pass --slot NAME, or raise {setting} on the primary (pgrepctl init-master --wal-keep SIZE)",
         human_bytes(p.wal_keep_bytes),

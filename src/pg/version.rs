@@ -1,0 +1,139 @@
+//! A server's major version, and every behaviour that depends on it, named
+//! once. Code asks "does this server keep its standby settings in
+//! recovery.conf?", never "is it below 120000?": when a new major arrives,
+//! this is the one file to read (pgBackRest's `version.h` does the same).
+
+use crate::error::{Code, Error, Result};
+
+/// Oldest and newest supported majors, as `server_version_num`.
+pub const MIN: u32 = 100000;
+pub const MAX: u32 = 189999;
+
+/// A supported server version (`server_version_num`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(u32);
+
+/// Which setting keeps WAL for standbys that fall behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalKeep {
+    /// `wal_keep_segments`: a count of WAL segments (10–12).
+    Segments,
+    /// `wal_keep_size`: megabytes (13+).
+    Size,
+}
+
+impl WalKeep {
+    pub fn setting(self) -> &'static str {
+        match self {
+            WalKeep::Segments => "wal_keep_segments",
+            WalKeep::Size => "wal_keep_size",
+        }
+    }
+}
+
+impl Version {
+    /// A version pgrepctl supports, or UNSUPPORTED_VERSION.
+    pub fn new(num: u32) -> Result<Version> {
+        if !(MIN..=MAX).contains(&num) {
+            return Err(Error::new(
+                Code::UnsupportedVersion,
+                format!("PostgreSQL server version {num} is not supported"),
+            )
+            .hint("pgrepctl supports PostgreSQL 10 to 18"));
+        }
+        Ok(Version(num))
+    }
+
+    /// A number already checked by [`Version::new`] (carried in facts as
+    /// a plain `server_version_num`).
+    pub fn of(num: u32) -> Version {
+        debug_assert!((MIN..=MAX).contains(&num), "unchecked version {num}");
+        Version(num)
+    }
+
+    pub fn num(self) -> u32 {
+        self.0
+    }
+
+    pub fn major(self) -> u32 {
+        self.0 / 10000
+    }
+
+    /// Standby settings live in `recovery.conf` with `standby_mode = on`
+    /// (10–11); from 12, `standby.signal` and ordinary settings.
+    pub fn recovery_conf(self) -> bool {
+        self.0 < 120000
+    }
+
+    pub fn wal_keep(self) -> WalKeep {
+        if self.0 >= 130000 {
+            WalKeep::Size
+        } else {
+            WalKeep::Segments
+        }
+    }
+
+    /// `pg_promote()` exists (12+); before, `pg_ctl promote`.
+    pub fn promote_via_sql(self) -> bool {
+        self.0 >= 120000
+    }
+
+    /// `primary_conninfo` changes take effect on reload (13+); before,
+    /// a restart of the standby.
+    pub fn primary_conninfo_reloads(self) -> bool {
+        self.0 >= 130000
+    }
+
+    /// `pg_stat_wal_receiver` has `sender_host`/`sender_port` (11+).
+    pub fn receiver_shows_sender(self) -> bool {
+        self.0 >= 110000
+    }
+
+    /// `pg_replication_slots.wal_status` (13+).
+    pub fn slot_wal_status(self) -> bool {
+        self.0 >= 130000
+    }
+
+    /// A standby checks `max_wal_senders` against its primary (12+).
+    pub fn standby_checks_max_wal_senders(self) -> bool {
+        self.0 >= 120000
+    }
+
+    /// `cluster_name` is the WAL receiver's default application_name (12+).
+    pub fn receiver_uses_cluster_name(self) -> bool {
+        self.0 >= 120000
+    }
+
+    /// A standby below a raised primary setting pauses recovery (14+)
+    /// instead of shutting down.
+    pub fn pauses_on_insufficient_parameters(self) -> bool {
+        self.0 >= 140000
+    }
+
+    /// `pg_basebackup --compress=server-…` (15+).
+    pub fn server_side_compression(self) -> bool {
+        self.0 >= 150000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries() {
+        let v = |n| Version::new(n).unwrap();
+        assert!(v(110022).recovery_conf() && !v(120000).recovery_conf());
+        assert_eq!(v(120017).wal_keep(), WalKeep::Segments);
+        assert_eq!(v(130000).wal_keep().setting(), "wal_keep_size");
+        assert!(!v(110000).promote_via_sql() && v(120000).promote_via_sql());
+        assert!(v(140000).pauses_on_insufficient_parameters());
+        assert!(!v(130000).pauses_on_insufficient_parameters());
+        assert_eq!(v(180001).major(), 18);
+        assert_eq!(
+            Version::new(90624).unwrap_err().code,
+            Code::UnsupportedVersion
+        );
+        assert!(Version::new(190000).is_err());
+    }
+}
