@@ -401,3 +401,54 @@ fn unwritable_config_file() {
     );
     g.unchanged();
 }
+
+/// Issue 9 item 13: a role that is more than a replication login is not
+/// made one (nor given the replication password) without
+/// --allow-privileged-role; a plain existing role still is.
+#[test]
+fn role_used_for_other_purposes_is_refused() {
+    let c = Cluster::new();
+    c.sql("CREATE ROLE creator CREATEDB LOGIN");
+    c.sql("CREATE ROLE owner_role NOLOGIN; CREATE TABLE owned_t (i int); ALTER TABLE owned_t OWNER TO owner_role");
+    c.sql("CREATE ROLE monitor LOGIN; GRANT pg_monitor TO monitor");
+    let pw = password_file(c.tmp.path(), "pw");
+    let g = guard(&c);
+    for (role, why) in [
+        ("creator", "CREATEDB"),
+        ("owner_role", "owns 1 database objects"),
+        ("monitor", "member of pg_monitor"),
+    ] {
+        for extra in [&["--dry-run"][..], &[]] {
+            let mut args = vec![
+                "--allow",
+                "127.0.0.1/32",
+                "--replication-user",
+                role,
+                "--password-file",
+                pw.to_str().unwrap(),
+            ];
+            args.extend(extra);
+            let j = run(&c, &args).fails(1, "ROLE_NOT_DEDICATED");
+            assert!(j["error"]["message"].as_str().unwrap().contains(why), "{j}");
+            g.unchanged();
+        }
+    }
+    let j = run(
+        &c,
+        &[
+            "--allow",
+            "127.0.0.1/32",
+            "--replication-user",
+            "owner_role",
+            "--allow-privileged-role",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert_eq!(j["changed"], true);
+    assert_eq!(
+        c.sql("SELECT rolcanlogin AND rolreplication FROM pg_roles WHERE rolname = 'owner_role'"),
+        "t"
+    );
+}

@@ -29,9 +29,19 @@ pub async fn apply(
             let slot_created = ensure_slot(settings, facts, printer)?;
             let tmp = copy::temp_dir(&facts.target);
             let result = async {
+                printer.step(format!(
+                    "applying: copy {} into {} with pg_basebackup",
+                    settings.primary_name(),
+                    tmp.display()
+                ));
                 let bytes = copy::copy(settings, facts, &tmp, printer, &mut signals).await?;
                 let edits = configure::compute(settings, facts, &tmp, &settings.pgdata)?;
+                step_edits(printer, &edits, password.as_deref());
                 configure::write(&edits, facts, false)?;
+                printer.step(format!(
+                    "applying: move the copy into place at {}",
+                    settings.pgdata.display()
+                ));
                 copy::put_in_place(&tmp, &facts.target, replace, facts.run_as.ids)?;
                 Ok::<_, Error>((bytes, edits))
             }
@@ -71,9 +81,11 @@ pub async fn apply(
         } => {
             running = was_running;
             let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
+            step_edits(printer, &edits, password.as_deref());
             configure::write(&edits, facts, true)?;
             push_edits(outcome, &edits, password.as_deref());
             if !edits.is_empty() && running && !settings.no_start {
+                printer.step("applying: restart the standby to apply the new configuration");
                 let shown =
                     start::start(settings, facts, true).map_err(|e| after_change(e, outcome))?;
                 outcome.push(service(format!(
@@ -94,9 +106,11 @@ pub async fn apply(
         return Ok(());
     }
     if !running {
+        printer.step("applying: start the standby");
         let shown = start::start(settings, facts, false).map_err(|e| after_change(e, outcome))?;
         outcome.push(service(format!("started ({shown})")));
     }
+    printer.step("applying: wait until the standby streams and has caught up");
     let streaming = start::wait_streaming(
         settings,
         facts,
@@ -129,6 +143,13 @@ fn after_change(mut e: Error, outcome: &Outcome) -> Error {
         e.message = format!("{} (changes made: {n} before this failure)", e.message);
     }
     e
+}
+
+/// -v: each configuration edit as it is about to be written.
+fn step_edits(printer: &Printer, edits: &[Edit], password: Option<&str>) {
+    for e in edits {
+        printer.step(format!("applying: {}", e.change(password).summary));
+    }
 }
 
 fn push_edits(outcome: &mut Outcome, edits: &[Edit], password: Option<&str>) {
@@ -165,9 +186,12 @@ fn ensure_slot(settings: &Settings, facts: &Facts, printer: &Printer) -> Result<
     let Some(slot) = &settings.slot else {
         return Ok(false);
     };
-    match facts.repl.run(&[&format!(
-        "CREATE_REPLICATION_SLOT {slot} PHYSICAL RESERVE_WAL"
-    )]) {
+    let command = format!("CREATE_REPLICATION_SLOT {slot} PHYSICAL RESERVE_WAL");
+    printer.step(format!(
+        "applying: create replication slot {slot} on the primary unless it exists"
+    ));
+    printer.sql(&command);
+    match facts.repl.run(&[&command]) {
         Ok(_) => {
             printer.info(format!("created replication slot {slot} on the primary"));
             Ok(true)

@@ -3,7 +3,7 @@
 //! without a server; an empty plan is exactly `changed: false`.
 
 use super::Settings;
-use super::inspect::{Facts, FileSetting};
+use super::inspect::{Facts, FileSetting, RoleFacts};
 use crate::conf::{hba, pgconf};
 use crate::error::{Code, Error, Result};
 use crate::pg::{scram, sql};
@@ -377,7 +377,6 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         changed_config = true;
     }
     plan_role(settings, facts, &mut plan)?;
-    plan_slots(settings, facts, &mut plan)?;
 
     if changed_config {
         plan.steps.push(Step::Reload);
@@ -390,6 +389,9 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
     if restart {
         plan.steps.push(Step::Restart);
     }
+    // Slots last: PostgreSQL refuses one while the running server has
+    // wal_level minimal, so it must come after the restart that raises it.
+    plan_slots(settings, facts, restart, &mut plan)?;
     Ok(plan)
 }
 
@@ -470,7 +472,8 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
         );
         return Ok(false);
     }
-    let mut file = hba::parse(&facts.hba_text).map_err(|e| {
+    let syntax = hba::Syntax::for_version(facts.version_num);
+    let mut file = hba::parse_with(&facts.hba_text, syntax).map_err(|e| {
         Error::new(
             Code::ConfigParseError,
             format!("{}:{}: {}", facts.hba_file.display(), e.line, e.message),
@@ -483,6 +486,7 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
         local_nets: facts.local_nets.clone(),
     };
     let mut notes = vec![];
+    let mut inserted = vec![];
     for net in &settings.allows {
         let conn = hba::ReplConn {
             role: settings.role.clone(),
@@ -490,34 +494,33 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
             ssl: settings.ssl,
         };
         let line = hba::format_record(&conn, &settings.method);
+        let shown = line
+            .split("  #")
+            .next()
+            .unwrap_or(&line)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         match hba::decide(&file, &conn, &settings.method, &ctx) {
             hba::HbaDecision::AlreadyAllowed { .. } => {}
             hba::HbaDecision::InsertBefore {
                 line: at,
                 shadowing,
             } => {
-                file.insert_before(Some(at), &line);
+                track(&mut inserted, &mut file, Some(at), &line);
                 notes.push(format!(
-                    "{} inserted before line {at} ({} {}), which would otherwise decide this connection",
-                    line.split('#').next().unwrap_or(&line).split_whitespace().collect::<Vec<_>>().join(" "),
+                    "{shown} inserted before line {at} ({} {}), which would otherwise decide this connection",
                     hba_type(&shadowing),
                     shadowing.method
                 ));
             }
             hba::HbaDecision::Append => {
-                file.insert_before(None, &line);
-                notes.push(format!(
-                    "{} appended",
-                    line.split('#')
-                        .next()
-                        .unwrap_or(&line)
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ));
+                track(&mut inserted, &mut file, None, &line);
+                notes.push(format!("{shown} appended"));
             }
         }
     }
+    shadow_warnings(&file, &inserted, settings, facts, plan);
     let new = file.render();
     if new == facts.hba_text {
         return Ok(false);
@@ -532,6 +535,45 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
         },
     );
     Ok(true)
+}
+
+/// Insert a line, keeping the numbers of the lines inserted before it
+/// true (they move down when this one goes above them).
+fn track(inserted: &mut Vec<usize>, file: &mut hba::HbaFile, at: Option<usize>, line: &str) {
+    let before = file.line_count();
+    let new = file.insert_before(at, line);
+    let added = file.line_count() - before;
+    for l in inserted.iter_mut() {
+        if *l >= new + 1 - added {
+            *l += added;
+        }
+    }
+    inserted.push(new);
+}
+
+/// An existing line that an inserted one now decides for every
+/// connection it could match is dead weight at best, and a trap when
+/// someone later edits it expecting an effect: say so, by its new number.
+fn shadow_warnings(
+    file: &hba::HbaFile,
+    inserted: &[usize],
+    settings: &Settings,
+    facts: &Facts,
+    plan: &mut Plan,
+) {
+    let mut seen = std::collections::BTreeSet::new();
+    for &at in inserted {
+        for r in file.shadowed_by(at, &settings.role) {
+            if seen.insert(r.line) {
+                plan.warnings.push(format!(
+                    "{}:{}: \"{}\" can no longer be reached: the line pgrepctl writes at line {at} decides every connection it matches; remove it",
+                    facts.hba_file.display(),
+                    r.line,
+                    file.line_text(r.line).trim()
+                ));
+            }
+        }
+    }
 }
 
 fn hba_type(r: &hba::Record) -> &'static str {
@@ -577,6 +619,9 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
             });
         }
         Some(role) => {
+            if !settings.allow_privileged_role {
+                refuse_shared_role(settings, facts, role)?;
+            }
             let mut attrs = vec![];
             let mut undo = vec![];
             if !role.can_login {
@@ -614,6 +659,13 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
             if attrs.is_empty() && new_pw.is_none() {
                 return Ok(());
             }
+            if new_pw.is_some() && !facts.streaming_as_role.is_empty() {
+                plan.warnings.push(format!(
+                    "the password of role {:?} changes while standbys stream with the old one ({}): they go on until they reconnect, then fail to authenticate until their passfile holds the new password (rerun clone-standby, or edit the standby's passfile)",
+                    settings.role,
+                    facts.streaming_as_role.join(", ")
+                ));
+            }
             let mut shown = format!("ALTER ROLE {name} WITH {}", attrs.join(" "));
             let mut real = shown.clone();
             let mut undo_sql = format!("ALTER ROLE {name} WITH {}", undo.join(" "));
@@ -635,7 +687,45 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
     Ok(())
 }
 
-fn plan_slots(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> {
+/// A role that is more than a replication login must not become one by
+/// accident: init-master would set its password (copied into every
+/// standby's passfile) and LOGIN REPLICATION. The rule: no SUPERUSER,
+/// CREATEDB, CREATEROLE or BYPASSRLS, no owned objects, no membership in
+/// other roles — what a role pgrepctl created has none of.
+fn refuse_shared_role(settings: &Settings, facts: &Facts, role: &RoleFacts) -> Result<()> {
+    let mut why = vec![];
+    if !role.powers.is_empty() {
+        why.push(format!("has {}", role.powers.join(", ")));
+    }
+    if role.owned_objects > 0 {
+        why.push(format!("owns {} database objects", role.owned_objects));
+    }
+    if !facts.memberships.is_empty() {
+        let mut m = facts.memberships.clone();
+        m.sort();
+        why.push(format!("is a member of {}", m.join(", ")));
+    }
+    if why.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::RoleNotDedicated,
+        format!(
+            "role {:?} is not a dedicated replication role: it {}; init-master would give it LOGIN REPLICATION and the replication password, which every standby keeps in its passfile",
+            settings.role,
+            why.join(", ")
+        ),
+    )
+    .hint("choose another --replication-user (pgrepctl creates it with LOGIN REPLICATION and nothing else), or add --allow-privileged-role if this role is meant to replicate"))
+}
+
+fn plan_slots(settings: &Settings, facts: &Facts, restart: bool, plan: &mut Plan) -> Result<()> {
+    let live_wal_level = facts
+        .live
+        .get("wal_level")
+        .map(|l| l.setting.as_str())
+        .unwrap_or("");
+    let slot_refused = wal_level_rank(live_wal_level) < 1 && !restart;
     for s in &settings.slots {
         match facts.slots.get(s).map(String::as_str) {
             Some("physical") => {}
@@ -647,6 +737,15 @@ fn plan_slots(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()>
                     ),
                 )
                 .hint("choose another --slot name for the standby"));
+            }
+            None if slot_refused => {
+                return Err(Error::new(
+                    Code::SlotNeedsRestart,
+                    format!(
+                        "replication slot {s:?} cannot be created while the server runs with wal_level = {live_wal_level}; raising wal_level takes effect only after a restart"
+                    ),
+                )
+                .hint("add --restart if-needed to restart the server before the slot is created, or rerun with --slot after a restart"));
             }
             None => plan.steps.push(Step::CreateSlot { name: s.clone() }),
         }
