@@ -106,11 +106,33 @@ fn usage_errors_exit_2_and_change_nothing() {
                 "--allow",
                 "10.0.0.2",
                 "--replication-user",
-                "a\"b",
+                "a\nb",
                 "--password-file",
                 pw,
             ],
             "INVALID_ROLE_NAME",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--bindir",
+                "/nonexistent",
+                "--password-file",
+                pw,
+            ],
+            "INVALID_VALUE",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--wal-keep",
+                "1XB",
+                "--password-file",
+                pw,
+            ],
+            "INVALID_VALUE",
         ),
         (
             &[
@@ -174,9 +196,23 @@ fn usage_errors_exit_2_and_change_nothing() {
     ];
     for (args, code) in cases {
         let r = run(&c, args);
-        r.fails(2, code);
+        let j = r.fails(2, code);
+        // Every usage error, clap's own included, says what to do next.
+        assert!(
+            j["error"]["hint"].as_str().is_some_and(|h| !h.is_empty()),
+            "{j}"
+        );
+        assert!(r.stderr().contains("\nHINT: "), "{}", r.stderr());
         g.unchanged();
     }
+    // Without --json too: clap's message, then a HINT line naming the help.
+    let r = pgrepctl(["init-master", "--restart", "sometimes"]);
+    assert_eq!(r.code(), 2);
+    assert!(
+        r.stderr().contains("HINT: see pgrepctl init-master --help"),
+        "{}",
+        r.stderr()
+    );
 }
 
 #[test]

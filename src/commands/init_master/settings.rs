@@ -72,8 +72,10 @@ impl Settings {
             )
             .hint("give a number from 1 to 262143; 10 is the usual choice"));
         }
-        let wal_keep_bytes = crate::units::parse_bytes(&wal_keep)
-            .map_err(|e| Error::new(Code::InvalidValue, format!("--wal-keep: {e}")))?;
+        let wal_keep_bytes = crate::units::parse_bytes(&wal_keep).map_err(|e| {
+            Error::new(Code::InvalidValue, format!("--wal-keep: {e}"))
+                .hint("give a size with a unit: kB, MB, GB or TB, e.g. --wal-keep 1GB")
+        })?;
         if let Some(l) = &listen {
             if l.trim().is_empty() || l.contains(['\'', '\n', '#']) {
                 return Err(Error::new(
@@ -89,6 +91,7 @@ impl Settings {
             Some(d) => Some(validate_data_dir(d)?),
             None => None,
         };
+        let bindir = bindir.map(|b| crate::tools::check_bindir(&b)).transpose()?;
         let password = password::load(password_file.as_deref(), allow_insecure)?;
         let conn = conninfo::resolve(&conn, data_dir.as_deref())?;
         Ok(Settings {
