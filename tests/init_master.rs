@@ -871,3 +871,36 @@ fn superuser_replication_role_refused_unless_allowed_and_streaming_standbys_warn
     );
     drop(standby);
 }
+
+/// Issue 9: -v prints each step as it is applied, -vv the SQL as well,
+/// with the password and its verifier redacted.
+#[test]
+fn verbose_prints_steps_and_very_verbose_the_sql() {
+    let c = Cluster::new();
+    let r = init_master(&c, &["--allow", "127.0.0.1/32", "--slot", "s1", "-v"]);
+    r.ok();
+    let err = r.stderr();
+    for step in [
+        "applying: edit ",
+        "applying: CREATE ROLE \"replicator\" WITH LOGIN REPLICATION PASSWORD <redacted>",
+        "applying: reload",
+        "applying: SELECT pg_create_physical_replication_slot('s1', true)",
+    ] {
+        assert!(err.contains(step), "{step:?} missing from:\n{err}");
+    }
+    assert!(!err.contains("SQL: "), "-v shows no SQL text: {err}");
+
+    let c = Cluster::new();
+    let r = init_master(&c, &["--allow", "127.0.0.1/32", "-vv"]);
+    r.ok();
+    let err = r.stderr();
+    assert!(
+        err.contains("SQL: CREATE ROLE \"replicator\" WITH LOGIN REPLICATION PASSWORD <redacted>"),
+        "{err}"
+    );
+    assert!(err.contains("SQL: SELECT pg_reload_conf()"), "{err}");
+    assert!(
+        !err.contains(PW) && !err.contains("SCRAM-SHA-256$"),
+        "{err}"
+    );
+}
