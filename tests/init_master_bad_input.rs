@@ -446,13 +446,15 @@ fn role_used_for_other_purposes_is_refused() {
     let c = Cluster::new();
     c.sql("CREATE ROLE creator CREATEDB LOGIN");
     c.sql("CREATE ROLE owner_role NOLOGIN; CREATE TABLE owned_t (i int); ALTER TABLE owned_t OWNER TO owner_role");
-    c.sql("CREATE ROLE monitor LOGIN; GRANT pg_monitor TO monitor");
+    c.sql("CREATE ROLE app_rw NOLOGIN; CREATE ROLE member LOGIN; GRANT app_rw TO member");
+    // Membership in pg_monitor (for `check`) alone does not count.
+    c.sql("CREATE ROLE monitor NOLOGIN; GRANT pg_monitor TO monitor");
     let pw = password_file(c.tmp.path(), "pw");
     let g = guard(&c);
     for (role, why) in [
         ("creator", "CREATEDB"),
         ("owner_role", "owns 1 database objects"),
-        ("monitor", "member of pg_monitor"),
+        ("member", "member of app_rw"),
     ] {
         for extra in [&["--dry-run"][..], &[]] {
             let mut args = vec![
@@ -487,4 +489,17 @@ fn role_used_for_other_purposes_is_refused() {
         c.sql("SELECT rolcanlogin AND rolreplication FROM pg_roles WHERE rolname = 'owner_role'"),
         "t"
     );
+    let j = run(
+        &c,
+        &[
+            "--allow",
+            "127.0.0.1/32",
+            "--replication-user",
+            "monitor",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert_eq!(j["changed"], true, "{j}");
 }

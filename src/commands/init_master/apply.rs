@@ -234,7 +234,8 @@ async fn validate(session: &Session, facts: &Facts, plan: &Plan) -> Result<()> {
                     file.unwrap_or_default(),
                     line.unwrap_or(0)
                 ),
-            ));
+            )
+            .hint("the original files are restored; fix the line PostgreSQL names (or what includes it) and rerun"));
         }
     }
     for target in &plan.targets {
@@ -282,7 +283,8 @@ async fn validate(session: &Session, facts: &Facts, plan: &Plan) -> Result<()> {
                 "PostgreSQL rejects the edited pg_hba.conf: {}:{line}: {err}",
                 facts.hba_file.display()
             ),
-        ));
+        )
+        .hint("the original pg_hba.conf is restored; fix the line PostgreSQL names and rerun"));
     }
     Ok(())
 }

@@ -691,7 +691,18 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
 /// accident: init-master would set its password (copied into every
 /// standby's passfile) and LOGIN REPLICATION. The rule: no SUPERUSER,
 /// CREATEDB, CREATEROLE or BYPASSRLS, no owned objects, no membership in
-/// other roles — what a role pgrepctl created has none of.
+/// other roles (but the read-only monitoring ones `check` needs) — what a
+/// role pgrepctl created has none of.
+/// Predefined roles that only let a member read statistics and settings:
+/// `check` needs pg_monitor, and granting it to the replication role is
+/// common and harmless.
+const MONITORING_ROLES: &[&str] = &[
+    "pg_monitor",
+    "pg_read_all_settings",
+    "pg_read_all_stats",
+    "pg_stat_scan_tables",
+];
+
 fn refuse_shared_role(settings: &Settings, facts: &Facts, role: &RoleFacts) -> Result<()> {
     let mut why = vec![];
     if !role.powers.is_empty() {
@@ -700,9 +711,14 @@ fn refuse_shared_role(settings: &Settings, facts: &Facts, role: &RoleFacts) -> R
     if role.owned_objects > 0 {
         why.push(format!("owns {} database objects", role.owned_objects));
     }
-    if !facts.memberships.is_empty() {
-        let mut m = facts.memberships.clone();
+    let mut m: Vec<&String> = facts
+        .memberships
+        .iter()
+        .filter(|r| !MONITORING_ROLES.contains(&r.as_str()))
+        .collect();
+    if !m.is_empty() {
         m.sort();
+        let m: Vec<&str> = m.into_iter().map(String::as_str).collect();
         why.push(format!("is a member of {}", m.join(", ")));
     }
     if why.is_empty() {
