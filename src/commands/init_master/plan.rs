@@ -495,9 +495,7 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
         };
         let line = hba::format_record(&conn, &settings.method);
         let shown = line
-            .split("  #")
-            .next()
-            .unwrap_or(&line)
+            .trim_end_matches("# pgrepctl")
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
@@ -687,12 +685,6 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
     Ok(())
 }
 
-/// A role that is more than a replication login must not become one by
-/// accident: init-master would set its password (copied into every
-/// standby's passfile) and LOGIN REPLICATION. The rule: no SUPERUSER,
-/// CREATEDB, CREATEROLE or BYPASSRLS, no owned objects, no membership in
-/// other roles (but the read-only monitoring ones `check` needs) — what a
-/// role pgrepctl created has none of.
 /// Predefined roles that only let a member read statistics and settings:
 /// `check` needs pg_monitor, and granting it to the replication role is
 /// common and harmless.
@@ -703,6 +695,12 @@ const MONITORING_ROLES: &[&str] = &[
     "pg_stat_scan_tables",
 ];
 
+/// A role that is more than a replication login must not become one by
+/// accident: init-master would set its password (copied into every
+/// standby's passfile) and LOGIN REPLICATION. The rule: no SUPERUSER,
+/// CREATEDB, CREATEROLE or BYPASSRLS, no owned objects, no membership in
+/// other roles (but the read-only monitoring ones `check` needs) — what a
+/// role pgrepctl created has none of.
 fn refuse_shared_role(settings: &Settings, facts: &Facts, role: &RoleFacts) -> Result<()> {
     let mut why = vec![];
     if !role.powers.is_empty() {
