@@ -54,7 +54,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l restar
 if-needed\t'Restart when a changed setting needs it (wal_level, max_wal_senders, …)'
 always\t'Restart even when nothing needs it'"
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l bindir -d 'Directory of the server\'s PostgreSQL binaries (for pg_ctl restart) [default: found by version]' -r -F
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow-privileged-role -d 'Let --replication-user name an existing role that is more than a replication login (superuser, CREATEDB, CREATEROLE, BYPASSRLS, owner of objects, member of other roles): its password may change and is copied to every standby'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow-privileged-role -d 'Let --replication-user name an existing role that is more than a replication login (superuser, CREATEDB, CREATEROLE, BYPASSRLS, owner of objects, member of roles other than pg_monitor and its parts): its password may change and is copied to every standby'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l ssl -d 'Write hostssl instead of host lines (standbys must connect with SSL)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow-insecure -d 'Permit insecure choices: trust/password methods, all-addresses CIDRs, a group-readable password file'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l dry-run -d 'Compute and print the plan and diffs; change nothing'

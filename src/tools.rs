@@ -108,9 +108,6 @@ pub fn find_with(major: u32, explicit: Option<&Path>, server: Option<&Path>) -> 
     }
     for (dir, source) in candidates {
         if !dir.join("pg_ctl").exists() {
-            if source == "--bindir" {
-                tried.push(format!("{} ({source}): no pg_ctl there", dir.display()));
-            }
             continue;
         }
         match major_of(&dir) {
