@@ -782,7 +782,14 @@ fn role_name_with_a_double_quote_logs_in() {
 /// continuation on 14+) and has no newline must not take the new line in.
 #[test]
 fn last_hba_line_with_a_trailing_backslash_keeps_its_record() {
-    let hba = "local all all trust\nhost replication all 10.9.0.0/16 md5 \\";
+    // Before 14 a trailing backslash is part of the last token, which in a
+    // record's last field PostgreSQL rejects: end in a comment there.
+    let major = harness::major(&harness::bindir());
+    let hba = if major >= 14 {
+        "local all all trust\nhost replication all 10.9.0.0/16 md5 \\"
+    } else {
+        "local all all trust\nhost replication all 10.9.0.0/16 md5\n# note \\"
+    };
     let c = Cluster::builder().hba(hba).init();
     let j = init_master(&c, &["--allow", "127.0.0.1/32"]).ok();
     assert_eq!(j["changed"], true);
