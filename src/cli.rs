@@ -20,7 +20,7 @@ pub struct Global {
     /// Print one JSON object on stdout and nothing else there
     #[arg(long, global = true)]
     pub json: bool,
-    /// More detail on stderr (the SQL run, each step)
+    /// More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
     /// Only warnings and errors

@@ -111,6 +111,21 @@ impl Printer {
         }
     }
 
+    /// -v: each step as it is applied.
+    pub fn step(&self, msg: impl AsRef<str>) {
+        if self.verbose > 0 {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    /// -vv: the text of each statement run; callers pass it with secrets
+    /// already redacted (a password verifier is never shown).
+    pub fn sql(&self, sql: impl AsRef<str>) {
+        if self.verbose > 1 {
+            eprintln!("SQL: {}", sql.as_ref());
+        }
+    }
+
     pub fn outcome(&self, o: &Outcome) {
         if self.json {
             print_json(o);

@@ -181,7 +181,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
         } else {
             Code::Usage
         };
-        let err = Error::new(code, first).hint("run with --help for usage");
+        let err = Error::new(code, first).hint(help_hint(&args));
         let cmd = args.get(1).cloned().unwrap_or_default();
         Printer {
             json: true,
@@ -190,8 +190,25 @@ fn usage_error(e: clap::Error) -> ExitCode {
         .failure(&cmd, &err, &[], false);
     } else {
         let _ = e.print();
+        eprintln!("HINT: {}", help_hint(&args));
     }
     ExitCode::from(if is_check { 3 } else { EXIT_USAGE })
+}
+
+/// "see pgrepctl <subcommand…> --help", for the deepest subcommand named
+/// on the command line, so a usage mistake points at the flags it concerns.
+fn help_hint(args: &[String]) -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut path = vec!["pgrepctl".to_string()];
+    for a in args.iter().skip(1).filter(|a| !a.starts_with('-')) {
+        let Some(sub) = cmd.find_subcommand(a).cloned() else {
+            break;
+        };
+        path.push(sub.get_name().to_string());
+        cmd = sub;
+    }
+    format!("see {} --help", path.join(" "))
 }
 
 /// A failed command: the error, plus warnings gathered before it failed.

@@ -55,11 +55,27 @@ pub fn find(major: u32, explicit: Option<&Path>) -> Result<BinDir> {
 
 /// [`find`], trying `server` (the running server's own bin directory)
 /// right after `--bindir`.
+/// An explicit `--bindir` is used or refused, never passed over for
+/// another directory: the user named it for a reason.
 pub fn find_with(major: u32, explicit: Option<&Path>, server: Option<&Path>) -> Result<BinDir> {
     let mut tried: Vec<String> = vec![];
     let mut candidates: Vec<(PathBuf, &str)> = vec![];
     if let Some(d) = explicit {
-        candidates.push((d.to_path_buf(), "--bindir"));
+        let d = check_bindir(d)?;
+        return match major_of(&d) {
+            Some(m) if m == major => Ok(BinDir { path: d, major }),
+            found => Err(Error::new(
+                Code::VersionMismatch,
+                format!(
+                    "--bindir {} holds {}, not PostgreSQL {major}",
+                    d.display(),
+                    found.map_or("a pg_ctl that does not run".to_string(), |m| format!("PostgreSQL {m}"))
+                ),
+            )
+            .hint(format!(
+                "give the bin directory of PostgreSQL {major} (Debian: /usr/lib/postgresql/{major}/bin), or leave out --bindir"
+            ))),
+        };
     }
     if let Some(d) = server {
         candidates.push((d.to_path_buf(), "running server"));
@@ -92,9 +108,6 @@ pub fn find_with(major: u32, explicit: Option<&Path>, server: Option<&Path>) -> 
     }
     for (dir, source) in candidates {
         if !dir.join("pg_ctl").exists() {
-            if source == "--bindir" {
-                tried.push(format!("{} ({source}): no pg_ctl there", dir.display()));
-            }
             continue;
         }
         match major_of(&dir) {
@@ -118,6 +131,24 @@ pub fn find_with(major: u32, explicit: Option<&Path>, server: Option<&Path>) -> 
     .hint(format!(
         "install PostgreSQL {major} (Debian: apt-get install postgresql-{major}) or pass --bindir"
     )))
+}
+
+/// A `--bindir` must be a directory with `pg_ctl` in it; checked before
+/// anything else happens, whether or not the run ends up needing it.
+pub fn check_bindir(dir: &Path) -> Result<PathBuf> {
+    if dir.join("pg_ctl").is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let why = if dir.is_dir() {
+        "has no pg_ctl"
+    } else {
+        "is not a directory"
+    };
+    Err(Error::new(
+        Code::InvalidValue,
+        format!("--bindir {} {why}", dir.display()),
+    )
+    .hint("give the directory of the PostgreSQL programs, e.g. /usr/lib/postgresql/15/bin (pg_config --bindir prints it)"))
 }
 
 /// Who PostgreSQL programs run as: the data directory's owner when we are

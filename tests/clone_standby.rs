@@ -180,8 +180,22 @@ fn raises_hot_standby_limits_below_the_primarys() {
 fn slot_is_created_and_used() {
     let (p, pw) = prepared_primary(Cluster::builder());
     let s = Cluster::clone_target(&p);
-    let j = clone(&p, &s, Some(&pw), &["--slot", "standby_one"]).ok();
+    let r = clone(&p, &s, Some(&pw), &["--slot", "standby_one", "-vv"]);
+    let j = r.ok();
     assert!(j.to_string().contains("slot standby_one created"), "{j}");
+    // -v: each step as it is applied; -vv: the statements too, no secret.
+    let err = r.stderr();
+    for step in [
+        "applying: create replication slot standby_one",
+        "SQL: CREATE_REPLICATION_SLOT standby_one PHYSICAL RESERVE_WAL",
+        "applying: copy ",
+        "applying: move the copy into place",
+        "applying: start the standby",
+        "applying: wait until the standby streams",
+    ] {
+        assert!(err.contains(step), "{step:?} missing from:\n{err}");
+    }
+    assert!(!err.contains(PW), "{err}");
     assert_eq!(
         p.sql("SELECT slot_name || ' ' || active FROM pg_replication_slots"),
         "standby_one true"

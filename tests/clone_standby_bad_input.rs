@@ -376,3 +376,33 @@ fn unprepared_primary_without_the_role_is_not_ready_not_unreachable() {
     );
     assert_untouched(&p, &s);
 }
+
+/// Issue 9: an explicit --bindir is used or refused, never silently
+/// passed over for binaries found elsewhere.
+#[test]
+fn bindir_that_is_not_one_is_refused() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    let r = harness::pgrepctl([
+        "clone-standby",
+        "--json",
+        "--primary",
+        &format!("host=127.0.0.1 port={} user=replicator", p.port),
+        "-D",
+        s.data.to_str().unwrap(),
+        "--bindir",
+        "/nonexistent",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    let j = r.fails(2, "INVALID_VALUE");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent"),
+        "{j}"
+    );
+    assert!(j["error"]["hint"].as_str().unwrap().contains("bin"), "{j}");
+    assert_untouched(&p, &s);
+}

@@ -683,3 +683,231 @@ fn md5_method_and_restart_always() {
     );
     replication_login(&c, "replicator", PW).expect("md5 line accepts the SCRAM-stored password");
 }
+
+/// Issue 9 item 14: on a primary running with wal_level minimal a slot can
+/// only be created after the restart that raises it; without --restart the
+/// plan says so up front (dry run too) and nothing changes.
+#[test]
+fn slot_on_wal_level_minimal_comes_after_the_restart() {
+    let c = Cluster::builder()
+        .conf("wal_level = minimal")
+        .conf("max_wal_senders = 0")
+        .init();
+    assert_eq!(c.sql("SHOW wal_level"), "minimal");
+    let auto = c.data.join("postgresql.auto.conf");
+    let files = [c.conf_path(), c.hba_path(), auto.clone()];
+    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let before = harness::snapshot(&paths);
+    for extra in [&["--dry-run"][..], &[]] {
+        let args = [&["--allow", "127.0.0.1/32", "--slot", "s1"][..], extra].concat();
+        let j = init_master(&c, &args).fails(1, "SLOT_NEEDS_RESTART");
+        let hint = j["error"]["hint"].as_str().unwrap();
+        assert!(hint.contains("--restart if-needed"), "{j}");
+        assert_eq!(harness::snapshot(&paths), before, "nothing changed");
+        assert_eq!(
+            c.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'replicator'"),
+            "0"
+        );
+    }
+
+    let args = [
+        "--allow",
+        "127.0.0.1/32",
+        "--slot",
+        "s1",
+        "--restart",
+        "if-needed",
+    ];
+    let dry = init_master(&c, &[&args[..], &["--dry-run"]].concat()).ok();
+    let summaries: Vec<String> = dry["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["summary"].as_str().unwrap().to_string())
+        .collect();
+    let restart = summaries.iter().position(|s| s == "restart").unwrap();
+    let slot = summaries
+        .iter()
+        .position(|s| s.contains("pg_create_physical_replication_slot"))
+        .unwrap();
+    assert!(
+        restart < slot,
+        "the slot comes after the restart: {summaries:?}"
+    );
+
+    let j = init_master(&c, &args).ok();
+    assert_eq!(j["changed"], true);
+    assert_eq!(j["restart_required"], false, "{j}");
+    assert_eq!(c.sql("SHOW wal_level"), "replica");
+    assert_eq!(
+        c.sql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 's1'"),
+        "physical"
+    );
+    assert_eq!(
+        j["changes"].as_array().unwrap().len(),
+        summaries.len(),
+        "dry run and real run agree"
+    );
+    assert_noop(&c, &args, &paths);
+}
+
+/// Issue 9: a double quote in a role name is written `""` inside a quoted
+/// hba token, which every supported PostgreSQL reads back as one `"`.
+#[test]
+fn role_name_with_a_double_quote_logs_in() {
+    let c = Cluster::new();
+    let role = "rep\"l";
+    let j = init_master(&c, &["--allow", "127.0.0.1/32", "--replication-user", role]).ok();
+    assert_eq!(j["changed"], true);
+    assert!(
+        std::fs::read_to_string(c.hba_path())
+            .unwrap()
+            .contains("\"rep\"\"l\""),
+        "{j}"
+    );
+    assert_eq!(
+        c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"),
+        "0"
+    );
+    assert!(replication_login(&c, role, "wrong").is_err());
+    replication_login(&c, role, PW).expect("replication login as rep\"l");
+    assert_noop(
+        &c,
+        &["--allow", "127.0.0.1/32", "--replication-user", role],
+        &[&c.hba_path()],
+    );
+}
+
+/// Issue 9: a last pg_hba.conf line that ends in a backslash (a
+/// continuation on 14+) and has no newline must not take the new line in.
+#[test]
+fn last_hba_line_with_a_trailing_backslash_keeps_its_record() {
+    // Before 14 a trailing backslash is part of the last token, which in a
+    // record's last field PostgreSQL rejects: end in a comment there.
+    let major = harness::major(&harness::bindir());
+    let hba = if major >= 14 {
+        "local all all trust\nhost replication all 10.9.0.0/16 md5 \\"
+    } else {
+        "local all all trust\nhost replication all 10.9.0.0/16 md5\n# note \\"
+    };
+    let c = Cluster::builder().hba(hba).init();
+    let j = init_master(&c, &["--allow", "127.0.0.1/32"]).ok();
+    assert_eq!(j["changed"], true);
+    let text = std::fs::read_to_string(c.hba_path()).unwrap();
+    assert!(text.starts_with(hba), "existing text kept:\n{text}");
+    assert_eq!(
+        c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"),
+        "0",
+        "{text}"
+    );
+    assert_eq!(
+        c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE address = '10.9.0.0'"),
+        "1",
+        "the last record is still there:\n{text}"
+    );
+    replication_login(&c, "replicator", PW).expect("our line is a record of its own");
+    assert_noop(&c, &["--allow", "127.0.0.1/32"], &[&c.hba_path()]);
+}
+
+/// Issue 9: a line ours now decides for all its connections is named.
+#[test]
+fn line_made_unreachable_by_ours_is_warned_about() {
+    let hba = "local all all trust\nhost replication replicator 127.0.0.1/32 md5\nhost all all 127.0.0.1/32 trust\n";
+    let c = Cluster::builder().hba(hba).init();
+    let j = init_master(&c, &["--allow", "127.0.0.1/32"]).ok();
+    let w = j["warnings"].to_string();
+    assert!(
+        w.contains(":3:")
+            && w.contains("127.0.0.1/32 md5")
+            && w.contains("can no longer be reached"),
+        "{j}"
+    );
+    let text = std::fs::read_to_string(c.hba_path()).unwrap();
+    assert_eq!(
+        text.lines().nth(2),
+        Some("host replication replicator 127.0.0.1/32 md5")
+    );
+    // Nothing new is shadowed by a second run, so no warning.
+    let j = init_master(&c, &["--allow", "127.0.0.1/32"]).ok();
+    assert!(!j["warnings"].to_string().contains("can no longer"), "{j}");
+}
+
+/// Issue 9 item 13: a superuser as the replication role is refused; with
+/// --allow-privileged-role its password changes, and the standbys that
+/// stream as it now are named in a warning.
+#[test]
+fn superuser_replication_role_refused_unless_allowed_and_streaming_standbys_warned() {
+    let primary = Cluster::new();
+    let standby = Cluster::standby_of(&primary, "s1");
+    let before =
+        primary.sql("SELECT coalesce(rolpassword, '-') FROM pg_authid WHERE rolname = 'postgres'");
+    let j = init_master(
+        &primary,
+        &["--allow", "127.0.0.1/32", "--replication-user", "postgres"],
+    )
+    .fails(1, "ROLE_NOT_DEDICATED");
+    let msg = j["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("SUPERUSER") && msg.contains("passfile"), "{j}");
+    assert!(
+        j["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-privileged-role"),
+        "{j}"
+    );
+    assert_eq!(
+        primary.sql("SELECT coalesce(rolpassword, '-') FROM pg_authid WHERE rolname = 'postgres'"),
+        before
+    );
+
+    let j = init_master(
+        &primary,
+        &[
+            "--allow",
+            "127.0.0.1/32",
+            "--replication-user",
+            "postgres",
+            "--allow-privileged-role",
+        ],
+    )
+    .ok();
+    let w = j["warnings"].to_string();
+    assert!(
+        w.contains("password of role \\\"postgres\\\" changes") && w.contains("(s1)"),
+        "{j}"
+    );
+    drop(standby);
+}
+
+/// Issue 9: -v prints each step as it is applied, -vv the SQL as well,
+/// with the password and its verifier redacted.
+#[test]
+fn verbose_prints_steps_and_very_verbose_the_sql() {
+    let c = Cluster::new();
+    let r = init_master(&c, &["--allow", "127.0.0.1/32", "--slot", "s1", "-v"]);
+    r.ok();
+    let err = r.stderr();
+    for step in [
+        "applying: edit ",
+        "applying: CREATE ROLE \"replicator\" WITH LOGIN REPLICATION PASSWORD <redacted>",
+        "applying: reload",
+        "applying: SELECT pg_create_physical_replication_slot('s1', true)",
+    ] {
+        assert!(err.contains(step), "{step:?} missing from:\n{err}");
+    }
+    assert!(!err.contains("SQL: "), "-v shows no SQL text: {err}");
+
+    let c = Cluster::new();
+    let r = init_master(&c, &["--allow", "127.0.0.1/32", "-vv"]);
+    r.ok();
+    let err = r.stderr();
+    assert!(
+        err.contains("SQL: CREATE ROLE \"replicator\" WITH LOGIN REPLICATION PASSWORD <redacted>"),
+        "{err}"
+    );
+    assert!(err.contains("SQL: SELECT pg_reload_conf()"), "{err}");
+    assert!(
+        !err.contains(PW) && !err.contains("SCRAM-SHA-256$"),
+        "{err}"
+    );
+}

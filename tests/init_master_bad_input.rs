@@ -106,11 +106,33 @@ fn usage_errors_exit_2_and_change_nothing() {
                 "--allow",
                 "10.0.0.2",
                 "--replication-user",
-                "a\"b",
+                "a\nb",
                 "--password-file",
                 pw,
             ],
             "INVALID_ROLE_NAME",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--bindir",
+                "/nonexistent",
+                "--password-file",
+                pw,
+            ],
+            "INVALID_VALUE",
+        ),
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--wal-keep",
+                "1XB",
+                "--password-file",
+                pw,
+            ],
+            "INVALID_VALUE",
         ),
         (
             &[
@@ -174,9 +196,23 @@ fn usage_errors_exit_2_and_change_nothing() {
     ];
     for (args, code) in cases {
         let r = run(&c, args);
-        r.fails(2, code);
+        let j = r.fails(2, code);
+        // Every usage error, clap's own included, says what to do next.
+        assert!(
+            j["error"]["hint"].as_str().is_some_and(|h| !h.is_empty()),
+            "{j}"
+        );
+        assert!(r.stderr().contains("\nHINT: "), "{}", r.stderr());
         g.unchanged();
     }
+    // Without --json too: clap's message, then a HINT line naming the help.
+    let r = pgrepctl(["init-master", "--restart", "sometimes"]);
+    assert_eq!(r.code(), 2);
+    assert!(
+        r.stderr().contains("HINT: see pgrepctl init-master --help"),
+        "{}",
+        r.stderr()
+    );
 }
 
 #[test]
@@ -400,4 +436,70 @@ fn unwritable_config_file() {
         "{j}"
     );
     g.unchanged();
+}
+
+/// Issue 9 item 13: a role that is more than a replication login is not
+/// made one (nor given the replication password) without
+/// --allow-privileged-role; a plain existing role still is.
+#[test]
+fn role_used_for_other_purposes_is_refused() {
+    let c = Cluster::new();
+    c.sql("CREATE ROLE creator CREATEDB LOGIN");
+    c.sql("CREATE ROLE owner_role NOLOGIN; CREATE TABLE owned_t (i int); ALTER TABLE owned_t OWNER TO owner_role");
+    c.sql("CREATE ROLE app_rw NOLOGIN; CREATE ROLE member LOGIN; GRANT app_rw TO member");
+    // Membership in pg_monitor (for `check`) alone does not count.
+    c.sql("CREATE ROLE monitor NOLOGIN; GRANT pg_monitor TO monitor");
+    let pw = password_file(c.tmp.path(), "pw");
+    let g = guard(&c);
+    for (role, why) in [
+        ("creator", "CREATEDB"),
+        ("owner_role", "owns 1 database objects"),
+        ("member", "member of app_rw"),
+    ] {
+        for extra in [&["--dry-run"][..], &[]] {
+            let mut args = vec![
+                "--allow",
+                "127.0.0.1/32",
+                "--replication-user",
+                role,
+                "--password-file",
+                pw.to_str().unwrap(),
+            ];
+            args.extend(extra);
+            let j = run(&c, &args).fails(1, "ROLE_NOT_DEDICATED");
+            assert!(j["error"]["message"].as_str().unwrap().contains(why), "{j}");
+            g.unchanged();
+        }
+    }
+    let j = run(
+        &c,
+        &[
+            "--allow",
+            "127.0.0.1/32",
+            "--replication-user",
+            "owner_role",
+            "--allow-privileged-role",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert_eq!(j["changed"], true);
+    assert_eq!(
+        c.sql("SELECT rolcanlogin AND rolreplication FROM pg_roles WHERE rolname = 'owner_role'"),
+        "t"
+    );
+    let j = run(
+        &c,
+        &[
+            "--allow",
+            "127.0.0.1/32",
+            "--replication-user",
+            "monitor",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert_eq!(j["changed"], true, "{j}");
 }

@@ -180,6 +180,13 @@ fn bad_input_changes_nothing() {
     let j = up(&dir, 1, &[]).fails(1, "PGDATA_NOT_EMPTY");
     assert!(j["error"]["hint"].as_str().unwrap().contains("--dir"));
     assert_eq!(harness::listing(&dir.path), vec!["notes.txt"]);
+    // down on a directory that is not a sandbox: an error, not "done".
+    let j = pgrepctl(["sandbox", "down", "--json", "--dir", dir.s()]).fails(2, "INVALID_VALUE");
+    assert!(
+        j["error"]["hint"].as_str().unwrap().contains("--dir"),
+        "{j}"
+    );
+    assert_eq!(harness::listing(&dir.path), vec!["notes.txt"]);
 
     let empty = Dir::new();
     let s = pgrepctl(["sandbox", "status", "--json", "--dir", empty.s()]);

@@ -39,7 +39,8 @@ pub fn read_file(path: &Path, allow_insecure: bool) -> Result<Secret> {
         return Err(Error::new(
             Code::PasswordFileMissing,
             format!("password file {} is not a regular file", path.display()),
-        ));
+        )
+        .hint("give a file whose first line is the password, mode 0600"));
     }
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 && !allow_insecure {
@@ -61,6 +62,7 @@ pub fn read_file(path: &Path, allow_insecure: bool) -> Result<Secret> {
             Code::PasswordFileMissing,
             format!("cannot read password file {}: {e}", path.display()),
         )
+        .hint("make it readable by the user running pgrepctl, mode 0600")
     })?;
     let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if first.is_empty() {

@@ -54,15 +54,21 @@ pub struct Record {
 pub struct HbaFile {
     lines: Vec<String>,
     records: Vec<Record>,
+    syntax: Syntax,
 }
 
 /// Fields of one logical line; each field is a comma list of tokens.
+/// Quoting follows hba.c's next_token: a `"` opens or closes a quoted
+/// run anywhere in a token, and inside quotes `""` is a literal `"`.
 fn tokenize(text: &str) -> Vec<Vec<Token>> {
     let mut fields: Vec<Vec<Token>> = vec![];
     let mut cur: Vec<Token> = vec![];
     let mut tok = String::new();
     let mut quoted = false;
     let mut in_quotes = false;
+    // The previous character closed a quoted run: a `"` right after it
+    // is the second half of a `""` pair.
+    let mut was_quote = false;
     let mut have = false;
     let mut chars = text.chars().peekable();
     let flush_tok = |cur: &mut Vec<Token>, tok: &mut String, quoted: &mut bool, have: &mut bool| {
@@ -79,14 +85,19 @@ fn tokenize(text: &str) -> Vec<Vec<Token>> {
         if in_quotes {
             if c == '"' {
                 in_quotes = false;
+                was_quote = true;
             } else {
                 tok.push(c);
             }
             continue;
         }
+        let after_quote = std::mem::take(&mut was_quote);
         match c {
             '#' => break,
             '"' => {
+                if after_quote {
+                    tok.push('"');
+                }
                 in_quotes = true;
                 quoted = true;
                 have = true;
@@ -117,28 +128,69 @@ fn tokenize(text: &str) -> Vec<Vec<Token>> {
     fields
 }
 
+/// Whether this server joins a line ending in `\` with the next one.
+/// hba.c's tokenize_auth_file does so (every line, comments included, the
+/// backslash dropped and the next line appended as is) from 14 on; 10–13 read
+/// each line alone, so a trailing `\` is just part of its last token.
+pub fn has_line_continuation(version_num: u32) -> bool {
+    version_num >= CONTINUATION_SINCE
+}
+
+const CONTINUATION_SINCE: u32 = 140000;
+
+/// How a server reads the file: what differs between supported versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Syntax {
+    pub continuation: bool,
+}
+
+impl Syntax {
+    pub fn for_version(version_num: u32) -> Syntax {
+        Syntax {
+            continuation: has_line_continuation(version_num),
+        }
+    }
+}
+
+/// The newest servers' reading.
 pub fn parse(text: &str) -> Result<HbaFile, ParseError> {
+    parse_with(text, Syntax { continuation: true })
+}
+
+/// One logical line from physical line `i` on, as hba.c builds it: a
+/// line ending in `\` (after a newline is stripped) loses the backslash
+/// and has the next line appended directly, unless nothing was added
+/// since the last backslash (a `\\` then an empty line ends it).
+fn logical_line(lines: &[String], mut i: usize, syntax: Syntax) -> (String, usize) {
+    let mut buf = String::new();
+    let mut last_backslash = 0;
+    loop {
+        buf.push_str(lines[i].trim_end_matches(['\n', '\r']));
+        i += 1;
+        if syntax.continuation
+            && buf.len() > last_backslash
+            && buf.ends_with('\\')
+            && i < lines.len()
+        {
+            buf.pop();
+            last_backslash = buf.len();
+            continue;
+        }
+        if syntax.continuation && buf.len() > last_backslash && buf.ends_with('\\') {
+            buf.pop(); // at the end of the file the backslash is dropped
+        }
+        return (buf, i);
+    }
+}
+
+pub fn parse_with(text: &str, syntax: Syntax) -> Result<HbaFile, ParseError> {
     let lines = raw_lines(text);
     let mut records = vec![];
     let mut i = 0;
     while i < lines.len() {
         let first = i;
-        // Backslash at the end of a line continues the record.
-        let mut logical = String::new();
-        loop {
-            let l = lines[i].trim_end_matches(['\n', '\r']);
-            i += 1;
-            match l.strip_suffix('\\') {
-                Some(head) if i < lines.len() && !l.contains('#') => {
-                    logical.push_str(head);
-                    logical.push(' ');
-                }
-                _ => {
-                    logical.push_str(l);
-                    break;
-                }
-            }
-        }
+        let (logical, next) = logical_line(&lines, i, syntax);
+        i = next;
         let fields = tokenize(&logical);
         if fields.is_empty() {
             continue;
@@ -229,7 +281,11 @@ pub fn parse(text: &str) -> Result<HbaFile, ParseError> {
             options,
         });
     }
-    Ok(HbaFile { lines, records })
+    Ok(HbaFile {
+        lines,
+        records,
+        syntax,
+    })
 }
 
 impl HbaFile {
@@ -237,14 +293,23 @@ impl HbaFile {
         self.lines.concat()
     }
 
+    pub fn line_count(&self) -> usize {
+        self.lines.len()
+    }
+
     pub fn records(&self) -> Vec<Record> {
         self.records.clone()
     }
 
     /// Insert `text` as a new line before 1-based `line`, or at the end.
-    pub fn insert_before(&mut self, line: Option<usize>, text: &str) {
+    /// A last line with no newline gets one; a line before ours that ends
+    /// in a continuation backslash gets an empty line after it, so that
+    /// ours stays a record of its own and the one before keeps its meaning
+    /// (the server drops a backslash at the end of the file, and an empty
+    /// line ends a continuation the same way). Returns ours' line number.
+    pub fn insert_before(&mut self, line: Option<usize>, text: &str) -> usize {
         let new = format!("{}\n", text.trim_end_matches('\n'));
-        let at = match line {
+        let mut at = match line {
             Some(l) if l >= 1 && l <= self.lines.len() => l - 1,
             _ => {
                 if let Some(last) = self.lines.last_mut() {
@@ -255,12 +320,80 @@ impl HbaFile {
                 self.lines.len()
             }
         };
+        if self.continues_into(at) {
+            self.lines.insert(at, "\n".into());
+            at += 1;
+        }
         self.lines.insert(at, new);
         // Re-derive records (line numbers moved); the text is still valid.
-        if let Ok(f) = parse(&self.render()) {
+        if let Ok(f) = parse_with(&self.render(), self.syntax) {
             self.records = f.records;
         }
+        at + 1
     }
+
+    /// Whether a line placed at `at` (0-based) would be read as the tail
+    /// of the logical line before it.
+    fn continues_into(&self, at: usize) -> bool {
+        let mut probe = self.lines[..at].to_vec();
+        probe.push("x\n".into());
+        let mut i = 0;
+        while i < at {
+            let (_, next) = logical_line(&probe, i, self.syntax);
+            if next > at {
+                return true;
+            }
+            i = next;
+        }
+        false
+    }
+
+    /// Existing records that the record on `ours` (1-based) now decides
+    /// for every connection they could match: they can no longer be
+    /// reached by the connections ours is for.
+    pub fn shadowed_by(&self, ours: usize, role: &str) -> Vec<Record> {
+        let Some(mine) = self.records.iter().find(|r| r.line == ours) else {
+            return vec![];
+        };
+        self.records
+            .iter()
+            .filter(|r| r.line > ours && covers(mine, r, role))
+            .cloned()
+            .collect()
+    }
+
+    /// The raw text of the record starting on `line` (1-based), without
+    /// its line ending, for messages.
+    pub fn line_text(&self, line: usize) -> String {
+        self.lines
+            .get(line.wrapping_sub(1))
+            .map(|l| l.trim_end_matches(['\n', '\r']).to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// `ours` (a line pgrepctl wrote: one role, `replication`, one network)
+/// comes first and matches every connection `other` could match.
+fn covers(ours: &Record, other: &Record, role: &str) -> bool {
+    let type_ok = match ours.conn_type {
+        ConnType::Host => other.conn_type != ConnType::Local,
+        t => other.conn_type == t,
+    };
+    let db_ok =
+        !other.databases.is_empty() && other.databases.iter().all(|t| t.is_keyword("replication"));
+    let plain_role = |t: &Token| {
+        t.text == role
+            && (t.quoted
+                || (!KEYWORDS.contains(&t.text.as_str()) && !t.text.starts_with(['+', '@', '/'])))
+    };
+    let user_ok = !other.users.is_empty() && other.users.iter().all(plain_role);
+    let addr_ok = match (&ours.address, &other.address) {
+        (Some(Address::Cidr(mine)), Some(Address::Cidr(theirs))) => {
+            net_relation(mine, theirs) == Match::Yes
+        }
+        _ => false,
+    };
+    type_ok && db_ok && user_ok && addr_ok
 }
 
 /// The replication connection a standby will make.
@@ -594,6 +727,8 @@ const KEYWORDS: &[&str] = &[
     "samenet",
 ];
 
+/// A role or database name as one hba token that reads back as exactly
+/// that name, never as a keyword, group, file or regular expression.
 pub fn quote_token(s: &str) -> String {
     let plain = !s.is_empty()
         && !KEYWORDS.contains(&s)
@@ -604,7 +739,8 @@ pub fn quote_token(s: &str) -> String {
     if plain {
         s.to_string()
     } else {
-        format!("\"{s}\"")
+        // Inside quotes hba.c reads `""` as one literal `"`.
+        format!("\"{}\"", s.replace('"', "\"\""))
     }
 }
 
@@ -935,12 +1071,160 @@ mod tests {
     fn insert_keeps_other_lines() {
         let t = "a-comment-free\nlocal all all trust\nhost replication all 0.0.0.0/0 reject";
         let mut f = parse(&t.replace("a-comment-free", "# x")).unwrap();
-        f.insert_before(Some(3), "host replication r 10.0.0.2/32 md5");
-        f.insert_before(None, "host replication r 10.0.0.3/32 md5");
+        assert_eq!(
+            f.insert_before(Some(3), "host replication r 10.0.0.2/32 md5"),
+            3
+        );
+        assert_eq!(
+            f.insert_before(None, "host replication r 10.0.0.3/32 md5"),
+            5
+        );
         assert_eq!(
             f.render(),
             "# x\nlocal all all trust\nhost replication r 10.0.0.2/32 md5\nhost replication all 0.0.0.0/0 reject\nhost replication r 10.0.0.3/32 md5\n"
         );
         assert_eq!(f.records().len(), 4);
+    }
+
+    #[test]
+    fn doubled_quotes_inside_quotes_are_one_quote() {
+        let f = parse("host replication \"rep\"\"l\",\"\"\"x\",a\"\"b 10.0.0.0/8 md5\n").unwrap();
+        let users: Vec<(String, bool)> = f.records()[0]
+            .users
+            .iter()
+            .map(|t| (t.text.clone(), t.quoted))
+            .collect();
+        // hba.c: `a""b` outside quotes is an empty quoted run, not a quote.
+        assert_eq!(
+            users,
+            vec![
+                ("rep\"l".to_string(), true),
+                ("\"x".to_string(), true),
+                ("ab".to_string(), true)
+            ]
+        );
+        for role in ["rep\"l", "\"", "\"\"", "a \" b", "x\"\\"] {
+            assert_eq!(quote_token(role).matches('"').count() % 2, 0, "{role}");
+            let line = format_record(
+                &ReplConn {
+                    role: role.into(),
+                    addr: "10.0.0.2/32".parse().unwrap(),
+                    ssl: false,
+                },
+                "scram-sha-256",
+            );
+            let r = &parse(&line).unwrap().records()[0];
+            assert_eq!(
+                r.users,
+                vec![Token {
+                    text: role.into(),
+                    quoted: true
+                }],
+                "{line}"
+            );
+            assert_eq!(r.method, "scram-sha-256", "{line}");
+        }
+    }
+
+    #[test]
+    fn continuation_is_read_as_the_server_version_reads_it() {
+        let old = Syntax::for_version(130000);
+        let new = Syntax::for_version(140000);
+        // Joined with nothing in between: `127.0.0.1/32 \` + `  md5`.
+        let t = "host all all 127.0.0.1/32 \\\n  md5\nhost all al\\\nl 10.0.0.0/8 md5\n";
+        let r = parse_with(t, new).unwrap().records();
+        assert_eq!((r.len(), r[0].method.as_str(), r[1].line), (2, "md5", 3));
+        assert!(r[1].users[0].is_keyword("all"));
+        // Before 14 each line is alone: the first record is malformed.
+        assert!(parse_with(t, old).is_err());
+        // A comment ending in a backslash swallows the next line on 14+.
+        let t = "# note \\\nhost replication all 10.0.0.0/8 reject\n";
+        assert_eq!(parse_with(t, new).unwrap().records().len(), 0);
+        assert_eq!(parse_with(t, old).unwrap().records().len(), 1);
+        // `\\` then an empty line: the empty line ends it.
+        let t = "host all all 10.0.0.0/8 md5 x=\\\\\n\nhost all all 10.0.0.0/8 md5\n";
+        assert_eq!(parse_with(t, new).unwrap().records().len(), 2);
+    }
+
+    #[test]
+    fn appended_line_never_joins_a_trailing_backslash() {
+        let line = "host replication r 10.0.0.2/32 md5";
+        for (text, syntax, records) in [
+            // Last line ends in `\` without a newline, with one, a comment.
+            (
+                "local all all trust\nhost all all 127.0.0.1/32 md5 \\",
+                14,
+                3,
+            ),
+            (
+                "local all all trust\nhost all all 127.0.0.1/32 md5 \\\n",
+                14,
+                3,
+            ),
+            ("local all all trust\n# note \\", 14, 2),
+            ("local all all trust\n# note \\", 13, 2),
+            // No trailing newline at all.
+            ("local all all trust", 14, 2),
+            ("local all all trust", 13, 2),
+        ] {
+            let syntax = Syntax::for_version(syntax * 10000);
+            let before = parse_with(text, syntax).unwrap().records();
+            let mut f = parse_with(text, syntax).unwrap();
+            let at = f.insert_before(None, line);
+            let after = parse_with(&f.render(), syntax).unwrap().records();
+            assert_eq!(after.len(), records, "{text:?} -> {:?}", f.render());
+            assert_eq!(after.last().unwrap().line, at, "{:?}", f.render());
+            assert_eq!(after.last().unwrap().method, "md5");
+            // Every record that was there reads the same.
+            for (b, a) in before.iter().zip(&after) {
+                assert_eq!(
+                    (&b.users, &b.address, &b.method),
+                    (&a.users, &a.address, &a.method)
+                );
+            }
+            assert!(
+                f.render().starts_with(text),
+                "existing text kept: {:?}",
+                f.render()
+            );
+        }
+    }
+
+    #[test]
+    fn lines_our_line_makes_unreachable() {
+        let t = "local all all trust\n\
+                 host replication all 0.0.0.0/0 reject\n\
+                 host replication replicator 10.0.0.2/32 scram-sha-256\n\
+                 hostssl replication \"replicator\" 10.0.0.0/30 md5\n\
+                 host replication replicator,other 10.0.0.2/32 md5\n\
+                 host replication,all replicator 10.0.0.2/32 md5\n\
+                 host replication replicator 10.0.0.0/8 md5\n\
+                 host replication all 10.0.0.2/32 md5\n";
+        let mut f = parse(t).unwrap();
+        let c = ReplConn {
+            role: "replicator".into(),
+            addr: "10.0.0.0/24".parse().unwrap(),
+            ssl: false,
+        };
+        let at = f.insert_before(Some(2), &format_record(&c, "scram-sha-256"));
+        assert_eq!(at, 2);
+        let shadowed: Vec<usize> = f
+            .shadowed_by(at, "replicator")
+            .iter()
+            .map(|r| r.line)
+            .collect();
+        // The duplicate (now 4) and the narrower hostssl line (5); not the
+        // lines that also match other roles, databases or addresses.
+        assert_eq!(shadowed, vec![4, 5]);
+        assert!(
+            f.line_text(4)
+                .starts_with("host replication replicator 10.0.0.2/32")
+        );
+        // A hostssl line of ours leaves plain host lines reachable.
+        let mut f = parse("host replication replicator 10.0.0.2/32 md5\n").unwrap();
+        let mut c = c.clone();
+        c.ssl = true;
+        let at = f.insert_before(Some(1), &format_record(&c, "scram-sha-256"));
+        assert!(f.shadowed_by(at, "replicator").is_empty());
     }
 }

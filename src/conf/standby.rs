@@ -270,5 +270,13 @@ mod tests {
     #[test]
     fn passfile_escapes() {
         assert_eq!(passfile_line("u:x", "p\\w:1"), "*:*:*:u\\:x:p\\\\w\\:1\n");
+        // A double quote needs nothing in a passfile, and conninfo quotes
+        // it like any other non-bare value.
+        let l = passfile_line("rep\"l", "pw");
+        assert_eq!(
+            crate::pg::pgpass::lookup(&l, "h", 5432, "replication", "rep\"l").as_deref(),
+            Some("pw")
+        );
+        assert_eq!(quote_conninfo("rep\"l"), "'rep\"l'");
     }
 }

@@ -33,8 +33,14 @@ pub async fn apply(
             let slot_created = ensure_slot(settings, facts, printer)?;
             let tmp = copy::temp_dir(&facts.target);
             let result = async {
+                printer.step(format!(
+                    "applying: copy {} into {} with pg_basebackup",
+                    settings.primary_name(),
+                    tmp.display()
+                ));
                 let bytes = copy::copy(settings, facts, &tmp, printer, &mut signals).await?;
                 let edits = configure::compute(settings, facts, &tmp, &settings.pgdata)?;
+                step_edits(printer, &edits, password.as_deref());
                 // Edits in the copy first; then the host's own files outside
                 // it (Debian's /etc), with a backup of the original.
                 let (inside, outside): (Vec<_>, Vec<_>) = edits
@@ -43,6 +49,10 @@ pub async fn apply(
                     .partition(|e| e.path.starts_with(&tmp));
                 configure::write(&inside, facts, false)?;
                 configure::write(&outside, facts, true)?;
+                printer.step(format!(
+                    "applying: move the copy into place at {}",
+                    settings.pgdata.display()
+                ));
                 let kept = copy::put_in_place(&tmp, &facts.target, replace, facts.run_as.ids)?;
                 Ok::<_, Error>((bytes, edits, kept))
             }
@@ -84,9 +94,11 @@ pub async fn apply(
         } => {
             running = was_running;
             let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
+            step_edits(printer, &edits, password.as_deref());
             configure::write(&edits, facts, true)?;
             push_edits(outcome, &edits, password.as_deref());
             if !edits.is_empty() && running && !settings.no_start {
+                printer.step("applying: restart the standby to apply the new configuration");
                 let shown =
                     start::start(settings, facts, true).map_err(|e| after_change(e, outcome))?;
                 outcome.push(service(format!(
@@ -107,6 +119,7 @@ pub async fn apply(
         return Ok(());
     }
     if !running {
+        printer.step("applying: start the standby");
         match start::start(settings, facts, false) {
             Ok(shown) => outcome.push(service(format!("started ({shown})"))),
             Err(e) => {
@@ -147,6 +160,7 @@ pub async fn apply(
     if let Some(Some(old)) = &installed {
         let _ = std::fs::remove_dir_all(old);
     }
+    printer.step("applying: wait until the standby streams and has caught up");
     let streaming = start::wait_streaming(
         settings,
         facts,
@@ -179,6 +193,13 @@ fn after_change(mut e: Error, outcome: &Outcome) -> Error {
         e.message = format!("{} (changes made: {n} before this failure)", e.message);
     }
     e
+}
+
+/// -v: each configuration edit as it is about to be written.
+fn step_edits(printer: &Printer, edits: &[Edit], password: Option<&str>) {
+    for e in edits {
+        printer.step(format!("applying: {}", e.change(password).summary));
+    }
 }
 
 fn push_edits(outcome: &mut Outcome, edits: &[Edit], password: Option<&str>) {
@@ -215,9 +236,12 @@ fn ensure_slot(settings: &Settings, facts: &Facts, printer: &Printer) -> Result<
     let Some(slot) = &settings.slot else {
         return Ok(false);
     };
-    match facts.repl.run(&[&format!(
-        "CREATE_REPLICATION_SLOT {slot} PHYSICAL RESERVE_WAL"
-    )]) {
+    let command = format!("CREATE_REPLICATION_SLOT {slot} PHYSICAL RESERVE_WAL");
+    printer.step(format!(
+        "applying: create replication slot {slot} on the primary unless it exists"
+    ));
+    printer.sql(&command);
+    match facts.repl.run(&[&command]) {
         Ok(_) => {
             printer.info(format!("created replication slot {slot} on the primary"));
             Ok(true)

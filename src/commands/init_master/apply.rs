@@ -106,6 +106,11 @@ async fn run_steps(
                 path: path.clone(),
                 old: old.clone(),
             });
+            printer.step(format!(
+                "applying: edit {}: {}",
+                path.display(),
+                step_line(step)
+            ));
             fsutil::atomic_write(path, new.as_bytes())?;
             printer.info(format!("edited {}", path.display()));
             outcome.changes.extend(plan::describe(step));
@@ -116,25 +121,32 @@ async fn run_steps(
     if edited_files {
         validate(session, facts, plan).await?;
     }
-    let c = &session.client;
-    let t = session.target.clone();
+    // The rest in plan order: role SQL, reload, restart, then slots (a
+    // slot needs the wal_level that only the restart brings).
     for step in &plan.steps {
+        let t = session.target.clone();
+        if !matches!(step, Step::EditFile { .. }) {
+            printer.step(format!("applying: {}", step_line(step)));
+        }
         match step {
-            Step::EditFile { .. } | Step::Reload | Step::Restart => continue,
+            Step::EditFile { .. } => continue,
             Step::AlterSystem { name, value, old } => {
                 if name.contains('.') {
                     // A custom setting (pgrepctl.*): before 17, ALTER SYSTEM
                     // knows it only once the session has a placeholder.
-                    c.query("SELECT set_config($1, $2, false)", &[name, value])
+                    session
+                        .client
+                        .query("SELECT set_config($1, $2, false)", &[name, value])
                         .await
                         .map_err(|e| query_error(&t, &e))?;
                 }
-                c.batch_execute(&format!(
-                    "ALTER SYSTEM SET {name} = {}",
-                    sql::literal(value)
-                ))
-                .await
-                .map_err(|e| config_rejected(&t, &e))?;
+                let sql = format!("ALTER SYSTEM SET {name} = {}", sql::literal(value));
+                printer.sql(&sql);
+                session
+                    .client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| config_rejected(&t, &e))?;
                 undo.push(Undo::Sql(Secret::new(format!(
                     "ALTER SYSTEM SET {name} = {}",
                     sql::literal(old)
@@ -145,8 +157,10 @@ async fn run_steps(
                 undo: u,
                 shown,
             } => {
-                printer.debug(shown);
-                c.batch_execute(sql.expose())
+                printer.sql(shown);
+                session
+                    .client
+                    .batch_execute(sql.expose())
                     .await
                     .map_err(|e| query_error(&t, &e))?;
                 if let Some(u) = u {
@@ -154,41 +168,58 @@ async fn run_steps(
                 }
             }
             Step::CreateSlot { name } => {
-                c.query(
-                    "SELECT pg_create_physical_replication_slot($1, true)",
-                    &[name],
-                )
-                .await
-                .map_err(|e| query_error(&t, &e))?;
+                printer.sql(format!(
+                    "SELECT pg_create_physical_replication_slot({}, true)",
+                    sql::literal(name)
+                ));
+                session
+                    .client
+                    .query(
+                        "SELECT pg_create_physical_replication_slot($1, true)",
+                        &[name],
+                    )
+                    .await
+                    .map_err(|e| query_error(&t, &e))?;
                 undo.push(Undo::Sql(Secret::new(format!(
                     "SELECT pg_drop_replication_slot({})",
                     sql::literal(name)
                 ))));
             }
+            Step::Reload => {
+                printer.sql("SELECT pg_reload_conf()");
+                session
+                    .client
+                    .query("SELECT pg_reload_conf()", &[])
+                    .await
+                    .map_err(|e| {
+                        let mut err = query_error(&t, &e);
+                        err.code = Code::ReloadFailed;
+                        err
+                    })?;
+                undo.push(Undo::Reload);
+                printer.info("reloaded the server configuration");
+                verify_reloaded(session, plan).await?;
+            }
+            Step::Restart => {
+                restart(settings, facts, printer, bindir)?;
+                *session = reconnect(settings).await?;
+                verify_restarted(session, plan).await?;
+                printer.info("restarted the server");
+            }
         }
         outcome.changes.extend(plan::describe(step));
         outcome.changed = true;
     }
-    if plan.steps.iter().any(|s| matches!(s, Step::Reload)) {
-        c.query("SELECT pg_reload_conf()", &[]).await.map_err(|e| {
-            let mut err = query_error(&t, &e);
-            err.code = Code::ReloadFailed;
-            err
-        })?;
-        undo.push(Undo::Reload);
-        outcome.changes.extend(plan::describe(&Step::Reload));
-        printer.info("reloaded the server configuration");
-        verify_reloaded(session, plan).await?;
-    }
-    if plan.steps.iter().any(|s| matches!(s, Step::Restart)) {
-        restart(settings, facts, printer, bindir)?;
-        outcome.changes.extend(plan::describe(&Step::Restart));
-        outcome.changed = true;
-        *session = reconnect(settings).await?;
-        verify_restarted(session, plan).await?;
-        printer.info("restarted the server");
-    }
     Ok(())
+}
+
+/// One line per step for -v: what is being done, secrets already redacted.
+fn step_line(step: &Step) -> String {
+    plan::describe(step)
+        .into_iter()
+        .map(|c| c.summary)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// PostgreSQL's own parser reads the files we wrote (the views re-read
@@ -212,7 +243,8 @@ async fn validate(session: &Session, facts: &Facts, plan: &Plan) -> Result<()> {
                     file.unwrap_or_default(),
                     line.unwrap_or(0)
                 ),
-            ));
+            )
+            .hint("the original files are restored; fix the line PostgreSQL names (or what includes it) and rerun"));
         }
     }
     for target in &plan.targets {
@@ -260,7 +292,8 @@ async fn validate(session: &Session, facts: &Facts, plan: &Plan) -> Result<()> {
                 "PostgreSQL rejects the edited pg_hba.conf: {}:{line}: {err}",
                 facts.hba_file.display()
             ),
-        ));
+        )
+        .hint("the original pg_hba.conf is restored; fix the line PostgreSQL names and rerun"));
     }
     Ok(())
 }

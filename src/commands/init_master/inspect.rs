@@ -35,6 +35,11 @@ pub struct RoleFacts {
     pub can_login: bool,
     pub replication: bool,
     pub password: Option<String>,
+    /// SUPERUSER, CREATEDB, CREATEROLE, BYPASSRLS: what it has beyond
+    /// a replication login.
+    pub powers: Vec<&'static str>,
+    /// Objects it owns, in any database (pg_shdepend).
+    pub owned_objects: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +58,8 @@ pub struct Facts {
     pub hba_errors: Vec<(usize, String)>,
     pub role: Option<RoleFacts>,
     pub memberships: Vec<String>,
+    /// Where the wal senders that log in as the role stream to now.
+    pub streaming_as_role: Vec<String>,
     pub slots: HashMap<String, String>,
     pub local_nets: Vec<IpNet>,
     pub at_files: HashMap<String, Vec<crate::conf::hba::Token>>,
@@ -185,7 +192,10 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
 
     let role = c
         .query_opt(
-            "SELECT rolcanlogin, rolreplication, rolpassword FROM pg_authid WHERE rolname = $1",
+            "SELECT rolcanlogin, rolreplication, rolpassword, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls,
+                    (SELECT count(*) FROM pg_shdepend d
+                      WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = a.oid AND d.deptype = 'o')
+               FROM pg_authid a WHERE rolname = $1",
             &[&settings.role],
         )
         .await
@@ -194,7 +204,29 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
             can_login: r.get(0),
             replication: r.get(1),
             password: r.get(2),
+            powers: [
+                (r.get::<_, bool>(3), "SUPERUSER"),
+                (r.get(4), "CREATEDB"),
+                (r.get(5), "CREATEROLE"),
+                (r.get(6), "BYPASSRLS"),
+            ]
+            .into_iter()
+            .filter(|(has, _)| *has)
+            .map(|(_, name)| name)
+            .collect(),
+            owned_objects: r.get(7),
         });
+    let streaming_as_role: Vec<String> = c
+        .query(
+            "SELECT coalesce(host(client_addr), 'local socket') || coalesce(' (' || nullif(application_name, '') || ')', '')
+               FROM pg_stat_replication WHERE usename = $1 ORDER BY 1",
+            &[&settings.role],
+        )
+        .await
+        .map_err(q)?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
     let memberships: Vec<String> = c
         .query(
             "WITH RECURSIVE m(oid) AS (
@@ -239,7 +271,7 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
         }
     }
     let hba_text = fsutil::read_to_string(&hba_file)?;
-    let at_files = read_at_files(&hba_text, &hba_file);
+    let at_files = read_at_files(&hba_text, &hba_file, session.version_num);
 
     Ok(Facts {
         version_num: session.version_num,
@@ -257,6 +289,7 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
         hba_errors,
         role,
         memberships,
+        streaming_as_role,
         slots,
         local_nets: local_nets(),
         at_files,
@@ -265,10 +298,15 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
 }
 
 /// `@file` references in pg_hba.conf are relative to the hba file's directory.
-fn read_at_files(hba_text: &str, hba_file: &Path) -> HashMap<String, Vec<crate::conf::hba::Token>> {
+fn read_at_files(
+    hba_text: &str,
+    hba_file: &Path,
+    version_num: u32,
+) -> HashMap<String, Vec<crate::conf::hba::Token>> {
     let mut out = HashMap::new();
     let dir = hba_file.parent().unwrap_or(Path::new("/"));
-    let Ok(parsed) = crate::conf::hba::parse(hba_text) else {
+    let syntax = crate::conf::hba::Syntax::for_version(version_num);
+    let Ok(parsed) = crate::conf::hba::parse_with(hba_text, syntax) else {
         return out;
     };
     for rec in parsed.records() {

@@ -40,6 +40,9 @@ pub struct Args {
     /// Name of the replication role to create or fix
     #[arg(long, value_name = "ROLE", default_value = "replicator")]
     pub replication_user: String,
+    /// Let --replication-user name an existing role that is more than a replication login (superuser, CREATEDB, CREATEROLE, BYPASSRLS, owner of objects, member of roles other than pg_monitor and its parts): its password may change and is copied to every standby
+    #[arg(long)]
+    pub allow_privileged_role: bool,
     /// File whose first line is the replication role's password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD]
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,

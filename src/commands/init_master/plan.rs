@@ -3,7 +3,7 @@
 //! without a server; an empty plan is exactly `changed: false`.
 
 use super::Settings;
-use super::inspect::{Facts, FileSetting};
+use super::inspect::{Facts, FileSetting, RoleFacts};
 use crate::conf::{hba, pgconf};
 use crate::error::{Code, Error, Result};
 use crate::pg::{scram, sql};
@@ -382,7 +382,6 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
             changed_config = true;
         }
     }
-    plan_slots(settings, facts, &mut plan)?;
 
     if changed_config {
         plan.steps.push(Step::Reload);
@@ -395,6 +394,9 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
     if restart {
         plan.steps.push(Step::Restart);
     }
+    // Slots last: PostgreSQL refuses one while the running server has
+    // wal_level minimal, so it must come after the restart that raises it.
+    plan_slots(settings, facts, restart, &mut plan)?;
     Ok(plan)
 }
 
@@ -480,7 +482,8 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
         );
         return Ok(false);
     }
-    let mut file = hba::parse(&facts.hba_text).map_err(|e| {
+    let syntax = hba::Syntax::for_version(facts.version_num);
+    let mut file = hba::parse_with(&facts.hba_text, syntax).map_err(|e| {
         Error::new(
             Code::ConfigParseError,
             format!("{}:{}: {}", facts.hba_file.display(), e.line, e.message),
@@ -493,6 +496,7 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
         local_nets: facts.local_nets.clone(),
     };
     let mut notes = vec![];
+    let mut inserted = vec![];
     for net in &settings.allows {
         let conn = hba::ReplConn {
             role: settings.role.clone(),
@@ -500,34 +504,31 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
             ssl: settings.ssl,
         };
         let line = hba::format_record(&conn, &settings.method);
+        let shown = line
+            .trim_end_matches("# pgrepctl")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         match hba::decide(&file, &conn, &settings.method, &ctx) {
             hba::HbaDecision::AlreadyAllowed { .. } => {}
             hba::HbaDecision::InsertBefore {
                 line: at,
                 shadowing,
             } => {
-                file.insert_before(Some(at), &line);
+                track(&mut inserted, &mut file, Some(at), &line);
                 notes.push(format!(
-                    "{} inserted before line {at} ({} {}), which would otherwise decide this connection",
-                    line.split('#').next().unwrap_or(&line).split_whitespace().collect::<Vec<_>>().join(" "),
+                    "{shown} inserted before line {at} ({} {}), which would otherwise decide this connection",
                     hba_type(&shadowing),
                     shadowing.method
                 ));
             }
             hba::HbaDecision::Append => {
-                file.insert_before(None, &line);
-                notes.push(format!(
-                    "{} appended",
-                    line.split('#')
-                        .next()
-                        .unwrap_or(&line)
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ));
+                track(&mut inserted, &mut file, None, &line);
+                notes.push(format!("{shown} appended"));
             }
         }
     }
+    shadow_warnings(&file, &inserted, settings, facts, plan);
     if !monitor_conns.is_empty() {
         let monitor_ctx = hba::MatchContext {
             role_memberships: vec!["pg_monitor".into()],
@@ -554,6 +555,45 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
         },
     );
     Ok(true)
+}
+
+/// Insert a line, keeping the numbers of the lines inserted before it
+/// true (they move down when this one goes above them).
+fn track(inserted: &mut Vec<usize>, file: &mut hba::HbaFile, at: Option<usize>, line: &str) {
+    let before = file.line_count();
+    let new = file.insert_before(at, line);
+    let added = file.line_count() - before;
+    for l in inserted.iter_mut() {
+        if *l >= new + 1 - added {
+            *l += added;
+        }
+    }
+    inserted.push(new);
+}
+
+/// An existing line that an inserted one now decides for every
+/// connection it could match is dead weight at best, and a trap when
+/// someone later edits it expecting an effect: say so, by its new number.
+fn shadow_warnings(
+    file: &hba::HbaFile,
+    inserted: &[usize],
+    settings: &Settings,
+    facts: &Facts,
+    plan: &mut Plan,
+) {
+    let mut seen = std::collections::BTreeSet::new();
+    for &at in inserted {
+        for r in file.shadowed_by(at, &settings.role) {
+            if seen.insert(r.line) {
+                plan.warnings.push(format!(
+                    "{}:{}: \"{}\" can no longer be reached: the line pgrepctl writes at line {at} decides every connection it matches; remove it",
+                    facts.hba_file.display(),
+                    r.line,
+                    file.line_text(r.line).trim()
+                ));
+            }
+        }
+    }
 }
 
 fn hba_type(r: &hba::Record) -> &'static str {
@@ -599,6 +639,9 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
             });
         }
         Some(role) => {
+            if !settings.allow_privileged_role {
+                refuse_shared_role(settings, facts, role)?;
+            }
             let mut attrs = vec![];
             let mut undo = vec![];
             if !role.can_login {
@@ -636,6 +679,13 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
             if attrs.is_empty() && new_pw.is_none() {
                 return Ok(());
             }
+            if new_pw.is_some() && !facts.streaming_as_role.is_empty() {
+                plan.warnings.push(format!(
+                    "the password of role {:?} changes while standbys stream with the old one ({}): they go on until they reconnect, then fail to authenticate until their passfile holds the new password (rerun clone-standby, or edit the standby's passfile)",
+                    settings.role,
+                    facts.streaming_as_role.join(", ")
+                ));
+            }
             let mut shown = format!("ALTER ROLE {name} WITH {}", attrs.join(" "));
             let mut real = shown.clone();
             let mut undo_sql = format!("ALTER ROLE {name} WITH {}", undo.join(" "));
@@ -657,7 +707,61 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
     Ok(())
 }
 
-fn plan_slots(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> {
+/// Predefined roles that only let a member read statistics and settings:
+/// `check` needs pg_monitor, and granting it to the replication role is
+/// common and harmless.
+const MONITORING_ROLES: &[&str] = &[
+    "pg_monitor",
+    "pg_read_all_settings",
+    "pg_read_all_stats",
+    "pg_stat_scan_tables",
+];
+
+/// A role that is more than a replication login must not become one by
+/// accident: init-master would set its password (copied into every
+/// standby's passfile) and LOGIN REPLICATION. The rule: no SUPERUSER,
+/// CREATEDB, CREATEROLE or BYPASSRLS, no owned objects, no membership in
+/// other roles (but the read-only monitoring ones `check` needs) — what a
+/// role pgrepctl created has none of.
+fn refuse_shared_role(settings: &Settings, facts: &Facts, role: &RoleFacts) -> Result<()> {
+    let mut why = vec![];
+    if !role.powers.is_empty() {
+        why.push(format!("has {}", role.powers.join(", ")));
+    }
+    if role.owned_objects > 0 {
+        why.push(format!("owns {} database objects", role.owned_objects));
+    }
+    let mut m: Vec<&String> = facts
+        .memberships
+        .iter()
+        .filter(|r| !MONITORING_ROLES.contains(&r.as_str()))
+        .collect();
+    if !m.is_empty() {
+        m.sort();
+        let m: Vec<&str> = m.into_iter().map(String::as_str).collect();
+        why.push(format!("is a member of {}", m.join(", ")));
+    }
+    if why.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::RoleNotDedicated,
+        format!(
+            "role {:?} is not a dedicated replication role: it {}; init-master would give it LOGIN REPLICATION and the replication password, which every standby keeps in its passfile",
+            settings.role,
+            why.join(", ")
+        ),
+    )
+    .hint("choose another --replication-user (pgrepctl creates it with LOGIN REPLICATION and nothing else), or add --allow-privileged-role if this role is meant to replicate"))
+}
+
+fn plan_slots(settings: &Settings, facts: &Facts, restart: bool, plan: &mut Plan) -> Result<()> {
+    let live_wal_level = facts
+        .live
+        .get("wal_level")
+        .map(|l| l.setting.as_str())
+        .unwrap_or("");
+    let slot_refused = wal_level_rank(live_wal_level) < 1 && !restart;
     for s in &settings.slots {
         match facts.slots.get(s).map(String::as_str) {
             Some("physical") => {}
@@ -669,6 +773,15 @@ fn plan_slots(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()>
                     ),
                 )
                 .hint("choose another --slot name for the standby"));
+            }
+            None if slot_refused => {
+                return Err(Error::new(
+                    Code::SlotNeedsRestart,
+                    format!(
+                        "replication slot {s:?} cannot be created while the server runs with wal_level = {live_wal_level}; raising wal_level takes effect only after a restart"
+                    ),
+                )
+                .hint("add --restart if-needed to restart the server before the slot is created, or rerun with --slot after a restart"));
             }
             None => plan.steps.push(Step::CreateSlot { name: s.clone() }),
         }
@@ -701,5 +814,134 @@ mod tests {
         assert!(satisfies(&Want::On, "on", 1));
         assert!(satisfies(&Want::On, "TRUE", 1));
         assert!(!satisfies(&Want::On, "off", 1));
+    }
+
+    use super::super::RestartPolicy;
+    use super::super::inspect::Live;
+
+    /// A primary running with wal_level minimal, its settings all from
+    /// defaults, pg_hba.conf empty, and `role` present as given.
+    fn facts(role: Option<RoleFacts>) -> Facts {
+        let live = |v: &str, ctx: &str| Live {
+            setting: v.into(),
+            context: ctx.into(),
+            source: "default".into(),
+        };
+        Facts {
+            version_num: 150000,
+            data_directory: "/d".into(),
+            config_file: "/d/postgresql.conf".into(),
+            hba_file: "/d/pg_hba.conf".into(),
+            auto_conf: "/d/postgresql.auto.conf".into(),
+            wal_segment_size: 16 << 20,
+            live: [
+                ("wal_level", live("minimal", "postmaster")),
+                ("max_wal_senders", live("0", "postmaster")),
+                ("wal_keep_size", live("0", "sighup")),
+                ("hot_standby", live("on", "postmaster")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            file_settings: vec![],
+            files: [("/d/postgresql.conf".into(), String::new())].into(),
+            hba_text: String::new(),
+            hba_errors: vec![],
+            role,
+            memberships: vec![],
+            streaming_as_role: vec![],
+            slots: Default::default(),
+            local_nets: vec![],
+            at_files: Default::default(),
+            debian_cluster: None,
+            server_bindir: None,
+        }
+    }
+
+    fn settings(restart: RestartPolicy) -> Settings {
+        Settings {
+            data_dir: None,
+            conn: tokio_postgres::Config::new(),
+            role: "replicator".into(),
+            allow_privileged_role: false,
+            password: Some(Secret::new("pw")),
+            allows: vec!["10.0.0.2/32".parse().unwrap()],
+            ssl: false,
+            method: "scram-sha-256".into(),
+            max_wal_senders: 10,
+            wal_keep_bytes: 1 << 30,
+            listen: None,
+            slots: vec!["s1".into()],
+            restart,
+            bindir: None,
+            dry_run: true,
+        }
+    }
+
+    #[test]
+    fn slot_comes_after_the_restart_that_raises_wal_level() {
+        let p = plan(&settings(RestartPolicy::IfNeeded), &facts(None)).unwrap();
+        let restart = p.steps.iter().position(|s| matches!(s, Step::Restart));
+        let slot = p
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::CreateSlot { .. }));
+        assert!(restart.unwrap() < slot.unwrap(), "{:?}", p.steps);
+        let err = plan(&settings(RestartPolicy::Never), &facts(None)).unwrap_err();
+        assert_eq!(err.code, Code::SlotNeedsRestart);
+        assert!(err.hint.unwrap().contains("--restart"));
+    }
+
+    #[test]
+    fn role_with_more_than_replication_is_refused_unless_allowed() {
+        let role = |powers: Vec<&'static str>, owned| RoleFacts {
+            can_login: true,
+            replication: false,
+            password: None,
+            powers,
+            owned_objects: owned,
+        };
+        let s = settings(RestartPolicy::Always);
+        for r in [role(vec!["SUPERUSER"], 0), role(vec![], 3)] {
+            let err = plan(&s, &facts(Some(r.clone()))).unwrap_err();
+            assert_eq!(err.code, Code::RoleNotDedicated, "{r:?}");
+            let mut allowed = s.clone();
+            allowed.allow_privileged_role = true;
+            assert!(plan(&allowed, &facts(Some(r))).is_ok());
+        }
+        let mut f = facts(Some(role(vec![], 0)));
+        f.memberships = vec!["pg_monitor".into(), "pg_read_all_stats".into()];
+        assert!(plan(&s, &f).is_ok(), "monitoring roles are fine");
+        f.memberships.push("app".into());
+        let err = plan(&s, &f).unwrap_err();
+        assert!(err.message.contains("member of app"), "{}", err.message);
+    }
+
+    #[test]
+    fn password_change_warns_about_standbys_streaming_as_the_role() {
+        let mut f = facts(Some(RoleFacts {
+            can_login: true,
+            replication: true,
+            password: Some("SCRAM-SHA-256$4096:old".into()),
+            powers: vec![],
+            owned_objects: 0,
+        }));
+        let s = settings(RestartPolicy::Always);
+        assert!(
+            !plan(&s, &f)
+                .unwrap()
+                .warnings
+                .iter()
+                .any(|w| w.contains("stream"))
+        );
+        f.streaming_as_role = vec!["10.0.0.2 (s1)".into()];
+        let p = plan(&s, &f).unwrap();
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("password") && w.contains("10.0.0.2 (s1)")),
+            "{:?}",
+            p.warnings
+        );
     }
 }

@@ -104,6 +104,24 @@ fn down(d: DirArg, printer: &Printer) -> Result<Outcome> {
     let dir = dir_of(&d);
     let mut o = Outcome::new("sandbox down", false);
     let Some(state) = State::load(&dir)? else {
+        // Gone already (a rerun), or left empty by an `up` killed before
+        // it wrote its state: nothing to do. Anything else is most likely
+        // the wrong --dir, and saying "done" would hide that.
+        let empty = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
+        if dir.exists() && !empty {
+            return Err(Error::new(
+                Code::InvalidValue,
+                format!(
+                    "{} is not a pgrepctl sandbox (it has no {})",
+                    dir.display(),
+                    state::FILE
+                ),
+            )
+            .hint(format!(
+                "give the --dir that `sandbox up` used (default {})",
+                default_dir().display()
+            )));
+        }
         o.epilogue = Some(format!("no sandbox in {}\n", dir.display()));
         return Ok(o);
     };

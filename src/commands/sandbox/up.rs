@@ -167,6 +167,7 @@ async fn build(
             pgdata: Some(primary.data.clone()),
             conn: Default::default(),
             replication_user: "replicator".into(),
+            allow_privileged_role: false,
             password_file: Some(pwfile.clone()),
             allow: vec!["127.0.0.1/32".into()],
             ssl: false,
