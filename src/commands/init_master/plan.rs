@@ -855,6 +855,7 @@ mod tests {
             at_files: Default::default(),
             debian_cluster: None,
             server_bindir: None,
+            monitor_role: None,
         }
     }
 
@@ -875,6 +876,7 @@ mod tests {
             restart,
             bindir: None,
             dry_run: true,
+            monitor: None,
         }
     }
 
