@@ -33,25 +33,7 @@ pub struct Session {
 
 /// Connect, spawn the connection driver, and read the server version.
 pub async fn connect(config: &Config, timeout: Option<Duration>) -> Result<Session> {
-    let mut config = config.clone();
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(timeout.unwrap_or(Duration::from_secs(10)));
-    }
-    let target = describe(&config);
-    let fut = config.connect(NoTls);
-    let res = match timeout {
-        Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| {
-            Error::new(
-                Code::Timeout,
-                format!("{target}: no answer within {}s", t.as_secs_f64()),
-            )
-        })?,
-        None => fut.await,
-    };
-    let (client, connection) = res.map_err(|e| connect_error(&target, &e))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let (client, target) = connect_client(config, timeout).await.map_err(|f| f.error)?;
     let row = client
         .query_one("SELECT current_setting('server_version_num')::int", &[])
         .await
@@ -62,6 +44,59 @@ pub async fn connect(config: &Config, timeout: Option<Duration>) -> Result<Sessi
         version_num,
         target,
     })
+}
+
+/// Why a connection failed, and whether that means the server is down or
+/// unreachable (no answer, refused, timed out, starting or shutting down)
+/// rather than up and refusing us (password, hba, database): monitoring
+/// calls the first CRITICAL and the second UNKNOWN.
+#[derive(Debug, Clone)]
+pub struct ConnectFailure {
+    pub error: Error,
+    pub down: bool,
+}
+
+/// Connect and spawn the connection driver, no query: the caller's first
+/// query is its only round trip after the start-up (check's speed).
+pub async fn connect_client(
+    config: &Config,
+    timeout: Option<Duration>,
+) -> Result<(Client, String), ConnectFailure> {
+    let mut config = config.clone();
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(timeout.unwrap_or(Duration::from_secs(10)));
+    }
+    let target = describe(&config);
+    let fut = config.connect(NoTls);
+    let res = match timeout {
+        Some(t) => tokio::time::timeout(t, fut)
+            .await
+            .map_err(|_| ConnectFailure {
+                error: Error::new(
+                    Code::Timeout,
+                    format!("{target}: no answer within {}s", t.as_secs_f64()),
+                ),
+                down: true,
+            })?,
+        None => fut.await,
+    };
+    let (client, connection) = res.map_err(|e| ConnectFailure {
+        error: connect_error(&target, &e),
+        down: is_down(&e),
+    })?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((client, target))
+}
+
+/// No server answered (refused, unreachable, timed out), or it answered
+/// that it is starting up or shutting down (57P03).
+fn is_down(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => db.code().code() == "57P03",
+        None => !error_chain(e).contains("password missing"),
+    }
 }
 
 /// "host=/tmp port=5432 user=postgres" — never includes the password.

@@ -1,14 +1,18 @@
 //! Read-only facts from every node, queried concurrently: one task per
 //! node, each bounded by the timeout, so a node that does not answer costs
-//! the timeout once and makes only that node UNKNOWN.
+//! the timeout once and marks only that node. Each node costs its start-up
+//! and one round trip: a single query over the simple protocol (no
+//! parse/describe) returns every fact as one JSON object, and works
+//! unchanged on 10 to 18 (columns that newer versions added are read by
+//! name from `to_jsonb(row)`, null where absent).
 
 use crate::error::{Error, Result};
 use crate::health::{Receiver, Replay, Role};
-use crate::pg::{self, Session};
+use crate::pg::replication::parse_lsn;
+use crate::pg::{self, HOT_STANDBY_SETTINGS};
+use serde::Deserialize;
 use std::time::Duration;
-use tokio_postgres::Config;
-
-use crate::pg::HOT_STANDBY_SETTINGS;
+use tokio_postgres::{Client, Config, SimpleQueryMessage};
 
 /// A node as given on the command line, and what we learnt from it.
 #[derive(Debug, Clone)]
@@ -21,6 +25,9 @@ pub struct NodeFacts {
     /// The host given, when it is an IP address (for matching senders).
     pub given_addr: Option<String>,
     pub data: Result<Data, Error>,
+    /// When `data` is an error: the node is down or unreachable (refused,
+    /// timed out, shutting down), not up and refusing us.
+    pub down: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -31,9 +38,11 @@ pub struct Data {
     pub server_addr: Option<String>,
     pub cluster_name: String,
     pub settings: Vec<(String, i64)>,
-    /// Not in recovery: `pg_current_wal_lsn()`, wal senders, slots.
+    /// Not in recovery: `pg_current_wal_lsn()`.
     pub wal_lsn: Option<String>,
+    /// Wal senders: a primary's, and a standby's own (cascading).
     pub senders: Vec<Sender>,
+    /// Not in recovery: replication slots.
     pub slots: Vec<SlotFacts>,
     /// In recovery: the WAL receiver (None: no receiver process).
     pub receiver: Option<ReceiverFacts>,
@@ -43,7 +52,7 @@ pub struct Data {
     pub configured_app_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Sender {
     pub pid: i32,
     pub application_name: String,
@@ -55,17 +64,19 @@ pub struct Sender {
     pub write_lsn: Option<String>,
     pub flush_lsn: Option<String>,
     pub replay_lsn: Option<String>,
-    /// `pg_current_wal_lsn() - replay_lsn`.
+    /// This node's WAL position minus `replay_lsn`: the link's lag.
+    #[serde(default)]
     pub lag_bytes: Option<i64>,
     pub replay_lag: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct SlotFacts {
     pub name: String,
     pub slot_type: String,
     pub active: bool,
     pub restart_lsn: Option<String>,
+    #[serde(default)]
     pub retained_bytes: Option<i64>,
     pub wal_status: Option<String>,
 }
@@ -104,24 +115,33 @@ async fn inspect_node(
     let target = pg::describe(&config);
     let (host_port, given_addr) = host_port(&config);
     printer.debug(format!("inspecting {target}"));
-    let data = match tokio::time::timeout(timeout, async {
-        let s = pg::connect(&config, Some(timeout)).await?;
-        query(&s).await
+    let result = tokio::time::timeout(timeout, async {
+        let (client, target) = pg::connect_client(&config, Some(timeout)).await?;
+        query(&client, &target)
+            .await
+            .map_err(|error| pg::ConnectFailure { error, down: false })
     })
     .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(timed_out(&target, timeout)),
+    .unwrap_or_else(|_| {
+        Err(pg::ConnectFailure {
+            error: timed_out(&target, timeout),
+            down: true,
+        })
+    });
+    let (data, down) = match result {
+        Ok(d) => (Ok(d), false),
+        Err(f) => {
+            printer.debug(format!("{target}: {}", f.error.message));
+            (Err(f.error), f.down)
+        }
     };
-    if let Err(e) = &data {
-        printer.debug(format!("{target}: {}", e.message));
-    }
     NodeFacts {
         role,
         target,
         host_port,
         given_addr,
         data,
+        down,
     }
 }
 
@@ -134,164 +154,164 @@ pub fn timed_out(target: &str, timeout: Duration) -> Error {
     .hint("check that the server is up and reachable; raise --timeout for a slow network")
 }
 
-async fn query(s: &Session) -> Result<Data> {
-    let q = |e: tokio_postgres::Error| pg::query_error(&s.target, &e);
-    let c = &s.client;
-    let row = c
-        .query_one(
-            "SELECT pg_is_in_recovery(), host(inet_server_addr()), current_setting('cluster_name')",
-            &[],
-        )
-        .await
-        .map_err(q)?;
-    let mut d = Data {
-        version_num: s.version_num,
-        in_recovery: row.get(0),
-        server_addr: row.get(1),
-        cluster_name: row.get(2),
-        ..Default::default()
-    };
-    let names: Vec<String> = HOT_STANDBY_SETTINGS.iter().map(|s| s.to_string()).collect();
-    for r in c
-        .query(
-            "SELECT name, setting::bigint FROM pg_settings WHERE name = ANY($1) ORDER BY name",
-            &[&names],
-        )
-        .await
-        .map_err(q)?
-    {
-        d.settings.push((r.get(0), r.get(1)));
-    }
-    if d.in_recovery {
-        standby_facts(s, &mut d).await.map_err(q)?;
-    } else {
-        primary_facts(s, &mut d).await.map_err(q)?;
-    }
-    Ok(d)
+/// Every fact `check` needs, as one JSON object. `CASE WHEN
+/// pg_is_in_recovery()` guards the functions that fail on the other side
+/// (they are volatile, so never evaluated early).
+fn facts_sql() -> String {
+    let names = HOT_STANDBY_SETTINGS
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT json_build_object(
+  'version_num', current_setting('server_version_num')::int,
+  'in_recovery', pg_is_in_recovery(),
+  'server_addr', host(inet_server_addr()),
+  'cluster_name', current_setting('cluster_name'),
+  'settings', (SELECT json_object_agg(name, setting::bigint) FROM pg_settings WHERE name IN ({names})),
+  'primary_conninfo', (SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'),
+  'wal_lsn', CASE WHEN NOT pg_is_in_recovery() THEN pg_current_wal_lsn()::text END,
+  'receive_lsn', pg_last_wal_receive_lsn()::text,
+  'replay_lsn', pg_last_wal_replay_lsn()::text,
+  'replay_delay', extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,
+  'paused', CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,
+  'senders', (SELECT json_agg(json_build_object(
+      'pid', pid, 'application_name', coalesce(application_name, ''),
+      'client_addr', host(client_addr), 'state', state, 'sync_state', sync_state,
+      'sent_lsn', sent_lsn::text, 'write_lsn', write_lsn::text, 'flush_lsn', flush_lsn::text,
+      'replay_lsn', replay_lsn::text, 'replay_lag', extract(epoch FROM replay_lag)::float8)
+      ORDER BY application_name, pid) FROM pg_stat_replication),
+  'slots', (SELECT json_agg(json_build_object(
+      'name', slot_name, 'slot_type', slot_type, 'active', active,
+      'restart_lsn', restart_lsn::text, 'wal_status', to_jsonb(s)->>'wal_status')
+      ORDER BY slot_name) FROM pg_replication_slots s),
+  'receiver', (SELECT json_build_object(
+      'status', status, 'sender_host', to_jsonb(w)->>'sender_host',
+      'sender_port', (to_jsonb(w)->>'sender_port')::int, 'slot_name', slot_name,
+      'conninfo', conninfo,
+      'last_msg_age', extract(epoch FROM now() - last_msg_receipt_time)::float8)
+      FROM pg_stat_wal_receiver w LIMIT 1))::text"
+    )
 }
 
-async fn primary_facts(s: &Session, d: &mut Data) -> Result<(), tokio_postgres::Error> {
-    let c = &s.client;
-    d.wal_lsn = c
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await?
-        .get(0);
-    for r in c
-        .query(
-            "SELECT pid, coalesce(application_name, ''), host(client_addr), state, sync_state,
-                    sent_lsn::text, write_lsn::text, flush_lsn::text, replay_lsn::text,
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,
-                    extract(epoch FROM replay_lag)::float8
-             FROM pg_stat_replication ORDER BY application_name, pid",
-            &[],
-        )
-        .await?
-    {
-        d.senders.push(Sender {
-            pid: r.get(0),
-            application_name: r.get(1),
-            client_addr: r.get(2),
-            state: r.get(3),
-            sync_state: r.get(4),
-            sent_lsn: r.get(5),
-            write_lsn: r.get(6),
-            flush_lsn: r.get(7),
-            replay_lsn: r.get(8),
-            lag_bytes: r.get(9),
-            replay_lag: r.get(10),
-        });
-    }
-    // wal_status appeared in 13.
-    let wal_status = if s.version_num >= 130000 {
-        "wal_status"
-    } else {
-        "NULL::text"
-    };
-    for r in c
-        .query(
-            &format!(
-                "SELECT slot_name::text, slot_type, active, restart_lsn::text,
-                        pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, {wal_status}
-                 FROM pg_replication_slots ORDER BY slot_name"
-            ),
-            &[],
-        )
-        .await?
-    {
-        d.slots.push(SlotFacts {
-            name: r.get(0),
-            slot_type: r.get(1),
-            active: r.get(2),
-            restart_lsn: r.get(3),
-            retained_bytes: r.get(4),
-            wal_status: r.get(5),
-        });
-    }
-    Ok(())
+/// The query's answer, as the server wrote it.
+#[derive(Deserialize)]
+struct Raw {
+    version_num: u32,
+    in_recovery: bool,
+    server_addr: Option<String>,
+    cluster_name: String,
+    settings: Option<std::collections::BTreeMap<String, i64>>,
+    primary_conninfo: Option<String>,
+    wal_lsn: Option<String>,
+    receive_lsn: Option<String>,
+    replay_lsn: Option<String>,
+    replay_delay: Option<f64>,
+    paused: Option<bool>,
+    senders: Option<Vec<Sender>>,
+    slots: Option<Vec<SlotFacts>>,
+    receiver: Option<RawReceiver>,
 }
 
-async fn standby_facts(s: &Session, d: &mut Data) -> Result<(), tokio_postgres::Error> {
-    let c = &s.client;
-    // sender_host and sender_port appeared in 11.
-    let sender = if s.version_num >= 110000 {
-        "sender_host, sender_port"
-    } else {
-        "NULL::text, NULL::int"
-    };
-    let rows = c
-        .query(
-            &format!(
-                "SELECT status, {sender}, slot_name, conninfo,
-                        extract(epoch FROM now() - last_msg_receipt_time)::float8
-                 FROM pg_stat_wal_receiver"
-            ),
-            &[],
+#[derive(Deserialize)]
+struct RawReceiver {
+    status: Option<String>,
+    sender_host: Option<String>,
+    sender_port: Option<i32>,
+    slot_name: Option<String>,
+    conninfo: Option<String>,
+    last_msg_age: Option<f64>,
+}
+
+async fn query(c: &Client, target: &str) -> Result<Data> {
+    let msgs = c
+        .simple_query(&facts_sql())
+        .await
+        .map_err(|e| pg::query_error(target, &e))?;
+    let text = msgs
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0),
+            _ => None,
+        })
+        .ok_or_else(|| crate::fail!(Internal, "{target}: the facts query returned no row"))?;
+    let raw: Raw = serde_json::from_str(text).map_err(|e| {
+        crate::fail!(
+            Internal,
+            "{target}: unexpected answer to the facts query: {e}"
         )
-        .await?;
-    d.receiver = rows.first().map(|r| {
-        let conninfo: Option<String> = r.get(4);
-        ReceiverFacts {
-            receiver: Receiver {
-                status: r.get(0),
-                sender_host: r.get(1),
-                sender_port: r.get(2),
-                slot_name: r.get(3),
-                last_msg_age_seconds: r.get(5),
-            },
-            application_name: conninfo
-                .as_deref()
-                .map(|ci| conninfo_value(ci, "application_name").unwrap_or_default()),
+    })?;
+    Ok(data(raw))
+}
+
+/// `a - b` in bytes, when both are known.
+pub fn lsn_diff(a: Option<&str>, b: Option<&str>) -> Option<i64> {
+    Some(parse_lsn(a?)? as i64 - parse_lsn(b?)? as i64)
+}
+
+fn data(raw: Raw) -> Data {
+    // Where this node's senders measure from: the primary's current WAL
+    // position, a standby's received (or replayed, if further) position.
+    let own = if raw.in_recovery {
+        match (
+            raw.receive_lsn.as_deref().and_then(parse_lsn),
+            raw.replay_lsn.as_deref().and_then(parse_lsn),
+        ) {
+            (Some(a), Some(b)) => Some(crate::pg::replication::format_lsn(a.max(b))),
+            (a, b) => a.or(b).map(crate::pg::replication::format_lsn),
         }
-    });
-    if d.receiver.is_none() && s.version_num >= 120000 {
-        let rows = c
-            .query(
-                "SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'",
-                &[],
-            )
-            .await?;
-        d.configured_app_name = rows
-            .first()
-            .and_then(|r| r.get::<_, Option<String>>(0))
-            .map(|ci| conninfo_value(&ci, "application_name").unwrap_or_default());
+    } else {
+        raw.wal_lsn.clone()
+    };
+    let mut senders = raw.senders.unwrap_or_default();
+    for s in &mut senders {
+        s.lag_bytes = lsn_diff(own.as_deref(), s.replay_lsn.as_deref());
     }
-    let r = c
-        .query_one(
-            "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
-                    greatest(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::bigint,
-                    extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,
-                    pg_is_wal_replay_paused()",
-            &[],
-        )
-        .await?;
-    d.replay = Some(Replay {
-        receive_lsn: r.get(0),
-        replay_lsn: r.get(1),
-        pending_bytes: r.get(2),
-        delay_seconds: r.get(3),
-        paused: r.get(4),
+    let mut slots = if raw.in_recovery {
+        vec![]
+    } else {
+        raw.slots.unwrap_or_default()
+    };
+    for s in &mut slots {
+        s.retained_bytes = lsn_diff(raw.wal_lsn.as_deref(), s.restart_lsn.as_deref());
+    }
+    let app = |ci: &str| conninfo_value(ci, "application_name").unwrap_or_default();
+    let receiver = raw.receiver.map(|r| ReceiverFacts {
+        application_name: r.conninfo.as_deref().map(app),
+        receiver: Receiver {
+            status: r.status,
+            sender_host: r.sender_host,
+            sender_port: r.sender_port,
+            slot_name: r.slot_name,
+            last_msg_age_seconds: r.last_msg_age,
+        },
     });
-    Ok(())
+    let configured_app_name = match (&receiver, raw.in_recovery) {
+        (None, true) if raw.version_num >= 120000 => raw.primary_conninfo.as_deref().map(app),
+        _ => None,
+    };
+    let replay = raw.in_recovery.then(|| Replay {
+        pending_bytes: lsn_diff(raw.receive_lsn.as_deref(), raw.replay_lsn.as_deref())
+            .map(|d| d.max(0)),
+        receive_lsn: raw.receive_lsn,
+        replay_lsn: raw.replay_lsn,
+        delay_seconds: raw.replay_delay,
+        paused: raw.paused,
+    });
+    Data {
+        version_num: raw.version_num,
+        in_recovery: raw.in_recovery,
+        server_addr: raw.server_addr,
+        cluster_name: raw.cluster_name,
+        settings: raw.settings.unwrap_or_default().into_iter().collect(),
+        wal_lsn: raw.wal_lsn,
+        senders,
+        slots,
+        receiver,
+        replay,
+        configured_app_name,
+    }
 }
 
 /// One keyword's value from a libpq conninfo string as the server shows it
