@@ -575,3 +575,35 @@ fn a_raised_primary_setting_is_fixed_by_clone_standby_not_by_resuming() {
         }
     }
 }
+
+#[test]
+fn a_role_without_pg_monitor_is_unknown_not_critical() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    p.sql("CREATE ROLE nobody_special LOGIN");
+    let lsn = p.sql("SELECT pg_current_wal_lsn()");
+    wait_for(
+        &s,
+        &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"),
+        "t",
+    );
+    let as_role = |c: &Cluster| c.conninfo().replace("user=postgres", "user=nobody_special");
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &as_role(&p),
+        "--standby",
+        &as_role(&s),
+    ]);
+    let j = r.json();
+    // The one query runs for any role; what it may not see is unknown.
+    assert!(j["nodes"][0]["error"].is_null(), "{j}");
+    assert!(j["nodes"][1]["error"].is_null(), "{j}");
+    assert!(
+        problem_codes(&j).contains(&"INSUFFICIENT_PRIVILEGE".to_string()),
+        "{j}"
+    );
+    assert_eq!(j["nodes"][1]["status"], "UNKNOWN", "{j}");
+    assert_eq!(r.code(), 3, "{}", r.stdout());
+}

@@ -158,9 +158,10 @@ pub fn timed_out(target: &str, timeout: Duration) -> Error {
 /// pg_is_in_recovery()` guards the functions that fail on the other side
 /// (they are volatile, so never evaluated early).
 fn facts_sql() -> String {
-    let names = HOT_STANDBY_SETTINGS
+    // current_setting() reads one setting; pg_settings builds every row.
+    let settings = HOT_STANDBY_SETTINGS
         .iter()
-        .map(|n| format!("'{n}'"))
+        .map(|n| format!("'{n}', current_setting('{n}')::bigint"))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
@@ -169,7 +170,7 @@ fn facts_sql() -> String {
   'in_recovery', pg_is_in_recovery(),
   'server_addr', host(inet_server_addr()),
   'cluster_name', current_setting('cluster_name'),
-  'settings', (SELECT json_object_agg(name, setting::bigint) FROM pg_settings WHERE name IN ({names})),
+  'settings', json_build_object({settings}),
   'primary_conninfo', (SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'),
   'wal_lsn', CASE WHEN NOT pg_is_in_recovery() THEN pg_current_wal_lsn()::text END,
   'receive_lsn', pg_last_wal_receive_lsn()::text,
