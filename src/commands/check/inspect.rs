@@ -117,7 +117,7 @@ async fn inspect_node(
     printer.debug(format!("inspecting {target}"));
     let result = tokio::time::timeout(timeout, async {
         let (client, target) = pg::connect_client(&config, Some(timeout)).await?;
-        query(&client, &target)
+        query(&client, &target, role)
             .await
             .map_err(|error| pg::ConnectFailure { error, down: false })
     })
@@ -154,16 +154,45 @@ pub fn timed_out(target: &str, timeout: Duration) -> Error {
     .hint("check that the server is up and reachable; raise --timeout for a slow network")
 }
 
-/// Every fact `check` needs, as one JSON object. `CASE WHEN
-/// pg_is_in_recovery()` guards the functions that fail on the other side
-/// (they are volatile, so never evaluated early).
-fn facts_sql() -> String {
+/// Every fact `check` needs, as one JSON object, for a node given as
+/// `role`. A backend's first use of a view or function costs it catalog
+/// reads, most of a fresh connection's time on the server, so the query
+/// calls the functions behind `pg_stat_replication`, `pg_replication_slots`
+/// and `pg_stat_wal_receiver` directly (columns that newer versions added
+/// are read by name from `to_jsonb(row)`), and asks for slots only of a
+/// primary and for the WAL receiver only of a standby. Either side's query
+/// is safe on the other (a node in the wrong role is only reported as
+/// such): `CASE WHEN pg_is_in_recovery()` guards the functions that fail
+/// on the other side (volatile, so never evaluated early).
+fn facts_sql(role: Role) -> String {
     // current_setting() reads one setting; pg_settings builds every row.
     let settings = HOT_STANDBY_SETTINGS
         .iter()
         .map(|n| format!("'{n}', current_setting('{n}')::bigint"))
         .collect::<Vec<_>>()
         .join(", ");
+    let side = match role {
+        Role::Primary => {
+            "
+  'slots', (SELECT json_agg(json_build_object(
+      'name', s.slot_name, 'slot_type', s.slot_type, 'active', s.active,
+      'restart_lsn', s.restart_lsn::text, 'wal_status', to_jsonb(s)->>'wal_status')
+      ORDER BY s.slot_name) FROM pg_get_replication_slots() s)"
+        }
+        // primary_conninfo is readable with pg_read_all_settings (or as a
+        // superuser); current_setting() would fail the query otherwise.
+        Role::Standby => {
+            "
+  'primary_conninfo', CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
+      THEN current_setting('primary_conninfo', true) END,
+  'receiver', (SELECT json_build_object(
+      'status', w.status, 'sender_host', to_jsonb(w)->>'sender_host',
+      'sender_port', (to_jsonb(w)->>'sender_port')::int, 'slot_name', w.slot_name,
+      'conninfo', w.conninfo,
+      'last_msg_age', extract(epoch FROM now() - w.last_msg_receipt_time)::float8)
+      FROM pg_stat_get_wal_receiver() w WHERE w.pid IS NOT NULL)"
+        }
+    };
     format!(
         "SELECT json_build_object(
   'version_num', current_setting('server_version_num')::int,
@@ -171,28 +200,20 @@ fn facts_sql() -> String {
   'server_addr', host(inet_server_addr()),
   'cluster_name', current_setting('cluster_name'),
   'settings', json_build_object({settings}),
-  'primary_conninfo', (SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'),
   'wal_lsn', CASE WHEN NOT pg_is_in_recovery() THEN pg_current_wal_lsn()::text END,
   'receive_lsn', pg_last_wal_receive_lsn()::text,
   'replay_lsn', pg_last_wal_replay_lsn()::text,
   'replay_delay', extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,
   'paused', CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,
   'senders', (SELECT json_agg(json_build_object(
-      'pid', pid, 'application_name', coalesce(application_name, ''),
-      'client_addr', host(client_addr), 'state', state, 'sync_state', sync_state,
-      'sent_lsn', sent_lsn::text, 'write_lsn', write_lsn::text, 'flush_lsn', flush_lsn::text,
-      'replay_lsn', replay_lsn::text, 'replay_lag', extract(epoch FROM replay_lag)::float8)
-      ORDER BY application_name, pid) FROM pg_stat_replication),
-  'slots', (SELECT json_agg(json_build_object(
-      'name', slot_name, 'slot_type', slot_type, 'active', active,
-      'restart_lsn', restart_lsn::text, 'wal_status', to_jsonb(s)->>'wal_status')
-      ORDER BY slot_name) FROM pg_replication_slots s),
-  'receiver', (SELECT json_build_object(
-      'status', status, 'sender_host', to_jsonb(w)->>'sender_host',
-      'sender_port', (to_jsonb(w)->>'sender_port')::int, 'slot_name', slot_name,
-      'conninfo', conninfo,
-      'last_msg_age', extract(epoch FROM now() - last_msg_receipt_time)::float8)
-      FROM pg_stat_wal_receiver w LIMIT 1))::text"
+      'pid', w.pid, 'application_name', coalesce(a.application_name, ''),
+      'client_addr', host(a.client_addr), 'state', w.state, 'sync_state', w.sync_state,
+      'sent_lsn', w.sent_lsn::text, 'write_lsn', w.write_lsn::text,
+      'flush_lsn', w.flush_lsn::text, 'replay_lsn', w.replay_lsn::text,
+      'replay_lag', extract(epoch FROM w.replay_lag)::float8)
+      ORDER BY a.application_name, w.pid)
+      FROM pg_stat_get_wal_senders() w, LATERAL pg_stat_get_activity(w.pid) a),{side}
+)::text"
     )
 }
 
@@ -225,9 +246,9 @@ struct RawReceiver {
     last_msg_age: Option<f64>,
 }
 
-async fn query(c: &Client, target: &str) -> Result<Data> {
+async fn query(c: &Client, target: &str, role: Role) -> Result<Data> {
     let msgs = c
-        .simple_query(&facts_sql())
+        .simple_query(&facts_sql(role))
         .await
         .map_err(|e| pg::query_error(target, &e))?;
     let text = msgs
