@@ -8,7 +8,8 @@
 //! against the root (the primary's current WAL position) when the primary
 //! answered.
 
-use super::inspect::{Data, NodeFacts, Sender, lsn_diff};
+use super::chain::{effective_app_name, names, upstreams};
+use super::inspect::{Data, NodeFacts, lsn_diff};
 use crate::health::render::{human_bytes, human_seconds};
 use crate::health::{Node, NodeError, Pair, Report, Role, Slot, Status, Thresholds};
 use crate::pg::HOT_STANDBY_SETTINGS;
@@ -58,127 +59,6 @@ pub fn setting_fix(name: &str, primary_value: i64) -> String {
     format!(
         "rerun pgrepctl clone-standby (same --primary and -D) on the standby host: it raises {name} to {primary_value} (the primary's value) in the data directory's config and restarts the standby; a value set in postgresql.conf does not help when postgresql.auto.conf sets it too"
     )
-}
-
-/// The application name a standby's WAL receiver announces: from its
-/// conninfo, else `cluster_name` (12+), else `walreceiver`. None when the
-/// conninfo is not visible to the connecting role.
-pub fn announced_name(
-    conninfo_app: Option<&str>,
-    cluster_name: &str,
-    version_num: u32,
-) -> Option<String> {
-    let name = conninfo_app?;
-    if !name.is_empty() {
-        return Some(name.to_string());
-    }
-    if version_num >= 120000 && !cluster_name.is_empty() {
-        return Some(cluster_name.to_string());
-    }
-    Some("walreceiver".into())
-}
-
-fn effective_app_name(d: &Data) -> Option<String> {
-    let from_conninfo = match &d.receiver {
-        Some(rc) => rc.application_name.as_deref(),
-        None => d.configured_app_name.as_deref(),
-    };
-    announced_name(from_conninfo, &d.cluster_name, d.version_num)
-}
-
-/// A standby's display name: its application name unless that is the
-/// anonymous default, else host:port.
-pub fn standby_name(app: Option<String>, host_port: &str) -> String {
-    app.filter(|n| n != "walreceiver" && n != "primary" && !n.is_empty())
-        .unwrap_or_else(|| host_port.to_string())
-}
-
-/// `base`, or `base#2`, `base#3`… when taken.
-pub fn unique(taken: &[String], base: String) -> String {
-    let mut name = base.clone();
-    let mut i = 2;
-    while taken.contains(&name) {
-        name = format!("{base}#{i}");
-        i += 1;
-    }
-    name
-}
-
-/// A display name per node: `primary`, else [`standby_name`]; unique.
-fn names(facts: &[NodeFacts]) -> Vec<String> {
-    let mut out: Vec<String> = vec![];
-    for f in facts {
-        let base = match f.role {
-            Role::Primary => "primary".to_string(),
-            Role::Standby => standby_name(
-                f.data.as_ref().ok().and_then(effective_app_name),
-                &f.host_port,
-            ),
-        };
-        out.push(unique(&out, base));
-    }
-    out
-}
-
-/// The sender (index) `standby` streams from among `senders`, if exactly
-/// one fits: by application name, narrowed by address.
-fn match_sender(f: &NodeFacts, d: &Data, senders: &[Sender], taken: &[bool]) -> Option<usize> {
-    let name = effective_app_name(d);
-    let addrs: Vec<&str> = [d.server_addr.as_deref(), f.given_addr.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let free = |i: &usize| !taken[*i] && senders[*i].state.as_deref() != Some("backup");
-    let by_name: Vec<usize> = (0..senders.len())
-        .filter(free)
-        .filter(|&i| match &name {
-            Some(n) => senders[i].application_name == *n,
-            None => true,
-        })
-        .collect();
-    let by_both: Vec<usize> = by_name
-        .iter()
-        .copied()
-        .filter(|&i| {
-            senders[i]
-                .client_addr
-                .as_deref()
-                .is_some_and(|a| addrs.contains(&a))
-        })
-        .collect();
-    if by_both.len() == 1 {
-        Some(by_both[0])
-    } else if by_name.len() == 1 && name.is_some() {
-        Some(by_name[0])
-    } else {
-        None
-    }
-}
-
-/// For each node: the (node, sender) it streams from. Upstreams are tried
-/// in order, the primary first, so a standby is only taken for a cascade
-/// when no sender of the primary fits.
-fn upstreams(facts: &[NodeFacts], primary: Option<usize>) -> Vec<Option<(usize, usize)>> {
-    let data = |i: usize| facts[i].data.as_ref().ok();
-    let is_standby =
-        |i: usize| facts[i].role == Role::Standby && data(i).is_some_and(|d| d.in_recovery);
-    let mut order: Vec<usize> = primary.into_iter().collect();
-    order.extend((0..facts.len()).filter(|&i| is_standby(i)));
-    let mut out = vec![None; facts.len()];
-    for &u in &order {
-        let senders = &data(u).expect("answered").senders;
-        let mut taken = vec![false; senders.len()];
-        for i in (0..facts.len()).filter(|&i| i != u && is_standby(i)) {
-            if out[i].is_some() {
-                continue;
-            }
-            if let Some(k) = match_sender(&facts[i], data(i).expect("answered"), senders, &taken) {
-                taken[k] = true;
-                out[i] = Some((u, k));
-            }
-        }
-    }
-    out
 }
 
 fn lag_findings(
@@ -721,7 +601,7 @@ pub fn paused_advice(version_num: u32, low: Option<&[(&str, i64, i64)]>) -> (Str
 
 #[cfg(test)]
 mod tests {
-    use super::super::inspect::{ReceiverFacts, SlotFacts};
+    use super::super::inspect::{ReceiverFacts, Sender, SlotFacts};
     use super::*;
     use crate::health::{Receiver, Replay};
     use crate::pg::replication::format_lsn;

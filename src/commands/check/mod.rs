@@ -1,8 +1,10 @@
 //! `check`: replication health as a monitoring system wants it. [`inspect`]
-//! reads every node at once (read-only), [`evaluate`] turns the facts into
+//! reads every node at once (read-only), [`chain`] matches each standby to
+//! the wal sender it streams from, [`evaluate`] turns the facts into
 //! findings (pure), and `health::render` prints them; the exit status is
 //! the Nagios one.
 
+pub mod chain;
 pub mod evaluate;
 pub mod inspect;
 

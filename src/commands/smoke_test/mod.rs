@@ -10,7 +10,7 @@
 
 mod probe;
 
-use crate::commands::check::{evaluate, inspect, node_configs, parse_timeout};
+use crate::commands::check::{chain, evaluate, inspect, node_configs, parse_timeout};
 use crate::error::Result;
 use crate::health::render::Format;
 use crate::health::{Node, NodeError, Probe, Report, Role, Status};
@@ -96,7 +96,7 @@ async fn connect(config: &tokio_postgres::Config, timeout: Duration) -> Connecte
         let keys: Vec<String> = row.get::<_, Option<Vec<String>>>(5).unwrap_or_default();
         let app =
             conninfo.map(|c| inspect::conninfo_value(&c, "application_name").unwrap_or_default());
-        let app_name = evaluate::announced_name(app.as_deref(), &cluster, version_num);
+        let app_name = chain::announced_name(app.as_deref(), &cluster, version_num);
         Ok(Conn {
             in_recovery: row.get(0),
             app_name,
@@ -156,12 +156,12 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     for ((role, config), conn) in configs.iter().zip(&conns) {
         let base = match role {
             Role::Primary => "primary".to_string(),
-            Role::Standby => evaluate::standby_name(
+            Role::Standby => chain::standby_name(
                 conn.as_ref().ok().and_then(|c| c.app_name.clone()),
                 &inspect::host_port(config).0,
             ),
         };
-        let name = evaluate::unique(&names, base);
+        let name = chain::unique(&names, base);
         names.push(name.clone());
         r.nodes.push(node(name, *role, pg::describe(config), conn));
     }
