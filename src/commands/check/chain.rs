@@ -100,26 +100,48 @@ fn match_sender(f: &NodeFacts, d: &Data, senders: &[Sender], taken: &[bool]) -> 
     }
 }
 
-/// For each node: the (node, sender) it streams from. Upstreams are tried
-/// in order, the primary first, so a standby is only taken for a cascade
-/// when no sender of the primary fits.
+/// For each node: the (node, sender) it streams from. Each standby tries
+/// the nodes given in order, the primary first (so a standby is only taken
+/// for a cascade when no sender of the primary fits), except that the node
+/// its WAL receiver names (`sender_host`/`sender_port`, 11+) goes first:
+/// that settles standbys that share an application name.
 pub fn upstreams(facts: &[NodeFacts], primary: Option<usize>) -> Vec<Option<(usize, usize)>> {
     let data = |i: usize| facts[i].data.as_ref().ok();
     let is_standby =
         |i: usize| facts[i].role == Role::Standby && data(i).is_some_and(|d| d.in_recovery);
     let mut order: Vec<usize> = primary.into_iter().collect();
     order.extend((0..facts.len()).filter(|&i| is_standby(i)));
+    let mut taken: Vec<Vec<bool>> = (0..facts.len())
+        .map(|u| vec![false; data(u).map_or(0, |d| d.senders.len())])
+        .collect();
     let mut out = vec![None; facts.len()];
-    for &u in &order {
-        let senders = &data(u).expect("answered").senders;
-        let mut taken = vec![false; senders.len()];
-        for i in (0..facts.len()).filter(|&i| i != u && is_standby(i)) {
-            if out[i].is_some() {
-                continue;
+    for i in (0..facts.len()).filter(|&i| is_standby(i)) {
+        let d = data(i).expect("answered");
+        let named = d.receiver.as_ref().map(|rc| &rc.receiver);
+        let closeness = |u: usize| {
+            let (host, port) = facts[u]
+                .host_port
+                .rsplit_once(':')
+                .unwrap_or((&facts[u].host_port, ""));
+            let port_named = named.and_then(|r| r.sender_port).map(|p| p.to_string());
+            let host_named = named.and_then(|r| r.sender_host.as_deref());
+            match (
+                port_named.as_deref() == Some(port),
+                host_named == Some(host),
+            ) {
+                (true, true) => 0,
+                (true, false) => 1,
+                _ => 2,
             }
-            if let Some(k) = match_sender(&facts[i], data(i).expect("answered"), senders, &taken) {
-                taken[k] = true;
+        };
+        let mut candidates: Vec<usize> = order.iter().copied().filter(|&u| u != i).collect();
+        candidates.sort_by_key(|&u| closeness(u));
+        for u in candidates {
+            let senders = &data(u).expect("answered").senders;
+            if let Some(k) = match_sender(&facts[i], d, senders, &taken[u]) {
+                taken[u][k] = true;
                 out[i] = Some((u, k));
+                break;
             }
         }
     }
@@ -128,7 +150,9 @@ pub fn upstreams(facts: &[NodeFacts], primary: Option<usize>) -> Vec<Option<(usi
 
 #[cfg(test)]
 mod tests {
+    use super::super::inspect::ReceiverFacts;
     use super::*;
+    use crate::health::Receiver;
 
     #[test]
     fn names_and_announced_names() {
@@ -144,5 +168,84 @@ mod tests {
         let taken = vec!["s1".to_string(), "s1#2".to_string()];
         assert_eq!(unique(&taken, "s1".into()), "s1#3");
         assert_eq!(unique(&taken, "s2".into()), "s2");
+    }
+
+    fn node(role: Role, host_port: &str, data: Data) -> NodeFacts {
+        NodeFacts {
+            role,
+            target: String::new(),
+            host_port: host_port.into(),
+            given_addr: None,
+            data: Ok(data),
+            down: false,
+        }
+    }
+
+    fn sender(name: &str) -> Sender {
+        Sender {
+            application_name: name.into(),
+            state: Some("streaming".into()),
+            ..Default::default()
+        }
+    }
+
+    fn standby(name: &str, from: Option<(&str, i32)>, senders: Vec<Sender>) -> Data {
+        Data {
+            version_num: 150000,
+            in_recovery: true,
+            receiver: Some(ReceiverFacts {
+                receiver: Receiver {
+                    status: Some("streaming".into()),
+                    sender_host: from.map(|f| f.0.into()),
+                    sender_port: from.map(|f| f.1),
+                    ..Default::default()
+                },
+                application_name: Some(name.into()),
+            }),
+            senders,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_receivers_named_upstream_settles_a_shared_name() {
+        // Two standbys both called "replica": one on the primary (port
+        // 5432), one cascading from s1 (port 5433).
+        let p = Data {
+            version_num: 150000,
+            senders: vec![sender("s1"), sender("replica")],
+            ..Default::default()
+        };
+        let facts = [
+            node(Role::Primary, "db1:5432", p),
+            node(
+                Role::Standby,
+                "db2:5433",
+                standby("s1", Some(("db1", 5432)), vec![sender("replica")]),
+            ),
+            node(
+                Role::Standby,
+                "db3:5434",
+                standby("replica", Some(("db2", 5433)), vec![]),
+            ),
+            node(
+                Role::Standby,
+                "db4:5435",
+                standby("replica", Some(("db1", 5432)), vec![]),
+            ),
+        ];
+        let ups = upstreams(&facts, Some(0));
+        assert_eq!(ups, [None, Some((0, 0)), Some((1, 0)), Some((0, 1))]);
+        // Without the receiver's word (10, or hidden), the primary goes
+        // first and the cascade takes what is left.
+        let mut facts = facts;
+        for f in &mut facts[1..] {
+            if let Ok(d) = &mut f.data {
+                d.receiver.as_mut().unwrap().receiver.sender_port = None;
+                d.receiver.as_mut().unwrap().receiver.sender_host = None;
+            }
+        }
+        let ups = upstreams(&facts, Some(0));
+        assert_eq!(ups, [None, Some((0, 0)), Some((0, 1)), Some((1, 0))]);
     }
 }
