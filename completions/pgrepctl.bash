@@ -112,7 +112,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__check)
-            opts="-v -q -h -V --primary --standby --warn-lag --crit-lag --timeout --format --json --verbose --quiet --no-progress --help --version"
+            opts="-v -q -h -V --primary --standby --warn-lag --crit-lag --expect-standbys --timeout --format --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -131,6 +131,10 @@ _pgrepctl() {
                     return 0
                     ;;
                 --crit-lag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-standbys)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

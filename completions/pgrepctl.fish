@@ -94,7 +94,8 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l primary -d '
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l standby -d 'A standby, same forms as --primary (repeatable)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l warn-lag -d 'Lag that makes WARNING: a size (16MB) or a time (30s); give it twice for both [default: 16MB and 30s]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l crit-lag -d 'Lag that makes CRITICAL: a size or a time, like --warn-lag [default: 256MB and 5min]' -r
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l timeout -d 'Time limit per node for connecting and querying; a node that does not answer in time is UNKNOWN' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l expect-standbys -d 'With --primary: CRITICAL when fewer than N wal senders stream (on the primary and the standbys given)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l timeout -d 'Time limit per node for connecting and querying; a node that does not answer in time is CRITICAL' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l format -d 'Output format [default: text, or json with --json]' -r -f -a "text\t'Tables for a person'
 json\t'One JSON object (same as --json)'
 nagios\t'One Nagios/Icinga status line with perfdata'

@@ -42,19 +42,25 @@ pub enum Command {
     /// On the primary: each wal sender (state, LSNs, lag in bytes and time,
     /// sync state) and each replication slot; on each standby: recovery, the
     /// WAL receiver, receive and replay positions, replay delay. Standbys are
-    /// matched to the primary's senders by application name (and address);
-    /// a standby that is not streaming is CRITICAL, an inactive slot that
-    /// keeps WAL is a WARNING, and a hot-standby setting (max_connections,
-    /// max_worker_processes, max_wal_senders, max_prepared_transactions,
-    /// max_locks_per_transaction) lower on a standby than on the primary is
-    /// CRITICAL, with the fix. All nodes are queried at once;
-    /// one that does not answer within --timeout is UNKNOWN. Either side
-    /// alone may be checked.
+    /// matched to the senders by application name (and address): the
+    /// primary's, or for a cascading standby those of the standby given it
+    /// streams from; each node's upstream is shown and lag is measured
+    /// against the primary. A standby that is not streaming is CRITICAL (its
+    /// lag unknown), an inactive slot that keeps WAL is a WARNING, and a
+    /// hot-standby setting (max_connections, max_worker_processes,
+    /// max_wal_senders, max_prepared_transactions, max_locks_per_transaction)
+    /// lower on a standby than on the primary is CRITICAL: rerun
+    /// clone-standby on the standby host to raise it. All nodes are queried
+    /// at once. A node given that refuses connections or does not answer
+    /// within --timeout is CRITICAL; one that answers but will not tell
+    /// (password, pg_hba.conf, privilege) is UNKNOWN. Either side alone may
+    /// be checked.
     ///
     /// Lag thresholds default to 16MB and 30s (WARNING) and 256MB and 5min
     /// (CRITICAL); a value given replaces the default of its kind. Time lag
     /// is the primary's replay_lag, or the standby's replay delay while WAL
-    /// waits to be replayed, so an idle primary does not alarm. The connecting role needs pg_monitor (or superuser).
+    /// waits to be replayed, so an idle primary does not alarm. The
+    /// connecting role needs pg_monitor (or superuser).
     /// Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Check(commands::check::Args),
     /// Prove replication end to end: write on the primary, read on each standby
@@ -67,7 +73,8 @@ pub enum Command {
     /// per standby in milliseconds. The probe row is always deleted again;
     /// the empty table stays for the next run unless --cleanup. With --json,
     /// changed is true when the schema or table was created, or dropped by
-    /// --cleanup. Exit status as check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    /// --cleanup. Exit status as check: 0 OK, 1 WARNING, 2 CRITICAL (a node
+    /// given that is down included), 3 UNKNOWN.
     SmokeTest(commands::smoke_test::Args),
     /// A local primary and standbys, replicated and checked, in one command
     Sandbox(commands::sandbox::Args),

@@ -120,22 +120,22 @@ fn healthy_pair_in_every_format() {
 }
 
 #[test]
-fn unreachable_node_is_unknown() {
+fn an_unreachable_node_is_critical() {
     let port = free_port().to_string();
     let dead = format!("host=127.0.0.1 port={port} user=postgres connect_timeout=2");
     for side in ["--primary", "--standby"] {
         let r = pgrepctl(["check", "--json", "--timeout", "3s", side, &dead]);
-        assert_eq!(r.code(), 3, "{}", r.stdout());
+        assert_eq!(r.code(), 2, "{}", r.stdout());
         let j = r.json();
-        assert_eq!(j["status"], "UNKNOWN");
+        assert_eq!(j["status"], "CRITICAL");
         assert_eq!(problem_codes(&j), ["CONNECTION_FAILED"]);
-        assert_eq!(j["nodes"][0]["status"], "UNKNOWN");
+        assert_eq!(j["nodes"][0]["status"], "CRITICAL");
         assert_eq!(j["nodes"][0]["error"]["code"], "CONNECTION_FAILED");
     }
-    let r = pgrepctl(["check", "--format", "nagios", "--standby", &dead]);
-    assert_eq!(r.code(), 3);
+    let r = pgrepctl(["check", "--format", "nagios", "--primary", &dead]);
+    assert_eq!(r.code(), 2);
     assert!(
-        r.stdout().starts_with("PGREPCTL UNKNOWN - "),
+        r.stdout().starts_with("PGREPCTL CRITICAL - primary: "),
         "{}",
         r.stdout()
     );
@@ -147,21 +147,162 @@ fn unreachable_node_is_unknown() {
     );
     assert!(
         r.stdout()
-            .contains("pgrepctl_check_status{command=\"check\"} 3")
+            .contains("pgrepctl_check_status{command=\"check\"} 2")
     );
 }
 
 #[test]
-fn a_node_that_never_answers_is_unknown_not_a_hang() {
+fn a_node_that_never_answers_is_critical_not_a_hang() {
     // Accepts TCP connections (the kernel's backlog) but never speaks.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port().to_string();
     let ci = format!("host=127.0.0.1 port={port} user=postgres");
     let r = pgrepctl(["check", "--json", "--timeout", "1s", "--standby", &ci]);
-    assert_eq!(r.code(), 3, "{}", r.stdout());
+    assert_eq!(r.code(), 2, "{}", r.stdout());
     let j = r.json();
     assert_eq!(j["nodes"][0]["error"]["code"], "TIMEOUT", "{j}");
+    assert_eq!(j["nodes"][0]["status"], "CRITICAL", "{j}");
     drop(silent);
+}
+
+#[test]
+fn a_stopped_standby_is_critical() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    s.stop();
+    // Alone: the standby itself is the only finding, and it is CRITICAL.
+    let r = pgrepctl(["check", "--format", "nagios", "--standby", &s.conninfo()]);
+    assert_eq!(r.code(), 2, "{}", r.stdout());
+    assert!(
+        r.stdout().starts_with("PGREPCTL CRITICAL - "),
+        "{}",
+        r.stdout()
+    );
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &p.conninfo(),
+        "--standby",
+        &s.conninfo(),
+    ]);
+    assert_eq!(r.code(), 2, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(j["nodes"][1]["status"], "CRITICAL", "{j}");
+    let down = j["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["code"] == "CONNECTION_FAILED")
+        .unwrap_or_else(|| panic!("{j}"));
+    assert_eq!(down["status"], "CRITICAL", "{j}");
+}
+
+#[test]
+fn expect_standbys_counts_the_streaming_ones() {
+    let p = Cluster::new();
+    let _s = Cluster::standby_of(&p, "s1");
+    let pc = p.conninfo();
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &pc,
+        "--expect-standbys",
+        "2",
+    ]);
+    assert_eq!(r.code(), 2, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(problem_codes(&j), ["TOO_FEW_STANDBYS"], "{j}");
+    assert_eq!(j["nodes"][0]["status"], "CRITICAL");
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &pc,
+        "--expect-standbys",
+        "1",
+    ]);
+    assert_eq!(r.code(), 0, "{}", r.stdout());
+    // It needs the primary.
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--standby",
+        &pc,
+        "--expect-standbys",
+        "1",
+    ]);
+    r.fails(3, "USAGE");
+}
+
+#[test]
+fn a_cascade_is_shown_as_a_chain_with_lag_against_the_primary() {
+    let p = Cluster::new();
+    let s1 = Cluster::standby_of(&p, "s1");
+    let s2 = Cluster::cascade_of(&p, &s1, "s2");
+    let (pc, c1, c2) = (p.conninfo(), s1.conninfo(), s2.conninfo());
+    let args = |format: &str| {
+        [
+            "check",
+            "--format",
+            format,
+            "--primary",
+            &pc,
+            "--standby",
+            &c1,
+            "--standby",
+            &c2,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let r = pgrepctl(args("json"));
+    assert_eq!(r.code(), 0, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(j["status"], "OK", "{j}");
+    assert_eq!(j["nodes"][1]["upstream"], "primary", "{j}");
+    assert_eq!(j["nodes"][2]["upstream"], "s1", "{j}");
+    let pairs = j["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 2, "{j}");
+    assert_eq!(
+        (pairs[1]["standby"].as_str(), pairs[1]["upstream"].as_str()),
+        (Some("s2"), Some("s1"))
+    );
+    assert_eq!(pairs[1]["state"], "streaming");
+    let r = pgrepctl(args("text"));
+    assert!(r.stdout().contains("streaming from s1"), "{}", r.stdout());
+
+    // s1 stops receiving while the primary writes on: s2 is caught up with
+    // s1 but behind the primary, and its lag says so. (primary_conninfo
+    // is reloadable from 13 on.)
+    if s1.major < 13 {
+        return;
+    }
+    s1.sql("ALTER SYSTEM SET primary_conninfo = ''");
+    s1.sql("SELECT pg_reload_conf()");
+    wait_for(&s1, "SELECT count(*) FROM pg_stat_wal_receiver", "0");
+    let before = p.sql("SELECT pg_current_wal_lsn()");
+    p.sql(
+        "CREATE TABLE filler AS SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 2000) g",
+    );
+    let written: i64 = p
+        .sql(&format!(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{before}')::bigint"
+        ))
+        .parse()
+        .unwrap();
+    let r = pgrepctl(args("json"));
+    let j = r.json();
+    assert_eq!(
+        j["nodes"][1]["status"], "CRITICAL",
+        "s1 no longer streams: {j}"
+    );
+    let lag = j["pairs"][1]["lag_bytes"].as_i64().unwrap();
+    assert!(
+        lag >= written,
+        "s2's lag {lag} is against the primary ({written} written): {j}"
+    );
 }
 
 #[test]
@@ -266,10 +407,13 @@ fn a_standby_whose_primary_is_gone_is_critical() {
     assert_eq!(r.code(), 2, "{}", r.stdout());
     let j = r.json();
     assert_eq!(j["status"], "CRITICAL");
-    assert_eq!(j["nodes"][0]["status"], "UNKNOWN");
+    assert_eq!(j["nodes"][0]["status"], "CRITICAL");
     assert_eq!(j["nodes"][1]["status"], "CRITICAL");
     assert_eq!(j["pairs"][0]["streaming"], false);
     assert_eq!(j["pairs"][0]["status"], "CRITICAL");
+    // Not streaming: its lag is unknown, not 0.
+    assert!(j["pairs"][0]["lag_bytes"].is_null(), "{j}");
+    assert!(j["pairs"][0]["lag_seconds"].is_null(), "{j}");
     let c = problem_codes(&j);
     assert!(c.contains(&"STANDBY_NOT_STREAMING".to_string()), "{c:?}");
     let r = pgrepctl(["check", "--format", "nagios", "--standby", &s.conninfo()]);
@@ -279,6 +423,13 @@ fn a_standby_whose_primary_is_gone_is_critical() {
         "{}",
         r.stdout()
     );
+    // (Named host:port before 12, which has no primary_conninfo setting.)
+    assert!(
+        r.stdout().contains("=U;16777216;268435456;0"),
+        "{}",
+        r.stdout()
+    );
+    assert!(r.stdout().contains("=U;30;300;0"), "{}", r.stdout());
     if s.major >= 12 {
         // Named from primary_conninfo even with no receiver running.
         assert!(
@@ -287,6 +438,15 @@ fn a_standby_whose_primary_is_gone_is_critical() {
             r.stdout()
         );
     }
+    let r = pgrepctl([
+        "check",
+        "--format",
+        "prometheus",
+        "--standby",
+        &s.conninfo(),
+    ]);
+    let unknown = |l: &str| l.starts_with("pgrepctl_replication_lag_bytes{") && l.ends_with(" NaN");
+    assert!(r.stdout().lines().any(unknown), "{}", r.stdout());
 }
 
 #[test]
@@ -381,4 +541,72 @@ fn an_inactive_slot_retaining_wal_warns() {
         "{}",
         r.stdout()
     );
+}
+
+#[test]
+fn a_raised_primary_setting_is_fixed_by_clone_standby_not_by_resuming() {
+    let mut p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    p.sql("ALTER SYSTEM SET max_connections = 300");
+    p.stop();
+    p.start();
+    if s.major >= 14 {
+        // The parameter change record pauses replay on the standby.
+        wait_for(&s, "SELECT pg_is_wal_replay_paused()", "t");
+    }
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &p.conninfo(),
+        "--standby",
+        &s.conninfo(),
+    ]);
+    assert_eq!(r.code(), 2, "{}", r.stdout());
+    let j = r.json();
+    let codes = problem_codes(&j);
+    assert!(codes.contains(&"SETTING_TOO_LOW".to_string()), "{j}");
+    if s.major >= 14 {
+        assert!(codes.contains(&"REPLAY_PAUSED".to_string()), "{j}");
+    }
+    for problem in j["problems"].as_array().unwrap() {
+        let hint = problem["hint"].as_str().unwrap_or_default();
+        assert!(!hint.contains("resume"), "{hint}");
+        if problem["code"] == "SETTING_TOO_LOW" {
+            assert!(hint.contains("pgrepctl clone-standby"), "{hint}");
+            assert!(hint.contains("300"), "{hint}");
+        }
+    }
+}
+
+#[test]
+fn a_role_without_pg_monitor_is_unknown_not_critical() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    p.sql("CREATE ROLE nobody_special LOGIN");
+    let lsn = p.sql("SELECT pg_current_wal_lsn()");
+    wait_for(
+        &s,
+        &format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"),
+        "t",
+    );
+    let as_role = |c: &Cluster| c.conninfo().replace("user=postgres", "user=nobody_special");
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &as_role(&p),
+        "--standby",
+        &as_role(&s),
+    ]);
+    let j = r.json();
+    // The one query runs for any role; what it may not see is unknown.
+    assert!(j["nodes"][0]["error"].is_null(), "{j}");
+    assert!(j["nodes"][1]["error"].is_null(), "{j}");
+    assert!(
+        problem_codes(&j).contains(&"INSUFFICIENT_PRIVILEGE".to_string()),
+        "{j}"
+    );
+    assert_eq!(j["nodes"][1]["status"], "UNKNOWN", "{j}");
+    assert_eq!(r.code(), 3, "{}", r.stdout());
 }

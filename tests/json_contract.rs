@@ -142,6 +142,8 @@ struct Node {
     server_version_num: Option<u32>,
     in_recovery: Option<bool>,
     wal_lsn: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    upstream: Option<String>,
     wal_receiver: Option<Receiver>,
     replay: Option<Replay>,
     error: Option<ErrorBody>,
@@ -152,6 +154,8 @@ struct Node {
 #[allow(dead_code)]
 struct Pair {
     standby: String,
+    #[serde(deserialize_with = "nullable")]
+    upstream: Option<String>,
     application_name: Option<String>,
     client_addr: Option<String>,
     state: Option<String>,
@@ -269,14 +273,17 @@ fn check_and_smoke_test_json() {
     let o: CheckOk = parse(&r);
     assert_eq!(
         (o.command.as_str(), o.ok, o.status.as_str(), o.changed),
-        ("check", false, "WARNING", false),
+        ("check", false, "CRITICAL", false),
         "{}",
         r.stdout()
     );
-    assert_eq!(r.code(), 1);
+    // The dead standby is a node given that is down: CRITICAL.
+    assert_eq!(r.code(), 2);
     assert_eq!(o.nodes.len(), 3);
     assert!(o.nodes[1].wal_receiver.is_some() && o.nodes[1].replay.is_some());
     assert_eq!(o.nodes[2].error.as_ref().unwrap().code, "CONNECTION_FAILED");
+    assert_eq!(o.nodes[1].upstream.as_deref(), Some("primary"));
+    assert_eq!(o.pairs[0].upstream.as_deref(), Some("primary"));
     assert_eq!((o.pairs.len(), o.slots.len()), (1, 1));
     assert!(
         o.problems

@@ -144,8 +144,8 @@ fn up_status_down() {
     // Bad usage is refused even against an existing sandbox.
     up(&dir, 0, &[]).fails(2, "INVALID_VALUE");
 
-    // A stopped standby cannot answer: UNKNOWN for that node, and its
-    // slot on the primary now retains WAL unused: WARNING overall.
+    // A stopped standby is a node given that is down: CRITICAL (and its
+    // slot on the primary now retains WAL unused).
     let standby = PathBuf::from(nodes[2]["data"].as_str().unwrap());
     as_pg(harness::bindir().join("pg_ctl"))
         .arg("-D")
@@ -154,9 +154,9 @@ fn up_status_down() {
         .output()
         .unwrap();
     let s = pgrepctl(["sandbox", "status", "--dir", dir.s()]);
-    assert_eq!(s.code(), 1, "{}", s.stdout());
+    assert_eq!(s.code(), 2, "{}", s.stdout());
     assert!(
-        s.stdout().contains("UNKNOWN   CONNECTION_FAILED"),
+        s.stdout().contains("CRITICAL  CONNECTION_FAILED"),
         "{}",
         s.stdout()
     );

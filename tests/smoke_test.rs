@@ -136,7 +136,7 @@ fn bad_nodes_and_input() {
     assert_eq!(j["probes"][0]["status"], "CRITICAL");
     assert_eq!(probe_rows(&p), "0");
 
-    // An unreachable standby: unknown.
+    // An unreachable standby: critical (a node given that is down).
     let dead = format!("host=127.0.0.1 port={} user=postgres", free_port());
     let r = pgrepctl([
         "smoke-test",
@@ -148,10 +148,13 @@ fn bad_nodes_and_input() {
         "--standby",
         &dead,
     ]);
-    assert_eq!(r.code(), 3, "{}", r.stdout());
-    assert_eq!(problem_codes(&r.json()), ["CONNECTION_FAILED"]);
+    assert_eq!(r.code(), 2, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(problem_codes(&j), ["CONNECTION_FAILED"]);
+    assert_eq!(j["nodes"][1]["status"], "CRITICAL", "{j}");
+    assert_eq!(j["probes"][0]["status"], "CRITICAL", "{j}");
 
-    // An unreachable primary: that node is unknown, nothing is probed.
+    // An unreachable primary: critical, nothing is probed.
     let r = pgrepctl([
         "smoke-test",
         "--json",
@@ -162,8 +165,10 @@ fn bad_nodes_and_input() {
         "--standby",
         &pc,
     ]);
+    assert_eq!(r.code(), 2, "{}", r.stdout());
     let j = r.json();
-    assert_eq!(j["nodes"][0]["status"], "UNKNOWN", "{j}");
+    assert_eq!(j["status"], "CRITICAL", "{j}");
+    assert_eq!(j["nodes"][0]["status"], "CRITICAL", "{j}");
     assert!(problem_codes(&j).contains(&"CONNECTION_FAILED".to_string()));
     assert_eq!(j["probes"][0]["replayed"], false);
 
@@ -180,4 +185,42 @@ fn bad_nodes_and_input() {
     ]);
     let f = r.fails(3, "UNKNOWN_CONNINFO_KEYWORD");
     assert_eq!(f["command"], "smoke-test");
+}
+
+#[test]
+fn replay_paused_by_a_raised_setting_is_not_to_be_resumed() {
+    let mut p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    if s.major < 14 {
+        return; // before 14 the standby stops instead of pausing
+    }
+    p.sql("ALTER SYSTEM SET max_connections = 300");
+    p.stop();
+    p.start();
+    for _ in 0..200 {
+        if s.try_sql("SELECT pg_is_wal_replay_paused()")
+            .is_ok_and(|v| v == "t")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = pgrepctl([
+        "smoke-test",
+        "--json",
+        "--timeout",
+        "2s",
+        "--primary",
+        &p.conninfo(),
+        "--standby",
+        &s.conninfo(),
+    ]);
+    assert_eq!(r.code(), 2, "{}\n{}", r.stdout(), r.stderr());
+    let j = r.json();
+    assert_eq!(problem_codes(&j), ["PROBE_TIMEOUT"], "{j}");
+    let hint = j["problems"][0]["hint"].as_str().unwrap();
+    assert!(hint.contains("pgrepctl clone-standby"), "{hint}");
+    assert!(hint.contains("max_connections"), "{hint}");
+    assert!(!hint.contains("resume"), "{hint}");
+    assert_eq!(probe_rows(&p), "0", "the probe row was removed");
 }

@@ -75,7 +75,8 @@ fn scram_password_even_where_md5_is_the_default() {
 /// A primary that raises a hot-standby setting above its standby's: before
 /// 14 the standby shuts down when it replays the change; 14+ keeps it up
 /// for reads with replay paused. check reports either as CRITICAL, and on
-/// 14+ names the setting and the fix.
+/// 14+ names the setting and the fix (rerunning clone-standby, which works;
+/// never resuming replay, which would shut the standby down).
 #[test]
 fn standby_below_a_raised_primary_setting_stops_or_pauses_by_version() {
     use crate::clone_standby::{clone, prepared_primary};
@@ -123,13 +124,20 @@ fn standby_below_a_raised_primary_setting_stops_or_pauses_by_version() {
                 .unwrap()
                 .contains("max_connections")
         );
-        assert!(
-            too_low["hint"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("max_connections = {}", before + 50))
-        );
+        let hint = too_low["hint"].as_str().unwrap();
+        assert!(hint.contains("pgrepctl clone-standby"), "{hint}");
+        assert!(hint.contains(&(before + 50).to_string()), "{hint}");
         assert!(problems.iter().any(|x| x["code"] == "REPLAY_PAUSED"), "{j}");
+        // Resuming would shut the standby down: never advised.
+        for x in problems {
+            let h = x["hint"].as_str().unwrap_or_default();
+            assert!(!h.contains("resume"), "{h}");
+        }
+        // The hint's fix works: a rerun raises the setting and restarts.
+        let rerun = clone(&p, &s, Some(&pw), &[]);
+        assert_eq!(rerun.code(), 0, "{}\n{}", rerun.stdout(), rerun.stderr());
+        let r = check();
+        assert_eq!(r.code(), 0, "after clone-standby: {}", r.stdout());
     } else {
         while s.running() {
             assert!(

@@ -132,6 +132,10 @@ pub struct Node {
     pub in_recovery: Option<bool>,
     /// Primary only: `pg_current_wal_lsn()`.
     pub wal_lsn: Option<String>,
+    /// Standby only: the node given whose wal sender it streams from
+    /// (`primary`, or a standby's name when it cascades); null when none
+    /// of the nodes given serves it.
+    pub upstream: Option<String>,
     pub wal_receiver: Option<Receiver>,
     pub replay: Option<Replay>,
     pub error: Option<NodeError>,
@@ -141,6 +145,8 @@ pub struct Node {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Pair {
     pub standby: String,
+    /// The node given whose wal sender serves it (null: none found).
+    pub upstream: Option<String>,
     pub application_name: Option<String>,
     pub client_addr: Option<String>,
     /// Sender state (`streaming`, `catchup`, …); null without a sender.
@@ -150,7 +156,11 @@ pub struct Pair {
     pub write_lsn: Option<String>,
     pub flush_lsn: Option<String>,
     pub replay_lsn: Option<String>,
+    /// Lag behind the primary's current WAL position (the root of a
+    /// cascade), or behind the upstream when the primary was not given;
+    /// null when unknown (a standby that is not streaming).
     pub lag_bytes: Option<i64>,
+    /// Null when unknown; 0 when nothing is pending.
     pub lag_seconds: Option<f64>,
     /// The standby's receiver is streaming (null when the standby was not given or did not answer).
     pub streaming: Option<bool>,

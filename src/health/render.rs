@@ -143,10 +143,12 @@ pub fn text(r: &Report) -> String {
                 d.push_str(", not in recovery");
             }
             if let Some(rc) = &n.wal_receiver {
-                d.push_str(&format!(
-                    ", receiver {}",
-                    rc.status.as_deref().unwrap_or("not running")
-                ));
+                match (rc.status.as_deref(), &n.upstream) {
+                    (Some("streaming"), Some(up)) => d.push_str(&format!(", streaming from {up}")),
+                    (status, _) => {
+                        d.push_str(&format!(", receiver {}", status.unwrap_or("not running")))
+                    }
+                }
             }
             if let Some(rp) = &n.replay {
                 if rp.paused == Some(true) {
@@ -313,25 +315,25 @@ pub fn nagios(r: &Report) -> String {
     let summary = summary.replace(['|', '\n'], " ");
     let mut perf = vec![];
     let t = r.thresholds;
+    // Every pair's lag, `U` (undetermined, per the plugin guidelines) when
+    // unknown, so a graph shows a gap rather than losing the series.
     for p in r.pairs.iter().flatten() {
         let l = perf_label(&p.standby);
-        if let Some(b) = p.lag_bytes {
-            perf.push(match t {
-                Some(t) => format!("lag_bytes_{l}={b}B;{};{};0", t.warn_bytes, t.crit_bytes),
-                None => format!("lag_bytes_{l}={b}B;;;0"),
-            });
-        }
-        if let Some(s) = p.lag_seconds {
-            perf.push(match t {
-                Some(t) => format!(
-                    "lag_seconds_{l}={}s;{};{};0",
-                    perf_num(s),
-                    perf_num(t.warn_seconds),
-                    perf_num(t.crit_seconds)
-                ),
-                None => format!("lag_seconds_{l}={}s;;;0", perf_num(s)),
-            });
-        }
+        let (wb, cb, ws, cs) = match t {
+            Some(t) => (
+                t.warn_bytes.to_string(),
+                t.crit_bytes.to_string(),
+                perf_num(t.warn_seconds),
+                perf_num(t.crit_seconds),
+            ),
+            None => Default::default(),
+        };
+        let bytes = p.lag_bytes.map_or("U".into(), |b| format!("{b}B"));
+        perf.push(format!("lag_bytes_{l}={bytes};{wb};{cb};0"));
+        let secs = p
+            .lag_seconds
+            .map_or("U".into(), |s| format!("{}s", perf_num(s)));
+        perf.push(format!("lag_seconds_{l}={secs};{ws};{cs};0"));
     }
     for s in r.slots.iter().flatten() {
         if let Some(b) = s.retained_bytes {
@@ -453,12 +455,9 @@ pub fn prometheus(r: &Report) -> String {
     }
     for p in r.pairs.iter().flatten() {
         let labels = [("standby", p.standby.as_str())];
-        if let Some(b) = p.lag_bytes {
-            lag_bytes.add(&labels, b.to_string());
-        }
-        if let Some(s) = p.lag_seconds {
-            lag_seconds.add(&labels, prom_num(s));
-        }
+        // NaN: the lag is unknown (the series stays, the value is no number).
+        lag_bytes.add(&labels, p.lag_bytes.map_or("NaN".into(), |b| b.to_string()));
+        lag_seconds.add(&labels, p.lag_seconds.map_or("NaN".into(), prom_num));
         if let Some(s) = p.streaming {
             streaming.add(&labels, if s { "1" } else { "0" }.into());
         }
@@ -525,12 +524,14 @@ mod tests {
             server_version_num: Some(150004),
             in_recovery: Some(false),
             wal_lsn: Some("0/3000000".into()),
+            upstream: None,
             wal_receiver: None,
             replay: None,
             error: None,
         });
         r.pairs = Some(vec![Pair {
             standby: "s\"1 x".into(),
+            upstream: Some("primary".into()),
             application_name: Some("s1".into()),
             client_addr: None,
             state: Some("streaming".into()),
@@ -574,6 +575,27 @@ mod tests {
         assert!(s.contains("lag_bytes_s_1_x=0B;16777216;268435456;0"), "{s}");
         assert!(s.contains("lag_seconds_s_1_x=0.25s;30;300;0"), "{s}");
         assert!(s.contains("slot_retained_old=2048B;;;0"), "{s}");
+    }
+
+    #[test]
+    fn unknown_lag_is_shown_as_unknown() {
+        let mut r = sample();
+        let p = &mut r.pairs.as_mut().unwrap()[0];
+        (p.lag_bytes, p.lag_seconds, p.streaming) = (None, None, Some(false));
+        let s = nagios(&r);
+        assert!(s.contains("lag_bytes_s_1_x=U;16777216;268435456;0"), "{s}");
+        assert!(s.contains("lag_seconds_s_1_x=U;30;300;0"), "{s}");
+        let s = prometheus(&r);
+        assert!(
+            s.contains("pgrepctl_replication_lag_bytes{standby=\"s\\\"1 x\"} NaN\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("pgrepctl_replication_lag_seconds{standby=\"s\\\"1 x\"} NaN\n"),
+            "{s}"
+        );
+        let s = text(&r);
+        assert!(!s.contains(" 0B "), "{s}");
     }
 
     #[test]

@@ -43,29 +43,61 @@ pub const ANSWER_LIMIT: Duration = Duration::from_secs(60);
 /// and read the server version. Every later request is bounded by
 /// [`ANSWER_LIMIT`]. Hosts are tried in order, as libpq does.
 pub async fn connect(config: &Config, timeout: Option<Duration>) -> Result<Session> {
-    connect_with(config, timeout, ANSWER_LIMIT).await
+    let (client, target) = connect_client(config, timeout).await.map_err(|f| f.error)?;
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(|e| query_error(&target, &e))?;
+    let version_num = row.get::<_, i32>(0) as u32;
+    Ok(Session {
+        client,
+        version_num,
+        target,
+    })
 }
 
-pub async fn connect_with(
+/// Why a connection failed, and whether that means the server is down or
+/// unreachable (no answer, refused, timed out, starting or shutting down)
+/// rather than up and refusing us (password, hba, database): monitoring
+/// calls the first CRITICAL and the second UNKNOWN.
+#[derive(Debug, Clone)]
+pub struct ConnectFailure {
+    pub error: Error,
+    pub down: bool,
+}
+
+/// Connect and spawn the connection driver, no query: the caller's first
+/// query is its only round trip after the start-up (check's speed).
+pub async fn connect_client(
+    config: &Config,
+    timeout: Option<Duration>,
+) -> Result<(Client, String), ConnectFailure> {
+    connect_client_with(config, timeout, ANSWER_LIMIT).await
+}
+
+/// [`connect_client`] with a chosen bound on each later request.
+pub async fn connect_client_with(
     config: &Config,
     timeout: Option<Duration>,
     answer_limit: Duration,
-) -> Result<Session> {
+) -> Result<(Client, String), ConnectFailure> {
     let timeout = timeout
         .or(config.get_connect_timeout().copied())
         .unwrap_or(Duration::from_secs(10));
     let target = describe(config);
-    let endpoints = transport::endpoints(config)?;
+    let endpoints =
+        transport::endpoints(config).map_err(|error| ConnectFailure { error, down: false })?;
     if endpoints.is_empty() {
-        return Err(
-            Error::new(Code::Usage, format!("{target}: no host to connect to"))
+        return Err(ConnectFailure {
+            error: Error::new(Code::Usage, format!("{target}: no host to connect to"))
                 .hint("give host=… (an address, a name or a socket directory)"),
-        );
+            down: false,
+        });
     }
     let mut last = None;
     for endpoint in &endpoints {
         match connect_one(config, endpoint, timeout, answer_limit, &target).await {
-            Ok(s) => return Ok(s),
+            Ok(client) => return Ok((client, target)),
             Err(e) => last = Some(e),
         }
     }
@@ -78,23 +110,27 @@ async fn connect_one(
     timeout: Duration,
     answer_limit: Duration,
     target: &str,
-) -> Result<Session> {
-    let timed_out = || {
-        Error::new(
+) -> Result<Client, ConnectFailure> {
+    let timed_out = || ConnectFailure {
+        error: Error::new(
             Code::Timeout,
             format!("{target}: no answer within {}s", timeout.as_secs_f64()),
         )
-        .hint("check that the server is running and reachable, or raise the timeout")
+        .hint("check that the server is running and reachable, or raise the timeout"),
+        down: true,
     };
     let stream = transport::open(endpoint, timeout).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::TimedOut {
             timed_out()
         } else {
-            Error::new(
-                Code::ConnectionFailed,
-                format!("cannot connect to {target}: {e}"),
-            )
-            .hint("check that the server is running and that host and port are right")
+            ConnectFailure {
+                error: Error::new(
+                    Code::ConnectionFailed,
+                    format!("cannot connect to {target}: {e}"),
+                )
+                .hint("check that the server is running and that host and port are right"),
+                down: true,
+            }
         }
     })?;
     // Startup is bounded by `timeout` below; every later request by the
@@ -103,20 +139,23 @@ async fn connect_one(
     let (client, connection) = tokio::time::timeout(timeout, config.connect_raw(stream, NoTls))
         .await
         .map_err(|_| timed_out())?
-        .map_err(|e| connect_error(target, &e))?;
+        .map_err(|e| ConnectFailure {
+            error: connect_error(target, &e),
+            down: is_down(&e),
+        })?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    let row = client
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .await
-        .map_err(|e| query_error(target, &e))?;
-    let version_num = row.get::<_, i32>(0) as u32;
-    Ok(Session {
-        client,
-        version_num,
-        target: target.to_string(),
-    })
+    Ok(client)
+}
+
+/// No server answered (refused, unreachable, timed out), or it answered
+/// that it is starting up or shutting down (57P03).
+fn is_down(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => db.code().code() == "57P03",
+        None => !error_chain(e).contains("password missing"),
+    }
 }
 
 /// "host=/tmp port=5432 user=postgres" — never includes the password.

@@ -448,6 +448,25 @@ impl Cluster {
         standby
     }
 
+    /// A cascading standby: a copy of `upstream` (itself a standby of
+    /// `primary`) streaming from it as `name`. A backup taken from a
+    /// standby starts at its last restartpoint: a checkpoint on the
+    /// primary, replayed upstream, gives it a fresh one.
+    pub fn cascade_of(primary: &Cluster, upstream: &Cluster, name: &str) -> Cluster {
+        primary.sql("CHECKPOINT");
+        let lsn = primary.sql("SELECT pg_current_wal_lsn()");
+        for _ in 0..300 {
+            if upstream
+                .try_sql(&format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'"))
+                .is_ok_and(|s| s == "t")
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Cluster::standby_of(upstream, name)
+    }
+
     /// Wait (up to 30 s) until this standby's WAL receiver streams.
     pub fn wait_streaming(&self) {
         for _ in 0..300 {

@@ -1,14 +1,18 @@
 //! Read-only facts from every node, queried concurrently: one task per
 //! node, each bounded by the timeout, so a node that does not answer costs
-//! the timeout once and makes only that node UNKNOWN.
+//! the timeout once and marks only that node. Each node costs its start-up
+//! and one round trip: a single query over the simple protocol (no
+//! parse/describe) returns every fact as one JSON object, and works
+//! unchanged on 10 to 18 (columns that newer versions added are read by
+//! name from `to_jsonb(row)`, null where absent).
 
 use crate::error::{Error, Result};
 use crate::health::{Receiver, Replay, Role};
-use crate::pg::{self, Session};
+use crate::pg::replication::parse_lsn;
+use crate::pg::{self, HOT_STANDBY_SETTINGS};
+use serde::Deserialize;
 use std::time::Duration;
-use tokio_postgres::Config;
-
-use crate::pg::HOT_STANDBY_SETTINGS;
+use tokio_postgres::{Client, Config, SimpleQueryMessage};
 
 /// A node as given on the command line, and what we learnt from it.
 #[derive(Debug, Clone)]
@@ -21,6 +25,9 @@ pub struct NodeFacts {
     /// The host given, when it is an IP address (for matching senders).
     pub given_addr: Option<String>,
     pub data: Result<Data, Error>,
+    /// When `data` is an error: the node is down or unreachable (refused,
+    /// timed out, shutting down), not up and refusing us.
+    pub down: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -31,9 +38,11 @@ pub struct Data {
     pub server_addr: Option<String>,
     pub cluster_name: String,
     pub settings: Vec<(String, i64)>,
-    /// Not in recovery: `pg_current_wal_lsn()`, wal senders, slots.
+    /// Not in recovery: `pg_current_wal_lsn()`.
     pub wal_lsn: Option<String>,
+    /// Wal senders: a primary's, and a standby's own (cascading).
     pub senders: Vec<Sender>,
+    /// Not in recovery: replication slots.
     pub slots: Vec<SlotFacts>,
     /// In recovery: the WAL receiver (None: no receiver process).
     pub receiver: Option<ReceiverFacts>,
@@ -43,7 +52,7 @@ pub struct Data {
     pub configured_app_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Sender {
     pub pid: i32,
     pub application_name: String,
@@ -55,17 +64,19 @@ pub struct Sender {
     pub write_lsn: Option<String>,
     pub flush_lsn: Option<String>,
     pub replay_lsn: Option<String>,
-    /// `pg_current_wal_lsn() - replay_lsn`.
+    /// This node's WAL position minus `replay_lsn`: the link's lag.
+    #[serde(default)]
     pub lag_bytes: Option<i64>,
     pub replay_lag: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct SlotFacts {
     pub name: String,
     pub slot_type: String,
     pub active: bool,
     pub restart_lsn: Option<String>,
+    #[serde(default)]
     pub retained_bytes: Option<i64>,
     pub wal_status: Option<String>,
 }
@@ -104,24 +115,33 @@ async fn inspect_node(
     let target = pg::describe(&config);
     let (host_port, given_addr) = host_port(&config);
     printer.debug(format!("inspecting {target}"));
-    let data = match tokio::time::timeout(timeout, async {
-        let s = pg::connect(&config, Some(timeout)).await?;
-        query(&s).await
+    let result = tokio::time::timeout(timeout, async {
+        let (client, target) = pg::connect_client(&config, Some(timeout)).await?;
+        query(&client, &target, role)
+            .await
+            .map_err(|error| pg::ConnectFailure { error, down: false })
     })
     .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(timed_out(&target, timeout)),
+    .unwrap_or_else(|_| {
+        Err(pg::ConnectFailure {
+            error: timed_out(&target, timeout),
+            down: true,
+        })
+    });
+    let (data, down) = match result {
+        Ok(d) => (Ok(d), false),
+        Err(f) => {
+            printer.debug(format!("{target}: {}", f.error.message));
+            (Err(f.error), f.down)
+        }
     };
-    if let Err(e) = &data {
-        printer.debug(format!("{target}: {}", e.message));
-    }
     NodeFacts {
         role,
         target,
         host_port,
         given_addr,
         data,
+        down,
     }
 }
 
@@ -134,164 +154,186 @@ pub fn timed_out(target: &str, timeout: Duration) -> Error {
     .hint("check that the server is up and reachable; raise --timeout for a slow network")
 }
 
-async fn query(s: &Session) -> Result<Data> {
-    let q = |e: tokio_postgres::Error| pg::query_error(&s.target, &e);
-    let c = &s.client;
-    let row = c
-        .query_one(
-            "SELECT pg_is_in_recovery(), host(inet_server_addr()), current_setting('cluster_name')",
-            &[],
-        )
-        .await
-        .map_err(q)?;
-    let mut d = Data {
-        version_num: s.version_num,
-        in_recovery: row.get(0),
-        server_addr: row.get(1),
-        cluster_name: row.get(2),
-        ..Default::default()
-    };
-    let names: Vec<String> = HOT_STANDBY_SETTINGS.iter().map(|s| s.to_string()).collect();
-    for r in c
-        .query(
-            "SELECT name, setting::bigint FROM pg_settings WHERE name = ANY($1) ORDER BY name",
-            &[&names],
-        )
-        .await
-        .map_err(q)?
-    {
-        d.settings.push((r.get(0), r.get(1)));
-    }
-    if d.in_recovery {
-        standby_facts(s, &mut d).await.map_err(q)?;
-    } else {
-        primary_facts(s, &mut d).await.map_err(q)?;
-    }
-    Ok(d)
-}
-
-async fn primary_facts(s: &Session, d: &mut Data) -> Result<(), tokio_postgres::Error> {
-    let c = &s.client;
-    d.wal_lsn = c
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await?
-        .get(0);
-    for r in c
-        .query(
-            "SELECT pid, coalesce(application_name, ''), host(client_addr), state, sync_state,
-                    sent_lsn::text, write_lsn::text, flush_lsn::text, replay_lsn::text,
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,
-                    extract(epoch FROM replay_lag)::float8
-             FROM pg_stat_replication ORDER BY application_name, pid",
-            &[],
-        )
-        .await?
-    {
-        d.senders.push(Sender {
-            pid: r.get(0),
-            application_name: r.get(1),
-            client_addr: r.get(2),
-            state: r.get(3),
-            sync_state: r.get(4),
-            sent_lsn: r.get(5),
-            write_lsn: r.get(6),
-            flush_lsn: r.get(7),
-            replay_lsn: r.get(8),
-            lag_bytes: r.get(9),
-            replay_lag: r.get(10),
-        });
-    }
-    // wal_status appeared in 13.
-    let wal_status = if s.version_num >= 130000 {
-        "wal_status"
-    } else {
-        "NULL::text"
-    };
-    for r in c
-        .query(
-            &format!(
-                "SELECT slot_name::text, slot_type, active, restart_lsn::text,
-                        pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, {wal_status}
-                 FROM pg_replication_slots ORDER BY slot_name"
-            ),
-            &[],
-        )
-        .await?
-    {
-        d.slots.push(SlotFacts {
-            name: r.get(0),
-            slot_type: r.get(1),
-            active: r.get(2),
-            restart_lsn: r.get(3),
-            retained_bytes: r.get(4),
-            wal_status: r.get(5),
-        });
-    }
-    Ok(())
-}
-
-async fn standby_facts(s: &Session, d: &mut Data) -> Result<(), tokio_postgres::Error> {
-    let c = &s.client;
-    // sender_host and sender_port appeared in 11.
-    let sender = if s.version_num >= 110000 {
-        "sender_host, sender_port"
-    } else {
-        "NULL::text, NULL::int"
-    };
-    let rows = c
-        .query(
-            &format!(
-                "SELECT status, {sender}, slot_name, conninfo,
-                        extract(epoch FROM now() - last_msg_receipt_time)::float8
-                 FROM pg_stat_wal_receiver"
-            ),
-            &[],
-        )
-        .await?;
-    d.receiver = rows.first().map(|r| {
-        let conninfo: Option<String> = r.get(4);
-        ReceiverFacts {
-            receiver: Receiver {
-                status: r.get(0),
-                sender_host: r.get(1),
-                sender_port: r.get(2),
-                slot_name: r.get(3),
-                last_msg_age_seconds: r.get(5),
-            },
-            application_name: conninfo
-                .as_deref()
-                .map(|ci| conninfo_value(ci, "application_name").unwrap_or_default()),
+/// Every fact `check` needs, as one JSON object, for a node given as
+/// `role`. A backend's first use of a view or function costs it catalog
+/// reads, most of a fresh connection's time on the server, so the query
+/// calls the functions behind `pg_stat_replication`, `pg_replication_slots`
+/// and `pg_stat_wal_receiver` directly (columns that newer versions added
+/// are read by name from `to_jsonb(row)`), and asks for slots only of a
+/// primary and for the WAL receiver only of a standby. Either side's query
+/// is safe on the other (a node in the wrong role is only reported as
+/// such): `CASE WHEN pg_is_in_recovery()` guards the functions that fail
+/// on the other side (volatile, so never evaluated early).
+fn facts_sql(role: Role) -> String {
+    // current_setting() reads one setting; pg_settings builds every row.
+    let settings = HOT_STANDBY_SETTINGS
+        .iter()
+        .map(|n| format!("'{n}', current_setting('{n}')::bigint"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let side = match role {
+        Role::Primary => {
+            "
+  'slots', (SELECT json_agg(json_build_object(
+      'name', s.slot_name, 'slot_type', s.slot_type, 'active', s.active,
+      'restart_lsn', s.restart_lsn::text, 'wal_status', to_jsonb(s)->>'wal_status')
+      ORDER BY s.slot_name) FROM pg_get_replication_slots() s)"
         }
-    });
-    if d.receiver.is_none() && s.version_num >= 120000 {
-        let rows = c
-            .query(
-                "SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'",
-                &[],
-            )
-            .await?;
-        d.configured_app_name = rows
-            .first()
-            .and_then(|r| r.get::<_, Option<String>>(0))
-            .map(|ci| conninfo_value(&ci, "application_name").unwrap_or_default());
-    }
-    let r = c
-        .query_one(
-            "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
-                    greatest(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::bigint,
-                    extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,
-                    pg_is_wal_replay_paused()",
-            &[],
+        // primary_conninfo is readable with pg_read_all_settings (or as a
+        // superuser); current_setting() would fail the query otherwise.
+        Role::Standby => {
+            "
+  'primary_conninfo', CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
+      THEN current_setting('primary_conninfo', true) END,
+  'receiver', (SELECT json_build_object(
+      'status', w.status, 'sender_host', to_jsonb(w)->>'sender_host',
+      'sender_port', (to_jsonb(w)->>'sender_port')::int, 'slot_name', w.slot_name,
+      'conninfo', w.conninfo,
+      'last_msg_age', extract(epoch FROM now() - w.last_msg_receipt_time)::float8)
+      FROM pg_stat_get_wal_receiver() w WHERE w.pid IS NOT NULL)"
+        }
+    };
+    format!(
+        "SELECT json_build_object(
+  'version_num', current_setting('server_version_num')::int,
+  'in_recovery', pg_is_in_recovery(),
+  'server_addr', host(inet_server_addr()),
+  'cluster_name', current_setting('cluster_name'),
+  'settings', json_build_object({settings}),
+  'wal_lsn', CASE WHEN NOT pg_is_in_recovery() THEN pg_current_wal_lsn()::text END,
+  'receive_lsn', pg_last_wal_receive_lsn()::text,
+  'replay_lsn', pg_last_wal_replay_lsn()::text,
+  'replay_delay', extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,
+  'paused', CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,
+  'senders', (SELECT json_agg(json_build_object(
+      'pid', w.pid, 'application_name', coalesce(a.application_name, ''),
+      'client_addr', host(a.client_addr), 'state', w.state, 'sync_state', w.sync_state,
+      'sent_lsn', w.sent_lsn::text, 'write_lsn', w.write_lsn::text,
+      'flush_lsn', w.flush_lsn::text, 'replay_lsn', w.replay_lsn::text,
+      'replay_lag', extract(epoch FROM w.replay_lag)::float8)
+      ORDER BY a.application_name, w.pid)
+      FROM pg_stat_get_wal_senders() w, LATERAL pg_stat_get_activity(w.pid) a),{side}
+)::text"
+    )
+}
+
+/// The query's answer, as the server wrote it.
+#[derive(Deserialize)]
+struct Raw {
+    version_num: u32,
+    in_recovery: bool,
+    server_addr: Option<String>,
+    cluster_name: String,
+    settings: Option<std::collections::BTreeMap<String, i64>>,
+    primary_conninfo: Option<String>,
+    wal_lsn: Option<String>,
+    receive_lsn: Option<String>,
+    replay_lsn: Option<String>,
+    replay_delay: Option<f64>,
+    paused: Option<bool>,
+    senders: Option<Vec<Sender>>,
+    slots: Option<Vec<SlotFacts>>,
+    receiver: Option<RawReceiver>,
+}
+
+#[derive(Deserialize)]
+struct RawReceiver {
+    status: Option<String>,
+    sender_host: Option<String>,
+    sender_port: Option<i32>,
+    slot_name: Option<String>,
+    conninfo: Option<String>,
+    last_msg_age: Option<f64>,
+}
+
+async fn query(c: &Client, target: &str, role: Role) -> Result<Data> {
+    let msgs = c
+        .simple_query(&facts_sql(role))
+        .await
+        .map_err(|e| pg::query_error(target, &e))?;
+    let text = msgs
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0),
+            _ => None,
+        })
+        .ok_or_else(|| crate::fail!(Internal, "{target}: the facts query returned no row"))?;
+    let raw: Raw = serde_json::from_str(text).map_err(|e| {
+        crate::fail!(
+            Internal,
+            "{target}: unexpected answer to the facts query: {e}"
         )
-        .await?;
-    d.replay = Some(Replay {
-        receive_lsn: r.get(0),
-        replay_lsn: r.get(1),
-        pending_bytes: r.get(2),
-        delay_seconds: r.get(3),
-        paused: r.get(4),
+    })?;
+    Ok(data(raw))
+}
+
+/// `a - b` in bytes, when both are known.
+pub fn lsn_diff(a: Option<&str>, b: Option<&str>) -> Option<i64> {
+    Some(parse_lsn(a?)? as i64 - parse_lsn(b?)? as i64)
+}
+
+fn data(raw: Raw) -> Data {
+    // Where this node's senders measure from: the primary's current WAL
+    // position, a standby's received (or replayed, if further) position.
+    let own = if raw.in_recovery {
+        match (
+            raw.receive_lsn.as_deref().and_then(parse_lsn),
+            raw.replay_lsn.as_deref().and_then(parse_lsn),
+        ) {
+            (Some(a), Some(b)) => Some(crate::pg::replication::format_lsn(a.max(b))),
+            (a, b) => a.or(b).map(crate::pg::replication::format_lsn),
+        }
+    } else {
+        raw.wal_lsn.clone()
+    };
+    let mut senders = raw.senders.unwrap_or_default();
+    for s in &mut senders {
+        s.lag_bytes = lsn_diff(own.as_deref(), s.replay_lsn.as_deref());
+    }
+    let mut slots = if raw.in_recovery {
+        vec![]
+    } else {
+        raw.slots.unwrap_or_default()
+    };
+    for s in &mut slots {
+        s.retained_bytes = lsn_diff(raw.wal_lsn.as_deref(), s.restart_lsn.as_deref());
+    }
+    let app = |ci: &str| conninfo_value(ci, "application_name").unwrap_or_default();
+    let receiver = raw.receiver.map(|r| ReceiverFacts {
+        application_name: r.conninfo.as_deref().map(app),
+        receiver: Receiver {
+            status: r.status,
+            sender_host: r.sender_host,
+            sender_port: r.sender_port,
+            slot_name: r.slot_name,
+            last_msg_age_seconds: r.last_msg_age,
+        },
     });
-    Ok(())
+    let configured_app_name = match (&receiver, raw.in_recovery) {
+        (None, true) if raw.version_num >= 120000 => raw.primary_conninfo.as_deref().map(app),
+        _ => None,
+    };
+    let replay = raw.in_recovery.then(|| Replay {
+        pending_bytes: lsn_diff(raw.receive_lsn.as_deref(), raw.replay_lsn.as_deref())
+            .map(|d| d.max(0)),
+        receive_lsn: raw.receive_lsn,
+        replay_lsn: raw.replay_lsn,
+        delay_seconds: raw.replay_delay,
+        paused: raw.paused,
+    });
+    Data {
+        version_num: raw.version_num,
+        in_recovery: raw.in_recovery,
+        server_addr: raw.server_addr,
+        cluster_name: raw.cluster_name,
+        settings: raw.settings.unwrap_or_default().into_iter().collect(),
+        wal_lsn: raw.wal_lsn,
+        senders,
+        slots,
+        receiver,
+        replay,
+        configured_app_name,
+    }
 }
 
 /// One keyword's value from a libpq conninfo string as the server shows it

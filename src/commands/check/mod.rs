@@ -1,8 +1,10 @@
 //! `check`: replication health as a monitoring system wants it. [`inspect`]
-//! reads every node at once (read-only), [`evaluate`] turns the facts into
+//! reads every node at once (read-only), [`chain`] matches each standby to
+//! the wal sender it streams from, [`evaluate`] turns the facts into
 //! findings (pure), and `health::render` prints them; the exit status is
 //! the Nagios one.
 
+pub mod chain;
 pub mod evaluate;
 pub mod inspect;
 
@@ -46,8 +48,12 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 /// Check streaming replication: wal senders and slots on the primary, WAL
 /// receiver and replay on each standby, lag in bytes and time, and settings
-/// that break hot standby. Exit status 0 OK, 1 WARNING, 2 CRITICAL, 3
-/// UNKNOWN (Nagios). Thresholds default to 16MB/30s (warning) and
+/// that break hot standby. A cascading standby is matched to the wal sender
+/// of the standby it streams from, and its lag measured against the
+/// primary. Exit status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios): a
+/// node given that refuses connections or does not answer is CRITICAL; one
+/// that answers but will not tell (password, pg_hba.conf, privilege) is
+/// UNKNOWN, as are usage errors. Thresholds default to 16MB/30s (warning) and
 /// 256MB/5min (critical); a lag over either threshold counts. The connecting
 /// role needs pg_monitor (or superuser) to see replication details.
 #[derive(clap::Args, Debug, Clone)]
@@ -65,7 +71,10 @@ pub struct Args {
     /// Lag that makes CRITICAL: a size or a time, like --warn-lag [default: 256MB and 5min]
     #[arg(long, value_name = "LAG", value_parser = parse_lag)]
     pub crit_lag: Vec<Lag>,
-    /// Time limit per node for connecting and querying; a node that does not answer in time is UNKNOWN
+    /// With --primary: CRITICAL when fewer than N wal senders stream (on the primary and the standbys given)
+    #[arg(long, value_name = "N", requires = "primary")]
+    pub expect_standbys: Option<u32>,
+    /// Time limit per node for connecting and querying; a node that does not answer in time is CRITICAL
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
     /// Output format [default: text, or json with --json]
@@ -147,7 +156,11 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     let t = thresholds(&args.warn_lag, &args.crit_lag)?;
     let nodes = node_configs(args.primary.as_deref(), &args.standby)?;
     let facts = inspect::inspect_all(nodes, args.timeout, printer).await;
-    Ok(evaluate::evaluate(&facts, &t))
+    let options = evaluate::Options {
+        thresholds: t,
+        expect_standbys: args.expect_standbys,
+    };
+    Ok(evaluate::evaluate(&facts, &options))
 }
 
 #[cfg(test)]

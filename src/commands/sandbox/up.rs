@@ -281,6 +281,7 @@ pub fn check_args(state: &State) -> check::Args {
         standby: state.standbys().map(Node::conninfo).collect(),
         warn_lag: vec![],
         crit_lag: vec![],
+        expect_standbys: None,
         timeout: Duration::from_secs(10),
         format: None,
     }

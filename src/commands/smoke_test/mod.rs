@@ -10,11 +10,11 @@
 
 mod probe;
 
-use crate::commands::check::{evaluate, inspect, node_configs, parse_timeout};
+use crate::commands::check::{chain, evaluate, inspect, node_configs, parse_timeout};
 use crate::error::Result;
 use crate::health::render::Format;
 use crate::health::{Node, NodeError, Probe, Report, Role, Status};
-use crate::pg::{self, Session};
+use crate::pg::{self, ConnectFailure, HOT_STANDBY_SETTINGS, Session};
 use crate::report::Printer;
 use crate::run::Failure;
 use std::time::{Duration, Instant};
@@ -58,43 +58,78 @@ pub mod codes {
     pub const INTERRUPTED: &str = "INTERRUPTED";
 }
 
-/// A connected node: the session, whether it is in recovery, and the
-/// standby's announced application name.
+/// A connected node: the session, whether it is in recovery, the
+/// standby's announced application name, and its hot-standby settings.
 struct Conn {
     session: Session,
     in_recovery: bool,
     app_name: Option<String>,
+    settings: Vec<(String, i64)>,
 }
 
-async fn connect(config: &tokio_postgres::Config, timeout: Duration) -> Result<Conn> {
+type Connected = std::result::Result<Conn, ConnectFailure>;
+
+async fn connect(config: &tokio_postgres::Config, timeout: Duration) -> Connected {
     let target = pg::describe(config);
+    let names = HOT_STANDBY_SETTINGS.map(String::from).to_vec();
     tokio::time::timeout(timeout, async {
-        let session = pg::connect(config, Some(timeout)).await?;
-        let row = session
-            .client
+        let (client, target) = pg::connect_client(config, Some(timeout)).await?;
+        let failed = |e: tokio_postgres::Error| ConnectFailure {
+            error: pg::query_error(&target, &e),
+            down: false,
+        };
+        let row = client
             .query_one(
                 "SELECT pg_is_in_recovery(), current_setting('cluster_name'),
-                        (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1)",
-                &[],
+                        (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1),
+                        current_setting('server_version_num')::int,
+                        (SELECT array_agg(setting::bigint ORDER BY name) FROM pg_settings WHERE name = ANY($1)),
+                        (SELECT array_agg(name::text ORDER BY name) FROM pg_settings WHERE name = ANY($1))",
+                &[&names],
             )
             .await
-            .map_err(|e| pg::query_error(&session.target, &e))?;
+            .map_err(failed)?;
         let cluster: String = row.get(1);
         let conninfo: Option<String> = row.get(2);
+        let version_num = row.get::<_, i32>(3) as u32;
+        let values: Vec<i64> = row.get::<_, Option<Vec<i64>>>(4).unwrap_or_default();
+        let keys: Vec<String> = row.get::<_, Option<Vec<String>>>(5).unwrap_or_default();
         let app =
             conninfo.map(|c| inspect::conninfo_value(&c, "application_name").unwrap_or_default());
-        let app_name = evaluate::announced_name(app.as_deref(), &cluster, session.version_num);
+        let app_name = chain::announced_name(app.as_deref(), &cluster, version_num);
         Ok(Conn {
             in_recovery: row.get(0),
             app_name,
-            session,
+            settings: keys.into_iter().zip(values).collect(),
+            session: Session {
+                client,
+                version_num,
+                target,
+            },
         })
     })
     .await
-    .unwrap_or_else(|_| Err(inspect::timed_out(&target, timeout)))
+    .unwrap_or_else(|_| {
+        Err(ConnectFailure {
+            error: inspect::timed_out(&target, timeout),
+            down: true,
+        })
+    })
 }
 
-fn node(name: String, role: Role, target: String, conn: &Result<Conn>) -> Node {
+/// Hot-standby settings of a standby below the primary's: (name, standby's, primary's).
+fn settings_too_low<'a>(p: &'a Conn, s: &Conn) -> Vec<(&'a str, i64, i64)> {
+    p.settings
+        .iter()
+        .filter(|(n, _)| n != "max_wal_senders" || p.session.version_num >= 120000)
+        .filter_map(|(n, pv)| {
+            let sv = s.settings.iter().find(|(m, _)| m == n)?.1;
+            (sv < *pv).then_some((n.as_str(), sv, *pv))
+        })
+        .collect()
+}
+
+fn node(name: String, role: Role, target: String, conn: &Connected) -> Node {
     Node {
         name,
         role,
@@ -103,9 +138,10 @@ fn node(name: String, role: Role, target: String, conn: &Result<Conn>) -> Node {
         server_version_num: conn.as_ref().ok().map(|c| c.session.version_num),
         in_recovery: conn.as_ref().ok().map(|c| c.in_recovery),
         wal_lsn: None,
+        upstream: None,
         wal_receiver: None,
         replay: None,
-        error: conn.as_ref().err().map(NodeError::from),
+        error: conn.as_ref().err().map(|f| NodeError::from(&f.error)),
     }
 }
 
@@ -120,18 +156,18 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     for ((role, config), conn) in configs.iter().zip(&conns) {
         let base = match role {
             Role::Primary => "primary".to_string(),
-            Role::Standby => evaluate::standby_name(
+            Role::Standby => chain::standby_name(
                 conn.as_ref().ok().and_then(|c| c.app_name.clone()),
                 &inspect::host_port(config).0,
             ),
         };
-        let name = evaluate::unique(&names, base);
+        let name = chain::unique(&names, base);
         names.push(name.clone());
         r.nodes.push(node(name, *role, pg::describe(config), conn));
     }
     let mut conns = conns.into_iter();
     let primary = conns.next().expect("the primary is first");
-    let standbys: Vec<Result<Conn>> = conns.collect();
+    let standbys: Vec<Connected> = conns.collect();
     let mut probes: Vec<Probe> = names[1..]
         .iter()
         .map(|n| probe::not_run(n, Status::Unknown))
@@ -141,13 +177,21 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     for (i, conn) in std::iter::once(&primary).chain(&standbys).enumerate() {
         let name = names[i].clone();
         match conn {
-            Err(e) => r.problem(
-                Status::Unknown,
-                &name,
-                &e.code.as_str(),
-                e.message.clone(),
-                e.hint.clone(),
-            ),
+            Err(f) => {
+                // A node given that is down is CRITICAL; one that answers
+                // but will not let us in is UNKNOWN.
+                let status = evaluate::unreachable_status(f.down);
+                r.problem(
+                    status,
+                    &name,
+                    &f.error.code.as_str(),
+                    f.error.message.clone(),
+                    f.error.hint.clone(),
+                );
+                if i > 0 {
+                    probes[i - 1].status = status;
+                }
+            }
             Ok(c) if i == 0 && c.in_recovery => r.problem(
                 Status::Critical,
                 &name,
@@ -315,7 +359,7 @@ async fn run_probes(
     probes: &mut [Probe],
     names: &[String],
     p: &Conn,
-    standbys: &[Result<Conn>],
+    standbys: &[Connected],
     timeout: Duration,
     printer: &Printer,
 ) {
@@ -344,7 +388,8 @@ async fn run_probes(
         async move {
             match c {
                 Ok(c) if c.in_recovery => {
-                    Some(probe::check(&c.session, written, committed, timeout).await)
+                    let low = settings_too_low(p, c);
+                    Some(probe::check(&c.session, written, committed, timeout, &low).await)
                 }
                 _ => None,
             }

@@ -83,7 +83,15 @@ impl Outcome {
 
 /// Wait (up to `timeout` after the commit) until the standby has replayed
 /// `w.lsn`, then read the token and try a write.
-pub async fn check(s: &Session, w: &Written, committed: Instant, timeout: Duration) -> Outcome {
+/// `low`: the standby's hot-standby settings below the primary's, which
+/// decide the advice when replay is paused.
+pub async fn check(
+    s: &Session,
+    w: &Written,
+    committed: Instant,
+    timeout: Duration,
+    low: &[(&str, i64, i64)],
+) -> Outcome {
     let mut o = Outcome {
         replayed: false,
         token_visible: false,
@@ -138,8 +146,9 @@ pub async fn check(s: &Session, w: &Written, committed: Instant, timeout: Durati
                 .and_then(|r| r.get::<_, Option<bool>>(0))
                 .unwrap_or(false);
             let hint = if paused {
-                "WAL replay is paused on the standby: resume it with SELECT pg_wal_replay_resume()"
-                    .to_string()
+                let (why, fix) =
+                    crate::commands::check::evaluate::paused_advice(s.version_num, Some(low));
+                format!("{why}: {fix}")
             } else {
                 "run pgrepctl check: is the standby streaming, and how far behind is it?"
                     .to_string()

@@ -1,0 +1,251 @@
+//! Who is who, and who streams from whom: a display name per node, and
+//! for each standby the wal sender (on the primary, or on another standby
+//! given, for a cascade) that serves it. Pure, like `evaluate`.
+
+use super::inspect::{Data, NodeFacts, Sender};
+use crate::health::Role;
+
+/// The application name a standby's WAL receiver announces: from its
+/// conninfo, else `cluster_name` (12+), else `walreceiver`. None when the
+/// conninfo is not visible to the connecting role.
+pub fn announced_name(
+    conninfo_app: Option<&str>,
+    cluster_name: &str,
+    version_num: u32,
+) -> Option<String> {
+    let name = conninfo_app?;
+    if !name.is_empty() {
+        return Some(name.to_string());
+    }
+    if version_num >= 120000 && !cluster_name.is_empty() {
+        return Some(cluster_name.to_string());
+    }
+    Some("walreceiver".into())
+}
+
+pub fn effective_app_name(d: &Data) -> Option<String> {
+    let from_conninfo = match &d.receiver {
+        Some(rc) => rc.application_name.as_deref(),
+        None => d.configured_app_name.as_deref(),
+    };
+    announced_name(from_conninfo, &d.cluster_name, d.version_num)
+}
+
+/// A standby's display name: its application name unless that is the
+/// anonymous default, else host:port.
+pub fn standby_name(app: Option<String>, host_port: &str) -> String {
+    app.filter(|n| n != "walreceiver" && n != "primary" && !n.is_empty())
+        .unwrap_or_else(|| host_port.to_string())
+}
+
+/// `base`, or `base#2`, `base#3`… when taken.
+pub fn unique(taken: &[String], base: String) -> String {
+    let mut name = base.clone();
+    let mut i = 2;
+    while taken.contains(&name) {
+        name = format!("{base}#{i}");
+        i += 1;
+    }
+    name
+}
+
+/// A display name per node: `primary`, else [`standby_name`]; unique.
+pub fn names(facts: &[NodeFacts]) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for f in facts {
+        let base = match f.role {
+            Role::Primary => "primary".to_string(),
+            Role::Standby => standby_name(
+                f.data.as_ref().ok().and_then(effective_app_name),
+                &f.host_port,
+            ),
+        };
+        out.push(unique(&out, base));
+    }
+    out
+}
+
+/// The sender (index) `standby` streams from among `senders`, if exactly
+/// one fits: by application name, narrowed by address.
+fn match_sender(f: &NodeFacts, d: &Data, senders: &[Sender], taken: &[bool]) -> Option<usize> {
+    let name = effective_app_name(d);
+    let addrs: Vec<&str> = [d.server_addr.as_deref(), f.given_addr.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let free = |i: &usize| !taken[*i] && senders[*i].state.as_deref() != Some("backup");
+    let by_name: Vec<usize> = (0..senders.len())
+        .filter(free)
+        .filter(|&i| match &name {
+            Some(n) => senders[i].application_name == *n,
+            None => true,
+        })
+        .collect();
+    let by_both: Vec<usize> = by_name
+        .iter()
+        .copied()
+        .filter(|&i| {
+            senders[i]
+                .client_addr
+                .as_deref()
+                .is_some_and(|a| addrs.contains(&a))
+        })
+        .collect();
+    if by_both.len() == 1 {
+        Some(by_both[0])
+    } else if by_name.len() == 1 && name.is_some() {
+        Some(by_name[0])
+    } else {
+        None
+    }
+}
+
+/// For each node: the (node, sender) it streams from. Each standby tries
+/// the nodes given in order, the primary first (so a standby is only taken
+/// for a cascade when no sender of the primary fits), except that the node
+/// its WAL receiver names (`sender_host`/`sender_port`, 11+) goes first:
+/// that settles standbys that share an application name.
+pub fn upstreams(facts: &[NodeFacts], primary: Option<usize>) -> Vec<Option<(usize, usize)>> {
+    let data = |i: usize| facts[i].data.as_ref().ok();
+    let is_standby =
+        |i: usize| facts[i].role == Role::Standby && data(i).is_some_and(|d| d.in_recovery);
+    let mut order: Vec<usize> = primary.into_iter().collect();
+    order.extend((0..facts.len()).filter(|&i| is_standby(i)));
+    let mut taken: Vec<Vec<bool>> = (0..facts.len())
+        .map(|u| vec![false; data(u).map_or(0, |d| d.senders.len())])
+        .collect();
+    let mut out = vec![None; facts.len()];
+    for i in (0..facts.len()).filter(|&i| is_standby(i)) {
+        let d = data(i).expect("answered");
+        let named = d.receiver.as_ref().map(|rc| &rc.receiver);
+        let closeness = |u: usize| {
+            let (host, port) = facts[u]
+                .host_port
+                .rsplit_once(':')
+                .unwrap_or((&facts[u].host_port, ""));
+            let port_named = named.and_then(|r| r.sender_port).map(|p| p.to_string());
+            let host_named = named.and_then(|r| r.sender_host.as_deref());
+            match (
+                port_named.as_deref() == Some(port),
+                host_named == Some(host),
+            ) {
+                (true, true) => 0,
+                (true, false) => 1,
+                _ => 2,
+            }
+        };
+        let mut candidates: Vec<usize> = order.iter().copied().filter(|&u| u != i).collect();
+        candidates.sort_by_key(|&u| closeness(u));
+        for u in candidates {
+            let senders = &data(u).expect("answered").senders;
+            if let Some(k) = match_sender(&facts[i], d, senders, &taken[u]) {
+                taken[u][k] = true;
+                out[i] = Some((u, k));
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::inspect::ReceiverFacts;
+    use super::*;
+    use crate::health::Receiver;
+
+    #[test]
+    fn names_and_announced_names() {
+        assert_eq!(announced_name(Some("s1"), "main", 150000).unwrap(), "s1");
+        assert_eq!(announced_name(Some(""), "main", 150000).unwrap(), "main");
+        assert_eq!(
+            announced_name(Some(""), "main", 110000).unwrap(),
+            "walreceiver"
+        );
+        assert_eq!(announced_name(None, "main", 150000), None);
+        assert_eq!(standby_name(Some("walreceiver".into()), "h:5432"), "h:5432");
+        assert_eq!(standby_name(Some("primary".into()), "h:5432"), "h:5432");
+        let taken = vec!["s1".to_string(), "s1#2".to_string()];
+        assert_eq!(unique(&taken, "s1".into()), "s1#3");
+        assert_eq!(unique(&taken, "s2".into()), "s2");
+    }
+
+    fn node(role: Role, host_port: &str, data: Data) -> NodeFacts {
+        NodeFacts {
+            role,
+            target: String::new(),
+            host_port: host_port.into(),
+            given_addr: None,
+            data: Ok(data),
+            down: false,
+        }
+    }
+
+    fn sender(name: &str) -> Sender {
+        Sender {
+            application_name: name.into(),
+            state: Some("streaming".into()),
+            ..Default::default()
+        }
+    }
+
+    fn standby(name: &str, from: Option<(&str, i32)>, senders: Vec<Sender>) -> Data {
+        Data {
+            version_num: 150000,
+            in_recovery: true,
+            receiver: Some(ReceiverFacts {
+                receiver: Receiver {
+                    status: Some("streaming".into()),
+                    sender_host: from.map(|f| f.0.into()),
+                    sender_port: from.map(|f| f.1),
+                    ..Default::default()
+                },
+                application_name: Some(name.into()),
+            }),
+            senders,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_receivers_named_upstream_settles_a_shared_name() {
+        // Two standbys both called "replica": one on the primary (port
+        // 5432), one cascading from s1 (port 5433).
+        let p = Data {
+            version_num: 150000,
+            senders: vec![sender("s1"), sender("replica")],
+            ..Default::default()
+        };
+        let facts = [
+            node(Role::Primary, "db1:5432", p),
+            node(
+                Role::Standby,
+                "db2:5433",
+                standby("s1", Some(("db1", 5432)), vec![sender("replica")]),
+            ),
+            node(
+                Role::Standby,
+                "db3:5434",
+                standby("replica", Some(("db2", 5433)), vec![]),
+            ),
+            node(
+                Role::Standby,
+                "db4:5435",
+                standby("replica", Some(("db1", 5432)), vec![]),
+            ),
+        ];
+        let ups = upstreams(&facts, Some(0));
+        assert_eq!(ups, [None, Some((0, 0)), Some((1, 0)), Some((0, 1))]);
+        // Without the receiver's word (10, or hidden), the primary goes
+        // first and the cascade takes what is left.
+        let mut facts = facts;
+        for f in &mut facts[1..] {
+            if let Ok(d) = &mut f.data {
+                d.receiver.as_mut().unwrap().receiver.sender_port = None;
+                d.receiver.as_mut().unwrap().receiver.sender_host = None;
+            }
+        }
+        let ups = upstreams(&facts, Some(0));
+        assert_eq!(ups, [None, Some((0, 0)), Some((0, 1)), Some((1, 0))]);
+    }
+}
