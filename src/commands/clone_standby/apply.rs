@@ -23,6 +23,22 @@ pub async fn apply(
     let mut signals = Signals::new()?;
     let password = settings.password.as_ref().map(|p| p.expose().to_string());
     let mut running = false;
+    let mut written: Vec<&std::path::Path> = settings
+        .passfile
+        .iter()
+        .filter_map(|p| p.parent())
+        .collect();
+    if matches!(plan.action, Action::Reconcile { .. }) {
+        written.push(&settings.pgdata);
+    }
+    for dir in written {
+        for p in crate::fsutil::remove_stale_temps(dir) {
+            printer.info(format!(
+                "removed {} left by an interrupted run",
+                p.display()
+            ));
+        }
+    }
     match plan.action {
         Action::Clone { replace } => {
             copy::remove_stale(&facts.target, printer);
