@@ -6,6 +6,7 @@
 use super::preflight::{Facts, space_needed};
 use super::settings::Settings;
 use super::target::TargetFacts;
+use crate::child::GroupGuard;
 use crate::error::{Code, Error, Result};
 use crate::report::Printer;
 use crate::units::human_bytes;
@@ -182,7 +183,7 @@ async fn run_basebackup(
             Ok(())
         });
     expr = match facts.repl.passfile() {
-        Some(p) => expr.env("PGPASSFILE", p),
+        Some(p) => p.pass_to(expr),
         None => expr.env_remove("PGPASSFILE"),
     };
     printer.info(format!(
@@ -200,12 +201,17 @@ async fn run_basebackup(
             format!("cannot start pg_basebackup: {e}"),
         )
     })?);
-    let group = ProcessGroup(
-        handle
-            .pids()
-            .first()
-            .map(|p| nix::unistd::Pid::from_raw(*p as i32)),
-    );
+    let leader = handle
+        .pids()
+        .first()
+        .map(|p| nix::unistd::Pid::from_raw(*p as i32));
+    let group = ProcessGroup {
+        guard: match leader {
+            Some(g) => Some(GroupGuard::new(g)?),
+            None => None,
+        },
+        leader,
+    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let reader = handle.clone();
     std::thread::spawn(move || {
@@ -330,20 +336,26 @@ async fn run_basebackup(
 
 /// pg_basebackup's process group, killed when the copy ends any way but
 /// success — including when this future is dropped (a caller's Ctrl-C),
-/// so no WAL-streaming child is left behind.
-struct ProcessGroup(Option<nix::unistd::Pid>);
+/// so no WAL-streaming child is left behind. If pgrepctl itself is killed
+/// outright, pg_basebackup dies with it (parent-death signal) and the
+/// guard process kills the rest of the group.
+struct ProcessGroup {
+    leader: Option<nix::unistd::Pid>,
+    guard: Option<GroupGuard>,
+}
 
 impl ProcessGroup {
     fn kill(&self) {
-        if let Some(g) = self.0 {
+        if let Some(g) = self.leader {
             let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
         }
     }
 
     /// After a successful copy every member has exited; forget the group
-    /// so its id, free for reuse, is never signalled.
+    /// so its id, free for reuse, is never signalled (by us or the guard).
     fn disarm(mut self) {
-        self.0 = None;
+        self.leader = None;
+        self.guard = None;
     }
 }
 
