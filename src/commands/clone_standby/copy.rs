@@ -112,7 +112,8 @@ enum Event {
     Done(std::io::Result<bool>),
 }
 
-/// Run pg_basebackup into `tmp` (created here). Returns the bytes copied.
+/// Run pg_basebackup into `tmp` (created here), then make the copy
+/// durable. Returns the bytes copied.
 pub async fn copy(
     settings: &Settings,
     facts: &Facts,
@@ -124,7 +125,10 @@ pub async fn copy(
         Error::io(format!("cannot create {}", tmp.display()), e)
             .hint("the directory holding the target must be writable by the user running pgrepctl")
     })?;
-    let result = run_basebackup(settings, facts, tmp, printer, signals).await;
+    let result = match run_basebackup(settings, facts, tmp, printer, signals).await {
+        Ok(bytes) => sync_to_disk(tmp, printer).map(|()| bytes),
+        Err(e) => Err(e),
+    };
     if result.is_err() {
         let _ = std::fs::remove_dir_all(tmp);
     }
@@ -158,6 +162,9 @@ async fn run_basebackup(
         "--checkpoint=fast".into(),
         "--progress".into(),
         "--no-password".into(),
+        // One syncfs afterwards (sync_to_disk) instead of an fsync per
+        // file: the same durability in a fraction of the time.
+        "--no-sync".into(),
     ];
     if let Some(r) = &settings.max_rate {
         args.push(format!("--max-rate={r}").into());
@@ -363,6 +370,36 @@ impl Drop for ProcessGroup {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Flush the copy to disk with one `syncfs` per filesystem it is on (the
+/// target's, and each tablespace's): pg_basebackup ran with `--no-sync`.
+/// Done before the copy is renamed into place, so a crash never leaves a
+/// target whose files are not on disk.
+fn sync_to_disk(tmp: &Path, printer: &Printer) -> Result<()> {
+    printer.info("syncing the copy to disk");
+    let mut dirs = vec![tmp.to_path_buf()];
+    for e in std::fs::read_dir(tmp.join("pg_tblspc"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(target) = std::fs::read_link(e.path()) {
+            dirs.push(target);
+        }
+    }
+    for dir in dirs {
+        let sync = std::fs::File::open(&dir)
+            .and_then(|d| nix::unistd::syncfs(&d).map_err(std::io::Error::from));
+        sync.map_err(|e| {
+            Error::io(
+                format!("cannot sync the copy in {} to disk", dir.display()),
+                e,
+            )
+            .hint("check the filesystem's health (dmesg); the target was left as it was")
+        })?;
+    }
+    Ok(())
 }
 
 /// A progress bar on a terminal; a line every few seconds otherwise.
