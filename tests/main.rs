@@ -7,6 +7,7 @@ mod clone_standby_bad_input;
 mod colour;
 mod conf_vs_postgres;
 mod cross_version;
+mod faults;
 mod fixture;
 mod harness;
 mod init_master;
