@@ -212,13 +212,14 @@ async fn run_basebackup(
         .pids()
         .first()
         .map(|p| nix::unistd::Pid::from_raw(*p as i32));
-    let group = ProcessGroup {
-        guard: match leader {
-            Some(g) => Some(GroupGuard::new(g)?),
-            None => None,
-        },
+    let mut group = ProcessGroup {
         leader,
+        guard: None,
     };
+    // On failure `group` is dropped, which stops pg_basebackup.
+    if let Some(g) = leader {
+        group.guard = Some(GroupGuard::new(g)?);
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let reader = handle.clone();
     std::thread::spawn(move || {
