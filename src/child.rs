@@ -107,7 +107,7 @@ impl GroupGuard {
         let err = |e: nix::Error| Error::io("cannot start the guard of pg_basebackup", e.into());
         let (rx, tx) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(err)?;
         // SAFETY: the child runs only async-signal-safe system calls
-        // (close, sigaction, read, kill, _exit): it is a copy of a
+        // (close, open, dup2, signal, read, kill, _exit): it is a copy of a
         // multi-threaded process and must not allocate or take locks.
         match unsafe { nix::unistd::fork() }.map_err(err)? {
             nix::unistd::ForkResult::Child => guard_main(rx.as_raw_fd(), group),
@@ -142,6 +142,18 @@ fn guard_main(rx: RawFd, group: Pid) -> ! {
         for fd in 3..4096 {
             if fd != rx {
                 libc::close(fd);
+            }
+        }
+        // Nor pgrepctl's stdout and stderr: whoever reads them (a shell
+        // pipe, Ansible) waits for their end, which must come with
+        // pgrepctl's, not the guard's.
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            if null > 2 && null != rx {
+                libc::close(null);
             }
         }
         // A terminal's Ctrl-C reaches pgrepctl's whole process group; the
