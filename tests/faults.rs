@@ -1,8 +1,9 @@
 //! SIGKILL at any moment loses nothing: pgrepctl is killed outright at many
-//! points of a real run (timing-based, no hooks in the code), and what it
-//! leaves must be old or new files, whole backups, no temporary files after
-//! a rerun, no child process still running, no password on disk, and a
-//! rerun that converges.
+//! points of a real run (right after each file event it causes, seen
+//! through inotify, and at moments spread over the run; no hooks in the
+//! code), and what it leaves must be old or new files, whole backups, no
+//! temporary files after a rerun, no child process still running, no
+//! password on disk, and a rerun that converges.
 
 use crate::harness::{self, Cluster, pgrepctl, run::password_file};
 use nix::sys::signal::{Signal, kill};
@@ -146,6 +147,7 @@ fn init_master_killed_anywhere_keeps_backups_whole_and_converges() {
     let events = run_and_kill(&args, &c.data, KillAt::Event(usize::MAX));
     let total = started.elapsed();
     assert!(events >= 4, "a first run writes files ({events} events)");
+    let finals: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
     reset(&c, &originals);
     let mut points: Vec<KillAt> = (1..=events).map(KillAt::Event).collect();
     points.extend((0..12).map(|i| KillAt::Delay(total * i / 12)));
@@ -153,6 +155,14 @@ fn init_master_killed_anywhere_keeps_backups_whole_and_converges() {
         run_and_kill(&args, &c.data, at);
         let when = format!("killed at {at:?}");
         assert_backups_whole(&originals, &when);
+        for ((path, old), new) in originals.iter().zip(&finals) {
+            let now = std::fs::read(path).unwrap();
+            assert!(
+                &now == old || &now == new,
+                "{when}: {} is neither old nor new",
+                path.display()
+            );
+        }
 
         let j = pgrepctl(&json_args).ok();
         assert_backups_whole(&originals, &format!("{when}, rerun"));
