@@ -332,7 +332,17 @@ fn clone_standby_killed_mid_copy_leaves_no_child_and_no_secret() {
     );
     assert!(!s.data.exists(), "the target must not appear");
 
-    // A rerun removes the partial copy and makes a working standby.
+    // A rerun removes the partial copy (and an old target a killed
+    // `--force` run had moved aside) and makes a working standby.
+    let moved_aside = s.tmp.path().join(".standby.pgrepctl-old.2147483647");
+    std::fs::create_dir(&moved_aside).unwrap();
+    std::fs::write(moved_aside.join("PG_VERSION"), "15\n").unwrap();
+    assert!(
+        harness::listing(s.tmp.path())
+            .iter()
+            .any(|n| n.contains(".pgrepctl-clone.")),
+        "the killed run left its partial copy"
+    );
     let r = harness::run::Run {
         out: command(&clone_args(&[]))
             .env("PGREPCTL_REPLICATION_PASSWORD", &secret)

@@ -62,25 +62,36 @@ pub fn temp_dir(target: &TargetFacts) -> PathBuf {
         .with_file_name(format!(".{name}.pgrepctl-clone.{pid}"))
 }
 
-/// Remove temporary copies left by a pgrepctl that was killed outright
-/// (SIGKILL, power loss): their process is gone.
+/// Remove temporary copies, and old targets moved aside for `--force`,
+/// left by a pgrepctl that was killed outright (SIGKILL, power loss):
+/// their process is gone.
 pub fn remove_stale(target: &TargetFacts, printer: &Printer) {
     let name = target
         .path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (dir, prefix) = if target.mount_point {
-        (target.path.clone(), ".pgrepctl-clone.".to_string())
+    let (dir, prefixes) = if target.mount_point {
+        (target.path.clone(), vec![".pgrepctl-clone.".to_string()])
     } else {
         match target.path.parent() {
-            Some(p) => (p.to_path_buf(), format!(".{name}.pgrepctl-clone.")),
+            Some(p) => (
+                p.to_path_buf(),
+                vec![
+                    format!(".{name}.pgrepctl-clone."),
+                    format!(".{name}.pgrepctl-old."),
+                ],
+            ),
             None => return,
         }
     };
     for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = n.strip_prefix(&prefix).and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(pid) = prefixes
+            .iter()
+            .find_map(|p| n.strip_prefix(p.as_str()))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             continue;
         };
         if !crate::pg::pidfile::pid_alive(pid) {
