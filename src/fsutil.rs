@@ -158,6 +158,21 @@ pub fn backup_once(path: &Path, original: &[u8]) -> Result<Option<PathBuf>> {
     Ok(made.then_some(backup))
 }
 
+/// A warning when the backup of `path` is empty though the file is not:
+/// a torn backup left by an older pgrepctl killed while writing it. The
+/// DBA's original is gone, and pgrepctl must not pretend it is kept (nor
+/// replace it with a later version that is not the original).
+pub fn empty_backup_warning(path: &Path, current: &[u8]) -> Option<String> {
+    let backup = backup_path(path);
+    let empty = fs::symlink_metadata(&backup).is_ok_and(|m| m.is_file() && m.len() == 0);
+    (empty && !current.is_empty()).then(|| {
+        format!(
+            "the backup {} is empty (left by an earlier run killed while writing it): it does not hold the original; remove it and pgrepctl keeps the file as it is now",
+            backup.display()
+        )
+    })
+}
+
 /// Create or replace `path` atomically with this mode and, when given,
 /// owner (files pgrepctl creates as root in a data directory must belong
 /// to the server's user). An existing file keeps its own mode and owner.
@@ -256,6 +271,20 @@ mod tests {
         backup_once(&p, b"v1").unwrap();
         let m = fs::metadata(backup_path(&p)).unwrap();
         assert_eq!(m.permissions().mode() & 0o777, 0o640);
+    }
+
+    #[test]
+    fn an_empty_backup_of_a_non_empty_file_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pg_hba.conf");
+        fs::write(&p, "v1").unwrap();
+        assert_eq!(empty_backup_warning(&p, b"v1"), None);
+        fs::write(backup_path(&p), "").unwrap();
+        let w = empty_backup_warning(&p, b"v1").unwrap();
+        assert!(w.contains("is empty"), "{w}");
+        assert_eq!(empty_backup_warning(&p, b""), None);
+        fs::write(backup_path(&p), "v0").unwrap();
+        assert_eq!(empty_backup_warning(&p, b"v1"), None);
     }
 
     #[test]
