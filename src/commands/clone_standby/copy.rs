@@ -1,7 +1,9 @@
-//! The copy: `pg_basebackup -X stream --checkpoint=fast` into a temporary
-//! directory that becomes the target only when complete. Interrupts, a
-//! killed or failed pg_basebackup and a full disk all end with the target
-//! as it was and the temporary directory gone.
+//! The copy: `pg_basebackup -X stream --checkpoint=fast --no-sync` into a
+//! temporary directory that becomes the target only when complete and
+//! synced to disk. Interrupts, a killed or failed pg_basebackup and a full
+//! disk all end with the target as it was and the temporary directory
+//! gone; a SIGKILL of pgrepctl ends pg_basebackup too, and the next run
+//! removes what was left.
 
 use super::preflight::{Facts, space_needed};
 use super::settings::Settings;
