@@ -46,7 +46,13 @@ pub async fn apply(
             let tmp = copy::temp_dir(&facts.target);
             let result = async {
                 let bytes = copy::copy(settings, facts, &tmp, printer, &mut signals).await?;
-                let edits = configure::compute(settings, facts, &tmp, &settings.pgdata)?;
+                let sync = copy::sync_in_background(&tmp, printer);
+                let edits = configure::compute(settings, facts, &tmp, &settings.pgdata);
+                let synced = sync.join().unwrap_or_else(|_| {
+                    Err(Error::new(Code::Internal, "the sync of the copy panicked"))
+                });
+                let edits = edits?;
+                synced?;
                 configure::write(&edits, facts, false)?;
                 copy::put_in_place(&tmp, &facts.target, replace, facts.run_as.ids)?;
                 Ok::<_, Error>((bytes, edits))

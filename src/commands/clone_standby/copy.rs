@@ -1,6 +1,6 @@
 //! The copy: `pg_basebackup -X stream --checkpoint=fast --no-sync` into a
 //! temporary directory that becomes the target only when complete and
-//! synced to disk. Interrupts, a killed or failed pg_basebackup and a full
+//! synced to disk (one syncfs). Interrupts, a killed or failed pg_basebackup and a full
 //! disk all end with the target as it was and the temporary directory
 //! gone; a SIGKILL of pgrepctl ends pg_basebackup too, and the next run
 //! removes what was left.
@@ -125,8 +125,8 @@ enum Event {
     Done(std::io::Result<bool>),
 }
 
-/// Run pg_basebackup into `tmp` (created here), then make the copy
-/// durable. Returns the bytes copied.
+/// Run pg_basebackup into `tmp` (created here). Returns the bytes copied.
+/// The copy is not yet on disk: see [`sync_in_background`].
 pub async fn copy(
     settings: &Settings,
     facts: &Facts,
@@ -138,10 +138,7 @@ pub async fn copy(
         Error::io(format!("cannot create {}", tmp.display()), e)
             .hint("the directory holding the target must be writable by the user running pgrepctl")
     })?;
-    let result = match run_basebackup(settings, facts, tmp, printer, signals).await {
-        Ok(bytes) => sync_to_disk(tmp, printer).map(|()| bytes),
-        Err(e) => Err(e),
-    };
+    let result = run_basebackup(settings, facts, tmp, printer, signals).await;
     if result.is_err() {
         let _ = std::fs::remove_dir_all(tmp);
     }
@@ -388,10 +385,17 @@ impl Drop for ProcessGroup {
 
 /// Flush the copy to disk with one `syncfs` per filesystem it is on (the
 /// target's, and each tablespace's): pg_basebackup ran with `--no-sync`.
-/// Done before the copy is renamed into place, so a crash never leaves a
-/// target whose files are not on disk.
-fn sync_to_disk(tmp: &Path, printer: &Printer) -> Result<()> {
+/// Runs in a thread while the standby configuration is worked out (which
+/// only reads the copy); the caller joins it before writing into the copy
+/// and renaming it into place, so a crash never leaves a target whose
+/// files are not on disk.
+pub fn sync_in_background(tmp: &Path, printer: &Printer) -> std::thread::JoinHandle<Result<()>> {
     printer.info("syncing the copy to disk");
+    let tmp = tmp.to_path_buf();
+    std::thread::spawn(move || sync_to_disk(&tmp))
+}
+
+fn sync_to_disk(tmp: &Path) -> Result<()> {
     let mut dirs = vec![tmp.to_path_buf()];
     for e in std::fs::read_dir(tmp.join("pg_tblspc"))
         .into_iter()
