@@ -36,12 +36,13 @@ fn extra_sections(sub: Option<&str>) -> Vec<(&'static str, Vec<String>)> {
         "FILES",
         vec![
             "postgresql.conf and pg_hba.conf: located with SHOW config_file and SHOW hba_file (Debian keeps them in /etc/postgresql/VERSION/CLUSTER).".into(),
-            "FILE.pgrepctl.orig: the original of each file, saved beside it the first time pgrepctl changes it.".into(),
+            "FILE.pgrepctl.orig: the original of each file, saved beside it the first time pgrepctl changes it; it appears complete or not at all.".into(),
+            ".FILE.pgrepctl-tmp.PID: a file being written (renamed over FILE when complete); one left by a killed run is removed by the next run.".into(),
             "postgresql.auto.conf: settings PostgreSQL's ALTER SYSTEM owns; pgrepctl changes values there with ALTER SYSTEM. On a standby (12+), clone-standby writes primary_conninfo, primary_slot_name, hot_standby, port and raised hot-standby limits there.".into(),
             "standby.signal (12+) or recovery.conf (10-11): written by clone-standby in the standby's data directory.".into(),
             "PGDATA/pgrepctl.pgpass: the standby's 0600 password file named by passfile= in primary_conninfo (clone-standby --passfile chooses another place).".into(),
             "PGDATA/pgrepctl-server.log: the server log when clone-standby starts a standby with pg_ctl (Debian clusters log where pg_ctlcluster says).".into(),
-            ".NAME.pgrepctl-clone.PID: clone-standby's temporary copy beside the target, renamed into place when complete; removed on failure.".into(),
+            ".NAME.pgrepctl-clone.PID: clone-standby's temporary copy beside the target, renamed into place when complete; removed on failure, or by the next run if pgrepctl was killed.".into(),
             "sandbox.toml: in the sandbox directory, the nodes sandbox up built (sandbox status and down act on exactly those).".into(),
         ],
     ));

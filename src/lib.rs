@@ -2,6 +2,7 @@
 //! integration tests reach the pure editors (`conf`) through here to check
 //! them against PostgreSQL's own parser.
 
+pub mod child;
 pub mod cli;
 pub mod colour;
 pub mod commands;

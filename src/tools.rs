@@ -20,9 +20,25 @@ impl BinDir {
     }
 }
 
+/// Every child pgrepctl runs: it dies with pgrepctl (see
+/// [`crate::child::die_with_parent`]) and does not inherit the
+/// replication password's environment variable.
+pub fn cmd<I, S>(program: impl AsRef<Path>, args: I) -> duct::Expression
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString>,
+{
+    duct::cmd(program.as_ref().as_os_str(), args)
+        .env_remove(crate::commands::password::ENV)
+        .before_spawn(|c| {
+            crate::child::die_with_parent(c);
+            Ok(())
+        })
+}
+
 /// The major version a bin directory's tools report (`pg_ctl --version`).
 pub fn major_of(dir: &Path) -> Option<u32> {
-    let out = duct::cmd(dir.join("pg_ctl"), ["--version"])
+    let out = cmd(dir.join("pg_ctl"), ["--version"])
         .stdout_capture()
         .stderr_null()
         .unchecked()
@@ -80,7 +96,7 @@ pub fn find_with(major: u32, explicit: Option<&Path>, server: Option<&Path>) -> 
     if let Some(d) = server {
         candidates.push((d.to_path_buf(), "running server"));
     }
-    if let Ok(out) = duct::cmd("pg_config", ["--bindir"])
+    if let Ok(out) = cmd("pg_config", ["--bindir"])
         .stdout_capture()
         .stderr_null()
         .unchecked()
@@ -198,7 +214,7 @@ impl RunAs {
         I: IntoIterator<Item = S>,
         S: Into<std::ffi::OsString>,
     {
-        let mut e = duct::cmd(program.as_ref().as_os_str(), args).dir("/");
+        let mut e = cmd(program, args).dir("/");
         if let Some((uid, gid)) = self.ids {
             e = e.before_spawn(move |c| {
                 c.uid(uid).gid(gid);
@@ -246,7 +262,7 @@ impl ServerCtl<'_> {
     pub fn command(&self, verb: &str, data_dir: &Path, timeout: u64) -> (duct::Expression, String) {
         match self {
             ServerCtl::Debian { version, cluster } => (
-                duct::cmd("pg_ctlcluster", [*version, *cluster, verb]),
+                cmd("pg_ctlcluster", [*version, *cluster, verb]),
                 format!("pg_ctlcluster {version} {cluster} {verb}"),
             ),
             ServerCtl::PgCtl {

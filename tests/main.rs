@@ -8,6 +8,7 @@ mod colour;
 mod conf_vs_postgres;
 mod cross_version;
 mod debian;
+mod faults;
 mod fixture;
 mod harness;
 mod init_master;

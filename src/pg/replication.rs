@@ -4,10 +4,10 @@
 //! replication protocol. Failures are classified, so "the hba file has no
 //! line for you" reads as that, with the line that would let us in.
 
+use crate::child::SecretFile;
 use crate::error::{Code, Error, Result};
 use crate::tools::RunAs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What `IDENTIFY_SYSTEM` says: the cluster's identity and WAL position.
@@ -29,13 +29,14 @@ pub fn format_lsn(lsn: u64) -> String {
 }
 
 /// A psql that can open replication connections as `run_as`, with an
-/// optional password served from a private, temporary password file.
+/// optional password served from an in-memory password file (nothing on
+/// disk, gone with the process however it ends).
 pub struct ReplClient {
     pub psql: PathBuf,
     pub run_as: RunAs,
     /// libpq keywords without the password (host, port, user, …).
     pub conninfo: String,
-    passfile: Option<tempfile::TempPath>,
+    passfile: Option<SecretFile>,
     pub timeout: Duration,
 }
 
@@ -49,7 +50,7 @@ impl ReplClient {
     ) -> Result<ReplClient> {
         let passfile = match password_line {
             None => None,
-            Some(line) => Some(private_file(line, run_as)?),
+            Some(line) => Some(SecretFile::new(line, run_as.ids)?),
         };
         Ok(ReplClient {
             psql,
@@ -60,8 +61,9 @@ impl ReplClient {
         })
     }
 
-    pub fn passfile(&self) -> Option<&Path> {
-        self.passfile.as_deref()
+    /// The password file for another child (pg_basebackup).
+    pub fn passfile(&self) -> Option<&SecretFile> {
+        self.passfile.as_ref()
     }
 
     /// Run replication commands in one connection; one output line each
@@ -95,7 +97,7 @@ impl ReplClient {
             .stderr_capture()
             .unchecked();
         expr = match &self.passfile {
-            Some(p) => expr.env("PGPASSFILE", p.as_os_str()),
+            Some(p) => p.pass_to(expr),
             None => expr.env_remove("PGPASSFILE"),
         };
         let handle = expr.start().map_err(|e| {
@@ -163,26 +165,6 @@ pub fn parse_identity(line: &str) -> Result<Identity> {
             .ok_or_else(bad)?,
         lsn: f.get(2).and_then(|l| parse_lsn(l)).ok_or_else(bad)?,
     })
-}
-
-/// A 0600 file readable only by `run_as` (or us), removed when dropped.
-pub fn private_file(contents: &str, run_as: RunAs) -> Result<tempfile::TempPath> {
-    use std::io::Write;
-    let mut f = tempfile::Builder::new()
-        .prefix("pgrepctl-pass")
-        .tempfile()
-        .map_err(|e| Error::io("cannot create a temporary password file", e))?;
-    f.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io("cannot protect the temporary password file", e))?;
-    f.write_all(contents.as_bytes())
-        .and_then(|_| f.flush())
-        .map_err(|e| Error::io("cannot write the temporary password file", e))?;
-    if let Some((uid, gid)) = run_as.ids {
-        std::os::unix::fs::fchown(f.as_file(), Some(uid), Some(gid))
-            .map_err(|e| Error::io("cannot hand the password file to the server user", e))?;
-    }
-    Ok(f.into_temp_path())
 }
 
 /// psql's words to one of our codes, with the fix.

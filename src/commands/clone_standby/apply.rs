@@ -27,6 +27,22 @@ pub async fn apply(
     // new standby does not start.
     let mut installed: Option<Option<std::path::PathBuf>> = None;
     let mut created_slot = false;
+    let mut written: Vec<&std::path::Path> = settings
+        .passfile
+        .iter()
+        .filter_map(|p| p.parent())
+        .collect();
+    if matches!(plan.action, Action::Reconcile { .. }) {
+        written.push(&settings.pgdata);
+    }
+    for dir in written {
+        for p in crate::fsutil::remove_stale_temps(dir) {
+            printer.info(format!(
+                "removed {} left by an interrupted run",
+                p.display()
+            ));
+        }
+    }
     match plan.action {
         Action::Clone { replace } => {
             copy::remove_stale(&facts.target, printer);
@@ -39,7 +55,13 @@ pub async fn apply(
                     tmp.display()
                 ));
                 let bytes = copy::copy(settings, facts, &tmp, printer, &mut signals).await?;
-                let edits = configure::compute(settings, facts, &tmp, &settings.pgdata)?;
+                let sync = copy::sync_in_background(&tmp, printer);
+                let edits = configure::compute(settings, facts, &tmp, &settings.pgdata);
+                let synced = sync.join().unwrap_or_else(|_| {
+                    Err(Error::new(Code::Internal, "the sync of the copy panicked"))
+                });
+                let edits = edits?;
+                synced?;
                 step_edits(printer, &edits, password.as_deref());
                 // Edits in the copy first; then the host's own files outside
                 // it (Debian's /etc), with a backup of the original.

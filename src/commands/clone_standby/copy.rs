@@ -1,11 +1,14 @@
-//! The copy: `pg_basebackup -X stream --checkpoint=fast` into a temporary
-//! directory that becomes the target only when complete. Interrupts, a
-//! killed or failed pg_basebackup and a full disk all end with the target
-//! as it was and the temporary directory gone.
+//! The copy: `pg_basebackup -X stream --checkpoint=fast --no-sync` into a
+//! temporary directory that becomes the target only when complete and
+//! synced to disk (one syncfs). Interrupts, a killed or failed pg_basebackup and a full
+//! disk all end with the target as it was and the temporary directory
+//! gone; a SIGKILL of pgrepctl ends pg_basebackup too, and the next run
+//! removes what was left.
 
 use super::preflight::{Facts, space_needed};
 use super::settings::Settings;
 use super::target::TargetFacts;
+use crate::child::GroupGuard;
 use crate::error::{Code, Error, Result};
 use crate::report::Printer;
 use crate::units::human_bytes;
@@ -61,30 +64,34 @@ pub fn temp_dir(target: &TargetFacts) -> PathBuf {
         .with_file_name(format!(".{name}.pgrepctl-clone.{pid}"))
 }
 
-/// Remove temporary copies left by a pgrepctl that was killed outright
-/// (SIGKILL, power loss): their process is gone.
+/// Remove temporary copies, and old targets moved aside for `--force`,
+/// left by a pgrepctl that was killed outright (SIGKILL, power loss):
+/// their process is gone.
 pub fn remove_stale(target: &TargetFacts, printer: &Printer) {
     let name = target
         .path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (dir, prefix) = if target.mount_point {
-        (target.path.clone(), ".pgrepctl-clone.".to_string())
+    let (dir, prefixes) = if target.mount_point {
+        (target.path.clone(), vec![".pgrepctl-clone.".to_string()])
     } else {
         match target.path.parent() {
-            Some(p) => (p.to_path_buf(), format!(".{name}.pgrepctl-clone.")),
+            Some(p) => (
+                p.to_path_buf(),
+                vec![
+                    format!(".{name}.pgrepctl-clone."),
+                    format!(".{name}.pgrepctl-old."),
+                ],
+            ),
             None => return,
         }
     };
-    // A replaced directory moved aside by a run killed before its
-    // standby started is stale too.
-    let old_prefix = format!(".{name}.pgrepctl-old.");
     for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = n
-            .strip_prefix(&prefix)
-            .or_else(|| n.strip_prefix(&old_prefix))
+        let Some(pid) = prefixes
+            .iter()
+            .find_map(|p| n.strip_prefix(p.as_str()))
             .and_then(|p| p.parse::<i32>().ok())
         else {
             continue;
@@ -119,6 +126,7 @@ enum Event {
 }
 
 /// Run pg_basebackup into `tmp` (created here). Returns the bytes copied.
+/// The copy is not yet on disk: see [`sync_in_background`].
 pub async fn copy(
     settings: &Settings,
     facts: &Facts,
@@ -164,6 +172,9 @@ async fn run_basebackup(
         "--checkpoint=fast".into(),
         "--progress".into(),
         "--no-password".into(),
+        // One syncfs afterwards (sync_to_disk) instead of an fsync per
+        // file: the same durability in a fraction of the time.
+        "--no-sync".into(),
     ];
     if let Some(r) = &settings.max_rate {
         args.push(format!("--max-rate={r}").into());
@@ -189,7 +200,7 @@ async fn run_basebackup(
             Ok(())
         });
     expr = match facts.repl.passfile() {
-        Some(p) => expr.env("PGPASSFILE", p),
+        Some(p) => p.pass_to(expr),
         None => expr.env_remove("PGPASSFILE"),
     };
     printer.info(format!(
@@ -207,12 +218,18 @@ async fn run_basebackup(
             format!("cannot start pg_basebackup: {e}"),
         )
     })?);
-    let group = ProcessGroup(
-        handle
-            .pids()
-            .first()
-            .map(|p| nix::unistd::Pid::from_raw(*p as i32)),
-    );
+    let leader = handle
+        .pids()
+        .first()
+        .map(|p| nix::unistd::Pid::from_raw(*p as i32));
+    let mut group = ProcessGroup {
+        leader,
+        guard: None,
+    };
+    // On failure `group` is dropped, which stops pg_basebackup.
+    if let Some(g) = leader {
+        group.guard = Some(GroupGuard::new(g)?);
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let reader = handle.clone();
     std::thread::spawn(move || {
@@ -337,20 +354,26 @@ async fn run_basebackup(
 
 /// pg_basebackup's process group, killed when the copy ends any way but
 /// success — including when this future is dropped (a caller's Ctrl-C),
-/// so no WAL-streaming child is left behind.
-struct ProcessGroup(Option<nix::unistd::Pid>);
+/// so no WAL-streaming child is left behind. If pgrepctl itself is killed
+/// outright, pg_basebackup dies with it (parent-death signal) and the
+/// guard process kills the rest of the group.
+struct ProcessGroup {
+    leader: Option<nix::unistd::Pid>,
+    guard: Option<GroupGuard>,
+}
 
 impl ProcessGroup {
     fn kill(&self) {
-        if let Some(g) = self.0 {
+        if let Some(g) = self.leader {
             let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
         }
     }
 
     /// After a successful copy every member has exited; forget the group
-    /// so its id, free for reuse, is never signalled.
+    /// so its id, free for reuse, is never signalled (by us or the guard).
     fn disarm(mut self) {
-        self.0 = None;
+        self.leader = None;
+        self.guard = None;
     }
 }
 
@@ -358,6 +381,43 @@ impl Drop for ProcessGroup {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Flush the copy to disk with one `syncfs` per filesystem it is on (the
+/// target's, and each tablespace's): pg_basebackup ran with `--no-sync`.
+/// Runs in a thread while the standby configuration is worked out (which
+/// only reads the copy); the caller joins it before writing into the copy
+/// and renaming it into place, so a crash never leaves a target whose
+/// files are not on disk.
+pub fn sync_in_background(tmp: &Path, printer: &Printer) -> std::thread::JoinHandle<Result<()>> {
+    printer.info("syncing the copy to disk");
+    let tmp = tmp.to_path_buf();
+    std::thread::spawn(move || sync_to_disk(&tmp))
+}
+
+fn sync_to_disk(tmp: &Path) -> Result<()> {
+    let mut dirs = vec![tmp.to_path_buf()];
+    for e in std::fs::read_dir(tmp.join("pg_tblspc"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(target) = std::fs::read_link(e.path()) {
+            dirs.push(target);
+        }
+    }
+    for dir in dirs {
+        let sync = std::fs::File::open(&dir)
+            .and_then(|d| nix::unistd::syncfs(&d).map_err(std::io::Error::from));
+        sync.map_err(|e| {
+            Error::io(
+                format!("cannot sync the copy in {} to disk", dir.display()),
+                e,
+            )
+            .hint("check the filesystem's health (dmesg); the target was left as it was")
+        })?;
+    }
+    Ok(())
 }
 
 /// A progress bar on a terminal; a line every few seconds otherwise.

@@ -101,6 +101,8 @@ async fn run_steps(
             if let Some(b) = fsutil::backup_once(path, old.as_bytes())? {
                 printer.debug(format!("backup of the original: {}", b.display()));
                 undo.push(Undo::Backup(b));
+            } else if let Some(w) = fsutil::empty_backup_warning(path, old.as_bytes()) {
+                outcome.warnings.push(w);
             }
             undo.push(Undo::File {
                 path: path.clone(),

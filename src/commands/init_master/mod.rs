@@ -113,6 +113,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         plan.report_into(&mut outcome);
         return Ok(outcome);
     }
+    remove_stale_temps(&facts, printer);
     apply::apply(&settings, &facts, plan, printer, &mut outcome)
         .await
         .map_err(|error| Failure {
@@ -121,6 +122,27 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
             changed: false,
         })?;
     Ok(outcome)
+}
+
+/// Temporary files a killed run left beside the config files go first,
+/// even when nothing else is to change (they are ours, not the DBA's).
+fn remove_stale_temps(facts: &inspect::Facts, printer: &Printer) {
+    let mut dirs: Vec<&std::path::Path> = facts
+        .files
+        .keys()
+        .chain([&facts.hba_file, &facts.config_file])
+        .filter_map(|p| p.parent())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        for p in crate::fsutil::remove_stale_temps(dir) {
+            printer.info(format!(
+                "removed {} left by an interrupted run",
+                p.display()
+            ));
+        }
+    }
 }
 
 pub(crate) fn internal(msg: impl Into<String>) -> Error {
