@@ -306,17 +306,7 @@ fn packaged_primary_into_a_plain_directory() {
     assert_eq!(p.sql("SELECT count(*) FROM pg_replication_slots"), "0");
 
     let port = harness::free_port().to_string();
-    struct StopAt(std::path::PathBuf);
-    impl Drop for StopAt {
-        fn drop(&mut self) {
-            let _ = harness::as_pg(harness::bindir().join("pg_ctl"))
-                .arg("-D")
-                .arg(&self.0)
-                .args(["-m", "immediate", "-w", "stop"])
-                .output();
-        }
-    }
-    let _stop = StopAt(target.clone());
+    let _stop = harness::StopOnDrop(target.clone());
     let j = pgrepctl_on(None, &clone_args(&primary, &data, &pw, &["--port", &port])).ok();
     assert_eq!(j["streaming"]["status"], "streaming", "{j}");
     for f in ["postgresql.conf", "pg_hba.conf", "pg_ident.conf"] {
@@ -545,17 +535,7 @@ fn copied_listen_addresses_of_another_host_are_replaced() {
     )
     .ok();
     let target = tmp.path().join("standby");
-    struct StopAt(std::path::PathBuf);
-    impl Drop for StopAt {
-        fn drop(&mut self) {
-            let _ = harness::as_pg(harness::bindir().join("pg_ctl"))
-                .arg("-D")
-                .arg(&self.0)
-                .args(["-m", "immediate", "-w", "stop"])
-                .output();
-        }
-    }
-    let _stop = StopAt(target.clone());
+    let _stop = harness::StopOnDrop(target.clone());
     let primary = format!("host={} port={} user=replicator", hosts.server_ip, p.port);
     let data = target.display().to_string();
     let port = harness::free_port().to_string();

@@ -574,8 +574,12 @@ pub enum HbaDecision {
 /// The first record that matches (or might) decides; ours must come first
 /// unless that record already lets the standby in with `method`.
 pub fn decide(file: &HbaFile, conn: &ReplConn, method: &str, ctx: &MatchContext) -> HbaDecision {
+    first_deciding(file, method, |rec| record_matches(rec, conn, ctx))
+}
+
+fn first_deciding(file: &HbaFile, method: &str, matches: impl Fn(&Record) -> Match) -> HbaDecision {
     for rec in &file.records {
-        match record_matches(rec, conn, ctx) {
+        match matches(rec) {
             Match::No => continue,
             Match::Yes if rec.method == method && method != "reject" => {
                 return HbaDecision::AlreadyAllowed { line: rec.line };
@@ -653,21 +657,7 @@ pub fn record_matches_db(rec: &Record, conn: &DbConn, ctx: &MatchContext) -> Mat
 
 /// [`decide`] for a normal connection.
 pub fn decide_db(file: &HbaFile, conn: &DbConn, method: &str, ctx: &MatchContext) -> HbaDecision {
-    for rec in &file.records {
-        match record_matches_db(rec, conn, ctx) {
-            Match::No => continue,
-            Match::Yes if rec.method == method && method != "reject" => {
-                return HbaDecision::AlreadyAllowed { line: rec.line };
-            }
-            _ => {
-                return HbaDecision::InsertBefore {
-                    line: rec.line,
-                    shadowing: rec.clone(),
-                };
-            }
-        }
-    }
-    HbaDecision::Append
+    first_deciding(file, method, |rec| record_matches_db(rec, conn, ctx))
 }
 
 /// The line pgrepctl writes for a normal connection.

@@ -140,20 +140,6 @@ impl DebianCluster {
         ))
         .unwrap_or_default()
     }
-
-    /// Wait (up to 30 s) until this standby's WAL receiver streams.
-    pub fn wait_streaming(&self) {
-        for _ in 0..300 {
-            if self
-                .try_sql("SELECT status FROM pg_stat_wal_receiver")
-                .is_ok_and(|s| s == "streaming")
-            {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("{} never streamed:\n{}", self.name, self.log());
-    }
 }
 
 impl Drop for DebianCluster {

@@ -594,3 +594,17 @@ fn node_dirs() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     }
     (tmp, data, sock, logdir)
 }
+
+/// Stops, on drop (also on panic), a server pgrepctl started at this data
+/// directory, which no `Cluster` owns.
+pub struct StopOnDrop(pub PathBuf);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = as_pg(bindir().join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.0)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
