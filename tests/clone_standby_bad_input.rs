@@ -4,7 +4,7 @@
 
 use crate::clone_standby::{PW, clone, prepared_primary};
 use crate::harness::{self, Cluster, run::password_file};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -186,39 +186,12 @@ fn local_binaries_of_another_major_are_refused() {
     assert_untouched(&p, &s);
 }
 
-/// A tmpfs mounted for the test's lifetime (root only).
-struct Mount(PathBuf);
-
-impl Mount {
-    fn new(dir: &Path, opts: &str) -> Option<Mount> {
-        if !harness::is_root() {
-            eprintln!("skipped: mounting a small filesystem needs root");
-            return None;
-        }
-        std::fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
-            .arg(dir)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mount tmpfs");
-        Some(Mount(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn full_filesystem_is_refused_before_it_fills() {
     let (p, pw) = prepared_primary(Cluster::builder());
     let mut s = Cluster::clone_target(&p);
     let small = s.tmp.path().join("small");
-    let Some(_m) = Mount::new(&small, "size=4m,mode=0755") else {
+    let Some(_m) = harness::Mount::new(&small, "size=4m,mode=0755") else {
         return;
     };
     s.data = small.join("standby");
@@ -236,7 +209,7 @@ fn read_only_filesystem_is_refused() {
     let (p, pw) = prepared_primary(Cluster::builder());
     let mut s = Cluster::clone_target(&p);
     let ro = s.tmp.path().join("ro");
-    let Some(_m) = Mount::new(&ro, "size=64m,ro") else {
+    let Some(_m) = harness::Mount::new(&ro, "size=64m,ro") else {
         return;
     };
     s.data = ro.join("standby");

@@ -566,3 +566,55 @@ fn copied_listen_addresses_of_another_host_are_replaced() {
             .contains("listen_addresses = 'localhost'")
     );
 }
+
+/// Minor item: the replication role cannot read the primary's size (stock
+/// hba lets it into `replication` only); the preflight still refuses a
+/// filesystem without room for the WAL pg_basebackup writes before it
+/// announces the size, instead of meeting ENOSPC mid-copy.
+#[test]
+fn full_disk_is_refused_before_the_copy_without_the_size() {
+    use crate::harness::netns::{self, Pair};
+    let Some(major) = debian::available() else {
+        return;
+    };
+    if !netns::available() {
+        return;
+    }
+    let hosts = Pair::new();
+    let standby_net = format!("{}/32", hosts.client_ip);
+    let (p, tmp, pw) = ready_primary(major, Some(&hosts.server), &standby_net);
+    let pdata = p.data_str();
+    pgrepctl_on(
+        Some(&hosts.server),
+        &[
+            "init-master",
+            "--json",
+            "-D",
+            &pdata,
+            "--allow",
+            &standby_net,
+            "--password-file",
+            &pw,
+            "--listen",
+            "*",
+            "--restart",
+            "if-needed",
+        ],
+    )
+    .ok();
+    let small = tmp.path().join("small");
+    let Some(_m) = harness::Mount::new(&small, "size=8m,mode=0755") else {
+        return;
+    };
+    let target = small.join("standby");
+    let primary = format!("host={} port={} user=replicator", hosts.server_ip, p.port);
+    let data = target.display().to_string();
+    let r = pgrepctl_on(Some(&hosts.client), &clone_args(&primary, &data, &pw, &[]));
+    let j = r.fails(1, "DISK_SPACE");
+    let msg = j["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("is free") && !msg.contains("No space left"),
+        "refused before the copy, not by ENOSPC: {msg}"
+    );
+    assert_eq!(harness::listing(&small), Vec::<String>::new());
+}

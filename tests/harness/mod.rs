@@ -608,3 +608,30 @@ impl Drop for StopOnDrop {
             .output();
     }
 }
+
+/// A tmpfs mounted for the test's lifetime (root only).
+pub struct Mount(PathBuf);
+
+impl Mount {
+    pub fn new(dir: &Path, opts: &str) -> Option<Mount> {
+        if !is_root() {
+            eprintln!("skipped: mounting a small filesystem needs root");
+            return None;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs");
+        Some(Mount(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

@@ -90,6 +90,23 @@ pub fn decide(i: &Inputs) -> Result<Action> {
             );
         }
     };
+    // Size unknown (the replication role may not read it): pg_basebackup's
+    // WAL streamer still writes whole segments before the size is
+    // announced, so at least that room must be there now.
+    if let (Action::Clone { .. }, None, Some(free)) = (action, i.size, i.free) {
+        let need = space_needed(0, i.wal_segment_size);
+        if need > free {
+            return Err(Error::new(
+                Code::DiskSpace,
+                format!(
+                    "the copy needs more than {} at {dir} (WAL segments are written before the size is known), and {} is free",
+                    human_bytes(need),
+                    human_bytes(free)
+                ),
+            )
+            .hint("free space there or choose a data directory on a larger filesystem"));
+        }
+    }
     if let (Action::Clone { .. }, Some(size), Some(free)) = (action, i.size, i.free) {
         let need = space_needed(size, i.wal_segment_size);
         if need > free {
@@ -215,6 +232,21 @@ mod tests {
             run(Target::Other { running: None }, true).unwrap(),
             Action::Clone { replace: true }
         );
+    }
+
+    #[test]
+    fn disk_space_for_the_wal_when_the_size_is_unknown() {
+        let e = decide(&Inputs {
+            target: &Target::Empty,
+            path: Path::new("/d"),
+            primary_system_id: "42",
+            force: false,
+            size: None,
+            wal_segment_size: 16 << 20,
+            free: Some(8 << 20),
+        })
+        .unwrap_err();
+        assert_eq!(e.code, Code::DiskSpace);
     }
 
     #[test]
