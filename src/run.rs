@@ -164,11 +164,16 @@ fn usage_error(e: clap::Error) -> ExitCode {
         return ExitCode::from(EXIT_OK);
     }
     let args: Vec<String> = std::env::args().collect();
-    let is_check = args
-        .iter()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .is_some_and(|a| a == "check" || a == "smoke-test");
+    // The monitoring commands (check, smoke-test, sandbox status) report a
+    // usage error as UNKNOWN (3), like any monitoring plugin.
+    let path = subcommand_path(&args);
+    let is_check = matches!(
+        path.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+        ["check"] | ["smoke-test"] | ["sandbox", "status"]
+    );
     if args.iter().any(|a| a == "--json") {
         let msg = e.kind().to_string();
         let detail = e.to_string();
@@ -200,17 +205,24 @@ fn usage_error(e: clap::Error) -> ExitCode {
 /// "see pgrepctl <subcommand…> --help", for the deepest subcommand named
 /// on the command line, so a usage mistake points at the flags it concerns.
 fn help_hint(args: &[String]) -> String {
+    let mut path = vec!["pgrepctl".to_string()];
+    path.extend(subcommand_path(args));
+    format!("see {} --help", path.join(" "))
+}
+
+/// The subcommands named on the command line, outermost first; words that
+/// name no subcommand at that level (flag values) are passed over.
+fn subcommand_path(args: &[String]) -> Vec<String> {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
-    let mut path = vec!["pgrepctl".to_string()];
+    let mut path = vec![];
     for a in args.iter().skip(1).filter(|a| !a.starts_with('-')) {
-        let Some(sub) = cmd.find_subcommand(a).cloned() else {
-            break;
-        };
-        path.push(sub.get_name().to_string());
-        cmd = sub;
+        if let Some(sub) = cmd.find_subcommand(a).cloned() {
+            path.push(sub.get_name().to_string());
+            cmd = sub;
+        }
     }
-    format!("see {} --help", path.join(" "))
+    path
 }
 
 /// A failed command: the error, plus warnings gathered before it failed.

@@ -368,6 +368,17 @@ fn usage_and_conninfo_errors_are_unknown() {
     r.fails(3, "INVALID_VALUE");
     let r = pgrepctl(["check", "--standby", "h", "--bogus"]);
     assert_eq!(r.code(), 3);
+    // Every monitoring command: sandbox status too (README: 3 on usage).
+    for args in [
+        &["sandbox", "status", "--format", "bogus"][..],
+        &["smoke-test", "--bogus"][..],
+    ] {
+        let r = pgrepctl(args);
+        assert_eq!(r.code(), 3, "{args:?}: {}", r.stderr());
+        assert!(r.stderr().contains("HINT: see pgrepctl"), "{}", r.stderr());
+    }
+    // ...and the others keep exit 2.
+    assert_eq!(pgrepctl(["sandbox", "up", "--bogus"]).code(), 2);
 }
 
 #[test]
