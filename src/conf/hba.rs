@@ -133,10 +133,8 @@ fn tokenize(text: &str) -> Vec<Vec<Token>> {
 /// backslash dropped and the next line appended as is) from 14 on; 10–13 read
 /// each line alone, so a trailing `\` is just part of its last token.
 pub fn has_line_continuation(version_num: u32) -> bool {
-    version_num >= CONTINUATION_SINCE
+    crate::pg::version::Version::of(version_num).hba_line_continuation()
 }
-
-const CONTINUATION_SINCE: u32 = 140000;
 
 /// How a server reads the file: what differs between supported versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,10 +44,9 @@ impl Version {
         Ok(Version(num))
     }
 
-    /// A number already checked by [`Version::new`] (carried in facts as
-    /// a plain `server_version_num`).
+    /// A `server_version_num` as carried in facts (checked with
+    /// [`Version::new`] where it was read).
     pub fn of(num: u32) -> Version {
-        debug_assert!((MIN..=MAX).contains(&num), "unchecked version {num}");
         Version(num)
     }
 
@@ -107,6 +106,11 @@ impl Version {
     /// A standby below a raised primary setting pauses recovery (14+)
     /// instead of shutting down.
     pub fn pauses_on_insufficient_parameters(self) -> bool {
+        self.0 >= 140000
+    }
+
+    /// pg_hba.conf joins a line ending in `\` with the next (14+).
+    pub fn hba_line_continuation(self) -> bool {
         self.0 >= 140000
     }
 

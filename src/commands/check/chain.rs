@@ -17,7 +17,9 @@ pub fn announced_name(
     if !name.is_empty() {
         return Some(name.to_string());
     }
-    if version_num >= 120000 && !cluster_name.is_empty() {
+    if crate::pg::version::Version::of(version_num).receiver_uses_cluster_name()
+        && !cluster_name.is_empty()
+    {
         return Some(cluster_name.to_string());
     }
     Some("walreceiver".into())

@@ -149,7 +149,9 @@ fn settings_too_low(p: &Data, d: &Data) -> Vec<(&'static str, i64, i64)> {
     let mut out = vec![];
     for name in HOT_STANDBY_SETTINGS {
         // Standbys compare max_wal_senders from 12 on.
-        if name == "max_wal_senders" && p.version_num < 120000 {
+        if name == "max_wal_senders"
+            && !crate::pg::version::Version::of(p.version_num).standby_checks_max_wal_senders()
+        {
             continue;
         }
         let get = |d: &Data| d.settings.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
@@ -589,12 +591,16 @@ pub fn paused_advice(version_num: u32, low: Option<&[(&str, i64, i64)]>) -> (Str
             setting_fix(setting, *pv),
         ),
         Some(_) => ("WAL replay is paused".into(), resume.into()),
-        None if version_num >= 140000 => (
-            "WAL replay is paused".into(),
-            format!(
-                "if the standby's log says \"insufficient parameter settings\", rerun pgrepctl clone-standby on the standby host (unpausing would shut it down; give --primary to check the settings); otherwise {resume}"
-            ),
-        ),
+        None if crate::pg::version::Version::of(version_num)
+            .pauses_on_insufficient_parameters() =>
+        {
+            (
+                "WAL replay is paused".into(),
+                format!(
+                    "if the standby's log says \"insufficient parameter settings\", rerun pgrepctl clone-standby on the standby host (unpausing would shut it down; give --primary to check the settings); otherwise {resume}"
+                ),
+            )
+        }
         None => ("WAL replay is paused".into(), resume.into()),
     }
 }

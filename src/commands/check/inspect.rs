@@ -310,7 +310,9 @@ fn data(raw: Raw) -> Data {
         },
     });
     let configured_app_name = match (&receiver, raw.in_recovery) {
-        (None, true) if raw.version_num >= 120000 => raw.primary_conninfo.as_deref().map(app),
+        (None, true) if !crate::pg::version::Version::of(raw.version_num).recovery_conf() => {
+            raw.primary_conninfo.as_deref().map(app)
+        }
         _ => None,
     };
     let replay = raw.in_recovery.then(|| Replay {

@@ -6,6 +6,7 @@ use super::Settings;
 use super::inspect::{Facts, FileSetting, RoleFacts};
 use crate::conf::{hba, pgconf};
 use crate::error::{Code, Error, Result};
+use crate::pg::version::{Version, WalKeep};
 use crate::pg::{scram, sql};
 use crate::report::{self, Change, Kind, Outcome};
 use crate::secret::Secret;
@@ -191,7 +192,7 @@ fn desired(settings: &Settings, facts: &Facts) -> Vec<Desired> {
             base_unit: 1,
         },
     ];
-    if facts.version_num >= 130000 {
+    if Version::of(facts.version_num).wal_keep() == WalKeep::Size {
         let mb = settings.wal_keep_bytes.div_ceil(1 << 20);
         d.push(Desired {
             name: "wal_keep_size",

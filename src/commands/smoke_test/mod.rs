@@ -121,7 +121,11 @@ async fn connect(config: &tokio_postgres::Config, timeout: Duration) -> Connecte
 fn settings_too_low<'a>(p: &'a Conn, s: &Conn) -> Vec<(&'a str, i64, i64)> {
     p.settings
         .iter()
-        .filter(|(n, _)| n != "max_wal_senders" || p.session.version_num >= 120000)
+        .filter(|(n, _)| {
+            n != "max_wal_senders"
+                || crate::pg::version::Version::of(p.session.version_num)
+                    .standby_checks_max_wal_senders()
+        })
         .filter_map(|(n, pv)| {
             let sv = s.settings.iter().find(|(m, _)| m == n)?.1;
             (sv < *pv).then_some((n.as_str(), sv, *pv))
