@@ -105,6 +105,20 @@ impl Printer {
         }
     }
 
+    /// A warning that happens while working (not one gathered into the
+    /// report): stderr even with -q, which promises warnings and errors.
+    /// With --json it is left to the caller to put it into the JSON.
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        if !self.json || self.verbose > 0 {
+            let prefix = if crate::colour::stderr() {
+                crate::colour::warning("warning:")
+            } else {
+                "warning:".to_string()
+            };
+            eprintln!("{prefix} {}", msg.as_ref());
+        }
+    }
+
     pub fn debug(&self, msg: impl AsRef<str>) {
         if self.verbose > 0 {
             eprintln!("{}", msg.as_ref());

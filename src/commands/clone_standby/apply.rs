@@ -282,8 +282,8 @@ fn ensure_slot(settings: &Settings, facts: &Facts, printer: &Printer) -> Result<
 fn drop_slot(settings: &Settings, facts: &Facts, printer: &Printer) {
     if let Some(slot) = &settings.slot {
         if let Err(e) = facts.repl.run(&[&format!("DROP_REPLICATION_SLOT {slot}")]) {
-            printer.info(format!(
-                "warning: could not drop the slot {slot} this run created: {}",
+            printer.warn(format!(
+                "could not drop the slot {slot} this run created: {}",
                 e.message
             ));
         }

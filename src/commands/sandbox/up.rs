@@ -346,7 +346,7 @@ fn teardown(state: &State, dir: &Path, printer: &Printer) {
         match node::stop(&state.bindir, &n.data) {
             Ok(true) => printer.info(format!("stopped {}", n.name)),
             Ok(false) => {}
-            Err(e) => printer.info(format!("warning: could not stop {}: {}", n.name, e.message)),
+            Err(e) => printer.warn(format!("could not stop {}: {}", n.name, e.message)),
         }
     }
     let _ = std::fs::remove_dir_all(dir);
