@@ -1,15 +1,31 @@
 //! The one error type every command returns, with the stable codes that
 //! scripts and Ansible match on. Adding a variant here is a contract change:
-//! list it in the README and the man page (a test keeps them in step).
+//! the man page lists every code from [`Code::ALL`] (generated; a test
+//! fails when it is stale), so only the README's prose needs a line.
 
 use serde::Serialize;
 use std::fmt;
 
-/// Stable, documented error codes. The serialised form
-/// (`SCREAMING_SNAKE_CASE`) is what `--json` prints; never rename one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Code {
+/// Declares [`Code`] and [`Code::ALL`] from one list, so the documented
+/// list of codes cannot miss a variant.
+macro_rules! codes {
+    ($($variant:ident),* $(,)?) => {
+        /// Stable, documented error codes. The serialised form
+        /// (`SCREAMING_SNAKE_CASE`) is what `--json` prints; never rename one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum Code {
+            $($variant),*
+        }
+
+        impl Code {
+            /// Every code, in declaration order (docs and their test).
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+        }
+    };
+}
+
+codes! {
     Usage,
     ConflictingFlags,
     ServerNotRunning,
@@ -62,59 +78,6 @@ pub enum Code {
 }
 
 impl Code {
-    /// Every code, for the documentation test that keeps README and man in step.
-    pub const ALL: &'static [Code] = &[
-        Code::Usage,
-        Code::ConflictingFlags,
-        Code::ServerNotRunning,
-        Code::ConnectionFailed,
-        Code::AuthenticationFailed,
-        Code::NotSuperuser,
-        Code::UnsupportedVersion,
-        Code::NotADataDirectory,
-        Code::DataDirectoryMismatch,
-        Code::FileNotWritable,
-        Code::FileUnreadable,
-        Code::ConfigParseError,
-        Code::ConfigRejected,
-        Code::SetOnCommandLine,
-        Code::InvalidAddress,
-        Code::InvalidRoleName,
-        Code::InvalidSlotName,
-        Code::InvalidValue,
-        Code::InsecureRefused,
-        Code::PasswordFileMissing,
-        Code::PasswordFileEmpty,
-        Code::PasswordFileInsecure,
-        Code::PasswordRequired,
-        Code::SlotConflict,
-        Code::RoleNotDedicated,
-        Code::SlotNeedsRestart,
-        Code::ReloadFailed,
-        Code::RestartFailed,
-        Code::VerifyFailed,
-        Code::ToolNotFound,
-        Code::ToolFailed,
-        Code::UnknownConninfoKeyword,
-        Code::HbaRejected,
-        Code::PrimaryNotReady,
-        Code::VersionMismatch,
-        Code::PgdataNotEmpty,
-        Code::PostmasterRunning,
-        Code::TargetIsPrimary,
-        Code::TargetInUse,
-        Code::ListenAddressNotLocal,
-        Code::DiskSpace,
-        Code::CopyFailed,
-        Code::StandbyNotStreaming,
-        Code::StartFailed,
-        Code::Timeout,
-        Code::NotAStandby,
-        Code::Interrupted,
-        Code::Io,
-        Code::Internal,
-    ];
-
     pub fn as_str(self) -> String {
         serde_json::to_value(self)
             .ok()
