@@ -65,7 +65,6 @@ codes! {
     PostmasterRunning,
     TargetIsPrimary,
     TargetInUse,
-    ListenAddressNotLocal,
     DiskSpace,
     CopyFailed,
     StandbyNotStreaming,
