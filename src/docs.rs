@@ -47,6 +47,15 @@ fn extra_sections(sub: Option<&str>) -> Vec<(&'static str, Vec<String>)> {
         ],
     ));
     s.push(("EXAMPLES", examples(sub)));
+    if matches!(sub, None | Some("check") | Some("smoke-test")) {
+        s.push((
+            "FINDING CODES",
+            crate::health::finding::ALL
+                .iter()
+                .map(|(code, meaning)| format!("{code}: {meaning}."))
+                .collect(),
+        ));
+    }
     if sub.is_none() {
         s.push((
             "ERROR CODES",

@@ -3,6 +3,7 @@
 //! overall status (the worst one). Commands build a [`Report`];
 //! [`render`] turns it into text, JSON, a Nagios line or Prometheus text.
 
+pub mod finding;
 pub mod render;
 
 use serde::Serialize;

@@ -15,22 +15,7 @@ use crate::health::{Node, NodeError, Pair, Report, Role, Slot, Status, Threshold
 use crate::pg::HOT_STANDBY_SETTINGS;
 
 /// Codes of findings (beside the error codes of nodes that did not answer).
-pub mod codes {
-    pub const NOT_A_PRIMARY: &str = "NOT_A_PRIMARY";
-    pub const NOT_A_STANDBY: &str = "NOT_A_STANDBY";
-    pub const STANDBY_NOT_STREAMING: &str = "STANDBY_NOT_STREAMING";
-    pub const STANDBY_NOT_MATCHED: &str = "STANDBY_NOT_MATCHED";
-    pub const NO_STANDBY_CONNECTED: &str = "NO_STANDBY_CONNECTED";
-    pub const TOO_FEW_STANDBYS: &str = "TOO_FEW_STANDBYS";
-    pub const SENDER_NOT_STREAMING: &str = "SENDER_NOT_STREAMING";
-    pub const REPLAY_PAUSED: &str = "REPLAY_PAUSED";
-    pub const LAG_BYTES: &str = "LAG_BYTES";
-    pub const LAG_TIME: &str = "LAG_TIME";
-    pub const SLOT_INACTIVE: &str = "SLOT_INACTIVE";
-    pub const SLOT_LOST: &str = "SLOT_LOST";
-    pub const SETTING_TOO_LOW: &str = "SETTING_TOO_LOW";
-    pub const INSUFFICIENT_PRIVILEGE: &str = "INSUFFICIENT_PRIVILEGE";
-}
+pub use crate::health::finding as codes;
 use codes::*;
 
 /// What `check` was asked beside the nodes.

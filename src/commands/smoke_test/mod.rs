@@ -48,15 +48,7 @@ pub struct Args {
     pub format: Option<Format>,
 }
 
-pub mod codes {
-    pub const PROBE_TIMEOUT: &str = "PROBE_TIMEOUT";
-    pub const TOKEN_MISSING: &str = "TOKEN_MISSING";
-    pub const WRITE_ACCEPTED: &str = "WRITE_ACCEPTED";
-    pub const WRITE_NOT_PROVEN: &str = "WRITE_NOT_PROVEN";
-    pub const CLEANUP_FAILED: &str = "CLEANUP_FAILED";
-    pub const SETUP_FAILED: &str = "SETUP_FAILED";
-    pub const INTERRUPTED: &str = "INTERRUPTED";
-}
+pub use crate::health::finding as codes;
 
 /// A connected node: the session, whether it is in recovery, the
 /// standby's announced application name, and its hot-standby settings.

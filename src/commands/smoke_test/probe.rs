@@ -134,7 +134,7 @@ pub async fn check(
         }
         Ok(Err(e)) => {
             o.findings
-                .push((Status::Unknown, "QUERY_FAILED", e.message, e.hint));
+                .push((Status::Unknown, codes::QUERY_FAILED, e.message, e.hint));
             return o;
         }
         Err(_) => {
@@ -189,7 +189,7 @@ pub async fn check(
         )),
         Ok(Err(e)) => o
             .findings
-            .push((Status::Unknown, "QUERY_FAILED", e.message, e.hint)),
+            .push((Status::Unknown, codes::QUERY_FAILED, e.message, e.hint)),
         Ok(Ok((seen, write))) => {
             o.token_visible = seen;
             if !seen {

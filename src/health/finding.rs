@@ -1,0 +1,51 @@
+//! The codes of `check` and `smoke-test` findings (the `code` of each
+//! problem in a report, beside the error codes of nodes that could not be
+//! inspected), declared once with their meaning: the man pages list them
+//! from here, so a new finding cannot go undocumented.
+
+/// Declares each finding as a `&str` constant and [`ALL`] with meanings.
+macro_rules! findings {
+    ($($name:ident: $meaning:literal),* $(,)?) => {
+        $(#[doc = $meaning] pub const $name: &str = stringify!($name);)*
+        /// Every finding code with its meaning, for the documentation.
+        pub const ALL: &[(&str, &str)] = &[$((stringify!($name), $meaning)),*];
+    };
+}
+
+findings! {
+    NOT_A_PRIMARY: "the node given as --primary is in recovery (a standby)",
+    NOT_A_STANDBY: "a node given as --standby is not in recovery (a primary)",
+    STANDBY_NOT_STREAMING: "a standby's WAL receiver is not streaming",
+    STANDBY_NOT_MATCHED: "no wal sender of the primary or of a listed standby serves this standby",
+    NO_STANDBY_CONNECTED: "the primary has no standby streaming from it",
+    TOO_FEW_STANDBYS: "fewer wal senders stream than --expect-standbys asks",
+    SENDER_NOT_STREAMING: "a wal sender is in a state other than streaming (catchup, backup, stopping)",
+    REPLAY_PAUSED: "WAL replay is paused on a standby (by pg_wal_replay_pause(), or on 14+ by a hot-standby setting below the primary's)",
+    LAG_BYTES: "replication lag in bytes over --warn-lag/--crit-lag",
+    LAG_TIME: "replication lag in time over --warn-lag/--crit-lag",
+    SLOT_INACTIVE: "a replication slot no standby uses, retaining WAL",
+    SLOT_LOST: "a replication slot whose WAL has been removed (wal_status lost)",
+    SETTING_TOO_LOW: "a standby's hot-standby setting is below the primary's (rerun clone-standby on it)",
+    INSUFFICIENT_PRIVILEGE: "the role cannot see what is asked (grant pg_monitor)",
+    PROBE_TIMEOUT: "smoke-test: the standby did not replay the probe within --timeout",
+    TOKEN_MISSING: "smoke-test: the standby replayed past the probe but does not show its row",
+    WRITE_ACCEPTED: "smoke-test: the standby accepted a write (it is not a hot standby)",
+    WRITE_NOT_PROVEN: "smoke-test: the write on the standby failed for another reason than read-only",
+    SETUP_FAILED: "smoke-test: the probe table could not be made on the primary",
+    CLEANUP_FAILED: "smoke-test: the probe table could not be removed afterwards",
+    INTERRUPTED: "smoke-test: interrupted (Ctrl-C) before it finished",
+    QUERY_FAILED: "a query on a node failed while the probe was checked",
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_their_codes() {
+        assert_eq!(super::LAG_BYTES, "LAG_BYTES");
+        assert!(
+            super::ALL
+                .iter()
+                .any(|(c, m)| *c == "SLOT_LOST" && m.contains("lost"))
+        );
+    }
+}
