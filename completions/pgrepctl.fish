@@ -77,8 +77,8 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l port
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l listen -d 'listen_addresses of the standby, e.g. \'*\' [default: the primary\'s configuration]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l bindir -d 'Directory of PostgreSQL binaries of the primary\'s major version [default: pg_config, /usr/lib/postgresql/MAJOR/bin, PATH]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l max-rate -d 'Limit the copy\'s transfer rate to spare the primary\'s disk and network, e.g. 50M (pg_basebackup --max-rate; 32k to 1024M) [default: unlimited]' -r
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l wait -d 'Seconds to wait for the started standby to stream and catch up' -r
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l connect-timeout -d 'Seconds to wait for the primary to answer a connection' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l wait -d 'How long to wait for the started standby to stream and catch up (60, 60s, 2min)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l connect-timeout -d 'How long to wait for the primary to answer a connection (10, 10s, 500ms)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l password-in-conninfo -d 'Write the password into primary_conninfo instead of a password file (readable by superusers through SQL)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l force -d 'Replace a non-empty target directory (never one a postmaster runs on)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l no-start -d 'Copy and configure, but do not start the standby'

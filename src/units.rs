@@ -56,6 +56,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A timeout or wait: a duration above zero (`10`, `10s`, `500ms`, `2min`).
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("the timeout must be more than 0".into());
+    }
+    Ok(d)
+}
+
 /// The inverse of [`parse_bytes`] for messages: the largest exact unit.
 pub fn format_bytes(b: u64) -> String {
     for (unit, size) in [
@@ -92,6 +101,17 @@ pub fn human_bytes(b: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn timeouts_take_bare_seconds_or_units_and_refuse_zero() {
+        use std::time::Duration;
+        assert_eq!(parse_timeout("60").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_timeout("2min").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_timeout("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("1x").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -75,7 +75,12 @@ fn bad_flags_are_usage_errors() {
     let s = Cluster::clone_target(&p);
     let data = s.data.to_str().unwrap().to_string();
     let pwf = pw.to_str().unwrap().to_string();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
+        (&["--primary", "host=127.0.0.1", "--wait", "1x"], "USAGE"),
+        (
+            &["--primary", "host=127.0.0.1", "--connect-timeout", "0s"],
+            "USAGE",
+        ),
         (
             &["--primary", "host=127.0.0.1 bogus=1"],
             "UNKNOWN_CONNINFO_KEYWORD",

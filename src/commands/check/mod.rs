@@ -38,13 +38,7 @@ pub fn parse_lag(s: &str) -> Result<Lag, String> {
     }
 }
 
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = crate::units::parse_duration(s)?;
-    if d.is_zero() {
-        return Err("the timeout must be more than 0".into());
-    }
-    Ok(d)
-}
+pub use crate::units::parse_timeout;
 
 /// Check streaming replication: wal senders and slots on the primary, WAL
 /// receiver and replay on each standby, lag in bytes and time, and settings

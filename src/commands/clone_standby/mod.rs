@@ -64,12 +64,12 @@ pub struct Args {
     /// Copy and configure, but do not start the standby
     #[arg(long)]
     pub no_start: bool,
-    /// Seconds to wait for the started standby to stream and catch up
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub wait: u64,
-    /// Seconds to wait for the primary to answer a connection
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub connect_timeout: u64,
+    /// How long to wait for the started standby to stream and catch up (60, 60s, 2min)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::units::parse_timeout)]
+    pub wait: std::time::Duration,
+    /// How long to wait for the primary to answer a connection (10, 10s, 500ms)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_timeout)]
+    pub connect_timeout: std::time::Duration,
     /// Accept a password file readable by others
     #[arg(long)]
     pub allow_insecure: bool,

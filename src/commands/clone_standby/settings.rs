@@ -132,8 +132,8 @@ impl Settings {
             force: a.force,
             max_rate: a.max_rate.map(|r| check_rate(&r)).transpose()?,
             no_start: a.no_start,
-            wait: Duration::from_secs(a.wait),
-            connect_timeout: Duration::from_secs(a.connect_timeout.max(1)),
+            wait: a.wait,
+            connect_timeout: a.connect_timeout.max(Duration::from_secs(1)),
             dry_run: a.dry_run,
         })
     }

@@ -266,8 +266,8 @@ fn clone_args(primary: &Node, standby: &Node, pwfile: &Path, bindir: &Path) -> c
         force: false,
         max_rate: None,
         no_start: false,
-        wait: 60,
-        connect_timeout: 10,
+        wait: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(10),
         allow_insecure: false,
         dry_run: false,
     }
