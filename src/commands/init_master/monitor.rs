@@ -8,7 +8,7 @@
 
 use super::Settings;
 use super::inspect::Facts;
-use super::plan::{Plan, Step};
+use super::plan::{PASSWORD_HERE, Plan, Step, password_step};
 use crate::conf::hba;
 use crate::error::{Code, Error, Result};
 use crate::pg::{scram, sql};
@@ -94,17 +94,13 @@ pub fn plan(
                 )
                 .hint("give --monitor-password-file FILE (first line: the password, mode 0600)"));
             };
-            plan.steps.push(Step::Sql {
-                shown: format!(
-                    "CREATE ROLE {name} WITH LOGIN PASSWORD {} IN ROLE pg_monitor",
-                    crate::secret::REDACTED
+            plan.steps.push(password_step(
+                &format!(
+                    "CREATE ROLE {name} WITH LOGIN PASSWORD {PASSWORD_HERE} IN ROLE pg_monitor"
                 ),
-                sql: Secret::new(format!(
-                    "CREATE ROLE {name} WITH LOGIN PASSWORD {} IN ROLE pg_monitor",
-                    sql::literal(&scram::hash(pw))
-                )),
-                undo: Some(Secret::new(format!("DROP ROLE {name}"))),
-            });
+                &scram::hash(pw),
+                Some(Secret::new(format!("DROP ROLE {name}"))),
+            ));
         }
         Some(r) if r.superuser => {
             return Err(Error::new(
@@ -135,22 +131,16 @@ pub fn plan(
                     .as_deref()
                     .is_some_and(|s| scram::matches(s, pw, &m.role))
                 {
-                    plan.steps.push(Step::Sql {
-                        shown: format!(
-                            "ALTER ROLE {name} WITH PASSWORD {}",
-                            crate::secret::REDACTED
-                        ),
-                        sql: Secret::new(format!(
-                            "ALTER ROLE {name} WITH PASSWORD {}",
-                            sql::literal(&scram::hash(pw))
-                        )),
-                        undo: r.password.as_ref().map(|old| {
+                    plan.steps.push(password_step(
+                        &format!("ALTER ROLE {name} WITH PASSWORD {PASSWORD_HERE}"),
+                        &scram::hash(pw),
+                        r.password.as_ref().map(|old| {
                             Secret::new(format!(
                                 "ALTER ROLE {name} WITH PASSWORD {}",
                                 sql::literal(old)
                             ))
                         }),
-                    });
+                    ));
                 }
             }
         }

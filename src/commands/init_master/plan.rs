@@ -41,6 +41,21 @@ pub enum Step {
     Restart,
 }
 
+/// Where [`password_step`]'s statement takes the password: a NUL, which
+/// no identifier can hold.
+pub const PASSWORD_HERE: &str = "\0";
+
+/// A role statement that sets a password: `statement` with
+/// [`PASSWORD_HERE`] where the SCRAM verifier goes; reports show
+/// `<redacted>` there instead.
+pub fn password_step(statement: &str, verifier: &str, undo: Option<Secret>) -> Step {
+    Step::Sql {
+        shown: statement.replace(PASSWORD_HERE, crate::secret::REDACTED),
+        sql: Secret::new(statement.replace(PASSWORD_HERE, &sql::literal(verifier))),
+        undo,
+    }
+}
+
 /// A value we set, to confirm after reload/restart.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -626,18 +641,11 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
                     crate::commands::password::ENV
                 )));
             };
-            let verifier = scram::hash(pw);
-            plan.steps.push(Step::Sql {
-                shown: format!(
-                    "CREATE ROLE {name} WITH LOGIN REPLICATION PASSWORD {}",
-                    crate::secret::REDACTED
-                ),
-                sql: Secret::new(format!(
-                    "CREATE ROLE {name} WITH LOGIN REPLICATION PASSWORD {}",
-                    sql::literal(&verifier)
-                )),
-                undo: Some(Secret::new(format!("DROP ROLE {name}"))),
-            });
+            plan.steps.push(password_step(
+                &format!("CREATE ROLE {name} WITH LOGIN REPLICATION PASSWORD {PASSWORD_HERE}"),
+                &scram::hash(pw),
+                Some(Secret::new(format!("DROP ROLE {name}"))),
+            ));
         }
         Some(role) => {
             if !settings.allow_privileged_role {
