@@ -149,3 +149,23 @@ macro_rules! fail {
         $crate::error::Error::new($crate::error::Code::$code, format!($($arg)*))
     };
 }
+
+/// A failed command: the error, plus warnings gathered before it failed.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    pub warnings: Vec<String>,
+    /// Something was changed before the failure (a clone in place whose
+    /// server then did not stream): reported, so Ansible does not lie.
+    pub changed: bool,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure {
+            error,
+            warnings: vec![],
+            changed: false,
+        }
+    }
+}

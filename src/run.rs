@@ -2,7 +2,7 @@
 //! output and the exit code. The one place exit codes are decided.
 
 use crate::cli::{Cli, Command};
-use crate::error::{Code, Error};
+use crate::error::{Code, Error, Failure};
 use crate::health::Status;
 use crate::health::render::{Format, render};
 use crate::report::Printer;
@@ -223,26 +223,6 @@ fn subcommand_path(args: &[String]) -> Vec<String> {
         }
     }
     path
-}
-
-/// A failed command: the error, plus warnings gathered before it failed.
-#[derive(Debug)]
-pub struct Failure {
-    pub error: Error,
-    pub warnings: Vec<String>,
-    /// Something was changed before the failure (a clone in place whose
-    /// server then did not stream): reported, so Ansible does not lie.
-    pub changed: bool,
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Self {
-        Failure {
-            error,
-            warnings: vec![],
-            changed: false,
-        }
-    }
 }
 
 fn generate_docs(dir: &std::path::Path) -> Result<crate::report::Outcome, Failure> {

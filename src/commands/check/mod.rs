@@ -8,11 +8,11 @@ pub mod chain;
 pub mod evaluate;
 pub mod inspect;
 
+use crate::error::Failure;
 use crate::error::{Code, Error, Result};
 use crate::health::render::Format;
 use crate::health::{Report, Role, Thresholds};
 use crate::report::Printer;
-use crate::run::Failure;
 use std::time::Duration;
 
 /// A lag threshold: a size (16MB) or a time (30s).

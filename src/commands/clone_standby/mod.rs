@@ -14,8 +14,8 @@ mod settings;
 mod start;
 mod target;
 
+use crate::error::Failure;
 use crate::report::{Outcome, Printer};
-use crate::run::Failure;
 use std::path::PathBuf;
 
 pub use settings::Settings;

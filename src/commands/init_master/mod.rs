@@ -8,10 +8,10 @@ pub mod monitor;
 mod plan;
 mod settings;
 
+use crate::error::Failure;
 use crate::error::{Code, Error};
 use crate::pg::conninfo::ConnArgs;
 use crate::report::{Outcome, Printer};
-use crate::run::Failure;
 use std::path::PathBuf;
 
 pub use settings::Settings;

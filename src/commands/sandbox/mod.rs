@@ -6,10 +6,10 @@ mod node;
 mod state;
 mod up;
 
+use crate::error::Failure;
 use crate::error::{Code, Error, Result};
 use crate::health::Report;
 use crate::report::{Change, Kind, Outcome, Printer};
-use crate::run::Failure;
 use std::path::PathBuf;
 
 pub use state::State;

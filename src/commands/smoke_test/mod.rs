@@ -11,12 +11,12 @@
 mod probe;
 
 use crate::commands::check::{chain, evaluate, inspect, node_configs, parse_timeout};
+use crate::error::Failure;
 use crate::error::Result;
 use crate::health::render::Format;
 use crate::health::{Node, NodeError, Probe, Report, Role, Status};
 use crate::pg::{self, ConnectFailure, HOT_STANDBY_SETTINGS, Session};
 use crate::report::Printer;
-use crate::run::Failure;
 use std::time::{Duration, Instant};
 
 pub const SCHEMA: &str = "pgrepctl";
