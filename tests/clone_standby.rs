@@ -11,8 +11,13 @@ pub const PW: &str = "s3cret 'quoted' pass";
 /// A primary made ready by the real init-master (replication over
 /// 127.0.0.1 with a SCRAM password), and the password file.
 pub fn prepared_primary(builder: harness::Builder) -> (Cluster, PathBuf) {
+    prepared_primary_with(builder, PW)
+}
+
+/// [`prepared_primary`] with a chosen replication password.
+pub fn prepared_primary_with(builder: harness::Builder, password: &str) -> (Cluster, PathBuf) {
     let c = builder.init();
-    let pw = password_file(c.tmp.path(), PW);
+    let pw = password_file(c.tmp.path(), password);
     pgrepctl([
         "init-master",
         "--json",

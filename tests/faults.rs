@@ -239,19 +239,7 @@ fn clone_standby_killed_mid_copy_leaves_no_child_and_no_secret() {
             .unwrap()
             .as_nanos()
     );
-    let p = Cluster::new();
-    let pw = password_file(p.tmp.path(), &secret);
-    pgrepctl([
-        "init-master",
-        "--json",
-        "-D",
-        p.data.to_str().unwrap(),
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--allow",
-        "127.0.0.1/32",
-    ])
-    .ok();
+    let (p, _) = crate::clone_standby::prepared_primary_with(Cluster::builder(), &secret);
     let s = Cluster::clone_target(&p);
     let clone_args = |extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = [

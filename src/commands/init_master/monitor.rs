@@ -6,7 +6,6 @@
 //! copies: clone-standby reads them there and lets the same hosts into a
 //! standby whose pg_hba.conf lives outside its data directory (Debian).
 
-use super::Settings;
 use super::inspect::Facts;
 use super::plan::{PASSWORD_HERE, Plan, Step, password_step};
 use crate::conf::hba;
@@ -75,12 +74,7 @@ pub fn parse_from(value: &str) -> Vec<IpNet> {
 }
 
 /// The role, its membership and password, and the recorded hosts.
-pub fn plan(
-    settings: &Settings,
-    facts: &Facts,
-    m: &MonitorSettings,
-    plan: &mut Plan,
-) -> Result<bool> {
+pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool> {
     let name = sql::ident(&m.role);
     match &facts.monitor_role {
         None => {
@@ -179,7 +173,6 @@ pub fn plan(
             changed = true;
         }
     }
-    let _ = settings;
     Ok(changed)
 }
 

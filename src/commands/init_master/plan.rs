@@ -394,7 +394,7 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
     }
     plan_role(settings, facts, &mut plan)?;
     if let Some(m) = &settings.monitor {
-        if super::monitor::plan(settings, facts, m, &mut plan)? {
+        if super::monitor::plan(facts, m, &mut plan)? {
             changed_config = true;
         }
     }
