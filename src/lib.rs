@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod health;
 pub mod net;
 pub mod pg;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod secret;

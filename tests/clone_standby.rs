@@ -39,6 +39,17 @@ pub fn clone(
     pw: Option<&PathBuf>,
     extra: &[&str],
 ) -> harness::Run {
+    clone_env(primary, target, pw, extra, &[])
+}
+
+/// [`clone`] with extra environment for pgrepctl.
+pub fn clone_env(
+    primary: &Cluster,
+    target: &Cluster,
+    pw: Option<&PathBuf>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> harness::Run {
     let mut args: Vec<String> = vec![
         "clone-standby".into(),
         "--json".into(),
@@ -60,7 +71,7 @@ pub fn clone(
         args.extend(["--password-file".into(), p.display().to_string()]);
     }
     args.extend(extra.iter().map(|s| s.to_string()));
-    pgrepctl(args)
+    crate::harness::run::pgrepctl_env(args, env)
 }
 
 #[test]

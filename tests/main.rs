@@ -8,6 +8,7 @@ mod colour;
 mod conf_vs_postgres;
 mod cross_version;
 mod debian;
+mod engine;
 mod faults;
 mod fixture;
 mod harness;

@@ -1,41 +1,128 @@
-//! Carrying out the plan: slot, copy, configuration, swap into place,
-//! start, wait. Until the swap nothing at the target changes; a slot this
-//! run created is dropped again if the copy fails, so a failed clone does
-//! not leave the primary retaining WAL for nobody.
+//! clone-standby's plan on the engine: slot, copy, configuration, swap
+//! into place, start, wait. Until the swap nothing at the target changes;
+//! until the standby has started, a failure undoes everything (the copy
+//! goes, what was at the target comes back, a slot this run made is
+//! dropped). After the start the standby stays even if it is slow to
+//! catch up.
 
 use super::configure::{self, Edit};
-use super::copy::{self, Signals};
-use super::plan::{Action, Plan};
+use super::copy;
+use super::plan::{Action as Decision, Plan as Decided};
 use super::preflight::Facts;
 use super::settings::Settings;
 use super::start;
 use crate::error::{Code, Error, Result};
+use crate::plan::file::EditFile;
+use crate::plan::wait::WaitFor;
+use crate::plan::{self as engine, Action, Applied, Cx, SyncUndo, Undo, change};
 use crate::report::{Change, Kind, Outcome, Printer};
 use crate::units::human_bytes;
+use futures_util::future::LocalBoxFuture;
+use std::path::PathBuf;
+
+/// What clone-standby's steps work with.
+pub struct Env {
+    pub settings: Settings,
+    pub facts: Facts,
+    /// The copy's sync, running while its configuration is computed.
+    sync: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+/// The steps for the decision taken, from what is known before anything
+/// changes. A fresh copy's configuration is computed once the copy exists;
+/// a standby that is already in place has its edits known now.
+pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<engine::Plan<Env>> {
+    let mut plan = engine::Plan::default();
+    match decided.action {
+        Decision::Clone { replace } => {
+            let tmp = copy::temp_dir(&facts.target);
+            if settings.slot.is_some() {
+                plan.push(EnsureSlot {
+                    slot: settings.slot.clone().unwrap_or_default(),
+                    summary: format!(
+                        "physical replication slot {} created on {} if missing",
+                        settings.slot.as_deref().unwrap_or(""),
+                        settings.primary_name()
+                    ),
+                });
+            }
+            plan.push(Copy {
+                tmp: tmp.clone(),
+                change: copy_change(settings, facts, replace),
+            });
+            plan.push(ConfigureCopy {
+                tmp: tmp.clone(),
+                change: configure_change(settings, facts),
+            });
+            plan.push(Swap {
+                tmp,
+                target: settings.pgdata.clone(),
+                replace,
+            });
+            if !settings.no_start {
+                plan.push(Start {
+                    restart: false,
+                    fresh: true,
+                    shown: start::shown(settings, facts, false),
+                });
+            }
+        }
+        Decision::Reconcile { running } => {
+            let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
+            let changed = !edits.is_empty();
+            for e in edits {
+                plan.push(edit_step(settings, facts, e));
+            }
+            if !settings.no_start && (!running || changed) {
+                plan.push(Start {
+                    restart: running,
+                    fresh: false,
+                    shown: start::shown(settings, facts, running),
+                });
+            }
+        }
+    }
+    plan.commit();
+    if !settings.no_start {
+        plan.push(WaitFor::new(
+            "wait until the standby streams and has caught up",
+            wait_streaming,
+        ));
+    }
+    Ok(plan)
+}
 
 pub async fn apply(
-    settings: &Settings,
-    facts: &Facts,
-    plan: &Plan,
+    settings: Settings,
+    facts: Facts,
+    plan: engine::Plan<Env>,
     printer: &Printer,
     outcome: &mut Outcome,
 ) -> Result<()> {
-    let mut signals = Signals::new()?;
-    let password = settings.password.as_ref().map(|p| p.expose().to_string());
-    let mut running = false;
-    // After a clone: what was at the target before, to put back if the
-    // new standby does not start.
-    let mut installed: Option<Option<std::path::PathBuf>> = None;
-    let mut created_slot = false;
-    let mut written: Vec<&std::path::Path> = settings
+    remove_leftovers(&settings, &facts, printer);
+    let env = Env {
+        settings,
+        facts,
+        sync: None,
+    };
+    let mut cx = Cx::new(env, *printer, None)?;
+    engine::execute(&plan.steps, &mut cx, outcome).await?;
+    outcome.epilogue = epilogue(&cx.env, outcome);
+    Ok(())
+}
+
+/// Temporary files and copies a killed run left behind are ours: they go
+/// before anything else.
+fn remove_leftovers(settings: &Settings, facts: &Facts, printer: &Printer) {
+    let mut dirs: Vec<&std::path::Path> = settings
         .passfile
         .iter()
         .filter_map(|p| p.parent())
         .collect();
-    if matches!(plan.action, Action::Reconcile { .. }) {
-        written.push(&settings.pgdata);
+    if facts.target.path.join("PG_VERSION").exists() {
+        dirs.push(&settings.pgdata);
     }
-    for dir in written {
+    for dir in dirs {
         for p in crate::fsutil::remove_stale_temps(dir) {
             printer.info(format!(
                 "removed {} left by an interrupted run",
@@ -43,212 +130,132 @@ pub async fn apply(
             ));
         }
     }
-    match plan.action {
-        Action::Clone { replace } => {
-            copy::remove_stale(&facts.target, printer);
-            let slot_created = ensure_slot(settings, facts, printer)?;
-            let tmp = copy::temp_dir(&facts.target);
-            let result = async {
-                printer.step(format!(
-                    "applying: copy {} into {} with pg_basebackup",
-                    settings.primary_name(),
-                    tmp.display()
-                ));
-                let bytes = copy::copy(settings, facts, &tmp, printer, &mut signals).await?;
-                let sync = copy::sync_in_background(&tmp, printer);
-                let edits = configure::compute(settings, facts, &tmp, &settings.pgdata);
-                let synced = sync.join().unwrap_or_else(|_| {
-                    Err(Error::new(Code::Internal, "the sync of the copy panicked"))
-                });
-                let edits = edits?;
-                synced?;
-                step_edits(printer, &edits, password.as_deref());
-                // Edits in the copy first; then the host's own files outside
-                // it (Debian's /etc), with a backup of the original.
-                let (inside, outside): (Vec<_>, Vec<_>) = edits
-                    .iter()
-                    .cloned()
-                    .partition(|e| e.path.starts_with(&tmp));
-                configure::write(&inside, facts, false)?;
-                configure::write(&outside, facts, true)?;
-                printer.step(format!(
-                    "applying: move the copy into place at {}",
-                    settings.pgdata.display()
-                ));
-                let kept = copy::put_in_place(&tmp, &facts.target, replace, facts.run_as.ids)?;
-                Ok::<_, Error>((bytes, edits, kept))
-            }
-            .await;
-            let (bytes, edits, kept) = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&tmp);
-                    if slot_created {
-                        drop_slot(settings, facts, printer);
-                    }
-                    return Err(e);
-                }
-            };
-            installed = Some(kept);
-            created_slot = slot_created;
-            if slot_created {
-                outcome.push(slot_change(settings));
-            }
-            outcome.push(Change {
-                kind: Kind::File,
-                path: Some(settings.pgdata.clone()),
-                summary: format!(
-                    "{} from {} ({}, pg_basebackup -X stream)",
-                    if replace {
-                        "replaced with a copy"
-                    } else {
-                        "cloned"
-                    },
-                    settings.primary_name(),
-                    human_bytes(bytes)
-                ),
-                diff: None,
-            });
-            push_edits(outcome, &edits, password.as_deref());
-        }
-        Action::Reconcile {
-            running: was_running,
-        } => {
-            running = was_running;
-            let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
-            step_edits(printer, &edits, password.as_deref());
-            configure::write(&edits, facts, true)?;
-            push_edits(outcome, &edits, password.as_deref());
-            if !edits.is_empty() && running && !settings.no_start {
-                printer.step("applying: restart the standby to apply the new configuration");
-                let shown =
-                    start::start(settings, facts, true).map_err(|e| after_change(e, outcome))?;
-                outcome.push(service(format!(
-                    "restarted to apply the new configuration ({shown})"
-                )));
-            }
-        }
+    copy::remove_stale(&facts.target, printer);
+}
+
+fn epilogue(env: &Env, outcome: &Outcome) -> Option<String> {
+    let (settings, facts) = (&env.settings, &env.facts);
+    let pid = crate::pg::pidfile::running(&settings.pgdata);
+    if settings.no_start && pid.is_none() {
+        return Some(format!(
+            "The standby is ready but not started (--no-start). Start it with:\n  {}pg_ctl -D {} -l {} start\n",
+            facts.run_as.shell_prefix(),
+            settings.pgdata.display(),
+            settings.pgdata.join(start::SERVER_LOG).display()
+        ));
     }
-    if settings.no_start {
-        if !running {
-            outcome.epilogue = Some(format!(
-                "The standby is ready but not started (--no-start). Start it with:\n  {}pg_ctl -D {} -l {} start\n",
-                facts.run_as.shell_prefix(),
-                settings.pgdata.display(),
-                settings.pgdata.join(start::SERVER_LOG).display()
-            ));
-        }
-        return Ok(());
-    }
-    if !running {
-        printer.step("applying: start the standby");
-        match start::start(settings, facts, false) {
-            Ok(shown) => outcome.push(service(format!("started ({shown})"))),
-            Err(e) => {
-                let Some(kept) = installed else {
-                    return Err(after_change(e, outcome));
-                };
-                // A fresh copy that cannot start is no standby: undo it all.
-                let _ = start::stop(settings, facts);
-                return Err(
-                    match copy::undo_put_in_place(&facts.target, kept.as_deref()) {
-                        Ok(()) => {
-                            if created_slot {
-                                drop_slot(settings, facts, printer);
-                            }
-                            outcome.undo_all();
-                            let mut e = e;
-                            e.hint = Some(format!(
-                                "nothing was left at {}: the copy was removed and what was there before put back; fix the cause shown and rerun",
-                                settings.pgdata.display()
-                            ));
-                            e
-                        }
-                        Err(undo) => after_change(
-                            Error::new(
-                                e.code,
-                                format!(
-                                    "{}; and undoing the copy failed: {}",
-                                    e.message, undo.message
-                                ),
-                            ),
-                            outcome,
-                        ),
-                    },
-                );
-            }
-        }
-    }
-    if let Some(Some(old)) = &installed {
-        let _ = std::fs::remove_dir_all(old);
-    }
-    printer.step("applying: wait until the standby streams and has caught up");
-    let streaming = start::wait_streaming(
-        settings,
-        facts,
-        facts.primary.identity.lsn,
-        printer,
-        &mut signals,
-    )
-    .await
-    .map_err(|e| after_change(e, outcome))?;
-    outcome.epilogue = Some(format!(
-        "The standby streams from {} and has replayed {}.\nCheck it any time with:\n  pgrepctl check --standby 'host={} port={}'\n",
+    let streaming = outcome.details.get("streaming")?;
+    let replayed = streaming["target_lsn"].as_str().unwrap_or("");
+    Some(format!(
+        "The standby streams from {} and has replayed {replayed}.\nCheck it any time with:\n  pgrepctl check --standby 'host={} port={}'\n",
         settings.primary_name(),
-        streaming.target_lsn,
-        crate::pg::pidfile::running(&settings.pgdata)
-            .map(|p| p.socket_dir)
+        pid.as_ref()
+            .map(|p| p.socket_dir.clone())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "localhost".into()),
-        crate::pg::pidfile::running(&settings.pgdata)
-            .map(|p| p.port)
-            .unwrap_or(5432),
-    ));
-    outcome.detail("streaming", streaming);
-    Ok(())
+        pid.map(|p| p.port).unwrap_or(5432),
+    ))
 }
 
-/// An error after something changed: the caller reports `changed` too.
-fn after_change(mut e: Error, outcome: &Outcome) -> Error {
-    if outcome.changed && !e.message.contains("(changes made:") {
-        let n = outcome.changes.len();
-        e.message = format!("{} (changes made: {n} before this failure)", e.message);
-    }
-    e
-}
-
-/// -v: each configuration edit as it is about to be written.
-fn step_edits(printer: &Printer, edits: &[Edit], password: Option<&str>) {
-    for e in edits {
-        printer.step(format!("applying: {}", e.change(password).summary));
-    }
-}
-
-fn push_edits(outcome: &mut Outcome, edits: &[Edit], password: Option<&str>) {
-    for e in edits {
-        outcome.push(e.change(password));
-    }
-}
-
-fn service(summary: String) -> Change {
+fn copy_change(settings: &Settings, facts: &Facts, replace: bool) -> Change {
     Change {
-        kind: Kind::Service,
-        path: None,
-        summary,
-        diff: None,
-    }
-}
-
-fn slot_change(settings: &Settings) -> Change {
-    Change {
-        kind: Kind::Sql,
-        path: None,
+        kind: Kind::File,
+        path: Some(settings.pgdata.clone()),
         summary: format!(
-            "physical replication slot {} created on {}",
-            settings.slot.as_deref().unwrap_or(""),
-            settings.primary_name()
+            "{} from {} ({}, pg_basebackup -X stream)",
+            if replace {
+                "replaced with a copy"
+            } else {
+                "cloned"
+            },
+            settings.primary_name(),
+            facts
+                .primary
+                .size
+                .map(|s| format!("about {}", human_bytes(s)))
+                .unwrap_or_else(|| "size known when the copy starts".into())
         ),
         diff: None,
+    }
+}
+
+fn configure_change(settings: &Settings, facts: &Facts) -> Change {
+    let signal = if crate::conf::standby::uses_recovery_conf(facts.primary.version_num) {
+        "recovery.conf: standby_mode = on, primary_conninfo"
+    } else {
+        "standby.signal, and primary_conninfo in postgresql.auto.conf"
+    };
+    Change {
+        kind: Kind::File,
+        path: Some(settings.pgdata.clone()),
+        summary: format!(
+            "configured as a standby: {signal} = '{}'; hot_standby = on{}{}; hot-standby limits raised to the primary's where lower{}",
+            settings.conninfo.redacted(),
+            settings
+                .port
+                .map(|p| format!(", port = {p}"))
+                .unwrap_or_default(),
+            settings
+                .listen
+                .as_ref()
+                .map(|l| format!(", listen_addresses = {l}"))
+                .unwrap_or_default(),
+            settings
+                .passfile
+                .as_ref()
+                .map(|p| format!("; password file {} (mode 0600)", p.display()))
+                .unwrap_or_default(),
+        ),
+        diff: None,
+    }
+}
+
+/// One configuration edit as an engine step: written with a backup of
+/// the original, new files owned by the server's user.
+fn edit_step(settings: &Settings, facts: &Facts, e: Edit) -> EditFile {
+    EditFile {
+        path: e.path,
+        shown_path: e.final_path,
+        old: e.old,
+        new: e.new,
+        summary: e.summary,
+        secret: e.secret,
+        redact: settings.password.as_ref().map(|p| p.expose().to_string()),
+        owner: facts.run_as.ids,
+        backup: true,
+    }
+}
+
+/// The slot, over the replication connection, unless it exists.
+struct EnsureSlot {
+    slot: String,
+    summary: String,
+}
+
+impl Action<Env> for EnsureSlot {
+    fn describe(&self) -> Option<Change> {
+        Some(change(Kind::Sql, self.summary.clone()))
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "create replication slot {} on the primary unless it exists",
+            self.slot
+        )
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        let r = ensure_slot(&cx.env.settings, &cx.env.facts, &cx.printer).map(|created| {
+            if created {
+                Applied::changed().undo(SyncUndo(|cx: &mut Cx<Env>| {
+                    drop_slot(&cx.env.settings, &cx.env.facts, &cx.printer);
+                    Ok(())
+                }))
+            } else {
+                Applied::unchanged()
+            }
+        });
+        Box::pin(async move { r })
     }
 }
 
@@ -259,9 +266,6 @@ fn ensure_slot(settings: &Settings, facts: &Facts, printer: &Printer) -> Result<
         return Ok(false);
     };
     let command = format!("CREATE_REPLICATION_SLOT {slot} PHYSICAL RESERVE_WAL");
-    printer.step(format!(
-        "applying: create replication slot {slot} on the primary unless it exists"
-    ));
     printer.sql(&command);
     match facts.repl.run(&[&command]) {
         Ok(_) => {
@@ -290,91 +294,220 @@ fn drop_slot(settings: &Settings, facts: &Facts, printer: &Printer) {
     }
 }
 
-/// What `--dry-run` reports: the same changes a real run would make, as
-/// far as they can be known without copying.
-pub fn preview(
-    settings: &Settings,
-    facts: &Facts,
-    plan: &Plan,
-    outcome: &mut Outcome,
-) -> Result<()> {
-    let password = settings.password.as_ref().map(|p| p.expose().to_string());
-    match plan.action {
-        Action::Clone { replace } => {
-            if let Some(s) = &settings.slot {
-                outcome.push(Change {
-                    kind: Kind::Sql,
-                    path: None,
-                    summary: format!(
-                        "physical replication slot {s} on {} (created if missing)",
-                        settings.primary_name()
-                    ),
-                    diff: None,
-                });
-            }
-            outcome.push(Change {
-                kind: Kind::File,
-                path: Some(settings.pgdata.clone()),
-                summary: format!(
-                    "{} from {} ({}, pg_basebackup -X stream --checkpoint=fast)",
-                    if replace {
-                        "replace with a copy"
-                    } else {
-                        "clone"
-                    },
-                    settings.primary_name(),
-                    facts
-                        .primary
-                        .size
-                        .map(human_bytes)
-                        .unwrap_or_else(|| "size known when the copy starts".into())
-                ),
-                diff: None,
-            });
-            let signal = if crate::conf::standby::uses_recovery_conf(facts.primary.version_num) {
-                "recovery.conf: standby_mode = on, primary_conninfo"
-            } else {
-                "standby.signal, and primary_conninfo in postgresql.auto.conf"
-            };
-            outcome.push(Change {
-                kind: Kind::File,
-                path: Some(settings.pgdata.clone()),
-                summary: format!(
-                    "configure as a standby: {signal} = '{}'; hot_standby = on{}{}; hot-standby limits raised to the primary's where lower",
-                    settings.conninfo.redacted(),
-                    settings.port.map(|p| format!(", port = {p}")).unwrap_or_default(),
-                    settings.listen.as_ref().map(|l| format!(", listen_addresses = {l}")).unwrap_or_default(),
-                ),
-                diff: None,
-            });
-            if let Some(p) = &settings.passfile {
-                outcome.push(Change {
-                    kind: Kind::File,
-                    path: Some(p.clone()),
-                    summary: "password file for primary_conninfo (mode 0600)".into(),
-                    diff: None,
-                });
-            }
-            if !settings.no_start {
-                outcome.push(service(
-                    "start, then wait until streaming and caught up".into(),
-                ));
-            }
-        }
-        Action::Reconcile { running } => {
-            let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
-            push_edits(outcome, &edits, password.as_deref());
-            if !settings.no_start && (!running || !edits.is_empty()) {
-                outcome.push(service(
-                    if running {
-                        "restart to apply the new configuration"
-                    } else {
-                        "start"
+/// pg_basebackup into a temporary directory beside the target; its sync
+/// to disk goes on in the background while the configuration is computed.
+struct Copy {
+    tmp: PathBuf,
+    change: Change,
+}
+
+impl Action<Env> for Copy {
+    fn describe(&self) -> Option<Change> {
+        Some(self.change.clone())
+    }
+
+    fn label(&self) -> String {
+        format!("copy the primary into {} with pg_basebackup", self.tmp.display())
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        Box::pin(async move {
+            copy::copy(
+                &cx.env.settings,
+                &cx.env.facts,
+                &self.tmp,
+                &cx.printer,
+                &mut cx.interrupt,
+            )
+            .await?;
+            cx.env.sync = Some(copy::sync_in_background(&self.tmp, &cx.printer));
+            let tmp = self.tmp.clone();
+            Ok(Applied::changed().undo(SyncUndo(move |cx: &mut Cx<Env>| {
+                if let Some(s) = cx.env.sync.take() {
+                    let _ = s.join();
+                }
+                match std::fs::remove_dir_all(&tmp) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(Error::io(format!("cannot remove {}", tmp.display()), e))
                     }
-                    .into(),
+                    _ => Ok(()),
+                }
+            })))
+        })
+    }
+}
+
+/// The standby configuration of the fresh copy (and of the host's own
+/// files outside it, Debian's /etc), known only once the copy exists:
+/// reported with the same summary as in a dry run, and the diffs now.
+struct ConfigureCopy {
+    tmp: PathBuf,
+    change: Change,
+}
+
+impl Action<Env> for ConfigureCopy {
+    fn describe(&self) -> Option<Change> {
+        Some(self.change.clone())
+    }
+
+    fn label(&self) -> String {
+        "configure the copy as a standby".into()
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        Box::pin(async move {
+            let (settings, facts) = (&cx.env.settings, &cx.env.facts);
+            let edits = configure::compute(settings, facts, &self.tmp, &settings.pgdata);
+            let synced = cx.env.sync.take().map(|s| {
+                s.join().unwrap_or_else(|_| {
+                    Err(Error::new(Code::Internal, "the sync of the copy panicked"))
+                })
+            });
+            let edits = edits?;
+            synced.unwrap_or(Ok(()))?;
+            let steps: Vec<EditFile> = edits
+                .into_iter()
+                .map(|e| {
+                    let inside = e.path.starts_with(&self.tmp);
+                    let mut step = edit_step(&cx.env.settings, &cx.env.facts, e);
+                    // Inside the copy there is no original to keep.
+                    step.backup = !inside;
+                    step
+                })
+                .collect();
+            let mut applied = Applied::changed();
+            let mut diffs = vec![];
+            for step in &steps {
+                cx.printer
+                    .step(format!("applying: {}", Action::<Env>::label(step)));
+                let done = step.write(cx)?;
+                // Files inside the copy go with it; only the host's own
+                // files outside it (Debian's /etc) need putting back.
+                if !step.path.starts_with(&self.tmp) {
+                    applied.undo.extend(done.undo);
+                }
+                diffs.push(format!(
+                    "# {}: {}\n{}",
+                    step.shown_path.display(),
+                    step.summary,
+                    step.diff().unwrap_or_default()
                 ));
             }
+            Ok(applied.diff(Some(diffs.join(""))))
+        })
+    }
+}
+
+/// The copy into place at the target; the replaced directory is kept
+/// aside until the new standby runs.
+struct Swap {
+    tmp: PathBuf,
+    target: PathBuf,
+    replace: bool,
+}
+
+struct PutBack {
+    kept: Option<PathBuf>,
+}
+
+impl Undo<Env> for PutBack {
+    fn undo<'s>(self: Box<Self>, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<()>> {
+        let r = start::stop(&cx.env.settings, &cx.env.facts)
+            .and_then(|()| copy::undo_put_in_place(&cx.env.facts.target, self.kept.as_deref()));
+        Box::pin(async move { r })
+    }
+
+    fn commit(self: Box<Self>, _cx: &mut Cx<Env>) {
+        if let Some(old) = &self.kept {
+            let _ = std::fs::remove_dir_all(old);
         }
     }
-    Ok(())
+}
+
+impl Action<Env> for Swap {
+    fn describe(&self) -> Option<Change> {
+        None
+    }
+
+    fn label(&self) -> String {
+        format!("move the copy into place at {}", self.target.display())
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        let r = copy::put_in_place(
+            &self.tmp,
+            &cx.env.facts.target,
+            self.replace,
+            cx.env.facts.run_as.ids,
+        )
+        .map(|kept| Applied::unchanged().undo(PutBack { kept }));
+        Box::pin(async move { r })
+    }
+}
+
+/// Start (or restart, to apply new settings) the standby.
+struct Start {
+    restart: bool,
+    /// A fresh copy: a failure to start undoes the whole clone.
+    fresh: bool,
+    /// The command that starts it, for the report.
+    shown: String,
+}
+
+impl Action<Env> for Start {
+    fn describe(&self) -> Option<Change> {
+        Some(change(
+            Kind::Service,
+            if self.restart {
+                format!("restarted to apply the new configuration ({})", self.shown)
+            } else {
+                format!("started ({})", self.shown)
+            },
+        ))
+    }
+
+    fn label(&self) -> String {
+        if self.restart {
+            "restart the standby to apply the new configuration".into()
+        } else {
+            "start the standby".into()
+        }
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        let (settings, facts) = (&cx.env.settings, &cx.env.facts);
+        let r = start::start(settings, facts, self.restart)
+            .map(|_| {
+                Applied::changed().undo(SyncUndo(|cx: &mut Cx<Env>| {
+                    start::stop(&cx.env.settings, &cx.env.facts)
+                }))
+            })
+            .map_err(|mut e| {
+                e.hint = Some(if self.fresh {
+                    format!(
+                        "nothing was left at {}: the copy was removed and what was there before put back; fix the cause shown and rerun",
+                        settings.pgdata.display()
+                    )
+                } else {
+                    "the configuration files were put back as they were; fix the cause shown and rerun".into()
+                });
+                e
+            });
+        Box::pin(async move { r })
+    }
+}
+
+fn wait_streaming(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
+    Box::pin(async move {
+        let streaming = start::wait_streaming(
+            &cx.env.settings,
+            &cx.env.facts,
+            cx.env.facts.primary.identity.lsn,
+            &cx.printer,
+            &mut cx.interrupt,
+        )
+        .await?;
+        cx.detail("streaming", streaming);
+        Ok(())
+    })
 }

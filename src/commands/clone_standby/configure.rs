@@ -8,7 +8,6 @@ use super::settings::Settings;
 use crate::conf::{pgconf, standby};
 use crate::error::{Code, Error, Result};
 use crate::pg::HOT_STANDBY_SETTINGS;
-use crate::report::{Change, Kind};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -22,32 +21,6 @@ pub struct Edit {
     pub summary: String,
     /// Holds a password: never diffed, always 0600.
     pub secret: bool,
-}
-
-impl Edit {
-    pub fn change(&self, password: Option<&str>) -> Change {
-        let diff = if self.secret {
-            None
-        } else {
-            let d = crate::report::diff(
-                &self.final_path,
-                self.old.as_deref().unwrap_or(""),
-                &self.new,
-            );
-            // An empty file (standby.signal) has no diff to show.
-            Some(match password {
-                Some(p) if !p.is_empty() => d.replace(p, "********"),
-                _ => d,
-            })
-            .filter(|d| !d.is_empty())
-        };
-        Change {
-            kind: Kind::File,
-            path: Some(self.final_path.clone()),
-            summary: self.summary.clone(),
-            diff,
-        }
-    }
 }
 
 /// The edits that make `dir` (which will live at `final_dir`) a standby of
@@ -219,24 +192,6 @@ pub fn compute(
         }
     }
     Ok(edits)
-}
-
-/// Write the edits: new files 0600 and owned by the server's user,
-/// existing ones replaced atomically keeping mode and owner; with
-/// `backups`, the first change keeps the original beside it.
-pub fn write(edits: &[Edit], facts: &Facts, backups: bool) -> Result<()> {
-    for e in edits {
-        match &e.old {
-            Some(old) if !e.secret => {
-                if backups {
-                    crate::fsutil::backup_once(&e.path, old.as_bytes())?;
-                }
-                crate::fsutil::atomic_write(&e.path, e.new.as_bytes())?;
-            }
-            _ => crate::fsutil::create_owned(&e.path, e.new.as_bytes(), 0o600, facts.run_as.ids)?,
-        }
-    }
-    Ok(())
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>> {

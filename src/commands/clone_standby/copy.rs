@@ -10,6 +10,7 @@ use super::settings::Settings;
 use super::target::TargetFacts;
 use crate::child::GroupGuard;
 use crate::error::{Code, Error, Result};
+use crate::plan::{Interrupt, interrupted};
 use crate::report::Printer;
 use crate::units::human_bytes;
 use std::io::{IsTerminal, Read};
@@ -17,35 +18,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::signal::unix::{Signal, SignalKind, signal};
-
-/// SIGINT and SIGTERM, watched for the whole run once the copy begins, so
-/// an interrupt always cleans up instead of killing us mid-step.
-pub struct Signals {
-    int: Signal,
-    term: Signal,
-}
-
-impl Signals {
-    pub fn new() -> Result<Signals> {
-        let err = |e| Error::io("cannot watch for interrupts", e);
-        Ok(Signals {
-            int: signal(SignalKind::interrupt()).map_err(err)?,
-            term: signal(SignalKind::terminate()).map_err(err)?,
-        })
-    }
-
-    pub async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-    }
-}
-
-pub fn interrupted(what: &str) -> Error {
-    Error::new(Code::Interrupted, format!("interrupted {what}"))
-}
 
 /// Hidden, per-process name: beside the target, or inside it when the
 /// target is a mount point (a sibling would be on another filesystem).
@@ -132,7 +104,7 @@ pub async fn copy(
     facts: &Facts,
     tmp: &Path,
     printer: &Printer,
-    signals: &mut Signals,
+    signals: &mut Interrupt,
 ) -> Result<u64> {
     std::fs::create_dir(tmp).map_err(|e| {
         Error::io(format!("cannot create {}", tmp.display()), e)
@@ -150,7 +122,7 @@ async fn run_basebackup(
     facts: &Facts,
     tmp: &Path,
     printer: &Printer,
-    signals: &mut Signals,
+    signals: &mut Interrupt,
 ) -> Result<u64> {
     std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io(format!("cannot set the mode of {}", tmp.display()), e))?;

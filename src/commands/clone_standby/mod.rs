@@ -87,14 +87,20 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         warnings: facts.warnings.clone(),
         changed: false,
     })?;
+    let steps = apply::steps(&settings, &facts, &plan).map_err(|error| Failure {
+        error,
+        warnings: facts.warnings.clone(),
+        changed: false,
+    })?;
     let mut outcome = Outcome::new("clone-standby", settings.dry_run);
     outcome.warnings = facts.warnings.clone();
     facts.report_into(&mut outcome);
     if settings.dry_run {
-        apply::preview(&settings, &facts, &plan, &mut outcome)?;
+        steps.preflight()?;
+        steps.preview_into(&mut outcome);
         return Ok(outcome);
     }
-    match apply::apply(&settings, &facts, &plan, printer, &mut outcome).await {
+    match apply::apply(settings, facts, steps, printer, &mut outcome).await {
         Ok(()) => Ok(outcome),
         Err(error) => Err(Failure {
             error,

@@ -3,11 +3,11 @@
 //! When it does not get there, the error carries the reason from the
 //! standby's own log.
 
-use super::copy::{Signals, interrupted};
 use super::preflight::Facts;
 use super::settings::Settings;
 use crate::error::{Code, Error, Result};
 use crate::pg::replication::format_lsn;
+use crate::plan::{Interrupt, interrupted};
 use crate::report::Printer;
 use crate::tools::ServerCtl;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,16 @@ pub fn stop(settings: &Settings, facts: &Facts) -> Result<()> {
     let log = dir.join(SERVER_LOG);
     let (expr, shown) = ctl(facts, &log).command("stop", dir, settings.wait.as_secs().max(5));
     crate::tools::run(expr.stdin_null(), &shown).map(|_| ())
+}
+
+/// The command [`start`] runs, as reports show it.
+pub fn shown(settings: &Settings, facts: &Facts, restart: bool) -> String {
+    let dir = &settings.pgdata;
+    let verb = if restart { "restart" } else { "start" };
+    let log = dir.join(SERVER_LOG);
+    ctl(facts, &log)
+        .command(verb, dir, settings.wait.as_secs().max(5))
+        .1
 }
 
 pub fn start(settings: &Settings, facts: &Facts, restart: bool) -> Result<String> {
@@ -68,7 +78,7 @@ pub async fn wait_streaming(
     facts: &Facts,
     target_lsn: u64,
     printer: &Printer,
-    signals: &mut Signals,
+    signals: &mut Interrupt,
 ) -> Result<Streaming> {
     let started = Instant::now();
     let target = format_lsn(target_lsn);

@@ -1,42 +1,38 @@
-//! Carry out a plan: files first (atomically, with a backup), then let
-//! PostgreSQL's own parser judge them before anything is reloaded; then
-//! SQL, reload, optional restart, and a check of the live values. Any
-//! failure undoes what was done, newest first.
+//! Carry out a plan on the engine: files first (atomically, with a
+//! backup), then PostgreSQL's own parser judges them before anything is
+//! reloaded; then SQL, reload, optional restart, and a check of the live
+//! values. Any failure undoes what was done, newest first.
 
 use super::Settings;
 use super::inspect::Facts;
-use super::plan::{self, Plan, Step};
+use super::plan::{self, Plan, Target};
 use crate::error::{Code, Error, Result};
-use crate::fsutil;
-use crate::pg::{self, Session, query_error, sql};
-use crate::report::{Outcome, Printer};
-use crate::secret::Secret;
+use crate::pg::{self, Session, query_error};
+use crate::plan::{self as engine, Action, Applied, Cx, change};
+use crate::report::{Change, Kind, Outcome, Printer};
 use crate::tools::{self, RunAs};
-use std::path::PathBuf;
+use futures_util::future::LocalBoxFuture;
 use std::time::{Duration, Instant};
 
-enum Undo {
-    File {
-        path: PathBuf,
-        old: String,
-    },
-    Sql(Secret),
-    /// A backup made by this run: gone again when the run is undone.
-    Backup(PathBuf),
-    Reload,
+/// What init-master's steps work with.
+pub struct Env {
+    pub settings: Settings,
+    pub facts: Facts,
+    pub targets: Vec<Target>,
+    /// A restart-only setting the running server did not have at the start.
+    pub restart_required: bool,
+    bindir: Option<tools::BinDir>,
 }
 
 pub async fn apply(
-    settings: &Settings,
-    facts: &Facts,
+    settings: Settings,
+    facts: Facts,
     plan: Plan,
     printer: &Printer,
     outcome: &mut Outcome,
 ) -> Result<()> {
-    outcome.warnings.extend(plan.warnings.iter().cloned());
     outcome.detail("restart_command", &plan.restart_command);
-    let needs_restart = plan.steps.iter().any(|s| matches!(s, Step::Restart));
-    let bindir = if needs_restart && facts.debian_cluster.is_none() {
+    let bindir = if plan.restart && facts.debian_cluster.is_none() {
         Some(tools::find_with(
             facts.version_num / 10000,
             settings.bindir.as_deref(),
@@ -45,188 +41,77 @@ pub async fn apply(
     } else {
         None
     };
-    let mut session = pg::connect(&settings.conn, None).await?;
-    let mut undo: Vec<Undo> = vec![];
-    let result = run_steps(
+    let session = pg::connect(&settings.conn, None).await?;
+    let targets = plan.targets.clone();
+    let restart_required = plan.restart_required;
+    let engine = plan.into_engine();
+    outcome.warnings.extend(engine.warnings.iter().cloned());
+    let env = Env {
         settings,
         facts,
-        &plan,
-        printer,
-        outcome,
-        &mut session,
-        &mut undo,
-        bindir.as_ref(),
-    )
-    .await;
-    if let Err(mut err) = result {
-        let rolled = rollback(&session, undo, printer).await;
-        outcome.changes.clear();
-        outcome.changed = false;
-        match rolled {
-            Ok(()) => err.message.push_str(" (every change was undone)"),
-            Err(e) => err
-                .message
-                .push_str(&format!(" (undoing the changes also failed: {e})")),
-        }
-        return Err(err);
-    }
-    outcome.restart_required = plan.restart_required && !needs_restart;
+        targets,
+        restart_required,
+        bindir,
+    };
+    let mut cx = Cx::new(env, *printer, Some(session))?;
+    engine::execute(&engine.steps, &mut cx, outcome).await?;
+    outcome.restart_required = engine.restart_required;
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_steps(
-    settings: &Settings,
-    facts: &Facts,
-    plan: &Plan,
-    printer: &Printer,
-    outcome: &mut Outcome,
-    session: &mut Session,
-    undo: &mut Vec<Undo>,
-    bindir: Option<&tools::BinDir>,
-) -> Result<()> {
-    let mut edited_files = false;
-    for step in &plan.steps {
-        if let Step::EditFile { path, old, new, .. } = step {
-            fsutil::check_writable(path)?;
-            // The file must still be what we planned against.
-            let now = fsutil::read_to_string(path)?;
-            if &now != old {
-                return Err(Error::new(
-                    Code::Io,
-                    format!("{} changed while pgrepctl was running", path.display()),
-                )
-                .hint("rerun pgrepctl"));
-            }
-            if let Some(b) = fsutil::backup_once(path, old.as_bytes())? {
-                printer.debug(format!("backup of the original: {}", b.display()));
-                undo.push(Undo::Backup(b));
-            } else if let Some(w) = fsutil::empty_backup_warning(path, old.as_bytes()) {
-                outcome.warnings.push(w);
-            }
-            undo.push(Undo::File {
-                path: path.clone(),
-                old: old.clone(),
-            });
-            printer.step(format!(
-                "applying: edit {}: {}",
-                path.display(),
-                step_line(step)
-            ));
-            fsutil::atomic_write(path, new.as_bytes())?;
-            printer.info(format!("edited {}", path.display()));
-            outcome.changes.extend(plan::describe(step));
-            outcome.changed = true;
-            edited_files = true;
-        }
+/// `pg_reload_conf()`, then a wait until the server shows the new values.
+pub struct Reload;
+
+impl Action<Env> for Reload {
+    fn describe(&self) -> Option<Change> {
+        Action::<Env>::describe(&engine::sql::Reload)
     }
-    if edited_files {
-        validate(session, facts, plan).await?;
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        Box::pin(async move {
+            let done = Action::<Env>::apply(&engine::sql::Reload, cx).await?;
+            verify_reloaded(cx).await?;
+            Ok(done)
+        })
     }
-    // The rest in plan order: role SQL, reload, restart, then slots (a
-    // slot needs the wal_level that only the restart brings).
-    for step in &plan.steps {
-        let t = session.target.clone();
-        if !matches!(step, Step::EditFile { .. }) {
-            printer.step(format!("applying: {}", step_line(step)));
-        }
-        match step {
-            Step::EditFile { .. } => continue,
-            Step::AlterSystem { name, value, old } => {
-                if name.contains('.') {
-                    // A custom setting (pgrepctl.*): before 17, ALTER SYSTEM
-                    // knows it only once the session has a placeholder.
-                    session
-                        .client
-                        .query("SELECT set_config($1, $2, false)", &[name, value])
-                        .await
-                        .map_err(|e| query_error(&t, &e))?;
-                }
-                let sql = format!("ALTER SYSTEM SET {name} = {}", sql::literal(value));
-                printer.sql(&sql);
-                session
-                    .client
-                    .batch_execute(&sql)
-                    .await
-                    .map_err(|e| config_rejected(&t, &e))?;
-                undo.push(Undo::Sql(Secret::new(format!(
-                    "ALTER SYSTEM SET {name} = {}",
-                    sql::literal(old)
-                ))));
-            }
-            Step::Sql {
-                sql,
-                undo: u,
-                shown,
-            } => {
-                printer.sql(shown);
-                session
-                    .client
-                    .batch_execute(sql.expose())
-                    .await
-                    .map_err(|e| query_error(&t, &e))?;
-                if let Some(u) = u {
-                    undo.push(Undo::Sql(u.clone()));
-                }
-            }
-            Step::CreateSlot { name } => {
-                printer.sql(format!(
-                    "SELECT pg_create_physical_replication_slot({}, true)",
-                    sql::literal(name)
-                ));
-                session
-                    .client
-                    .query(
-                        "SELECT pg_create_physical_replication_slot($1, true)",
-                        &[name],
-                    )
-                    .await
-                    .map_err(|e| query_error(&t, &e))?;
-                undo.push(Undo::Sql(Secret::new(format!(
-                    "SELECT pg_drop_replication_slot({})",
-                    sql::literal(name)
-                ))));
-            }
-            Step::Reload => {
-                printer.sql("SELECT pg_reload_conf()");
-                session
-                    .client
-                    .query("SELECT pg_reload_conf()", &[])
-                    .await
-                    .map_err(|e| {
-                        let mut err = query_error(&t, &e);
-                        err.code = Code::ReloadFailed;
-                        err
-                    })?;
-                undo.push(Undo::Reload);
-                printer.info("reloaded the server configuration");
-                verify_reloaded(session, plan).await?;
-            }
-            Step::Restart => {
-                restart(settings, facts, printer, bindir)?;
-                *session = reconnect(settings).await?;
-                verify_restarted(session, plan).await?;
-                printer.info("restarted the server");
-            }
-        }
-        outcome.changes.extend(plan::describe(step));
-        outcome.changed = true;
-    }
-    Ok(())
 }
 
-/// One line per step for -v: what is being done, secrets already redacted.
-fn step_line(step: &Step) -> String {
-    plan::describe(step)
-        .into_iter()
-        .map(|c| c.summary)
-        .collect::<Vec<_>>()
-        .join("; ")
+/// A restart with pg_ctl (or pg_ctlcluster), then a fresh session and a
+/// check of the live values.
+pub struct Restart;
+
+impl Action<Env> for Restart {
+    fn describe(&self) -> Option<Change> {
+        Some(change(Kind::Service, "restart"))
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        Box::pin(async move {
+            restart(
+                &cx.env.settings,
+                &cx.env.facts,
+                &cx.printer,
+                cx.env.bindir.as_ref(),
+            )?;
+            cx.session = Some(reconnect(&cx.env.settings).await?);
+            verify_restarted(cx).await?;
+            cx.printer.info("restarted the server");
+            Ok(Applied::changed())
+        })
+    }
 }
 
 /// PostgreSQL's own parser reads the files we wrote (the views re-read
 /// them on every query) before the running server is asked to.
-async fn validate(session: &Session, facts: &Facts, plan: &Plan) -> Result<()> {
+pub fn validate(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
+    Box::pin(async move {
+        let session = cx.session()?;
+        validate_with(session, &cx.env).await
+    })
+}
+
+async fn validate_with(session: &Session, env: &Env) -> Result<()> {
+    let (facts, targets) = (&env.facts, &env.targets);
     let c = &session.client;
     let t = &session.target;
     let rows = c
@@ -249,7 +134,7 @@ async fn validate(session: &Session, facts: &Facts, plan: &Plan) -> Result<()> {
             .hint("the original files are restored; fix the line PostgreSQL names (or what includes it) and rerun"));
         }
     }
-    for target in &plan.targets {
+    for target in targets {
         let last = rows
             .iter()
             .rfind(|r| r.get::<_, Option<String>>(2).as_deref() == Some(target.name.as_str()));
@@ -300,18 +185,12 @@ async fn validate(session: &Session, facts: &Facts, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-fn config_rejected(target: &str, e: &tokio_postgres::Error) -> Error {
-    let mut err = query_error(target, e);
-    err.code = Code::ConfigRejected;
-    err
-}
-
 /// After a reload the server applies reloadable settings asynchronously;
 /// poll until it has, and until restart-only ones show as pending.
-async fn verify_reloaded(session: &Session, plan: &Plan) -> Result<()> {
+async fn verify_reloaded(cx: &mut Cx<Env>) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let pending = unsatisfied(session, plan, true).await?;
+        let pending = unsatisfied(cx.session()?, &cx.env, true).await?;
         if pending.is_empty() {
             return Ok(());
         }
@@ -329,8 +208,8 @@ async fn verify_reloaded(session: &Session, plan: &Plan) -> Result<()> {
     }
 }
 
-async fn verify_restarted(session: &Session, plan: &Plan) -> Result<()> {
-    let pending = unsatisfied(session, plan, false).await?;
+async fn verify_restarted(cx: &mut Cx<Env>) -> Result<()> {
+    let pending = unsatisfied(cx.session()?, &cx.env, false).await?;
     if pending.is_empty() {
         Ok(())
     } else {
@@ -344,8 +223,8 @@ async fn verify_restarted(session: &Session, plan: &Plan) -> Result<()> {
 
 /// Targets whose live value falls short; with `allow_pending`, a
 /// restart-only setting counts as done when PostgreSQL marks it pending.
-async fn unsatisfied(session: &Session, plan: &Plan, allow_pending: bool) -> Result<Vec<String>> {
-    let names: Vec<&str> = plan.targets.iter().map(|t| t.name.as_str()).collect();
+async fn unsatisfied(session: &Session, env: &Env, allow_pending: bool) -> Result<Vec<String>> {
+    let names: Vec<&str> = env.targets.iter().map(|t| t.name.as_str()).collect();
     let rows = session
         .client
         .query(
@@ -355,7 +234,7 @@ async fn unsatisfied(session: &Session, plan: &Plan, allow_pending: bool) -> Res
         .await
         .map_err(|e| query_error(&session.target, &e))?;
     let mut out = vec![];
-    for t in &plan.targets {
+    for t in &env.targets {
         let Some(r) = rows.iter().find(|r| r.get::<_, String>(0) == t.name) else {
             continue;
         };
@@ -364,7 +243,7 @@ async fn unsatisfied(session: &Session, plan: &Plan, allow_pending: bool) -> Res
         if plan::live_satisfies(t, &setting, plan::base_unit(&t.name)) {
             continue;
         }
-        if allow_pending && t.postmaster && (pending || !plan.restart_required) {
+        if allow_pending && t.postmaster && (pending || !env.restart_required) {
             continue;
         }
         out.push(format!("{} = {setting}", t.name));
@@ -406,43 +285,5 @@ async fn reconnect(settings: &Settings) -> Result<Session> {
             Err(e) if Instant::now() > deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
-    }
-}
-
-async fn rollback(
-    session: &Session,
-    undo: Vec<Undo>,
-    printer: &Printer,
-) -> std::result::Result<(), String> {
-    let mut failures = vec![];
-    let mut reload = false;
-    for u in undo.into_iter().rev() {
-        match u {
-            Undo::File { path, old } => {
-                if let Err(e) = fsutil::atomic_write(&path, old.as_bytes()) {
-                    failures.push(e.message);
-                } else {
-                    printer.info(format!("restored {}", path.display()));
-                }
-            }
-            Undo::Sql(s) => {
-                if let Err(e) = session.client.batch_execute(s.expose()).await {
-                    failures.push(e.to_string());
-                }
-            }
-            Undo::Backup(path) => {
-                let _ = std::fs::remove_file(path);
-            }
-            Undo::Reload => reload = true,
-        }
-    }
-    // Only once the files are back does a reload restore the old state.
-    if reload {
-        let _ = session.client.query("SELECT pg_reload_conf()", &[]).await;
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("; "))
     }
 }

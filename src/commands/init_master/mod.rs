@@ -101,25 +101,23 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         warnings: vec![],
         changed: false,
     })?;
-    // Writability is checked before the first change, and in a dry run
-    // too, so that --dry-run fails exactly where the real run would.
-    for step in &plan.steps {
-        if let plan::Step::EditFile { path, .. } = step {
-            crate::fsutil::check_writable(path)?;
-        }
-    }
     let mut outcome = Outcome::new("init-master", settings.dry_run);
     if settings.dry_run {
-        plan.report_into(&mut outcome);
+        outcome.detail("restart_command", &plan.restart_command);
+        let engine = plan.into_engine();
+        // Writability is checked in a dry run too, so that --dry-run
+        // fails exactly where the real run would.
+        engine.preflight()?;
+        engine.preview_into(&mut outcome);
         return Ok(outcome);
     }
     remove_stale_temps(&facts, printer);
-    apply::apply(&settings, &facts, plan, printer, &mut outcome)
+    apply::apply(settings, facts, plan, printer, &mut outcome)
         .await
         .map_err(|error| Failure {
             error,
             warnings: outcome.warnings.clone(),
-            changed: false,
+            changed: outcome.changed,
         })?;
     Ok(outcome)
 }

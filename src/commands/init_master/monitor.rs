@@ -7,10 +7,11 @@
 //! standby whose pg_hba.conf lives outside its data directory (Debian).
 
 use super::inspect::Facts;
-use super::plan::{PASSWORD_HERE, Plan, Step, password_step};
+use super::plan::Plan;
 use crate::conf::hba;
 use crate::error::{Code, Error, Result};
 use crate::pg::{scram, sql};
+use crate::plan::sql::{AlterSystem, PASSWORD_HERE, Statement};
 use crate::secret::Secret;
 use ipnet::IpNet;
 
@@ -88,7 +89,7 @@ pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool>
                 )
                 .hint("give --monitor-password-file FILE (first line: the password, mode 0600)"));
             };
-            plan.steps.push(password_step(
+            plan.push(Statement::with_password(
                 &format!(
                     "CREATE ROLE {name} WITH LOGIN PASSWORD {PASSWORD_HERE} IN ROLE pg_monitor"
                 ),
@@ -108,13 +109,13 @@ pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool>
         }
         Some(r) => {
             if !r.can_login {
-                plan.steps.push(sql_step(
+                plan.push(sql_step(
                     format!("ALTER ROLE {name} WITH LOGIN"),
                     format!("ALTER ROLE {name} WITH NOLOGIN"),
                 ));
             }
             if !r.in_pg_monitor {
-                plan.steps.push(sql_step(
+                plan.push(sql_step(
                     format!("GRANT pg_monitor TO {name}"),
                     format!("REVOKE pg_monitor FROM {name}"),
                 ));
@@ -125,7 +126,7 @@ pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool>
                     .as_deref()
                     .is_some_and(|s| scram::matches(s, pw, &m.role))
                 {
-                    plan.steps.push(password_step(
+                    plan.push(Statement::with_password(
                         &format!("ALTER ROLE {name} WITH PASSWORD {PASSWORD_HERE}"),
                         &scram::hash(pw),
                         r.password.as_ref().map(|old| {
@@ -165,7 +166,7 @@ pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool>
     for (setting, want) in [(ROLE_SETTING, m.role.clone()), (FROM_SETTING, from_value)] {
         let old = recorded(setting);
         if old.as_deref() != Some(want.as_str()) {
-            plan.steps.push(Step::AlterSystem {
+            plan.push(AlterSystem {
                 name: setting.into(),
                 value: want,
                 old: old.unwrap_or_default(),
@@ -176,10 +177,6 @@ pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool>
     Ok(changed)
 }
 
-fn sql_step(shown: String, undo: String) -> Step {
-    Step::Sql {
-        sql: Secret::new(shown.clone()),
-        shown,
-        undo: Some(Secret::new(undo)),
-    }
+fn sql_step(shown: String, undo: String) -> Statement {
+    Statement::new(shown, Some(undo))
 }

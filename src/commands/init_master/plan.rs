@@ -3,58 +3,20 @@
 //! without a server; an empty plan is exactly `changed: false`.
 
 use super::Settings;
+use super::apply::{Env, Reload, Restart};
 use super::inspect::{Facts, FileSetting, RoleFacts};
 use crate::conf::{hba, pgconf};
 use crate::error::{Code, Error, Result};
 use crate::pg::version::{Version, WalKeep};
 use crate::pg::{scram, sql};
-use crate::report::{self, Change, Kind, Outcome};
+use crate::plan::file::EditFile;
+use crate::plan::sql::{AlterSystem, CreateSlot, PASSWORD_HERE, Statement};
+use crate::plan::wait::WaitFor;
+use crate::plan::{self as engine, Action};
+use crate::report::Change;
 use crate::secret::Secret;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-#[derive(Debug, Clone)]
-pub enum Step {
-    /// Replace a config file with `new` (after a backup of the original).
-    EditFile {
-        path: PathBuf,
-        old: String,
-        new: String,
-        summaries: Vec<String>,
-    },
-    /// A setting whose live line is in postgresql.auto.conf.
-    AlterSystem {
-        name: String,
-        value: String,
-        old: String,
-    },
-    /// A role statement; `sql` may hold a password verifier, `shown` never does.
-    Sql {
-        shown: String,
-        sql: Secret,
-        undo: Option<Secret>,
-    },
-    CreateSlot {
-        name: String,
-    },
-    Reload,
-    Restart,
-}
-
-/// Where [`password_step`]'s statement takes the password: a NUL, which
-/// no identifier can hold.
-pub const PASSWORD_HERE: &str = "\0";
-
-/// A role statement that sets a password: `statement` with
-/// [`PASSWORD_HERE`] where the SCRAM verifier goes; reports show
-/// `<redacted>` there instead.
-pub fn password_step(statement: &str, verifier: &str, undo: Option<Secret>) -> Step {
-    Step::Sql {
-        shown: statement.replace(PASSWORD_HERE, crate::secret::REDACTED),
-        sql: Secret::new(statement.replace(PASSWORD_HERE, &sql::literal(verifier))),
-        undo,
-    }
-}
 
 /// A value we set, to confirm after reload/restart.
 #[derive(Debug, Clone)]
@@ -72,81 +34,72 @@ pub enum Want {
     Exactly(String),
 }
 
-#[derive(Debug, Clone, Default)]
+/// The engine's steps for this primary, and what verification needs.
+#[derive(Default)]
 pub struct Plan {
-    pub steps: Vec<Step>,
+    /// File edits first (they are checked by PostgreSQL's parser before
+    /// anything else changes), then SQL, reload, restart, slots.
+    pub steps: Vec<engine::Step<Env>>,
     pub warnings: Vec<String>,
     pub targets: Vec<Target>,
     /// A restart-only setting that the running server does not have yet.
     pub restart_required: bool,
+    /// Whether the plan restarts the server (`--restart`).
+    pub restart: bool,
     pub restart_command: String,
+    /// How many of `steps` are file edits (at the front).
+    edits: usize,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("changes", &self.changes())
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
 impl Plan {
-    pub fn changes(&self) -> Vec<Change> {
-        self.steps.iter().flat_map(describe).collect()
+    /// A file edit: before every other step.
+    pub fn edit(&mut self, e: EditFile) {
+        self.steps.insert(self.edits, engine::Step::Do(Box::new(e)));
+        self.edits += 1;
     }
 
-    pub fn report_into(&self, o: &mut Outcome) {
-        for c in self.changes() {
-            o.push(c);
+    pub fn push(&mut self, a: impl Action<Env> + 'static) {
+        self.steps.push(engine::Step::Do(Box::new(a)));
+    }
+
+    /// The engine's plan: the edits, PostgreSQL's verdict on them, the
+    /// rest with a check of the live values after a reload and a restart.
+    pub fn into_engine(self) -> engine::Plan<Env> {
+        let mut steps = self.steps;
+        if self.edits > 0 {
+            steps.insert(
+                self.edits,
+                engine::Step::Do(Box::new(WaitFor::new(
+                    "PostgreSQL reads the edited files without error",
+                    super::apply::validate,
+                ))),
+            );
         }
-        o.warnings.extend(self.warnings.iter().cloned());
-        o.restart_required =
-            self.restart_required && !self.steps.iter().any(|s| matches!(s, Step::Restart));
-        o.detail("restart_command", &self.restart_command);
+        engine::Plan {
+            steps,
+            warnings: self.warnings,
+            restart_required: self.restart_required && !self.restart,
+        }
     }
-}
 
-pub fn describe(step: &Step) -> Vec<Change> {
-    match step {
-        Step::EditFile {
-            path,
-            old,
-            new,
-            summaries,
-        } => vec![Change {
-            kind: Kind::File,
-            path: Some(path.clone()),
-            summary: summaries.join("; "),
-            diff: Some(report::diff(path, old, new)),
-        }],
-        Step::AlterSystem { name, value, old } => vec![Change {
-            kind: Kind::Sql,
-            path: None,
-            summary: format!(
-                "ALTER SYSTEM SET {name} = {} (was {old}; the live value comes from postgresql.auto.conf)",
-                sql::literal(value)
-            ),
-            diff: None,
-        }],
-        Step::Sql { shown, .. } => vec![Change {
-            kind: Kind::Sql,
-            path: None,
-            summary: shown.clone(),
-            diff: None,
-        }],
-        Step::CreateSlot { name } => vec![Change {
-            kind: Kind::Sql,
-            path: None,
-            summary: format!(
-                "SELECT pg_create_physical_replication_slot({}, true)",
-                sql::literal(name)
-            ),
-            diff: None,
-        }],
-        Step::Reload => vec![Change {
-            kind: Kind::Service,
-            path: None,
-            summary: "reload".into(),
-            diff: None,
-        }],
-        Step::Restart => vec![Change {
-            kind: Kind::Service,
-            path: None,
-            summary: "restart".into(),
-            diff: None,
-        }],
+    /// What `--dry-run` reports (the same list the real run reports).
+    pub fn changes(&self) -> Vec<Change> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                engine::Step::Do(a) => a.describe(),
+                engine::Step::Commit => None,
+            })
+            .collect()
     }
 }
 
@@ -320,7 +273,7 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
                         d.name,
                         fs.sourcefile.display()
                     ));
-                    plan.steps.push(Step::AlterSystem {
+                    plan.push(AlterSystem {
                         name: d.name.into(),
                         value: d.write.clone(),
                         old: current.clone(),
@@ -376,15 +329,7 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         }
         let new = file.render();
         if new != old {
-            plan.steps.insert(
-                0,
-                Step::EditFile {
-                    path,
-                    old,
-                    new,
-                    summaries: notes,
-                },
-            );
+            plan.edit(EditFile::new(path, Some(old), new, notes.join("; ")));
         }
     }
 
@@ -400,15 +345,16 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
     }
 
     if changed_config {
-        plan.steps.push(Step::Reload);
+        plan.push(Reload);
     }
     let restart = match settings.restart {
         super::RestartPolicy::Never => false,
         super::RestartPolicy::IfNeeded => plan.restart_required,
         super::RestartPolicy::Always => true,
     };
+    plan.restart = restart;
     if restart {
-        plan.steps.push(Step::Restart);
+        plan.push(Restart);
     }
     // Slots last: PostgreSQL refuses one while the running server has
     // wal_level minimal, so it must come after the restart that raises it.
@@ -561,15 +507,12 @@ fn plan_hba(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool>
     if new == facts.hba_text {
         return Ok(false);
     }
-    plan.steps.insert(
-        0,
-        Step::EditFile {
-            path: facts.hba_file.clone(),
-            old: facts.hba_text.clone(),
-            new,
-            summaries: notes,
-        },
-    );
+    plan.edit(EditFile::new(
+        facts.hba_file.clone(),
+        Some(facts.hba_text.clone()),
+        new,
+        notes.join("; "),
+    ));
     Ok(true)
 }
 
@@ -641,7 +584,7 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
                     crate::commands::password::ENV
                 )));
             };
-            plan.steps.push(password_step(
+            plan.push(Statement::with_password(
                 &format!("CREATE ROLE {name} WITH LOGIN REPLICATION PASSWORD {PASSWORD_HERE}"),
                 &scram::hash(pw),
                 Some(Secret::new(format!("DROP ROLE {name}"))),
@@ -706,7 +649,7 @@ fn plan_role(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<()> 
                     None => undo_sql.push_str(" PASSWORD NULL"),
                 }
             }
-            plan.steps.push(Step::Sql {
+            plan.push(Statement {
                 shown: shown.replace("WITH  ", "WITH "),
                 sql: Secret::new(real),
                 undo: Some(Secret::new(undo_sql)),
@@ -792,7 +735,7 @@ fn plan_slots(settings: &Settings, facts: &Facts, restart: bool, plan: &mut Plan
                 )
                 .hint("add --restart if-needed to restart the server before the slot is created, or rerun with --slot after a restart"));
             }
-            None => plan.steps.push(Step::CreateSlot { name: s.clone() }),
+            None => plan.push(CreateSlot { name: s.clone() }),
         }
     }
     Ok(())
@@ -892,12 +835,12 @@ mod tests {
     #[test]
     fn slot_comes_after_the_restart_that_raises_wal_level() {
         let p = plan(&settings(RestartPolicy::IfNeeded), &facts(None)).unwrap();
-        let restart = p.steps.iter().position(|s| matches!(s, Step::Restart));
-        let slot = p
-            .steps
+        let summaries: Vec<String> = p.changes().into_iter().map(|c| c.summary).collect();
+        let restart = summaries.iter().position(|s| s == "restart");
+        let slot = summaries
             .iter()
-            .position(|s| matches!(s, Step::CreateSlot { .. }));
-        assert!(restart.unwrap() < slot.unwrap(), "{:?}", p.steps);
+            .position(|s| s.contains("pg_create_physical_replication_slot"));
+        assert!(restart.unwrap() < slot.unwrap(), "{summaries:?}");
         let err = plan(&settings(RestartPolicy::Never), &facts(None)).unwrap_err();
         assert_eq!(err.code, Code::SlotNeedsRestart);
         assert!(err.hint.unwrap().contains("--restart"));

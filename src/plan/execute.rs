@@ -1,0 +1,162 @@
+//! The one executor: apply in order, report what changed, and on a failure
+//! or an interrupt undo newest first what this run did.
+
+use super::{Cx, Step, Undo, announce};
+use crate::error::{Code, Error, Result};
+use crate::report::Outcome;
+use futures_util::FutureExt;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// SIGINT and SIGTERM, watched from the first step on, so that an
+/// interrupt undoes the run instead of killing it between two steps.
+/// Long steps wait on [`Interrupt::recv`] beside their work; the executor
+/// looks between steps.
+pub struct Interrupt {
+    int: Signal,
+    term: Signal,
+    seen: bool,
+}
+
+impl Interrupt {
+    pub fn new() -> Result<Interrupt> {
+        let err = |e| Error::io("cannot watch for interrupts", e);
+        Ok(Interrupt {
+            int: signal(SignalKind::interrupt()).map_err(err)?,
+            term: signal(SignalKind::terminate()).map_err(err)?,
+            seen: false,
+        })
+    }
+
+    /// Resolves when SIGINT or SIGTERM arrives (at once if one already did).
+    pub async fn recv(&mut self) {
+        if !self.seen {
+            tokio::select! {
+                _ = self.int.recv() => {}
+                _ = self.term.recv() => {}
+            }
+            self.seen = true;
+        }
+    }
+
+    /// Whether a signal has arrived, without waiting.
+    pub fn arrived(&mut self) -> bool {
+        if !self.seen {
+            self.seen = self.recv().now_or_never().is_some();
+        }
+        self.seen
+    }
+}
+
+/// The error for a run stopped by the user.
+pub fn interrupted(what: &str) -> Error {
+    Error::new(Code::Interrupted, format!("interrupted {what}"))
+}
+
+/// Apply `steps` in order. Each step that changed something adds its
+/// description (with a run-time diff, if it has one) to `outcome`. On a
+/// failure every step since the last commit point is undone, newest first,
+/// and its changes leave the report; the error says whether the undo
+/// succeeded.
+pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome) -> Result<()> {
+    for s in steps {
+        if let Step::Do(a) = s {
+            a.preflight()?;
+        }
+    }
+    let mut undo: Vec<Box<dyn Undo<E>>> = vec![];
+    // Changes since the last commit point: they go if the run is undone.
+    let mut uncommitted = 0;
+    let fail_after = injected_failure();
+    let mut applied = 0;
+    let mut result = Ok(());
+    for step in steps {
+        if cx.interrupt.arrived() {
+            result = Err(interrupted("between two steps"));
+            break;
+        }
+        let action = match step {
+            Step::Commit => {
+                for u in undo.drain(..) {
+                    u.commit(cx);
+                }
+                uncommitted = 0;
+                continue;
+            }
+            Step::Do(a) => a,
+        };
+        announce(&cx.printer, &action.label());
+        match action.apply(cx).await {
+            Ok(done) => {
+                undo.extend(done.undo);
+                if done.changed {
+                    if let Some(mut c) = action.describe() {
+                        if done.diff.is_some() {
+                            c.diff = done.diff;
+                        }
+                        outcome.push(c);
+                        uncommitted += 1;
+                    }
+                }
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+        applied += 1;
+        if fail_after == Some(applied) {
+            result = Err(Error::new(
+                Code::Internal,
+                format!("failure injected after step {applied} (PGREPCTL_FAIL_AFTER_STEP)"),
+            ));
+            break;
+        }
+    }
+    outcome.warnings.append(&mut cx.warnings);
+    outcome.details.append(&mut cx.details);
+    let Err(mut err) = result else {
+        for u in undo.drain(..) {
+            u.commit(cx);
+        }
+        return Ok(());
+    };
+    let mut failed = vec![];
+    let (last, first): (Vec<_>, Vec<_>) = undo.into_iter().partition(|u| u.last());
+    for u in first.into_iter().rev().chain(last.into_iter().rev()) {
+        if let Err(e) = u.undo(cx).await {
+            failed.push(e.message);
+        }
+    }
+    if failed.is_empty() {
+        let kept = outcome.changes.len() - uncommitted;
+        outcome.changes.truncate(kept);
+        outcome.changed = kept > 0;
+        if uncommitted > 0 {
+            err.message.push_str(" (every change was undone)");
+        }
+    } else {
+        err.message.push_str(&format!(
+            " (undoing the changes also failed: {})",
+            failed.join("; ")
+        ));
+    }
+    if outcome.changed && !err.message.contains("changes made") {
+        err.message.push_str(&format!(
+            " (changes made: {} before this failure)",
+            outcome.changes.len()
+        ));
+    }
+    Err(err)
+}
+
+/// Tests prove that a failure at any step undoes what came before by
+/// making step N fail; only debug builds (the ones tests run) read this.
+fn injected_failure() -> Option<usize> {
+    if cfg!(debug_assertions) {
+        std::env::var("PGREPCTL_FAIL_AFTER_STEP")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    } else {
+        None
+    }
+}
