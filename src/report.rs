@@ -32,9 +32,10 @@ pub struct Change {
 pub struct Outcome {
     pub command: &'static str,
     pub ok: bool,
-    pub changed: bool,
+    /// Kept equal to `!changes.is_empty()` by the methods below.
+    changed: bool,
     pub dry_run: bool,
-    pub changes: Vec<Change>,
+    changes: Vec<Change>,
     pub restart_required: bool,
     pub warnings: Vec<String>,
     /// Command-specific facts (restart command, standby LSNs, …).
@@ -65,10 +66,18 @@ impl Outcome {
         self.changed = true;
     }
 
-    /// Everything reported so far was undone (a clone that would not start).
-    pub fn undo_all(&mut self) {
-        self.changes.clear();
-        self.changed = false;
+    /// Only the first `n` changes stand (the rest were undone).
+    pub fn keep_changes(&mut self, n: usize) {
+        self.changes.truncate(n);
+        self.changed = !self.changes.is_empty();
+    }
+
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
     }
 
     pub fn detail(&mut self, key: &str, value: impl Serialize) {

@@ -128,9 +128,7 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
         }
     }
     if failed.is_empty() {
-        let kept = outcome.changes.len() - uncommitted;
-        outcome.changes.truncate(kept);
-        outcome.changed = kept > 0;
+        outcome.keep_changes(outcome.changes().len() - uncommitted);
         if uncommitted > 0 {
             err.message.push_str(" (every change was undone)");
         }
@@ -140,10 +138,10 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
             failed.join("; ")
         ));
     }
-    if outcome.changed && !err.message.contains("changes made") {
+    if outcome.changed() && !err.message.contains("changes made") {
         err.message.push_str(&format!(
             " (changes made: {} before this failure)",
-            outcome.changes.len()
+            outcome.changes().len()
         ));
     }
     Err(err)

@@ -105,7 +105,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         Err(error) => Err(Failure {
             error,
             warnings: outcome.warnings.clone(),
-            changed: outcome.changed,
+            changed: outcome.changed(),
         }),
     }
 }

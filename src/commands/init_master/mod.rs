@@ -117,7 +117,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         .map_err(|error| Failure {
             error,
             warnings: outcome.warnings.clone(),
-            changed: outcome.changed,
+            changed: outcome.changed(),
         })?;
     Ok(outcome)
 }

@@ -192,7 +192,7 @@ async fn build(
     outcome.push(Change {
         kind: Kind::Sql,
         path: None,
-        summary: format!("primary: init-master made {} changes", im.changes.len()),
+        summary: format!("primary: init-master made {} changes", im.changes().len()),
         diff: None,
     });
     outcome.warnings.extend(im.warnings);
