@@ -307,7 +307,10 @@ impl Action<Env> for Copy {
     }
 
     fn label(&self) -> String {
-        format!("copy the primary into {} with pg_basebackup", self.tmp.display())
+        format!(
+            "copy the primary into {} with pg_basebackup",
+            self.tmp.display()
+        )
     }
 
     fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {

@@ -2,6 +2,7 @@
 //! command, built by the same init-master, clone-standby, check and
 //! smoke-test code a production user runs — to learn on and script against.
 
+mod build;
 mod node;
 mod state;
 mod up;

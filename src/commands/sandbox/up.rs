@@ -2,14 +2,16 @@
 //! clone-standby, check and smoke-test code paths. Any failure or Ctrl-C
 //! stops every server it started and removes what it created.
 
+use super::build::{Env, plan};
 use super::node;
 use super::state::{Node, State};
 use super::{UpArgs, dir_of};
-use crate::commands::{check, clone_standby, init_master, smoke_test};
+use crate::commands::{check, clone_standby, smoke_test};
 use crate::error::Failure;
 use crate::error::{Code, Error, Result};
 use crate::health::{Report, Status};
-use crate::report::{Change, Kind, Outcome, Printer};
+use crate::plan::Cx;
+use crate::report::{Outcome, Printer};
 use crate::tools::RunAs;
 use std::path::Path;
 use std::time::Duration;
@@ -93,165 +95,43 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
         nodes,
     };
 
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    // Ctrl-C: clone-standby stops its own copy on the same signal; give
-    // the build a moment to unwind, then stop every server regardless.
-    let result = {
-        let build = build(&state, &dir, &bin, owner, printer, &mut outcome);
-        tokio::pin!(build);
-        tokio::select! {
-            r = &mut build => r,
-            _ = tokio::signal::ctrl_c() => {
-                let _ = tokio::time::timeout(Duration::from_secs(10), &mut build).await;
-                Err(Error::new(Code::Interrupted, "interrupted; every server the sandbox started was stopped and its directory removed"))
-            }
-        }
-    };
-    let verified = match result {
-        Ok(v) => v,
-        Err(e) => {
-            teardown(&state, &dir, printer);
-            return Err(Failure {
-                error: e,
-                warnings: outcome.warnings.clone(),
-                changed: false,
-            });
-        }
-    };
-    describe(&state, &dir, &mut outcome, Some(&verified));
-    Ok(outcome)
-}
-
-/// Build the sandbox; returns what check and smoke-test found, for the
-/// closing summary.
-async fn build(
-    state: &State,
-    dir: &Path,
-    bin: &crate::tools::BinDir,
-    owner: RunAs,
-    printer: &Printer,
-    outcome: &mut Outcome,
-) -> Result<String> {
-    state.save(dir)?;
-    let primary = state
-        .primary()
-        .ok_or_else(|| Error::new(Code::Internal, "no primary"))?;
-    let (_, _, _, base) = node::node_paths(dir, &primary.name);
-    node::make_owned_dir(&base, owner)?;
-    node::make_owned_dir(&primary.socket_dir, owner)?;
-    printer.info(format!(
-        "initdb primary (PostgreSQL {}) in {}",
-        bin.major,
-        primary.data.display()
-    ));
-    node::initdb(bin, &primary.data, &primary.socket_dir, primary.port, owner)?;
-    node::start(bin, &primary.data, &primary.log, owner)?;
-    outcome.push(Change {
-        kind: Kind::Service,
-        path: Some(primary.data.clone()),
-        summary: format!("primary: initdb and start on port {}", primary.port),
-        diff: None,
-    });
-
-    let pwfile = dir.join("replicator.pass");
-    write_secret(&pwfile, &node::random_password()?)?;
-    let quiet = Printer {
-        quiet: true,
-        json: false,
-        ..*printer
-    };
-    printer.info("init-master on the primary");
-    let im = init_master::run(
-        init_master::Args {
-            pgdata: Some(primary.data.clone()),
-            conn: Default::default(),
-            replication_user: "replicator".into(),
-            allow_privileged_role: false,
-            password_file: Some(pwfile.clone()),
-            allow: vec!["127.0.0.1/32".into()],
-            ssl: false,
-            hba_method: "scram-sha-256".into(),
-            allow_insecure: false,
-            max_wal_senders: 10,
-            wal_keep: "256MB".into(),
-            listen: None,
-            slots: state.standbys().map(|s| s.name.clone()).collect(),
-            restart: init_master::RestartPolicy::IfNeeded,
-            bindir: Some(bin.path.clone()),
-            dry_run: false,
-            monitor_from: vec![],
-            monitor_user: "monitor".into(),
-            monitor_password_file: None,
-            help: None,
+    let env = Env {
+        state,
+        dir: dir.clone(),
+        bin,
+        owner,
+        pwfile: dir.join("replicator.pass"),
+        quiet: Printer {
+            quiet: true,
+            json: false,
+            ..*printer
         },
-        &quiet,
-    )
-    .await
-    .map_err(|f| f.error)?;
-    outcome.push(Change {
-        kind: Kind::Sql,
-        path: None,
-        summary: format!("primary: init-master made {} changes", im.changes().len()),
-        diff: None,
-    });
-    outcome.warnings.extend(im.warnings);
-
-    for standby in state.standbys() {
-        let (_, _, _, base) = node::node_paths(dir, &standby.name);
-        node::make_owned_dir(&base, owner)?;
-        printer.info(format!(
-            "clone-standby {} (port {})",
-            standby.name, standby.port
-        ));
-        let cloned = clone_standby::run(clone_args(primary, standby, &pwfile, &bin.path), &quiet)
-            .await
-            .map_err(|f| f.error)?;
-        outcome.warnings.extend(cloned.warnings);
-        outcome.push(Change {
-            kind: Kind::Service,
-            path: Some(standby.data.clone()),
-            summary: format!(
-                "{}: cloned, started on port {}, streaming",
-                standby.name, standby.port
-            ),
-            diff: None,
+        verified: None,
+    };
+    let plan = plan(&env.state);
+    let mut cx = Cx::new(env, *printer, None)?;
+    // A failure or Ctrl-C undoes the steps newest first: every server the
+    // sandbox started is stopped and its directory removed.
+    if let Err(error) = crate::plan::execute(&plan.steps, &mut cx, &mut outcome).await {
+        return Err(Failure {
+            error,
+            warnings: outcome.warnings.clone(),
+            changed: outcome.changed(),
         });
     }
-
-    printer.info("check");
-    let report = check::run(check_args(state), &quiet)
-        .await
-        .map_err(|f| f.error)?;
-    require_ok(&report, "check")?;
-    outcome.detail("check", report.status);
-    printer.info("smoke-test");
-    let smoke = smoke_test::run(smoke_args(state), &quiet)
-        .await
-        .map_err(|f| f.error)?;
-    require_ok(&smoke, "smoke-test")?;
-    outcome.detail("smoke_test", smoke.status);
-    outcome.detail("smoke_test_latency_ms", latencies(&smoke));
-    let each = smoke
-        .probes
-        .iter()
-        .flatten()
-        .map(|p| match p.latency_ms {
-            Some(ms) => format!("{} {ms:.1} ms", p.standby),
-            None => p.standby.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    Ok(format!(
-        "check {}; smoke-test {} ({each})",
-        report.status.as_str(),
-        smoke.status.as_str()
-    ))
+    let (state, verified) = (&cx.env.state, cx.env.verified.clone().unwrap_or_default());
+    describe(state, &dir, &mut outcome, Some(&verified));
+    Ok(outcome)
 }
 
 /// The flags a DBA would type for this standby: the primary over
 /// loopback TCP as the replication role, its own slot, port and name.
-fn clone_args(primary: &Node, standby: &Node, pwfile: &Path, bindir: &Path) -> clone_standby::Args {
+pub(super) fn clone_args(
+    primary: &Node,
+    standby: &Node,
+    pwfile: &Path,
+    bindir: &Path,
+) -> clone_standby::Args {
     clone_standby::Args {
         primary: format!("host=127.0.0.1 port={} user=replicator", primary.port),
         pgdata: standby.data.clone(),
@@ -287,7 +167,7 @@ pub fn check_args(state: &State) -> check::Args {
     }
 }
 
-fn smoke_args(state: &State) -> smoke_test::Args {
+pub(super) fn smoke_args(state: &State) -> smoke_test::Args {
     smoke_test::Args {
         primary: state.primary().map(Node::conninfo).unwrap_or_default(),
         standby: state.standbys().map(Node::conninfo).collect(),
@@ -298,7 +178,7 @@ fn smoke_args(state: &State) -> smoke_test::Args {
 }
 
 /// A sandbox that does not pass its own check is not handed over.
-fn require_ok(report: &Report, what: &str) -> Result<()> {
+pub(super) fn require_ok(report: &Report, what: &str) -> Result<()> {
     if report.status == Status::Ok {
         return Ok(());
     }
@@ -318,7 +198,7 @@ fn require_ok(report: &Report, what: &str) -> Result<()> {
     .hint("the sandbox was removed again; rerun with -v to see each step"))
 }
 
-fn latencies(smoke: &Report) -> serde_json::Map<String, serde_json::Value> {
+pub(super) fn latencies(smoke: &Report) -> serde_json::Map<String, serde_json::Value> {
     smoke
         .probes
         .iter()
@@ -327,7 +207,7 @@ fn latencies(smoke: &Report) -> serde_json::Map<String, serde_json::Value> {
         .collect()
 }
 
-fn write_secret(path: &Path, secret: &str) -> Result<()> {
+pub(super) fn write_secret(path: &Path, secret: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -338,18 +218,6 @@ fn write_secret(path: &Path, secret: &str) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
     f.write_all(format!("{secret}\n").as_bytes())
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
-}
-
-/// Stop what was started, newest first, then remove the directory.
-fn teardown(state: &State, dir: &Path, printer: &Printer) {
-    for n in state.nodes.iter().rev() {
-        match node::stop(&state.bindir, &n.data) {
-            Ok(true) => printer.info(format!("stopped {}", n.name)),
-            Ok(false) => {}
-            Err(e) => printer.warn(format!("could not stop {}: {}", n.name, e.message)),
-        }
-    }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// What a newcomer needs next: where each node is and how to reach it.
