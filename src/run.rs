@@ -21,127 +21,122 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
-    let health_format = match &cli.command {
-        Command::Check(a) => Some(a.format),
-        Command::SmokeTest(a) => Some(a.format),
-        Command::Sandbox(a) => match &a.action {
-            crate::commands::sandbox::Action::Status(s) => Some(s.format),
-            _ => None,
-        },
-        _ => None,
-    };
     let name = cli.command.name();
-    if let Some(format) = health_format {
-        return health_main(cli, name, format);
+    let mode = Mode::of(&cli);
+    let printer = mode.printer(&cli);
+    let result = match (&mode, runtime()) {
+        (Mode::Health(Err(e)), _) => Err(Failure::from(e.clone())),
+        (_, Err(e)) => Err(Failure::from(e)),
+        (_, Ok(rt)) => rt.block_on(dispatch(cli.command, &printer)),
+    };
+    emit(name, &mode, &printer, result)
+}
+
+/// What a command produces: changes (mutating commands) or a health
+/// report (check, smoke-test, sandbox status).
+enum Output {
+    Changes(crate::report::Outcome),
+    Health(crate::health::Report),
+}
+
+/// How the result is shown and which exit codes apply, decided once from
+/// the command line: mutating commands exit 0/1/2; monitoring commands
+/// print a report in their format and exit 0-3 (a usage error too is
+/// UNKNOWN, 3).
+enum Mode {
+    Changes,
+    Health(Result<Format, Error>),
+}
+
+impl Mode {
+    fn of(cli: &Cli) -> Mode {
+        let format = match &cli.command {
+            Command::Check(a) => a.format,
+            Command::SmokeTest(a) => a.format,
+            Command::Sandbox(crate::commands::sandbox::Args {
+                action: crate::commands::sandbox::Action::Status(s),
+            }) => s.format,
+            _ => return Mode::Changes,
+        };
+        Mode::Health(match (cli.global.json, format) {
+            (true, Some(f)) if f != Format::Json => Err(Error::new(
+                Code::ConflictingFlags,
+                "--json conflicts with --format other than json",
+            )
+            .hint("use either --json or --format")),
+            (true, _) | (false, Some(Format::Json)) => Ok(Format::Json),
+            (false, Some(f)) => Ok(f),
+            (false, None) => Ok(Format::Text),
+        })
     }
-    let printer = Printer {
-        json: cli.global.json,
-        quiet: cli.global.quiet,
-        verbose: cli.global.verbose,
-        progress: !cli.global.no_progress && !cli.global.json,
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            printer.failure(name, &e, &[], false);
-            return ExitCode::from(EXIT_FAILED);
-        }
-    };
-    let result = rt.block_on(async {
-        match cli.command {
-            Command::InitMaster(args) => crate::commands::init_master::run(*args, &printer).await,
-            Command::CloneStandby(args) => {
-                crate::commands::clone_standby::run(*args, &printer).await
+
+    fn printer(&self, cli: &Cli) -> Printer {
+        let g = &cli.global;
+        match self {
+            Mode::Changes => Printer {
+                json: g.json,
+                quiet: g.quiet,
+                verbose: g.verbose,
+                progress: !g.no_progress && !g.json,
+            },
+            Mode::Health(format) => {
+                // Monitoring formats keep stderr quiet too (unless -v): a
+                // plugin's output is its status line.
+                let machine = format
+                    .as_ref()
+                    .is_ok_and(|f| matches!(f, Format::Nagios | Format::Prometheus));
+                Printer {
+                    json: g.json || format.as_ref().is_ok_and(|f| *f == Format::Json),
+                    quiet: g.quiet || machine,
+                    verbose: g.verbose,
+                    progress: false,
+                }
             }
-            Command::Sandbox(args) => crate::commands::sandbox::run(args, &printer).await,
-            Command::GenerateDocs { dir } => generate_docs(&dir),
-            Command::Check(_) | Command::SmokeTest(_) => unreachable!("handled by health_main"),
         }
-    });
-    match result {
-        Ok(outcome) => {
+    }
+
+    fn format(&self) -> Format {
+        match self {
+            Mode::Health(Ok(f)) => *f,
+            _ => Format::Text,
+        }
+    }
+}
+
+async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure> {
+    use crate::commands::{check, clone_standby, init_master, sandbox, smoke_test};
+    Ok(match command {
+        Command::InitMaster(args) => Output::Changes(init_master::run(*args, printer).await?),
+        Command::CloneStandby(args) => Output::Changes(clone_standby::run(*args, printer).await?),
+        Command::Check(args) => Output::Health(check::run(args, printer).await?),
+        Command::SmokeTest(args) => Output::Health(smoke_test::run(args, printer).await?),
+        Command::Sandbox(sandbox::Args {
+            action: sandbox::Action::Status(args),
+        }) => Output::Health(sandbox::status(args, printer).await?),
+        Command::Sandbox(sandbox::Args {
+            action: sandbox::Action::Up(args),
+        }) => Output::Changes(sandbox::up(args, printer).await?),
+        Command::Sandbox(sandbox::Args {
+            action: sandbox::Action::Down(args),
+        }) => Output::Changes(sandbox::down(args, printer)?),
+        Command::GenerateDocs { dir } => Output::Changes(generate_docs(&dir)?),
+    })
+}
+
+/// The one place results become output and an exit code.
+fn emit(
+    name: &'static str,
+    mode: &Mode,
+    printer: &Printer,
+    result: Result<Output, Failure>,
+) -> ExitCode {
+    match (result, mode) {
+        (Ok(Output::Changes(outcome)), _) => {
             printer.outcome(&outcome);
             ExitCode::from(EXIT_OK)
         }
-        Err(failure) => {
-            printer.failure(name, &failure.error, &failure.warnings, failure.changed);
-            ExitCode::from(if failure.error.code.is_usage() {
-                EXIT_USAGE
-            } else {
-                EXIT_FAILED
-            })
-        }
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::new(Code::Internal, format!("cannot start runtime: {e}")))
-}
-
-/// `check` and `smoke-test`: a health report in the chosen format, and the
-/// monitoring exit status (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN). A
-/// failure before any node was inspected (bad conninfo, conflicting
-/// flags) is UNKNOWN, shown in the chosen format too.
-fn health_main(cli: Cli, name: &'static str, format: Option<Format>) -> ExitCode {
-    let json = cli.global.json;
-    let chosen = match (json, format) {
-        (true, Some(f)) if f != Format::Json => Err(Error::new(
-            Code::ConflictingFlags,
-            "--json conflicts with --format other than json",
-        )
-        .hint("use either --json or --format")),
-        (true, _) | (false, Some(Format::Json)) => Ok(Format::Json),
-        (false, Some(f)) => Ok(f),
-        (false, None) => Ok(Format::Text),
-    };
-    // Monitoring formats keep stderr quiet too (unless -v): a plugin's
-    // output is its status line.
-    let machine = chosen
-        .as_ref()
-        .is_ok_and(|f| matches!(f, Format::Nagios | Format::Prometheus));
-    let printer = Printer {
-        json: json || chosen.as_ref().is_ok_and(|f| *f == Format::Json),
-        quiet: cli.global.quiet || machine,
-        verbose: cli.global.verbose,
-        progress: false,
-    };
-    let unknown = |failure: Failure, format: Format| {
-        printer.failure(name, &failure.error, &failure.warnings, false);
-        match format {
-            Format::Nagios => crate::report::write_stdout(&format!(
-                "PGREPCTL UNKNOWN - {}\n",
-                failure.error.message.replace(['|', '\n'], " ")
-            )),
-            Format::Prometheus => crate::report::write_stdout(&format!(
-                "# HELP pgrepctl_check_status Overall status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE pgrepctl_check_status gauge\npgrepctl_check_status{{command=\"{name}\"}} 3\n"
-            )),
-            Format::Text | Format::Json => {}
-        }
-        ExitCode::from(Status::Unknown.exit_code())
-    };
-    let format = match chosen {
-        Ok(f) => f,
-        Err(e) => return unknown(e.into(), Format::Text),
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => return unknown(e.into(), format),
-    };
-    let result = rt.block_on(async {
-        match cli.command {
-            Command::Check(args) => crate::commands::check::run(args, &printer).await,
-            Command::SmokeTest(args) => crate::commands::smoke_test::run(args, &printer).await,
-            Command::Sandbox(crate::commands::sandbox::Args {
-                action: crate::commands::sandbox::Action::Status(args),
-            }) => crate::commands::sandbox::status(args, &printer).await,
-            _ => unreachable!("only check, smoke-test and sandbox status"),
-        }
-    });
-    match result {
-        Ok(report) => {
+        (Ok(Output::Health(report)), _) => {
+            let format = mode.format();
             let text = render(&report, format);
             let text = if format == Format::Text && crate::colour::stdout() {
                 crate::colour::status_words(&text)
@@ -151,8 +146,33 @@ fn health_main(cli: Cli, name: &'static str, format: Option<Format>) -> ExitCode
             crate::report::write_stdout(&text);
             ExitCode::from(report.status.exit_code())
         }
-        Err(failure) => unknown(failure, format),
+        (Err(failure), Mode::Changes) => {
+            printer.failure(name, &failure.error, &failure.warnings, failure.changed);
+            ExitCode::from(if failure.error.code.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILED
+            })
+        }
+        // A monitoring command that could not inspect anything: UNKNOWN,
+        // in the chosen format.
+        (Err(failure), Mode::Health(_)) => {
+            printer.failure(name, &failure.error, &failure.warnings, false);
+            crate::report::write_stdout(&crate::health::render::unknown(
+                name,
+                &failure.error,
+                mode.format(),
+            ));
+            ExitCode::from(Status::Unknown.exit_code())
+        }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(Code::Internal, format!("cannot start runtime: {e}")))
 }
 
 /// clap's own errors; with `--json` anywhere on the line, also the JSON

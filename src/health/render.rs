@@ -508,6 +508,22 @@ pub fn prometheus(r: &Report) -> String {
     out
 }
 
+/// What a monitoring command prints when it could not inspect anything
+/// (bad conninfo, conflicting flags): UNKNOWN in the chosen format. Text
+/// and JSON say it on stderr (JSON: the failure object) only.
+pub fn unknown(command: &str, error: &crate::error::Error, format: Format) -> String {
+    match format {
+        Format::Nagios => format!(
+            "PGREPCTL UNKNOWN - {}\n",
+            error.message.replace(['|', '\n'], " ")
+        ),
+        Format::Prometheus => format!(
+            "# HELP pgrepctl_check_status Overall status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE pgrepctl_check_status gauge\npgrepctl_check_status{{command=\"{command}\"}} 3\n"
+        ),
+        Format::Text | Format::Json => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,12 +76,8 @@ pub fn default_dir() -> PathBuf {
     base.join("pgrepctl/sandbox")
 }
 
-pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
-    match args.action {
-        Action::Up(a) => up::up(a, printer).await,
-        Action::Status(_) => unreachable!("sandbox status is dispatched like check"),
-        Action::Down(d) => down(d, printer).map_err(Failure::from),
-    }
+pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
+    up::up(args, printer).await
 }
 
 fn dir_of(d: &DirArg) -> PathBuf {
@@ -101,7 +97,7 @@ pub async fn status(args: StatusArgs, printer: &Printer) -> Result<Report, Failu
     crate::commands::check::run(up::check_args(&state), printer).await
 }
 
-fn down(d: DirArg, printer: &Printer) -> Result<Outcome> {
+pub fn down(d: DirArg, printer: &Printer) -> Result<Outcome> {
     let dir = dir_of(&d);
     let mut o = Outcome::new("sandbox down", false);
     let Some(state) = State::load(&dir)? else {
