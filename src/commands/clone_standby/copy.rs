@@ -296,7 +296,11 @@ async fn run_basebackup(
                         Ok(_) => "pg_basebackup failed".to_string(),
                         Err(e) => format!("pg_basebackup failed: {e}"),
                     };
-                    let err = if text.contains("No space left on device") {
+                    // A full filesystem, told by the filesystem itself (not
+                    // by pg_basebackup's words): less than a WAL segment left.
+                    let full = super::preflight::free_space(tmp)
+                        .is_some_and(|free| free < facts.primary.wal_segment_size.max(1 << 20));
+                    let err = if full {
                         Error::new(Code::DiskSpace, format!("{status}: the target filesystem is full: {text}"))
                             .hint("free space or choose a larger filesystem; the target was left as it was")
                     } else {

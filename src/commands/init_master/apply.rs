@@ -120,7 +120,7 @@ async fn validate_with(session: &Session, env: &Env) -> Result<()> {
         .map_err(|e| query_error(t, &e))?;
     for r in &rows {
         let err: Option<String> = r.get(4);
-        if let Some(err) = err.filter(|e| !e.contains("could not be applied")) {
+        if let Some(err) = err.filter(|e| !plan::is_apply_notice(e)) {
             let file: Option<String> = r.get(0);
             let line: Option<i32> = r.get(1);
             return Err(Error::new(

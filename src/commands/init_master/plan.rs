@@ -363,9 +363,11 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
 }
 
 /// pg_file_settings marks restart-only values that differ from the running
-/// ones with this note; it is not a syntax problem.
-fn is_apply_notice(err: &str) -> bool {
-    err.contains("could not be applied")
+/// ones with this note; it is not a syntax problem. The server writes it
+/// untranslated (guc-file.l: `pstrdup("setting could not be applied")`),
+/// so it is one fixed value whatever lc_messages says.
+pub fn is_apply_notice(err: &str) -> bool {
+    err == "setting could not be applied"
 }
 
 fn origin<'a>(name: &str, facts: &'a Facts) -> Origin<'a> {
