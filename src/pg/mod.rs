@@ -2,6 +2,8 @@
 //! and the few SQL helpers every command shares.
 
 pub mod conninfo;
+pub mod controldata;
+pub mod debian;
 pub mod pgpass;
 pub mod pidfile;
 pub mod replication;
