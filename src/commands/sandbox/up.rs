@@ -146,7 +146,7 @@ async fn build(
         primary.data.display()
     ));
     node::initdb(bin, &primary.data, &primary.socket_dir, primary.port, owner)?;
-    node::start(bin, &primary.data, &primary.log, owner)?;
+    node::start(bin, &primary.data)?;
     outcome.push(Change {
         kind: Kind::Service,
         path: Some(primary.data.clone()),
@@ -343,7 +343,7 @@ fn write_secret(path: &Path, secret: &str) -> Result<()> {
 /// Stop what was started, newest first, then remove the directory.
 fn teardown(state: &State, dir: &Path, printer: &Printer) {
     for n in state.nodes.iter().rev() {
-        match node::stop(&state.bindir, &n.data) {
+        match node::stop(&state.bin(), &n.data) {
             Ok(true) => printer.info(format!("stopped {}", n.name)),
             Ok(false) => {}
             Err(e) => printer.warn(format!("could not stop {}: {}", n.name, e.message)),
