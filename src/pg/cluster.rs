@@ -345,6 +345,45 @@ mod tests {
         assert_eq!(with_conf.config_dir, Path::new("/etc/pg"));
     }
 
+    /// The argv of a ctl command, from duct's Debug (`Cmd([...])`).
+    fn argv(c: &LocalCluster, action: Ctl) -> String {
+        let (e, _) = c.ctl_command(action, Duration::from_secs(30));
+        let d = format!("{e:?}");
+        let start = d.find("Cmd([").expect("a command") + 5;
+        d[start..start + d[start..].find("])").unwrap()].replace('"', "")
+    }
+
+    #[test]
+    fn each_action_gets_the_options_it_needs() {
+        let plain = cluster(None);
+        let bin = "/usr/lib/postgresql/15/bin/pg_ctl";
+        let d = "-D, /srv/pg/data";
+        let log = "-l, /srv/pg/data/pgrepctl-server.log";
+        for (action, want) in [
+            (Ctl::Start, format!("{bin}, start, {d}, -w, -t, 30, {log}")),
+            (Ctl::Stop, format!("{bin}, stop, {d}, -w, -t, 30, -m, fast")),
+            (
+                Ctl::Restart,
+                format!("{bin}, restart, {d}, -w, -t, 30, -m, fast, {log}"),
+            ),
+            (Ctl::Reload, format!("{bin}, reload, {d}")),
+            (Ctl::Promote, format!("{bin}, promote, {d}, -w, -t, 30")),
+        ] {
+            assert_eq!(argv(&plain, action), want, "{action:?}");
+        }
+        let deb = cluster(Some(DebianCluster {
+            version: "15".into(),
+            cluster: "main".into(),
+            config_dir: PathBuf::from("/etc/postgresql/15/main"),
+            data_dir: PathBuf::from("/srv/pg/data"),
+        }));
+        assert_eq!(
+            argv(&deb, Ctl::Promote),
+            "pg_ctlcluster, 15, main, promote, --, -t, 30"
+        );
+        assert_eq!(argv(&deb, Ctl::Reload), "pg_ctlcluster, 15, main, reload");
+    }
+
     #[test]
     fn the_fatal_line_and_its_detail_are_kept() {
         let log = "LOG:  starting PostgreSQL 15\nFATAL:  could not bind IPv4 address \"10.0.0.1\": Cannot assign requested address\nHINT:  Is another postmaster already running?\nLOG:  database system is shut down\nLOG:  a\nLOG:  b\nLOG:  c\nLOG:  d\n";
