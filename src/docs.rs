@@ -41,7 +41,7 @@ fn extra_sections(sub: Option<&str>) -> Vec<(&'static str, Vec<String>)> {
             "postgresql.auto.conf: settings PostgreSQL's ALTER SYSTEM owns; pgrepctl changes values there with ALTER SYSTEM. On a standby (12+), clone-standby writes primary_conninfo, primary_slot_name, hot_standby, port and raised hot-standby limits there.".into(),
             "standby.signal (12+) or recovery.conf (10-11): written by clone-standby in the standby's data directory.".into(),
             "PGDATA/pgrepctl.pgpass: the standby's 0600 password file named by passfile= in primary_conninfo (clone-standby --passfile chooses another place).".into(),
-            "PGDATA/pgrepctl-server.log: the server log when clone-standby starts a standby with pg_ctl (Debian clusters log where pg_ctlcluster says).".into(),
+            "PGDATA/pgrepctl-server.log: the server log whenever pgrepctl starts or restarts a server with pg_ctl (clone-standby, init-master --restart, sandbox); Debian clusters log where pg_ctlcluster says.".into(),
             ".NAME.pgrepctl-clone.PID: clone-standby's temporary copy beside the target, renamed into place when complete; removed on failure, or by the next run if pgrepctl was killed.".into(),
             "sandbox.toml: in the sandbox directory, the nodes sandbox up built (sandbox status and down act on exactly those).".into(),
         ],

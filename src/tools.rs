@@ -239,64 +239,6 @@ impl RunAs {
     }
 }
 
-/// How a cluster's server is started, stopped or restarted: Debian's
-/// `pg_ctlcluster` for a Debian cluster (it knows the cluster's config and
-/// log), else `pg_ctl` as the data directory's owner, logging to `log`.
-pub enum ServerCtl<'a> {
-    Debian {
-        version: &'a str,
-        cluster: &'a str,
-    },
-    PgCtl {
-        bindir: &'a Path,
-        run_as: RunAs,
-        /// The server's log for start and restart.
-        log: Option<&'a Path>,
-    },
-}
-
-impl ServerCtl<'_> {
-    /// `verb` (start, stop, restart) of the server of `data_dir`, waiting
-    /// up to `timeout` seconds; stop and restart are `-m fast`. Returns the
-    /// command and how a DBA would type it.
-    pub fn command(&self, verb: &str, data_dir: &Path, timeout: u64) -> (duct::Expression, String) {
-        match self {
-            ServerCtl::Debian { version, cluster } => (
-                cmd("pg_ctlcluster", [*version, *cluster, verb]),
-                format!("pg_ctlcluster {version} {cluster} {verb}"),
-            ),
-            ServerCtl::PgCtl {
-                bindir,
-                run_as,
-                log,
-            } => {
-                let mut args: Vec<std::ffi::OsString> = vec![
-                    verb.into(),
-                    "-D".into(),
-                    data_dir.into(),
-                    "-w".into(),
-                    "-t".into(),
-                    timeout.to_string().into(),
-                ];
-                if verb != "start" {
-                    args.extend(["-m".into(), "fast".into()]);
-                }
-                if let (Some(log), true) = (log, verb != "stop") {
-                    args.extend(["-l".into(), log.into()]);
-                }
-                (
-                    run_as.cmd(bindir.join("pg_ctl"), args),
-                    format!(
-                        "{}pg_ctl {verb} -D {}",
-                        run_as.shell_prefix(),
-                        data_dir.display()
-                    ),
-                )
-            }
-        }
-    }
-}
-
 /// Run to completion, capturing output; a failure carries the program's
 /// stderr, framed, because that is where PostgreSQL tools say what broke.
 pub fn run(expr: duct::Expression, what: &str) -> Result<String> {

@@ -15,6 +15,7 @@ mod harness;
 mod init_master;
 mod init_master_bad_input;
 mod json_contract;
+mod local_cluster;
 mod sandbox;
 mod smoke_test;
 mod versions;

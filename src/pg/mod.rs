@@ -1,7 +1,10 @@
 //! Server access: how a command finds and connects to a PostgreSQL server,
 //! and the few SQL helpers every command shares.
 
+pub mod cluster;
 pub mod conninfo;
+pub mod controldata;
+pub mod debian;
 pub mod pgpass;
 pub mod pidfile;
 pub mod replication;

@@ -80,6 +80,13 @@ impl DebianCluster {
         self.data().display().to_string()
     }
 
+    /// This cluster as pgrepctl sees it: found through /etc/postgresql
+    /// from its data directory, with the binaries found for its major.
+    pub fn local(&self) -> pgrepctl::pg::cluster::LocalCluster {
+        pgrepctl::pg::cluster::LocalCluster::open(&self.data(), None)
+            .unwrap_or_else(|e| panic!("LocalCluster::open {}: {e:?}", self.data_str()))
+    }
+
     pub fn append_conf(&self, text: &str) {
         let p = self.etc().join("postgresql.conf");
         let mut s = std::fs::read_to_string(&p).unwrap();

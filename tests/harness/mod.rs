@@ -18,6 +18,10 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 pub use run::{Run, pgrepctl, pgrepctl_env_as};
 
+use pgrepctl::pg::cluster::{Ctl, LocalCluster};
+use pgrepctl::tools::RunAs;
+use std::time::Duration;
+
 /// The bin directory under test: `PGREPCTL_TEST_BINDIR`, else Debian's 15.
 pub fn bindir() -> PathBuf {
     if let Some(d) = std::env::var_os("PGREPCTL_TEST_BINDIR") {
@@ -289,23 +293,21 @@ impl Cluster {
         panic!("no free port for PostgreSQL");
     }
 
+    /// This cluster as pgrepctl sees it (never a Debian one).
+    pub fn local(&self) -> LocalCluster {
+        let bindir = pgrepctl::tools::BinDir {
+            path: self.bindir.clone(),
+            major: self.major,
+        };
+        LocalCluster::with_debian(&self.data, bindir, RunAs::owner_of(&self.data), None)
+    }
+
     pub fn stop(&self) {
-        let _ = as_pg(self.bindir.join("pg_ctl"))
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "fast", "-w", "-t", "60", "stop"])
-            .output();
+        let _ = self.local().ctl(Ctl::Stop, Duration::from_secs(60));
     }
 
     pub fn running(&self) -> bool {
-        as_pg(self.bindir.join("pg_ctl"))
-            .arg("-D")
-            .arg(&self.data)
-            .arg("status")
-            .output()
-            .unwrap()
-            .status
-            .success()
+        self.local().running().is_some()
     }
 
     /// Run SQL as the superuser over the private socket; panics on error.

@@ -292,31 +292,13 @@ fn find_bindir(major: u32, explicit: Option<&Path>) -> Result<BinDir> {
     })
 }
 
-/// Debian keeps a cluster's configuration in /etc/postgresql/MAJOR/NAME;
-/// find the one whose data_directory is the target.
+/// Debian keeps a cluster's configuration in /etc/postgresql/MAJOR/NAME:
+/// the cluster of the primary's major whose data_directory is the target,
+/// as `(version, cluster, config dir)`.
 pub fn debian_config_dir(target: &Path, major: u32) -> Option<(String, String, PathBuf)> {
-    let base = PathBuf::from(format!("/etc/postgresql/{major}"));
-    for entry in std::fs::read_dir(&base).ok()?.flatten() {
-        let dir = entry.path();
-        let Ok(text) = std::fs::read_to_string(dir.join("postgresql.conf")) else {
-            continue;
-        };
-        let Ok(conf) = pgconf::parse(&text) else {
-            continue;
-        };
-        let dd = conf
-            .last_active("data_directory")
-            .and_then(|l| conf.setting_at(l))
-            .map(|(_, v)| PathBuf::from(v));
-        if dd.as_deref() == Some(target) {
-            return Some((
-                major.to_string(),
-                entry.file_name().to_string_lossy().into_owned(),
-                dir,
-            ));
-        }
-    }
-    None
+    crate::pg::debian::by_data_dir(Path::new(crate::pg::debian::ETC_ROOT), target)
+        .filter(|d| d.version == major.to_string())
+        .map(|d| (d.version, d.cluster, d.config_dir))
 }
 
 /// The copy is made in `dir`: it must take new entries (a read-only mount

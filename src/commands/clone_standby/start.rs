@@ -6,61 +6,59 @@
 use super::preflight::Facts;
 use super::settings::Settings;
 use crate::error::{Code, Error, Result};
+use crate::pg::cluster::{Ctl, LocalCluster};
+use crate::pg::debian::DebianCluster;
 use crate::pg::replication::format_lsn;
 use crate::plan::{Interrupt, interrupted};
 use crate::report::Printer;
-use crate::tools::ServerCtl;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The log pg_ctl writes the server's output to, when not on Debian.
-pub const SERVER_LOG: &str = "pgrepctl-server.log";
+pub use crate::pg::cluster::SERVER_LOG;
 
-fn ctl<'a>(facts: &'a Facts, log: &'a Path) -> ServerCtl<'a> {
-    match &facts.debian {
-        Some((version, cluster, _)) => ServerCtl::Debian { version, cluster },
-        None => ServerCtl::PgCtl {
-            bindir: &facts.bindir.path,
-            run_as: facts.run_as,
-            log: Some(log),
-        },
-    }
+/// The standby being made, as a [`LocalCluster`]: Debian's when preflight
+/// found a Debian cluster whose data directory is the target.
+pub fn cluster(settings: &Settings, facts: &Facts) -> LocalCluster {
+    let debian = facts
+        .debian
+        .as_ref()
+        .map(|(version, cluster, config_dir)| DebianCluster {
+            version: version.clone(),
+            cluster: cluster.clone(),
+            config_dir: config_dir.clone(),
+            data_dir: settings.pgdata.clone(),
+        });
+    LocalCluster::with_debian(&settings.pgdata, facts.bindir.clone(), facts.run_as, debian)
+}
+
+/// How long a start or stop may take: `--wait`, at least 5 s.
+fn ctl_timeout(settings: &Settings) -> Duration {
+    settings.wait.max(Duration::from_secs(5))
 }
 
 /// Stop the standby's server if one runs (before its copy is undone).
 pub fn stop(settings: &Settings, facts: &Facts) -> Result<()> {
-    let dir = &settings.pgdata;
-    if crate::pg::pidfile::running(dir).is_none() {
-        return Ok(());
-    }
-    let log = dir.join(SERVER_LOG);
-    let (expr, shown) = ctl(facts, &log).command("stop", dir, settings.wait.as_secs().max(5));
-    crate::tools::run(expr.stdin_null(), &shown).map(|_| ())
+    cluster(settings, facts)
+        .stop_if_running(ctl_timeout(settings))
+        .map(|_| ())
 }
 
 /// The command [`start`] runs, as reports show it.
 pub fn shown(settings: &Settings, facts: &Facts, restart: bool) -> String {
-    let dir = &settings.pgdata;
-    let verb = if restart { "restart" } else { "start" };
-    let log = dir.join(SERVER_LOG);
-    ctl(facts, &log)
-        .command(verb, dir, settings.wait.as_secs().max(5))
+    let action = if restart { Ctl::Restart } else { Ctl::Start };
+    cluster(settings, facts)
+        .ctl_command(action, ctl_timeout(settings))
         .1
 }
 
 pub fn start(settings: &Settings, facts: &Facts, restart: bool) -> Result<String> {
-    let dir = &settings.pgdata;
-    let verb = if restart { "restart" } else { "start" };
-    let log = dir.join(SERVER_LOG);
-    let (expr, shown) = ctl(facts, &log).command(verb, dir, settings.wait.as_secs().max(5));
-    crate::tools::run(expr.stdin_null(), &shown).map_err(|e| {
-        Error::new(
-            Code::StartFailed,
-            format!("{}; server log: {}", e.message, log_tail(settings, facts)),
-        )
-        .hint("the copy and configuration are in place; fix the cause shown and start the server")
-    })?;
-    Ok(shown)
+    let action = if restart { Ctl::Restart } else { Ctl::Start };
+    cluster(settings, facts)
+        .ctl(action, ctl_timeout(settings))
+        .map_err(|e| {
+            Error::new(Code::StartFailed, e.message).hint(
+                "the copy and configuration are in place; fix the cause shown and start the server",
+            )
+        })
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -187,69 +185,5 @@ fn local_sql(
 
 /// The last lines of the standby's log, wherever it is.
 pub fn log_tail(settings: &Settings, facts: &Facts) -> String {
-    let mut candidates: Vec<PathBuf> = vec![settings.pgdata.join(SERVER_LOG)];
-    if let Some((ver, cluster, _)) = &facts.debian {
-        candidates.push(PathBuf::from(format!(
-            "/var/log/postgresql/postgresql-{ver}-{cluster}.log"
-        )));
-    }
-    for sub in ["log", "pg_log"] {
-        for e in std::fs::read_dir(settings.pgdata.join(sub))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            candidates.push(e.path());
-        }
-    }
-    let newest = candidates
-        .into_iter()
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p);
-    match newest {
-        Some(p) => tail_of(&p),
-        None => "(no log found)".into(),
-    }
-}
-
-fn tail_of(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    format!("{}: {}", path.display(), decisive_lines(&text).join(" | "))
-}
-
-/// The lines that say why a server stopped: the FATAL/PANIC/ERROR lines
-/// of its last start with their DETAIL and HINT, else the last four.
-pub fn decisive_lines(log: &str) -> Vec<&str> {
-    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
-    let recent = &lines[lines.len().saturating_sub(60)..];
-    let decisive: Vec<&str> = recent
-        .iter()
-        .copied()
-        .filter(|l| {
-            ["FATAL:", "PANIC:", "ERROR:", "DETAIL:", "HINT:"]
-                .iter()
-                .any(|k| l.contains(k))
-        })
-        .collect();
-    if decisive.is_empty() {
-        recent[recent.len().saturating_sub(4)..].to_vec()
-    } else {
-        decisive[decisive.len().saturating_sub(6)..].to_vec()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_fatal_line_and_its_detail_are_kept() {
-        let log = "LOG:  starting PostgreSQL 15\nFATAL:  could not bind IPv4 address \"10.0.0.1\": Cannot assign requested address\nHINT:  Is another postmaster already running?\nLOG:  database system is shut down\nLOG:  a\nLOG:  b\nLOG:  c\nLOG:  d\n";
-        let d = super::decisive_lines(log);
-        assert!(d[0].contains("could not bind"), "{d:?}");
-        assert_eq!(d.len(), 2);
-        assert_eq!(
-            super::decisive_lines("LOG: x\nLOG: y\n"),
-            ["LOG: x", "LOG: y"]
-        );
-    }
+    cluster(settings, facts).log_tail()
 }

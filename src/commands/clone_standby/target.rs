@@ -3,6 +3,7 @@
 //! and "refuse".
 
 use crate::error::{Code, Error, Result};
+use crate::pg::debian;
 use crate::pg::pidfile::{self, PidFile};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -155,7 +156,7 @@ pub fn guard(path: &Path) -> Result<()> {
         ));
     }
     if let Ok(text) = std::fs::read_to_string(path.join("postgresql.conf")) {
-        if let Some(dd) = data_directory_setting(&text) {
+        if let Some(dd) = debian::data_directory_setting(&text) {
             if Path::new(&dd) != path {
                 return Err(in_use(format!(
                     "is a configuration directory: its postgresql.conf sets data_directory = '{dd}'"
@@ -174,8 +175,8 @@ pub fn guard(path: &Path) -> Result<()> {
             )));
         }
     }
-    for (config, data) in debian_clusters() {
-        for d in [&config, &data] {
+    for cluster in debian::clusters(Path::new(debian::ETC_ROOT)) {
+        for d in [&cluster.config_dir, &cluster.data_dir] {
             let d = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
             if d != canon && d.starts_with(&canon) {
                 return Err(in_use(format!(
@@ -186,14 +187,6 @@ pub fn guard(path: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `data_directory` as a postgresql.conf sets it (last active line).
-fn data_directory_setting(text: &str) -> Option<String> {
-    let conf = crate::conf::pgconf::parse(text).ok()?;
-    conf.last_active("data_directory")
-        .and_then(|l| conf.setting_at(l))
-        .map(|(_, v)| v.to_string())
 }
 
 /// The data directory of every running postmaster this process can see:
@@ -210,30 +203,4 @@ fn running_data_dirs() -> Vec<PathBuf> {
             cwd.join("postmaster.pid").is_file().then_some(cwd)
         })
         .collect()
-}
-
-/// Debian clusters on this host: (configuration directory, data directory).
-fn debian_clusters() -> Vec<(PathBuf, PathBuf)> {
-    let mut out = vec![];
-    for major in std::fs::read_dir("/etc/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for cluster in std::fs::read_dir(major.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let config = cluster.path();
-            let data = std::fs::read_to_string(config.join("postgresql.conf"))
-                .ok()
-                .and_then(|t| data_directory_setting(&t))
-                .map(PathBuf::from);
-            if let Some(data) = data {
-                out.push((config, data));
-            }
-        }
-    }
-    out
 }

@@ -7,6 +7,8 @@ use super::Settings;
 use super::inspect::Facts;
 use super::plan::{self, Plan, Target};
 use crate::error::{Code, Error, Result};
+use crate::pg::cluster::{Ctl, LocalCluster};
+use crate::pg::debian::DebianCluster;
 use crate::pg::{self, Session, query_error};
 use crate::plan::{self as engine, Action, Applied, Cx, change};
 use crate::report::{Change, Kind, Outcome, Printer};
@@ -258,23 +260,35 @@ fn restart(
     bindir: Option<&tools::BinDir>,
 ) -> Result<()> {
     printer.info("restarting the server");
-    let log = facts.data_directory.join("pgrepctl-restart.log");
-    let ctl = match (&facts.debian_cluster, bindir) {
-        (Some((version, cluster)), _) => tools::ServerCtl::Debian { version, cluster },
-        (None, Some(b)) => tools::ServerCtl::PgCtl {
-            bindir: &b.path,
-            run_as: RunAs::owner_of(&facts.data_directory),
-            log: Some(&log),
+    let _ = settings;
+    let data_dir = &facts.data_directory;
+    let debian = facts
+        .debian_cluster
+        .as_ref()
+        .map(|(version, cluster)| DebianCluster {
+            version: version.clone(),
+            cluster: cluster.clone(),
+            config_dir: facts.config_file.parent().unwrap_or(data_dir).to_path_buf(),
+            data_dir: data_dir.clone(),
+        });
+    // pg_ctlcluster needs no bin directory of ours; pg_ctl does.
+    let bindir = match (bindir, &debian) {
+        (Some(b), _) => b.clone(),
+        (None, Some(d)) => tools::BinDir {
+            path: d.bindir(),
+            major: pg::version::Version::of(facts.version_num).major(),
         },
         (None, None) => return Err(super::internal("no pg_ctl for the restart")),
     };
-    let (expr, what) = ctl.command("restart", &facts.data_directory, 120);
-    let _ = settings;
-    tools::run(expr.stdin_null(), &what).map(|_| ()).map_err(|mut e| {
-        e.code = Code::RestartFailed;
-        e.hint = Some("the configuration files were changed; fix the cause shown above and start the server".into());
-        e
-    })
+    LocalCluster::with_debian(data_dir, bindir, RunAs::owner_of(data_dir), debian)
+        .config_file(&facts.config_file)
+        .ctl(Ctl::Restart, Duration::from_secs(120))
+        .map(|_| ())
+        .map_err(|mut e| {
+            e.code = Code::RestartFailed;
+            e.hint = Some("the configuration files were changed; fix the cause shown above and start the server".into());
+            e
+        })
 }
 
 async fn reconnect(settings: &Settings) -> Result<Session> {

@@ -275,7 +275,7 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
 
     Ok(Facts {
         version_num: session.version_num,
-        debian_cluster: debian_cluster(&config_file),
+        debian_cluster: debian_cluster(&data_directory, &config_file),
         server_bindir: crate::tools::running_server_bindir(&data_directory),
         data_directory,
         config_file,
@@ -364,18 +364,12 @@ fn local_nets() -> Vec<IpNet> {
     nets
 }
 
-/// `/etc/postgresql/<version>/<cluster>/postgresql.conf` → ("15", "main").
-fn debian_cluster(config_file: &Path) -> Option<(String, String)> {
-    let parts: Vec<String> = config_file
-        .iter()
-        .map(|c| c.to_string_lossy().into_owned())
-        .collect();
-    match parts.as_slice() {
-        [root, etc, pg, ver, cluster, file]
-            if root == "/" && etc == "etc" && pg == "postgresql" && file == "postgresql.conf" =>
-        {
-            Some((ver.clone(), cluster.clone()))
-        }
-        _ => None,
-    }
+/// `(version, cluster)` of the Debian cluster whose data directory this
+/// is, when the server also reads that cluster's /etc configuration (a
+/// Debian data directory started by hand with its own config is not
+/// pg_ctlcluster's to restart).
+fn debian_cluster(data_directory: &Path, config_file: &Path) -> Option<(String, String)> {
+    pg::debian::by_data_dir(Path::new(pg::debian::ETC_ROOT), data_directory)
+        .filter(|d| config_file.parent() == Some(d.config_dir.as_path()))
+        .map(|d| (d.version, d.cluster))
 }

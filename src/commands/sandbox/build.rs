@@ -75,7 +75,7 @@ impl Action<Env> for MakeDir {
 fn stop_on_undo(node: &Node) -> SyncUndo<impl FnOnce(&mut Cx<Env>) -> Result<()> + 'static> {
     let (name, data) = (node.name.clone(), node.data.clone());
     SyncUndo(move |cx: &mut Cx<Env>| {
-        if node::stop(&cx.env.state.bindir, &data)? {
+        if node::stop(&cx.env.state.bin(), &data)? {
             cx.printer.info(format!("stopped {name}"));
         }
         Ok(())
@@ -104,7 +104,7 @@ impl Action<Env> for InitPrimary {
         let r = node::make_owned_dir(&base, env.owner)
             .and_then(|()| node::make_owned_dir(&p.socket_dir, env.owner))
             .and_then(|()| node::initdb(&env.bin, &p.data, &p.socket_dir, p.port, env.owner))
-            .and_then(|()| node::start(&env.bin, &p.data, &p.log, env.owner))
+            .and_then(|()| node::start(&env.bin, &p.data))
             .map(|()| Applied::changed().undo(stop_on_undo(p)));
         Box::pin(async move { r })
     }

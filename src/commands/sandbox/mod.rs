@@ -124,7 +124,7 @@ pub fn down(d: DirArg, printer: &Printer) -> Result<Outcome> {
     };
     // Standbys first, so none logs a lost primary on the way down.
     for n in state.nodes.iter().rev() {
-        if node::stop(&state.bindir, &n.data)? {
+        if node::stop(&state.bin(), &n.data)? {
             printer.info(format!("stopped {}", n.name));
             o.push(Change {
                 kind: Kind::Service,

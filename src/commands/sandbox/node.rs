@@ -3,8 +3,10 @@
 
 use crate::conf::pgconf;
 use crate::error::{Code, Error, Result};
+use crate::pg::cluster::{Ctl, LocalCluster, SERVER_LOG};
 use crate::tools::{self, BinDir, RunAs};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// `--bindir`, else the newest installed major (Debian layout, then
 /// pg_config, then PATH).
@@ -87,30 +89,22 @@ pub fn initdb(bin: &BinDir, data: &Path, socket_dir: &Path, port: u16, owner: Ru
     crate::fsutil::atomic_write(&conf, file.render().as_bytes())
 }
 
-pub fn start(bin: &BinDir, data: &Path, log: &Path, owner: RunAs) -> Result<()> {
-    let (expr, shown) = tools::ServerCtl::PgCtl {
-        bindir: &bin.path,
-        run_as: owner,
-        log: Some(log),
-    }
-    .command("start", data, 60);
-    tools::run(expr.stdin_null(), &shown).map(|_| ())
+/// A sandbox node as a [`LocalCluster`]: never Debian's, run as its data
+/// directory's owner, logging to the data directory's pgrepctl-server.log.
+pub fn cluster(bin: &BinDir, data: &Path) -> LocalCluster {
+    LocalCluster::with_debian(data, bin.clone(), RunAs::owner_of(data), None)
+}
+
+pub fn start(bin: &BinDir, data: &Path) -> Result<()> {
+    cluster(bin, data).ctl(Ctl::Start, CTL_TIMEOUT).map(|_| ())
 }
 
 /// Stop the postmaster of `data` if one runs; true when it did.
-pub fn stop(bindir: &Path, data: &Path) -> Result<bool> {
-    if crate::pg::pidfile::running(data).is_none() {
-        return Ok(false);
-    }
-    let (expr, shown) = tools::ServerCtl::PgCtl {
-        bindir,
-        run_as: RunAs::owner_of(data),
-        log: None,
-    }
-    .command("stop", data, 60);
-    tools::run(expr.stdin_null(), &shown)?;
-    Ok(true)
+pub fn stop(bin: &BinDir, data: &Path) -> Result<bool> {
+    cluster(bin, data).stop_if_running(CTL_TIMEOUT)
 }
+
+const CTL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `n` distinct loopback ports nothing listens on: all are held open
 /// until every one is chosen, so the kernel cannot hand out one twice.
@@ -144,16 +138,11 @@ pub fn random_password() -> Result<String> {
 /// (data, socket directory, server log, node directory). One socket
 /// directory serves every node (each socket is named by its port): a
 /// standby is a copy of the primary's configuration, socket directory
-/// included.
+/// included. Every node logs where pgrepctl starts any server with pg_ctl.
 pub fn node_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     let base = dir.join(name);
     let data = base.join("data");
-    // clone-standby starts a standby with its log inside the data directory.
-    let log = if name == PRIMARY {
-        base.join("server.log")
-    } else {
-        data.join("pgrepctl-server.log")
-    };
+    let log = data.join(SERVER_LOG);
     (data, dir.join("sock"), log, base)
 }
 

@@ -45,6 +45,14 @@ pub struct State {
 }
 
 impl State {
+    /// The binaries the sandbox was built with.
+    pub fn bin(&self) -> crate::tools::BinDir {
+        crate::tools::BinDir {
+            path: self.bindir.clone(),
+            major: self.major,
+        }
+    }
+
     pub fn load(dir: &Path) -> Result<Option<State>> {
         let path = dir.join(FILE);
         let text = match std::fs::read_to_string(&path) {
