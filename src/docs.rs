@@ -60,7 +60,7 @@ fn extra_sections(sub: Option<&str>) -> Vec<(&'static str, Vec<String>)> {
         s.push((
             "ERROR CODES",
             vec![format!(
-                "With --json a failure prints {{\"ok\":false,\"error\":{{\"code\":…,\"message\":…,\"hint\":…}}}}. The codes are stable: {}.",
+                "With --json a failure prints {{\"ok\":false,\"error\":{{\"code\":…,\"message\":…,\"hint\":…,\"source\":…}}}}; source, when present, is the cause underneath: {{\"message\":…,\"sqlstate\":… (the server's SQLSTATE),\"os_error\":… (errno),\"source\":…}}. The codes are stable: {}.",
                 Code::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
             )],
         ));

@@ -39,6 +39,9 @@ struct ErrorBody {
     message: String,
     #[serde(default)]
     hint: Option<String>,
+    /// The cause underneath: SQLSTATE or errno, and its own words.
+    #[serde(default)]
+    source: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -190,6 +190,10 @@ pub fn describe(config: &Config) -> String {
 /// The server's own words where there are some, classified so the caller
 /// can tell "wrong password" from "not listening".
 pub fn connect_error(target: &str, e: &tokio_postgres::Error) -> Error {
+    connect_error_uncaused(target, e).caused_by(e)
+}
+
+fn connect_error_uncaused(target: &str, e: &tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let msg = format!("{target}: {}", db.message());
         return match db.code().code() {
@@ -218,6 +222,25 @@ pub fn connect_error(target: &str, e: &tokio_postgres::Error) -> Error {
 }
 
 pub fn query_error(target: &str, e: &tokio_postgres::Error) -> Error {
+    query_error_uncaused(target, e).caused_by(e)
+}
+
+/// Whether the stream under `e` gave up waiting for the server (the
+/// transport's watchdog): an I/O error of kind `TimedOut` in its chain.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
+fn query_error_uncaused(target: &str, e: &tokio_postgres::Error) -> Error {
     match e.as_db_error() {
         Some(db) => {
             let mut err = Error::new(Code::Internal, format!("{target}: {}", db.message()));
@@ -233,7 +256,7 @@ pub fn query_error(target: &str, e: &tokio_postgres::Error) -> Error {
         }
         None => {
             let text = error_chain(e);
-            if text.contains("did not answer within") {
+            if timed_out(e) {
                 Error::new(Code::Timeout, format!("{target}: {text}")).hint(
                     "the server stopped answering: check that it is running and not overloaded, then rerun",
                 )

@@ -427,9 +427,24 @@ impl Undo<Env> for PutBack {
         Box::pin(async move { r })
     }
 
-    fn commit(self: Box<Self>, _cx: &mut Cx<Env>) {
-        if let Some(old) = &self.kept {
-            let _ = std::fs::remove_dir_all(old);
+    /// The new standby runs: the replaced directory goes. A failure is
+    /// retried (a file appearing mid-removal), then reported, never silent.
+    fn commit(self: Box<Self>, cx: &mut Cx<Env>) {
+        let Some(old) = &self.kept else { return };
+        let mut last = None;
+        for _ in 0..3 {
+            match std::fs::remove_dir_all(old) {
+                Ok(()) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if let Some(e) = last {
+            cx.warnings.push(format!(
+                "could not remove the replaced directory kept aside at {}: {e}; remove it by hand (the next clone-standby run also removes it)",
+                old.display()
+            ));
         }
     }
 }
