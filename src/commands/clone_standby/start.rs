@@ -83,41 +83,53 @@ pub async fn wait_streaming(
     printer.info(format!(
         "waiting for the standby to stream and replay {target}"
     ));
-    let query = format!(
-        "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver LIMIT 1), 'not running'), \
+    let query = "SELECT coalesce((SELECT status FROM pg_stat_wal_receiver LIMIT 1), 'not running'), \
          coalesce(pg_last_wal_replay_lsn()::text, ''), \
-         coalesce(pg_last_wal_replay_lsn() >= '{target}'::pg_lsn, false), pg_is_in_recovery()"
-    );
+         coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false), pg_is_in_recovery()";
     let mut last: String;
+    let mut session: Option<crate::pg::Session> = None;
     loop {
-        match local_sql(settings, facts, &query) {
+        if session.is_none() {
+            session = local_session(settings, facts).await.ok();
+        }
+        let row = match &session {
+            None => Err("cannot connect to the standby yet".to_string()),
+            Some(s) => s
+                .client
+                .query_one(query, &[&target])
+                .await
+                .map_err(|e| crate::pg::query_error(&s.target, &e).message),
+        };
+        match row {
             Ok(row) => {
-                let f: Vec<&str> = row.trim().split('|').collect();
-                if f.get(3) == Some(&"f") {
+                if !row.get::<_, bool>(3) {
                     return Err(Error::new(
                         Code::NotAStandby,
                         "the new server is not in recovery: it started as a primary",
                     )
                     .hint("its standby.signal or recovery.conf is missing; rerun clone-standby"));
                 }
-                let status = f.first().copied().unwrap_or("").to_string();
-                if status == "streaming" && f.get(2) == Some(&"t") {
+                let status: String = row.get(0);
+                let replayed: String = row.get(1);
+                if status == "streaming" && row.get::<_, bool>(2) {
                     return Ok(Streaming {
                         status,
-                        replay_lsn: f.get(1).copied().unwrap_or("").to_string(),
+                        replay_lsn: replayed,
                         target_lsn: target,
                         seconds: started.elapsed().as_secs_f64(),
                     });
                 }
                 last = format!(
                     "WAL receiver: {status}, replayed up to {}",
-                    f.get(1)
-                        .copied()
+                    Some(replayed.as_str())
                         .filter(|s| !s.is_empty())
                         .unwrap_or("nothing")
                 );
             }
-            Err(e) => last = e,
+            Err(e) => {
+                session = None;
+                last = e;
+            }
         }
         if started.elapsed() >= settings.wait {
             return Err(Error::new(
@@ -137,50 +149,26 @@ pub async fn wait_streaming(
     }
 }
 
-/// One query on the local standby through psql, run as the server's owner
-/// so peer authentication on the socket lets us in as root too.
-fn local_sql(
-    settings: &Settings,
-    facts: &Facts,
-    query: &str,
-) -> std::result::Result<String, String> {
-    let pf = crate::pg::pidfile::running(&settings.pgdata).ok_or("the server is not running")?;
-    let host = if pf.socket_dir.is_empty() {
-        "127.0.0.1".to_string()
+/// A session on the local standby over its own socket as the server's
+/// owner, so peer authentication lets us in as root too.
+async fn local_session(settings: &Settings, facts: &Facts) -> Result<crate::pg::Session> {
+    let pf = crate::pg::pidfile::running(&settings.pgdata).ok_or_else(|| {
+        Error::new(Code::ServerNotRunning, "the standby is not running")
+    })?;
+    let mut config = tokio_postgres::Config::new();
+    if pf.socket_dir.is_empty() {
+        config.host("127.0.0.1");
     } else {
-        pf.socket_dir.clone()
-    };
-    let mut args: Vec<String> = vec![
-        "-X".into(),
-        "-A".into(),
-        "-t".into(),
-        "-q".into(),
-        "-h".into(),
-        host,
-        "-p".into(),
-        pf.port.to_string(),
-    ];
+        config.host_path(&pf.socket_dir);
+    }
+    config
+        .port(pf.port)
+        .dbname("postgres")
+        .application_name("pgrepctl");
     if let Some(u) = facts.run_as.user_name() {
-        args.extend(["-U".into(), u]);
+        config.user(&u);
     }
-    args.extend(["-d".into(), "postgres".into(), "-c".into(), query.into()]);
-    let psql = facts.bindir.tool("psql");
-    let out = facts
-        .run_as
-        .cmd(psql, args)
-        .env("PGCONNECT_TIMEOUT", "5")
-        .env("PGAPPNAME", "pgrepctl")
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(crate::tools::framed(&out.stderr, &out.stdout))
-    }
+    crate::pg::connect(&config, Some(Duration::from_secs(5))).await
 }
 
 /// The last lines of the standby's log, wherever it is.
