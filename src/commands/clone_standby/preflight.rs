@@ -134,7 +134,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
             "run pgrepctl init-master on the primary (it sets wal_level = replica) and restart it",
         ));
     }
-    let major = version_num / 10000;
+    let major = crate::pg::version::Version::of(version_num).major();
     printer.debug(format!(
         "primary: PostgreSQL {major}, system {}",
         identity.system_id

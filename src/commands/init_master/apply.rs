@@ -36,7 +36,7 @@ pub async fn apply(
     outcome.detail("restart_command", &plan.restart_command);
     let bindir = if plan.restart && facts.debian_cluster.is_none() {
         Some(tools::find_with(
-            facts.version_num / 10000,
+            crate::pg::version::Version::of(facts.version_num).major(),
             settings.bindir.as_deref(),
             facts.server_bindir.as_deref(),
         )?)
