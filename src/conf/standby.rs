@@ -81,7 +81,12 @@ pub fn recovery_conf(version_num: u32, conninfo: &PrimaryConninfo, slot: Option<
         .map(|s| format!("primary_slot_name = {}\n", pgconf::quote_value(s)))
         .unwrap_or_default();
     include_str!("../../templates/recovery.conf")
-        .replace("{major}", &crate::pg::version::Version::of(version_num).major().to_string())
+        .replace(
+            "{major}",
+            &crate::pg::version::Version::of(version_num)
+                .major()
+                .to_string(),
+        )
         .replace(
             "{primary_conninfo}",
             &format!("'{}'", conninfo.render().replace('\'', "''")),

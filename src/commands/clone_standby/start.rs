@@ -152,9 +152,8 @@ pub async fn wait_streaming(
 /// A session on the local standby over its own socket as the server's
 /// owner, so peer authentication lets us in as root too.
 async fn local_session(settings: &Settings, facts: &Facts) -> Result<crate::pg::Session> {
-    let pf = crate::pg::pidfile::running(&settings.pgdata).ok_or_else(|| {
-        Error::new(Code::ServerNotRunning, "the standby is not running")
-    })?;
+    let pf = crate::pg::pidfile::running(&settings.pgdata)
+        .ok_or_else(|| Error::new(Code::ServerNotRunning, "the standby is not running"))?;
     let mut config = tokio_postgres::Config::new();
     if pf.socket_dir.is_empty() {
         config.host("127.0.0.1");

@@ -1,0 +1,223 @@
+//! Pure: from settings and facts to the list of steps that bring the
+//! primary to the goal state. No I/O, so every decision is unit-testable
+//! without a server; an empty plan is exactly `changed: false`. The
+//! server settings are planned in `config`, pg_hba.conf in `hba_lines`,
+//! the replication role in `role`.
+
+mod config;
+mod hba_lines;
+mod role;
+#[cfg(test)]
+mod tests;
+
+pub use config::{base_unit, is_apply_notice, live_satisfies};
+
+use super::Settings;
+use super::apply::{Env, Reload, Restart};
+use super::inspect::Facts;
+use crate::error::{Code, Error, Result};
+use crate::plan::file::EditFile;
+use crate::plan::sql::CreateSlot;
+use crate::plan::wait::WaitFor;
+use crate::plan::{self as engine, Action};
+use crate::report::Change;
+
+/// A value we set, to confirm after reload/restart.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub want: Want,
+    pub postmaster: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Want {
+    WalLevel,
+    AtLeast(u64),
+    On,
+    Exactly(String),
+}
+
+/// The engine's steps for this primary, and what verification needs.
+#[derive(Default)]
+pub struct Plan {
+    /// File edits first (they are checked by PostgreSQL's parser before
+    /// anything else changes), then SQL, reload, restart, slots.
+    pub steps: Vec<engine::Step<Env>>,
+    pub warnings: Vec<String>,
+    pub targets: Vec<Target>,
+    /// A restart-only setting that the running server does not have yet.
+    pub restart_required: bool,
+    /// Whether the plan restarts the server (`--restart`).
+    pub restart: bool,
+    pub restart_command: String,
+    /// How many of `steps` are file edits (at the front).
+    edits: usize,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("changes", &self.changes())
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+impl Plan {
+    /// A file edit: before every other step.
+    pub fn edit(&mut self, e: EditFile) {
+        self.steps.insert(self.edits, engine::Step::Do(Box::new(e)));
+        self.edits += 1;
+    }
+
+    pub fn push(&mut self, a: impl Action<Env> + 'static) {
+        self.steps.push(engine::Step::Do(Box::new(a)));
+    }
+
+    /// The engine's plan: the edits, PostgreSQL's verdict on them, the
+    /// rest with a check of the live values after a reload and a restart.
+    pub fn into_engine(self) -> engine::Plan<Env> {
+        let mut steps = self.steps;
+        if self.edits > 0 {
+            steps.insert(
+                self.edits,
+                engine::Step::Do(Box::new(WaitFor::new(
+                    "PostgreSQL reads the edited files without error",
+                    super::apply::validate,
+                ))),
+            );
+        }
+        engine::Plan {
+            steps,
+            warnings: self.warnings,
+            restart_required: self.restart_required && !self.restart,
+        }
+    }
+
+    /// What `--dry-run` reports (the same list the real run reports).
+    pub fn changes(&self) -> Vec<Change> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                engine::Step::Do(a) => a.describe(),
+                engine::Step::Commit => None,
+            })
+            .collect()
+    }
+}
+
+pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
+    let mut plan = Plan {
+        restart_command: restart_command(settings, facts),
+        ..Default::default()
+    };
+    config::refuse_config_errors(facts)?;
+    let mut changed_config = config::plan_config(settings, facts, &mut plan)?;
+    listen_warning(settings, facts, &mut plan);
+    if hba_lines::plan_hba(settings, facts, &mut plan)? {
+        changed_config = true;
+    }
+    role::plan_role(settings, facts, &mut plan)?;
+    if let Some(m) = &settings.monitor {
+        if super::monitor::plan(facts, m, &mut plan)? {
+            changed_config = true;
+        }
+    }
+
+    if changed_config {
+        plan.push(Reload);
+    }
+    let restart = match settings.restart {
+        super::RestartPolicy::Never => false,
+        super::RestartPolicy::IfNeeded => plan.restart_required,
+        super::RestartPolicy::Always => true,
+    };
+    plan.restart = restart;
+    if restart {
+        plan.push(Restart);
+    }
+    // Slots last: PostgreSQL refuses one while the running server has
+    // wal_level minimal, so it must come after the restart that raises it.
+    plan_slots(settings, facts, restart, &mut plan)?;
+    Ok(plan)
+}
+
+fn restart_command(settings: &Settings, facts: &Facts) -> String {
+    if let Some((ver, cluster)) = &facts.debian_cluster {
+        return format!("pg_ctlcluster {ver} {cluster} restart");
+    }
+    let bindir = settings
+        .bindir
+        .as_ref()
+        .or(facts.server_bindir.as_ref())
+        .map(|b| format!("{}/", b.display()))
+        .unwrap_or_default();
+    format!(
+        "{bindir}pg_ctl restart -D {} -m fast",
+        facts.data_directory.display()
+    )
+}
+
+fn listen_warning(settings: &Settings, facts: &Facts, plan: &mut Plan) {
+    let listen = match &settings.listen {
+        Some(l) => l.clone(),
+        None => facts
+            .live
+            .get("listen_addresses")
+            .map(|l| l.setting.clone())
+            .unwrap_or_default(),
+    };
+    let local_only = listen.split(',').map(str::trim).all(|a| {
+        a.is_empty()
+            || a == "localhost"
+            || a.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    let remote: Vec<String> = settings
+        .allows
+        .iter()
+        .filter(|n| !n.addr().is_loopback())
+        .map(|n| n.to_string())
+        .collect();
+    if local_only && !remote.is_empty() {
+        plan.warnings.push(format!(
+            "listen_addresses is '{listen}', so standbys at {} cannot connect; rerun with --listen '*' (or --listen 'localhost,<this server's address>') and --restart=if-needed",
+            remote.join(", ")
+        ));
+    }
+}
+
+fn plan_slots(settings: &Settings, facts: &Facts, restart: bool, plan: &mut Plan) -> Result<()> {
+    let live_wal_level = facts
+        .live
+        .get("wal_level")
+        .map(|l| l.setting.as_str())
+        .unwrap_or("");
+    let slot_refused = config::wal_level_rank(live_wal_level) < 1 && !restart;
+    for s in &settings.slots {
+        match facts.slots.get(s).map(String::as_str) {
+            Some("physical") => {}
+            Some(other) => {
+                return Err(Error::new(
+                    Code::SlotConflict,
+                    format!(
+                        "replication slot {s:?} exists but is a {other} slot, not a physical one"
+                    ),
+                )
+                .hint("choose another --slot name for the standby"));
+            }
+            None if slot_refused => {
+                return Err(Error::new(
+                    Code::SlotNeedsRestart,
+                    format!(
+                        "replication slot {s:?} cannot be created while the server runs with wal_level = {live_wal_level}; raising wal_level takes effect only after a restart"
+                    ),
+                )
+                .hint("add --restart if-needed to restart the server before the slot is created, or rerun with --slot after a restart"));
+            }
+            None => plan.push(CreateSlot { name: s.clone() }),
+        }
+    }
+    Ok(())
+}

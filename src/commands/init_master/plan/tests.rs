@@ -1,0 +1,151 @@
+//! Unit tests of the planner, on facts built by hand.
+
+use super::config::satisfies;
+use super::*;
+use crate::commands::init_master::inspect::RoleFacts;
+use crate::secret::Secret;
+
+#[test]
+fn values_compare_like_postgresql() {
+    assert!(satisfies(&Want::WalLevel, "logical", 1));
+    assert!(satisfies(&Want::WalLevel, "hot_standby", 1));
+    assert!(!satisfies(&Want::WalLevel, "minimal", 1));
+    assert!(satisfies(&Want::AtLeast(1 << 30), "1GB", 1 << 20));
+    assert!(satisfies(&Want::AtLeast(1 << 30), "2048", 1 << 20));
+    assert!(!satisfies(&Want::AtLeast(1 << 30), "512MB", 1 << 20));
+    assert!(!satisfies(&Want::AtLeast(10), "5", 1));
+    assert!(satisfies(&Want::On, "on", 1));
+    assert!(satisfies(&Want::On, "TRUE", 1));
+    assert!(!satisfies(&Want::On, "off", 1));
+}
+
+use super::super::RestartPolicy;
+use super::super::inspect::Live;
+
+/// A primary running with wal_level minimal, its settings all from
+/// defaults, pg_hba.conf empty, and `role` present as given.
+fn facts(role: Option<RoleFacts>) -> Facts {
+    let live = |v: &str, ctx: &str| Live {
+        setting: v.into(),
+        context: ctx.into(),
+        source: "default".into(),
+    };
+    Facts {
+        version_num: 150000,
+        data_directory: "/d".into(),
+        config_file: "/d/postgresql.conf".into(),
+        hba_file: "/d/pg_hba.conf".into(),
+        auto_conf: "/d/postgresql.auto.conf".into(),
+        wal_segment_size: 16 << 20,
+        live: [
+            ("wal_level", live("minimal", "postmaster")),
+            ("max_wal_senders", live("0", "postmaster")),
+            ("wal_keep_size", live("0", "sighup")),
+            ("hot_standby", live("on", "postmaster")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+        file_settings: vec![],
+        files: [("/d/postgresql.conf".into(), String::new())].into(),
+        hba_text: String::new(),
+        hba_errors: vec![],
+        role,
+        memberships: vec![],
+        streaming_as_role: vec![],
+        slots: Default::default(),
+        local_nets: vec![],
+        at_files: Default::default(),
+        debian_cluster: None,
+        server_bindir: None,
+        monitor_role: None,
+    }
+}
+
+fn settings(restart: RestartPolicy) -> Settings {
+    Settings {
+        data_dir: None,
+        conn: tokio_postgres::Config::new(),
+        role: "replicator".into(),
+        allow_privileged_role: false,
+        password: Some(Secret::new("pw")),
+        allows: vec!["10.0.0.2/32".parse().unwrap()],
+        ssl: false,
+        method: "scram-sha-256".into(),
+        max_wal_senders: 10,
+        wal_keep_bytes: 1 << 30,
+        listen: None,
+        slots: vec!["s1".into()],
+        restart,
+        bindir: None,
+        dry_run: true,
+        monitor: None,
+    }
+}
+
+#[test]
+fn slot_comes_after_the_restart_that_raises_wal_level() {
+    let p = plan(&settings(RestartPolicy::IfNeeded), &facts(None)).unwrap();
+    let summaries: Vec<String> = p.changes().into_iter().map(|c| c.summary).collect();
+    let restart = summaries.iter().position(|s| s == "restart");
+    let slot = summaries
+        .iter()
+        .position(|s| s.contains("pg_create_physical_replication_slot"));
+    assert!(restart.unwrap() < slot.unwrap(), "{summaries:?}");
+    let err = plan(&settings(RestartPolicy::Never), &facts(None)).unwrap_err();
+    assert_eq!(err.code, Code::SlotNeedsRestart);
+    assert!(err.hint.unwrap().contains("--restart"));
+}
+
+#[test]
+fn role_with_more_than_replication_is_refused_unless_allowed() {
+    let role = |powers: Vec<&'static str>, owned| RoleFacts {
+        can_login: true,
+        replication: false,
+        password: None,
+        powers,
+        owned_objects: owned,
+    };
+    let s = settings(RestartPolicy::Always);
+    for r in [role(vec!["SUPERUSER"], 0), role(vec![], 3)] {
+        let err = plan(&s, &facts(Some(r.clone()))).unwrap_err();
+        assert_eq!(err.code, Code::RoleNotDedicated, "{r:?}");
+        let mut allowed = s.clone();
+        allowed.allow_privileged_role = true;
+        assert!(plan(&allowed, &facts(Some(r))).is_ok());
+    }
+    let mut f = facts(Some(role(vec![], 0)));
+    f.memberships = vec!["pg_monitor".into(), "pg_read_all_stats".into()];
+    assert!(plan(&s, &f).is_ok(), "monitoring roles are fine");
+    f.memberships.push("app".into());
+    let err = plan(&s, &f).unwrap_err();
+    assert!(err.message.contains("member of app"), "{}", err.message);
+}
+
+#[test]
+fn password_change_warns_about_standbys_streaming_as_the_role() {
+    let mut f = facts(Some(RoleFacts {
+        can_login: true,
+        replication: true,
+        password: Some("SCRAM-SHA-256$4096:old".into()),
+        powers: vec![],
+        owned_objects: 0,
+    }));
+    let s = settings(RestartPolicy::Always);
+    assert!(
+        !plan(&s, &f)
+            .unwrap()
+            .warnings
+            .iter()
+            .any(|w| w.contains("stream"))
+    );
+    f.streaming_as_role = vec!["10.0.0.2 (s1)".into()];
+    let p = plan(&s, &f).unwrap();
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("password") && w.contains("10.0.0.2 (s1)")),
+        "{:?}",
+        p.warnings
+    );
+}
