@@ -16,6 +16,7 @@ pub mod pg;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod runner;
 pub mod secret;
 pub mod tools;
 pub mod units;

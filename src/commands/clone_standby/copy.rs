@@ -8,15 +8,14 @@
 use super::preflight::{Facts, space_needed};
 use super::settings::Settings;
 use super::target::TargetFacts;
-use crate::child::GroupGuard;
 use crate::error::{Code, Error, Result};
 use crate::plan::{Interrupt, interrupted};
 use crate::report::Printer;
+use crate::runner::{LongChild, Next};
 use crate::units::human_bytes;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Hidden, per-process name: beside the target, or inside it when the
@@ -91,12 +90,6 @@ pub fn parse_progress(line: &str) -> Option<(u64, u64)> {
     ))
 }
 
-enum Event {
-    Progress(u64, u64),
-    Line(String),
-    Done(std::io::Result<bool>),
-}
-
 /// Run pg_basebackup into `tmp` (created here). Returns the bytes copied.
 /// The copy is not yet on disk: see [`sync_in_background`].
 pub async fn copy(
@@ -158,19 +151,7 @@ async fn run_basebackup(
     let mut expr = facts
         .run_as
         .cmd(facts.bindir.tool("pg_basebackup"), args)
-        .env_remove("PGPASSWORD")
-        .stdin_null()
-        .stderr_to_stdout()
-        .unchecked()
-        // Its own process group: pg_basebackup forks a WAL-streaming child
-        // that outlives a killed parent and would hold the pipe open; the
-        // whole group is stopped together. It also keeps a terminal's
-        // Ctrl-C for us to handle.
-        .before_spawn(|c| {
-            use std::os::unix::process::CommandExt;
-            c.process_group(0);
-            Ok(())
-        });
+        .env_remove("PGPASSWORD");
     expr = match facts.repl.passfile() {
         Some(p) => p.pass_to(expr),
         None => expr.env_remove("PGPASSFILE"),
@@ -184,179 +165,88 @@ async fn run_basebackup(
             .unwrap_or_else(|| "the primary".into()),
         settings.primary_name()
     ));
-    let handle = Arc::new(expr.reader().map_err(|e| {
-        Error::new(
-            Code::ToolNotFound,
-            format!("cannot start pg_basebackup: {e}"),
-        )
-    })?);
-    let leader = handle
-        .pids()
-        .first()
-        .map(|p| nix::unistd::Pid::from_raw(*p as i32));
-    let mut group = ProcessGroup {
-        leader,
-        guard: None,
-    };
-    // On failure `group` is dropped, which stops pg_basebackup.
-    if let Some(g) = leader {
-        group.guard = Some(GroupGuard::new(g)?);
-    }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let reader = handle.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        let mut line: Vec<u8> = vec![];
-        let send_line = |line: &mut Vec<u8>| {
-            let s = String::from_utf8_lossy(line).trim().to_string();
-            line.clear();
-            if s.is_empty() {
-                return;
-            }
-            let ev = match parse_progress(&s) {
-                Some((d, t)) => Event::Progress(d, t),
-                None => Event::Line(s),
-            };
-            let _ = tx.send(ev);
-        };
-        loop {
-            match (&*reader).read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    for &b in &buf[..n] {
-                        if b == b'\r' || b == b'\n' {
-                            send_line(&mut line);
-                        } else {
-                            line.push(b);
-                        }
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Event::Done(Err(e)));
-                    return;
-                }
-            }
-        }
-        send_line(&mut line);
-        let ok = reader
-            .try_wait()
-            .map(|o| o.is_some_and(|o| o.status.success()));
-        let _ = tx.send(Event::Done(ok));
-    });
-
+    // On any failure `child` is dropped, which stops pg_basebackup.
+    let mut child = LongChild::spawn("pg_basebackup", expr)?;
     let mut display = Display::new(printer);
-    let mut tail: Vec<String> = vec![];
     let mut copied = 0;
     let mut space_checked = facts.primary.size.is_some();
-    // pg_basebackup's forked WAL streamer keeps the pipe open after its
-    // parent dies; once the parent is gone, stop the group so the reader
-    // sees end of file and the failure is reported instead of hanging.
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if matches!(handle.try_wait(), Ok(Some(_)) | Err(_)) {
-                    group.kill();
-                }
-            }
-            ev = rx.recv() => match ev {
-                Some(Event::Progress(done, total)) => {
+        match child.next(signals).await {
+            Next::Line(l) => match parse_progress(&l) {
+                Some((done, total)) => {
                     copied = done;
                     display.update(done, total);
                     if !space_checked && total > 0 {
                         space_checked = true;
-                        if let Some(free) = facts.free_bytes {
-                            let need = space_needed(total, facts.primary.wal_segment_size);
-                            if need > free {
-                                group.kill();
-                let _ = handle.kill();
-                                display.finish();
-                                return Err(Error::new(Code::DiskSpace, format!(
-                                    "the primary announced {} to copy; that needs about {} and {} is free at {}",
-                                    human_bytes(total), human_bytes(need), human_bytes(free), facts.target.space_dir.display()
-                                )).hint("free space there or choose a data directory on a larger filesystem; nothing was kept"));
-                            }
+                        if let Err(e) = announced_size_fits(facts, total) {
+                            child.kill();
+                            display.finish();
+                            return Err(e);
                         }
                     }
                 }
-                Some(Event::Line(l)) => {
-                    printer.debug(format!("pg_basebackup: {l}"));
-                    tail.push(l);
-                    if tail.len() > 8 {
-                        tail.remove(0);
-                    }
-                }
-                Some(Event::Done(Ok(true))) => break,
-                Some(Event::Done(res)) => {
-                    display.finish();
-                    group.kill();
-                let _ = handle.kill();
-                    let text = tail.join(" | ");
-                    let status = match res {
-                        Ok(_) => "pg_basebackup failed".to_string(),
-                        Err(e) => format!("pg_basebackup failed: {e}"),
-                    };
-                    // A full filesystem, told by the filesystem itself (not
-                    // by pg_basebackup's words): less than a WAL segment left.
-                    let full = super::preflight::free_space(tmp)
-                        .is_some_and(|free| free < facts.primary.wal_segment_size.max(1 << 20));
-                    let err = if full {
-                        Error::new(Code::DiskSpace, format!("{status}: the target filesystem is full: {text}"))
-                            .hint("free space or choose a larger filesystem; the target was left as it was")
-                    } else {
-                        let hint = if text.contains("slot") && text.contains("does not exist") {
-                            "the replication slot is missing on the primary; rerun (pgrepctl creates it) or create it there".to_string()
-                        } else {
-                            "the target was left as it was; fix the cause shown and rerun".to_string()
-                        };
-                        Error::new(Code::CopyFailed, format!("{status}: {}", if text.is_empty() { "no message (was it killed?)".into() } else { text })).hint(hint)
-                    };
-                    return Err(err);
-                }
-                None => break,
+                None => printer.debug(format!("pg_basebackup: {l}")),
             },
-            _ = signals.recv() => {
-                group.kill();
-                let _ = handle.kill();
+            Next::Done => break,
+            Next::Failed(message) => {
                 display.finish();
-                return Err(interrupted("during the copy; the target was left as it was and the partial copy removed"));
+                return Err(copy_failed(facts, tmp, message, child.tail()));
+            }
+            Next::Interrupted => {
+                display.finish();
+                return Err(interrupted(
+                    "during the copy; the target was left as it was and the partial copy removed",
+                ));
             }
         }
     }
     display.finish();
-    group.disarm();
     Ok(copied)
 }
 
-/// pg_basebackup's process group, killed when the copy ends any way but
-/// success — including when this future is dropped (a caller's Ctrl-C),
-/// so no WAL-streaming child is left behind. If pgrepctl itself is killed
-/// outright, pg_basebackup dies with it (parent-death signal) and the
-/// guard process kills the rest of the group.
-struct ProcessGroup {
-    leader: Option<nix::unistd::Pid>,
-    guard: Option<GroupGuard>,
+/// The size pg_basebackup announces must fit the target's filesystem
+/// (checked here when the preflight could not learn it).
+fn announced_size_fits(facts: &Facts, total: u64) -> Result<()> {
+    let Some(free) = facts.free_bytes else {
+        return Ok(());
+    };
+    let need = space_needed(total, facts.primary.wal_segment_size);
+    if need <= free {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::DiskSpace,
+        format!(
+            "the primary announced {} to copy; that needs about {} and {} is free at {}",
+            human_bytes(total),
+            human_bytes(need),
+            human_bytes(free),
+            facts.target.space_dir.display()
+        ),
+    )
+    .hint("free space there or choose a data directory on a larger filesystem; nothing was kept"))
 }
 
-impl ProcessGroup {
-    fn kill(&self) {
-        if let Some(g) = self.leader {
-            let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
-        }
+/// Why the copy failed: a full filesystem, told by the filesystem itself
+/// (less than a WAL segment left), else pg_basebackup's own last lines.
+fn copy_failed(facts: &Facts, tmp: &Path, message: String, tail: &[String]) -> Error {
+    let full = super::preflight::free_space(tmp)
+        .is_some_and(|free| free < facts.primary.wal_segment_size.max(1 << 20));
+    if full {
+        return Error::new(
+            Code::DiskSpace,
+            format!("{message} (the target filesystem is full)"),
+        )
+        .hint("free space or choose a larger filesystem; the target was left as it was");
     }
-
-    /// After a successful copy every member has exited; forget the group
-    /// so its id, free for reuse, is never signalled (by us or the guard).
-    fn disarm(mut self) {
-        self.leader = None;
-        self.guard = None;
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        self.kill();
-    }
+    let slot_gone = tail
+        .iter()
+        .any(|l| l.contains("slot") && l.contains("does not exist"));
+    Error::new(Code::CopyFailed, message).hint(if slot_gone {
+        "the replication slot is missing on the primary; rerun (pgrepctl creates it) or create it there"
+    } else {
+        "the target was left as it was; fix the cause shown and rerun"
+    })
 }
 
 /// Flush the copy to disk with one `syncfs` per filesystem it is on (the

@@ -1,0 +1,210 @@
+//! A long-running PostgreSQL tool (pg_basebackup today; pg_rewind and
+//! others next): its own process group that dies with pgrepctl or on any
+//! ending but success, its output as lines (progress redraws with `\r`
+//! count as lines), an interrupt that stops it at once, and the last
+//! lines of its output kept to frame a failure.
+
+use crate::child::GroupGuard;
+use crate::error::{Code, Error, Result};
+use crate::plan::Interrupt;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the tool did next.
+pub enum Next {
+    /// A line of its output (stdout and stderr together).
+    Line(String),
+    /// It exited successfully; its group has been let go.
+    Done,
+    /// It failed: how, with its last lines of output.
+    Failed(String),
+    /// SIGINT or SIGTERM arrived; the tool has been stopped.
+    Interrupted,
+}
+
+enum Event {
+    Line(String),
+    Done(std::io::Result<bool>),
+}
+
+/// A running tool. Dropping it stops the whole group.
+pub struct LongChild {
+    name: String,
+    handle: Arc<duct::ReaderHandle>,
+    group: ProcessGroup,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    tick: tokio::time::Interval,
+    tail: Vec<String>,
+}
+
+/// How many lines of output a failure quotes.
+const TAIL: usize = 8;
+
+impl LongChild {
+    /// Start `expr` (already built with its program, arguments and user)
+    /// in a process group of its own, stdin closed, stderr into stdout.
+    pub fn spawn(name: &str, expr: duct::Expression) -> Result<LongChild> {
+        let expr = expr
+            .stdin_null()
+            .stderr_to_stdout()
+            .unchecked()
+            // Its own process group: pg_basebackup forks a WAL-streaming
+            // child that outlives a killed parent and would hold the pipe
+            // open; the whole group is stopped together. It also keeps a
+            // terminal's Ctrl-C for us to handle.
+            .before_spawn(|c| {
+                use std::os::unix::process::CommandExt;
+                c.process_group(0);
+                Ok(())
+            });
+        let handle =
+            Arc::new(expr.reader().map_err(|e| {
+                Error::new(Code::ToolNotFound, format!("cannot start {name}: {e}"))
+            })?);
+        let leader = handle
+            .pids()
+            .first()
+            .map(|p| nix::unistd::Pid::from_raw(*p as i32));
+        let mut group = ProcessGroup {
+            leader,
+            guard: None,
+        };
+        if let Some(g) = leader {
+            group.guard = Some(GroupGuard::new(g)?);
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let reader = handle.clone();
+        std::thread::spawn(move || read_lines(&reader, &tx));
+        Ok(LongChild {
+            name: name.to_string(),
+            handle,
+            group,
+            rx,
+            tick: tokio::time::interval(Duration::from_millis(250)),
+            tail: vec![],
+        })
+    }
+
+    /// Wait for the next line or the end; an interrupt stops the tool.
+    pub async fn next(&mut self, interrupt: &mut Interrupt) -> Next {
+        loop {
+            tokio::select! {
+                _ = self.tick.tick() => {
+                    // A forked child keeps the pipe open after its parent
+                    // is gone; stop the group so the reader sees the end.
+                    if matches!(self.handle.try_wait(), Ok(Some(_)) | Err(_)) {
+                        self.group.kill();
+                    }
+                }
+                ev = self.rx.recv() => return match ev {
+                    Some(Event::Line(l)) => {
+                        self.tail.push(l.clone());
+                        if self.tail.len() > TAIL {
+                            self.tail.remove(0);
+                        }
+                        Next::Line(l)
+                    }
+                    Some(Event::Done(Ok(true))) | None => {
+                        self.group.disarm();
+                        Next::Done
+                    }
+                    Some(Event::Done(res)) => {
+                        self.kill();
+                        let status = match res {
+                            Ok(_) => format!("{} failed", self.name),
+                            Err(e) => format!("{} failed: {e}", self.name),
+                        };
+                        Next::Failed(match self.tail.join(" | ") {
+                            t if t.is_empty() => format!("{status}: no message (was it killed?)"),
+                            t => format!("{status}: {t}"),
+                        })
+                    }
+                },
+                _ = interrupt.recv() => {
+                    self.kill();
+                    return Next::Interrupted;
+                }
+            }
+        }
+    }
+
+    /// The last lines of output, for a message.
+    pub fn tail(&self) -> &[String] {
+        &self.tail
+    }
+
+    /// Stop the tool and its group now.
+    pub fn kill(&self) {
+        self.group.kill();
+        let _ = self.handle.kill();
+    }
+}
+
+/// Split the output into lines at `\r` or `\n` and send them, then the
+/// exit status.
+fn read_lines(mut reader: &duct::ReaderHandle, tx: &tokio::sync::mpsc::UnboundedSender<Event>) {
+    let mut buf = [0u8; 8192];
+    let mut line: Vec<u8> = vec![];
+    let send_line = |line: &mut Vec<u8>| {
+        let s = String::from_utf8_lossy(line).trim().to_string();
+        line.clear();
+        if !s.is_empty() {
+            let _ = tx.send(Event::Line(s));
+        }
+    };
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                for &b in &buf[..n] {
+                    if b == b'\r' || b == b'\n' {
+                        send_line(&mut line);
+                    } else {
+                        line.push(b);
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Event::Done(Err(e)));
+                return;
+            }
+        }
+    }
+    send_line(&mut line);
+    let ok = reader
+        .try_wait()
+        .map(|o| o.is_some_and(|o| o.status.success()));
+    let _ = tx.send(Event::Done(ok));
+}
+
+/// The tool's process group, killed when it ends any way but success —
+/// including when the future holding it is dropped — so no forked child
+/// is left behind. If pgrepctl itself is killed outright, the tool dies
+/// with it (parent-death signal) and the guard process kills the rest of
+/// the group.
+struct ProcessGroup {
+    leader: Option<nix::unistd::Pid>,
+    guard: Option<GroupGuard>,
+}
+
+impl ProcessGroup {
+    fn kill(&self) {
+        if let Some(g) = self.leader {
+            let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    /// After success every member has exited; forget the group so its id,
+    /// free for reuse, is never signalled (by us or the guard).
+    fn disarm(&mut self) {
+        self.leader = None;
+        self.guard = None;
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
