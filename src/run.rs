@@ -1,6 +1,7 @@
 //! Dispatch: from parsed arguments to a command, and from its result to
 //! output and the exit code. The one place exit codes are decided.
 
+use crate::cli::flags::FormatFlag;
 use crate::cli::{Cli, Command};
 use crate::error::{Code, Error, Failure};
 use crate::health::Status;
@@ -85,18 +86,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 /// monitoring exit status (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN). A
 /// failure before any node was inspected (bad conninfo, conflicting
 /// flags) is UNKNOWN, shown in the chosen format too.
-fn health_main(cli: Cli, name: &'static str, format: Option<Format>) -> ExitCode {
+fn health_main(cli: Cli, name: &'static str, format: FormatFlag) -> ExitCode {
     let json = cli.global.json;
-    let chosen = match (json, format) {
-        (true, Some(f)) if f != Format::Json => Err(Error::new(
-            Code::ConflictingFlags,
-            "--json conflicts with --format other than json",
-        )
-        .hint("use either --json or --format")),
-        (true, _) | (false, Some(Format::Json)) => Ok(Format::Json),
-        (false, Some(f)) => Ok(f),
-        (false, None) => Ok(Format::Text),
-    };
+    let chosen = format.choose(json);
     // Monitoring formats keep stderr quiet too (unless -v): a plugin's
     // output is its status line.
     let machine = chosen

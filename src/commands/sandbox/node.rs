@@ -1,6 +1,7 @@
 //! One sandbox server: initdb, its own port and socket directory, start
 //! and stop by data directory — as the postgres user when run as root.
 
+use crate::cli::flags::BindirFlag;
 use crate::conf::pgconf;
 use crate::error::{Code, Error, Result};
 use crate::tools::{self, BinDir, RunAs};
@@ -8,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// `--bindir`, else the newest installed major (Debian layout, then
 /// pg_config, then PATH).
-pub fn choose_bindir(explicit: Option<&Path>) -> Result<BinDir> {
-    if let Some(d) = explicit {
+pub fn choose_bindir(flag: &BindirFlag) -> Result<BinDir> {
+    if let Some(d) = flag.checked()?.as_deref() {
         let major = tools::major_of(d).ok_or_else(|| {
             Error::new(Code::ToolNotFound, format!("no working pg_ctl in {}", d.display()))
                 .hint("pass the bin directory of a PostgreSQL installation, e.g. /usr/lib/postgresql/15/bin")

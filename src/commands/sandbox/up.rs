@@ -5,6 +5,7 @@
 use super::node;
 use super::state::{Node, State};
 use super::{UpArgs, dir_of};
+use crate::cli::flags::{BindirFlag, DryRunFlag, FormatFlag, PasswordFlag, TimeoutFlag};
 use crate::commands::{check, clone_standby, init_master, smoke_test};
 use crate::error::Failure;
 use crate::error::{Code, Error, Result};
@@ -45,7 +46,7 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
         .hint("choose another --dir, or remove that directory")
         .into());
     }
-    let bin = node::choose_bindir(args.bindir.as_deref())?;
+    let bin = node::choose_bindir(&args.bindir)?;
     let owner = RunAs::postgres_if_root();
     let mut free = match args.port {
         Some(_) => vec![],
@@ -168,7 +169,9 @@ async fn build(
             conn: Default::default(),
             replication_user: "replicator".into(),
             allow_privileged_role: false,
-            password_file: Some(pwfile.clone()),
+            password: PasswordFlag {
+                password_file: Some(pwfile.clone()),
+            },
             allow: vec!["127.0.0.1/32".into()],
             ssl: false,
             hba_method: "scram-sha-256".into(),
@@ -178,8 +181,10 @@ async fn build(
             listen: None,
             slots: state.standbys().map(|s| s.name.clone()).collect(),
             restart: init_master::RestartPolicy::IfNeeded,
-            bindir: Some(bin.path.clone()),
-            dry_run: false,
+            bindir: BindirFlag {
+                bindir: Some(bin.path.clone()),
+            },
+            dry_run: DryRunFlag { dry_run: false },
             monitor_from: vec![],
             monitor_user: "monitor".into(),
             monitor_password_file: None,
@@ -255,21 +260,25 @@ fn clone_args(primary: &Node, standby: &Node, pwfile: &Path, bindir: &Path) -> c
     clone_standby::Args {
         primary: format!("host=127.0.0.1 port={} user=replicator", primary.port),
         pgdata: standby.data.clone(),
-        password_file: Some(pwfile.to_path_buf()),
+        password: PasswordFlag {
+            password_file: Some(pwfile.to_path_buf()),
+        },
         passfile: None,
         password_in_conninfo: false,
         slot: Some(standby.name.clone()),
         application_name: Some(standby.name.clone()),
         port: Some(standby.port),
         listen: None,
-        bindir: Some(bindir.to_path_buf()),
+        bindir: BindirFlag {
+            bindir: Some(bindir.to_path_buf()),
+        },
         force: false,
         max_rate: None,
         no_start: false,
         wait: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(10),
         allow_insecure: false,
-        dry_run: false,
+        dry_run: DryRunFlag { dry_run: false },
     }
 }
 
@@ -282,8 +291,8 @@ pub fn check_args(state: &State) -> check::Args {
         warn_lag: vec![],
         crit_lag: vec![],
         expect_standbys: None,
-        timeout: Duration::from_secs(10),
-        format: None,
+        timeout: TimeoutFlag::default(),
+        format: FormatFlag::default(),
     }
 }
 
@@ -291,9 +300,9 @@ fn smoke_args(state: &State) -> smoke_test::Args {
     smoke_test::Args {
         primary: state.primary().map(Node::conninfo).unwrap_or_default(),
         standby: state.standbys().map(Node::conninfo).collect(),
-        timeout: Duration::from_secs(10),
+        timeout: TimeoutFlag::default(),
         cleanup: false,
-        format: None,
+        format: FormatFlag::default(),
     }
 }
 

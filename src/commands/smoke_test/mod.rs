@@ -10,10 +10,10 @@
 
 mod probe;
 
-use crate::commands::check::{chain, evaluate, inspect, node_configs, parse_timeout};
+use crate::cli::flags::{FormatFlag, TimeoutFlag};
+use crate::commands::check::{chain, evaluate, inspect, node_configs};
 use crate::error::Failure;
 use crate::error::Result;
-use crate::health::render::Format;
 use crate::health::{Node, NodeError, Probe, Report, Role, Status};
 use crate::pg::{self, ConnectFailure, HOT_STANDBY_SETTINGS, Session};
 use crate::report::Printer;
@@ -37,15 +37,13 @@ pub struct Args {
     /// A standby, same forms as --primary (repeatable; at least one)
     #[arg(long = "standby", value_name = "CONNINFO", required = true)]
     pub standby: Vec<String>,
-    /// How long each standby may take to connect, and to replay the probe
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: TimeoutFlag,
     /// Afterwards drop the probe table, and the pgrepctl schema when empty
     #[arg(long)]
     pub cleanup: bool,
-    /// Output format [default: text, or json with --json]
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub format: FormatFlag,
 }
 
 pub use crate::health::finding as codes;
@@ -143,7 +141,7 @@ fn node(name: String, role: Role, target: String, conn: &Connected) -> Node {
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     let configs = node_configs(Some(&args.primary), &args.standby)?;
-    let timeout = args.timeout;
+    let timeout = args.timeout.timeout;
     let conns =
         futures_util::future::join_all(configs.iter().map(|(_, c)| connect(c, timeout))).await;
 
