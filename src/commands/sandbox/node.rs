@@ -8,9 +8,10 @@ use crate::tools::{self, BinDir, RunAs};
 use std::path::{Path, PathBuf};
 
 /// `--bindir`, else the newest installed major (Debian layout, then
-/// pg_config, then PATH).
+/// pg_config, then PATH). An explicit directory must hold a pg_ctl that
+/// runs (the sandbox needs the server programs, so TOOL_NOT_FOUND).
 pub fn choose_bindir(flag: &BindirFlag) -> Result<BinDir> {
-    if let Some(d) = flag.checked()?.as_deref() {
+    if let Some(d) = flag.bindir.as_deref() {
         let major = tools::major_of(d).ok_or_else(|| {
             Error::new(Code::ToolNotFound, format!("no working pg_ctl in {}", d.display()))
                 .hint("pass the bin directory of a PostgreSQL installation, e.g. /usr/lib/postgresql/15/bin")
