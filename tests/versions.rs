@@ -79,7 +79,7 @@ fn scram_password_even_where_md5_is_the_default() {
 /// never resuming replay, which would shut the standby down).
 #[test]
 fn standby_below_a_raised_primary_setting_stops_or_pauses_by_version() {
-    use crate::clone_standby::{clone, prepared_primary};
+    use crate::harness::fixtures::{clone, prepared_primary};
     use std::time::{Duration, Instant};
     let (mut p, pw) = prepared_primary(Cluster::builder());
     let s = Cluster::clone_target(&p);

@@ -179,7 +179,5 @@ pub fn pgrepctl_on_env(netns: Option<&str>, args: &[&str], env: &[(&str, &str)])
     for (k, v) in env {
         c.env(k, v);
     }
-    super::Run {
-        out: c.output().unwrap(),
-    }
+    c.output().unwrap().into()
 }
