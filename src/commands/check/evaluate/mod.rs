@@ -45,6 +45,48 @@ pub fn unreachable_status(down: bool) -> Status {
     }
 }
 
+/// A node that could not be inspected, as a finding: its error, with the
+/// status [`unreachable_status`] gives it (returned).
+pub fn unreachable_finding(
+    r: &mut Report,
+    name: &str,
+    down: bool,
+    e: &crate::error::Error,
+) -> Status {
+    let status = unreachable_status(down);
+    r.problem(
+        status,
+        name,
+        &e.code.as_str(),
+        e.message.clone(),
+        e.hint.clone(),
+    );
+    status
+}
+
+/// A node that is not what it was given as (`role`): a CRITICAL finding,
+/// and true. A node in its role: false.
+pub fn wrong_role(r: &mut Report, name: &str, role: Role, in_recovery: bool) -> bool {
+    match (role, in_recovery) {
+        (Role::Primary, true) => r.problem(
+            Status::Critical,
+            name,
+            NOT_A_PRIMARY,
+            "is in recovery (a standby), not a primary",
+            Some("give the primary's connection string to --primary".into()),
+        ),
+        (Role::Standby, false) => r.problem(
+            Status::Critical,
+            name,
+            NOT_A_STANDBY,
+            "is not in recovery: it is a primary, not a standby",
+            Some("check the connection string; if it was promoted, rebuild it as a standby".into()),
+        ),
+        _ => return false,
+    }
+    true
+}
+
 /// The fix for a hot-standby setting below the primary's. pgrepctl
 /// clone-standby wrote the standby's values into postgresql.auto.conf,
 /// which overrides postgresql.conf, and a rerun raises them there.

@@ -3,7 +3,7 @@
 
 use super::super::inspect::Data;
 use super::codes::*;
-use super::{Chain, setting_fix, settings_too_low, unreachable_status};
+use super::{Chain, setting_fix, settings_too_low, unreachable_finding, wrong_role};
 use crate::health::{Node, NodeError, Report, Role, Status};
 
 /// Node `i` with its own findings added to `r`; its status is the worst
@@ -28,41 +28,15 @@ pub(super) fn node(r: &mut Report, chain: &Chain, i: usize) -> Node {
     match &f.data {
         Err(e) => {
             node.error = Some(NodeError::from(e));
-            r.problem(
-                unreachable_status(f.down),
-                name,
-                &e.code.as_str(),
-                e.message.clone(),
-                e.hint.clone(),
-            );
+            unreachable_finding(r, name, f.down, e);
         }
         Ok(d) => {
             node.server_version_num = Some(d.version_num);
             node.in_recovery = Some(d.in_recovery);
             node.wal_lsn = d.wal_lsn.clone();
-            match (f.role, d.in_recovery) {
-                (Role::Primary, true) => r.problem(
-                    Status::Critical,
-                    name,
-                    NOT_A_PRIMARY,
-                    "is in recovery (a standby), not a primary",
-                    Some("give the primary's connection string to --primary".into()),
-                ),
-                (Role::Standby, false) => r.problem(
-                    Status::Critical,
-                    name,
-                    NOT_A_STANDBY,
-                    "is not in recovery: it is a primary, not a standby",
-                    Some(
-                        "check the connection string; if it was promoted, rebuild it as a standby"
-                            .into(),
-                    ),
-                ),
-                (Role::Standby, true) => {
-                    let low = chain.primary.map(|(_, p)| settings_too_low(p, d));
-                    standby_node(r, name, d, low.as_deref(), &mut node)
-                }
-                (Role::Primary, false) => {}
+            if !wrong_role(r, name, f.role, d.in_recovery) && f.role == Role::Standby {
+                let low = chain.primary.map(|(_, p)| settings_too_low(p, d));
+                standby_node(r, name, d, low.as_deref(), &mut node)
             }
         }
     }
