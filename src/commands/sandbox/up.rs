@@ -48,50 +48,10 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
     }
     let bin = node::choose_bindir(&args.bindir)?;
     let owner = RunAs::postgres_if_root();
-    let mut free = match args.port {
-        Some(_) => vec![],
-        None => node::free_ports(args.standbys as usize + 1)?,
-    }
-    .into_iter();
-    let mut nodes = vec![];
-    for i in 0..=args.standbys {
-        let name = if i == 0 {
-            node::PRIMARY.to_string()
-        } else {
-            format!("standby{i}")
-        };
-        let port = match args.port {
-            Some(base) => {
-                let p = base
-                    .checked_add(i as u16)
-                    .ok_or_else(|| Error::new(Code::InvalidValue, "--port too high"))?;
-                if !node::port_is_free(p) {
-                    return Err(
-                        Error::new(Code::InvalidValue, format!("port {p} is in use"))
-                            .hint("choose another --port")
-                            .into(),
-                    );
-                }
-                p
-            }
-            None => free
-                .next()
-                .ok_or_else(|| Error::new(Code::Internal, "too few free ports"))?,
-        };
-        let (data, sock, log, _) = node::node_paths(&dir, &name);
-        nodes.push(Node {
-            name,
-            primary: i == 0,
-            port,
-            data,
-            socket_dir: sock,
-            log,
-        });
-    }
     let state = State {
         bindir: bin.path.clone(),
         major: bin.major,
-        nodes,
+        nodes: plan_nodes(&dir, args.standbys, args.port)?,
     };
 
     std::fs::create_dir_all(&dir)
@@ -122,6 +82,51 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
     };
     describe(&state, &dir, &mut outcome, Some(&verified));
     Ok(outcome)
+}
+
+/// The primary and `standbys` standbys: names, paths, and ports from
+/// `base` on (each must be free) or free ones.
+fn plan_nodes(dir: &Path, standbys: u32, base: Option<u16>) -> Result<Vec<Node>> {
+    let mut free = match base {
+        Some(_) => vec![],
+        None => node::free_ports(standbys as usize + 1)?,
+    }
+    .into_iter();
+    let mut nodes = vec![];
+    for i in 0..=standbys {
+        let name = if i == 0 {
+            node::PRIMARY.to_string()
+        } else {
+            format!("standby{i}")
+        };
+        let port = match base {
+            Some(base) => {
+                let p = base
+                    .checked_add(i as u16)
+                    .ok_or_else(|| Error::new(Code::InvalidValue, "--port too high"))?;
+                if !node::port_is_free(p) {
+                    return Err(
+                        Error::new(Code::InvalidValue, format!("port {p} is in use"))
+                            .hint("choose another --port"),
+                    );
+                }
+                p
+            }
+            None => free
+                .next()
+                .ok_or_else(|| Error::new(Code::Internal, "too few free ports"))?,
+        };
+        let (data, sock, log, _) = node::node_paths(dir, &name);
+        nodes.push(Node {
+            name,
+            primary: i == 0,
+            port,
+            data,
+            socket_dir: sock,
+            log,
+        });
+    }
+    Ok(nodes)
 }
 
 /// Build the sandbox; returns what check and smoke-test found, for the
@@ -157,43 +162,11 @@ async fn build(
 
     let pwfile = dir.join("replicator.pass");
     write_secret(&pwfile, &node::random_password()?)?;
-    let quiet = Printer {
-        quiet: true,
-        json: false,
-        ..*printer
-    };
+    let quiet = quiet(printer);
     printer.info("init-master on the primary");
-    let im = init_master::run(
-        init_master::Args {
-            pgdata: Some(primary.data.clone()),
-            conn: Default::default(),
-            replication_user: "replicator".into(),
-            allow_privileged_role: false,
-            password: PasswordFlag {
-                password_file: Some(pwfile.clone()),
-            },
-            allow: vec!["127.0.0.1/32".into()],
-            ssl: false,
-            hba_method: "scram-sha-256".into(),
-            allow_insecure: false,
-            max_wal_senders: 10,
-            wal_keep: "256MB".into(),
-            listen: None,
-            slots: state.standbys().map(|s| s.name.clone()).collect(),
-            restart: init_master::RestartPolicy::IfNeeded,
-            bindir: BindirFlag {
-                bindir: Some(bin.path.clone()),
-            },
-            dry_run: DryRunFlag { dry_run: false },
-            monitor_from: vec![],
-            monitor_user: "monitor".into(),
-            monitor_password_file: None,
-            help: None,
-        },
-        &quiet,
-    )
-    .await
-    .map_err(|f| f.error)?;
+    let im = init_master::run(init_master_args(state, primary, &pwfile, &bin.path), &quiet)
+        .await
+        .map_err(|f| f.error)?;
     outcome.push(Change {
         kind: Kind::Sql,
         path: None,
@@ -201,7 +174,6 @@ async fn build(
         diff: None,
     });
     outcome.warnings.extend(im.warnings);
-
     for standby in state.standbys() {
         let (_, _, _, base) = node::node_paths(dir, &standby.name);
         node::make_owned_dir(&base, owner)?;
@@ -209,21 +181,46 @@ async fn build(
             "clone-standby {} (port {})",
             standby.name, standby.port
         ));
-        let cloned = clone_standby::run(clone_args(primary, standby, &pwfile, &bin.path), &quiet)
-            .await
-            .map_err(|f| f.error)?;
-        outcome.warnings.extend(cloned.warnings);
-        outcome.push(Change {
-            kind: Kind::Service,
-            path: Some(standby.data.clone()),
-            summary: format!(
-                "{}: cloned, started on port {}, streaming",
-                standby.name, standby.port
-            ),
-            diff: None,
-        });
+        let args = clone_args(primary, standby, &pwfile, &bin.path);
+        clone(args, standby, &quiet, outcome).await?;
     }
+    verify(state, printer, outcome).await
+}
 
+/// The commands the sandbox runs keep quiet: their changes are reported
+/// as the sandbox's own.
+fn quiet(printer: &Printer) -> Printer {
+    Printer {
+        quiet: true,
+        json: false,
+        ..*printer
+    }
+}
+
+/// clone-standby of one standby, quietly, as a Change of the sandbox.
+async fn clone(
+    args: clone_standby::Args,
+    standby: &Node,
+    quiet: &Printer,
+    outcome: &mut Outcome,
+) -> Result<()> {
+    let cloned = clone_standby::run(args, quiet).await.map_err(|f| f.error)?;
+    outcome.warnings.extend(cloned.warnings);
+    outcome.push(Change {
+        kind: Kind::Service,
+        path: Some(standby.data.clone()),
+        summary: format!(
+            "{}: cloned, started on port {}, streaming",
+            standby.name, standby.port
+        ),
+        diff: None,
+    });
+    Ok(())
+}
+
+/// check and smoke-test must both pass; what they found, for the summary.
+async fn verify(state: &State, printer: &Printer, outcome: &mut Outcome) -> Result<String> {
+    let quiet = quiet(printer);
     printer.info("check");
     let report = check::run(check_args(state), &quiet)
         .await
@@ -252,6 +249,42 @@ async fn build(
         report.status.as_str(),
         smoke.status.as_str()
     ))
+}
+
+/// The flags a DBA would type on the primary: replication from loopback,
+/// a slot for each standby, restart when a setting needs it.
+fn init_master_args(
+    state: &State,
+    primary: &Node,
+    pwfile: &Path,
+    bindir: &Path,
+) -> init_master::Args {
+    init_master::Args {
+        pgdata: Some(primary.data.clone()),
+        conn: Default::default(),
+        replication_user: "replicator".into(),
+        allow_privileged_role: false,
+        password: PasswordFlag {
+            password_file: Some(pwfile.to_path_buf()),
+        },
+        allow: vec!["127.0.0.1/32".into()],
+        ssl: false,
+        hba_method: "scram-sha-256".into(),
+        allow_insecure: false,
+        max_wal_senders: 10,
+        wal_keep: "256MB".into(),
+        listen: None,
+        slots: state.standbys().map(|s| s.name.clone()).collect(),
+        restart: init_master::RestartPolicy::IfNeeded,
+        bindir: BindirFlag {
+            bindir: Some(bindir.to_path_buf()),
+        },
+        dry_run: DryRunFlag { dry_run: false },
+        monitor_from: vec![],
+        monitor_user: "monitor".into(),
+        monitor_password_file: None,
+        help: None,
+    }
 }
 
 /// The flags a DBA would type for this standby: the primary over
