@@ -141,73 +141,71 @@ pub fn parse_with(text: &str, syntax: Syntax) -> Result<HbaFile, ParseError> {
         if fields.is_empty() {
             continue;
         }
-        let err = |m: String| ParseError {
+        let at = Fields {
+            fields: &fields,
             line: first + 1,
-            message: m,
         };
-        let one = |f: &Vec<Token>| -> Result<Token, ParseError> {
-            match f.as_slice() {
-                [t] => Ok(t.clone()),
-                _ => Err(err("a list is not allowed in this field".into())),
-            }
-        };
-        let kind = one(&fields[0])?;
-        let conn_type = match kind.text.as_str() {
+        if let Some(r) = at.record()? {
+            records.push(r);
+        }
+    }
+    Ok(HbaFile {
+        lines,
+        records,
+        syntax,
+    })
+}
+
+/// The fields of the logical line starting on `line` (1-based).
+struct Fields<'a> {
+    fields: &'a [Vec<Token>],
+    line: usize,
+}
+
+impl Fields<'_> {
+    fn err(&self, message: impl Into<String>) -> ParseError {
+        ParseError {
+            line: self.line,
+            message: message.into(),
+        }
+    }
+
+    /// Field `i` as a single token (no comma list).
+    fn one(&self, i: usize) -> Result<Token, ParseError> {
+        match self.fields[i].as_slice() {
+            [t] => Ok(t.clone()),
+            _ => Err(self.err("a list is not allowed in this field")),
+        }
+    }
+
+    /// The record; None for an include directive (its file is read by
+    /// the server, not here).
+    fn record(&self) -> Result<Option<Record>, ParseError> {
+        let fields = self.fields;
+        let conn_type = match self.one(0)?.text.as_str() {
             "local" => ConnType::Local,
             "host" => ConnType::Host,
             "hostssl" => ConnType::HostSsl,
             "hostnossl" => ConnType::HostNoSsl,
             "hostgssenc" => ConnType::HostGssEnc,
             "hostnogssenc" => ConnType::HostNoGssEnc,
-            "include" | "include_if_exists" | "include_dir" => continue,
-            other => return Err(err(format!("invalid connection type {other:?}"))),
+            "include" | "include_if_exists" | "include_dir" => return Ok(None),
+            other => return Err(self.err(format!("invalid connection type {other:?}"))),
         };
         let need = if conn_type == ConnType::Local { 4 } else { 5 };
         if fields.len() < need {
-            return Err(err("end-of-line before the authentication method".into()));
+            return Err(self.err("end-of-line before the authentication method"));
         }
-        let mut idx = 3;
-        let address = if conn_type == ConnType::Local {
-            None
+        let (address, idx) = if conn_type == ConnType::Local {
+            (None, 3)
         } else {
-            let a = one(&fields[3])?;
-            idx = 4;
-            Some(if a.is_keyword("all") {
-                Address::All
-            } else if a.is_keyword("samehost") {
-                Address::SameHost
-            } else if a.is_keyword("samenet") {
-                Address::SameNet
-            } else if a.text.contains('/') {
-                Address::Cidr(
-                    a.text
-                        .parse()
-                        .map_err(|_| err(format!("invalid IP address/mask {:?}", a.text)))?,
-                )
-            } else if let Ok(ip) = a.text.parse::<IpAddr>() {
-                // Two-field form: address, then mask.
-                let mask = fields
-                    .get(4)
-                    .map(one)
-                    .transpose()?
-                    .ok_or_else(|| err("missing netmask".into()))?;
-                let mask: IpAddr = mask
-                    .text
-                    .parse()
-                    .map_err(|_| err(format!("invalid netmask {:?}", mask.text)))?;
-                idx = 5;
-                let prefix =
-                    ipnet::ip_mask_to_prefix(mask).map_err(|_| err("invalid netmask".into()))?;
-                Address::Cidr(IpNet::new(ip, prefix).map_err(|_| err("invalid netmask".into()))?)
-            } else {
-                Address::Hostname(a.text.clone())
-            })
+            let (a, idx) = self.address()?;
+            (Some(a), idx)
         };
-        let method = fields
-            .get(idx)
-            .map(one)
-            .transpose()?
-            .ok_or_else(|| err("missing authentication method".into()))?;
+        if idx >= fields.len() {
+            return Err(self.err("missing authentication method"));
+        }
+        let method = self.one(idx)?;
         let options = fields[idx + 1..]
             .iter()
             .map(|f| {
@@ -217,19 +215,49 @@ pub fn parse_with(text: &str, syntax: Syntax) -> Result<HbaFile, ParseError> {
                     .join(",")
             })
             .collect();
-        records.push(Record {
-            line: first + 1,
+        Ok(Some(Record {
+            line: self.line,
             conn_type,
             databases: fields[1].clone(),
             users: fields[2].clone(),
             address,
             method: method.text,
             options,
-        });
+        }))
     }
-    Ok(HbaFile {
-        lines,
-        records,
-        syntax,
-    })
+
+    /// The address field (and a separate netmask field), and the index of
+    /// the field after them: the method's.
+    fn address(&self) -> Result<(Address, usize), ParseError> {
+        let a = self.one(3)?;
+        let address = if a.is_keyword("all") {
+            Address::All
+        } else if a.is_keyword("samehost") {
+            Address::SameHost
+        } else if a.is_keyword("samenet") {
+            Address::SameNet
+        } else if a.text.contains('/') {
+            Address::Cidr(
+                a.text
+                    .parse()
+                    .map_err(|_| self.err(format!("invalid IP address/mask {:?}", a.text)))?,
+            )
+        } else if let Ok(ip) = a.text.parse::<IpAddr>() {
+            // Two-field form: address, then mask.
+            if self.fields.len() <= 4 {
+                return Err(self.err("missing netmask"));
+            }
+            let mask = self.one(4)?;
+            let mask: IpAddr = mask
+                .text
+                .parse()
+                .map_err(|_| self.err(format!("invalid netmask {:?}", mask.text)))?;
+            let prefix = ipnet::ip_mask_to_prefix(mask).map_err(|_| self.err("invalid netmask"))?;
+            let net = IpNet::new(ip, prefix).map_err(|_| self.err("invalid netmask"))?;
+            return Ok((Address::Cidr(net), 5));
+        } else {
+            Address::Hostname(a.text.clone())
+        };
+        Ok((address, 4))
+    }
 }
