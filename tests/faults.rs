@@ -358,17 +358,7 @@ fn an_empty_backup_left_by_an_older_version_is_reported_not_trusted() {
     let pw = password_file(c.tmp.path(), "faults pass");
     let backup = PathBuf::from(format!("{}.pgrepctl.orig", c.hba_path().display()));
     c.write_as_pg(&backup, "");
-    let j = pgrepctl([
-        "init-master",
-        "--json",
-        "-D",
-        c.data.to_str().unwrap(),
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--allow",
-        "127.0.0.1/32",
-    ])
-    .ok();
+    let j = crate::harness::fixtures::init_master(&c, &pw, &["--allow", "127.0.0.1/32"]).ok();
     let warnings = j["warnings"].to_string();
     assert!(
         warnings.contains(&format!("the backup {} is empty", backup.display())),

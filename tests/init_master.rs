@@ -9,15 +9,7 @@ const PW: &str = "correct horse battery";
 
 fn init_master(c: &Cluster, extra: &[&str]) -> harness::Run {
     let pw = password_file(c.tmp.path(), PW);
-    let mut args: Vec<String> = vec![
-        "init-master".into(),
-        "--json".into(),
-        "-D".into(),
-        c.data.display().to_string(),
-    ];
-    args.extend(["--password-file".into(), pw.display().to_string()]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    pgrepctl(args)
+    harness::fixtures::init_master(c, &pw, extra)
 }
 
 /// A replication connection as a standby makes it, over TCP from 127.0.0.1.

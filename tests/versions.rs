@@ -8,17 +8,7 @@ use crate::harness::{Cluster, pgrepctl, run::password_file};
 fn wal_retention_setting_by_version() {
     let c = Cluster::new();
     let pw = password_file(c.tmp.path(), "pw");
-    pgrepctl([
-        "init-master",
-        "--json",
-        "-D",
-        c.data.to_str().unwrap(),
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--wal-keep",
-        "512MB",
-    ])
-    .ok();
+    crate::harness::fixtures::init_master(&c, &pw, &["--wal-keep", "512MB"]).ok();
     let conf = std::fs::read_to_string(c.conf_path()).unwrap();
     let block = conf.split("# BEGIN pgrepctl").nth(1).unwrap_or("");
     if c.major >= 13 {

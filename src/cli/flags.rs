@@ -124,16 +124,6 @@ mod tests {
     }
 
     #[test]
-    fn durations_bare_or_with_units() {
-        assert_eq!(duration("10").unwrap(), Duration::from_secs(10));
-        assert_eq!(duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(duration("2min").unwrap(), Duration::from_secs(120));
-        assert!(duration("0s").is_err());
-        assert!(duration("ten").is_err());
-    }
-
-    #[test]
     fn explicit_bindir_must_hold_pg_ctl() {
         let none = BindirFlag { bindir: None };
         assert_eq!(none.checked().unwrap(), None);

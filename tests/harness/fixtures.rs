@@ -5,7 +5,7 @@
 
 use super::run::{Run, password_file};
 use super::{Builder, Cluster, as_pg, check, free_port, node_dirs, pgrepctl, tempdir};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const PW: &str = "s3cret 'quoted' pass";
 
@@ -19,18 +19,16 @@ pub fn prepared_primary(builder: Builder) -> (Cluster, PathBuf) {
 pub fn prepared_primary_with(builder: Builder, password: &str) -> (Cluster, PathBuf) {
     let c = builder.init();
     let pw = password_file(c.tmp.path(), password);
-    pgrepctl([
-        "init-master",
-        "--json",
-        "-D",
-        c.data.to_str().unwrap(),
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--allow",
-        "127.0.0.1/32",
-    ])
-    .ok();
+    init_master(&c, &pw, &["--allow", "127.0.0.1/32"]).ok();
     (c, pw)
+}
+
+/// `pgrepctl init-master --json -D DATA --password-file PW EXTRA…` on `c`.
+pub fn init_master(c: &Cluster, pw: &Path, extra: &[&str]) -> Run {
+    let data = c.data.to_str().unwrap();
+    let pw = pw.to_str().unwrap();
+    let args = ["init-master", "--json", "-D", data, "--password-file", pw];
+    pgrepctl(args.iter().chain(extra))
 }
 
 /// `pgrepctl clone-standby --json` of `target` from `primary` over TCP.

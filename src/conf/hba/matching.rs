@@ -33,25 +33,25 @@ pub enum Match {
     No,
 }
 
+/// Three-valued AND: No if any is No, else Maybe if any is Maybe.
 pub(super) fn all3(ms: impl IntoIterator<Item = Match>) -> Match {
-    let mut out = Match::Yes;
-    for m in ms {
-        match m {
-            Match::No => return Match::No,
-            Match::Maybe => out = Match::Maybe,
-            Match::Yes => {}
-        }
-    }
-    out
+    combine3(ms, Match::No, Match::Yes)
 }
 
+/// Three-valued OR: Yes if any is Yes, else Maybe if any is Maybe.
 pub(super) fn any3(ms: impl IntoIterator<Item = Match>) -> Match {
-    let mut out = Match::No;
+    combine3(ms, Match::Yes, Match::No)
+}
+
+/// `decisive` as soon as one is; otherwise Maybe if one is, else `neutral`.
+fn combine3(ms: impl IntoIterator<Item = Match>, decisive: Match, neutral: Match) -> Match {
+    let mut out = neutral;
     for m in ms {
-        match m {
-            Match::Yes => return Match::Yes,
-            Match::Maybe => out = Match::Maybe,
-            Match::No => {}
+        if m == decisive {
+            return decisive;
+        }
+        if m == Match::Maybe {
+            out = Match::Maybe;
         }
     }
     out

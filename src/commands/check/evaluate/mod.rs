@@ -103,53 +103,49 @@ fn lag_findings(
     bytes: Option<i64>,
     secs: Option<f64>,
 ) -> Status {
-    let hint = "check the standby's load, disk and network, and whether replay is paused or blocked by queries (max_standby_streaming_delay)";
     let mut st = Status::Ok;
     if let Some(b) = bytes {
         let s = t.bytes_status(b);
-        if s != Status::Ok {
-            let limit = if s == Status::Critical {
-                t.crit_bytes
-            } else {
-                t.warn_bytes
-            };
-            r.problem(
-                s,
-                subject,
-                LAG_BYTES,
-                format!(
-                    "replay lags {} behind (threshold {})",
-                    human_bytes(b),
-                    crate::units::format_bytes(limit)
-                ),
-                Some(hint.into()),
-            );
-            st = st.worst(s);
-        }
+        let limit = if s == Status::Critical {
+            t.crit_bytes
+        } else {
+            t.warn_bytes
+        };
+        let shown = (human_bytes(b), crate::units::format_bytes(limit));
+        st = st.worst(lag_finding(r, subject, s, LAG_BYTES, shown));
     }
     if let Some(x) = secs {
         let s = t.seconds_status(x);
-        if s != Status::Ok {
-            let limit = if s == Status::Critical {
-                t.crit_seconds
-            } else {
-                t.warn_seconds
-            };
-            r.problem(
-                s,
-                subject,
-                LAG_TIME,
-                format!(
-                    "replay lags {} behind (threshold {})",
-                    human_seconds(x),
-                    human_seconds(limit)
-                ),
-                Some(hint.into()),
-            );
-            st = st.worst(s);
-        }
+        let limit = if s == Status::Critical {
+            t.crit_seconds
+        } else {
+            t.warn_seconds
+        };
+        let shown = (human_seconds(x), human_seconds(limit));
+        st = st.worst(lag_finding(r, subject, s, LAG_TIME, shown));
     }
     st
+}
+
+/// A lag over a threshold (`s` not OK) as a finding; `shown`: the lag
+/// and the threshold, as people read them.
+fn lag_finding(
+    r: &mut Report,
+    subject: &str,
+    s: Status,
+    code: &str,
+    (lag, limit): (String, String),
+) -> Status {
+    if s != Status::Ok {
+        r.problem(
+            s,
+            subject,
+            code,
+            format!("replay lags {lag} behind (threshold {limit})"),
+            Some("check the standby's load, disk and network, and whether replay is paused or blocked by queries (max_standby_streaming_delay)".into()),
+        );
+    }
+    s
 }
 
 fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
