@@ -96,13 +96,7 @@ pub(super) fn user_matches(tokens: &[Token], role: &str, ctx: &MatchContext) -> 
             }
         }
         Ok(t) if !t.quoted && t.text.starts_with('/') => Match::Maybe,
-        Ok(t) => {
-            if t.text == role {
-                Match::Yes
-            } else {
-                Match::No
-            }
-        }
+        Ok(t) => yes_if(t.text == role),
     }))
 }
 
@@ -148,32 +142,29 @@ pub fn record_matches(rec: &Record, conn: &ReplConn, ctx: &MatchContext) -> Matc
     let type_ok = match rec.conn_type {
         ConnType::Local | ConnType::HostGssEnc => Match::No,
         ConnType::Host | ConnType::HostNoGssEnc => Match::Yes,
-        ConnType::HostSsl => {
-            if conn.ssl {
-                Match::Yes
-            } else {
-                Match::No
-            }
-        }
-        ConnType::HostNoSsl => {
-            if conn.ssl {
-                Match::No
-            } else {
-                Match::Yes
-            }
-        }
+        ConnType::HostSsl => yes_if(conn.ssl),
+        ConnType::HostNoSsl => yes_if(!conn.ssl),
     };
-    let addr = rec
-        .address
-        .as_ref()
-        .map(|a| address_matches(a, &conn.addr, ctx))
-        .unwrap_or(Match::No);
+    let db = db_matches(&rec.databases, ctx);
     all3([
         type_ok,
-        db_matches(&rec.databases, ctx),
-        user_matches(&rec.users, &conn.role, ctx),
-        addr,
+        db,
+        user_and_address(rec, &conn.role, &conn.addr, ctx),
     ])
+}
+
+fn yes_if(b: bool) -> Match {
+    if b { Match::Yes } else { Match::No }
+}
+
+/// The user and address columns, the same for every kind of connection.
+fn user_and_address(rec: &Record, role: &str, addr: &IpNet, ctx: &MatchContext) -> Match {
+    let address = rec
+        .address
+        .as_ref()
+        .map(|a| address_matches(a, addr, ctx))
+        .unwrap_or(Match::No);
+    all3([user_matches(&rec.users, role, ctx), address])
 }
 
 #[derive(Debug, Clone)]
@@ -226,29 +217,13 @@ pub(super) fn db_matches_name(tokens: &[Token], conn: &DbConn, ctx: &MatchContex
     any3(expand(tokens, ctx).into_iter().map(|t| match t {
         Err(()) => Match::Maybe,
         Ok(t) if t.is_keyword("all") => Match::Yes,
-        Ok(t) if t.is_keyword("sameuser") => {
-            if conn.database == conn.role {
-                Match::Yes
-            } else {
-                Match::No
-            }
-        }
+        Ok(t) if t.is_keyword("sameuser") => yes_if(conn.database == conn.role),
         Ok(t) if t.is_keyword("samerole") || t.is_keyword("samegroup") => {
-            if conn.database == conn.role || ctx.role_memberships.contains(&conn.database) {
-                Match::Yes
-            } else {
-                Match::No
-            }
+            yes_if(conn.database == conn.role || ctx.role_memberships.contains(&conn.database))
         }
         Ok(t) if t.is_keyword("replication") => Match::No,
         Ok(t) if !t.quoted && t.text.starts_with('/') => Match::Maybe,
-        Ok(t) => {
-            if t.text == conn.database {
-                Match::Yes
-            } else {
-                Match::No
-            }
-        }
+        Ok(t) => yes_if(t.text == conn.database),
     }))
 }
 
@@ -258,16 +233,11 @@ pub fn record_matches_db(rec: &Record, conn: &DbConn, ctx: &MatchContext) -> Mat
         ConnType::Local | ConnType::HostGssEnc | ConnType::HostSsl => Match::No,
         ConnType::Host | ConnType::HostNoGssEnc | ConnType::HostNoSsl => Match::Yes,
     };
-    let addr = rec
-        .address
-        .as_ref()
-        .map(|a| address_matches(a, &conn.addr, ctx))
-        .unwrap_or(Match::No);
+    let db = db_matches_name(&rec.databases, conn, ctx);
     all3([
         type_ok,
-        db_matches_name(&rec.databases, conn, ctx),
-        user_matches(&rec.users, &conn.role, ctx),
-        addr,
+        db,
+        user_and_address(rec, &conn.role, &conn.addr, ctx),
     ])
 }
 
