@@ -48,7 +48,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// `16MB` -> (16.0, "mb"): the leading number, and the unit after it in
 /// lower case (units are case-insensitive); None without a number.
-fn number_and_unit(s: &str) -> Option<(f64, String)> {
+pub fn number_and_unit(s: &str) -> Option<(f64, String)> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

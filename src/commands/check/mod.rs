@@ -25,10 +25,9 @@ pub enum Lag {
 /// `16MB`, `1GB`, `100` (bytes) → a size; `30s`, `500ms`, `5min`, `1h` → a time.
 pub fn parse_lag(s: &str) -> Result<Lag, String> {
     let t = s.trim();
-    let unit = t
-        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
-        .trim()
-        .to_ascii_lowercase();
+    let unit = crate::units::number_and_unit(t)
+        .map(|(_, unit)| unit)
+        .unwrap_or_default();
     if ["ms", "s", "sec", "min", "h"].contains(&unit.as_str()) {
         crate::units::parse_duration(t).map(Lag::Time)
     } else {
