@@ -31,6 +31,7 @@ pub struct Test {
     run_as: Option<Option<(u32, u32)>>,
     stdin: Option<Vec<u8>>,
     watch: Vec<PathBuf>,
+    netns: Option<String>,
 }
 
 impl Test {
@@ -71,6 +72,12 @@ impl Test {
         self
     }
 
+    /// Run inside this network namespace (another test "host"), as root.
+    pub fn netns(mut self, ns: Option<&str>) -> Test {
+        self.netns = ns.map(str::to_string);
+        self
+    }
+
     /// What the run reads on stdin (else nothing: stdin is closed).
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Test {
         self.stdin = Some(bytes.into());
@@ -86,7 +93,11 @@ impl Test {
 
     pub fn run(self) -> Run {
         use std::os::unix::process::CommandExt;
-        let mut c = Command::new(env!("CARGO_BIN_EXE_pgrepctl"));
+        let bin = env!("CARGO_BIN_EXE_pgrepctl");
+        let mut c = match &self.netns {
+            Some(ns) => super::netns::Pair::exec(ns, bin),
+            None => Command::new(bin),
+        };
         c.args(&self.args);
         for (k, _) in std::env::vars() {
             if k.starts_with("PG") {
