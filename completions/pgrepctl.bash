@@ -618,7 +618,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__sandbox__subcmd__up)
-            opts="-v -q -h -V --dir --standbys --bindir --port --json --verbose --quiet --no-progress --help --version"
+            opts="-v -q -h -V --dir --standbys --port --bindir --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -632,11 +632,11 @@ _pgrepctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --bindir)
+                --port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --port)
+                --bindir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -43,7 +43,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s p -l p
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s U -l username -d 'Superuser to connect as [default: PGUSER, else the data directory\'s owner when run as root, else the OS user]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s d -l dbname -d 'Database name, or a full conninfo string or postgresql:// URI [default: postgres]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l replication-user -d 'Name of the replication role to create or fix' -r
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l password-file -d 'File whose first line is the replication role\'s password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l password-file -d 'File whose first line is the replication password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD, else none]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow -d 'Standby address or CIDR allowed to replicate, e.g. 10.0.0.2 or 10.0.0.0/24 (repeatable)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l hba-method -d 'Authentication method of the written pg_hba.conf lines' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l max-wal-senders -d 'Lowest acceptable max_wal_senders (never lowered)' -r
@@ -56,11 +56,11 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l slot -
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l restart -d 'Whether to restart the server when a changed setting needs it' -r -f -a "never\t'Never restart; report restart_required and the command to run'
 if-needed\t'Restart when a changed setting needs it (wal_level, max_wal_senders, …)'
 always\t'Restart even when nothing needs it'"
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l bindir -d 'Directory of the server\'s PostgreSQL binaries (for pg_ctl restart) [default: found by version]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l bindir -d 'Directory of the PostgreSQL programs (pg_ctl, postgres, pg_basebackup) [default: those of the server\'s major version: pg_config, /usr/lib/postgresql/MAJOR/bin, PATH]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow-privileged-role -d 'Let --replication-user name an existing role that is more than a replication login (superuser, CREATEDB, CREATEROLE, BYPASSRLS, owner of objects, member of roles other than pg_monitor and its parts): its password may change and is copied to every standby'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l ssl -d 'Write hostssl instead of host lines (standbys must connect with SSL)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow-insecure -d 'Permit insecure choices: trust/password methods, all-addresses CIDRs, a group-readable password file'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l dry-run -d 'Compute and print the plan and diffs; change nothing'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l dry-run -d 'Check everything and print the changes a real run would make, with diffs; change nothing'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
@@ -69,13 +69,13 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l no-pro
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l primary -d 'The primary (or an upstream standby), as libpq keywords or a URI, e.g. \'host=10.0.0.1 port=5432 user=replicator\' [user default: replicator; port default: 5432]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -s D -l pgdata -d 'Data directory of the new standby: absent or empty (or anything, with --force)' -r -F
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l password-file -d 'File whose first line is the replication password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD, else none: ~/.pgpass or trust]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l password-file -d 'File whose first line is the replication password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD, else none]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l passfile -d 'Where the standby\'s own 0600 password file goes, named by passfile= in primary_conninfo [default: DIR/pgrepctl.pgpass]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l slot -d 'Stream through this physical replication slot on the primary, creating it if missing' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l application-name -d 'application_name the primary shows for this standby in pg_stat_replication [default: this host\'s name]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l port -d 'Port the standby listens on, written to its postgresql.auto.conf [default: the primary\'s configuration]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l listen -d 'listen_addresses of the standby, e.g. \'*\' [default: the primary\'s configuration]' -r
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l bindir -d 'Directory of PostgreSQL binaries of the primary\'s major version [default: pg_config, /usr/lib/postgresql/MAJOR/bin, PATH]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l bindir -d 'Directory of the PostgreSQL programs (pg_ctl, postgres, pg_basebackup) [default: those of the server\'s major version: pg_config, /usr/lib/postgresql/MAJOR/bin, PATH]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l max-rate -d 'Limit the copy\'s transfer rate to spare the primary\'s disk and network, e.g. 50M (pg_basebackup --max-rate; 32k to 1024M) [default: unlimited]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l wait -d 'How long to wait for the started standby to stream and catch up (60, 60s, 2min)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l connect-timeout -d 'How long to wait for the primary to answer a connection (10, 10s, 500ms)' -r
@@ -83,7 +83,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l pass
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l force -d 'Replace a non-empty target directory (never one a postmaster runs on)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l no-start -d 'Copy and configure, but do not start the standby'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l allow-insecure -d 'Accept a password file readable by others'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l dry-run -d 'Run the preflight and print the plan; copy and change nothing'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l dry-run -d 'Check everything and print the changes a real run would make, with diffs; change nothing'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -s q -l quiet -d 'Only warnings and errors'
@@ -95,7 +95,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l standby -d '
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l warn-lag -d 'Lag that makes WARNING: a size (16MB) or a time (30s); give it twice for both [default: 16MB and 30s]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l crit-lag -d 'Lag that makes CRITICAL: a size or a time, like --warn-lag [default: 256MB and 5min]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l expect-standbys -d 'With --primary: CRITICAL when fewer than N wal senders stream (on the primary and the standbys given)' -r
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l timeout -d 'Time limit per node for connecting and querying; a node that does not answer in time is CRITICAL' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l timeout -d 'How long each node may take to connect and to answer (and a standby to replay the probe), e.g. 10, 10s, 500ms; a node that does not answer in time is CRITICAL' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l format -d 'Output format [default: text, or json with --json]' -r -f -a "text\t'Tables for a person'
 json\t'One JSON object (same as --json)'
 nagios\t'One Nagios/Icinga status line with perfdata'
@@ -108,7 +108,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s h -l help -d
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l primary -d 'The primary: a conninfo string, a postgresql:// URI, or a host name' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l standby -d 'A standby, same forms as --primary (repeatable; at least one)' -r
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l timeout -d 'How long each standby may take to connect, and to replay the probe' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l timeout -d 'How long each node may take to connect and to answer (and a standby to replay the probe), e.g. 10, 10s, 500ms; a node that does not answer in time is CRITICAL' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l format -d 'Output format [default: text, or json with --json]' -r -f -a "text\t'Tables for a person'
 json\t'One JSON object (same as --json)'
 nagios\t'One Nagios/Icinga status line with perfdata'
@@ -132,8 +132,8 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fis
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l dir -d 'Sandbox directory [default: ~/.local/share/pgrepctl/sandbox; /var/lib/pgrepctl/sandbox as root]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l standbys -d 'Number of standbys' -r
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l bindir -d 'PostgreSQL bin directory [default: the newest installed major]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l port -d 'First port: the primary gets BASE, standby i gets BASE+i [default: free ports]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l bindir -d 'Directory of the PostgreSQL programs (initdb, pg_ctl) [default: the newest installed major]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -s q -l quiet -d 'Only warnings and errors'

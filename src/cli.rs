@@ -1,5 +1,10 @@
 //! The command line: global flags and the subcommand list. Each
-//! subcommand's own flags live beside its code in `commands/`.
+//! subcommand's own flags live beside its code in `commands/`; the flag
+//! groups several commands share are in [`flags`], and the names
+//! PostgreSQL limits (slot, role, application_name) in [`names`].
+
+pub mod flags;
+pub mod names;
 
 use crate::commands;
 use clap::{Parser, Subcommand};

@@ -51,23 +51,14 @@ enum Mode {
 impl Mode {
     fn of(cli: &Cli) -> Mode {
         let format = match &cli.command {
-            Command::Check(a) => a.format,
-            Command::SmokeTest(a) => a.format,
+            Command::Check(a) => &a.format,
+            Command::SmokeTest(a) => &a.format,
             Command::Sandbox(crate::commands::sandbox::Args {
                 action: crate::commands::sandbox::Action::Status(s),
-            }) => s.format,
+            }) => &s.format,
             _ => return Mode::Changes,
         };
-        Mode::Health(match (cli.global.json, format) {
-            (true, Some(f)) if f != Format::Json => Err(Error::new(
-                Code::ConflictingFlags,
-                "--json conflicts with --format other than json",
-            )
-            .hint("use either --json or --format")),
-            (true, _) | (false, Some(Format::Json)) => Ok(Format::Json),
-            (false, Some(f)) => Ok(f),
-            (false, None) => Ok(Format::Text),
-        })
+        Mode::Health(format.choose(cli.global.json))
     }
 
     fn printer(&self, cli: &Cli) -> Printer {

@@ -6,15 +6,10 @@ use std::time::Duration;
 /// Bytes, 1024-based like PostgreSQL (`kB`, `MB`, `GB`, `TB`); a bare
 /// number is bytes. Case-insensitive so `1gb` is not a surprise.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let num: f64 = num.parse().map_err(|_| {
+    let (num, unit) = number_and_unit(s).ok_or_else(|| {
         format!("invalid size {s:?}: expected a number with a unit, like 16MB or 1GB")
     })?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let mult: u64 = match unit.as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1 << 10,
         "m" | "mb" => 1 << 20,
@@ -31,15 +26,10 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 
 /// Seconds by default; `ms`, `s`, `min`/`m`, `h` accepted.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let num: f64 = num.parse().map_err(|_| {
+    let (num, unit) = number_and_unit(s).ok_or_else(|| {
         format!("invalid duration {s:?}: expected a number with a unit, like 30s or 500ms")
     })?;
-    let secs = match unit.trim().to_ascii_lowercase().as_str() {
+    let secs = match unit.as_str() {
         "ms" => num / 1000.0,
         "" | "s" | "sec" => num,
         "m" | "min" => num * 60.0,
@@ -54,6 +44,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("invalid duration {s:?}"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// `16MB` -> (16.0, "mb"): the leading number, and the unit after it in
+/// lower case (units are case-insensitive); None without a number.
+pub fn number_and_unit(s: &str) -> Option<(f64, String)> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    Some((num.parse().ok()?, unit.trim().to_ascii_lowercase()))
 }
 
 /// A timeout or wait: a duration above zero (`10`, `10s`, `500ms`, `2min`).

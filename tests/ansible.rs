@@ -4,7 +4,7 @@
 //! changed, second run unchanged, check mode reports without changing, and
 //! a bad input fails with pgrepctl's own message.
 
-use crate::clone_standby::{PW, prepared_primary};
+use crate::harness::fixtures::{PW, prepared_primary};
 use crate::harness::{self, Cluster};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,77 +2,9 @@
 //! the real command; the result must stream, catch up, be configured for
 //! the server's version, and a second run must be a no-op.
 
-use crate::harness::{self, Cluster, pgrepctl, run::password_file};
+use crate::harness::fixtures::{PW, clone, prepared_primary};
+use crate::harness::{self, Cluster};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-
-pub const PW: &str = "s3cret 'quoted' pass";
-
-/// A primary made ready by the real init-master (replication over
-/// 127.0.0.1 with a SCRAM password), and the password file.
-pub fn prepared_primary(builder: harness::Builder) -> (Cluster, PathBuf) {
-    prepared_primary_with(builder, PW)
-}
-
-/// [`prepared_primary`] with a chosen replication password.
-pub fn prepared_primary_with(builder: harness::Builder, password: &str) -> (Cluster, PathBuf) {
-    let c = builder.init();
-    let pw = password_file(c.tmp.path(), password);
-    pgrepctl([
-        "init-master",
-        "--json",
-        "-D",
-        c.data.to_str().unwrap(),
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--allow",
-        "127.0.0.1/32",
-    ])
-    .ok();
-    (c, pw)
-}
-
-/// `pgrepctl clone-standby --json` of `target` from `primary` over TCP.
-pub fn clone(
-    primary: &Cluster,
-    target: &Cluster,
-    pw: Option<&PathBuf>,
-    extra: &[&str],
-) -> harness::Run {
-    clone_env(primary, target, pw, extra, &[])
-}
-
-/// [`clone`] with extra environment for pgrepctl.
-pub fn clone_env(
-    primary: &Cluster,
-    target: &Cluster,
-    pw: Option<&PathBuf>,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> harness::Run {
-    let mut args: Vec<String> = vec![
-        "clone-standby".into(),
-        "--json".into(),
-        "--primary".into(),
-        format!("host=127.0.0.1 port={} user=replicator", primary.port),
-        "-D".into(),
-        target.data.display().to_string(),
-        "--bindir".into(),
-        target.bindir.display().to_string(),
-        "--port".into(),
-        target.port.to_string(),
-        "--wait".into(),
-        "30".into(),
-    ];
-    if !extra.contains(&"--application-name") {
-        args.extend(["--application-name".into(), "s1".into()]);
-    }
-    if let Some(p) = pw {
-        args.extend(["--password-file".into(), p.display().to_string()]);
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    crate::harness::run::pgrepctl_env(args, env)
-}
 
 #[test]
 fn clones_a_streaming_standby_and_second_run_is_a_noop() {

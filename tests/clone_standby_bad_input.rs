@@ -2,7 +2,7 @@
 //! code, the target exactly as it was, no temporary copy left behind, and
 //! nothing left on the primary (no slot, no connection).
 
-use crate::clone_standby::{PW, clone, prepared_primary};
+use crate::harness::fixtures::{PW, clone, prepared_primary};
 use crate::harness::{self, Cluster, run::password_file};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -282,9 +282,7 @@ fn start_slow_clone(p: &Cluster, s: &Cluster, pw: &Path) -> (Child, i32) {
 }
 
 fn finish(child: Child) -> harness::Run {
-    harness::Run {
-        out: child.wait_with_output().unwrap(),
-    }
+    child.wait_with_output().unwrap().into()
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! Runs in the full suite (not the per-major subset): it fetches 10 and 12
 //! itself with scripts/fetch-postgres.
 
-use crate::clone_standby::{clone, prepared_primary};
+use crate::harness::fixtures::{clone, prepared_primary};
 use crate::harness::{self, Cluster};
 use std::path::Path;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! builds (the ones tests run) read; N goes up until the run no longer
 //! fails, so every step of the plan is covered whatever its length.
 
-use crate::clone_standby::{clone, clone_env, prepared_primary};
+use crate::harness::fixtures::{clone, clone_env, prepared_primary};
 use crate::harness::{self, Cluster, run::password_file, run::pgrepctl_env};
 use std::path::Path;
 

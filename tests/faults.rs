@@ -239,7 +239,7 @@ fn clone_standby_killed_mid_copy_leaves_no_child_and_no_secret() {
             .unwrap()
             .as_nanos()
     );
-    let (p, _) = crate::clone_standby::prepared_primary_with(Cluster::builder(), &secret);
+    let (p, _) = crate::harness::fixtures::prepared_primary_with(Cluster::builder(), &secret);
     let s = Cluster::clone_target(&p);
     let clone_args = |extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = [
@@ -331,12 +331,12 @@ fn clone_standby_killed_mid_copy_leaves_no_child_and_no_secret() {
             .any(|n| n.contains(".pgrepctl-clone.")),
         "the killed run left its partial copy"
     );
-    let r = harness::run::Run {
-        out: command(&clone_args(&[]))
+    let r = harness::run::Run::from(
+        command(&clone_args(&[]))
             .env("PGREPCTL_REPLICATION_PASSWORD", &secret)
             .output()
             .unwrap(),
-    };
+    );
     let j = r.ok();
     assert_eq!(j["streaming"]["status"], "streaming", "{j}");
     assert_eq!(harness::listing(s.tmp.path()), vec!["standby"]);
@@ -358,17 +358,7 @@ fn an_empty_backup_left_by_an_older_version_is_reported_not_trusted() {
     let pw = password_file(c.tmp.path(), "faults pass");
     let backup = PathBuf::from(format!("{}.pgrepctl.orig", c.hba_path().display()));
     c.write_as_pg(&backup, "");
-    let j = pgrepctl([
-        "init-master",
-        "--json",
-        "-D",
-        c.data.to_str().unwrap(),
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--allow",
-        "127.0.0.1/32",
-    ])
-    .ok();
+    let j = crate::harness::fixtures::init_master(&c, &pw, &["--allow", "127.0.0.1/32"]).ok();
     let warnings = j["warnings"].to_string();
     assert!(
         warnings.contains(&format!("the backup {} is empty", backup.display())),

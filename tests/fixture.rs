@@ -12,3 +12,27 @@ fn hand_built_standby_streams() {
         "s1"
     );
 }
+
+/// The `Test` builder lists what a run wrote under a watched directory,
+/// and only that.
+#[test]
+fn test_builder_lists_files_written() {
+    let dir = crate::harness::tempdir();
+    std::fs::write(dir.path().join("untouched"), "mine").unwrap();
+    let r = crate::harness::Test::new(["generate-docs"])
+        .arg(dir.path())
+        .env("PGREPCTL_TEST_MARKER", "1")
+        .stdin("ignored")
+        .watch(dir.path())
+        .run();
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let written = r.written();
+    assert!(
+        written.contains(&dir.path().join("man/pgrepctl.1")),
+        "{written:?}"
+    );
+    assert!(
+        !written.contains(&dir.path().join("untouched")),
+        "{written:?}"
+    );
+}

@@ -5,23 +5,15 @@
 use crate::harness::{self, Cluster, pgrepctl, run::password_file};
 use std::path::Path;
 
-const PW: &str = "correct horse battery";
+pub const PW: &str = "correct horse battery";
 
-fn init_master(c: &Cluster, extra: &[&str]) -> harness::Run {
+pub fn init_master(c: &Cluster, extra: &[&str]) -> harness::Run {
     let pw = password_file(c.tmp.path(), PW);
-    let mut args: Vec<String> = vec![
-        "init-master".into(),
-        "--json".into(),
-        "-D".into(),
-        c.data.display().to_string(),
-    ];
-    args.extend(["--password-file".into(), pw.display().to_string()]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    pgrepctl(args)
+    harness::fixtures::init_master(c, &pw, extra)
 }
 
 /// A replication connection as a standby makes it, over TCP from 127.0.0.1.
-fn replication_login(c: &Cluster, user: &str, password: &str) -> Result<String, String> {
+pub fn replication_login(c: &Cluster, user: &str, password: &str) -> Result<String, String> {
     let ci = format!(
         "host=127.0.0.1 port={} user='{}' password='{}' dbname=replication replication=true",
         c.port,
@@ -39,7 +31,7 @@ fn replication_login(c: &Cluster, user: &str, password: &str) -> Result<String, 
     }
 }
 
-fn wal_keep_name(c: &Cluster) -> &'static str {
+pub fn wal_keep_name(c: &Cluster) -> &'static str {
     if c.major >= 13 {
         "wal_keep_size"
     } else {
@@ -47,7 +39,7 @@ fn wal_keep_name(c: &Cluster) -> &'static str {
     }
 }
 
-fn assert_noop(c: &Cluster, extra: &[&str], files: &[&Path]) {
+pub fn assert_noop(c: &Cluster, extra: &[&str], files: &[&Path]) {
     let before = harness::snapshot(files);
     let j = init_master(c, extra).ok();
     assert_eq!(j["changed"], false, "second run must be a no-op: {j}");
@@ -186,143 +178,6 @@ fn wal_level_minimal_set_by_alter_system() {
         &["--allow", "127.0.0.1/32", "--restart=if-needed"],
         &[&c.conf_path(), &c.hba_path(), &auto],
     );
-}
-
-#[test]
-fn reject_catch_all_in_hba_gets_our_line_above_it() {
-    let hba = "# custom\nlocal all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 0.0.0.0/0 reject\nhost replication all samenet md5\n";
-    let c = Cluster::builder().hba(hba).init();
-    assert!(replication_login(&c, "replicator", PW).is_err());
-    let j = init_master(&c, &["--allow", "127.0.0.1"]).ok();
-    assert_eq!(j["changed"], true);
-    let text = std::fs::read_to_string(c.hba_path()).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let ours = lines.iter().position(|l| l.contains("replicator")).unwrap();
-    let reject = lines.iter().position(|l| l.contains("reject")).unwrap();
-    assert!(ours < reject, "{text}");
-    assert!(
-        text.starts_with("# custom\nlocal all all trust\nhost all all 127.0.0.1/32 trust\n"),
-        "{text}"
-    );
-    replication_login(&c, "replicator", PW).expect("login through the new line");
-    assert_eq!(
-        c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"),
-        "0"
-    );
-    assert_noop(
-        &c,
-        &["--allow", "127.0.0.1"],
-        &[&c.hba_path(), &c.conf_path()],
-    );
-}
-
-#[test]
-fn existing_line_in_place_is_a_noop_for_hba() {
-    let hba = "local all all trust\nhost replication replicator 127.0.0.1/32 scram-sha-256\n";
-    let c = Cluster::builder().hba(hba).init();
-    let j = init_master(&c, &["--allow", "127.0.0.1/32"]).ok();
-    assert!(
-        j["changes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|ch| ch["path"].as_str() != Some(c.hba_path().to_str().unwrap())),
-        "{j}"
-    );
-    assert_eq!(std::fs::read_to_string(c.hba_path()).unwrap(), hba);
-}
-
-#[test]
-fn hostile_role_name_is_quoted_safely() {
-    let c = Cluster::new();
-    let role = "rep; DROP ROLE postgres; -- 'x' y";
-    let j = init_master(&c, &["--allow", "127.0.0.1/32", "--replication-user", role]).ok();
-    assert_eq!(j["changed"], true);
-    assert_eq!(
-        c.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'"),
-        "1"
-    );
-    assert_eq!(
-        c.sql(&format!(
-            "SELECT rolreplication FROM pg_roles WHERE rolname = '{}'",
-            role.replace('\'', "''")
-        )),
-        "t"
-    );
-    assert_eq!(
-        c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"),
-        "0"
-    );
-    replication_login(&c, role, PW).expect("the quoted hba line matches the role");
-    assert_noop(
-        &c,
-        &["--allow", "127.0.0.1/32", "--replication-user", role],
-        &[&c.hba_path()],
-    );
-}
-
-#[test]
-fn existing_role_keeps_its_password_and_gets_replication() {
-    let c = Cluster::new();
-    c.sql("SET password_encryption = 'scram-sha-256'; CREATE ROLE replicator NOLOGIN PASSWORD 'keepme'");
-    let before = c.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'replicator'");
-    let j = pgrepctl([
-        "init-master",
-        "--json",
-        "-D",
-        c.data.to_str().unwrap(),
-        "--allow",
-        "127.0.0.1/32",
-    ])
-    .ok();
-    let sql: Vec<String> = j["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["kind"] == "sql")
-        .map(|c| c["summary"].as_str().unwrap().to_string())
-        .collect();
-    assert!(
-        sql.iter().any(|s| s.contains("ALTER ROLE")
-            && s.contains("LOGIN")
-            && s.contains("REPLICATION")
-            && !s.contains("PASSWORD")),
-        "{sql:?}"
-    );
-    assert_eq!(
-        c.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'replicator'"),
-        before
-    );
-    replication_login(&c, "replicator", "keepme").unwrap();
-    // The same password given again is recognised (its salt differs): no change.
-    let pw = password_file(c.tmp.path(), "keepme");
-    let j = pgrepctl([
-        "init-master",
-        "--json",
-        "-D",
-        c.data.to_str().unwrap(),
-        "--allow",
-        "127.0.0.1/32",
-        "--password-file",
-        pw.to_str().unwrap(),
-    ])
-    .ok();
-    assert_eq!(j["changed"], false, "{j}");
-    // A new password is set.
-    let pw2 = password_file(c.tmp.path(), "a new longer password");
-    let j = pgrepctl([
-        "init-master",
-        "--json",
-        "-D",
-        c.data.to_str().unwrap(),
-        "--allow",
-        "127.0.0.1/32",
-        "--password-file",
-        pw2.to_str().unwrap(),
-    ])
-    .ok();
-    assert_eq!(j["changed"], true);
-    replication_login(&c, "replicator", "a new longer password").unwrap();
 }
 
 #[test]
@@ -505,60 +360,6 @@ fn debian_layout_cluster() {
         harness::snapshot(&[Path::new(&files[0]), Path::new(&files[1])]),
         before
     );
-}
-
-/// A standby on another "host" (network namespace): before init-master its
-/// address has no hba line; after, it logs in with the password only.
-#[test]
-fn standby_on_another_host_is_let_in_by_address() {
-    use crate::harness::netns::{self, Pair};
-    if !netns::available() {
-        eprintln!("skipped: network namespaces need root and iproute2");
-        return;
-    }
-    let hosts = Pair::new();
-    let c = Cluster::builder()
-        .netns(&hosts.server)
-        .conf(&format!(
-            "listen_addresses = 'localhost,{}'",
-            hosts.server_ip
-        ))
-        .init();
-    let login = |password: &str| {
-        let ci = format!(
-            "host={} port={} user=replicator password='{password}' dbname=replication replication=true connect_timeout=5",
-            hosts.server_ip, c.port
-        );
-        let out = Pair::exec(
-            &hosts.client,
-            harness::psql_bin(&c.bindir).to_str().unwrap(),
-        )
-        .args(["-X", "-A", "-t", "-d", &ci, "-c", "IDENTIFY_SYSTEM"])
-        .output()
-        .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    // A neighbour's address is allowed, not ours: still no entry for us.
-    init_master(&c, &["--allow", &format!("{}/32", hosts.server_ip)]).ok();
-    let (ok, err) = login(PW);
-    assert!(!ok && err.contains("no pg_hba.conf entry"), "{err}");
-
-    let j = init_master(&c, &["--allow", &hosts.client_ip]).ok();
-    assert_eq!(j["changed"], true);
-    assert!(
-        j["warnings"].as_array().unwrap().is_empty(),
-        "listen_addresses already covers it: {j}"
-    );
-    let (ok, err) = login("wrong");
-    assert!(
-        !ok && err.contains("password authentication failed"),
-        "{err}"
-    );
-    let (ok, err) = login(PW);
-    assert!(ok, "{err}");
 }
 
 #[test]
@@ -749,134 +550,6 @@ fn slot_on_wal_level_minimal_comes_after_the_restart() {
         "dry run and real run agree"
     );
     assert_noop(&c, &args, &paths);
-}
-
-/// Issue 9: a double quote in a role name is written `""` inside a quoted
-/// hba token, which every supported PostgreSQL reads back as one `"`.
-#[test]
-fn role_name_with_a_double_quote_logs_in() {
-    let c = Cluster::new();
-    let role = "rep\"l";
-    let j = init_master(&c, &["--allow", "127.0.0.1/32", "--replication-user", role]).ok();
-    assert_eq!(j["changed"], true);
-    assert!(
-        std::fs::read_to_string(c.hba_path())
-            .unwrap()
-            .contains("\"rep\"\"l\""),
-        "{j}"
-    );
-    assert_eq!(
-        c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"),
-        "0"
-    );
-    assert!(replication_login(&c, role, "wrong").is_err());
-    replication_login(&c, role, PW).expect("replication login as rep\"l");
-    assert_noop(
-        &c,
-        &["--allow", "127.0.0.1/32", "--replication-user", role],
-        &[&c.hba_path()],
-    );
-}
-
-/// Issue 9: a last pg_hba.conf line that ends in a backslash (a
-/// continuation on 14+) and has no newline must not take the new line in.
-#[test]
-fn last_hba_line_with_a_trailing_backslash_keeps_its_record() {
-    // Before 14 a trailing backslash is part of the last token, which in a
-    // record's last field PostgreSQL rejects: end in a comment there.
-    let major = harness::major(&harness::bindir());
-    let hba = if major >= 14 {
-        "local all all trust\nhost replication all 10.9.0.0/16 md5 \\"
-    } else {
-        "local all all trust\nhost replication all 10.9.0.0/16 md5\n# note \\"
-    };
-    let c = Cluster::builder().hba(hba).init();
-    let j = init_master(&c, &["--allow", "127.0.0.1/32"]).ok();
-    assert_eq!(j["changed"], true);
-    let text = std::fs::read_to_string(c.hba_path()).unwrap();
-    assert!(text.starts_with(hba), "existing text kept:\n{text}");
-    assert_eq!(
-        c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"),
-        "0",
-        "{text}"
-    );
-    assert_eq!(
-        c.sql("SELECT count(*) FROM pg_hba_file_rules WHERE address = '10.9.0.0'"),
-        "1",
-        "the last record is still there:\n{text}"
-    );
-    replication_login(&c, "replicator", PW).expect("our line is a record of its own");
-    assert_noop(&c, &["--allow", "127.0.0.1/32"], &[&c.hba_path()]);
-}
-
-/// Issue 9: a line ours now decides for all its connections is named.
-#[test]
-fn line_made_unreachable_by_ours_is_warned_about() {
-    let hba = "local all all trust\nhost replication replicator 127.0.0.1/32 md5\nhost all all 127.0.0.1/32 trust\n";
-    let c = Cluster::builder().hba(hba).init();
-    let j = init_master(&c, &["--allow", "127.0.0.1/32"]).ok();
-    let w = j["warnings"].to_string();
-    assert!(
-        w.contains(":3:")
-            && w.contains("127.0.0.1/32 md5")
-            && w.contains("can no longer be reached"),
-        "{j}"
-    );
-    let text = std::fs::read_to_string(c.hba_path()).unwrap();
-    assert_eq!(
-        text.lines().nth(2),
-        Some("host replication replicator 127.0.0.1/32 md5")
-    );
-    // Nothing new is shadowed by a second run, so no warning.
-    let j = init_master(&c, &["--allow", "127.0.0.1/32"]).ok();
-    assert!(!j["warnings"].to_string().contains("can no longer"), "{j}");
-}
-
-/// Issue 9 item 13: a superuser as the replication role is refused; with
-/// --allow-privileged-role its password changes, and the standbys that
-/// stream as it now are named in a warning.
-#[test]
-fn superuser_replication_role_refused_unless_allowed_and_streaming_standbys_warned() {
-    let primary = Cluster::new();
-    let standby = Cluster::standby_of(&primary, "s1");
-    let before =
-        primary.sql("SELECT coalesce(rolpassword, '-') FROM pg_authid WHERE rolname = 'postgres'");
-    let j = init_master(
-        &primary,
-        &["--allow", "127.0.0.1/32", "--replication-user", "postgres"],
-    )
-    .fails(1, "ROLE_NOT_DEDICATED");
-    let msg = j["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("SUPERUSER") && msg.contains("passfile"), "{j}");
-    assert!(
-        j["error"]["hint"]
-            .as_str()
-            .unwrap()
-            .contains("--allow-privileged-role"),
-        "{j}"
-    );
-    assert_eq!(
-        primary.sql("SELECT coalesce(rolpassword, '-') FROM pg_authid WHERE rolname = 'postgres'"),
-        before
-    );
-
-    let j = init_master(
-        &primary,
-        &[
-            "--allow",
-            "127.0.0.1/32",
-            "--replication-user",
-            "postgres",
-            "--allow-privileged-role",
-        ],
-    )
-    .ok();
-    let w = j["warnings"].to_string();
-    assert!(
-        w.contains("password of role \\\"postgres\\\" changes") && w.contains("(s1)"),
-        "{j}"
-    );
-    drop(standby);
 }
 
 /// Issue 9: -v prints each step as it is applied, -vv the SQL as well,

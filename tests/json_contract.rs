@@ -393,7 +393,7 @@ fn is_lsn(s: &str) -> bool {
 
 #[test]
 fn clone_standby_json_dry_run_success_noop_and_failure() {
-    use crate::clone_standby::{clone, prepared_primary};
+    use crate::harness::fixtures::{clone, prepared_primary};
     let (p, pw) = prepared_primary(Cluster::builder());
     let s = Cluster::clone_target(&p);
     let data = s.data.display().to_string();

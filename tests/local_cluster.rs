@@ -3,7 +3,7 @@
 //! primary and on a standby made by clone-standby, and a Debian cluster
 //! handled through pg_ctlcluster with its /etc configuration directory.
 
-use crate::clone_standby::{clone, prepared_primary};
+use crate::harness::fixtures::{clone, prepared_primary};
 use crate::harness::{Cluster, debian};
 use pgrepctl::pg::cluster::{Ctl, LocalCluster};
 use pgrepctl::pg::controldata::{ClusterState, ControlData};

@@ -14,6 +14,8 @@ mod fixture;
 mod harness;
 mod init_master;
 mod init_master_bad_input;
+mod init_master_hba;
+mod init_master_roles;
 mod json_contract;
 mod local_cluster;
 mod sandbox;

@@ -270,7 +270,7 @@ fn interrupted_up_leaves_no_server() {
     )
     .unwrap();
     let out = child.wait_with_output().unwrap();
-    let r = harness::Run { out };
+    let r = harness::Run::from(out);
     r.fails(1, "INTERRUPTED");
     assert!(dir.running().is_empty(), "servers left running");
     assert!(!dir.path.exists(), "{:?}", harness::listing(&dir.path));
@@ -295,21 +295,11 @@ fn ordinary_user_default_directory() {
     let base = ports(2).to_string();
     let bindir = harness::bindir();
     let as_user = |args: &[&str]| {
-        use std::os::unix::process::CommandExt;
-        let mut c = Command::new(env!("CARGO_BIN_EXE_pgrepctl"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("PG") || k == "XDG_DATA_HOME" {
-                c.env_remove(k);
-            }
-        }
-        c.args(args)
-            .current_dir("/")
-            .uid(uid)
-            .gid(gid)
-            .env("HOME", &home);
-        harness::Run {
-            out: c.output().unwrap(),
-        }
+        harness::Test::new(args)
+            .run_as(Some((uid, gid)))
+            .env("HOME", &home)
+            .env_remove("XDG_DATA_HOME")
+            .run()
     };
     let j = as_user(&[
         "sandbox",

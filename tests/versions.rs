@@ -8,17 +8,7 @@ use crate::harness::{Cluster, pgrepctl, run::password_file};
 fn wal_retention_setting_by_version() {
     let c = Cluster::new();
     let pw = password_file(c.tmp.path(), "pw");
-    pgrepctl([
-        "init-master",
-        "--json",
-        "-D",
-        c.data.to_str().unwrap(),
-        "--password-file",
-        pw.to_str().unwrap(),
-        "--wal-keep",
-        "512MB",
-    ])
-    .ok();
+    crate::harness::fixtures::init_master(&c, &pw, &["--wal-keep", "512MB"]).ok();
     let conf = std::fs::read_to_string(c.conf_path()).unwrap();
     let block = conf.split("# BEGIN pgrepctl").nth(1).unwrap_or("");
     if c.major >= 13 {
@@ -79,7 +69,7 @@ fn scram_password_even_where_md5_is_the_default() {
 /// never resuming replay, which would shut the standby down).
 #[test]
 fn standby_below_a_raised_primary_setting_stops_or_pauses_by_version() {
-    use crate::clone_standby::{clone, prepared_primary};
+    use crate::harness::fixtures::{clone, prepared_primary};
     use std::time::{Duration, Instant};
     let (mut p, pw) = prepared_primary(Cluster::builder());
     let s = Cluster::clone_target(&p);

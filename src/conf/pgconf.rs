@@ -96,33 +96,7 @@ fn parse_line(raw: &str) -> Result<Option<Item>, String> {
     }
     let vstart = pos(&b, i, raw);
     let value = if b[i].1 == '\'' {
-        i += 1;
-        let mut v = String::new();
-        loop {
-            if i >= b.len() || b[i].1 == '\n' {
-                return Err(format!("unterminated quoted string for {name:?}"));
-            }
-            match b[i].1 {
-                '\'' if i + 1 < b.len() && b[i + 1].1 == '\'' => {
-                    v.push('\'');
-                    i += 2;
-                }
-                '\'' => {
-                    i += 1;
-                    break;
-                }
-                '\\' if i + 1 < b.len() => {
-                    let (consumed, ch) = unescape(&b[i + 1..]);
-                    v.push(ch);
-                    i += 1 + consumed;
-                }
-                c => {
-                    v.push(c);
-                    i += 1;
-                }
-            }
-        }
-        v
+        quoted(&b, &mut i).ok_or_else(|| format!("unterminated quoted string for {name:?}"))?
     } else {
         let s = i;
         while i < b.len() && !is_space(b[i].1) && !matches!(b[i].1, '#' | '\'' | '=') {
@@ -146,6 +120,38 @@ fn parse_line(raw: &str) -> Result<Option<Item>, String> {
         value,
         span: (vstart, vend),
     }))
+}
+
+/// A quoted value from the opening quote at `*i` on, unquoted and
+/// unescaped; `*i` moves past the closing quote. None: no closing quote
+/// on the line.
+fn quoted(b: &[(usize, char)], i: &mut usize) -> Option<String> {
+    *i += 1;
+    let mut v = String::new();
+    loop {
+        if *i >= b.len() || b[*i].1 == '\n' {
+            return None;
+        }
+        match b[*i].1 {
+            '\'' if *i + 1 < b.len() && b[*i + 1].1 == '\'' => {
+                v.push('\'');
+                *i += 2;
+            }
+            '\'' => {
+                *i += 1;
+                return Some(v);
+            }
+            '\\' if *i + 1 < b.len() => {
+                let (consumed, ch) = unescape(&b[*i + 1..]);
+                v.push(ch);
+                *i += 1 + consumed;
+            }
+            c => {
+                v.push(c);
+                *i += 1;
+            }
+        }
+    }
 }
 
 fn pos(b: &[(usize, char)], i: usize, raw: &str) -> usize {

@@ -171,22 +171,6 @@ pub fn pgrepctl_on(netns: Option<&str>, args: &[&str]) -> super::Run {
 }
 
 pub fn pgrepctl_on_env(netns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> super::Run {
-    let bin = env!("CARGO_BIN_EXE_pgrepctl");
-    let mut c = match netns {
-        Some(ns) => Pair::exec(ns, bin),
-        None => Command::new(bin),
-    };
-    c.args(args).current_dir("/");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PG") {
-            c.env_remove(k);
-        }
-    }
-    c.env("NO_COLOR", "1");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    super::Run {
-        out: c.output().unwrap(),
-    }
+    let test = super::Test::new(args).netns(netns).run_as(None);
+    env.iter().fold(test, |t, (k, v)| t.env(k, v)).run()
 }

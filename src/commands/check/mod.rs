@@ -8,9 +8,9 @@ pub mod chain;
 pub mod evaluate;
 pub mod inspect;
 
+use crate::cli::flags::{FormatFlag, TimeoutFlag};
 use crate::error::Failure;
 use crate::error::{Code, Error, Result};
-use crate::health::render::Format;
 use crate::health::{Report, Role, Thresholds};
 use crate::report::Printer;
 use std::time::Duration;
@@ -25,10 +25,9 @@ pub enum Lag {
 /// `16MB`, `1GB`, `100` (bytes) → a size; `30s`, `500ms`, `5min`, `1h` → a time.
 pub fn parse_lag(s: &str) -> Result<Lag, String> {
     let t = s.trim();
-    let unit = t
-        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
-        .trim()
-        .to_ascii_lowercase();
+    let unit = crate::units::number_and_unit(t)
+        .map(|(_, unit)| unit)
+        .unwrap_or_default();
     if ["ms", "s", "sec", "min", "h"].contains(&unit.as_str()) {
         crate::units::parse_duration(t).map(Lag::Time)
     } else {
@@ -37,8 +36,6 @@ pub fn parse_lag(s: &str) -> Result<Lag, String> {
             .map_err(|e| format!("{e}; or a time like 30s, 500ms, 5min (m alone means MB)"))
     }
 }
-
-pub use crate::units::parse_timeout;
 
 /// Check streaming replication: wal senders and slots on the primary, WAL
 /// receiver and replay on each standby, lag in bytes and time, and settings
@@ -68,12 +65,10 @@ pub struct Args {
     /// With --primary: CRITICAL when fewer than N wal senders stream (on the primary and the standbys given)
     #[arg(long, value_name = "N", requires = "primary")]
     pub expect_standbys: Option<u32>,
-    /// Time limit per node for connecting and querying; a node that does not answer in time is CRITICAL
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
-    pub timeout: Duration,
-    /// Output format [default: text, or json with --json]
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub timeout: TimeoutFlag,
+    #[command(flatten)]
+    pub format: FormatFlag,
 }
 
 /// The thresholds from the flags: each value given replaces the default
@@ -149,7 +144,7 @@ pub fn node_configs(
 pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     let t = thresholds(&args.warn_lag, &args.crit_lag)?;
     let nodes = node_configs(args.primary.as_deref(), &args.standby)?;
-    let facts = inspect::inspect_all(nodes, args.timeout, printer).await;
+    let facts = inspect::inspect_all(nodes, args.timeout.timeout, printer).await;
     let options = evaluate::Options {
         thresholds: t,
         expect_standbys: args.expect_standbys,
@@ -176,7 +171,7 @@ mod tests {
         );
         assert_eq!(parse_lag("5m").unwrap(), Lag::Bytes(5 << 20));
         assert!(parse_lag("fast").is_err());
-        assert!(parse_timeout("0s").is_err());
+        assert!(crate::cli::flags::duration("0s").is_err());
     }
 
     #[test]

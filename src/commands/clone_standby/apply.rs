@@ -36,12 +36,11 @@ pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<en
     match decided.action {
         Decision::Clone { replace } => {
             let tmp = copy::temp_dir(&facts.target);
-            if settings.slot.is_some() {
+            if let Some(slot) = &settings.slot {
                 plan.push(EnsureSlot {
-                    slot: settings.slot.clone().unwrap_or_default(),
+                    slot: slot.to_string(),
                     summary: format!(
-                        "physical replication slot {} created on {} if missing",
-                        settings.slot.as_deref().unwrap_or(""),
+                        "physical replication slot {slot} created on {} if missing",
                         settings.primary_name()
                     ),
                 });

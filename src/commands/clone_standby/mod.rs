@@ -14,6 +14,7 @@ mod settings;
 mod start;
 mod target;
 
+use crate::cli::flags::{BindirFlag, DryRunFlag, PasswordFlag, duration};
 use crate::error::Failure;
 use crate::report::{Outcome, Printer};
 use std::path::PathBuf;
@@ -31,9 +32,8 @@ pub struct Args {
     /// Data directory of the new standby: absent or empty (or anything, with --force)
     #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DIR")]
     pub pgdata: PathBuf,
-    /// File whose first line is the replication password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD, else none: ~/.pgpass or trust]
-    #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub password: PasswordFlag,
     /// Where the standby's own 0600 password file goes, named by passfile= in primary_conninfo [default: DIR/pgrepctl.pgpass]
     #[arg(long, value_name = "FILE")]
     pub passfile: Option<PathBuf>,
@@ -52,9 +52,8 @@ pub struct Args {
     /// listen_addresses of the standby, e.g. '*' [default: the primary's configuration]
     #[arg(long, value_name = "ADDRS")]
     pub listen: Option<String>,
-    /// Directory of PostgreSQL binaries of the primary's major version [default: pg_config, /usr/lib/postgresql/MAJOR/bin, PATH]
-    #[arg(long, value_name = "DIR")]
-    pub bindir: Option<PathBuf>,
+    #[command(flatten)]
+    pub bindir: BindirFlag,
     /// Replace a non-empty target directory (never one a postmaster runs on)
     #[arg(long)]
     pub force: bool,
@@ -65,17 +64,16 @@ pub struct Args {
     #[arg(long)]
     pub no_start: bool,
     /// How long to wait for the started standby to stream and catch up (60, 60s, 2min)
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::units::parse_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
     pub wait: std::time::Duration,
     /// How long to wait for the primary to answer a connection (10, 10s, 500ms)
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub connect_timeout: std::time::Duration,
     /// Accept a password file readable by others
     #[arg(long)]
     pub allow_insecure: bool,
-    /// Run the preflight and print the plan; copy and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry_run: DryRunFlag,
 }
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {

@@ -1,6 +1,7 @@
 //! The flags, checked and resolved before anything is read or written.
 
 use super::Args;
+use crate::cli::names::{ApplicationName, SlotName};
 use crate::conf::standby::{self, PrimaryConninfo};
 use crate::error::{Code, Error, Result};
 use crate::secret::Secret;
@@ -17,7 +18,7 @@ pub struct Settings {
     /// The standby's password file (absent when no password is needed or
     /// it goes into the conninfo).
     pub passfile: Option<PathBuf>,
-    pub slot: Option<String>,
+    pub slot: Option<SlotName>,
     pub port: Option<u16>,
     pub listen: Option<String>,
     pub bindir: Option<PathBuf>,
@@ -32,109 +33,76 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_args(a: Args) -> Result<Settings> {
-        let config = crate::pg::conninfo::parse(&a.primary)?;
-        if config.get_password().is_some() {
-            return Err(Error::new(
-                Code::InsecureRefused,
-                "--primary contains a password; command lines are visible to every user in ps",
-            )
-            .hint("put the password in a 0600 file and pass --password-file, or set PGREPCTL_REPLICATION_PASSWORD"));
-        }
-        let host = match config.get_hosts() {
-            [] => {
-                return Err(Error::new(Code::Usage, "--primary names no host")
-                    .hint("give host=ADDRESS (or a postgresql://HOST URI)"));
-            }
-            [Host::Tcp(h), ..] => h.clone(),
-            [Host::Unix(p), ..] => p.display().to_string(),
-        };
-        if config.get_hosts().len() > 1 {
-            return Err(Error::new(Code::Usage, "--primary names several hosts")
-                .hint("a standby streams from one upstream server: give exactly one host"));
-        }
-        let port = config.get_ports().first().copied().unwrap_or(5432);
-        let user = config.get_user().unwrap_or("replicator").to_string();
-        let sslmode = match config.get_ssl_mode() {
-            SslMode::Disable => Some("disable".to_string()),
-            SslMode::Require => Some("require".to_string()),
-            _ => None,
-        };
-        let application_name = match a.application_name {
-            Some(n) => n,
-            None => nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .unwrap_or_else(|| "standby".into()),
-        };
-        if application_name.is_empty()
-            || application_name.len() > 63
-            || !application_name.chars().all(|c| c.is_ascii_graphic())
-        {
-            return Err(Error::new(
-                Code::InvalidValue,
-                format!("invalid --application-name {application_name:?}"),
-            )
-            .hint("use 1 to 63 printable ASCII characters without spaces"));
-        }
-        if let Some(s) = &a.slot {
-            if s.is_empty()
-                || s.len() > 63
-                || !s
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            {
-                return Err(
-                    Error::new(Code::InvalidSlotName, format!("invalid slot name {s:?}")).hint(
-                        "slot names use lower-case letters, digits and underscores, at most 63",
-                    ),
-                );
-            }
-        }
-        if a.passfile.is_some() && a.password_in_conninfo {
+        let Args {
+            primary,
+            pgdata,
+            password,
+            passfile,
+            password_in_conninfo,
+            slot,
+            application_name,
+            port,
+            listen,
+            bindir,
+            force,
+            max_rate,
+            no_start,
+            wait,
+            connect_timeout,
+            allow_insecure,
+            dry_run,
+        } = a;
+        let upstream = Upstream::parse(&primary)?;
+        let application_name = ApplicationName::parse(
+            "--application-name",
+            &application_name.unwrap_or_else(default_application_name),
+        )?;
+        let slot = slot.map(|s| SlotName::parse("--slot", &s)).transpose()?;
+        if passfile.is_some() && password_in_conninfo {
             return Err(Error::new(
                 Code::ConflictingFlags,
                 "--passfile and --password-in-conninfo both say where the password goes",
             )
             .hint("use one of them"));
         }
-        let pgdata = absolute(&a.pgdata)?;
-        let password =
-            crate::commands::password::load(a.password_file.as_deref(), a.allow_insecure)?;
-        let passfile = match (&password, a.password_in_conninfo) {
-            (Some(_), false) => Some(match a.passfile {
+        let pgdata = absolute(&pgdata)?;
+        let bindir = bindir.checked()?;
+        let password = password.load(allow_insecure)?;
+        let passfile = match (&password, password_in_conninfo) {
+            (Some(_), false) => Some(match passfile {
                 Some(p) => absolute(&p)?,
                 None => pgdata.join(PASSFILE_NAME),
             }),
             _ => None,
         };
         let conninfo = PrimaryConninfo {
-            host,
-            port,
-            user,
+            host: upstream.host,
+            port: upstream.port,
+            user: upstream.user,
             passfile: passfile.as_ref().map(|p| p.display().to_string()),
-            password: if a.password_in_conninfo {
+            password: if password_in_conninfo {
                 password.as_ref().map(|p| p.expose().to_string())
             } else {
                 None
             },
-            application_name,
-            sslmode,
+            application_name: application_name.into(),
+            sslmode: upstream.sslmode,
         };
         Ok(Settings {
             pgdata,
             conninfo,
             password,
             passfile,
-            slot: a.slot,
-            port: a.port,
-            listen: a.listen,
-            bindir: a.bindir,
-            force: a.force,
-            max_rate: a.max_rate.map(|r| check_rate(&r)).transpose()?,
-            no_start: a.no_start,
-            wait: a.wait,
-            connect_timeout: a.connect_timeout.max(Duration::from_secs(1)),
-            dry_run: a.dry_run,
+            slot,
+            port,
+            listen,
+            bindir,
+            force,
+            max_rate: max_rate.map(|r| check_rate(&r)).transpose()?,
+            no_start,
+            wait,
+            connect_timeout: connect_timeout.max(Duration::from_secs(1)),
+            dry_run: dry_run.dry_run,
         })
     }
 
@@ -157,6 +125,58 @@ impl Settings {
     pub fn primary_name(&self) -> String {
         format!("host={} port={}", self.conninfo.host, self.conninfo.port)
     }
+}
+
+/// The upstream server named by `--primary`: one host, no password.
+struct Upstream {
+    host: String,
+    port: u16,
+    user: String,
+    sslmode: Option<String>,
+}
+
+impl Upstream {
+    fn parse(primary: &str) -> Result<Upstream> {
+        let config = crate::pg::conninfo::parse(primary)?;
+        if config.get_password().is_some() {
+            return Err(Error::new(
+                Code::InsecureRefused,
+                "--primary contains a password; command lines are visible to every user in ps",
+            )
+            .hint("put the password in a 0600 file and pass --password-file, or set PGREPCTL_REPLICATION_PASSWORD"));
+        }
+        let host = match config.get_hosts() {
+            [] => {
+                return Err(Error::new(Code::Usage, "--primary names no host")
+                    .hint("give host=ADDRESS (or a postgresql://HOST URI)"));
+            }
+            [Host::Tcp(h), ..] => h.clone(),
+            [Host::Unix(p), ..] => p.display().to_string(),
+        };
+        if config.get_hosts().len() > 1 {
+            return Err(Error::new(Code::Usage, "--primary names several hosts")
+                .hint("a standby streams from one upstream server: give exactly one host"));
+        }
+        let sslmode = match config.get_ssl_mode() {
+            SslMode::Disable => Some("disable".to_string()),
+            SslMode::Require => Some("require".to_string()),
+            _ => None,
+        };
+        Ok(Upstream {
+            host,
+            port: config.get_ports().first().copied().unwrap_or(5432),
+            user: config.get_user().unwrap_or("replicator").to_string(),
+            sslmode,
+        })
+    }
+}
+
+/// This host's name, as the primary will show the standby.
+fn default_application_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "standby".into())
 }
 
 /// The default name of the standby's password file, inside its data

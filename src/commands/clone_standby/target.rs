@@ -84,6 +84,22 @@ pub fn inspect(path: &Path) -> Result<TargetFacts> {
     let mount_point = std::fs::metadata(parent)
         .map(|p| p.dev() != meta.dev())
         .unwrap_or(false);
+    let space_dir = if mount_point {
+        path.to_path_buf()
+    } else {
+        parent.to_path_buf()
+    };
+    Ok(TargetFacts {
+        path: path.to_path_buf(),
+        state: existing(path)?,
+        mount_point,
+        space_dir,
+    })
+}
+
+/// What an existing directory holds: nothing of note, a data directory,
+/// or something else (and whether a postmaster runs on it).
+fn existing(path: &Path) -> Result<Target> {
     let entries: Vec<String> = std::fs::read_dir(path)
         .map_err(|e| {
             Error::io(format!("cannot list {}", path.display()), e)
@@ -95,12 +111,7 @@ pub fn inspect(path: &Path) -> Result<TargetFacts> {
         // fresh filesystem do not make a directory "in use".
         .filter(|n| !n.starts_with(".pgrepctl-clone.") && n != "lost+found")
         .collect();
-    let space_dir = if mount_point {
-        path.to_path_buf()
-    } else {
-        parent.to_path_buf()
-    };
-    let state = if entries.is_empty() {
+    Ok(if entries.is_empty() {
         Target::Empty
     } else if path.join("PG_VERSION").is_file() && path.join("global").is_dir() {
         Target::DataDir {
@@ -112,12 +123,6 @@ pub fn inspect(path: &Path) -> Result<TargetFacts> {
         Target::Other {
             running: pidfile::running(path),
         }
-    };
-    Ok(TargetFacts {
-        path: path.to_path_buf(),
-        state,
-        mount_point,
-        space_dir,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod monitor;
 mod plan;
 mod settings;
 
+use crate::cli::flags::{BindirFlag, DryRunFlag, PasswordFlag};
 use crate::error::Failure;
 use crate::error::{Code, Error};
 use crate::pg::conninfo::ConnArgs;
@@ -43,9 +44,8 @@ pub struct Args {
     /// Let --replication-user name an existing role that is more than a replication login (superuser, CREATEDB, CREATEROLE, BYPASSRLS, owner of objects, member of roles other than pg_monitor and its parts): its password may change and is copied to every standby
     #[arg(long)]
     pub allow_privileged_role: bool,
-    /// File whose first line is the replication role's password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD]
-    #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub password: PasswordFlag,
     /// Standby address or CIDR allowed to replicate, e.g. 10.0.0.2 or 10.0.0.0/24 (repeatable)
     #[arg(long = "allow", value_name = "ADDR")]
     pub allow: Vec<String>,
@@ -82,12 +82,10 @@ pub struct Args {
     /// Whether to restart the server when a changed setting needs it
     #[arg(long, value_enum, value_name = "WHEN", default_value = "never")]
     pub restart: RestartPolicy,
-    /// Directory of the server's PostgreSQL binaries (for pg_ctl restart) [default: found by version]
-    #[arg(long, value_name = "DIR")]
-    pub bindir: Option<PathBuf>,
-    /// Compute and print the plan and diffs; change nothing
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub bindir: BindirFlag,
+    #[command(flatten)]
+    pub dry_run: DryRunFlag,
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,

@@ -76,6 +76,13 @@ pub fn parse_from(value: &str) -> Vec<IpNet> {
 
 /// The role, its membership and password, and the recorded hosts.
 pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool> {
+    role_steps(facts, m, plan)?;
+    Ok(recorded_steps(facts, m, plan))
+}
+
+/// Create the role, or give an existing one LOGIN, pg_monitor and the
+/// password given.
+fn role_steps(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<()> {
     let name = sql::ident(&m.role);
     match &facts.monitor_role {
         None => {
@@ -140,7 +147,12 @@ pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool>
             }
         }
     }
-    // Recorded for the standbys: the union of what is recorded and given.
+    Ok(())
+}
+
+/// Record the role and the hosts for the standbys (ALTER SYSTEM): the
+/// union of what is recorded and given. True when a setting changes.
+fn recorded_steps(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> bool {
     let recorded = |n: &str| {
         facts
             .file_settings
@@ -174,7 +186,7 @@ pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool>
             changed = true;
         }
     }
-    Ok(changed)
+    changed
 }
 
 fn sql_step(shown: String, undo: String) -> Statement {

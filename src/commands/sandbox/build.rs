@@ -5,7 +5,9 @@
 
 use super::node;
 use super::state::{Node, State};
-use super::up::{check_args, clone_args, latencies, require_ok, smoke_args, write_secret};
+use super::up::{
+    check_args, clone_args, init_master_args, latencies, require_ok, smoke_args, write_secret,
+};
 use crate::commands::{check, clone_standby, init_master, smoke_test};
 use crate::error::{Code, Error, Result};
 use crate::plan::{self as engine, Action, Applied, Cx, SyncUndo, change};
@@ -134,33 +136,10 @@ impl Action<Env> for InitMaster {
                 .primary()
                 .ok_or_else(|| Error::new(Code::Internal, "no primary"))?;
             write_secret(&env.pwfile, &node::random_password()?)?;
-            let done = init_master::run(
-                init_master::Args {
-                    pgdata: Some(primary.data.clone()),
-                    conn: Default::default(),
-                    replication_user: "replicator".into(),
-                    allow_privileged_role: false,
-                    password_file: Some(env.pwfile.clone()),
-                    allow: vec!["127.0.0.1/32".into()],
-                    ssl: false,
-                    hba_method: "scram-sha-256".into(),
-                    allow_insecure: false,
-                    max_wal_senders: 10,
-                    wal_keep: "256MB".into(),
-                    listen: None,
-                    slots: env.state.standbys().map(|s| s.name.clone()).collect(),
-                    restart: init_master::RestartPolicy::IfNeeded,
-                    bindir: Some(env.bin.path.clone()),
-                    dry_run: false,
-                    monitor_from: vec![],
-                    monitor_user: "monitor".into(),
-                    monitor_password_file: None,
-                    help: None,
-                },
-                &env.quiet,
-            )
-            .await
-            .map_err(|f| f.error)?;
+            let args = init_master_args(&env.state, primary, &env.pwfile, &env.bin.path);
+            let done = init_master::run(args, &env.quiet)
+                .await
+                .map_err(|f| f.error)?;
             cx.warnings.extend(done.warnings);
             Ok(Applied::changed())
         })

@@ -42,24 +42,23 @@ pub struct DirArg {
 pub struct StatusArgs {
     #[command(flatten)]
     pub dir: DirArg,
-    /// Output format [default: text, or json with --json]
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    pub format: Option<crate::health::render::Format>,
+    #[command(flatten)]
+    pub format: crate::cli::flags::FormatFlag,
 }
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(mut_arg("bindir", |a| a.help("Directory of the PostgreSQL programs (initdb, pg_ctl) [default: the newest installed major]")))]
 pub struct UpArgs {
     #[command(flatten)]
     pub dir: DirArg,
     /// Number of standbys
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub standbys: u32,
-    /// PostgreSQL bin directory [default: the newest installed major]
-    #[arg(long, value_name = "DIR")]
-    pub bindir: Option<PathBuf>,
     /// First port: the primary gets BASE, standby i gets BASE+i [default: free ports]
     #[arg(long = "port", value_name = "BASE")]
     pub port: Option<u16>,
+    #[command(flatten)]
+    pub bindir: crate::cli::flags::BindirFlag,
 }
 
 /// The user's data directory, not the working directory: a sandbox should

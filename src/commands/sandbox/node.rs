@@ -1,6 +1,7 @@
 //! One sandbox server: initdb, its own port and socket directory, start
 //! and stop by data directory — as the postgres user when run as root.
 
+use crate::cli::flags::BindirFlag;
 use crate::conf::pgconf;
 use crate::error::{Code, Error, Result};
 use crate::pg::cluster::{Ctl, LocalCluster, SERVER_LOG};
@@ -9,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `--bindir`, else the newest installed major (Debian layout, then
-/// pg_config, then PATH).
-pub fn choose_bindir(explicit: Option<&Path>) -> Result<BinDir> {
-    if let Some(d) = explicit {
+/// pg_config, then PATH). An explicit directory must hold a pg_ctl that
+/// runs (the sandbox needs the server programs, so TOOL_NOT_FOUND).
+pub fn choose_bindir(flag: &BindirFlag) -> Result<BinDir> {
+    if let Some(d) = flag.bindir.as_deref() {
         let major = tools::major_of(d).ok_or_else(|| {
             Error::new(Code::ToolNotFound, format!("no working pg_ctl in {}", d.display()))
                 .hint("pass the bin directory of a PostgreSQL installation, e.g. /usr/lib/postgresql/15/bin")

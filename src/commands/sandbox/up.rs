@@ -6,7 +6,8 @@ use super::build::{Env, plan};
 use super::node;
 use super::state::{Node, State};
 use super::{UpArgs, dir_of};
-use crate::commands::{check, clone_standby, smoke_test};
+use crate::cli::flags::{BindirFlag, DryRunFlag, FormatFlag, PasswordFlag, TimeoutFlag};
+use crate::commands::{check, clone_standby, init_master, smoke_test};
 use crate::error::Failure;
 use crate::error::{Code, Error, Result};
 use crate::health::{Report, Status};
@@ -47,52 +48,12 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
         .hint("choose another --dir, or remove that directory")
         .into());
     }
-    let bin = node::choose_bindir(args.bindir.as_deref())?;
+    let bin = node::choose_bindir(&args.bindir)?;
     let owner = RunAs::postgres_if_root();
-    let mut free = match args.port {
-        Some(_) => vec![],
-        None => node::free_ports(args.standbys as usize + 1)?,
-    }
-    .into_iter();
-    let mut nodes = vec![];
-    for i in 0..=args.standbys {
-        let name = if i == 0 {
-            node::PRIMARY.to_string()
-        } else {
-            format!("standby{i}")
-        };
-        let port = match args.port {
-            Some(base) => {
-                let p = base
-                    .checked_add(i as u16)
-                    .ok_or_else(|| Error::new(Code::InvalidValue, "--port too high"))?;
-                if !node::port_is_free(p) {
-                    return Err(
-                        Error::new(Code::InvalidValue, format!("port {p} is in use"))
-                            .hint("choose another --port")
-                            .into(),
-                    );
-                }
-                p
-            }
-            None => free
-                .next()
-                .ok_or_else(|| Error::new(Code::Internal, "too few free ports"))?,
-        };
-        let (data, sock, log, _) = node::node_paths(&dir, &name);
-        nodes.push(Node {
-            name,
-            primary: i == 0,
-            port,
-            data,
-            socket_dir: sock,
-            log,
-        });
-    }
     let state = State {
         bindir: bin.path.clone(),
         major: bin.major,
-        nodes,
+        nodes: plan_nodes(&dir, args.standbys, args.port)?,
     };
 
     let env = Env {
@@ -124,6 +85,87 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
     Ok(outcome)
 }
 
+/// The primary and `standbys` standbys: names, paths, and ports from
+/// `base` on (each must be free) or free ones.
+fn plan_nodes(dir: &Path, standbys: u32, base: Option<u16>) -> Result<Vec<Node>> {
+    let mut free = match base {
+        Some(_) => vec![],
+        None => node::free_ports(standbys as usize + 1)?,
+    }
+    .into_iter();
+    let mut nodes = vec![];
+    for i in 0..=standbys {
+        let name = if i == 0 {
+            node::PRIMARY.to_string()
+        } else {
+            format!("standby{i}")
+        };
+        let port = match base {
+            Some(base) => {
+                let p = base
+                    .checked_add(i as u16)
+                    .ok_or_else(|| Error::new(Code::InvalidValue, "--port too high"))?;
+                if !node::port_is_free(p) {
+                    return Err(
+                        Error::new(Code::InvalidValue, format!("port {p} is in use"))
+                            .hint("choose another --port"),
+                    );
+                }
+                p
+            }
+            None => free
+                .next()
+                .ok_or_else(|| Error::new(Code::Internal, "too few free ports"))?,
+        };
+        let (data, sock, log, _) = node::node_paths(dir, &name);
+        nodes.push(Node {
+            name,
+            primary: i == 0,
+            port,
+            data,
+            socket_dir: sock,
+            log,
+        });
+    }
+    Ok(nodes)
+}
+
+/// The flags a DBA would type on the primary: replication from loopback,
+/// a slot for each standby, restart when a setting needs it.
+pub(super) fn init_master_args(
+    state: &State,
+    primary: &Node,
+    pwfile: &Path,
+    bindir: &Path,
+) -> init_master::Args {
+    init_master::Args {
+        pgdata: Some(primary.data.clone()),
+        conn: Default::default(),
+        replication_user: "replicator".into(),
+        allow_privileged_role: false,
+        password: PasswordFlag {
+            password_file: Some(pwfile.to_path_buf()),
+        },
+        allow: vec!["127.0.0.1/32".into()],
+        ssl: false,
+        hba_method: "scram-sha-256".into(),
+        allow_insecure: false,
+        max_wal_senders: 10,
+        wal_keep: "256MB".into(),
+        listen: None,
+        slots: state.standbys().map(|s| s.name.clone()).collect(),
+        restart: init_master::RestartPolicy::IfNeeded,
+        bindir: BindirFlag {
+            bindir: Some(bindir.to_path_buf()),
+        },
+        dry_run: DryRunFlag { dry_run: false },
+        monitor_from: vec![],
+        monitor_user: "monitor".into(),
+        monitor_password_file: None,
+        help: None,
+    }
+}
+
 /// The flags a DBA would type for this standby: the primary over
 /// loopback TCP as the replication role, its own slot, port and name.
 pub(super) fn clone_args(
@@ -135,21 +177,25 @@ pub(super) fn clone_args(
     clone_standby::Args {
         primary: format!("host=127.0.0.1 port={} user=replicator", primary.port),
         pgdata: standby.data.clone(),
-        password_file: Some(pwfile.to_path_buf()),
+        password: PasswordFlag {
+            password_file: Some(pwfile.to_path_buf()),
+        },
         passfile: None,
         password_in_conninfo: false,
         slot: Some(standby.name.clone()),
         application_name: Some(standby.name.clone()),
         port: Some(standby.port),
         listen: None,
-        bindir: Some(bindir.to_path_buf()),
+        bindir: BindirFlag {
+            bindir: Some(bindir.to_path_buf()),
+        },
         force: false,
         max_rate: None,
         no_start: false,
         wait: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(10),
         allow_insecure: false,
-        dry_run: false,
+        dry_run: DryRunFlag { dry_run: false },
     }
 }
 
@@ -162,8 +208,8 @@ pub fn check_args(state: &State) -> check::Args {
         warn_lag: vec![],
         crit_lag: vec![],
         expect_standbys: None,
-        timeout: Duration::from_secs(10),
-        format: None,
+        timeout: TimeoutFlag::default(),
+        format: FormatFlag::default(),
     }
 }
 
@@ -171,9 +217,9 @@ pub(super) fn smoke_args(state: &State) -> smoke_test::Args {
     smoke_test::Args {
         primary: state.primary().map(Node::conninfo).unwrap_or_default(),
         standby: state.standbys().map(Node::conninfo).collect(),
-        timeout: Duration::from_secs(10),
+        timeout: TimeoutFlag::default(),
         cleanup: false,
-        format: None,
+        format: FormatFlag::default(),
     }
 }
 

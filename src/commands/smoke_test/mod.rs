@@ -10,10 +10,10 @@
 
 mod probe;
 
-use crate::commands::check::{chain, evaluate, inspect, node_configs, parse_timeout};
+use crate::cli::flags::{FormatFlag, TimeoutFlag};
+use crate::commands::check::{chain, evaluate, inspect, node_configs};
 use crate::error::Failure;
 use crate::error::Result;
-use crate::health::render::Format;
 use crate::health::{Node, NodeError, Probe, Report, Role, Status};
 use crate::pg::{self, ConnectFailure, HOT_STANDBY_SETTINGS, Session};
 use crate::report::Printer;
@@ -37,15 +37,13 @@ pub struct Args {
     /// A standby, same forms as --primary (repeatable; at least one)
     #[arg(long = "standby", value_name = "CONNINFO", required = true)]
     pub standby: Vec<String>,
-    /// How long each standby may take to connect, and to replay the probe
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
-    pub timeout: Duration,
+    #[command(flatten)]
+    pub timeout: TimeoutFlag,
     /// Afterwards drop the probe table, and the pgrepctl schema when empty
     #[arg(long)]
     pub cleanup: bool,
-    /// Output format [default: text, or json with --json]
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub format: FormatFlag,
 }
 
 pub use crate::health::finding as codes;
@@ -143,7 +141,7 @@ fn node(name: String, role: Role, target: String, conn: &Connected) -> Node {
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     let configs = node_configs(Some(&args.primary), &args.standby)?;
-    let timeout = args.timeout;
+    let timeout = args.timeout.timeout;
     let conns =
         futures_util::future::join_all(configs.iter().map(|(_, c)| connect(c, timeout))).await;
 
@@ -168,84 +166,20 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
         .iter()
         .map(|n| probe::not_run(n, Status::Unknown))
         .collect();
-
-    // Nodes that cannot take part.
-    for (i, conn) in std::iter::once(&primary).chain(&standbys).enumerate() {
-        let name = names[i].clone();
-        match conn {
-            Err(f) => {
-                // A node given that is down is CRITICAL; one that answers
-                // but will not let us in is UNKNOWN.
-                let status = evaluate::unreachable_status(f.down);
-                r.problem(
-                    status,
-                    &name,
-                    &f.error.code.as_str(),
-                    f.error.message.clone(),
-                    f.error.hint.clone(),
-                );
-                if i > 0 {
-                    probes[i - 1].status = status;
-                }
-            }
-            Ok(c) if i == 0 && c.in_recovery => r.problem(
-                Status::Critical,
-                &name,
-                evaluate::codes::NOT_A_PRIMARY,
-                "is in recovery (a standby), not a primary",
-                Some("give the primary's connection string to --primary".into()),
-            ),
-            Ok(c) if i > 0 && !c.in_recovery => {
-                r.problem(
-                    Status::Critical,
-                    &name,
-                    evaluate::codes::NOT_A_STANDBY,
-                    "is not in recovery: it is a primary, not a standby",
-                    Some(
-                        "check the connection string; if it was promoted, rebuild it as a standby"
-                            .into(),
-                    ),
-                );
-                probes[i - 1].status = Status::Critical;
-            }
-            Ok(_) => {}
-        }
-    }
-
+    excluded_nodes(&mut r, &mut probes, &names, &primary, &standbys);
     if let Ok(p) = primary
         .as_ref()
         .map_err(|_| ())
         .and_then(|p| if p.in_recovery { Err(()) } else { Ok(p) })
     {
-        match bounded(timeout, &p.session, setup(&p.session)).await {
-            Err(e) => r.problem(
-                Status::Unknown,
-                &names[0],
-                codes::SETUP_FAILED,
-                e.message,
-                e.hint,
-            ),
-            Ok(created) => {
-                r.changed |= created;
-                run_probes(&mut r, &mut probes, &names, p, &standbys, timeout, printer).await;
-            }
-        }
+        let on = OnPrimary {
+            p,
+            names: &names,
+            timeout,
+        };
+        on.probe_all(&mut r, &mut probes, &standbys, printer).await;
         if args.cleanup {
-            match bounded(timeout, &p.session, cleanup(&p.session)).await {
-                Ok((dropped, note)) => {
-                    r.changed |= dropped;
-                    if let Some(n) = note {
-                        r.warnings.push(n);
-                    }
-                }
-                Err(e) => r.problem(
-                    Status::Warning,
-                    &names[0],
-                    codes::CLEANUP_FAILED,
-                    e.message,
-                    e.hint,
-                ),
-            }
+            on.cleanup(&mut r).await;
         }
     }
     r.probes = Some(probes);
@@ -258,6 +192,86 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
             .fold(Status::Ok, |s, p| s.worst(p.status));
     }
     Ok(r.finish())
+}
+
+/// Nodes that cannot take part: down, refusing us, or not in the role
+/// given. A standby among them gets the status on its probe too.
+fn excluded_nodes(
+    r: &mut Report,
+    probes: &mut [Probe],
+    names: &[String],
+    primary: &Connected,
+    standbys: &[Connected],
+) {
+    for (i, conn) in std::iter::once(primary).chain(standbys).enumerate() {
+        let role = if i == 0 { Role::Primary } else { Role::Standby };
+        let status = match conn {
+            // A node given that is down is CRITICAL; one that answers
+            // but will not let us in is UNKNOWN.
+            Err(f) => Some(evaluate::unreachable_finding(
+                r, &names[i], f.down, &f.error,
+            )),
+            Ok(c) if evaluate::wrong_role(r, &names[i], role, c.in_recovery) => {
+                Some(Status::Critical)
+            }
+            Ok(_) => None,
+        };
+        if let (Some(status), true) = (status, i > 0) {
+            probes[i - 1].status = status;
+        }
+    }
+}
+
+/// The work on a primary that answered: set up, probe, clean up, each
+/// bounded by the timeout.
+struct OnPrimary<'a> {
+    p: &'a Conn,
+    names: &'a [String],
+    timeout: Duration,
+}
+
+impl OnPrimary<'_> {
+    async fn probe_all(
+        &self,
+        r: &mut Report,
+        probes: &mut [Probe],
+        standbys: &[Connected],
+        printer: &Printer,
+    ) {
+        let p = self.p;
+        match bounded(self.timeout, &p.session, setup(&p.session)).await {
+            Err(e) => r.problem(
+                Status::Unknown,
+                &self.names[0],
+                codes::SETUP_FAILED,
+                e.message,
+                e.hint,
+            ),
+            Ok(created) => {
+                r.changed |= created;
+                run_probes(r, probes, self.names, p, standbys, self.timeout, printer).await;
+            }
+        }
+    }
+
+    async fn cleanup(&self, r: &mut Report) {
+        let p = self.p;
+        match bounded(self.timeout, &p.session, cleanup(&p.session)).await {
+            Ok((dropped, note)) => {
+                r.changed |= dropped;
+                if let Some(n) = note {
+                    r.warnings.push(n);
+                }
+            }
+            Err(e) => r.problem(
+                Status::Warning,
+                &self.names[0],
+                codes::CLEANUP_FAILED,
+                e.message,
+                e.hint,
+            ),
+        }
+    }
 }
 
 /// A step on the primary, bounded like everything else by --timeout.
@@ -396,27 +410,7 @@ async fn run_probes(
         _ = tokio::signal::ctrl_c() => None,
     };
     // Whatever happened, the row goes.
-    if let Err(e) = bounded(
-        timeout,
-        &p.session,
-        probe::remove(&p.session, &written.token),
-    )
-    .await
-    {
-        r.problem(
-            Status::Warning,
-            primary_name,
-            codes::CLEANUP_FAILED,
-            format!(
-                "the probe row {} could not be removed: {}",
-                written.token, e.message
-            ),
-            Some(format!(
-                "DELETE FROM {TABLE} WHERE token = '{}' on the primary",
-                written.token
-            )),
-        );
-    }
+    remove_row(r, primary_name, p, &written, timeout).await;
     let Some(outcome) = outcome else {
         r.problem(
             Status::Unknown,
@@ -434,6 +428,37 @@ async fn run_probes(
         for (status, code, message, hint) in o.findings {
             r.problem(status, name, code, message, hint);
         }
+    }
+}
+
+/// Delete the probe row; a failure is a WARNING with the statement to run.
+async fn remove_row(
+    r: &mut Report,
+    primary_name: &str,
+    p: &Conn,
+    written: &probe::Written,
+    timeout: Duration,
+) {
+    let removed = bounded(
+        timeout,
+        &p.session,
+        probe::remove(&p.session, &written.token),
+    )
+    .await;
+    if let Err(e) = removed {
+        r.problem(
+            Status::Warning,
+            primary_name,
+            codes::CLEANUP_FAILED,
+            format!(
+                "the probe row {} could not be removed: {}",
+                written.token, e.message
+            ),
+            Some(format!(
+                "DELETE FROM {TABLE} WHERE token = '{}' on the primary",
+                written.token
+            )),
+        );
     }
 }
 

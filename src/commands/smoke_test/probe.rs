@@ -99,34 +99,8 @@ pub async fn check(
         latency: None,
         findings: vec![],
     };
-    let deadline = committed + timeout;
-    let waited = tokio::time::timeout_at(deadline.into(), async {
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let r = s
-                .client
-                .query_one(
-                    "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
-                    &[&w.lsn],
-                )
-                .await;
-            match r {
-                Ok(row) if row.get::<_, bool>(0) => return Ok(committed.elapsed()),
-                Ok(_) => {}
-                Err(e) => return Err(pg::query_error(&s.target, &e)),
-            }
-            // Replay usually lands within a few milliseconds: ask again at
-            // once for the first 10 ms (the latency's resolution is then one
-            // round trip, not the timer's millisecond), then back off.
-            if committed.elapsed() < Duration::from_millis(10) {
-                tokio::task::yield_now().await;
-                continue;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
-    })
-    .await;
+    let waited =
+        tokio::time::timeout_at((committed + timeout).into(), replayed(s, w, committed)).await;
     match waited {
         Ok(Ok(latency)) => {
             o.replayed = true;
@@ -138,31 +112,7 @@ pub async fn check(
             return o;
         }
         Err(_) => {
-            let paused = s
-                .client
-                .query_one("SELECT pg_is_wal_replay_paused()", &[])
-                .await
-                .ok()
-                .and_then(|r| r.get::<_, Option<bool>>(0))
-                .unwrap_or(false);
-            let hint = if paused {
-                let (why, fix) =
-                    crate::commands::check::evaluate::paused_advice(s.version_num, Some(low));
-                format!("{why}: {fix}")
-            } else {
-                "run pgrepctl check: is the standby streaming, and how far behind is it?"
-                    .to_string()
-            };
-            o.findings.push((
-                Status::Critical,
-                codes::PROBE_TIMEOUT,
-                format!(
-                    "did not replay the probe (LSN {}) within {}s",
-                    w.lsn,
-                    timeout.as_secs_f64()
-                ),
-                Some(hint),
-            ));
+            o.findings.push(not_replayed(s, w, timeout, low).await);
             return o;
         }
     }
@@ -190,38 +140,100 @@ pub async fn check(
         Ok(Err(e)) => o
             .findings
             .push((Status::Unknown, codes::QUERY_FAILED, e.message, e.hint)),
-        Ok(Ok((seen, write))) => {
-            o.token_visible = seen;
-            if !seen {
-                o.findings.push((
-                    Status::Critical,
-                    codes::TOKEN_MISSING,
-                    "replayed past the probe's LSN but the probe row is not visible".into(),
-                    Some("the standby may follow another primary or timeline; compare pg_control_system() on both".into()),
-                ));
-            }
-            match write {
-                Ok(true) => o.write_refused = Some(true),
-                Ok(false) => {
-                    o.write_refused = Some(false);
-                    o.findings.push((
-                        Status::Critical,
-                        codes::WRITE_ACCEPTED,
-                        "accepted a write (it was rolled back): it is not a read-only hot standby"
-                            .into(),
-                        None,
-                    ));
-                }
-                Err(msg) => o.findings.push((
-                    Status::Warning,
-                    codes::WRITE_NOT_PROVEN,
-                    format!("could not prove the standby refuses writes: {msg}"),
-                    None,
-                )),
-            }
-        }
+        Ok(Ok((seen, write))) => read_back(&mut o, seen, write),
     }
     o
+}
+
+/// Poll until the standby has replayed `w.lsn`: the time since the commit.
+async fn replayed(s: &Session, w: &Written, committed: Instant) -> Result<Duration> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let r = s
+            .client
+            .query_one(
+                "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
+                &[&w.lsn],
+            )
+            .await;
+        match r {
+            Ok(row) if row.get::<_, bool>(0) => return Ok(committed.elapsed()),
+            Ok(_) => {}
+            Err(e) => return Err(pg::query_error(&s.target, &e)),
+        }
+        // Replay usually lands within a few milliseconds: ask again at
+        // once for the first 10 ms (the latency's resolution is then one
+        // round trip, not the timer's millisecond), then back off.
+        if committed.elapsed() < Duration::from_millis(10) {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// The probe was not replayed in time: why, when replay is paused.
+async fn not_replayed(
+    s: &Session,
+    w: &Written,
+    timeout: Duration,
+    low: &[(&str, i64, i64)],
+) -> Finding {
+    let paused = s
+        .client
+        .query_one("SELECT pg_is_wal_replay_paused()", &[])
+        .await
+        .ok()
+        .and_then(|r| r.get::<_, Option<bool>>(0))
+        .unwrap_or(false);
+    let hint = if paused {
+        let (why, fix) = crate::commands::check::evaluate::paused_advice(s.version_num, Some(low));
+        format!("{why}: {fix}")
+    } else {
+        "run pgrepctl check: is the standby streaming, and how far behind is it?".to_string()
+    };
+    (
+        Status::Critical,
+        codes::PROBE_TIMEOUT,
+        format!(
+            "did not replay the probe (LSN {}) within {}s",
+            w.lsn,
+            timeout.as_secs_f64()
+        ),
+        Some(hint),
+    )
+}
+
+/// The replayed token was (not) seen, and the write was refused (or not).
+fn read_back(o: &mut Outcome, seen: bool, write: Result<bool, String>) {
+    o.token_visible = seen;
+    if !seen {
+        o.findings.push((
+            Status::Critical,
+            codes::TOKEN_MISSING,
+            "replayed past the probe's LSN but the probe row is not visible".into(),
+            Some("the standby may follow another primary or timeline; compare pg_control_system() on both".into()),
+        ));
+    }
+    match write {
+        Ok(true) => o.write_refused = Some(true),
+        Ok(false) => {
+            o.write_refused = Some(false);
+            o.findings.push((
+                Status::Critical,
+                codes::WRITE_ACCEPTED,
+                "accepted a write (it was rolled back): it is not a read-only hot standby".into(),
+                None,
+            ));
+        }
+        Err(msg) => o.findings.push((
+            Status::Warning,
+            codes::WRITE_NOT_PROVEN,
+            format!("could not prove the standby refuses writes: {msg}"),
+            None,
+        )),
+    }
 }
 
 /// Try to insert a row inside a transaction that is always rolled back.

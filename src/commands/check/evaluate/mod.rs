@@ -1,0 +1,261 @@
+//! Pure: facts and thresholds in, a health report out. No I/O, so every
+//! rule here is unit-tested without a server.
+//!
+//! The replication chain: each listed standby is matched to a wal sender
+//! of a listed node, the primary first, then the other standbys (a
+//! cascading standby streams from a standby's wal sender). That node is its
+//! upstream; each link is judged from both ends, and lag is measured
+//! against the root (the primary's current WAL position) when the primary
+//! answered.
+
+mod nodes;
+mod pairs;
+mod primary;
+#[cfg(test)]
+mod tests;
+
+pub use nodes::paused_advice;
+
+use super::chain::{names, upstreams};
+use super::inspect::{Data, NodeFacts};
+use crate::health::render::{human_bytes, human_seconds};
+use crate::health::{Report, Role, Status, Thresholds};
+use crate::pg::HOT_STANDBY_SETTINGS;
+
+/// Codes of findings (beside the error codes of nodes that did not answer).
+pub use crate::health::finding as codes;
+use codes::*;
+
+/// What `check` was asked beside the nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Options {
+    pub thresholds: Thresholds,
+    /// `--expect-standbys`: CRITICAL when fewer wal senders stream.
+    pub expect_standbys: Option<u32>,
+}
+
+/// The status of a node that could not be inspected: CRITICAL when it is
+/// down or unreachable (a node the user listed is not serving), UNKNOWN
+/// when it answered but would not tell (password, hba, privilege).
+pub fn unreachable_status(down: bool) -> Status {
+    if down {
+        Status::Critical
+    } else {
+        Status::Unknown
+    }
+}
+
+/// A node that could not be inspected, as a finding: its error, with the
+/// status [`unreachable_status`] gives it (returned).
+pub fn unreachable_finding(
+    r: &mut Report,
+    name: &str,
+    down: bool,
+    e: &crate::error::Error,
+) -> Status {
+    let status = unreachable_status(down);
+    r.problem(
+        status,
+        name,
+        &e.code.as_str(),
+        e.message.clone(),
+        e.hint.clone(),
+    );
+    status
+}
+
+/// A node that is not what it was given as (`role`): a CRITICAL finding,
+/// and true. A node in its role: false.
+pub fn wrong_role(r: &mut Report, name: &str, role: Role, in_recovery: bool) -> bool {
+    match (role, in_recovery) {
+        (Role::Primary, true) => r.problem(
+            Status::Critical,
+            name,
+            NOT_A_PRIMARY,
+            "is in recovery (a standby), not a primary",
+            Some("give the primary's connection string to --primary".into()),
+        ),
+        (Role::Standby, false) => r.problem(
+            Status::Critical,
+            name,
+            NOT_A_STANDBY,
+            "is not in recovery: it is a primary, not a standby",
+            Some("check the connection string; if it was promoted, rebuild it as a standby".into()),
+        ),
+        _ => return false,
+    }
+    true
+}
+
+/// The fix for a hot-standby setting below the primary's. pgrepctl
+/// clone-standby wrote the standby's values into postgresql.auto.conf,
+/// which overrides postgresql.conf, and a rerun raises them there.
+pub fn setting_fix(name: &str, primary_value: i64) -> String {
+    format!(
+        "rerun pgrepctl clone-standby (same --primary and -D) on the standby host: it raises {name} to {primary_value} (the primary's value) in the data directory's config and restarts the standby; a value set in postgresql.conf does not help when postgresql.auto.conf sets it too"
+    )
+}
+
+fn lag_findings(
+    r: &mut Report,
+    t: &Thresholds,
+    subject: &str,
+    bytes: Option<i64>,
+    secs: Option<f64>,
+) -> Status {
+    let mut st = Status::Ok;
+    if let Some(b) = bytes {
+        let s = t.bytes_status(b);
+        let limit = if s == Status::Critical {
+            t.crit_bytes
+        } else {
+            t.warn_bytes
+        };
+        let shown = (human_bytes(b), crate::units::format_bytes(limit));
+        st = st.worst(lag_finding(r, subject, s, LAG_BYTES, shown));
+    }
+    if let Some(x) = secs {
+        let s = t.seconds_status(x);
+        let limit = if s == Status::Critical {
+            t.crit_seconds
+        } else {
+            t.warn_seconds
+        };
+        let shown = (human_seconds(x), human_seconds(limit));
+        st = st.worst(lag_finding(r, subject, s, LAG_TIME, shown));
+    }
+    st
+}
+
+/// A lag over a threshold (`s` not OK) as a finding; `shown`: the lag
+/// and the threshold, as people read them.
+fn lag_finding(
+    r: &mut Report,
+    subject: &str,
+    s: Status,
+    code: &str,
+    (lag, limit): (String, String),
+) -> Status {
+    if s != Status::Ok {
+        r.problem(
+            s,
+            subject,
+            code,
+            format!("replay lags {lag} behind (threshold {limit})"),
+            Some("check the standby's load, disk and network, and whether replay is paused or blocked by queries (max_standby_streaming_delay)".into()),
+        );
+    }
+    s
+}
+
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn add_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x + y),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// A time lag for a link whose byte lag is known: nothing pending means no
+/// lag, even when PostgreSQL shows no `replay_lag` (it clears it when idle).
+fn time_lag(bytes: Option<i64>, secs: Option<f64>) -> Option<f64> {
+    match (bytes, secs) {
+        (_, Some(s)) => Some(s),
+        (Some(b), None) if b <= 0 => Some(0.0),
+        _ => None,
+    }
+}
+
+/// A hot-standby setting of `d` below the primary's `p`: (name, standby's,
+/// primary's).
+fn settings_too_low(p: &Data, d: &Data) -> Vec<(&'static str, i64, i64)> {
+    let mut out = vec![];
+    for name in HOT_STANDBY_SETTINGS {
+        // Standbys compare max_wal_senders from 12 on.
+        if name == "max_wal_senders"
+            && !crate::pg::version::Version::of(p.version_num).standby_checks_max_wal_senders()
+        {
+            continue;
+        }
+        let get = |d: &Data| d.settings.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+        if let (Some(pv), Some(sv)) = (get(p), get(d)) {
+            if sv < pv {
+                out.push((name, sv, pv));
+            }
+        }
+    }
+    out
+}
+
+/// What every part of the evaluation reads: the facts, the nodes' names,
+/// the primary (when it answered and is one), the root of the chain's
+/// WAL position, and each standby's upstream `(node, sender index)`.
+struct Chain<'a> {
+    facts: &'a [NodeFacts],
+    names: Vec<String>,
+    primary: Option<(usize, &'a Data)>,
+    root_lsn: Option<String>,
+    ups: Vec<Option<(usize, usize)>>,
+    t: &'a Thresholds,
+}
+
+impl<'a> Chain<'a> {
+    fn new(facts: &'a [NodeFacts], t: &'a Thresholds) -> Chain<'a> {
+        let primary: Option<(usize, &Data)> = facts
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.role == Role::Primary)
+            .and_then(|(i, f)| f.data.as_ref().ok().map(|d| (i, d)))
+            .filter(|(_, d)| !d.in_recovery);
+        Chain {
+            facts,
+            names: names(facts),
+            primary,
+            root_lsn: primary.and_then(|(_, p)| p.wal_lsn.clone()),
+            ups: upstreams(facts, primary.map(|(i, _)| i)),
+            t,
+        }
+    }
+
+    fn is_primary(&self, i: usize) -> bool {
+        Some(i) == self.primary.map(|(p, _)| p)
+    }
+
+    /// The name of node `i`'s upstream, when it has one among the nodes.
+    fn upstream_name(&self, i: usize) -> Option<String> {
+        self.ups[i].map(|(u, _)| self.names[u].clone())
+    }
+}
+
+pub fn evaluate(facts: &[NodeFacts], o: &Options) -> Report {
+    let t = &o.thresholds;
+    let mut r = Report::new("check");
+    r.thresholds = Some(*t);
+    let chain = Chain::new(facts, t);
+    for i in 0..facts.len() {
+        let node = nodes::node(&mut r, &chain, i);
+        r.nodes.push(node);
+    }
+    let (mut pairs, secs_of) = pairs::standby_pairs(&mut r, &chain);
+    let senders = pairs::unclaimed_senders(&mut r, &chain, &secs_of, &mut pairs);
+    if senders.hidden {
+        r.warnings.push("wal sender details are hidden from the connecting role: connect as a superuser or a member of pg_monitor".into());
+    }
+    let mut slots = vec![];
+    if let Some((pi, p)) = chain.primary {
+        let st = primary::expectations(&mut r, &chain.names[pi], p, o.expect_standbys, &senders);
+        r.nodes[pi].status = r.nodes[pi].status.worst(st);
+        slots = primary::slots(&mut r, p);
+    }
+    r.pairs = Some(pairs);
+    r.slots = Some(slots);
+    r.finish()
+}

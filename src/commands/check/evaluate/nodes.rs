@@ -1,0 +1,139 @@
+//! Each node on its own: reachable, in the role it was given, and for a
+//! standby its WAL receiver, hot-standby settings and paused replay.
+
+use super::super::inspect::Data;
+use super::codes::*;
+use super::{Chain, setting_fix, settings_too_low, unreachable_finding, wrong_role};
+use crate::health::{Node, NodeError, Report, Role, Status};
+
+/// Node `i` with its own findings added to `r`; its status is the worst
+/// of them.
+pub(super) fn node(r: &mut Report, chain: &Chain, i: usize) -> Node {
+    let f = &chain.facts[i];
+    let name = &chain.names[i];
+    let before = r.problems.len();
+    let mut node = Node {
+        name: name.clone(),
+        role: f.role,
+        target: f.target.clone(),
+        status: Status::Ok,
+        server_version_num: None,
+        in_recovery: None,
+        wal_lsn: None,
+        upstream: chain.upstream_name(i),
+        wal_receiver: None,
+        replay: None,
+        error: None,
+    };
+    match &f.data {
+        Err(e) => {
+            node.error = Some(NodeError::from(e));
+            unreachable_finding(r, name, f.down, e);
+        }
+        Ok(d) => {
+            node.server_version_num = Some(d.version_num);
+            node.in_recovery = Some(d.in_recovery);
+            node.wal_lsn = d.wal_lsn.clone();
+            if !wrong_role(r, name, f.role, d.in_recovery) && f.role == Role::Standby {
+                let low = chain.primary.map(|(_, p)| settings_too_low(p, d));
+                standby_node(r, name, d, low.as_deref(), &mut node)
+            }
+        }
+    }
+    node.status = r.problems[before..]
+        .iter()
+        .fold(Status::Ok, |s, p| s.worst(p.status));
+    node
+}
+
+/// A standby's own findings: its receiver, its settings against the
+/// primary's (`low`: None when the primary was not inspected), and paused
+/// replay, whose advice depends on why it is paused.
+fn standby_node(
+    r: &mut Report,
+    name: &str,
+    d: &Data,
+    low: Option<&[(&str, i64, i64)]>,
+    node: &mut Node,
+) {
+    node.wal_receiver = Some(
+        d.receiver
+            .as_ref()
+            .map(|rc| rc.receiver.clone())
+            .unwrap_or_default(),
+    );
+    node.replay = d.replay.clone();
+    let log_hint = "check the standby's log: is its upstream up, is primary_conninfo right, does the upstream's pg_hba.conf allow it?";
+    match &d.receiver {
+        None => r.problem(
+            Status::Critical,
+            name,
+            STANDBY_NOT_STREAMING,
+            "no WAL receiver is running: the standby is not receiving WAL",
+            Some(log_hint.into()),
+        ),
+        Some(rc) => match rc.receiver.status.as_deref() {
+            Some("streaming") => {}
+            Some(other) => r.problem(
+                Status::Critical,
+                name,
+                STANDBY_NOT_STREAMING,
+                format!(
+                    "the WAL receiver is {other}, not streaming: the standby is not receiving WAL"
+                ),
+                Some(log_hint.into()),
+            ),
+            None => r.problem(
+                Status::Unknown,
+                name,
+                INSUFFICIENT_PRIVILEGE,
+                "the WAL receiver's status is hidden from the connecting role",
+                Some(
+                    "connect as a superuser or a member of pg_monitor (GRANT pg_monitor TO …)"
+                        .into(),
+                ),
+            ),
+        },
+    }
+    for (setting, sv, pv) in low.unwrap_or_default() {
+        r.problem(
+            Status::Critical,
+            name,
+            SETTING_TOO_LOW,
+            format!("{setting} is {sv} on the standby but {pv} on the primary: hot standby stops (or, on 14+, pauses replay) when it needs more"),
+            Some(setting_fix(setting, *pv)),
+        );
+    }
+    if d.replay.as_ref().and_then(|x| x.paused) == Some(true) {
+        let (message, hint) = paused_advice(d.version_num, low);
+        r.problem(Status::Warning, name, REPLAY_PAUSED, message, Some(hint));
+    }
+}
+
+/// Why replay may be paused, and what to do. From 14 on PostgreSQL pauses
+/// a standby whose hot-standby settings are below the primary's, and
+/// resuming then shuts it down: never advise that when a setting is low,
+/// and warn about it when the primary's settings are not known.
+pub fn paused_advice(version_num: u32, low: Option<&[(&str, i64, i64)]>) -> (String, String) {
+    let resume = "resume it on the standby with SELECT pg_wal_replay_resume()";
+    match low {
+        Some([(setting, _, pv), ..]) => (
+            format!(
+                "WAL replay is paused: {setting} is below the primary's, so PostgreSQL paused recovery"
+            ),
+            setting_fix(setting, *pv),
+        ),
+        Some(_) => ("WAL replay is paused".into(), resume.into()),
+        None if crate::pg::version::Version::of(version_num)
+            .pauses_on_insufficient_parameters() =>
+        {
+            (
+                "WAL replay is paused".into(),
+                format!(
+                    "if the standby's log says \"insufficient parameter settings\", rerun pgrepctl clone-standby on the standby host (unpausing would shut it down; give --primary to check the settings); otherwise {resume}"
+                ),
+            )
+        }
+        None => ("WAL replay is paused".into(), resume.into()),
+    }
+}

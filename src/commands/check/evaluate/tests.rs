@@ -1,0 +1,344 @@
+use super::super::inspect::{ReceiverFacts, Sender, SlotFacts};
+use super::*;
+use crate::health::{Receiver, Replay};
+use crate::pg::replication::format_lsn;
+
+const ROOT: u64 = 0x500_0000;
+
+fn primary(senders: Vec<Sender>, slots: Vec<SlotFacts>) -> NodeFacts {
+    NodeFacts {
+        role: Role::Primary,
+        target: "host=p port=5432".into(),
+        host_port: "p:5432".into(),
+        given_addr: None,
+        down: false,
+        data: Ok(Data {
+            version_num: 150000,
+            in_recovery: false,
+            settings: vec![
+                ("max_connections".into(), 100),
+                ("max_wal_senders".into(), 10),
+            ],
+            wal_lsn: Some(format_lsn(ROOT)),
+            senders,
+            slots,
+            ..Default::default()
+        }),
+    }
+}
+
+/// A sender on the primary whose standby replayed up to `lag` bytes
+/// before the primary's position.
+fn sender(name: &str, lag: i64) -> Sender {
+    Sender {
+        pid: 7,
+        application_name: name.into(),
+        state: Some("streaming".into()),
+        sync_state: Some("async".into()),
+        replay_lsn: Some(format_lsn(ROOT - lag as u64)),
+        lag_bytes: Some(lag),
+        ..Default::default()
+    }
+}
+
+fn standby(name: &str, status: Option<&str>) -> NodeFacts {
+    NodeFacts {
+        role: Role::Standby,
+        target: format!("host={name}"),
+        host_port: format!("{name}:5432"),
+        given_addr: None,
+        down: false,
+        data: Ok(Data {
+            version_num: 150000,
+            in_recovery: true,
+            settings: vec![
+                ("max_connections".into(), 100),
+                ("max_wal_senders".into(), 10),
+            ],
+            receiver: status.map(|s| ReceiverFacts {
+                receiver: Receiver {
+                    status: Some(s.into()),
+                    ..Default::default()
+                },
+                application_name: Some(name.into()),
+            }),
+            replay: Some(Replay {
+                pending_bytes: Some(0),
+                delay_seconds: Some(5000.0),
+                paused: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn data(f: &mut NodeFacts) -> &mut Data {
+    f.data.as_mut().unwrap()
+}
+
+fn opts(t: Thresholds) -> Options {
+    Options {
+        thresholds: t,
+        expect_standbys: None,
+    }
+}
+
+fn check(facts: &[NodeFacts]) -> Report {
+    evaluate(facts, &Options::default())
+}
+
+fn codes(r: &Report) -> Vec<(&str, Status)> {
+    r.problems
+        .iter()
+        .map(|p| (p.code.as_str(), p.status))
+        .collect()
+}
+
+#[test]
+fn healthy_pair_ignores_idle_replay_delay() {
+    let r = check(&[
+        primary(vec![sender("s1", 0)], vec![]),
+        standby("s1", Some("streaming")),
+    ]);
+    assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+    let p = &r.pairs.as_ref().unwrap()[0];
+    // Nothing pending: no time lag, though replay_lag is null.
+    assert_eq!(
+        (p.standby.as_str(), p.lag_bytes, p.lag_seconds, p.streaming),
+        ("s1", Some(0), Some(0.0), Some(true))
+    );
+    assert_eq!(p.upstream.as_deref(), Some("primary"));
+    assert_eq!(r.nodes[1].name, "s1");
+    assert_eq!(r.nodes[1].upstream.as_deref(), Some("primary"));
+}
+
+#[test]
+fn stopped_receiver_is_critical_and_its_lag_unknown() {
+    for st in [None, Some("waiting")] {
+        let r = check(&[standby("s1", st)]);
+        assert_eq!(r.status, Status::Critical);
+        assert_eq!(codes(&r), vec![(STANDBY_NOT_STREAMING, Status::Critical)]);
+        let p = &r.pairs.as_ref().unwrap()[0];
+        assert_eq!(p.status, Status::Critical);
+        assert_eq!((p.lag_bytes, p.lag_seconds), (None, None), "not 0");
+    }
+}
+
+#[test]
+fn lag_thresholds() {
+    let t = Thresholds {
+        warn_bytes: 100,
+        crit_bytes: 1000,
+        ..Default::default()
+    };
+    let r = evaluate(
+        &[
+            primary(vec![sender("s1", 500)], vec![]),
+            standby("s1", Some("streaming")),
+        ],
+        &opts(t),
+    );
+    assert_eq!(codes(&r), vec![(LAG_BYTES, Status::Warning)]);
+    let r = evaluate(&[primary(vec![sender("s1", 5000)], vec![])], &opts(t));
+    assert_eq!(codes(&r), vec![(LAG_BYTES, Status::Critical)]);
+    // Time lag on the standby only counts while WAL is pending.
+    let mut s = standby("s1", Some("streaming"));
+    data(&mut s).replay.as_mut().unwrap().pending_bytes = Some(10);
+    data(&mut s).replay.as_mut().unwrap().delay_seconds = Some(60.0);
+    let r = evaluate(&[s], &opts(t));
+    assert_eq!(codes(&r), vec![(LAG_TIME, Status::Warning)]);
+}
+
+#[test]
+fn a_node_that_is_down_is_critical_one_that_refuses_us_unknown() {
+    let mut wrong = primary(vec![], vec![]);
+    wrong.role = Role::Standby;
+    let mut gone = standby("s2", None);
+    gone.data = Err(crate::fail!(ConnectionFailed, "refused"));
+    gone.down = true;
+    let r = check(&[primary(vec![sender("s1", 0)], vec![]), wrong, gone]);
+    let c = codes(&r);
+    assert!(c.contains(&(NOT_A_STANDBY, Status::Critical)), "{c:?}");
+    assert!(
+        c.contains(&("CONNECTION_FAILED", Status::Critical)),
+        "{c:?}"
+    );
+    assert_eq!(r.nodes[2].status, Status::Critical);
+    assert_eq!(r.status, Status::Critical);
+    // The unclaimed sender is still reported.
+    assert!(r.pairs.as_ref().unwrap().iter().any(|p| p.standby == "s1"));
+
+    let mut only = primary(vec![], vec![]);
+    only.data = Err(crate::fail!(Timeout, "no answer"));
+    only.down = true;
+    assert_eq!(check(&[only]).status, Status::Critical);
+
+    let mut locked = standby("s1", None);
+    locked.data = Err(crate::fail!(AuthenticationFailed, "password"));
+    let r = check(&[locked]);
+    assert_eq!(r.status, Status::Unknown);
+    assert_eq!(codes(&r), vec![("AUTHENTICATION_FAILED", Status::Unknown)]);
+}
+
+#[test]
+fn unmatched_and_no_standby() {
+    let r = check(&[
+        primary(vec![sender("other", 0)], vec![]),
+        standby("s1", Some("streaming")),
+    ]);
+    assert!(codes(&r).contains(&(STANDBY_NOT_MATCHED, Status::Warning)));
+    let hint = r.problems.iter().find(|p| p.code == STANDBY_NOT_MATCHED);
+    assert!(hint.unwrap().hint.as_ref().unwrap().contains("cascading"));
+
+    let r = check(&[primary(vec![], vec![])]);
+    assert_eq!(codes(&r), vec![(NO_STANDBY_CONNECTED, Status::Critical)]);
+    let r = evaluate(
+        &[primary(vec![], vec![])],
+        &Options {
+            expect_standbys: Some(0),
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+}
+
+#[test]
+fn expect_standbys() {
+    let expect = |n| Options {
+        expect_standbys: Some(n),
+        ..Default::default()
+    };
+    let p = || primary(vec![sender("s1", 0)], vec![]);
+    let r = evaluate(&[p()], &expect(2));
+    assert_eq!(codes(&r), vec![(TOO_FEW_STANDBYS, Status::Critical)]);
+    assert_eq!(r.nodes[0].status, Status::Critical);
+    assert!(r.problems[0].message.contains("1 standby(s) streaming"));
+    assert_eq!(evaluate(&[p()], &expect(1)).status, Status::Ok);
+    // A sender catching up does not count as streaming.
+    let mut catching = sender("s2", 0);
+    catching.state = Some("catchup".into());
+    let r = evaluate(
+        &[primary(vec![sender("s1", 0), catching], vec![])],
+        &expect(2),
+    );
+    assert!(codes(&r).contains(&(TOO_FEW_STANDBYS, Status::Critical)));
+    // Hidden states (no pg_monitor): unknown, not critical.
+    let mut hidden = sender("s1", 0);
+    hidden.state = None;
+    let r = evaluate(&[primary(vec![hidden], vec![])], &expect(1));
+    assert_eq!(codes(&r), vec![(TOO_FEW_STANDBYS, Status::Unknown)]);
+}
+
+#[test]
+fn cascade_chain_and_lag_against_the_root() {
+    // primary -> s1 -> s2: s1 has received up to 0/4800000, s2 has
+    // replayed 0/4000000; the primary is at 0/5000000.
+    let mut s1 = standby("s1", Some("streaming"));
+    let mut s2_on_s1 = sender("s2", 0);
+    s2_on_s1.replay_lsn = Some("0/4000000".into());
+    s2_on_s1.lag_bytes = Some(0x80_0000);
+    s2_on_s1.replay_lag = Some(2.0);
+    data(&mut s1).senders = vec![s2_on_s1];
+    let mut s2 = standby("s2", Some("streaming"));
+    data(&mut s2)
+        .receiver
+        .as_mut()
+        .unwrap()
+        .receiver
+        .sender_host = Some("s1".into());
+    let mut on_p = sender("s1", 0);
+    on_p.replay_lag = Some(1.0);
+    let t = Thresholds {
+        warn_bytes: 1 << 30,
+        crit_bytes: 1 << 30,
+        ..Default::default()
+    };
+    let r = evaluate(&[primary(vec![on_p], vec![]), s2, s1], &opts(t));
+    assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+    let pairs = r.pairs.as_ref().unwrap();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    // In the order given; each with its upstream.
+    assert_eq!(
+        (pairs[0].standby.as_str(), pairs[0].upstream.as_deref()),
+        ("s2", Some("s1"))
+    );
+    assert_eq!(pairs[1].upstream.as_deref(), Some("primary"));
+    assert_eq!(pairs[0].lag_bytes, Some(0x100_0000), "against the primary");
+    assert_eq!(pairs[0].lag_seconds, Some(3.0), "s1's lag plus the link's");
+    assert_eq!(r.nodes[1].upstream.as_deref(), Some("s1"));
+    assert_eq!(r.nodes[2].upstream.as_deref(), Some("primary"));
+
+    // Without the primary: s2 still found on s1, lag from s1.
+    let mut s1 = standby("s1", Some("streaming"));
+    data(&mut s1).senders = vec![sender("s2", 64)];
+    let r = check(&[standby("s2", Some("streaming")), s1]);
+    let pairs = r.pairs.as_ref().unwrap();
+    assert_eq!(pairs[0].upstream.as_deref(), Some("s1"));
+    assert_eq!(pairs[0].lag_bytes, Some(64));
+    assert!(!codes(&r).iter().any(|(c, _)| *c == STANDBY_NOT_MATCHED));
+}
+
+#[test]
+fn slots_and_settings() {
+    let slot = |name: &str, active: bool, ws: Option<&str>| SlotFacts {
+        name: name.into(),
+        slot_type: "physical".into(),
+        active,
+        restart_lsn: Some("0/1".into()),
+        retained_bytes: Some(4096),
+        wal_status: ws.map(Into::into),
+    };
+    let mut s = standby("s1", Some("streaming"));
+    data(&mut s).settings[0].1 = 50;
+    let r = check(&[
+        primary(
+            vec![sender("s1", 0)],
+            vec![
+                slot("a", true, None),
+                slot("b", false, None),
+                slot("c", false, Some("lost")),
+            ],
+        ),
+        s,
+    ]);
+    let c = codes(&r);
+    assert!(c.contains(&(SLOT_INACTIVE, Status::Warning)), "{c:?}");
+    assert!(c.contains(&(SLOT_LOST, Status::Critical)), "{c:?}");
+    assert!(c.contains(&(SETTING_TOO_LOW, Status::Critical)), "{c:?}");
+    assert_eq!(c.len(), 3, "{c:?}");
+    assert_eq!(r.nodes[1].status, Status::Critical);
+}
+
+#[test]
+fn a_low_setting_is_fixed_by_clone_standby_never_by_resuming() {
+    let mut s = standby("s1", Some("streaming"));
+    data(&mut s).settings[0].1 = 100;
+    data(&mut s).replay.as_mut().unwrap().paused = Some(true);
+    let mut p = primary(vec![sender("s1", 0)], vec![]);
+    data(&mut p).settings[0].1 = 300;
+    let r = check(&[p, s]);
+    let c = codes(&r);
+    assert!(c.contains(&(SETTING_TOO_LOW, Status::Critical)), "{c:?}");
+    assert!(c.contains(&(REPLAY_PAUSED, Status::Warning)), "{c:?}");
+    for p in &r.problems {
+        let h = p.hint.as_deref().unwrap();
+        assert!(h.contains("pgrepctl clone-standby"), "{h}");
+        assert!(h.contains("300"), "{h}");
+        assert!(!h.contains("resume"), "{h}");
+        assert!(!h.contains("postgresql.conf and restart"), "{h}");
+    }
+
+    // Settings fine: a user's pause, resume it.
+    let mut s = standby("s1", Some("streaming"));
+    data(&mut s).replay.as_mut().unwrap().paused = Some(true);
+    let r = check(&[primary(vec![sender("s1", 0)], vec![]), s]);
+    let h = r.problems[0].hint.as_deref().unwrap();
+    assert!(h.contains("pg_wal_replay_resume()"), "{h}");
+
+    // The standby alone on 14+: say which case is which.
+    let (_, h) = paused_advice(150000, None);
+    assert!(h.contains("insufficient parameter settings") && h.contains("clone-standby"));
+    let (_, h) = paused_advice(130000, None);
+    assert!(!h.contains("clone-standby"), "{h}");
+}

@@ -1,0 +1,175 @@
+//! Prometheus text exposition (version 0.0.4): one gauge family per
+//! measure, for node_exporter's textfile collector.
+
+use super::role_word;
+use crate::health::{Report, Status};
+
+fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<(String, String)>,
+}
+
+impl Family {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        Family {
+            name,
+            help,
+            samples: vec![],
+        }
+    }
+    fn add(&mut self, labels: &[(&str, &str)], value: String) {
+        let l: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", label_value(v)))
+            .collect();
+        let l = if l.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", l.join(","))
+        };
+        self.samples.push((l, value));
+    }
+}
+
+fn prom_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The families, in the order they are printed, each with its HELP text.
+const FAMILIES: [(&str, &str); 10] = [
+    (
+        "pgrepctl_up",
+        "Whether the node answered and could be inspected (1) or not (0).",
+    ),
+    (
+        "pgrepctl_in_recovery",
+        "Whether the node is in recovery (a standby).",
+    ),
+    (
+        "pgrepctl_replication_lag_bytes",
+        "WAL bytes the standby has not replayed yet.",
+    ),
+    (
+        "pgrepctl_replication_lag_seconds",
+        "Replication lag in time, in seconds.",
+    ),
+    (
+        "pgrepctl_wal_receiver_streaming",
+        "Whether the standby's WAL receiver is streaming (1) or not (0).",
+    ),
+    (
+        "pgrepctl_slot_retained_bytes",
+        "WAL bytes a replication slot keeps on the primary.",
+    ),
+    (
+        "pgrepctl_slot_active",
+        "Whether the replication slot is in use (1) or not (0).",
+    ),
+    (
+        "pgrepctl_smoke_test_success",
+        "Whether the smoke test passed on the standby (1) or not (0).",
+    ),
+    (
+        "pgrepctl_smoke_test_latency_seconds",
+        "Time from the probe's commit on the primary to its replay on the standby.",
+    ),
+    (
+        "pgrepctl_check_status",
+        "Overall status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    ),
+];
+
+/// The index of a family in [`FAMILIES`].
+#[derive(Clone, Copy)]
+enum F {
+    Up,
+    InRecovery,
+    LagBytes,
+    LagSeconds,
+    Streaming,
+    SlotBytes,
+    SlotActive,
+    ProbeOk,
+    ProbeLatency,
+    CheckStatus,
+}
+
+fn flag(b: bool) -> String {
+    if b { "1" } else { "0" }.into()
+}
+
+/// Prometheus text exposition format, version 0.0.4.
+pub fn prometheus(r: &Report) -> String {
+    let mut fams: Vec<Family> = FAMILIES
+        .iter()
+        .map(|(name, help)| Family::new(name, help))
+        .collect();
+    let mut add =
+        |f: F, labels: &[(&str, &str)], value: String| fams[f as usize].add(labels, value);
+    for n in &r.nodes {
+        let labels = [("node", n.name.as_str()), ("role", role_word(n.role))];
+        add(F::Up, &labels, flag(n.error.is_none()));
+        if let Some(rec) = n.in_recovery {
+            add(F::InRecovery, &labels, flag(rec));
+        }
+    }
+    for p in r.pairs.iter().flatten() {
+        let labels = [("standby", p.standby.as_str())];
+        // NaN: the lag is unknown (the series stays, the value is no number).
+        add(
+            F::LagBytes,
+            &labels,
+            p.lag_bytes.map_or("NaN".into(), |b| b.to_string()),
+        );
+        add(
+            F::LagSeconds,
+            &labels,
+            p.lag_seconds.map_or("NaN".into(), prom_num),
+        );
+        if let Some(s) = p.streaming {
+            add(F::Streaming, &labels, flag(s));
+        }
+    }
+    for s in r.slots.iter().flatten() {
+        let labels = [
+            ("slot", s.name.as_str()),
+            ("slot_type", s.slot_type.as_str()),
+        ];
+        if let Some(b) = s.retained_bytes {
+            add(F::SlotBytes, &labels, b.to_string());
+        }
+        add(F::SlotActive, &labels, flag(s.active));
+    }
+    for p in r.probes.iter().flatten() {
+        let labels = [("standby", p.standby.as_str())];
+        add(F::ProbeOk, &labels, flag(p.status == Status::Ok));
+        if let Some(ms) = p.latency_ms {
+            add(F::ProbeLatency, &labels, prom_num(ms / 1000.0));
+        }
+    }
+    add(
+        F::CheckStatus,
+        &[("command", r.command)],
+        r.status.exit_code().to_string(),
+    );
+    let mut out = String::new();
+    for f in fams.iter().filter(|f| !f.samples.is_empty()) {
+        out.push_str(&format!("# HELP {} {}\n", f.name, f.help));
+        out.push_str(&format!("# TYPE {} gauge\n", f.name));
+        for (l, v) in &f.samples {
+            out.push_str(&format!("{}{l} {v}\n", f.name));
+        }
+    }
+    out
+}

@@ -1,0 +1,129 @@
+use super::*;
+use crate::health::{Node, Pair, Slot, Status, Thresholds};
+
+fn sample() -> Report {
+    let mut r = Report::new("check");
+    r.thresholds = Some(Thresholds::default());
+    r.nodes.push(Node {
+        name: "primary".into(),
+        role: Role::Primary,
+        target: "host=/tmp port=5432 user=postgres".into(),
+        status: Status::Ok,
+        server_version_num: Some(150004),
+        in_recovery: Some(false),
+        wal_lsn: Some("0/3000000".into()),
+        upstream: None,
+        wal_receiver: None,
+        replay: None,
+        error: None,
+    });
+    r.pairs = Some(vec![Pair {
+        standby: "s\"1 x".into(),
+        upstream: Some("primary".into()),
+        application_name: Some("s1".into()),
+        client_addr: None,
+        state: Some("streaming".into()),
+        sync_state: Some("async".into()),
+        sent_lsn: None,
+        write_lsn: None,
+        flush_lsn: None,
+        replay_lsn: None,
+        lag_bytes: Some(0),
+        lag_seconds: Some(0.25),
+        streaming: Some(true),
+        status: Status::Ok,
+    }]);
+    r.slots = Some(vec![Slot {
+        name: "old".into(),
+        slot_type: "physical".into(),
+        active: false,
+        restart_lsn: Some("0/1000000".into()),
+        retained_bytes: Some(2048),
+        wal_status: None,
+        status: Status::Warning,
+    }]);
+    r.problem(
+        Status::Warning,
+        "old",
+        "SLOT_INACTIVE",
+        "inactive slot retains 2.0kB of WAL",
+        Some("drop it".into()),
+    );
+    r.finish()
+}
+
+#[test]
+fn nagios_line() {
+    let s = nagios(&sample());
+    assert_eq!(s.lines().count(), 1);
+    assert!(
+        s.starts_with("PGREPCTL WARNING - old: inactive slot retains 2.0kB of WAL | "),
+        "{s}"
+    );
+    assert!(s.contains("lag_bytes_s_1_x=0B;16777216;268435456;0"), "{s}");
+    assert!(s.contains("lag_seconds_s_1_x=0.25s;30;300;0"), "{s}");
+    assert!(s.contains("slot_retained_old=2048B;;;0"), "{s}");
+}
+
+#[test]
+fn unknown_lag_is_shown_as_unknown() {
+    let mut r = sample();
+    let p = &mut r.pairs.as_mut().unwrap()[0];
+    (p.lag_bytes, p.lag_seconds, p.streaming) = (None, None, Some(false));
+    let s = nagios(&r);
+    assert!(s.contains("lag_bytes_s_1_x=U;16777216;268435456;0"), "{s}");
+    assert!(s.contains("lag_seconds_s_1_x=U;30;300;0"), "{s}");
+    let s = prometheus(&r);
+    assert!(
+        s.contains("pgrepctl_replication_lag_bytes{standby=\"s\\\"1 x\"} NaN\n"),
+        "{s}"
+    );
+    assert!(
+        s.contains("pgrepctl_replication_lag_seconds{standby=\"s\\\"1 x\"} NaN\n"),
+        "{s}"
+    );
+    let s = text(&r);
+    assert!(!s.contains(" 0B "), "{s}");
+}
+
+#[test]
+fn prometheus_text() {
+    let s = prometheus(&sample());
+    assert!(
+        s.contains("# TYPE pgrepctl_up gauge\npgrepctl_up{node=\"primary\",role=\"primary\"} 1\n")
+    );
+    assert!(
+        s.contains("pgrepctl_replication_lag_bytes{standby=\"s\\\"1 x\"} 0\n"),
+        "{s}"
+    );
+    assert!(s.contains("pgrepctl_replication_lag_seconds{standby=\"s\\\"1 x\"} 0.25\n"));
+    assert!(s.contains("pgrepctl_slot_retained_bytes{slot=\"old\",slot_type=\"physical\"} 2048\n"));
+    assert!(s.contains("pgrepctl_check_status{command=\"check\"} 1\n"));
+    for line in s.lines() {
+        assert!(
+            line.starts_with("# ") || line.starts_with("pgrepctl_"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn text_fits_80_columns() {
+    let mut r = sample();
+    r.problems[0].message = "word ".repeat(60);
+    r.problems[0].hint = Some("hint ".repeat(40));
+    let s = text(&r);
+    for line in s.lines() {
+        assert!(line.chars().count() <= 80, "{line:?}");
+    }
+    assert!(s.starts_with("check: WARNING (1 warning)\n"), "{s}");
+}
+
+#[test]
+fn sizes_and_times() {
+    assert_eq!(human_bytes(0), "0B");
+    assert_eq!(human_bytes(1536), "1.5kB");
+    assert_eq!(human_bytes(16 << 20), "16.0MB");
+    assert_eq!(human_seconds(0.0042), "4ms");
+    assert_eq!(human_seconds(400.0), "6.7min");
+}

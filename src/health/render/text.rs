@@ -1,0 +1,231 @@
+//! The text a person reads: a status line, tables of nodes, pairs, slots
+//! and probes in 80 columns, then each finding with its hint.
+
+use super::{human_bytes, human_seconds, role_word};
+use crate::health::{Node, Pair, Probe, Report, Role, Slot, Status};
+
+pub fn text(r: &Report) -> String {
+    let mut out = status_line(r);
+    out.push_str(&nodes(r));
+    if let Some(pairs) = r.pairs.as_ref().filter(|p| !p.is_empty()) {
+        out.push_str(&self::pairs(pairs));
+    }
+    if let Some(slots) = r.slots.as_ref().filter(|s| !s.is_empty()) {
+        out.push_str(&self::slots(slots));
+    }
+    if let Some(probes) = r.probes.as_ref().filter(|p| !p.is_empty()) {
+        out.push_str(&self::probes(probes));
+    }
+    out.push_str(&findings(r));
+    out
+}
+
+/// `check: CRITICAL (1 critical, 2 warning) [changed]`
+fn status_line(r: &Report) -> String {
+    let mut out = String::new();
+    let count = |s: Status| r.problems.iter().filter(|p| p.status == s).count();
+    let mut counts = vec![];
+    for (s, word) in [
+        (Status::Critical, "critical"),
+        (Status::Warning, "warning"),
+        (Status::Unknown, "unknown"),
+    ] {
+        let n = count(s);
+        if n > 0 {
+            counts.push(format!("{n} {word}"));
+        }
+    }
+    out.push_str(&format!("{}: {}", r.command, r.status.as_str()));
+    if !counts.is_empty() {
+        out.push_str(&format!(" ({})", counts.join(", ")));
+    }
+    if r.changed {
+        out.push_str(" [changed]");
+    }
+    out.push('\n');
+    out
+}
+
+fn nodes(r: &Report) -> String {
+    let mut out = format!(
+        "{:<20} {:<8} {:<9} {}\n",
+        "NODE", "ROLE", "STATUS", "DETAIL"
+    );
+    for n in &r.nodes {
+        out.push_str(&format!(
+            "{:<20} {:<8} {:<9} {}\n",
+            cut(&n.name, 20),
+            role_word(n.role),
+            n.status.as_str(),
+            cut(&node_detail(n), 40)
+        ));
+    }
+    out
+}
+
+/// The error code of a node that did not answer, else its version and
+/// what is unusual or streaming.
+fn node_detail(n: &Node) -> String {
+    if let Some(e) = &n.error {
+        e.code.clone()
+    } else {
+        let mut d = n
+            .server_version_num
+            .map(|v| format!("PostgreSQL {}", crate::pg::version_string(v)))
+            .unwrap_or_default();
+        if n.in_recovery == Some(true) && n.role == Role::Primary {
+            d.push_str(", in recovery");
+        }
+        if n.in_recovery == Some(false) && n.role == Role::Standby {
+            d.push_str(", not in recovery");
+        }
+        if let Some(rc) = &n.wal_receiver {
+            match (rc.status.as_deref(), &n.upstream) {
+                (Some("streaming"), Some(up)) => d.push_str(&format!(", streaming from {up}")),
+                (status, _) => {
+                    d.push_str(&format!(", receiver {}", status.unwrap_or("not running")))
+                }
+            }
+        }
+        if let Some(rp) = &n.replay {
+            if rp.paused == Some(true) {
+                d.push_str(", replay paused");
+            }
+        }
+        d
+    }
+}
+
+fn pairs(pairs: &[Pair]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<20} {:<10} {:<9} {:>9} {:>9}  {}\n",
+        "STANDBY", "STATE", "SYNC", "LAG", "LAG TIME", "STATUS"
+    ));
+    for p in pairs {
+        let state = match (&p.state, p.streaming) {
+            (Some(s), _) => s.clone(),
+            (None, Some(true)) => "streaming".into(),
+            (None, Some(false)) => "stopped".into(),
+            (None, None) => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:<20} {:<10} {:<9} {:>9} {:>9}  {}\n",
+            cut(&p.standby, 20),
+            cut(&state, 10),
+            cut(p.sync_state.as_deref().unwrap_or("-"), 9),
+            p.lag_bytes.map(human_bytes).unwrap_or_else(|| "-".into()),
+            p.lag_seconds
+                .map(human_seconds)
+                .unwrap_or_else(|| "-".into()),
+            p.status.as_str()
+        ));
+    }
+    out
+}
+
+fn slots(slots: &[Slot]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<20} {:<9} {:<6} {:>9}  {:<10} {}\n",
+        "SLOT", "TYPE", "ACTIVE", "RETAINED", "WAL", "STATUS"
+    ));
+    for s in slots {
+        out.push_str(&format!(
+            "{:<20} {:<9} {:<6} {:>9}  {:<10} {}\n",
+            cut(&s.name, 20),
+            cut(&s.slot_type, 9),
+            if s.active { "yes" } else { "no" },
+            s.retained_bytes
+                .map(human_bytes)
+                .unwrap_or_else(|| "-".into()),
+            cut(s.wal_status.as_deref().unwrap_or("-"), 10),
+            s.status.as_str()
+        ));
+    }
+    out
+}
+
+fn probes(probes: &[Probe]) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<20} {:<9} {:<6} {:<8} {:>10}  {}\n",
+        "STANDBY", "REPLAYED", "TOKEN", "WRITE", "LATENCY", "STATUS"
+    ));
+    for p in probes {
+        out.push_str(&format!(
+            "{:<20} {:<9} {:<6} {:<8} {:>10}  {}\n",
+            cut(&p.standby, 20),
+            if p.replayed { "yes" } else { "no" },
+            if p.token_visible { "read" } else { "-" },
+            yes_no(p.write_refused, "refused", "ACCEPTED"),
+            p.latency_ms
+                .map(|ms| format!("{ms:.1}ms"))
+                .unwrap_or_else(|| "-".into()),
+            p.status.as_str()
+        ));
+    }
+    out
+}
+
+/// Each finding, then each warning, wrapped to 80 columns.
+fn findings(r: &Report) -> String {
+    let mut out = String::new();
+    for p in &r.problems {
+        out.push_str(&wrap(
+            &format!("{:<9} ", p.status.as_str()),
+            &format!("{}: {}", p.subject, p.message),
+        ));
+        if let Some(h) = &p.hint {
+            out.push_str(&wrap("          hint: ", h));
+        }
+    }
+    for w in &r.warnings {
+        out.push_str(&wrap("warning: ", w));
+    }
+    out
+}
+
+fn cut(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(width - 1).collect();
+        t.push('~');
+        t
+    }
+}
+
+/// Word-wrap `text` to 80 columns, the first line after `first`, the rest
+/// indented by `first`'s width.
+fn wrap(first: &str, text: &str) -> String {
+    let indent = " ".repeat(first.chars().count());
+    let mut out = String::new();
+    let mut line = first.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        let len = line.chars().count();
+        if !empty && len + 1 + word.chars().count() > 80 {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = indent.clone();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+    out
+}
+
+fn yes_no(b: Option<bool>, yes: &str, no: &str) -> String {
+    match b {
+        Some(true) => yes.into(),
+        Some(false) => no.into(),
+        None => "-".into(),
+    }
+}
