@@ -120,14 +120,7 @@ fn hba_records_match_pg_hba_file_rules() {
     let ours = hba::parse(text).unwrap();
     let mut expect = String::new();
     for r in ours.records() {
-        let kind = match r.conn_type {
-            hba::ConnType::Local => "local",
-            hba::ConnType::Host => "host",
-            hba::ConnType::HostSsl => "hostssl",
-            hba::ConnType::HostNoSsl => "hostnossl",
-            hba::ConnType::HostGssEnc => "hostgssenc",
-            hba::ConnType::HostNoGssEnc => "hostnogssenc",
-        };
+        let kind = r.conn_type.keyword();
         let list = |ts: &[hba::Token]| {
             ts.iter()
                 .map(|t| {

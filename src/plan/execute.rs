@@ -114,12 +114,25 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
     }
     outcome.warnings.append(&mut cx.warnings);
     outcome.details.append(&mut cx.details);
-    let Err(mut err) = result else {
+    let Err(err) = result else {
         for u in undo.drain(..) {
             u.commit(cx);
         }
         return Ok(());
     };
+    Err(undo_all(undo, uncommitted, err, cx, outcome).await)
+}
+
+/// Undo, newest first (a reload last of all, once the files are back),
+/// and say in the error whether that worked; the undone changes leave the
+/// report.
+async fn undo_all<E>(
+    undo: Vec<Box<dyn Undo<E>>>,
+    uncommitted: usize,
+    mut err: Error,
+    cx: &mut Cx<E>,
+    outcome: &mut Outcome,
+) -> Error {
     let mut failed = vec![];
     let (last, first): (Vec<_>, Vec<_>) = undo.into_iter().partition(|u| u.last());
     for u in first.into_iter().rev().chain(last.into_iter().rev()) {
@@ -144,7 +157,7 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
             outcome.changes().len()
         ));
     }
-    Err(err)
+    err
 }
 
 /// Tests prove that a failure at any step undoes what came before by

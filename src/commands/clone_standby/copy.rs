@@ -127,27 +127,7 @@ async fn run_basebackup(
             )
         })?;
     }
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "-D".into(),
-        tmp.into(),
-        "-d".into(),
-        settings.preflight_conninfo().into(),
-        "-X".into(),
-        "stream".into(),
-        "--checkpoint=fast".into(),
-        "--progress".into(),
-        "--no-password".into(),
-        // One syncfs afterwards (sync_to_disk) instead of an fsync per
-        // file: the same durability in a fraction of the time.
-        "--no-sync".into(),
-    ];
-    if let Some(r) = &settings.max_rate {
-        args.push(format!("--max-rate={r}").into());
-    }
-    if let Some(s) = &settings.slot {
-        args.push("-S".into());
-        args.push(s.into());
-    }
+    let args = basebackup_args(settings, tmp);
     let mut expr = facts
         .run_as
         .cmd(facts.bindir.tool("pg_basebackup"), args)
@@ -202,6 +182,34 @@ async fn run_basebackup(
     }
     display.finish();
     Ok(copied)
+}
+
+/// pg_basebackup's arguments: the standby's own conninfo (no password:
+/// that comes from the in-memory passfile), WAL streamed alongside, a
+/// fast checkpoint, progress for the bar and the disk check.
+fn basebackup_args(settings: &Settings, tmp: &Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "-D".into(),
+        tmp.into(),
+        "-d".into(),
+        settings.preflight_conninfo().into(),
+        "-X".into(),
+        "stream".into(),
+        "--checkpoint=fast".into(),
+        "--progress".into(),
+        "--no-password".into(),
+        // One syncfs afterwards (sync_to_disk) instead of an fsync per
+        // file: the same durability in a fraction of the time.
+        "--no-sync".into(),
+    ];
+    if let Some(r) = &settings.max_rate {
+        args.push(format!("--max-rate={r}").into());
+    }
+    if let Some(s) = &settings.slot {
+        args.push("-S".into());
+        args.push(s.into());
+    }
+    args
 }
 
 /// The size pg_basebackup announces must fit the target's filesystem

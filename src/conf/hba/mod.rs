@@ -32,6 +32,20 @@ pub enum ConnType {
     HostNoGssEnc,
 }
 
+impl ConnType {
+    /// The keyword that starts the line in pg_hba.conf.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ConnType::Local => "local",
+            ConnType::Host => "host",
+            ConnType::HostSsl => "hostssl",
+            ConnType::HostNoSsl => "hostnossl",
+            ConnType::HostGssEnc => "hostgssenc",
+            ConnType::HostNoGssEnc => "hostnogssenc",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
     pub text: String,

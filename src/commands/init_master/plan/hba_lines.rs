@@ -93,7 +93,7 @@ fn replication_lines(
                 track(&mut inserted, file, Some(at), &line);
                 notes.push(format!(
                     "{shown} inserted before line {at} ({} {}), which would otherwise decide this connection",
-                    hba_type(&shadowing),
+                    shadowing.conn_type.keyword(),
                     shadowing.method
                 ));
             }
@@ -142,16 +142,5 @@ fn shadow_warnings(
                 ));
             }
         }
-    }
-}
-
-fn hba_type(r: &hba::Record) -> &'static str {
-    match r.conn_type {
-        hba::ConnType::Local => "local",
-        hba::ConnType::Host => "host",
-        hba::ConnType::HostSsl => "hostssl",
-        hba::ConnType::HostNoSsl => "hostnossl",
-        hba::ConnType::HostGssEnc => "hostgssenc",
-        hba::ConnType::HostNoGssEnc => "hostnogssenc",
     }
 }
