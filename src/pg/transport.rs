@@ -183,8 +183,26 @@ pub fn socket_owner_name(dir: &Path, port: u16) -> Option<String> {
         .map(|u| u.name)
 }
 
-/// Open a connection to `endpoint` within `timeout`.
+/// Open a connection to `endpoint` within `timeout`; a local socket is
+/// connected as its owner when we are root ([`peer_identity`]).
 pub async fn open(endpoint: &Endpoint, timeout: Duration) -> io::Result<Stream> {
+    let ids = match endpoint {
+        Endpoint::Unix(path) => peer_identity(path),
+        Endpoint::Tcp(..) => None,
+    };
+    open_as(endpoint, timeout, ids).await
+}
+
+/// [`open`], connecting a local socket as the OS user `ids` (uid, gid)
+/// rather than the socket's owner: a standby's replication connection
+/// must meet `peer` authentication as the walreceiver will, that is as
+/// the standby's own OS user. `None` connects as ourselves. TCP
+/// connections carry no OS identity and ignore `ids`.
+pub async fn open_as(
+    endpoint: &Endpoint,
+    timeout: Duration,
+    ids: Option<(u32, u32)>,
+) -> io::Result<Stream> {
     let fut = async {
         match endpoint {
             Endpoint::Tcp(host, port) => {
@@ -192,7 +210,7 @@ pub async fn open(endpoint: &Endpoint, timeout: Duration) -> io::Result<Stream> 
                 let _ = s.set_nodelay(true);
                 Ok(Stream::Tcp(s))
             }
-            Endpoint::Unix(path) => match peer_identity(path) {
+            Endpoint::Unix(path) => match ids {
                 Some(ids) => {
                     let path = path.clone();
                     let std = tokio::task::spawn_blocking(move || connect_as(&path, ids))

@@ -10,6 +10,7 @@ use super::preflight::Facts;
 use super::settings::Settings;
 use super::start;
 use crate::error::{Code, Error, Result};
+use crate::pg::replication::sqlstate;
 use crate::report::{Change, Kind, Outcome, Printer};
 use crate::units::human_bytes;
 
@@ -263,13 +264,14 @@ fn ensure_slot(settings: &Settings, facts: &Facts, printer: &Printer) -> Result<
         "applying: create replication slot {slot} on the primary unless it exists"
     ));
     printer.sql(&command);
-    match facts.repl.run(&[&command]) {
+    match facts.repl.create_physical_slot_blocking(slot) {
         Ok(_) => {
             printer.info(format!("created replication slot {slot} on the primary"));
             Ok(true)
         }
-        Err(e) if e.message.contains("already exists") => Ok(false),
-        Err(mut e) => {
+        Err(e) if e.sqlstate() == Some(sqlstate::DUPLICATE_OBJECT) => Ok(false),
+        Err(e) => {
+            let mut e = facts.repl.error(&e);
             e.code = Code::SlotConflict;
             e.hint = Some(format!(
                 "create the slot on the primary (pgrepctl init-master --slot {slot}) and rerun"
@@ -281,10 +283,10 @@ fn ensure_slot(settings: &Settings, facts: &Facts, printer: &Printer) -> Result<
 
 fn drop_slot(settings: &Settings, facts: &Facts, printer: &Printer) {
     if let Some(slot) = &settings.slot {
-        if let Err(e) = facts.repl.run(&[&format!("DROP_REPLICATION_SLOT {slot}")]) {
+        if let Err(e) = facts.repl.drop_slot_blocking(slot) {
             printer.warn(format!(
                 "could not drop the slot {slot} this run created: {}",
-                e.message
+                facts.repl.error(&e).message
             ));
         }
     }
