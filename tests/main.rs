@@ -14,6 +14,7 @@ mod harness;
 mod init_master;
 mod init_master_bad_input;
 mod json_contract;
+mod replication_client;
 mod sandbox;
 mod smoke_test;
 mod versions;

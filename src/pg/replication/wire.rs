@@ -157,10 +157,10 @@ impl Connection {
                     }
                     stage = Stage::Auth(AuthMethod::ScramSha256);
                     let pw = password(login)?;
-                    // No channel binding ("n"): we do not claim support we
-                    // do not use, so a server offering -PLUS over TLS is
-                    // not misled into seeing a downgrade.
-                    let s = ScramSha256::new(pw.expose().as_bytes(), ChannelBinding::unrequested());
+                    // No channel binding, said as "n" (the client does not
+                    // support it): "y" would tell a server that offers
+                    // SCRAM-SHA-256-PLUS over TLS that it sees a downgrade.
+                    let s = ScramSha256::new(pw.expose().as_bytes(), ChannelBinding::unsupported());
                     frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)
                         .map_err(ReplError::Io)?;
                     scram = Some(s);

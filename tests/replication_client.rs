@@ -1,0 +1,247 @@
+//! pgrepctl's own replication-protocol client against real servers: each
+//! password method, TLS as `sslmode` says, the commands with their typed
+//! answers (TIMELINE_HISTORY of a promoted standby among them), and the
+//! refusals clone-standby's tests do not reach, classified by SQLSTATE.
+
+use crate::harness::{Cluster, as_pg, check, chown_pg};
+use pgrepctl::error::Code;
+use pgrepctl::pg::replication::{ReplClient, ReplError, sqlstate};
+use pgrepctl::secret::Secret;
+use pgrepctl::tools::RunAs;
+use std::future::Future;
+use std::time::Duration;
+
+fn client(conninfo: String, password: Option<&str>) -> ReplClient {
+    ReplClient::new(
+        RunAs::postgres_if_root(),
+        conninfo,
+        password.map(Secret::new),
+        None,
+        Duration::from_secs(10),
+    )
+    .unwrap()
+}
+
+fn tcp(c: &Cluster, user: &str, extra: &str) -> String {
+    format!("host=127.0.0.1 port={} user={user} {extra}", c.port)
+}
+
+fn block<T>(f: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Log in and ask IDENTIFY_SYSTEM; the timeline, or the typed failure.
+fn identify(cl: &ReplClient) -> Result<u32, ReplError> {
+    block(async {
+        let mut conn = cl.connect().await?;
+        let id = conn.identify_system().await;
+        conn.close().await;
+        Ok(id?.timeline)
+    })
+}
+
+#[test]
+fn each_password_method_logs_in() {
+    let c = Cluster::builder()
+        .hba(
+            "local all all trust\n\
+             host replication rep_pw 127.0.0.1/32 password\n\
+             host replication rep_md5 127.0.0.1/32 md5\n\
+             host replication rep_scram 127.0.0.1/32 scram-sha-256\n",
+        )
+        .init();
+    for (user, stored) in [
+        ("rep_pw", "scram-sha-256"),
+        ("rep_md5", "md5"),
+        ("rep_scram", "scram-sha-256"),
+    ] {
+        c.sql(&format!(
+            "SET password_encryption = '{stored}'; CREATE ROLE {user} LOGIN REPLICATION PASSWORD 'p:w 1'"
+        ));
+        let ci = tcp(&c, user, "sslmode=disable");
+        assert_eq!(
+            identify(&client(ci.clone(), Some("p:w 1"))).unwrap(),
+            1,
+            "{user}"
+        );
+        let wrong = identify(&client(ci.clone(), Some("nope"))).unwrap_err();
+        assert_eq!(
+            wrong.sqlstate(),
+            Some(sqlstate::INVALID_PASSWORD),
+            "{user}: {wrong}"
+        );
+        let cl = client(ci, None);
+        let none = identify(&cl).unwrap_err();
+        assert!(
+            matches!(none, ReplError::PasswordRequired),
+            "{user}: {none}"
+        );
+        assert_eq!(cl.error(&none).code, Code::PasswordRequired);
+    }
+}
+
+#[test]
+fn refusals_are_classified_by_sqlstate_and_login_stage() {
+    // initdb's default pg_hba.conf trusts replication from 127.0.0.1.
+    let c = Cluster::builder().conf("max_wal_senders = 1").init();
+    c.sql("CREATE ROLE plain LOGIN");
+    let cl = client(tcp(&c, "plain", ""), None);
+    let e = identify(&cl).unwrap_err();
+    assert_eq!(e.sqlstate(), Some(sqlstate::INSUFFICIENT_PRIVILEGE), "{e}");
+    let err = cl.error(&e);
+    assert_eq!(err.code, Code::PrimaryNotReady);
+    assert!(err.hint.unwrap().contains("REPLICATION"));
+
+    let cl = client(tcp(&c, "nobody", ""), None);
+    let err = cl.error(&identify(&cl).unwrap_err());
+    assert_eq!(err.code, Code::PrimaryNotReady, "{}", err.message);
+    assert!(
+        err.message.contains("role \"nobody\" does not exist"),
+        "{}",
+        err.message
+    );
+
+    // The only WAL sender taken, a second connection finds none free.
+    let cl = client(tcp(&c, "postgres", ""), None);
+    block(async {
+        let first = cl.connect().await.unwrap();
+        let e = cl.connect().await.err().unwrap();
+        assert_eq!(e.sqlstate(), Some(sqlstate::TOO_MANY_CONNECTIONS), "{e}");
+        let err = cl.error(&e);
+        assert_eq!(err.code, Code::PrimaryNotReady);
+        assert!(err.hint.unwrap().contains("max_wal_senders"));
+        first.close().await;
+    });
+
+    let r = Cluster::builder()
+        .hba("local all all trust\nhost replication all 127.0.0.1/32 reject\n")
+        .init();
+    let cl = client(tcp(&r, "replicator", ""), None);
+    let err = cl.error(&identify(&cl).unwrap_err());
+    assert_eq!(err.code, Code::HbaRejected);
+    let hint = err.hint.unwrap();
+    assert!(
+        hint.contains("host replication replicator 127.0.0.1/32 scram-sha-256"),
+        "{hint}"
+    );
+}
+
+#[test]
+fn commands_answer_typed_on_a_promoted_standby() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    let out = as_pg(s.bindir.join("pg_ctl"))
+        .arg("-D")
+        .arg(&s.data)
+        .args(["promote", "-w"])
+        .output()
+        .unwrap();
+    check(out, "pg_ctl promote");
+    // Over the local socket, as the standby's OS user would connect.
+    let cl = client(
+        format!("host={} port={} user=postgres", s.sock.display(), s.port),
+        None,
+    );
+    block(async {
+        let mut conn = cl.connect().await.unwrap();
+        let id = conn.identify_system().await.unwrap();
+        assert_eq!(id.timeline, 2);
+        let h = conn.timeline_history(2).await.unwrap();
+        assert_eq!(h.filename, "00000002.history");
+        let points = h.switch_points();
+        assert_eq!(points.len(), 1, "{h:?}");
+        assert_eq!(points[0].0, 1);
+        assert!(points[0].1 > 0 && points[0].1 <= id.lsn, "{h:?} {id:?}");
+        assert_eq!(conn.show("wal_level").await.unwrap(), "replica");
+
+        let made = conn.create_physical_slot("typed_slot").await.unwrap();
+        assert_eq!(made.name, "typed_slot");
+        let again = conn.create_physical_slot("typed_slot").await.unwrap_err();
+        assert_eq!(
+            again.sqlstate(),
+            Some(sqlstate::DUPLICATE_OBJECT),
+            "{again}"
+        );
+        let version = conn.version().await.unwrap();
+        let read = conn.read_replication_slot("typed_slot").await;
+        if version.read_replication_slot() {
+            let pos = read.unwrap().expect("the slot exists");
+            assert!(pos.restart_lsn.is_some(), "{pos:?}");
+            assert_eq!(pos.restart_tli, Some(2));
+        } else {
+            assert!(matches!(read, Err(ReplError::Unsupported(_))));
+        }
+        conn.drop_slot("typed_slot").await.unwrap();
+        let gone = conn.drop_slot("typed_slot").await.unwrap_err();
+        assert_eq!(gone.sqlstate(), Some(sqlstate::UNDEFINED_OBJECT), "{gone}");
+        if version.read_replication_slot() {
+            assert_eq!(
+                conn.read_replication_slot("typed_slot").await.unwrap(),
+                None
+            );
+        }
+        conn.close().await;
+    });
+}
+
+/// A server with `ssl = on` and a fresh self-signed certificate.
+fn ssl_cluster(hba: &str) -> Cluster {
+    let mut c = Cluster::builder()
+        .hba(hba)
+        .conf("ssl = on")
+        .stopped()
+        .init();
+    let out = std::process::Command::new("openssl")
+        .current_dir(&c.data)
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
+        .args(["-keyout", "server.key", "-out", "server.crt"])
+        .args(["-subj", "/CN=localhost", "-days", "2"])
+        .output()
+        .expect("openssl");
+    check(out, "openssl req");
+    for f in ["server.key", "server.crt"] {
+        chown_pg(&c.data.join(f));
+    }
+    std::fs::set_permissions(
+        c.data.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    c.start();
+    c
+}
+
+#[test]
+fn tls_as_sslmode_says() {
+    let c = ssl_cluster(
+        "local all all trust\n\
+         hostssl replication rep_scram 127.0.0.1/32 scram-sha-256\n\
+         hostssl replication all 127.0.0.1/32 trust\n",
+    );
+    // prefer (libpq's default) and require both encrypt; hostssl lets in
+    // only encrypted connections.
+    assert_eq!(identify(&client(tcp(&c, "postgres", ""), None)).unwrap(), 1);
+    let required = tcp(&c, "postgres", "sslmode=require");
+    assert_eq!(identify(&client(required, None)).unwrap(), 1);
+    let plain = client(tcp(&c, "postgres", "sslmode=disable"), None);
+    let err = plain.error(&identify(&plain).unwrap_err());
+    assert_eq!(err.code, Code::HbaRejected, "{}", err.message);
+    // SCRAM over TLS, where the server also offers SCRAM-SHA-256-PLUS.
+    c.sql("SET password_encryption = 'scram-sha-256'; CREATE ROLE rep_scram LOGIN REPLICATION PASSWORD 'pw'");
+    assert_eq!(
+        identify(&client(tcp(&c, "rep_scram", ""), Some("pw"))).unwrap(),
+        1
+    );
+
+    // A server without SSL: prefer falls back, require refuses.
+    let n = Cluster::new();
+    assert_eq!(identify(&client(tcp(&n, "postgres", ""), None)).unwrap(), 1);
+    let cl = client(tcp(&n, "postgres", "sslmode=require"), None);
+    let e = identify(&cl).unwrap_err();
+    assert!(matches!(e, ReplError::TlsRequired), "{e}");
+    assert_eq!(cl.error(&e).code, Code::ConnectionFailed);
+}
