@@ -245,3 +245,46 @@ fn tls_as_sslmode_says() {
     assert!(matches!(e, ReplError::TlsRequired), "{e}");
     assert_eq!(cl.error(&e).code, Code::ConnectionFailed);
 }
+
+/// The SQL path's twin of PasswordRequired: tokio-postgres's login asks
+/// for a password that no one gave, told apart without its message text.
+#[test]
+fn sql_login_without_a_password_says_so() {
+    let c = Cluster::builder()
+        .hba("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        .init();
+    let config: tokio_postgres::Config = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        c.port
+    )
+    .parse()
+    .unwrap();
+    let failure = block(pgrepctl::pg::connect_client(
+        &config,
+        Some(Duration::from_secs(10)),
+    ))
+    .err()
+    .unwrap();
+    assert_eq!(failure.error.code, Code::AuthenticationFailed);
+    assert!(
+        failure.error.message.contains("none was given"),
+        "{}",
+        failure.error.message
+    );
+    assert!(!failure.down);
+    // A closed port is down, not a missing password.
+    let closed: tokio_postgres::Config = format!(
+        "host=127.0.0.1 port={} user=postgres",
+        crate::harness::free_port()
+    )
+    .parse()
+    .unwrap();
+    let failure = block(pgrepctl::pg::connect_client(
+        &closed,
+        Some(Duration::from_secs(5)),
+    ))
+    .err()
+    .unwrap();
+    assert_eq!(failure.error.code, Code::ConnectionFailed);
+    assert!(failure.down);
+}

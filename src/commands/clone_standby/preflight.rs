@@ -247,16 +247,21 @@ pub fn local_listen(primary: &str, local: &[std::net::IpAddr]) -> Option<(String
 /// Binaries of the primary's major, or a VERSION_MISMATCH that names
 /// what was found and why it was rejected.
 fn find_bindir(major: u32, explicit: Option<&Path>) -> Result<BinDir> {
-    tools::find(major, explicit).map_err(|mut e| {
-        if e.message.contains("rejected") {
+    match tools::search(major, explicit, None)? {
+        tools::Search::Found(b) => Ok(b),
+        tools::Search::Missing { tried } if tried.is_empty() => {
+            Err(tools::Search::Missing { tried }.error(major))
+        }
+        missing => {
+            let mut e = missing.error(major);
             e.code = Code::VersionMismatch;
             e.message = format!(
                 "the primary runs PostgreSQL {major}, and a standby must run the same major: {}",
                 e.message
             );
+            Err(e)
         }
-        e
-    })
+    }
 }
 
 /// Debian keeps a cluster's configuration in /etc/postgresql/MAJOR/NAME;
