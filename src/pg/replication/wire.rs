@@ -128,81 +128,34 @@ impl Connection {
         let mut out = BytesMut::new();
         frontend::startup_message(params, &mut out).map_err(ReplError::Io)?;
         self.send(&out).await?;
-        let mut stage = Stage::BeforeAuth;
-        let mut scram: Option<ScramSha256> = None;
+        let mut auth = Auth {
+            login,
+            stage: Stage::BeforeAuth,
+            scram: None,
+        };
         loop {
-            let mut out = BytesMut::new();
-            match self.next().await? {
-                Message::AuthenticationOk => stage = Stage::AfterAuth,
-                Message::AuthenticationCleartextPassword => {
-                    stage = Stage::Auth(AuthMethod::Cleartext);
-                    let pw = password(login)?;
-                    frontend::password_message(pw.expose().as_bytes(), &mut out)
-                        .map_err(ReplError::Io)?;
-                }
-                Message::AuthenticationMd5Password(body) => {
-                    stage = Stage::Auth(AuthMethod::Md5);
-                    let pw = password(login)?;
-                    let hash = md5_hash(login.user.as_bytes(), pw.expose().as_bytes(), body.salt());
-                    frontend::password_message(hash.as_bytes(), &mut out).map_err(ReplError::Io)?;
-                }
-                Message::AuthenticationSasl(body) => {
-                    let offered: Vec<String> = body
-                        .mechanisms()
-                        .map(|m| Ok(m.to_string()))
-                        .collect()
-                        .map_err(|e: io::Error| ReplError::Protocol(e.to_string()))?;
-                    if !offered.iter().any(|m| m == SCRAM_SHA_256) {
-                        return Err(ReplError::AuthMethodUnsupported(offered.join(", ")));
+            let message = match auth.answer(self.next().await?)? {
+                Answer::Reply(out) => {
+                    if !out.is_empty() {
+                        self.send(&out).await?;
                     }
-                    stage = Stage::Auth(AuthMethod::ScramSha256);
-                    let pw = password(login)?;
-                    // No channel binding, said as "n" (the client does not
-                    // support it): "y" would tell a server that offers
-                    // SCRAM-SHA-256-PLUS over TLS that it sees a downgrade.
-                    let s = ScramSha256::new(pw.expose().as_bytes(), ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)
-                        .map_err(ReplError::Io)?;
-                    scram = Some(s);
+                    continue;
                 }
-                Message::AuthenticationSaslContinue(body) => {
-                    let s = scram.as_mut().ok_or_else(|| unexpected("SASL continue"))?;
-                    s.update(body.data())
-                        .map_err(|e| ReplError::Protocol(format!("SCRAM: {e}")))?;
-                    frontend::sasl_response(s.message(), &mut out).map_err(ReplError::Io)?;
-                }
-                Message::AuthenticationSaslFinal(body) => {
-                    let s = scram.as_mut().ok_or_else(|| unexpected("SASL final"))?;
-                    s.finish(body.data()).map_err(|e| {
-                        ReplError::Protocol(format!("the server's SCRAM signature: {e}"))
-                    })?;
-                }
-                Message::AuthenticationGss
-                | Message::AuthenticationGssContinue(_)
-                | Message::AuthenticationSspi => {
-                    return Err(ReplError::AuthMethodUnsupported("GSSAPI/SSPI".into()));
-                }
-                Message::AuthenticationKerberosV5 => {
-                    return Err(ReplError::AuthMethodUnsupported("Kerberos V5".into()));
-                }
-                Message::AuthenticationScmCredential => {
-                    return Err(ReplError::AuthMethodUnsupported("SCM credential".into()));
-                }
+                Answer::NotAuthentication(other) => other,
+            };
+            match message {
                 Message::ErrorResponse(body) => {
                     return Err(ReplError::Server {
                         error: Box::new(server_error(&body)?),
-                        stage,
+                        stage: auth.stage,
                         origin: self.origin,
                     });
                 }
-                Message::ReadyForQuery(_) if stage == Stage::AfterAuth => return Ok(()),
+                Message::ReadyForQuery(_) if auth.stage == Stage::AfterAuth => return Ok(()),
                 Message::ParameterStatus(_)
                 | Message::BackendKeyData(_)
                 | Message::NoticeResponse(_) => {}
                 _ => return Err(unexpected("a message during the login")),
-            }
-            if !out.is_empty() {
-                self.send(&out).await?;
             }
         }
     }
@@ -294,6 +247,102 @@ impl Connection {
     }
 }
 
+enum Answer {
+    /// Bytes to send (none when the message needs no reply).
+    Reply(BytesMut),
+    NotAuthentication(Message),
+}
+
+/// The authentication exchange: how far it got (for classifying a
+/// refusal), and the SCRAM state between the server's messages.
+struct Auth<'l, 'a> {
+    login: &'l Login<'a>,
+    stage: Stage,
+    scram: Option<ScramSha256>,
+}
+
+impl Auth<'_, '_> {
+    /// Our answer to an authentication message, or the message back when
+    /// it is no part of authentication.
+    fn answer(&mut self, m: Message) -> Result<Answer, ReplError> {
+        let mut out = BytesMut::new();
+        match m {
+            Message::AuthenticationOk => self.stage = Stage::AfterAuth,
+            Message::AuthenticationCleartextPassword => {
+                self.stage = Stage::Auth(AuthMethod::Cleartext);
+                let pw = self.password()?;
+                frontend::password_message(pw.expose().as_bytes(), &mut out)
+                    .map_err(ReplError::Io)?;
+            }
+            Message::AuthenticationMd5Password(body) => {
+                self.stage = Stage::Auth(AuthMethod::Md5);
+                let pw = self.password()?;
+                let user = self.login.user.as_bytes();
+                let hash = md5_hash(user, pw.expose().as_bytes(), body.salt());
+                frontend::password_message(hash.as_bytes(), &mut out).map_err(ReplError::Io)?;
+            }
+            Message::AuthenticationSasl(body) => {
+                let offered: Vec<String> =
+                    body.mechanisms()
+                        .map(|m| Ok(m.to_string()))
+                        .collect()
+                        .map_err(|e: io::Error| ReplError::Protocol(e.to_string()))?;
+                if !offered.iter().any(|m| m == SCRAM_SHA_256) {
+                    return Err(ReplError::AuthMethodUnsupported(offered.join(", ")));
+                }
+                self.stage = Stage::Auth(AuthMethod::ScramSha256);
+                let pw = self.password()?;
+                // No channel binding, said as "n" (the client does not
+                // support it): "y" would tell a server that offers
+                // SCRAM-SHA-256-PLUS over TLS that it sees a downgrade.
+                let binding = ChannelBinding::unsupported();
+                let s = ScramSha256::new(pw.expose().as_bytes(), binding);
+                frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)
+                    .map_err(ReplError::Io)?;
+                self.scram = Some(s);
+            }
+            Message::AuthenticationSaslContinue(body) => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or_else(|| unexpected("SASL continue"))?;
+                s.update(body.data())
+                    .map_err(|e| ReplError::Protocol(format!("SCRAM: {e}")))?;
+                frontend::sasl_response(s.message(), &mut out).map_err(ReplError::Io)?;
+            }
+            Message::AuthenticationSaslFinal(body) => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or_else(|| unexpected("SASL final"))?;
+                s.finish(body.data()).map_err(|e| {
+                    ReplError::Protocol(format!("the server's SCRAM signature: {e}"))
+                })?;
+            }
+            Message::AuthenticationGss
+            | Message::AuthenticationGssContinue(_)
+            | Message::AuthenticationSspi => {
+                return Err(ReplError::AuthMethodUnsupported("GSSAPI/SSPI".into()));
+            }
+            Message::AuthenticationKerberosV5 => {
+                return Err(ReplError::AuthMethodUnsupported("Kerberos V5".into()));
+            }
+            Message::AuthenticationScmCredential => {
+                return Err(ReplError::AuthMethodUnsupported("SCM credential".into()));
+            }
+            other => return Ok(Answer::NotAuthentication(other)),
+        }
+        Ok(Answer::Reply(out))
+    }
+
+    fn password(&self) -> Result<Secret, ReplError> {
+        self.login
+            .password
+            .clone()
+            .ok_or(ReplError::PasswordRequired)
+    }
+}
+
 /// Send SSLRequest; true when the server agrees to TLS ('S'), false
 /// when it declines ('N').
 async fn negotiate_tls(stream: &mut Watchdog<Stream>, limit: Duration) -> Result<bool, ReplError> {
@@ -332,10 +381,6 @@ async fn handshake(
             io::ErrorKind::TimedOut => ReplError::NoAnswer { limit },
             _ => ReplError::Tls(e.to_string()),
         })
-}
-
-fn password(login: &Login<'_>) -> Result<Secret, ReplError> {
-    login.password.clone().ok_or(ReplError::PasswordRequired)
 }
 
 fn server_error(body: &ErrorResponseBody) -> Result<ServerError, ReplError> {
