@@ -254,7 +254,7 @@ pub fn query_error(target: &str, e: &tokio_postgres::Error) -> Error {
         }
         None => {
             let text = error_chain(e);
-            if text.contains("did not answer within") {
+            if timed_out(e) {
                 Error::new(Code::Timeout, format!("{target}: {text}")).hint(
                     "the server stopped answering: check that it is running and not overloaded, then rerun",
                 )
@@ -263,6 +263,21 @@ pub fn query_error(target: &str, e: &tokio_postgres::Error) -> Error {
             }
         }
     }
+}
+
+/// The [`transport::Watchdog`] gave up on an unanswered request: an I/O
+/// error of kind `TimedOut` somewhere in the chain.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
