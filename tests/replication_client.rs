@@ -288,3 +288,33 @@ fn sql_login_without_a_password_says_so() {
     assert_eq!(failure.error.code, Code::ConnectionFailed);
     assert!(failure.down);
 }
+
+/// A walsender that stops answering a command fails the command within
+/// the answer limit (the connect timeout, up to three times), never hangs.
+#[test]
+fn an_unanswered_command_times_out() {
+    let c = Cluster::new();
+    let cl = ReplClient::new(
+        RunAs::postgres_if_root(),
+        tcp(&c, "postgres", ""),
+        None,
+        None,
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    block(async {
+        let mut conn = cl.connect().await.unwrap();
+        conn.identify_system().await.unwrap();
+        let pid: i32 = c
+            .sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'walsender'")
+            .parse()
+            .unwrap();
+        let pid = nix::unistd::Pid::from_raw(pid);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(30), conn.show("wal_level")).await;
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+        let e = r.expect("bounded by the answer limit").unwrap_err();
+        assert!(matches!(e, ReplError::NoAnswer { .. }), "{e}");
+        assert_eq!(cl.error(&e).code, Code::Timeout);
+    });
+}
