@@ -318,3 +318,27 @@ fn an_unanswered_command_times_out() {
         assert_eq!(cl.error(&e).code, Code::Timeout);
     });
 }
+
+/// A SQL session whose server stops answering mid-session fails within
+/// its answer limit instead of hanging: tokio-postgres reads before it
+/// writes, so the Watchdog must arm its timer at the write. (The driver
+/// then reports the request as "connection closed", not as a time-out.)
+#[test]
+fn sql_request_unanswered_is_bounded() {
+    let c = Cluster::new();
+    let config: tokio_postgres::Config = c.conninfo().parse().unwrap();
+    block(async {
+        let (client, _) = pgrepctl::pg::connect_client_with(&config, None, Duration::from_secs(1))
+            .await
+            .map_err(|f| f.error)
+            .unwrap();
+        let row = client.query_one("SELECT pg_backend_pid()", &[]).await;
+        let pid = nix::unistd::Pid::from_raw(row.unwrap().get(0));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let r =
+            tokio::time::timeout(Duration::from_secs(30), client.query_one("SELECT 1", &[])).await;
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+        let e = r.expect("bounded by the answer limit").unwrap_err();
+        assert!(e.is_closed(), "{e}");
+    });
+}

@@ -137,8 +137,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watchdog<S> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) && this.waiting_since.is_none() {
-            this.waiting_since = Some(Instant::now());
-            this.timer = None;
+            let since = Instant::now();
+            this.waiting_since = Some(since);
+            // Armed now, not at the next read: a driver that reads before
+            // it writes in each poll (tokio-postgres does) has already
+            // found its read pending with no timer, and only this wake-up
+            // at the deadline brings it back to read the time-out.
+            let mut timer = Box::pin(tokio::time::sleep_until(since + this.limit));
+            let _ = timer.as_mut().poll(cx);
+            this.timer = Some(timer);
         }
         r
     }
@@ -312,6 +319,49 @@ mod tests {
         w.write_all(b"ping").await.unwrap();
         let e = w.read(&mut buf).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    }
+
+    /// Polls a read before its write on every poll, as tokio-postgres's
+    /// connection does, and only reads afterwards.
+    struct ReadThenWrite {
+        w: Watchdog<UnixStream>,
+        wrote: bool,
+    }
+
+    impl std::future::Future for ReadThenWrite {
+        type Output = io::Result<()>;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            let mut buf = [0u8; 4];
+            let mut rb = ReadBuf::new(&mut buf);
+            if let Poll::Ready(r) = Pin::new(&mut this.w).poll_read(cx, &mut rb) {
+                return Poll::Ready(r);
+            }
+            if !this.wrote {
+                match Pin::new(&mut this.w).poll_write(cx, b"ping") {
+                    Poll::Ready(Ok(_)) => this.wrote = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_written_after_a_pending_read_still_times_out() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        // A task of its own: only the Watchdog's own timer can wake it
+        // (waiting on its handle polls nothing).
+        let task = tokio::spawn(ReadThenWrite {
+            w: Watchdog::new(a, Duration::from_millis(50)),
+            wrote: false,
+        });
+        let r = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("woken at the deadline")
+            .unwrap();
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 
     #[test]
