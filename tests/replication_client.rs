@@ -342,3 +342,30 @@ fn sql_request_unanswered_is_bounded() {
         assert!(e.is_closed(), "{e}");
     });
 }
+
+/// A port that takes connections (the kernel's backlog) but never speaks
+/// has stopped answering: TIMEOUT; a closed port is unreachable.
+#[test]
+fn silence_is_a_timeout_and_a_closed_port_is_unreachable() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let quick = |port: u16| {
+        ReplClient::new(
+            RunAs::default(),
+            format!("host=127.0.0.1 port={port} user=replicator"),
+            None,
+            None,
+            Duration::from_secs(1),
+        )
+        .unwrap()
+    };
+    let cl = quick(port);
+    let e = identify(&cl).unwrap_err();
+    assert!(matches!(e, ReplError::NoAnswer { .. }), "{e}");
+    assert_eq!(cl.error(&e).code, Code::Timeout);
+    drop(silent);
+    let cl = quick(crate::harness::free_port());
+    let e = identify(&cl).unwrap_err();
+    assert!(matches!(e, ReplError::Unreachable { .. }), "{e}");
+    assert_eq!(cl.error(&e).code, Code::ConnectionFailed);
+}

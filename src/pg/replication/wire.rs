@@ -77,13 +77,16 @@ impl Connection {
         login: &Login<'_>,
         tls_wanted: bool,
     ) -> Result<Connection, ReplError> {
+        // Reaching the server has its own bound (a host that drops our
+        // packets is unreachable); the login after it, another (a server
+        // that took the connection and says nothing has stopped answering).
+        let stream = transport::open_as(endpoint, login.connect_timeout, login.os_user)
+            .await
+            .map_err(|cause| ReplError::Unreachable {
+                endpoint: describe(endpoint),
+                cause,
+            })?;
         let login_fut = async {
-            let stream = transport::open_as(endpoint, login.connect_timeout, login.os_user)
-                .await
-                .map_err(|cause| ReplError::Unreachable {
-                    endpoint: describe(endpoint),
-                    cause,
-                })?;
             let origin = match &stream {
                 Stream::Tcp(s) => Origin::Tcp(s.local_addr().map_err(ReplError::Io)?.ip()),
                 Stream::Unix(_) => Origin::Local,
