@@ -74,12 +74,49 @@ pub fn find(major: u32, explicit: Option<&Path>) -> Result<BinDir> {
 /// An explicit `--bindir` is used or refused, never passed over for
 /// another directory: the user named it for a reason.
 pub fn find_with(major: u32, explicit: Option<&Path>, server: Option<&Path>) -> Result<BinDir> {
+    match search(major, explicit, server)? {
+        Search::Found(b) => Ok(b),
+        missing @ Search::Missing { .. } => Err(missing.error(major)),
+    }
+}
+
+/// What a search for binaries of one major found.
+pub enum Search {
+    Found(BinDir),
+    /// None of `major`; `tried` names each candidate that was rejected
+    /// (another major, or a pg_ctl that does not run).
+    Missing {
+        tried: Vec<String>,
+    },
+}
+
+impl Search {
+    /// TOOL_NOT_FOUND, naming what was rejected.
+    pub fn error(&self, major: u32) -> Error {
+        let found = match self {
+            Search::Missing { tried } if !tried.is_empty() => {
+                format!("rejected: {}", tried.join("; "))
+            }
+            _ => "none found".to_string(),
+        };
+        Error::new(
+            Code::ToolNotFound,
+            format!("no PostgreSQL {major} binaries found ({found})"),
+        )
+        .hint(format!(
+            "install PostgreSQL {major} (Debian: apt-get install postgresql-{major}) or pass --bindir"
+        ))
+    }
+}
+
+/// [`find_with`], telling "none at all" from "only others" as data.
+pub fn search(major: u32, explicit: Option<&Path>, server: Option<&Path>) -> Result<Search> {
     let mut tried: Vec<String> = vec![];
     let mut candidates: Vec<(PathBuf, &str)> = vec![];
     if let Some(d) = explicit {
         let d = check_bindir(d)?;
         return match major_of(&d) {
-            Some(m) if m == major => Ok(BinDir { path: d, major }),
+            Some(m) if m == major => Ok(Search::Found(BinDir { path: d, major })),
             found => Err(Error::new(
                 Code::VersionMismatch,
                 format!(
@@ -127,7 +164,7 @@ pub fn find_with(major: u32, explicit: Option<&Path>, server: Option<&Path>) -> 
             continue;
         }
         match major_of(&dir) {
-            Some(m) if m == major => return Ok(BinDir { path: dir, major }),
+            Some(m) if m == major => return Ok(Search::Found(BinDir { path: dir, major })),
             Some(m) => tried.push(format!("{} ({source}): PostgreSQL {m}", dir.display())),
             None => tried.push(format!(
                 "{} ({source}): pg_ctl --version failed",
@@ -135,18 +172,7 @@ pub fn find_with(major: u32, explicit: Option<&Path>, server: Option<&Path>) -> 
             )),
         }
     }
-    let found = if tried.is_empty() {
-        "none found".to_string()
-    } else {
-        format!("rejected: {}", tried.join("; "))
-    };
-    Err(Error::new(
-        Code::ToolNotFound,
-        format!("no PostgreSQL {major} binaries found ({found})"),
-    )
-    .hint(format!(
-        "install PostgreSQL {major} (Debian: apt-get install postgresql-{major}) or pass --bindir"
-    )))
+    Ok(Search::Missing { tried })
 }
 
 /// A `--bindir` must be a directory with `pg_ctl` in it; checked before

@@ -506,6 +506,11 @@ fn clone_standby_json_dry_run_success_noop_and_failure() {
         assert!(!f.error.message.is_empty());
         assert!(f.error.hint.is_some(), "{f:?}");
         assert!(!r.stdout().contains("not the password"));
+        if code == "AUTHENTICATION_FAILED" {
+            // The cause as data: the server's SQLSTATE for a wrong password.
+            let source = f.error.source.as_ref().expect("error.source");
+            assert_eq!(source["sqlstate"], "28P01", "{source}");
+        }
     }
     assert!(!other.data.exists());
 }

@@ -47,7 +47,7 @@ pub fn parse(s: &str) -> Result<Config> {
             format!("invalid connection string: {text}")
         };
         Error::new(code, text)
-            .hint("use libpq keywords (host, port, user, dbname, sslmode, application_name, connect_timeout) or a postgresql:// URI")
+            .hint("use libpq keywords (host, port, user, dbname, sslmode, application_name, connect_timeout) or a postgresql:// URI; sslmode takes disable, prefer or require (verify-ca and verify-full are not supported)")
     })
 }
 
@@ -293,6 +293,9 @@ mod tests {
             resolve(&bad, None).unwrap_err().code,
             Code::UnknownConninfoKeyword
         );
+        let e = parse("host=h sslmode=verify-full").unwrap_err();
+        assert_eq!(e.code, Code::InvalidValue);
+        assert!(e.hint.unwrap().contains("verify-full are not supported"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod pidfile;
 pub mod replication;
 pub mod scram;
 pub mod sql;
+pub mod tls;
 pub mod transport;
 pub mod version;
 
@@ -142,9 +143,17 @@ async fn connect_one(
     let (client, connection) = tokio::time::timeout(timeout, config.connect_raw(stream, NoTls))
         .await
         .map_err(|_| timed_out())?
-        .map_err(|e| ConnectFailure {
-            error: connect_error(target, &e),
-            down: is_down(&e),
+        .map_err(|e| {
+            if password_missing(config, &e) {
+                return ConnectFailure {
+                    error: no_password(target),
+                    down: false,
+                };
+            }
+            ConnectFailure {
+                error: connect_error(target, &e),
+                down: is_down(&e),
+            }
         })?;
     tokio::spawn(async move {
         let _ = connection.await;
@@ -156,9 +165,31 @@ async fn connect_one(
 /// that it is starting up or shutting down (57P03).
 fn is_down(e: &tokio_postgres::Error) -> bool {
     match e.as_db_error() {
-        Some(db) => db.code().code() == "57P03",
-        None => !error_chain(e).contains("password missing"),
+        Some(db) => db.code().code() == replication::sqlstate::CANNOT_CONNECT_NOW,
+        None => true,
     }
+}
+
+/// The server asked for a password and the config has none. tokio-postgres
+/// reports that as a configuration error, the only one its login raises
+/// without a password (authentication errors need one), but exposes no
+/// kind: it is the failure that is neither the server's error, nor an I/O
+/// error, nor a closed connection, while carrying a cause.
+fn password_missing(config: &Config, e: &tokio_postgres::Error) -> bool {
+    use std::error::Error as _;
+    config.get_password().is_none()
+        && e.as_db_error().is_none()
+        && !e.is_closed()
+        && e.source()
+            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_none())
+}
+
+fn no_password(target: &str) -> Error {
+    Error::new(
+        Code::AuthenticationFailed,
+        format!("{target}: the server asks for a password and none was given"),
+    )
+    .hint("put it in ~/.pgpass (mode 0600) or PGPASSFILE, or set PGPASSWORD")
 }
 
 /// "host=/tmp port=5432 user=postgres" — never includes the password.
@@ -207,13 +238,6 @@ fn connect_error_uncaused(target: &str, e: &tokio_postgres::Error) -> Error {
         };
     }
     let text = error_chain(e);
-    if text.contains("password missing") {
-        return Error::new(
-            Code::AuthenticationFailed,
-            format!("{target}: the server asks for a password and none was given"),
-        )
-        .hint("put it in ~/.pgpass (mode 0600) or PGPASSFILE, or set PGPASSWORD");
-    }
     Error::new(
         Code::ConnectionFailed,
         format!("cannot connect to {target}: {text}"),
@@ -223,21 +247,6 @@ fn connect_error_uncaused(target: &str, e: &tokio_postgres::Error) -> Error {
 
 pub fn query_error(target: &str, e: &tokio_postgres::Error) -> Error {
     query_error_uncaused(target, e).caused_by(e)
-}
-
-/// Whether the stream under `e` gave up waiting for the server (the
-/// transport's watchdog): an I/O error of kind `TimedOut` in its chain.
-fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(c) = cur {
-        if c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        cur = c.source();
-    }
-    false
 }
 
 fn query_error_uncaused(target: &str, e: &tokio_postgres::Error) -> Error {
@@ -265,6 +274,21 @@ fn query_error_uncaused(target: &str, e: &tokio_postgres::Error) -> Error {
             }
         }
     }
+}
+
+/// The [`transport::Watchdog`] gave up on an unanswered request: an I/O
+/// error of kind `TimedOut` somewhere in the chain.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -137,8 +137,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watchdog<S> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) && this.waiting_since.is_none() {
-            this.waiting_since = Some(Instant::now());
-            this.timer = None;
+            let since = Instant::now();
+            this.waiting_since = Some(since);
+            // Armed now, not at the next read: a driver that reads before
+            // it writes in each poll (tokio-postgres does) has already
+            // found its read pending with no timer, and only this wake-up
+            // at the deadline brings it back to read the time-out.
+            let mut timer = Box::pin(tokio::time::sleep_until(since + this.limit));
+            let _ = timer.as_mut().poll(cx);
+            this.timer = Some(timer);
         }
         r
     }
@@ -183,8 +190,26 @@ pub fn socket_owner_name(dir: &Path, port: u16) -> Option<String> {
         .map(|u| u.name)
 }
 
-/// Open a connection to `endpoint` within `timeout`.
+/// Open a connection to `endpoint` within `timeout`; a local socket is
+/// connected as its owner when we are root ([`peer_identity`]).
 pub async fn open(endpoint: &Endpoint, timeout: Duration) -> io::Result<Stream> {
+    let ids = match endpoint {
+        Endpoint::Unix(path) => peer_identity(path),
+        Endpoint::Tcp(..) => None,
+    };
+    open_as(endpoint, timeout, ids).await
+}
+
+/// [`open`], connecting a local socket as the OS user `ids` (uid, gid)
+/// rather than the socket's owner: a standby's replication connection
+/// must meet `peer` authentication as the walreceiver will, that is as
+/// the standby's own OS user. `None` connects as ourselves. TCP
+/// connections carry no OS identity and ignore `ids`.
+pub async fn open_as(
+    endpoint: &Endpoint,
+    timeout: Duration,
+    ids: Option<(u32, u32)>,
+) -> io::Result<Stream> {
     let fut = async {
         match endpoint {
             Endpoint::Tcp(host, port) => {
@@ -192,7 +217,7 @@ pub async fn open(endpoint: &Endpoint, timeout: Duration) -> io::Result<Stream> 
                 let _ = s.set_nodelay(true);
                 Ok(Stream::Tcp(s))
             }
-            Endpoint::Unix(path) => match peer_identity(path) {
+            Endpoint::Unix(path) => match ids {
                 Some(ids) => {
                     let path = path.clone();
                     let std = tokio::task::spawn_blocking(move || connect_as(&path, ids))
@@ -294,6 +319,49 @@ mod tests {
         w.write_all(b"ping").await.unwrap();
         let e = w.read(&mut buf).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    }
+
+    /// Polls a read before its write on every poll, as tokio-postgres's
+    /// connection does, and only reads afterwards.
+    struct ReadThenWrite {
+        w: Watchdog<UnixStream>,
+        wrote: bool,
+    }
+
+    impl std::future::Future for ReadThenWrite {
+        type Output = io::Result<()>;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            let mut buf = [0u8; 4];
+            let mut rb = ReadBuf::new(&mut buf);
+            if let Poll::Ready(r) = Pin::new(&mut this.w).poll_read(cx, &mut rb) {
+                return Poll::Ready(r);
+            }
+            if !this.wrote {
+                match Pin::new(&mut this.w).poll_write(cx, b"ping") {
+                    Poll::Ready(Ok(_)) => this.wrote = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_written_after_a_pending_read_still_times_out() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        // A task of its own: only the Watchdog's own timer can wake it
+        // (waiting on its handle polls nothing).
+        let task = tokio::spawn(ReadThenWrite {
+            w: Watchdog::new(a, Duration::from_millis(50)),
+            wrote: false,
+        });
+        let r = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("woken at the deadline")
+            .unwrap();
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 
     #[test]

@@ -118,6 +118,11 @@ impl Version {
     pub fn server_side_compression(self) -> bool {
         self.0 >= 150000
     }
+
+    /// The replication command `READ_REPLICATION_SLOT` (15+).
+    pub fn read_replication_slot(self) -> bool {
+        self.0 >= 150000
+    }
 }
 
 #[cfg(test)]
@@ -132,6 +137,7 @@ mod tests {
         assert_eq!(v(130000).wal_keep().setting(), "wal_keep_size");
         assert!(!v(110000).promote_via_sql() && v(120000).promote_via_sql());
         assert!(v(140000).pauses_on_insufficient_parameters());
+        assert!(!v(140010).read_replication_slot() && v(150000).read_replication_slot());
         assert!(!v(130000).pauses_on_insufficient_parameters());
         assert_eq!(v(180001).major(), 18);
         assert_eq!(

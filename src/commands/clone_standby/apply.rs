@@ -12,6 +12,7 @@ use super::preflight::Facts;
 use super::settings::Settings;
 use super::start;
 use crate::error::{Code, Error, Result};
+use crate::pg::replication::sqlstate;
 use crate::plan::file::EditFile;
 use crate::plan::wait::WaitFor;
 use crate::plan::{self as engine, Action, Applied, Cx, SyncUndo, Undo, change};
@@ -273,13 +274,14 @@ fn ensure_slot(settings: &Settings, facts: &Facts, printer: &Printer) -> Result<
     };
     let command = format!("CREATE_REPLICATION_SLOT {slot} PHYSICAL RESERVE_WAL");
     printer.sql(&command);
-    match facts.repl.run(&[&command]) {
+    match facts.repl.create_physical_slot_blocking(slot) {
         Ok(_) => {
             printer.info(format!("created replication slot {slot} on the primary"));
             Ok(true)
         }
-        Err(e) if e.message.contains("already exists") => Ok(false),
-        Err(mut e) => {
+        Err(e) if e.sqlstate() == Some(sqlstate::DUPLICATE_OBJECT) => Ok(false),
+        Err(e) => {
+            let mut e = facts.repl.error(&e);
             e.code = Code::SlotConflict;
             e.hint = Some(format!(
                 "create the slot on the primary (pgrepctl init-master --slot {slot}) and rerun"
@@ -291,10 +293,10 @@ fn ensure_slot(settings: &Settings, facts: &Facts, printer: &Printer) -> Result<
 
 fn drop_slot(settings: &Settings, facts: &Facts, printer: &Printer) {
     if let Some(slot) = &settings.slot {
-        if let Err(e) = facts.repl.run(&[&format!("DROP_REPLICATION_SLOT {slot}")]) {
+        if let Err(e) = facts.repl.drop_slot_blocking(slot) {
             printer.warn(format!(
                 "could not drop the slot {slot} this run created: {}",
-                e.message
+                facts.repl.error(&e).message
             ));
         }
     }

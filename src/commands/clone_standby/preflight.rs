@@ -70,11 +70,10 @@ impl Facts {
 
 pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer) -> Result<Facts> {
     let run_as = run_as_for(&target.path);
-    let psql = any_psql(settings.bindir.as_deref());
     let repl = ReplClient::new(
-        psql,
         run_as,
         settings.preflight_conninfo(),
+        settings.password.clone(),
         settings.password_line().as_deref(),
         settings.connect_timeout,
     )?;
@@ -84,39 +83,33 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         settings.conninfo.user
     ));
     let t0 = Instant::now();
-    let mut cmds = vec![
-        "IDENTIFY_SYSTEM",
-        "SHOW server_version_num",
-        "SHOW wal_level",
-        "SHOW wal_segment_size",
-        "SHOW listen_addresses",
+    let mut names = vec![
+        "server_version_num",
+        "wal_level",
+        "wal_segment_size",
+        "listen_addresses",
     ];
-    let shows: Vec<String> = HOT_STANDBY_SETTINGS
-        .iter()
-        .map(|p| format!("SHOW {p}"))
-        .collect();
-    cmds.extend(shows.iter().map(String::as_str));
-    let lines = repl.run(&cmds)?;
+    names.extend(HOT_STANDBY_SETTINGS);
+    let (identity, values) = repl.sample(&names).await?;
     let get = |i: usize| {
-        lines
+        values
             .get(i)
             .map(|s| s.trim().to_string())
             .unwrap_or_default()
     };
-    let identity = crate::pg::replication::parse_identity(&get(0))?;
-    let version_num: u32 = get(1).parse().map_err(|_| {
+    let version_num: u32 = get(0).parse().map_err(|_| {
         Error::new(
             Code::Internal,
-            format!("unexpected server_version_num {:?}", get(1)),
+            format!("unexpected server_version_num {:?}", get(0)),
         )
     })?;
     crate::pg::check_supported(version_num)?;
-    let wal_level = get(2);
-    let wal_segment_size = pgconf::parse_size(&get(3), 1).unwrap_or(16 << 20);
-    let primary_listen = get(4);
+    let wal_level = get(1);
+    let wal_segment_size = pgconf::parse_size(&get(2), 1).unwrap_or(16 << 20);
+    let primary_listen = get(3);
     let mut hot_standby = vec![];
     for (i, p) in HOT_STANDBY_SETTINGS.iter().enumerate() {
-        let v = get(5 + i);
+        let v = get(4 + i);
         let n = v.parse().map_err(|_| {
             Error::new(
                 Code::Internal,
@@ -149,13 +142,10 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
 
     // Second sample: the WAL rate over the time the local checks took.
     let wal_keep = Version::of(version_num).wal_keep();
-    let keep_cmd = format!("SHOW {}", wal_keep.setting());
     let elapsed = t0.elapsed().max(Duration::from_millis(1));
-    let lines2 = repl.run(&["IDENTIFY_SYSTEM", &keep_cmd])?;
-    let id2 =
-        crate::pg::replication::parse_identity(lines2.first().map(String::as_str).unwrap_or(""))?;
-    let keep = lines2
-        .get(1)
+    let (id2, keep) = repl.sample(&[wal_keep.setting()]).await?;
+    let keep = keep
+        .first()
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     let wal_keep_bytes = match wal_keep {
@@ -254,42 +244,24 @@ pub fn local_listen(primary: &str, local: &[std::net::IpAddr]) -> Option<(String
     Some((primary.to_string(), ours))
 }
 
-/// Any psql will do for the preflight (the protocol is stable); prefer the
-/// one beside `--bindir`, then the newest Debian one, then PATH.
-fn any_psql(bindir: Option<&Path>) -> PathBuf {
-    if let Some(p) = bindir.map(|b| b.join("psql")).filter(|p| p.exists()) {
-        return p;
-    }
-    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let v = e.file_name().to_string_lossy().parse().ok()?;
-            let p = e.path().join("bin/psql");
-            p.exists().then_some((v, p))
-        })
-        .collect();
-    debian.sort();
-    debian
-        .pop()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| PathBuf::from("psql"))
-}
-
 /// Binaries of the primary's major, or a VERSION_MISMATCH that names
 /// what was found and why it was rejected.
 fn find_bindir(major: u32, explicit: Option<&Path>) -> Result<BinDir> {
-    tools::find(major, explicit).map_err(|mut e| {
-        if e.message.contains("rejected") {
+    match tools::search(major, explicit, None)? {
+        tools::Search::Found(b) => Ok(b),
+        tools::Search::Missing { tried } if tried.is_empty() => {
+            Err(tools::Search::Missing { tried }.error(major))
+        }
+        missing => {
+            let mut e = missing.error(major);
             e.code = Code::VersionMismatch;
             e.message = format!(
                 "the primary runs PostgreSQL {major}, and a standby must run the same major: {}",
                 e.message
             );
+            Err(e)
         }
-        e
-    })
+    }
 }
 
 /// Debian keeps a cluster's configuration in /etc/postgresql/MAJOR/NAME:

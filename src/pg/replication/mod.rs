@@ -1,0 +1,315 @@
+//! pgrepctl's own replication-protocol client: a real physical
+//! replication connection to the primary, made exactly as the standby's
+//! walreceiver will make it (same host, port, user, password, sslmode,
+//! and over a local socket the standby's OS user), spoken natively
+//! (`wire`) rather than through psql. Failures are typed ([`ReplError`])
+//! and classified by SQLSTATE (`classify`), so "the hba file has no line
+//! for you" reads as that, with the line that would let us in.
+
+pub mod classify;
+pub mod error;
+mod wire;
+
+pub use error::{ReplError, ServerError, sqlstate};
+
+use crate::child::SecretFile;
+use crate::error::{Code, Error, Result};
+use crate::pg::transport::{self, Endpoint};
+use crate::pg::version::Version;
+use crate::secret::Secret;
+use crate::tools::RunAs;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_postgres::config::{Host, SslMode};
+
+/// What `IDENTIFY_SYSTEM` says: the cluster's identity and WAL position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub system_id: String,
+    pub timeline: u32,
+    pub lsn: u64,
+}
+
+/// "16/B374D848" -> bytes.
+pub fn parse_lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.trim().split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
+}
+
+pub use session::{CreatedSlot, ReplConnection, SlotPosition, TimelineHistory};
+
+mod session;
+
+/// How to open replication connections as the standby will, with the
+/// password served to pg_basebackup from an in-memory password file
+/// (nothing on disk, gone with the process however it ends).
+pub struct ReplClient {
+    /// Who the standby runs as: the OS identity of a local-socket
+    /// connection, and whose `~/.pgpass` applies.
+    pub run_as: RunAs,
+    /// libpq keywords without the password (host, port, user, …), for
+    /// messages and for pg_basebackup.
+    pub conninfo: String,
+    /// Each host of `conninfo` with where its bytes go, in libpq's order.
+    endpoints: Vec<(String, Endpoint)>,
+    user: String,
+    application_name: Option<String>,
+    options: Option<String>,
+    ssl_mode: SslMode,
+    password: Option<Secret>,
+    passfile: Option<SecretFile>,
+    pub timeout: Duration,
+}
+
+impl ReplClient {
+    /// `password` is the explicit one (--password-file); without it, the
+    /// run-as user's `~/.pgpass` is read when a server asks, as libpq
+    /// would for the walreceiver. `password_line` is the same password as
+    /// a password-file line, for pg_basebackup.
+    pub fn new(
+        run_as: RunAs,
+        conninfo: String,
+        password: Option<Secret>,
+        password_line: Option<&str>,
+        timeout: Duration,
+    ) -> Result<ReplClient> {
+        let config = crate::pg::conninfo::parse(&conninfo)?;
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                Host::Tcp(s) => s.clone(),
+                Host::Unix(p) => p.display().to_string(),
+            })
+            .collect();
+        let endpoints = hosts
+            .into_iter()
+            .zip(transport::endpoints(&config)?)
+            .collect::<Vec<_>>();
+        if endpoints.is_empty() {
+            return Err(
+                Error::new(Code::Usage, format!("{conninfo}: no host to connect to"))
+                    .hint("give host=… (an address, a name or a socket directory)"),
+            );
+        }
+        let passfile = match password_line {
+            None => None,
+            Some(line) => Some(SecretFile::new(line, run_as.ids)?),
+        };
+        Ok(ReplClient {
+            run_as,
+            user: config.get_user().unwrap_or("replicator").to_string(),
+            application_name: config.get_application_name().map(str::to_string),
+            options: config.get_options().map(str::to_string),
+            ssl_mode: config.get_ssl_mode(),
+            conninfo,
+            endpoints,
+            password,
+            passfile,
+            timeout,
+        })
+    }
+
+    /// The password file for another child (pg_basebackup).
+    pub fn passfile(&self) -> Option<&SecretFile> {
+        self.passfile.as_ref()
+    }
+
+    /// The role the connections log in as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// A failure as one of pgrepctl's errors, with the fix.
+    pub fn error(&self, e: &ReplError) -> Error {
+        classify::classify(&self.conninfo, &self.user, e)
+    }
+
+    /// How long a request may go unanswered once connected: as long as
+    /// the old psql-based client allowed (the connect timeout, up to
+    /// three times, at most [`crate::pg::ANSWER_LIMIT`]); the commands
+    /// answer at once on a live server.
+    fn answer_limit(&self) -> Duration {
+        crate::pg::ANSWER_LIMIT.min(self.timeout * 3)
+    }
+
+    /// Log in to the first host that takes the connection. As libpq,
+    /// move on to the next host only when this one did not answer; a
+    /// server that answered and refused is the final word.
+    pub async fn connect(&self) -> std::result::Result<ReplConnection, ReplError> {
+        let mut last = None;
+        for (host, endpoint) in &self.endpoints {
+            let login = wire::Login {
+                user: &self.user,
+                application_name: self.application_name.as_deref(),
+                options: self.options.as_deref(),
+                ssl_mode: self.ssl_mode,
+                password: self
+                    .password
+                    .clone()
+                    .or_else(|| self.pgpass(host, endpoint)),
+                os_user: self.run_as.ids,
+                connect_timeout: self.timeout,
+                answer_limit: self.answer_limit(),
+            };
+            match wire::Connection::open(endpoint, &login).await {
+                Ok(conn) => return Ok(ReplConnection::new(conn)),
+                Err(e @ (ReplError::Unreachable { .. } | ReplError::NoAnswer { .. })) => {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("at least one endpoint"))
+    }
+
+    /// IDENTIFY_SYSTEM, then `SHOW` each of `names`, in one connection.
+    pub async fn sample(&self, names: &[&str]) -> Result<(Identity, Vec<String>)> {
+        let run = async {
+            let mut conn = self.connect().await?;
+            let answer = async {
+                let identity = conn.identify_system().await?;
+                let mut values = vec![];
+                for n in names {
+                    values.push(conn.show(n).await?);
+                }
+                Ok((identity, values))
+            }
+            .await;
+            conn.close().await;
+            answer
+        };
+        run.await.map_err(|e: ReplError| self.error(&e))
+    }
+
+    /// Create a physical slot that reserves WAL at once, from a caller
+    /// that is not async (on a thread of its own).
+    pub fn create_physical_slot_blocking(
+        &self,
+        name: &str,
+    ) -> std::result::Result<CreatedSlot, ReplError> {
+        blocking(|| async {
+            let mut conn = self.connect().await?;
+            let r = conn.create_physical_slot(name).await;
+            conn.close().await;
+            r
+        })
+    }
+
+    /// Drop a slot, from a caller that is not async.
+    pub fn drop_slot_blocking(&self, name: &str) -> std::result::Result<(), ReplError> {
+        blocking(|| async {
+            let mut conn = self.connect().await?;
+            let r = conn.drop_slot(name).await;
+            conn.close().await;
+            r
+        })
+    }
+
+    /// The run-as user's `~/.pgpass` entry for this host, read as libpq
+    /// reads it for a physical replication connection (database field
+    /// `replication`), and ignored, as libpq does, when others may read it.
+    fn pgpass(&self, host: &str, endpoint: &Endpoint) -> Option<Secret> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.pgpass_path()?;
+        let meta = std::fs::metadata(&path).ok()?;
+        if !meta.is_file() || meta.mode() & 0o077 != 0 {
+            return None;
+        }
+        let contents = std::fs::read_to_string(&path).ok()?;
+        let port = match endpoint {
+            Endpoint::Tcp(_, port) => *port,
+            Endpoint::Unix(socket) => socket
+                .extension()
+                .and_then(|p| p.to_str()?.parse().ok())
+                .unwrap_or(5432),
+        };
+        crate::pg::pgpass::lookup(&contents, host, port, "replication", &self.user).map(Secret::new)
+    }
+
+    fn pgpass_path(&self) -> Option<PathBuf> {
+        let home = match self.run_as.ids {
+            Some((uid, _)) => nix::unistd::User::from_uid(uid.into()).ok()??.dir,
+            None => PathBuf::from(std::env::var_os("HOME")?),
+        };
+        Some(home.join(".pgpass"))
+    }
+}
+
+/// Run a future on a runtime of its own, on a thread of its own, so a
+/// synchronous caller (inside or outside an async runtime) can wait for
+/// it. The caller's thread blocks meanwhile, as it did for psql.
+fn blocking<T, F>(make: impl FnOnce() -> F + Send) -> std::result::Result<T, ReplError>
+where
+    T: Send,
+    F: Future<Output = std::result::Result<T, ReplError>>,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(ReplError::Io)?
+                .block_on(make())
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(ReplError::Protocol(
+                "the replication thread panicked".into(),
+            ))
+        })
+    })
+}
+
+/// The major-version capability a command needs, or Unsupported.
+fn require(version: Version, has: bool, what: &str) -> std::result::Result<(), ReplError> {
+    if has {
+        Ok(())
+    } else {
+        Err(ReplError::Unsupported(format!(
+            "{what} needs a newer PostgreSQL than {}",
+            version.major()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_round_trip() {
+        assert_eq!(parse_lsn("16/B374D848"), Some(0x16_B374_D848));
+        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(parse_lsn("nonsense"), None);
+    }
+
+    #[test]
+    fn a_client_needs_a_host_and_takes_libpq_keywords() {
+        let c = ReplClient::new(
+            RunAs::default(),
+            "host=127.0.0.1 port=5433 user=rep application_name=s1 sslmode=disable".into(),
+            None,
+            None,
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        assert_eq!(c.user(), "rep");
+        assert_eq!(c.ssl_mode, SslMode::Disable);
+        assert!(matches!(&c.endpoints[0].1, Endpoint::Tcp(h, 5433) if h == "127.0.0.1"));
+        assert!(c.passfile().is_none());
+        let e = ReplClient::new(
+            RunAs::default(),
+            "port=5".into(),
+            None,
+            None,
+            Duration::from_secs(3),
+        );
+        assert_eq!(e.err().unwrap().code, Code::Usage);
+    }
+}

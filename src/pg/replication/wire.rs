@@ -1,0 +1,421 @@
+//! One physical replication connection (`replication=true`), spoken
+//! natively with postgres-protocol's message framing and authentication:
+//! the SSL request as libpq's `sslmode` says, the start-up, cleartext,
+//! md5 or SCRAM-SHA-256 authentication, then simple-query commands.
+//!
+//! Every wait is bounded: the whole login by the connect timeout, each
+//! later request by the [`Watchdog`]'s answer limit.
+
+use super::error::{AuthMethod, Origin, ReplError, ServerError, Stage};
+use crate::pg::tls;
+use crate::pg::transport::{self, Endpoint, Stream, Watchdog};
+use crate::secret::Secret;
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+use postgres_protocol::message::backend::{ErrorResponseBody, Message};
+use postgres_protocol::message::frontend;
+use std::io;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_postgres::config::SslMode;
+
+/// A byte stream, plain or encrypted.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Who logs in, and how.
+pub struct Login<'a> {
+    pub user: &'a str,
+    pub application_name: Option<&'a str>,
+    /// The `options` keyword: command-line options for the server.
+    pub options: Option<&'a str>,
+    pub ssl_mode: SslMode,
+    /// Sent only when the server asks for one.
+    pub password: Option<Secret>,
+    /// For a local socket: the OS user to connect as (peer authentication).
+    pub os_user: Option<(u32, u32)>,
+    /// Bounds the connect and the whole login.
+    pub connect_timeout: Duration,
+    /// Bounds each request after the login.
+    pub answer_limit: Duration,
+}
+
+/// A command's answer, in the text format of the simple-query protocol.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<Vec<u8>>>>,
+}
+
+/// A logged-in replication connection.
+pub struct Connection {
+    io: Box<dyn Io>,
+    buf: BytesMut,
+    origin: Origin,
+    answer_limit: Duration,
+}
+
+impl Connection {
+    /// Connect to `endpoint` and log in. With `sslmode=prefer`, a failed
+    /// TLS handshake is retried without TLS, as libpq does.
+    pub async fn open(endpoint: &Endpoint, login: &Login<'_>) -> Result<Connection, ReplError> {
+        let tls_wanted = matches!(endpoint, Endpoint::Tcp(..))
+            && matches!(login.ssl_mode, SslMode::Prefer | SslMode::Require);
+        let first = Connection::open_once(endpoint, login, tls_wanted).await;
+        match first {
+            Err(ReplError::Tls(_)) if login.ssl_mode == SslMode::Prefer => {
+                Connection::open_once(endpoint, login, false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn open_once(
+        endpoint: &Endpoint,
+        login: &Login<'_>,
+        tls_wanted: bool,
+    ) -> Result<Connection, ReplError> {
+        // Reaching the server has its own bound (a host that drops our
+        // packets is unreachable); the login after it, another (a server
+        // that took the connection and says nothing has stopped answering).
+        let stream = transport::open_as(endpoint, login.connect_timeout, login.os_user)
+            .await
+            .map_err(|cause| ReplError::Unreachable {
+                endpoint: describe(endpoint),
+                cause,
+            })?;
+        let login_fut = async {
+            let origin = match &stream {
+                Stream::Tcp(s) => Origin::Tcp(s.local_addr().map_err(ReplError::Io)?.ip()),
+                Stream::Unix(_) => Origin::Local,
+            };
+            let mut stream = Watchdog::new(stream, login.answer_limit);
+            let io: Box<dyn Io> = match endpoint {
+                Endpoint::Tcp(host, _) if tls_wanted => {
+                    match negotiate_tls(&mut stream, login.answer_limit).await? {
+                        true => Box::new(handshake(stream, host, login.answer_limit).await?),
+                        false if login.ssl_mode == SslMode::Require => {
+                            return Err(ReplError::TlsRequired);
+                        }
+                        false => Box::new(stream),
+                    }
+                }
+                _ => Box::new(stream),
+            };
+            let mut conn = Connection {
+                io,
+                buf: BytesMut::with_capacity(8192),
+                origin,
+                answer_limit: login.answer_limit,
+            };
+            conn.startup(login).await?;
+            Ok(conn)
+        };
+        tokio::time::timeout(login.connect_timeout, login_fut)
+            .await
+            .map_err(|_| ReplError::NoAnswer {
+                limit: login.connect_timeout,
+            })?
+    }
+
+    async fn startup(&mut self, login: &Login<'_>) -> Result<(), ReplError> {
+        let mut params = vec![("user", login.user), ("replication", "true")];
+        if let Some(a) = login.application_name {
+            params.push(("application_name", a));
+        }
+        if let Some(o) = login.options {
+            params.push(("options", o));
+        }
+        let mut out = BytesMut::new();
+        frontend::startup_message(params, &mut out).map_err(ReplError::Io)?;
+        self.send(&out).await?;
+        let mut auth = Auth {
+            login,
+            stage: Stage::BeforeAuth,
+            scram: None,
+        };
+        loop {
+            let message = match auth.answer(self.next().await?)? {
+                Answer::Reply(out) => {
+                    if !out.is_empty() {
+                        self.send(&out).await?;
+                    }
+                    continue;
+                }
+                Answer::NotAuthentication(other) => other,
+            };
+            match message {
+                Message::ErrorResponse(body) => {
+                    return Err(ReplError::Server {
+                        error: Box::new(server_error(&body)?),
+                        stage: auth.stage,
+                        origin: self.origin,
+                    });
+                }
+                Message::ReadyForQuery(_) if auth.stage == Stage::AfterAuth => return Ok(()),
+                Message::ParameterStatus(_)
+                | Message::BackendKeyData(_)
+                | Message::NoticeResponse(_) => {}
+                _ => return Err(unexpected("a message during the login")),
+            }
+        }
+    }
+
+    /// Run one command with the simple-query protocol.
+    pub async fn simple_query(&mut self, command: &str) -> Result<Rows, ReplError> {
+        let mut out = BytesMut::new();
+        frontend::query(command, &mut out).map_err(ReplError::Io)?;
+        self.send(&out).await?;
+        let mut rows = Rows::default();
+        let mut failed = None;
+        loop {
+            match self.next().await? {
+                Message::RowDescription(body) => {
+                    rows.columns = body
+                        .fields()
+                        .map(|f| Ok(f.name().to_string()))
+                        .collect()
+                        .map_err(|e: io::Error| ReplError::Protocol(e.to_string()))?;
+                }
+                Message::DataRow(body) => {
+                    let data = body.buffer();
+                    let row = body
+                        .ranges()
+                        .map(|r| Ok(r.map(|r| data[r].to_vec())))
+                        .collect()
+                        .map_err(|e: io::Error| ReplError::Protocol(e.to_string()))?;
+                    rows.rows.push(row);
+                }
+                Message::ErrorResponse(body) => failed = Some(server_error(&body)?),
+                Message::ReadyForQuery(_) => {
+                    return match failed {
+                        None => Ok(rows),
+                        Some(error) => Err(ReplError::Server {
+                            error: Box::new(error),
+                            stage: Stage::Command,
+                            origin: self.origin,
+                        }),
+                    };
+                }
+                Message::CommandComplete(_)
+                | Message::EmptyQueryResponse
+                | Message::NoticeResponse(_)
+                | Message::ParameterStatus(_) => {}
+                _ => return Err(unexpected("a message in answer to a command")),
+            }
+        }
+    }
+
+    /// Say goodbye (Terminate), so the server logs no "unexpected EOF".
+    pub async fn close(mut self) {
+        let mut out = BytesMut::new();
+        frontend::terminate(&mut out);
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = self.io.write_all(&out).await;
+            let _ = self.io.shutdown().await;
+        })
+        .await;
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), ReplError> {
+        let limit = self.answer_limit;
+        self.io
+            .write_all(bytes)
+            .await
+            .map_err(|e| io_error(e, limit))?;
+        self.io.flush().await.map_err(|e| io_error(e, limit))
+    }
+
+    async fn next(&mut self) -> Result<Message, ReplError> {
+        loop {
+            if let Some(m) =
+                Message::parse(&mut self.buf).map_err(|e| ReplError::Protocol(e.to_string()))?
+            {
+                return Ok(m);
+            }
+            let n = self
+                .io
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|e| io_error(e, self.answer_limit))?;
+            if n == 0 {
+                return Err(ReplError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                )));
+            }
+        }
+    }
+}
+
+enum Answer {
+    /// Bytes to send (none when the message needs no reply).
+    Reply(BytesMut),
+    NotAuthentication(Message),
+}
+
+/// The authentication exchange: how far it got (for classifying a
+/// refusal), and the SCRAM state between the server's messages.
+struct Auth<'l, 'a> {
+    login: &'l Login<'a>,
+    stage: Stage,
+    scram: Option<ScramSha256>,
+}
+
+impl Auth<'_, '_> {
+    /// Our answer to an authentication message, or the message back when
+    /// it is no part of authentication.
+    fn answer(&mut self, m: Message) -> Result<Answer, ReplError> {
+        let mut out = BytesMut::new();
+        match m {
+            Message::AuthenticationOk => self.stage = Stage::AfterAuth,
+            Message::AuthenticationCleartextPassword => {
+                self.stage = Stage::Auth(AuthMethod::Cleartext);
+                let pw = self.password()?;
+                frontend::password_message(pw.expose().as_bytes(), &mut out)
+                    .map_err(ReplError::Io)?;
+            }
+            Message::AuthenticationMd5Password(body) => {
+                self.stage = Stage::Auth(AuthMethod::Md5);
+                let pw = self.password()?;
+                let user = self.login.user.as_bytes();
+                let hash = md5_hash(user, pw.expose().as_bytes(), body.salt());
+                frontend::password_message(hash.as_bytes(), &mut out).map_err(ReplError::Io)?;
+            }
+            Message::AuthenticationSasl(body) => {
+                let offered: Vec<String> =
+                    body.mechanisms()
+                        .map(|m| Ok(m.to_string()))
+                        .collect()
+                        .map_err(|e: io::Error| ReplError::Protocol(e.to_string()))?;
+                if !offered.iter().any(|m| m == SCRAM_SHA_256) {
+                    return Err(ReplError::AuthMethodUnsupported(offered.join(", ")));
+                }
+                self.stage = Stage::Auth(AuthMethod::ScramSha256);
+                let pw = self.password()?;
+                // No channel binding, said as "n" (the client does not
+                // support it): "y" would tell a server that offers
+                // SCRAM-SHA-256-PLUS over TLS that it sees a downgrade.
+                let binding = ChannelBinding::unsupported();
+                let s = ScramSha256::new(pw.expose().as_bytes(), binding);
+                frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)
+                    .map_err(ReplError::Io)?;
+                self.scram = Some(s);
+            }
+            Message::AuthenticationSaslContinue(body) => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or_else(|| unexpected("SASL continue"))?;
+                s.update(body.data())
+                    .map_err(|e| ReplError::Protocol(format!("SCRAM: {e}")))?;
+                frontend::sasl_response(s.message(), &mut out).map_err(ReplError::Io)?;
+            }
+            Message::AuthenticationSaslFinal(body) => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or_else(|| unexpected("SASL final"))?;
+                s.finish(body.data()).map_err(|e| {
+                    ReplError::Protocol(format!("the server's SCRAM signature: {e}"))
+                })?;
+            }
+            Message::AuthenticationGss
+            | Message::AuthenticationGssContinue(_)
+            | Message::AuthenticationSspi => {
+                return Err(ReplError::AuthMethodUnsupported("GSSAPI/SSPI".into()));
+            }
+            Message::AuthenticationKerberosV5 => {
+                return Err(ReplError::AuthMethodUnsupported("Kerberos V5".into()));
+            }
+            Message::AuthenticationScmCredential => {
+                return Err(ReplError::AuthMethodUnsupported("SCM credential".into()));
+            }
+            other => return Ok(Answer::NotAuthentication(other)),
+        }
+        Ok(Answer::Reply(out))
+    }
+
+    fn password(&self) -> Result<Secret, ReplError> {
+        self.login
+            .password
+            .clone()
+            .ok_or(ReplError::PasswordRequired)
+    }
+}
+
+/// Send SSLRequest; true when the server agrees to TLS ('S'), false
+/// when it declines ('N').
+async fn negotiate_tls(stream: &mut Watchdog<Stream>, limit: Duration) -> Result<bool, ReplError> {
+    let mut out = BytesMut::new();
+    frontend::ssl_request(&mut out);
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| io_error(e, limit))?;
+    let mut answer = [0u8; 1];
+    stream
+        .read_exact(&mut answer)
+        .await
+        .map_err(|e| io_error(e, limit))?;
+    match answer[0] {
+        b'S' => Ok(true),
+        b'N' => Ok(false),
+        other => Err(ReplError::Protocol(format!(
+            "answer {:?} to the SSL request",
+            other as char
+        ))),
+    }
+}
+
+async fn handshake(
+    stream: Watchdog<Stream>,
+    host: &str,
+    limit: Duration,
+) -> Result<tokio_rustls::client::TlsStream<Watchdog<Stream>>, ReplError> {
+    let config = tls::unverified_config().map_err(|e| ReplError::Tls(e.to_string()))?;
+    let name = tls::server_name(host).map_err(ReplError::Tls)?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::TimedOut => ReplError::NoAnswer { limit },
+            _ => ReplError::Tls(e.to_string()),
+        })
+}
+
+fn server_error(body: &ErrorResponseBody) -> Result<ServerError, ReplError> {
+    let fields: Vec<(u8, Vec<u8>)> = body
+        .fields()
+        .map(|f| Ok((f.type_(), f.value_bytes().to_vec())))
+        .collect()
+        .map_err(|e: io::Error| ReplError::Protocol(e.to_string()))?;
+    Ok(ServerError::from_fields(
+        fields.iter().map(|(k, v)| (*k, v.as_slice())),
+    ))
+}
+
+/// The Watchdog's time-out is the server not answering; anything else
+/// is a broken connection.
+fn io_error(e: io::Error, limit: Duration) -> ReplError {
+    if e.kind() == io::ErrorKind::TimedOut {
+        ReplError::NoAnswer { limit }
+    } else {
+        ReplError::Io(e)
+    }
+}
+
+fn unexpected(what: &str) -> ReplError {
+    ReplError::Protocol(format!("unexpected {what}"))
+}
+
+/// "127.0.0.1:5432" or the socket path, for messages.
+pub fn describe(endpoint: &Endpoint) -> String {
+    match endpoint {
+        Endpoint::Tcp(h, p) if h.contains(':') => format!("[{h}]:{p}"),
+        Endpoint::Tcp(h, p) => format!("{h}:{p}"),
+        Endpoint::Unix(path) => path.display().to_string(),
+    }
+}
