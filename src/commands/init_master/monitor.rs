@@ -74,29 +74,12 @@ pub fn parse_from(value: &str) -> Vec<IpNet> {
         .collect()
 }
 
-/// The role, its membership and password, and the recorded hosts.
+/// The role, its membership and password, and the recorded hosts; true
+/// when postgresql.auto.conf changes, so that the caller plans a reload.
 pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool> {
     let name = sql::ident(&m.role);
     match &facts.monitor_role {
-        None => {
-            let Some(pw) = &m.password else {
-                return Err(Error::new(
-                    Code::PasswordRequired,
-                    format!(
-                        "monitoring role {:?} does not exist and no password was given for it",
-                        m.role
-                    ),
-                )
-                .hint("give --monitor-password-file FILE (first line: the password, mode 0600)"));
-            };
-            plan.push(Statement::with_password(
-                &format!(
-                    "CREATE ROLE {name} WITH LOGIN PASSWORD {PASSWORD_HERE} IN ROLE pg_monitor"
-                ),
-                &scram::hash(pw),
-                Some(Secret::new(format!("DROP ROLE {name}"))),
-            ));
-        }
+        None => plan_create(m, &name, plan)?,
         Some(r) if r.superuser => {
             return Err(Error::new(
                 Code::InvalidRoleName,
@@ -107,40 +90,72 @@ pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool>
             )
             .hint("choose another name for the monitoring role, e.g. --monitor-user monitor"));
         }
-        Some(r) => {
-            if !r.can_login {
-                plan.push(sql_step(
-                    format!("ALTER ROLE {name} WITH LOGIN"),
-                    format!("ALTER ROLE {name} WITH NOLOGIN"),
-                ));
-            }
-            if !r.in_pg_monitor {
-                plan.push(sql_step(
-                    format!("GRANT pg_monitor TO {name}"),
-                    format!("REVOKE pg_monitor FROM {name}"),
-                ));
-            }
-            if let Some(pw) = &m.password {
-                if !r
-                    .password
-                    .as_deref()
-                    .is_some_and(|s| scram::matches(s, pw, &m.role))
-                {
-                    plan.push(Statement::with_password(
-                        &format!("ALTER ROLE {name} WITH PASSWORD {PASSWORD_HERE}"),
-                        &scram::hash(pw),
-                        r.password.as_ref().map(|old| {
-                            Secret::new(format!(
-                                "ALTER ROLE {name} WITH PASSWORD {}",
-                                sql::literal(old)
-                            ))
-                        }),
-                    ));
-                }
-            }
+        Some(r) => plan_alter(r, m, &name, plan),
+    }
+    Ok(plan_recorded(facts, m, plan))
+}
+
+/// A new monitoring role needs a password to log in with: refuse to
+/// create one without it rather than create a role nobody can use.
+fn plan_create(m: &MonitorSettings, name: &str, plan: &mut Plan) -> Result<()> {
+    let Some(pw) = &m.password else {
+        return Err(Error::new(
+            Code::PasswordRequired,
+            format!(
+                "monitoring role {:?} does not exist and no password was given for it",
+                m.role
+            ),
+        )
+        .hint("give --monitor-password-file FILE (first line: the password, mode 0600)"));
+    };
+    plan.push(Statement::with_password(
+        &format!("CREATE ROLE {name} WITH LOGIN PASSWORD {PASSWORD_HERE} IN ROLE pg_monitor"),
+        &scram::hash(pw),
+        Some(Secret::new(format!("DROP ROLE {name}"))),
+    ));
+    Ok(())
+}
+
+/// An existing role gets only what it lacks (LOGIN, pg_monitor, a
+/// password that differs from the one given), each undone on its own.
+fn plan_alter(r: &MonitorRole, m: &MonitorSettings, name: &str, plan: &mut Plan) {
+    if !r.can_login {
+        plan.push(sql_step(
+            format!("ALTER ROLE {name} WITH LOGIN"),
+            format!("ALTER ROLE {name} WITH NOLOGIN"),
+        ));
+    }
+    if !r.in_pg_monitor {
+        plan.push(sql_step(
+            format!("GRANT pg_monitor TO {name}"),
+            format!("REVOKE pg_monitor FROM {name}"),
+        ));
+    }
+    if let Some(pw) = &m.password {
+        if !r
+            .password
+            .as_deref()
+            .is_some_and(|s| scram::matches(s, pw, &m.role))
+        {
+            plan.push(Statement::with_password(
+                &format!("ALTER ROLE {name} WITH PASSWORD {PASSWORD_HERE}"),
+                &scram::hash(pw),
+                r.password.as_ref().map(|old| {
+                    Secret::new(format!(
+                        "ALTER ROLE {name} WITH PASSWORD {}",
+                        sql::literal(old)
+                    ))
+                }),
+            ));
         }
     }
-    // Recorded for the standbys: the union of what is recorded and given.
+}
+
+/// Records the role and its hosts in postgresql.auto.conf for the
+/// standbys (a base backup copies it): the union of what is recorded and
+/// what is given, so an earlier run's hosts are kept. True when a setting
+/// changes.
+fn plan_recorded(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> bool {
     let recorded = |n: &str| {
         facts
             .file_settings
@@ -174,7 +189,7 @@ pub fn plan(facts: &Facts, m: &MonitorSettings, plan: &mut Plan) -> Result<bool>
             changed = true;
         }
     }
-    Ok(changed)
+    changed
 }
 
 fn sql_step(shown: String, undo: String) -> Statement {
