@@ -37,41 +37,14 @@ pub struct TargetFacts {
     pub space_dir: PathBuf,
 }
 
+/// What is at `path`. The checks run in the order their refusals should
+/// be seen: the path itself (no parent, cannot be examined, a missing
+/// parent, not a directory), then what it belongs to ([`guard`]), then
+/// what it holds.
 pub fn inspect(path: &Path) -> Result<TargetFacts> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .ok_or_else(|| {
-            Error::new(
-                Code::InvalidValue,
-                format!("{} has no parent directory", path.display()),
-            )
-        })?;
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => Some(m),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(format!("cannot examine {}", path.display()), e)),
-    };
-    let Some(meta) = meta else {
-        if !parent.is_dir() {
-            return Err(Error::new(
-                Code::InvalidValue,
-                format!("the parent directory {} does not exist", parent.display()),
-            )
-            .hint("create it (owned by the PostgreSQL user) or choose another -D"));
-        }
-        return Ok(TargetFacts {
-            path: path.to_path_buf(),
-            state: Target::Absent,
-            mount_point: false,
-            space_dir: parent.to_path_buf(),
-        });
-    };
-    let meta = if meta.file_type().is_symlink() {
-        std::fs::metadata(path)
-            .map_err(|e| Error::io(format!("cannot follow {}", path.display()), e))?
-    } else {
-        meta
+    let parent = parent_of(path)?;
+    let Some(meta) = metadata_followed(path)? else {
+        return absent(path, parent);
     };
     if !meta.is_dir() {
         return Err(Error::new(
@@ -84,7 +57,71 @@ pub fn inspect(path: &Path) -> Result<TargetFacts> {
     let mount_point = std::fs::metadata(parent)
         .map(|p| p.dev() != meta.dev())
         .unwrap_or(false);
-    let entries: Vec<String> = std::fs::read_dir(path)
+    let entries = entries_in_use(path)?;
+    let space_dir = if mount_point {
+        path.to_path_buf()
+    } else {
+        parent.to_path_buf()
+    };
+    Ok(TargetFacts {
+        path: path.to_path_buf(),
+        state: state_of(path, entries.is_empty()),
+        mount_point,
+        space_dir,
+    })
+}
+
+/// The directory the target is created in (or swapped into): `-D /` or a
+/// bare relative name has none to work in.
+fn parent_of(path: &Path) -> Result<&Path> {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(|| {
+            Error::new(
+                Code::InvalidValue,
+                format!("{} has no parent directory", path.display()),
+            )
+        })
+}
+
+/// The target's metadata, through a symlink to what it points at (a data
+/// directory may well be a link to another disk); None when nothing is there.
+fn metadata_followed(path: &Path) -> Result<Option<std::fs::Metadata>> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("cannot examine {}", path.display()), e)),
+    };
+    if meta.file_type().is_symlink() {
+        std::fs::metadata(path)
+            .map(Some)
+            .map_err(|e| Error::io(format!("cannot follow {}", path.display()), e))
+    } else {
+        Ok(Some(meta))
+    }
+}
+
+/// Nothing at the target yet: the copy is made in its parent, which must
+/// exist (pgrepctl creates the data directory, not the path to it).
+fn absent(path: &Path, parent: &Path) -> Result<TargetFacts> {
+    if !parent.is_dir() {
+        return Err(Error::new(
+            Code::InvalidValue,
+            format!("the parent directory {} does not exist", parent.display()),
+        )
+        .hint("create it (owned by the PostgreSQL user) or choose another -D"));
+    }
+    Ok(TargetFacts {
+        path: path.to_path_buf(),
+        state: Target::Absent,
+        mount_point: false,
+        space_dir: parent.to_path_buf(),
+    })
+}
+
+/// The names in the target directory that make it "not empty".
+fn entries_in_use(path: &Path) -> Result<Vec<String>> {
+    Ok(std::fs::read_dir(path)
         .map_err(|e| {
             Error::io(format!("cannot list {}", path.display()), e)
                 .hint("run pgrepctl as the PostgreSQL user or as root")
@@ -94,13 +131,13 @@ pub fn inspect(path: &Path) -> Result<TargetFacts> {
         // Our own leftovers from an interrupted run and lost+found of a
         // fresh filesystem do not make a directory "in use".
         .filter(|n| !n.starts_with(".pgrepctl-clone.") && n != "lost+found")
-        .collect();
-    let space_dir = if mount_point {
-        path.to_path_buf()
-    } else {
-        parent.to_path_buf()
-    };
-    let state = if entries.is_empty() {
+        .collect())
+}
+
+/// What an existing directory holds, for the plan to decide between
+/// "clone", "already a standby of this primary" and "refuse".
+fn state_of(path: &Path, empty: bool) -> Target {
+    if empty {
         Target::Empty
     } else if path.join("PG_VERSION").is_file() && path.join("global").is_dir() {
         Target::DataDir {
@@ -112,13 +149,7 @@ pub fn inspect(path: &Path) -> Result<TargetFacts> {
         Target::Other {
             running: pidfile::running(path),
         }
-    };
-    Ok(TargetFacts {
-        path: path.to_path_buf(),
-        state,
-        mount_point,
-        space_dir,
-    })
+    }
 }
 
 /// The database system identifier: the first eight bytes of
@@ -203,4 +234,61 @@ fn running_data_dirs() -> Vec<PathBuf> {
             cwd.join("postmaster.pid").is_file().then_some(cwd)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_target_needs_its_parent() {
+        let t = tempfile::tempdir().unwrap();
+        let f = inspect(&t.path().join("new")).unwrap();
+        assert!(matches!(f.state, Target::Absent));
+        assert_eq!(f.space_dir, t.path());
+        let e = inspect(&t.path().join("missing/new")).unwrap_err();
+        assert_eq!(e.code, Code::InvalidValue);
+        assert_eq!(
+            inspect(Path::new("/")).unwrap_err().code,
+            Code::InvalidValue
+        );
+    }
+
+    #[test]
+    fn a_file_is_refused_and_a_symlink_is_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert_eq!(inspect(&file).unwrap_err().code, Code::PgdataNotEmpty);
+        let dir = t.path().join("dir");
+        std::fs::create_dir(&dir).unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(matches!(inspect(&link).unwrap().state, Target::Empty));
+    }
+
+    #[test]
+    fn contents_decide_the_state() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("data");
+        std::fs::create_dir_all(d.join("lost+found")).unwrap();
+        std::fs::create_dir(d.join(".pgrepctl-clone.1")).unwrap();
+        assert!(matches!(inspect(&d).unwrap().state, Target::Empty));
+        std::fs::write(d.join("notes.txt"), "x").unwrap();
+        assert!(matches!(
+            inspect(&d).unwrap().state,
+            Target::Other { running: None }
+        ));
+        std::fs::write(d.join("PG_VERSION"), "15\n").unwrap();
+        std::fs::create_dir(d.join("global")).unwrap();
+        std::fs::write(d.join("standby.signal"), "").unwrap();
+        assert!(matches!(
+            inspect(&d).unwrap().state,
+            Target::DataDir {
+                system_id: None,
+                standby: true,
+                running: None
+            }
+        ));
+    }
 }
