@@ -68,6 +68,10 @@ impl Facts {
     }
 }
 
+/// The order matters: the replication connection first (the standby's
+/// own credentials and the primary's settings are the first things that
+/// can be wrong), then local binaries and the target, then a second
+/// sample of the primary's WAL position for the WAL rate.
 pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer) -> Result<Facts> {
     let run_as = run_as_for(&target.path);
     let repl = ReplClient::new(
@@ -91,46 +95,12 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     ];
     names.extend(HOT_STANDBY_SETTINGS);
     let (identity, values) = repl.sample(&names).await?;
-    let get = |i: usize| {
-        values
-            .get(i)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    };
-    let version_num: u32 = get(0).parse().map_err(|_| {
-        Error::new(
-            Code::Internal,
-            format!("unexpected server_version_num {:?}", get(0)),
-        )
-    })?;
-    crate::pg::check_supported(version_num)?;
-    let wal_level = get(1);
-    let wal_segment_size = pgconf::parse_size(&get(2), 1).unwrap_or(16 << 20);
-    let primary_listen = get(3);
-    let mut hot_standby = vec![];
-    for (i, p) in HOT_STANDBY_SETTINGS.iter().enumerate() {
-        let v = get(4 + i);
-        let n = v.parse().map_err(|_| {
-            Error::new(
-                Code::Internal,
-                format!("unexpected {p} {v:?} from the primary"),
-            )
-        })?;
-        hot_standby.push((p.to_string(), n));
-    }
-    if wal_level == "minimal" {
-        return Err(Error::new(
-            Code::PrimaryNotReady,
-            "the primary's wal_level is minimal; standbys need replica".to_string(),
-        )
-        .hint(
-            "run pgrepctl init-master on the primary (it sets wal_level = replica) and restart it",
-        ));
-    }
-    let major = crate::pg::version::Version::of(version_num).major();
+    let first = FirstSample::parse(identity, &values)?;
+    require_replica(&first.wal_level)?;
+    let major = crate::pg::version::Version::of(first.version_num).major();
     printer.debug(format!(
         "primary: PostgreSQL {major}, system {}",
-        identity.system_id
+        first.identity.system_id
     ));
 
     let bindir = find_bindir(major, settings.bindir.as_deref())?;
@@ -141,43 +111,23 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     let size = primary_size(settings).await;
 
     // Second sample: the WAL rate over the time the local checks took.
-    let wal_keep = Version::of(version_num).wal_keep();
+    let wal_keep = Version::of(first.version_num).wal_keep();
     let elapsed = t0.elapsed().max(Duration::from_millis(1));
     let (id2, keep) = repl.sample(&[wal_keep.setting()]).await?;
-    let keep = keep
-        .first()
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    let wal_keep_bytes = match wal_keep {
-        WalKeep::Size => pgconf::parse_size(&keep, 1 << 20).unwrap_or(0),
-        WalKeep::Segments => keep.parse::<u64>().unwrap_or(0) * wal_segment_size,
-    };
-    let wal_rate = (id2.system_id == identity.system_id && id2.lsn >= identity.lsn)
-        .then(|| (id2.lsn - identity.lsn) as f64 / elapsed.as_secs_f64());
+    let (wal_keep_bytes, wal_rate) = second_sample(&id2, &keep, wal_keep, &first, elapsed);
 
     let primary = Primary {
-        identity,
-        version_num,
-        wal_level,
-        wal_segment_size,
+        identity: first.identity,
+        version_num: first.version_num,
+        wal_level: first.wal_level,
+        wal_segment_size: first.wal_segment_size,
         wal_keep_bytes,
-        hot_standby,
+        hot_standby: first.hot_standby,
         size,
         wal_rate,
     };
-    let mut warnings = vec![];
-    if let Some(w) = retention_warning(&primary, settings.slot.is_some()) {
-        warnings.push(w);
-    }
-    let listen_override = match &settings.listen {
-        Some(_) => None,
-        None => local_listen(&primary_listen, &crate::net::local_addresses()),
-    };
-    if let Some((theirs, ours)) = &listen_override {
-        warnings.push(format!(
-            "the primary's listen_addresses '{theirs}' names addresses this host does not have, so a copy would not start; the standby gets listen_addresses = '{ours}' (pass --listen ADDRS to choose, e.g. --listen '*')"
-        ));
-    }
+    let (listen_override, warnings) =
+        before_copy_warnings(settings, &primary, &first.listen_addresses);
     Ok(Facts {
         target,
         primary,
@@ -189,6 +139,126 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         repl,
         warnings,
     })
+}
+
+/// The primary's answers to the first round of replication commands, in
+/// the order `inspect` sends them: who it is and how it is set up.
+struct FirstSample {
+    identity: Identity,
+    version_num: u32,
+    wal_level: String,
+    wal_segment_size: u64,
+    /// Its `listen_addresses`, which the copy inherits.
+    listen_addresses: String,
+    hot_standby: Vec<(String, i64)>,
+}
+
+impl FirstSample {
+    /// Reads the `SHOW` answers positionally (server_version_num,
+    /// wal_level, wal_segment_size, listen_addresses, then the hot-standby
+    /// limits); an answer that does not parse is an error here rather
+    /// than a wrong standby configuration later.
+    fn parse(identity: Identity, values: &[String]) -> Result<FirstSample> {
+        let get = |i: usize| {
+            values
+                .get(i)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let version_num: u32 = get(0).parse().map_err(|_| {
+            Error::new(
+                Code::Internal,
+                format!("unexpected server_version_num {:?}", get(0)),
+            )
+        })?;
+        crate::pg::check_supported(version_num)?;
+        let wal_level = get(1);
+        let wal_segment_size = pgconf::parse_size(&get(2), 1).unwrap_or(16 << 20);
+        let listen_addresses = get(3);
+        let mut hot_standby = vec![];
+        for (i, p) in HOT_STANDBY_SETTINGS.iter().enumerate() {
+            let v = get(4 + i);
+            let n = v.parse().map_err(|_| {
+                Error::new(
+                    Code::Internal,
+                    format!("unexpected {p} {v:?} from the primary"),
+                )
+            })?;
+            hot_standby.push((p.to_string(), n));
+        }
+        Ok(FirstSample {
+            identity,
+            version_num,
+            wal_level,
+            wal_segment_size,
+            listen_addresses,
+            hot_standby,
+        })
+    }
+}
+
+/// A primary with `wal_level = minimal` writes no WAL a standby could
+/// replay: refuse before anything is copied, and say how to fix it.
+fn require_replica(wal_level: &str) -> Result<()> {
+    if wal_level == "minimal" {
+        return Err(Error::new(
+            Code::PrimaryNotReady,
+            "the primary's wal_level is minimal; standbys need replica".to_string(),
+        )
+        .hint(
+            "run pgrepctl init-master on the primary (it sets wal_level = replica) and restart it",
+        ));
+    }
+    Ok(())
+}
+
+/// `(wal_keep_bytes, wal_rate)` from the second sample (the identity and
+/// the wal_keep setting), `elapsed` after the first: how much WAL the
+/// primary keeps, and how fast it writes WAL (none when the two samples
+/// are not of the same system or went backwards).
+fn second_sample(
+    id2: &Identity,
+    keep: &[String],
+    wal_keep: WalKeep,
+    first: &FirstSample,
+    elapsed: Duration,
+) -> (u64, Option<f64>) {
+    let keep = keep
+        .first()
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let wal_keep_bytes = match wal_keep {
+        WalKeep::Size => pgconf::parse_size(&keep, 1 << 20).unwrap_or(0),
+        WalKeep::Segments => keep.parse::<u64>().unwrap_or(0) * first.wal_segment_size,
+    };
+    let identity = &first.identity;
+    let wal_rate = (id2.system_id == identity.system_id && id2.lsn >= identity.lsn)
+        .then(|| (id2.lsn - identity.lsn) as f64 / elapsed.as_secs_f64());
+    (wal_keep_bytes, wal_rate)
+}
+
+/// What the user should know before the copy, and the `listen_addresses`
+/// the standby needs when the primary's would not start here (unless
+/// `--listen` chose one): `(listen_override, warnings)`.
+fn before_copy_warnings(
+    settings: &Settings,
+    primary: &Primary,
+    primary_listen: &str,
+) -> (Option<(String, String)>, Vec<String>) {
+    let mut warnings = vec![];
+    if let Some(w) = retention_warning(primary, settings.slot.is_some()) {
+        warnings.push(w);
+    }
+    let listen_override = match &settings.listen {
+        Some(_) => None,
+        None => local_listen(primary_listen, &crate::net::local_addresses()),
+    };
+    if let Some((theirs, ours)) = &listen_override {
+        warnings.push(format!(
+            "the primary's listen_addresses '{theirs}' names addresses this host does not have, so a copy would not start; the standby gets listen_addresses = '{ours}' (pass --listen ADDRS to choose, e.g. --listen '*')"
+        ));
+    }
+    (listen_override, warnings)
 }
 
 /// Who owns (or will own) the target: its owner, else its parent's owner

@@ -81,6 +81,9 @@ pub const SETTINGS: &[&str] = &[
     "wal_segment_size",
 ];
 
+/// One pass over the server and its files: the session, then each
+/// question in turn (the order decides which error a broken server shows
+/// first), then the files those answers name.
 pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
     let session = pg::connect(&settings.conn, None).await?;
     pg::check_supported(session.version_num)?;
@@ -88,188 +91,30 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
     let t = &session.target;
     let q = |e: tokio_postgres::Error| query_error(t, &e);
 
-    let su: bool = c
-        .query_one(
-            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
-            &[],
-        )
-        .await
-        .map_err(q)?
-        .get(0);
-    if !su {
-        let user = settings.conn.get_user().unwrap_or("?");
-        return Err(Error::new(Code::NotSuperuser, format!("{t}: role {user:?} is not a superuser")).hint(
-            "connect as a superuser (-U postgres, or run as the postgres OS user); init-master edits server files and roles",
-        ));
-    }
+    require_superuser(c, settings, t).await?;
     printer.debug(format!(
         "connected to {t}, server_version_num {}",
         session.version_num
     ));
 
-    let show = |rows: Vec<tokio_postgres::Row>| -> String {
-        rows.first()
-            .map(|r| r.get::<_, String>(0))
-            .unwrap_or_default()
-    };
-    let data_directory = PathBuf::from(show(c.query("SHOW data_directory", &[]).await.map_err(q)?));
-    let config_file = PathBuf::from(show(c.query("SHOW config_file", &[]).await.map_err(q)?));
-    let hba_file = PathBuf::from(show(c.query("SHOW hba_file", &[]).await.map_err(q)?));
+    let (data_directory, config_file, hba_file) = server_paths(c).await.map_err(q)?;
+    check_data_directory(settings, &data_directory, t)?;
 
-    if let Some(d) = &settings.data_dir {
-        let server_dir = std::fs::canonicalize(&data_directory).unwrap_or(data_directory.clone());
-        if &server_dir != d {
-            return Err(Error::new(
-                Code::DataDirectoryMismatch,
-                format!("-D {} is not the data directory of the server at {t} ({})", d.display(), data_directory.display()),
-            )
-            .hint("give the -D of the server you connect to, or leave out -h/-p to use the server running on -D"));
-        }
-    }
-
-    let mut live = HashMap::new();
-    for row in c
-        .query(
-            "SELECT name, setting, context, source FROM pg_settings WHERE name = ANY($1)",
-            &[&SETTINGS],
-        )
-        .await
-        .map_err(q)?
-    {
-        live.insert(
-            row.get::<_, String>(0),
-            Live {
-                setting: row.get(1),
-                context: row.get(2),
-                source: row.get(3),
-            },
-        );
-    }
-    // wal_segment_size is reported in bytes on 11+, in 8kB pages on 10.
-    let wal_segment_size = {
-        let row = c
-            .query_one("SELECT setting::bigint, coalesce(unit, '') FROM pg_settings WHERE name = 'wal_segment_size'", &[])
-            .await
-            .map_err(q)?;
-        let v: i64 = row.get(0);
-        let unit: String = row.get(1);
-        match unit.as_str() {
-            "8kB" => v as u64 * 8192,
-            "B" | "" => v as u64,
-            "MB" => v as u64 * 1024 * 1024,
-            _ => v as u64,
-        }
-    };
-
-    let file_settings: Vec<FileSetting> = c
-        .query(
-            "SELECT sourcefile, sourceline, seqno, name, coalesce(setting, ''), error FROM pg_file_settings ORDER BY seqno",
-            &[],
-        )
-        .await
-        .map_err(q)?
-        .into_iter()
-        .map(|r| FileSetting {
-            sourcefile: PathBuf::from(r.get::<_, Option<String>>(0).unwrap_or_default()),
-            sourceline: r.get::<_, Option<i32>>(1).unwrap_or(0) as usize,
-            seqno: r.get::<_, Option<i32>>(2).unwrap_or(0),
-            name: r.get::<_, Option<String>>(3).unwrap_or_default(),
-            setting: r.get(4),
-            error: r.get(5),
-        })
-        .collect();
-
-    let hba_errors: Vec<(usize, String)> = c
-        .query(
-            "SELECT coalesce(line_number, 0), error FROM pg_hba_file_rules WHERE error IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(q)?
-        .into_iter()
-        .map(|r| (r.get::<_, i32>(0) as usize, r.get(1)))
-        .collect();
-
-    let role = c
-        .query_opt(
-            "SELECT rolcanlogin, rolreplication, rolpassword, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls,
-                    (SELECT count(*) FROM pg_shdepend d
-                      WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = a.oid AND d.deptype = 'o')
-               FROM pg_authid a WHERE rolname = $1",
-            &[&settings.role],
-        )
-        .await
-        .map_err(q)?
-        .map(|r| RoleFacts {
-            can_login: r.get(0),
-            replication: r.get(1),
-            password: r.get(2),
-            powers: [
-                (r.get::<_, bool>(3), "SUPERUSER"),
-                (r.get(4), "CREATEDB"),
-                (r.get(5), "CREATEROLE"),
-                (r.get(6), "BYPASSRLS"),
-            ]
-            .into_iter()
-            .filter(|(has, _)| *has)
-            .map(|(_, name)| name)
-            .collect(),
-            owned_objects: r.get(7),
-        });
-    let streaming_as_role: Vec<String> = c
-        .query(
-            "SELECT coalesce(host(client_addr), 'local socket') || coalesce(' (' || nullif(application_name, '') || ')', '')
-               FROM pg_stat_replication WHERE usename = $1 ORDER BY 1",
-            &[&settings.role],
-        )
-        .await
-        .map_err(q)?
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
-    let memberships: Vec<String> = c
-        .query(
-            "WITH RECURSIVE m(oid) AS (
-                 SELECT roleid FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.member WHERE r.rolname = $1
-               UNION
-                 SELECT a.roleid FROM pg_auth_members a JOIN m ON a.member = m.oid)
-             SELECT rolname::text FROM pg_roles WHERE oid IN (SELECT oid FROM m)",
-            &[&settings.role],
-        )
-        .await
-        .map_err(q)?
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
+    let live = live_settings(c).await.map_err(q)?;
+    let wal_segment_size = wal_segment_size(c).await.map_err(q)?;
+    let file_settings = file_settings(c).await.map_err(q)?;
+    let hba_errors = hba_errors(c).await.map_err(q)?;
+    let role = role_facts(c, &settings.role).await.map_err(q)?;
+    let streaming_as_role = streaming_as_role(c, &settings.role).await.map_err(q)?;
+    let memberships = memberships(c, &settings.role).await.map_err(q)?;
     let monitor_role = match &settings.monitor {
         Some(m) => super::monitor::inspect(c, &m.role).await.map_err(q)?,
         None => None,
     };
-    let slots: HashMap<String, String> = c
-        .query(
-            "SELECT slot_name::text, slot_type FROM pg_replication_slots",
-            &[],
-        )
-        .await
-        .map_err(q)?
-        .into_iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let slots = slots(c).await.map_err(q)?;
 
     let auto_conf = data_directory.join("postgresql.auto.conf");
-    let mut files = BTreeMap::new();
-    files.insert(config_file.clone(), fsutil::read_to_string(&config_file)?);
-    for fs in &file_settings {
-        if SETTINGS.contains(&fs.name.as_str())
-            && fs.sourcefile != auto_conf
-            && !files.contains_key(&fs.sourcefile)
-        {
-            files.insert(
-                fs.sourcefile.clone(),
-                fsutil::read_to_string(&fs.sourcefile)?,
-            );
-        }
-    }
+    let files = config_files(&config_file, &file_settings, &auto_conf)?;
     let hba_text = fsutil::read_to_string(&hba_file)?;
     let at_files = read_at_files(&hba_text, &hba_file, session.version_num);
 
@@ -295,6 +140,239 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
         at_files,
         monitor_role,
     })
+}
+
+/// The answers to these queries are the server's, so a failed query keeps
+/// its PostgreSQL error; the caller adds where it connected.
+type QueryResult<T> = std::result::Result<T, tokio_postgres::Error>;
+
+/// init-master edits server files and roles: refuse early, before any
+/// other question, when the session is not a superuser's.
+async fn require_superuser(c: &tokio_postgres::Client, settings: &Settings, t: &str) -> Result<()> {
+    let su: bool = c
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(t, &e))?
+        .get(0);
+    if !su {
+        let user = settings.conn.get_user().unwrap_or("?");
+        return Err(Error::new(Code::NotSuperuser, format!("{t}: role {user:?} is not a superuser")).hint(
+            "connect as a superuser (-U postgres, or run as the postgres OS user); init-master edits server files and roles",
+        ));
+    }
+    Ok(())
+}
+
+/// `(data_directory, config_file, hba_file)` as the server itself uses
+/// them: the files to edit are the ones it reads, wherever they live.
+async fn server_paths(c: &tokio_postgres::Client) -> QueryResult<(PathBuf, PathBuf, PathBuf)> {
+    let show = |rows: Vec<tokio_postgres::Row>| -> String {
+        rows.first()
+            .map(|r| r.get::<_, String>(0))
+            .unwrap_or_default()
+    };
+    let data_directory = PathBuf::from(show(c.query("SHOW data_directory", &[]).await?));
+    let config_file = PathBuf::from(show(c.query("SHOW config_file", &[]).await?));
+    let hba_file = PathBuf::from(show(c.query("SHOW hba_file", &[]).await?));
+    Ok((data_directory, config_file, hba_file))
+}
+
+/// With -D given as well as a connection, both must name the same
+/// server: otherwise the files edited and the server restarted differ.
+fn check_data_directory(settings: &Settings, data_directory: &Path, t: &str) -> Result<()> {
+    if let Some(d) = &settings.data_dir {
+        let server_dir =
+            std::fs::canonicalize(data_directory).unwrap_or(data_directory.to_path_buf());
+        if &server_dir != d {
+            return Err(Error::new(
+                Code::DataDirectoryMismatch,
+                format!("-D {} is not the data directory of the server at {t} ({})", d.display(), data_directory.display()),
+            )
+            .hint("give the -D of the server you connect to, or leave out -h/-p to use the server running on -D"));
+        }
+    }
+    Ok(())
+}
+
+/// The running values of [`SETTINGS`]: what needs a change, and whether
+/// a change takes a reload or a restart (`context`).
+async fn live_settings(c: &tokio_postgres::Client) -> QueryResult<HashMap<String, Live>> {
+    let mut live = HashMap::new();
+    for row in c
+        .query(
+            "SELECT name, setting, context, source FROM pg_settings WHERE name = ANY($1)",
+            &[&SETTINGS],
+        )
+        .await?
+    {
+        live.insert(
+            row.get::<_, String>(0),
+            Live {
+                setting: row.get(1),
+                context: row.get(2),
+                source: row.get(3),
+            },
+        );
+    }
+    Ok(live)
+}
+
+/// The WAL segment size in bytes, for `wal_keep_segments` arithmetic:
+/// `pg_settings` reports it in bytes on 11+, in 8kB pages on 10.
+async fn wal_segment_size(c: &tokio_postgres::Client) -> QueryResult<u64> {
+    let row = c
+        .query_one("SELECT setting::bigint, coalesce(unit, '') FROM pg_settings WHERE name = 'wal_segment_size'", &[])
+        .await?;
+    let v: i64 = row.get(0);
+    let unit: String = row.get(1);
+    Ok(match unit.as_str() {
+        "8kB" => v as u64 * 8192,
+        "B" | "" => v as u64,
+        "MB" => v as u64 * 1024 * 1024,
+        _ => v as u64,
+    })
+}
+
+/// Every setting in the config files as PostgreSQL reads them now, in
+/// order: where each of ours is set, and which occurrence wins.
+async fn file_settings(c: &tokio_postgres::Client) -> QueryResult<Vec<FileSetting>> {
+    Ok(c
+        .query(
+            "SELECT sourcefile, sourceline, seqno, name, coalesce(setting, ''), error FROM pg_file_settings ORDER BY seqno",
+            &[],
+        )
+        .await?
+        .into_iter()
+        .map(|r| FileSetting {
+            sourcefile: PathBuf::from(r.get::<_, Option<String>>(0).unwrap_or_default()),
+            sourceline: r.get::<_, Option<i32>>(1).unwrap_or(0) as usize,
+            seqno: r.get::<_, Option<i32>>(2).unwrap_or(0),
+            name: r.get::<_, Option<String>>(3).unwrap_or_default(),
+            setting: r.get(4),
+            error: r.get(5),
+        })
+        .collect())
+}
+
+/// Lines of pg_hba.conf the server cannot read, `(line, error)`:
+/// init-master changes nothing while the file has any.
+async fn hba_errors(c: &tokio_postgres::Client) -> QueryResult<Vec<(usize, String)>> {
+    Ok(c.query(
+        "SELECT coalesce(line_number, 0), error FROM pg_hba_file_rules WHERE error IS NOT NULL",
+        &[],
+    )
+    .await?
+    .into_iter()
+    .map(|r| (r.get::<_, i32>(0) as usize, r.get(1)))
+    .collect())
+}
+
+/// The replication role as it is, if it exists: what to create or alter,
+/// and what it can do beyond replication.
+async fn role_facts(c: &tokio_postgres::Client, role: &str) -> QueryResult<Option<RoleFacts>> {
+    Ok(c
+        .query_opt(
+            "SELECT rolcanlogin, rolreplication, rolpassword, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls,
+                    (SELECT count(*) FROM pg_shdepend d
+                      WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = a.oid AND d.deptype = 'o')
+               FROM pg_authid a WHERE rolname = $1",
+            &[&role],
+        )
+        .await?
+        .map(|r| RoleFacts {
+            can_login: r.get(0),
+            replication: r.get(1),
+            password: r.get(2),
+            powers: [
+                (r.get::<_, bool>(3), "SUPERUSER"),
+                (r.get(4), "CREATEDB"),
+                (r.get(5), "CREATEROLE"),
+                (r.get(6), "BYPASSRLS"),
+            ]
+            .into_iter()
+            .filter(|(has, _)| *has)
+            .map(|(_, name)| name)
+            .collect(),
+            owned_objects: r.get(7),
+        }))
+}
+
+/// Standbys streaming as the role now, named by address and
+/// application_name: after a password change they fail to authenticate
+/// once they reconnect, which is warned about.
+async fn streaming_as_role(c: &tokio_postgres::Client, role: &str) -> QueryResult<Vec<String>> {
+    Ok(c
+        .query(
+            "SELECT coalesce(host(client_addr), 'local socket') || coalesce(' (' || nullif(application_name, '') || ')', '')
+               FROM pg_stat_replication WHERE usename = $1 ORDER BY 1",
+            &[&role],
+        )
+        .await?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Every role the replication role belongs to, directly or not: hba
+/// lines that name a group (`+group`) match it too, and membership beyond
+/// monitoring means the role is not a dedicated replication role.
+async fn memberships(c: &tokio_postgres::Client, role: &str) -> QueryResult<Vec<String>> {
+    Ok(c
+        .query(
+            "WITH RECURSIVE m(oid) AS (
+                 SELECT roleid FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.member WHERE r.rolname = $1
+               UNION
+                 SELECT a.roleid FROM pg_auth_members a JOIN m ON a.member = m.oid)
+             SELECT rolname::text FROM pg_roles WHERE oid IN (SELECT oid FROM m)",
+            &[&role],
+        )
+        .await?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Existing replication slots by name, with their type: a slot to create
+/// may already exist, or exist as a logical one.
+async fn slots(c: &tokio_postgres::Client) -> QueryResult<HashMap<String, String>> {
+    Ok(c.query(
+        "SELECT slot_name::text, slot_type FROM pg_replication_slots",
+        &[],
+    )
+    .await?
+    .into_iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect())
+}
+
+/// The text of postgresql.conf and of every file that sets one of
+/// [`SETTINGS`] (postgresql.auto.conf aside: ALTER SYSTEM writes that
+/// one): the files an edit may have to go into.
+fn config_files(
+    config_file: &Path,
+    file_settings: &[FileSetting],
+    auto_conf: &Path,
+) -> Result<BTreeMap<PathBuf, String>> {
+    let mut files = BTreeMap::new();
+    files.insert(
+        config_file.to_path_buf(),
+        fsutil::read_to_string(config_file)?,
+    );
+    for fs in file_settings {
+        if SETTINGS.contains(&fs.name.as_str())
+            && fs.sourcefile != auto_conf
+            && !files.contains_key(&fs.sourcefile)
+        {
+            files.insert(
+                fs.sourcefile.clone(),
+                fsutil::read_to_string(&fs.sourcefile)?,
+            );
+        }
+    }
+    Ok(files)
 }
 
 /// `@file` references in pg_hba.conf are relative to the hba file's directory.
