@@ -39,7 +39,11 @@ pub fn parse(s: &str) -> Result<Config> {
         if let Some(src) = std::error::Error::source(&e) {
             text = format!("{text}: {src}");
         }
-        let code = if text.contains("unknown") { Code::UnknownConninfoKeyword } else { Code::InvalidValue };
+        let code = if keywords(s).iter().any(|k| !KEYWORDS.contains(&k.as_str())) {
+            Code::UnknownConninfoKeyword
+        } else {
+            Code::InvalidValue
+        };
         // tokio-postgres already says "invalid connection string: …".
         let text = if text.starts_with("invalid connection string") {
             text
@@ -49,6 +53,74 @@ pub fn parse(s: &str) -> Result<Config> {
         Error::new(code, text)
             .hint("use libpq keywords (host, port, user, dbname, sslmode, application_name, connect_timeout) or a postgresql:// URI; sslmode takes disable, prefer or require (verify-ca and verify-full are not supported)")
     })
+}
+
+/// The keywords tokio-postgres's parser takes (its `Config::param`). Its
+/// error type does not say which mistake it found, so an unknown keyword
+/// is told apart from a bad value by the keywords themselves.
+const KEYWORDS: &[&str] = &[
+    "user",
+    "password",
+    "dbname",
+    "options",
+    "application_name",
+    "sslmode",
+    "sslnegotiation",
+    "host",
+    "hostaddr",
+    "port",
+    "connect_timeout",
+    "tcp_user_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_retries",
+    "target_session_attrs",
+    "channel_binding",
+    "load_balance_hosts",
+];
+
+/// The keywords of a conninfo string (`key = value …`, values bare or
+/// single-quoted with backslash escapes) or of a URI's query.
+fn keywords(s: &str) -> Vec<String> {
+    if s.starts_with("postgresql://") || s.starts_with("postgres://") {
+        return s
+            .split_once('?')
+            .map(|(_, q)| {
+                q.split('&')
+                    .map(|kv| kv.split('=').next().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    let mut keys = vec![];
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !c.is_whitespace())).collect();
+        if key.is_empty() {
+            break;
+        }
+        keys.push(key);
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next_if_eq(&'=').is_none() {
+            break;
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let quoted = chars.next_if_eq(&'\'').is_some();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '\'' if quoted => break,
+                c if c.is_whitespace() && !quoted => break,
+                _ => {}
+            }
+        }
+    }
+    keys
 }
 
 pub fn resolve(args: &ConnArgs, data_dir: Option<&Path>) -> Result<Config> {
@@ -262,6 +334,51 @@ pub fn first_host_port(config: &Config) -> (String, u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_keywords_are_told_from_bad_values() {
+        let samples = [
+            ("user", "u"),
+            ("password", "'p w'"),
+            ("dbname", "d"),
+            ("options", "'-c x=1'"),
+            ("application_name", "a"),
+            ("sslmode", "prefer"),
+            ("sslnegotiation", "postgres"),
+            ("host", "h"),
+            ("hostaddr", "127.0.0.1"),
+            ("port", "5432"),
+            ("connect_timeout", "3"),
+            ("tcp_user_timeout", "3"),
+            ("keepalives", "1"),
+            ("keepalives_idle", "3"),
+            ("keepalives_interval", "3"),
+            ("keepalives_retries", "3"),
+            ("target_session_attrs", "any"),
+            ("channel_binding", "prefer"),
+            ("load_balance_hosts", "disable"),
+        ];
+        assert_eq!(samples.len(), KEYWORDS.len());
+        for (k, v) in samples {
+            assert!(KEYWORDS.contains(&k));
+            assert!(
+                parse(&format!("{k}={v}")).is_ok(),
+                "tokio-postgres takes {k}"
+            );
+        }
+        let code = |s: &str| parse(s).unwrap_err().code;
+        assert_eq!(code("host=db1 bogus=1"), Code::UnknownConninfoKeyword);
+        assert_eq!(code("host='a b' port=abc"), Code::InvalidValue);
+        assert_eq!(
+            code("postgresql://h/d?nope=1"),
+            Code::UnknownConninfoKeyword
+        );
+        assert_eq!(code("postgresql://h/d?port=x"), Code::InvalidValue);
+        assert_eq!(
+            keywords(r"host = 'x\' y' port=1 options='-c a=b'"),
+            ["host", "port", "options"]
+        );
+    }
 
     #[test]
     fn flags_override_conninfo() {
