@@ -31,6 +31,9 @@ _pgrepctl() {
             pgrepctl,init-master)
                 cmd="pgrepctl__subcmd__init__subcmd__master"
                 ;;
+            pgrepctl,promote)
+                cmd="pgrepctl__subcmd__promote"
+                ;;
             pgrepctl,sandbox)
                 cmd="pgrepctl__subcmd__sandbox"
                 ;;
@@ -51,6 +54,9 @@ _pgrepctl() {
                 ;;
             pgrepctl__subcmd__help,init-master)
                 cmd="pgrepctl__subcmd__help__subcmd__init__subcmd__master"
+                ;;
+            pgrepctl__subcmd__help,promote)
+                cmd="pgrepctl__subcmd__help__subcmd__promote"
                 ;;
             pgrepctl__subcmd__help,sandbox)
                 cmd="pgrepctl__subcmd__help__subcmd__sandbox"
@@ -98,7 +104,7 @@ _pgrepctl() {
 
     case "${cmd}" in
         pgrepctl)
-            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby check smoke-test sandbox generate-docs help"
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby promote check smoke-test sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -234,7 +240,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help)
-            opts="init-master clone-standby check smoke-test sandbox generate-docs help"
+            opts="init-master clone-standby promote check smoke-test sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -304,6 +310,20 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help__subcmd__init__subcmd__master)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__promote)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -480,6 +500,40 @@ _pgrepctl() {
                     ;;
                 --restart)
                     COMPREPLY=($(compgen -W "never if-needed always" -- "${cur}"))
+                    return 0
+                    ;;
+                --bindir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__promote)
+            opts="-D -v -q -h -V --pgdata --wait --upstream-timeout --force --bindir --dry-run --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pgdata)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -D)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --bindir)

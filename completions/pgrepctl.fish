@@ -32,6 +32,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s h -l help -d 'Print h
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "clone-standby" -d 'Make this host a streaming hot standby of a primary (copy, configure, start, wait)'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "promote" -d 'Promote this host\'s standby to primary (refused while its upstream answers)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
@@ -90,6 +91,18 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -s q -l
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s D -l pgdata -d 'Data directory of the running standby to promote' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -l wait -d 'How long the promotion may take until the server accepts writes, e.g. 60s' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -l upstream-timeout -d 'How long to try the upstream in primary_conninfo before taking it for dead, e.g. 3s' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -l bindir -d 'Directory of the PostgreSQL programs (pg_ctl, postgres, pg_basebackup) [default: those of the server\'s major version: pg_config, /usr/lib/postgresql/MAJOR/bin, PATH]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -l force -d 'Promote even though the upstream still answers (it is fenced off, or about to be): two primaries otherwise'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -l dry-run -d 'Check everything and print the changes a real run would make, with diffs; change nothing'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l primary -d 'The primary: a conninfo string (\'host=10.0.0.1 user=monitor\'), a postgresql:// URI, or a host name' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l standby -d 'A standby, same forms as --primary (repeatable)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l warn-lag -d 'Lag that makes WARNING: a size (16MB) or a time (30s); give it twice for both [default: 16MB and 30s]' -r
@@ -168,13 +181,14 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s q -l
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "clone-standby" -d 'Make this host a streaming hot standby of a primary (copy, configure, start, wait)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby check smoke-test sandbox generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "clone-standby" -d 'Make this host a streaming hot standby of a primary (copy, configure, start, wait)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "promote" -d 'Promote this host\'s standby to primary (refused while its upstream answers)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "status" -d 'Run check on the sandbox\'s nodes (check\'s output formats and exit codes)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'

@@ -42,6 +42,18 @@ pub enum Command {
     InitMaster(Box<commands::init_master::Args>),
     /// Make this host a streaming hot standby of a primary (copy, configure, start, wait)
     CloneStandby(Box<commands::clone_standby::Args>),
+    /// Promote this host's standby to primary (refused while its upstream answers)
+    ///
+    /// Run on the standby's host with -D. Before anything changes: the
+    /// server must be a running standby, and the upstream its
+    /// primary_conninfo names is tried with the standby's own credentials;
+    /// if it answers (a primary, or anything that takes the connection),
+    /// promote refuses unless --force, since two primaries would take
+    /// writes. Then pg_promote() (12+) or pg_ctl promote (10-11), a wait
+    /// until the server takes writes, and a CHECKPOINT so pg_control shows
+    /// the new timeline. Reports the timeline and the LSN where it began.
+    /// On a server that is already a primary it changes nothing.
+    Promote(commands::promote::Args),
     /// Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)
     ///
     /// On the primary: each wal sender (state, LSNs, lag in bytes and time,
@@ -97,6 +109,7 @@ impl Command {
         match self {
             Command::InitMaster(_) => "init-master",
             Command::CloneStandby(_) => "clone-standby",
+            Command::Promote(_) => "promote",
             Command::Check(_) => "check",
             Command::SmokeTest(_) => "smoke-test",
             Command::Sandbox(_) => "sandbox",

@@ -71,6 +71,8 @@ codes! {
     StartFailed,
     Timeout,
     NotAStandby,
+    UpstreamAlive,
+    PromoteFailed,
     Interrupted,
     Io,
     Internal,

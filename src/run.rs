@@ -99,6 +99,9 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure
     Ok(match command {
         Command::InitMaster(args) => Output::Changes(init_master::run(*args, printer).await?),
         Command::CloneStandby(args) => Output::Changes(clone_standby::run(*args, printer).await?),
+        Command::Promote(args) => {
+            Output::Changes(crate::commands::promote::run(args, printer).await?)
+        }
         Command::Check(args) => Output::Health(check::run(args, printer).await?),
         Command::SmokeTest(args) => Output::Health(smoke_test::run(args, printer).await?),
         Command::Sandbox(sandbox::Args {

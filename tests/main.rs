@@ -18,6 +18,7 @@ mod init_master_hba;
 mod init_master_roles;
 mod json_contract;
 mod local_cluster;
+mod promote;
 mod replication_client;
 mod sandbox;
 mod smoke_test;

@@ -4,5 +4,6 @@ pub mod check;
 pub mod clone_standby;
 pub mod init_master;
 pub mod password;
+pub mod promote;
 pub mod sandbox;
 pub mod smoke_test;

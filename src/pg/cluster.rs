@@ -126,6 +126,32 @@ impl LocalCluster {
         pidfile::running(&self.data_dir)
     }
 
+    /// An SQL session on this running server over its own socket, as the
+    /// data directory's owner (peer authentication lets root in too).
+    pub async fn session(&self, timeout: Duration) -> Result<crate::pg::Session> {
+        let pf = self.running().ok_or_else(|| {
+            Error::new(
+                Code::ServerNotRunning,
+                format!("no server runs on {}", self.data_dir.display()),
+            )
+            .hint("start it first")
+        })?;
+        let mut config = tokio_postgres::Config::new();
+        if pf.socket_dir.is_empty() {
+            config.host("127.0.0.1");
+        } else {
+            config.host_path(&pf.socket_dir);
+        }
+        config
+            .port(pf.port)
+            .dbname("postgres")
+            .application_name("pgrepctl");
+        if let Some(u) = self.run_as.user_name() {
+            config.user(&u);
+        }
+        crate::pg::connect(&config, Some(timeout)).await
+    }
+
     /// The log pgrepctl starts the server with, or pg_ctlcluster's for a
     /// Debian cluster.
     pub fn log_file(&self) -> PathBuf {

@@ -80,8 +80,7 @@ const KEYWORDS: &[&str] = &[
     "load_balance_hosts",
 ];
 
-/// The keywords of a conninfo string (`key = value …`, values bare or
-/// single-quoted with backslash escapes) or of a URI's query.
+/// The keywords of a conninfo string or of a URI's query.
 fn keywords(s: &str) -> Vec<String> {
     if s.starts_with("postgresql://") || s.starts_with("postgres://") {
         return s
@@ -93,7 +92,13 @@ fn keywords(s: &str) -> Vec<String> {
             })
             .unwrap_or_default();
     }
-    let mut keys = vec![];
+    pairs(s).into_iter().map(|(k, _)| k).collect()
+}
+
+/// The `key = value` pairs of a conninfo string, values unquoted (bare,
+/// or single-quoted with backslash escapes), as libpq reads them.
+pub fn pairs(s: &str) -> Vec<(String, String)> {
+    let mut out = vec![];
     let mut chars = s.chars().peekable();
     loop {
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
@@ -102,25 +107,41 @@ fn keywords(s: &str) -> Vec<String> {
         if key.is_empty() {
             break;
         }
-        keys.push(key);
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next_if_eq(&'=').is_none() {
+            out.push((key, String::new()));
             break;
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let quoted = chars.next_if_eq(&'\'').is_some();
+        let mut value = String::new();
         while let Some(c) = chars.next() {
             match c {
-                '\\' => {
-                    chars.next();
-                }
+                '\\' => value.extend(chars.next()),
                 '\'' if quoted => break,
                 c if c.is_whitespace() && !quoted => break,
-                _ => {}
+                c => value.push(c),
             }
         }
+        out.push((key, value));
     }
-    keys
+    out
+}
+
+/// A standby's `primary_conninfo` as pgrepctl's own clients take it: the
+/// keywords they know (libpq's others, such as those `pg_basebackup -R`
+/// writes, are dropped), and the `passfile` it names, if any.
+pub fn for_client(primary_conninfo: &str) -> (String, Option<std::path::PathBuf>) {
+    let mut passfile = None;
+    let mut kept = vec![];
+    for (k, v) in pairs(primary_conninfo) {
+        if k == "passfile" {
+            passfile = Some(std::path::PathBuf::from(v));
+        } else if KEYWORDS.contains(&k.as_str()) {
+            kept.push(format!("{k}={}", crate::conf::standby::quote_conninfo(&v)));
+        }
+    }
+    (kept.join(" "), passfile)
 }
 
 pub fn resolve(args: &ConnArgs, data_dir: Option<&Path>) -> Result<Config> {

@@ -123,6 +123,12 @@ impl Version {
     pub fn read_replication_slot(self) -> bool {
         self.0 >= 150000
     }
+
+    /// The `in_hot_standby` setting, which a replication connection can
+    /// `SHOW`: whether the server is a standby (14+).
+    pub fn shows_in_hot_standby(self) -> bool {
+        self.0 >= 140000
+    }
 }
 
 #[cfg(test)]

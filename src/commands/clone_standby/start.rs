@@ -152,22 +152,9 @@ pub async fn wait_streaming(
 /// A session on the local standby over its own socket as the server's
 /// owner, so peer authentication lets us in as root too.
 async fn local_session(settings: &Settings, facts: &Facts) -> Result<crate::pg::Session> {
-    let pf = crate::pg::pidfile::running(&settings.pgdata)
-        .ok_or_else(|| Error::new(Code::ServerNotRunning, "the standby is not running"))?;
-    let mut config = tokio_postgres::Config::new();
-    if pf.socket_dir.is_empty() {
-        config.host("127.0.0.1");
-    } else {
-        config.host_path(&pf.socket_dir);
-    }
-    config
-        .port(pf.port)
-        .dbname("postgres")
-        .application_name("pgrepctl");
-    if let Some(u) = facts.run_as.user_name() {
-        config.user(&u);
-    }
-    crate::pg::connect(&config, Some(Duration::from_secs(5))).await
+    cluster(settings, facts)
+        .session(Duration::from_secs(5))
+        .await
 }
 
 /// The last lines of the standby's log, wherever it is.

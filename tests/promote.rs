@@ -1,0 +1,110 @@
+//! promote on real servers: after the primary is killed, the standby
+//! becomes a primary on a new timeline and takes writes; while the primary
+//! still answers it is refused (unless --force); a dry run and a second run
+//! change nothing.
+
+use crate::harness::{self, Cluster, pgrepctl};
+use std::time::{Duration, Instant};
+
+fn promote(s: &Cluster, extra: &[&str]) -> harness::Run {
+    let mut args = vec!["promote", "--json", "-D", s.data.to_str().unwrap()];
+    args.extend(extra);
+    pgrepctl(args)
+}
+
+/// SIGKILL the postmaster, by the PID in its own postmaster.pid.
+fn kill_hard(c: &Cluster) {
+    let pid = std::fs::read_to_string(c.data.join("postmaster.pid")).unwrap();
+    let pid: i32 = pid.lines().next().unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let t = Instant::now();
+    while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
+        assert!(t.elapsed() < Duration::from_secs(10), "the postmaster survived SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn replayed(s: &Cluster, q: &str, want: &str) {
+    let t = Instant::now();
+    while s.try_sql(q).as_deref() != Ok(want) {
+        assert!(t.elapsed() < Duration::from_secs(30), "{q} never returned {want}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn summaries(j: &serde_json::Value) -> Vec<String> {
+    j["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["summary"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn promotes_a_standby_whose_primary_was_killed() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    p.sql("CREATE TABLE t (i int); INSERT INTO t VALUES (1)");
+    replayed(&s, "SELECT count(*) FROM t", "1");
+    kill_hard(&p);
+
+    let dry = promote(&s, &["--dry-run"]).ok();
+    assert_eq!(dry["changed"], true, "{dry}");
+    assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "t", "a dry run changes nothing");
+    assert_eq!(dry["upstream"]["state"], "down", "{dry}");
+
+    let j = promote(&s, &[]).ok();
+    assert_eq!(summaries(&dry), summaries(&j), "dry run {dry}\nreal run {j}");
+    assert_eq!(j["changed"], true, "{j}");
+    assert_eq!(j["timeline"], 2, "{j}");
+    assert!(j["switch_lsn"].as_str().is_some_and(|l| l.contains('/')), "{j}");
+    assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "f");
+    s.sql("INSERT INTO t VALUES (2)");
+    assert_eq!(s.sql("SELECT count(*) FROM t"), "2");
+    // pg_control has the new timeline already (the CHECKPOINT).
+    assert_eq!(s.sql("SELECT timeline_id FROM pg_control_checkpoint()"), "2");
+
+    let again = promote(&s, &[]).ok();
+    assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(summaries(&again), Vec::<String>::new());
+}
+
+#[test]
+fn refuses_while_the_primary_answers_unless_forced() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    let j = promote(&s, &[]).fails(1, "UPSTREAM_ALIVE");
+    assert!(
+        j["error"]["message"].as_str().unwrap().contains("two primaries"),
+        "{j}"
+    );
+    assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "t", "nothing changed");
+    let forced = promote(&s, &["--force"]).ok();
+    assert_eq!(forced["changed"], true, "{forced}");
+    assert!(
+        forced["warnings"].to_string().contains("--force"),
+        "{forced}"
+    );
+    assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "f");
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    s.stop();
+    promote(&s, &[]).fails(1, "SERVER_NOT_RUNNING");
+    let tmp = harness::tempdir();
+    let r = promote_dir(tmp.path());
+    assert_ne!(r.code(), 0);
+    assert_eq!(r.json()["ok"], false);
+}
+
+fn promote_dir(dir: &std::path::Path) -> harness::Run {
+    pgrepctl(["promote", "--json", "-D", dir.to_str().unwrap()])
+}
