@@ -91,6 +91,21 @@ fn refuses_while_the_primary_answers_unless_forced() {
         "{forced}"
     );
     assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "f");
+    // Both take writes now: check names it.
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &p.conninfo(),
+        "--standby",
+        &s.conninfo(),
+    ]);
+    assert_eq!(r.code(), 2, "{}", r.stdout());
+    assert!(
+        harness::problem_codes(&r.json()).contains(&"SPLIT_BRAIN".to_string()),
+        "{}",
+        r.stdout()
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ macro_rules! findings {
 findings! {
     NOT_A_PRIMARY: "the node given as --primary is in recovery (a standby)",
     NOT_A_STANDBY: "a node given as --standby is not in recovery (a primary)",
+    SPLIT_BRAIN: "more than one node given is not in recovery: each takes writes the others never see",
     STANDBY_NOT_STREAMING: "a standby's WAL receiver is not streaming",
     STANDBY_NOT_MATCHED: "no wal sender of the primary or of a listed standby serves this standby",
     NO_STANDBY_CONNECTED: "the primary has no standby streaming from it",

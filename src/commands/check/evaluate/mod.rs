@@ -235,6 +235,33 @@ impl<'a> Chain<'a> {
     }
 }
 
+/// Two or more nodes out of recovery: whatever role they were given, each
+/// takes writes the others never see. Named as what it is, on every one.
+fn split_brain(r: &mut Report) {
+    let writable: Vec<String> = r
+        .nodes
+        .iter()
+        .filter(|n| n.in_recovery == Some(false))
+        .map(|n| n.name.clone())
+        .collect();
+    if writable.len() < 2 {
+        return;
+    }
+    r.problem(
+        Status::Critical,
+        &writable.join(", "),
+        SPLIT_BRAIN,
+        format!(
+            "split brain: {} are all primaries (not in recovery), each taking writes the others never see",
+            writable.join(" and ")
+        ),
+        Some("stop the one that must not take writes now; keep the other as the primary and make the stopped one a standby again (clone-standby --force from the primary you keep)".into()),
+    );
+    for n in r.nodes.iter_mut().filter(|n| n.in_recovery == Some(false)) {
+        n.status = n.status.worst(Status::Critical);
+    }
+}
+
 pub fn evaluate(facts: &[NodeFacts], o: &Options) -> Report {
     let t = &o.thresholds;
     let mut r = Report::new("check");
@@ -244,6 +271,7 @@ pub fn evaluate(facts: &[NodeFacts], o: &Options) -> Report {
         let node = nodes::node(&mut r, &chain, i);
         r.nodes.push(node);
     }
+    split_brain(&mut r);
     let (mut pairs, secs_of) = pairs::standby_pairs(&mut r, &chain);
     let senders = pairs::unclaimed_senders(&mut r, &chain, &secs_of, &mut pairs);
     if senders.hidden {

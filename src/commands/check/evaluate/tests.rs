@@ -151,6 +151,21 @@ fn lag_thresholds() {
 }
 
 #[test]
+fn two_primaries_are_a_split_brain() {
+    let mut promoted = primary(vec![], vec![]);
+    promoted.role = Role::Standby;
+    let r = check(&[primary(vec![], vec![]), promoted.clone()]);
+    let c = codes(&r);
+    assert!(c.contains(&(SPLIT_BRAIN, Status::Critical)), "{c:?}");
+    assert_eq!(r.status, Status::Critical);
+    let one = check(&[primary(vec![sender("s1", 0)], vec![]), standby("s1", Some("streaming"))]);
+    assert!(!codes(&one).iter().any(|(c, _)| *c == SPLIT_BRAIN));
+    // Two nodes given as standbys, both promoted: still two primaries.
+    let r = check(&[promoted.clone(), promoted]);
+    assert!(codes(&r).contains(&(SPLIT_BRAIN, Status::Critical)));
+}
+
+#[test]
 fn a_node_that_is_down_is_critical_one_that_refuses_us_unknown() {
     let mut wrong = primary(vec![], vec![]);
     wrong.role = Role::Standby;
