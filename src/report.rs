@@ -76,6 +76,16 @@ impl Outcome {
         self.changed
     }
 
+    /// A failure after this outcome was reported into: its warnings, and
+    /// whether something stayed changed.
+    pub fn failure(&self, error: crate::error::Error) -> crate::error::Failure {
+        crate::error::Failure {
+            error,
+            warnings: self.warnings.clone(),
+            changed: self.changed,
+        }
+    }
+
     pub fn changes(&self) -> &[Change] {
         &self.changes
     }

@@ -23,7 +23,10 @@ fn kill_hard(c: &Cluster) {
     .unwrap();
     let t = Instant::now();
     while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
-        assert!(t.elapsed() < Duration::from_secs(10), "the postmaster survived SIGKILL");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the postmaster survived SIGKILL"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -31,7 +34,10 @@ fn kill_hard(c: &Cluster) {
 fn replayed(s: &Cluster, q: &str, want: &str) {
     let t = Instant::now();
     while s.try_sql(q).as_deref() != Ok(want) {
-        assert!(t.elapsed() < Duration::from_secs(30), "{q} never returned {want}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{q} never returned {want}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -55,19 +61,33 @@ fn promotes_a_standby_whose_primary_was_killed() {
 
     let dry = promote(&s, &["--dry-run"]).ok();
     assert_eq!(dry["changed"], true, "{dry}");
-    assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "t", "a dry run changes nothing");
+    assert_eq!(
+        s.sql("SELECT pg_is_in_recovery()"),
+        "t",
+        "a dry run changes nothing"
+    );
     assert_eq!(dry["upstream"]["state"], "down", "{dry}");
 
     let j = promote(&s, &[]).ok();
-    assert_eq!(summaries(&dry), summaries(&j), "dry run {dry}\nreal run {j}");
+    assert_eq!(
+        summaries(&dry),
+        summaries(&j),
+        "dry run {dry}\nreal run {j}"
+    );
     assert_eq!(j["changed"], true, "{j}");
     assert_eq!(j["timeline"], 2, "{j}");
-    assert!(j["switch_lsn"].as_str().is_some_and(|l| l.contains('/')), "{j}");
+    assert!(
+        j["switch_lsn"].as_str().is_some_and(|l| l.contains('/')),
+        "{j}"
+    );
     assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "f");
     s.sql("INSERT INTO t VALUES (2)");
     assert_eq!(s.sql("SELECT count(*) FROM t"), "2");
     // pg_control has the new timeline already (the CHECKPOINT).
-    assert_eq!(s.sql("SELECT timeline_id FROM pg_control_checkpoint()"), "2");
+    assert_eq!(
+        s.sql("SELECT timeline_id FROM pg_control_checkpoint()"),
+        "2"
+    );
 
     let again = promote(&s, &[]).ok();
     assert_eq!(again["changed"], false, "{again}");
@@ -80,7 +100,10 @@ fn refuses_while_the_primary_answers_unless_forced() {
     let s = Cluster::standby_of(&p, "s1");
     let j = promote(&s, &[]).fails(1, "UPSTREAM_ALIVE");
     assert!(
-        j["error"]["message"].as_str().unwrap().contains("two primaries"),
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("two primaries"),
         "{j}"
     );
     assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "t", "nothing changed");

@@ -100,10 +100,6 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     }
     match apply::apply(settings, facts, steps, printer, &mut outcome).await {
         Ok(()) => Ok(outcome),
-        Err(error) => Err(Failure {
-            error,
-            warnings: outcome.warnings.clone(),
-            changed: outcome.changed(),
-        }),
+        Err(error) => Err(outcome.failure(error)),
     }
 }

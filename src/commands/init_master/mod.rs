@@ -112,11 +112,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     remove_stale_temps(&facts, printer);
     apply::apply(settings, facts, plan, printer, &mut outcome)
         .await
-        .map_err(|error| Failure {
-            error,
-            warnings: outcome.warnings.clone(),
-            changed: outcome.changed(),
-        })?;
+        .map_err(|error| outcome.failure(error))?;
     Ok(outcome)
 }
 

@@ -49,10 +49,6 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     }
     apply::apply(args, facts, plan, printer, &mut outcome)
         .await
-        .map_err(|error| Failure {
-            error,
-            warnings: outcome.warnings.clone(),
-            changed: outcome.changed(),
-        })?;
+        .map_err(|error| outcome.failure(error))?;
     Ok(outcome)
 }

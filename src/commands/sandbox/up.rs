@@ -74,11 +74,7 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
     // A failure or Ctrl-C undoes the steps newest first: every server the
     // sandbox started is stopped and its directory removed.
     if let Err(error) = crate::plan::execute(&plan.steps, &mut cx, &mut outcome).await {
-        return Err(Failure {
-            error,
-            warnings: outcome.warnings.clone(),
-            changed: outcome.changed(),
-        });
+        return Err(outcome.failure(error));
     }
     let (state, verified) = (&cx.env.state, cx.env.verified.clone().unwrap_or_default());
     describe(state, &dir, &mut outcome, Some(&verified));

@@ -158,7 +158,10 @@ fn two_primaries_are_a_split_brain() {
     let c = codes(&r);
     assert!(c.contains(&(SPLIT_BRAIN, Status::Critical)), "{c:?}");
     assert_eq!(r.status, Status::Critical);
-    let one = check(&[primary(vec![sender("s1", 0)], vec![]), standby("s1", Some("streaming"))]);
+    let one = check(&[
+        primary(vec![sender("s1", 0)], vec![]),
+        standby("s1", Some("streaming")),
+    ]);
     assert!(!codes(&one).iter().any(|(c, _)| *c == SPLIT_BRAIN));
     // Two nodes given as standbys, both promoted: still two primaries.
     let r = check(&[promoted.clone(), promoted]);
