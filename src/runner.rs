@@ -105,9 +105,13 @@ impl LongChild {
                         }
                         Next::Line(l)
                     }
-                    Some(Event::Done(Ok(true))) | None => {
+                    Some(Event::Done(Ok(true))) => {
                         self.group.disarm();
                         Next::Done
+                    }
+                    None => {
+                        self.kill();
+                        Next::Failed(format!("{}: its output reader stopped without an exit status", self.name))
                     }
                     Some(Event::Done(res)) => {
                         self.kill();

@@ -38,9 +38,12 @@ impl Interrupt {
         }
     }
 
-    /// Whether a signal has arrived, without waiting.
-    pub fn arrived(&mut self) -> bool {
+    /// Whether a signal has arrived, without waiting. The yield lets the
+    /// current-thread runtime run its signal driver first: a signal that
+    /// came during a synchronous step is seen here, not one step later.
+    pub async fn arrived(&mut self) -> bool {
         if !self.seen {
+            tokio::task::yield_now().await;
             self.seen = self.recv().now_or_never().is_some();
         }
         self.seen
@@ -70,11 +73,8 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
     let mut applied = 0;
     let mut result = Ok(());
     for step in steps {
-        if cx.interrupt.arrived() {
-            result = Err(interrupted("between two steps"));
-            break;
-        }
         let action = match step {
+            // What was done stands: a signal now is seen at the next step.
             Step::Commit => {
                 for u in undo.drain(..) {
                     u.commit(cx);
@@ -84,6 +84,10 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
             }
             Step::Do(a) => a,
         };
+        if cx.interrupt.arrived().await {
+            result = Err(interrupted("between two steps"));
+            break;
+        }
         announce(&cx.printer, &action.label());
         match action.apply(cx).await {
             Ok(done) => {

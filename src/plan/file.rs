@@ -87,8 +87,10 @@ impl EditFile {
             .hint("rerun pgrepctl"));
         }
         let mut applied = Applied::changed();
+        let mut made_backup = None;
         if let Some(old) = self.old.as_ref().filter(|_| self.backup && !self.secret) {
             if let Some(b) = fsutil::backup_once(&self.path, old.as_bytes())? {
+                made_backup = Some(b.clone());
                 cx.printer
                     .debug(format!("backup of the original: {}", b.display()));
                 applied = applied.undo(SyncUndo(move |_: &mut Cx<E>| {
@@ -99,9 +101,16 @@ impl EditFile {
                 cx.warnings.push(w);
             }
         }
-        match &self.old {
-            Some(_) if !self.secret => fsutil::atomic_write(&self.path, self.new.as_bytes())?,
-            _ => fsutil::create_owned(&self.path, self.new.as_bytes(), 0o600, self.owner)?,
+        let written = match &self.old {
+            Some(_) if !self.secret => fsutil::atomic_write(&self.path, self.new.as_bytes()),
+            _ => fsutil::create_owned(&self.path, self.new.as_bytes(), 0o600, self.owner),
+        };
+        if let Err(e) = written {
+            // Not changed after all: the backup made for it goes too.
+            if let Some(b) = made_backup {
+                let _ = std::fs::remove_file(b);
+            }
+            return Err(e);
         }
         cx.printer
             .info(format!("wrote {}", self.shown_path.display()));

@@ -255,8 +255,7 @@ impl Action<Env> for EnsureSlot {
         let r = ensure_slot(&cx.env.settings, &cx.env.facts, &cx.printer).map(|created| {
             if created {
                 Applied::changed().undo(SyncUndo(|cx: &mut Cx<Env>| {
-                    drop_slot(&cx.env.settings, &cx.env.facts, &cx.printer);
-                    Ok(())
+                    drop_slot(&cx.env.settings, &cx.env.facts)
                 }))
             } else {
                 Applied::unchanged()
@@ -291,15 +290,25 @@ fn ensure_slot(settings: &Settings, facts: &Facts, printer: &Printer) -> Result<
     }
 }
 
-fn drop_slot(settings: &Settings, facts: &Facts, printer: &Printer) {
-    if let Some(slot) = &settings.slot {
-        if let Err(e) = facts.repl.drop_slot_blocking(slot) {
-            printer.warn(format!(
-                "could not drop the slot {slot} this run created: {}",
-                facts.repl.error(&e).message
-            ));
-        }
-    }
+/// Drop the slot this run created; a failure is the undo's failure (the
+/// slot would hold WAL on the primary for nobody), and names the slot.
+fn drop_slot(settings: &Settings, facts: &Facts) -> Result<()> {
+    let Some(slot) = &settings.slot else {
+        return Ok(());
+    };
+    facts.repl.drop_slot_blocking(slot).map_err(|e| {
+        let e = facts.repl.error(&e);
+        Error::new(
+            Code::SlotConflict,
+            format!(
+                "the slot {slot} this run created is still on the primary: {}",
+                e.message
+            ),
+        )
+        .hint(format!(
+            "drop it there: SELECT pg_drop_replication_slot('{slot}')"
+        ))
+    })
 }
 
 /// pg_basebackup into a temporary directory beside the target; its sync

@@ -61,21 +61,10 @@ pub async fn apply(
     Ok(())
 }
 
-/// `pg_reload_conf()`, then a wait until the server shows the new values.
-pub struct Reload;
-
-impl Action<Env> for Reload {
-    fn describe(&self) -> Option<Change> {
-        Action::<Env>::describe(&engine::sql::Reload)
-    }
-
-    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
-        Box::pin(async move {
-            let done = Action::<Env>::apply(&engine::sql::Reload, cx).await?;
-            verify_reloaded(cx).await?;
-            Ok(done)
-        })
-    }
+/// After the reload: a wait until the server shows the new values (its
+/// own step, so the reload's undo stands when this check fails).
+pub fn reloaded(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
+    Box::pin(verify_reloaded(cx))
 }
 
 /// A restart with pg_ctl (or pg_ctlcluster), then a fresh session and a

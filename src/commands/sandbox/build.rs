@@ -106,7 +106,12 @@ impl Action<Env> for InitPrimary {
         let r = node::make_owned_dir(&base, env.owner)
             .and_then(|()| node::make_owned_dir(&p.socket_dir, env.owner))
             .and_then(|()| node::initdb(&env.bin, &p.data, &p.socket_dir, p.port, env.owner))
-            .and_then(|()| node::start(&env.bin, &p.data))
+            .and_then(|()| {
+                node::start(&env.bin, &p.data).inspect_err(|_| {
+                    // A start that timed out may still have come up.
+                    let _ = node::stop(&env.state.bin(), &p.data);
+                })
+            })
             .map(|()| Applied::changed().undo(stop_on_undo(p)));
         Box::pin(async move { r })
     }
@@ -177,9 +182,15 @@ impl Action<Env> for Clone {
             let (_, _, _, base) = node::node_paths(&env.dir, &standby.name);
             node::make_owned_dir(&base, env.owner)?;
             let args = clone_args(primary, standby, &env.pwfile, &env.bin.path);
-            let cloned = clone_standby::run(args, &env.quiet)
-                .await
-                .map_err(|f| f.error)?;
+            let cloned = match clone_standby::run(args, &env.quiet).await {
+                Ok(c) => c,
+                Err(f) => {
+                    // A clone that failed after its start leaves the
+                    // standby running: stop it before the directory goes.
+                    let _ = node::stop(&env.state.bin(), &standby.data);
+                    return Err(f.error);
+                }
+            };
             cx.warnings.extend(cloned.warnings);
             Ok(Applied::changed().undo(stop_on_undo(standby)))
         })

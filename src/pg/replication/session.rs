@@ -114,7 +114,7 @@ impl ReplConnection {
     pub async fn drop_slot(&mut self, name: &str) -> Result<(), ReplError> {
         slot_name(name)?;
         self.conn
-            .simple_query(&format!("DROP_REPLICATION_SLOT {name}"))
+            .simple_query(&format!("DROP_REPLICATION_SLOT {name} WAIT"))
             .await
             .map(|_| ())
     }

@@ -13,7 +13,7 @@ mod tests;
 pub use config::{base_unit, is_apply_notice, live_satisfies};
 
 use super::Settings;
-use super::apply::{Env, Reload, Restart};
+use super::apply::{Env, Restart, reloaded};
 use super::inspect::Facts;
 use crate::error::{Code, Error, Result};
 use crate::plan::file::EditFile;
@@ -126,7 +126,11 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
     }
 
     if changed_config {
-        plan.push(Reload);
+        plan.push(crate::plan::sql::Reload);
+        plan.push(WaitFor::new(
+            "the server shows the reloaded values",
+            reloaded,
+        ));
     }
     let restart = match settings.restart {
         super::RestartPolicy::Never => false,
