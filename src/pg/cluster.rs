@@ -161,6 +161,16 @@ impl LocalCluster {
         }
     }
 
+    /// What a DBA types to start this server the way pgrepctl does (with
+    /// pgrepctl's log, which `ctl_command`'s short form leaves out).
+    pub fn start_line(&self) -> String {
+        let shown = self.ctl_command(Ctl::Start, Duration::from_secs(60)).1;
+        match &self.debian {
+            Some(_) => shown,
+            None => format!("{shown} -l {}", self.log_file().display()),
+        }
+    }
+
     /// The command for `action`, bounded by `timeout`, and how a DBA would
     /// type it (for messages and reports).
     pub fn ctl_command(&self, action: Ctl, timeout: Duration) -> (duct::Expression, String) {

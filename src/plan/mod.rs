@@ -195,7 +195,7 @@ impl<E> Plan<E> {
 
     /// The changes, in order: what `--dry-run` reports.
     pub fn changes(&self) -> Vec<Change> {
-        self.actions().filter_map(|a| a.describe()).collect()
+        changes(&self.steps)
     }
 
     /// `--dry-run`: the plan's changes and warnings into the outcome.
@@ -206,6 +206,17 @@ impl<E> Plan<E> {
         o.warnings.extend(self.warnings.iter().cloned());
         o.restart_required = self.restart_required;
     }
+}
+
+/// What `steps` change, in order: each step's [`Action::describe`].
+pub fn changes<E>(steps: &[Step<E>]) -> Vec<Change> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Do(a) => a.describe(),
+            Step::Commit => None,
+        })
+        .collect()
 }
 
 /// A change with no path or diff: SQL or a service action.

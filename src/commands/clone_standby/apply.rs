@@ -137,16 +137,7 @@ fn epilogue(env: &Env, outcome: &Outcome) -> Option<String> {
     let (settings, facts) = (&env.settings, &env.facts);
     let pid = crate::pg::pidfile::running(&settings.pgdata);
     if settings.no_start && pid.is_none() {
-        let command = if facts.debian.is_some() {
-            start::shown(settings, facts, false)
-        } else {
-            format!(
-                "{}pg_ctl -D {} -l {} start",
-                facts.run_as.shell_prefix(),
-                settings.pgdata.display(),
-                settings.pgdata.join(start::SERVER_LOG).display()
-            )
-        };
+        let command = start::cluster(settings, facts).start_line();
         return Some(format!(
             "The standby is ready but not started (--no-start). Start it with:\n  {command}\n"
         ));

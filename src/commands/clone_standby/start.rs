@@ -13,8 +13,6 @@ use crate::plan::{Interrupt, interrupted};
 use crate::report::Printer;
 use std::time::{Duration, Instant};
 
-pub use crate::pg::cluster::SERVER_LOG;
-
 /// The standby being made, as a [`LocalCluster`]: Debian's when preflight
 /// found a Debian cluster whose data directory is the target.
 pub fn cluster(settings: &Settings, facts: &Facts) -> LocalCluster {

@@ -97,13 +97,7 @@ impl Plan {
 
     /// What `--dry-run` reports (the same list the real run reports).
     pub fn changes(&self) -> Vec<Change> {
-        self.steps
-            .iter()
-            .filter_map(|s| match s {
-                engine::Step::Do(a) => a.describe(),
-                engine::Step::Commit => None,
-            })
-            .collect()
+        engine::changes(&self.steps)
     }
 }
 
