@@ -118,7 +118,10 @@ pub async fn inspect(args: &Args, bindir: Option<&Path>, printer: &Printer) -> R
             args.upstream_timeout,
         )
         .await;
-        printer.info(format!("upstream {client_conninfo}: {state:?}"));
+        printer.info(format!(
+            "upstream {client_conninfo}: {}",
+            format!("{state:?}").to_lowercase()
+        ));
         facts.upstream = Some(Upstream {
             conninfo: client_conninfo,
             state,
