@@ -10,6 +10,7 @@ pub mod pidfile;
 pub mod replication;
 pub mod scram;
 pub mod sql;
+pub mod timeline;
 pub mod tls;
 pub mod transport;
 pub mod version;

@@ -33,15 +33,7 @@ impl TimelineHistory {
     /// Each earlier timeline and the LSN where it was left, oldest first
     /// (lines "TLI<tab>LSN<tab>reason"; comments and blank lines skipped).
     pub fn switch_points(&self) -> Vec<(u32, u64)> {
-        self.content
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split_whitespace();
-                let tli = f.next()?.parse().ok()?;
-                let lsn = parse_lsn(f.next()?)?;
-                Some((tli, lsn))
-            })
-            .collect()
+        crate::pg::timeline::parse_switch_points(&self.content)
     }
 }
 
