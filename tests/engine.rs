@@ -57,7 +57,7 @@ fn primary_state(c: &Cluster) -> (Snapshot, String) {
         &c.data.join("postgresql.auto.conf"),
     ]);
     let db = c.sql(
-        "SELECT (SELECT count(*) FROM pg_roles WHERE rolname = 'replicator') || '/' || \
+        "SELECT (SELECT count(*) FROM pg_roles WHERE rolname IN ('replicator', 'monitor')) || '/' || \
                 (SELECT count(*) FROM pg_replication_slots) || '/' || \
                 current_setting('max_wal_senders')",
     );
@@ -97,8 +97,33 @@ fn init_master_dry_run_lists_exactly_the_real_changes() {
 fn init_master_failure_at_any_step_undoes_the_steps_before() {
     let c = Cluster::builder().init();
     let pw = password_file(c.tmp.path(), "engine pw");
-    let args = init_master_args(&c, &pw, &[]);
-    let before = primary_state(&c);
+    fail_at_every_step(&c, init_master_args(&c, &pw, &[]), 5);
+}
+
+/// The monitor role's records are ALTER SYSTEM settings: undone, they
+/// leave postgresql.auto.conf as it was (no line), not set to ''.
+#[test]
+fn init_master_monitor_failure_at_any_step_leaves_auto_conf_as_it_was() {
+    let c = Cluster::builder().init();
+    let pw = password_file(c.tmp.path(), "engine pw");
+    let mon = password_file(c.tmp.path(), "monitor pw");
+    let args = init_master_args(
+        &c,
+        &pw,
+        &[
+            "--monitor-from",
+            "127.0.0.1/32",
+            "--monitor-password-file",
+            mon.to_str().unwrap(),
+        ],
+    );
+    fail_at_every_step(&c, args, 7);
+}
+
+/// Fail after step 1, 2, … until the run succeeds; each failure must
+/// leave files, role, slots and settings exactly as before.
+fn fail_at_every_step(c: &Cluster, args: Vec<String>, at_least: usize) {
+    let before = primary_state(c);
     let mut n = 1;
     loop {
         let r = pgrepctl_env(&args, &[("PGREPCTL_FAIL_AFTER_STEP", &n.to_string())]);
@@ -109,13 +134,12 @@ fn init_master_failure_at_any_step_undoes_the_steps_before() {
         let msg = j["error"]["message"].as_str().unwrap();
         assert!(msg.contains(&format!("after step {n}")), "{j}");
         assert_eq!(j["changed"], false, "{j}");
-        assert_eq!(primary_state(&c), before, "failure after step {n}: {j}");
+        assert_eq!(primary_state(c), before, "failure after step {n}: {j}");
         n += 1;
         assert!(n < 30, "the injected failure never stopped");
     }
-    // Edits, their check, role, reload (with its check), slot.
-    assert!(n > 5, "only {} steps", n - 1);
-    assert_ne!(primary_state(&c), before);
+    assert!(n > at_least, "only {} steps", n - 1);
+    assert_ne!(primary_state(c), before);
 }
 
 /// Clones `p` into `s` with a failure injected after step `n`.

@@ -111,6 +111,24 @@ impl<E: 'static> Action<E> for AlterSystem {
                     .await
                     .map_err(|e| query_error(&t, &e))?;
             }
+            // The undo puts postgresql.auto.conf back as it was: the
+            // value it held, or no line at all (RESET) — not the live
+            // value, which may come from postgresql.conf.
+            let before: Option<String> = s
+                .client
+                .query_opt(
+                    "SELECT setting FROM pg_file_settings \
+                     WHERE name = $1 AND sourcefile LIKE '%/postgresql.auto.conf' \
+                     ORDER BY seqno DESC LIMIT 1",
+                    &[&self.name],
+                )
+                .await
+                .map_err(|e| query_error(&t, &e))?
+                .map(|r| r.get(0));
+            let undo = match before {
+                Some(v) => format!("ALTER SYSTEM SET {} = {}", self.name, sql::literal(&v)),
+                None => format!("ALTER SYSTEM RESET {}", self.name),
+            };
             let stmt = format!(
                 "ALTER SYSTEM SET {} = {}",
                 self.name,
@@ -122,11 +140,7 @@ impl<E: 'static> Action<E> for AlterSystem {
                 err.code = Code::ConfigRejected;
                 err
             })?;
-            Ok(Applied::changed().undo(UndoSql(Secret::new(format!(
-                "ALTER SYSTEM SET {} = {}",
-                self.name,
-                sql::literal(&self.old)
-            )))))
+            Ok(Applied::changed().undo(UndoSql(Secret::new(undo))))
         })
     }
 }
