@@ -100,6 +100,22 @@ fn init_master_failure_at_any_step_undoes_the_steps_before() {
     fail_at_every_step(&c, init_master_args(&c, &pw, &[]), 5);
 }
 
+/// With a restart in the plan: a failure after it restarts the server on
+/// the old settings (the live max_wal_senders is part of the state), and a
+/// failure before it changes nothing.
+#[test]
+fn init_master_failure_around_a_restart_leaves_the_old_settings_live() {
+    let c = Cluster::builder().init();
+    let pw = password_file(c.tmp.path(), "engine pw");
+    let args = init_master_args(
+        &c,
+        &pw,
+        &["--max-wal-senders", "17", "--restart", "if-needed"],
+    );
+    fail_at_every_step(&c, args, 7);
+    assert_eq!(c.sql("SHOW max_wal_senders"), "17");
+}
+
 /// The monitor role's records are ALTER SYSTEM settings: undone, they
 /// leave postgresql.auto.conf as it was (no line), not set to ''.
 #[test]
@@ -134,6 +150,8 @@ fn fail_at_every_step(c: &Cluster, args: Vec<String>, at_least: usize) {
         let msg = j["error"]["message"].as_str().unwrap();
         assert!(msg.contains(&format!("after step {n}")), "{j}");
         assert_eq!(j["changed"], false, "{j}");
+        // A restart's server log stays: it records what the server did.
+        let _ = std::fs::remove_file(c.data.join("pgrepctl-server.log"));
         assert_eq!(primary_state(c), before, "failure after step {n}: {j}");
         n += 1;
         assert!(n < 30, "the injected failure never stopped");

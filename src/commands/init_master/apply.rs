@@ -10,7 +10,7 @@ use crate::error::{Code, Error, Result};
 use crate::pg::cluster::{Ctl, LocalCluster};
 use crate::pg::debian::DebianCluster;
 use crate::pg::{self, Session, query_error};
-use crate::plan::{self as engine, Action, Applied, Cx, change};
+use crate::plan::{self as engine, Action, Applied, Cx, Undo, change};
 use crate::report::{Change, Kind, Outcome, Printer};
 use crate::tools::{self, RunAs};
 use futures_util::future::LocalBoxFuture;
@@ -24,6 +24,9 @@ pub struct Env {
     /// A restart-only setting the running server did not have at the start.
     pub restart_required: bool,
     bindir: Option<tools::BinDir>,
+    /// Set as the restart begins: from then on an undo must leave the
+    /// server running on its old settings.
+    restart_attempted: bool,
 }
 
 pub async fn apply(
@@ -54,6 +57,7 @@ pub async fn apply(
         targets,
         restart_required,
         bindir,
+        restart_attempted: false,
     };
     let mut cx = Cx::new(env, *printer, Some(session))?;
     engine::execute(&engine.steps, &mut cx, outcome).await?;
@@ -78,6 +82,7 @@ impl Action<Env> for Restart {
 
     fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
         Box::pin(async move {
+            cx.env.restart_attempted = true;
             restart(
                 &cx.env.settings,
                 &cx.env.facts,
@@ -88,6 +93,54 @@ impl Action<Env> for Restart {
             verify_restarted(cx).await?;
             cx.printer.info("restarted the server");
             Ok(Applied::changed())
+        })
+    }
+}
+
+/// Planned just before [`Restart`]: it changes nothing, but its undo
+/// (which runs once the files are back) restarts the server on its old
+/// settings when the restart was attempted — a restart that failed left
+/// it down, one that worked left it on the new settings, and either way
+/// "every change was undone" must be true of the running server too.
+pub struct RestartBackOnUndo;
+
+impl Action<Env> for RestartBackOnUndo {
+    fn describe(&self) -> Option<Change> {
+        None
+    }
+
+    fn label(&self) -> String {
+        "restart (a failure from here on restarts on the old settings)".into()
+    }
+
+    fn apply<'s>(&'s self, _cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        Box::pin(async move { Ok(Applied::unchanged().undo(RestartBack)) })
+    }
+}
+
+struct RestartBack;
+
+impl Undo<Env> for RestartBack {
+    /// After the files are back, and before the reload's undo, which
+    /// needs the session this opens.
+    fn last(&self) -> bool {
+        true
+    }
+
+    fn undo<'s>(self: Box<Self>, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<()>> {
+        Box::pin(async move {
+            if !cx.env.restart_attempted {
+                return Ok(());
+            }
+            cx.printer.info("restarting the server on its old settings");
+            restart(
+                &cx.env.settings,
+                &cx.env.facts,
+                &cx.printer,
+                cx.env.bindir.as_ref(),
+            )?;
+            cx.session = Some(reconnect(&cx.env.settings).await?);
+            Ok(())
         })
     }
 }
@@ -275,7 +328,7 @@ fn restart(
         .map(|_| ())
         .map_err(|mut e| {
             e.code = Code::RestartFailed;
-            e.hint = Some("the configuration files were changed; fix the cause shown above and start the server".into());
+            e.hint = Some("fix the cause shown above and rerun; the old configuration is put back and the server started on it (the message says whether that worked)".into());
             e
         })
 }

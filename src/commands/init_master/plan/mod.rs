@@ -13,7 +13,7 @@ mod tests;
 pub use config::{base_unit, is_apply_notice, live_satisfies};
 
 use super::Settings;
-use super::apply::{Env, Restart, reloaded};
+use super::apply::{Env, Restart, RestartBackOnUndo, reloaded};
 use super::inspect::Facts;
 use crate::error::{Code, Error, Result};
 use crate::plan::file::EditFile;
@@ -133,6 +133,7 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
     };
     plan.restart = restart;
     if restart {
+        plan.push(RestartBackOnUndo);
         plan.push(Restart);
     }
     // Slots last: PostgreSQL refuses one while the running server has
