@@ -160,6 +160,70 @@ fn fail_at_every_step(c: &Cluster, args: Vec<String>, at_least: usize) {
     assert_ne!(primary_state(c), before);
 }
 
+/// A running standby reconfigured (a new application name: an edit and a
+/// restart): a failure at any step leaves its files as they were and the
+/// server running on them — streaming under its old name, which only a
+/// restart back on the old files can show.
+#[test]
+fn clone_reconcile_failure_at_any_step_leaves_the_standby_running_as_before() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    clone(&p, &s, Some(&pw), &[]).ok();
+    let files = || {
+        harness::snapshot(&[
+            &s.data.join("postgresql.auto.conf"),
+            &s.data.join("recovery.conf"),
+            &s.data.join("postgresql.conf"),
+        ])
+    };
+    let before = files();
+    let name = || {
+        let t = std::time::Instant::now();
+        loop {
+            let n = p.sql("SELECT string_agg(application_name, ',') FROM pg_stat_replication WHERE state = 'streaming'");
+            if !n.is_empty() || t.elapsed() > std::time::Duration::from_secs(30) {
+                return n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    assert_eq!(name(), "s1");
+    let mut n = 1;
+    loop {
+        let r = clone_env(
+            &p,
+            &s,
+            Some(&pw),
+            &["--application-name", "renamed"],
+            &[("PGREPCTL_FAIL_AFTER_STEP", &n.to_string())],
+        );
+        let j = r.json();
+        if j["changed"] == true || r.code() == 0 {
+            // Past the commit point (or the end): the new name stands.
+            break;
+        }
+        let j = r.fails(1, "INTERNAL");
+        let show = |v: &Vec<(std::path::PathBuf, Option<Vec<u8>>)>| {
+            v.iter()
+                .map(|(p, b)| {
+                    format!(
+                        "{}: {}",
+                        p.display(),
+                        String::from_utf8_lossy(b.as_deref().unwrap_or(b"-"))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(show(&files()), show(&before), "failure after step {n}: {j}");
+        assert_eq!(name(), "s1", "failure after step {n}: {j}");
+        n += 1;
+        assert!(n < 20, "the injected failure never stopped");
+    }
+    assert!(n > 2, "edit, restart: only {} steps", n - 1);
+    assert_eq!(name(), "renamed");
+}
+
 /// Clones `p` into `s` with a failure injected after step `n`.
 fn clone_failing_after(
     p: &Cluster,

@@ -27,6 +27,9 @@ pub struct Env {
     pub facts: Facts,
     /// The copy's sync, running while its configuration is computed.
     sync: Option<std::thread::JoinHandle<Result<()>>>,
+    /// Set as a restart of the running standby begins: from then on an
+    /// undo must leave it running on its old configuration.
+    restart_attempted: bool,
 }
 
 /// The steps for the decision taken, from what is known before anything
@@ -74,6 +77,9 @@ pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<en
                 plan.push(edit_step(settings, facts, e));
             }
             if !settings.no_start && (!running || changed) {
+                if running {
+                    plan.push(RestartBackOnUndo);
+                }
                 plan.push(Start {
                     restart: running,
                     fresh: false,
@@ -104,6 +110,7 @@ pub async fn apply(
         settings,
         facts,
         sync: None,
+        restart_attempted: false,
     };
     let mut cx = Cx::new(env, *printer, None)?;
     engine::execute(&plan.steps, &mut cx, outcome).await?;
@@ -501,9 +508,16 @@ impl Action<Env> for Start {
     }
 
     fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        cx.env.restart_attempted |= self.restart;
         let (settings, facts) = (&cx.env.settings, &cx.env.facts);
+        let restart = self.restart;
         let r = start::start(settings, facts, self.restart)
             .map(|_| {
+                // A restarted standby is restarted back by
+                // RestartBackOnUndo; one this run started is stopped.
+                if restart {
+                    return Applied::changed();
+                }
                 Applied::changed().undo(SyncUndo(|cx: &mut Cx<Env>| {
                     start::stop(&cx.env.settings, &cx.env.facts)
                 }))
@@ -519,6 +533,45 @@ impl Action<Env> for Start {
                 });
                 e
             });
+        Box::pin(async move { r })
+    }
+}
+
+/// Planned before the restart of a running standby: it changes nothing,
+/// but its undo (once the files are back) restarts the standby on its old
+/// configuration if the restart was attempted — a failed restart left it
+/// down, a good one left it on the new files.
+struct RestartBackOnUndo;
+
+impl Action<Env> for RestartBackOnUndo {
+    fn describe(&self) -> Option<Change> {
+        None
+    }
+
+    fn label(&self) -> String {
+        "restart (a failure from here on restarts on the old configuration)".into()
+    }
+
+    fn apply<'s>(&'s self, _cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        Box::pin(async move { Ok(Applied::unchanged().undo(RestartBack)) })
+    }
+}
+
+struct RestartBack;
+
+impl engine::Undo<Env> for RestartBack {
+    fn last(&self) -> bool {
+        true
+    }
+
+    fn undo<'s>(self: Box<Self>, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<()>> {
+        let r = if cx.env.restart_attempted {
+            cx.printer
+                .info("restarting the standby on its old configuration");
+            start::start(&cx.env.settings, &cx.env.facts, true).map(|_| ())
+        } else {
+            Ok(())
+        };
         Box::pin(async move { r })
     }
 }
