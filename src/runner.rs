@@ -138,10 +138,13 @@ impl LongChild {
         &self.tail
     }
 
-    /// Stop the tool and its group now.
+    /// Stop the tool and its group now, and wait (a few seconds at most)
+    /// until every member is gone: a caller removes the files the tool was
+    /// writing next, and a member still dying could write one more.
     pub fn kill(&self) {
         self.group.kill();
         let _ = self.handle.kill();
+        self.group.wait_gone(Duration::from_secs(5));
     }
 }
 
@@ -199,6 +202,17 @@ impl ProcessGroup {
         }
     }
 
+    /// Poll until no live process of the group is left. Zombies do not
+    /// count: they write nothing, and whether anyone reaps an orphan
+    /// depends on the host's init.
+    fn wait_gone(&self, limit: Duration) {
+        let Some(g) = self.leader else { return };
+        let start = std::time::Instant::now();
+        while live_members(g.as_raw()) && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// After success every member has exited; forget the group so its id,
     /// free for reuse, is never signalled (by us or the guard).
     fn disarm(&mut self) {
@@ -210,5 +224,59 @@ impl ProcessGroup {
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Whether a process in group `pgid` is alive (not a zombie), from
+/// /proc/PID/stat: "pid (comm) state ppid pgrp …", comm may hold spaces.
+fn live_members(pgid: i32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .any(|stat| {
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            f.len() > 2 && f[0] != "Z" && f[0] != "X" && f[2].parse() == Ok(pgid)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn a_killed_group_is_seen_gone_once_its_members_die() {
+        // A leader with a forked child, in its own group.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sleep 30"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i32;
+        let start = std::time::Instant::now();
+        while !live_members(pgid) {
+            assert!(start.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let group = ProcessGroup {
+            leader: Some(nix::unistd::Pid::from_raw(pgid)),
+            guard: None,
+        };
+        group.kill();
+        // The leader stays a zombie until it is reaped: not "live".
+        group.wait_gone(Duration::from_secs(5));
+        assert!(!live_members(pgid), "members still alive after SIGKILL");
+        let _ = child.wait();
     }
 }
