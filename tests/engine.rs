@@ -289,13 +289,30 @@ fn clone_dry_run_lists_exactly_the_real_changes() {
 #[test]
 fn clone_failure_at_any_step_before_the_start_undoes_the_clone() {
     let (p, pw) = prepared_primary(Cluster::builder());
-    // A stopped cluster of another system at the target, replaced with
-    // --force: every failure must put it back as it was.
     let s = Cluster::clone_target(&p);
+    undo_every_step_of_a_forced_clone(&p, &s, &pw);
+}
+
+/// The same onto a mount point (which cannot be renamed): the replaced
+/// contents are kept inside it and come back, byte for byte.
+#[test]
+fn clone_onto_a_mount_point_failure_at_any_step_puts_the_old_contents_back() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    let Some(_m) = harness::Mount::new(&s.data, "size=512m,mode=0700") else {
+        return;
+    };
+    undo_every_step_of_a_forced_clone(&p, &s, &pw);
+}
+
+/// A stopped cluster of another system at the target, replaced with
+/// --force: every failure before the start must put it back as it was.
+fn undo_every_step_of_a_forced_clone(p: &Cluster, s: &Cluster, pw: &Path) {
     let other = Cluster::builder().stopped().init();
     harness::check(
         std::process::Command::new("cp")
             .arg("-a")
+            .arg("-T")
             .arg(&other.data)
             .arg(&s.data)
             .output()
@@ -307,7 +324,7 @@ fn clone_failure_at_any_step_before_the_start_undoes_the_clone() {
     let listing = harness::listing(&s.data);
     let mut n = 1;
     loop {
-        let r = clone_failing_after(&p, &s, &pw, n, &["--force"]);
+        let r = clone_failing_after(p, s, pw, n, &["--force"]);
         if r.code() == 0 {
             panic!("the failure after step {n} did not happen: {}", r.stdout());
         }
@@ -330,12 +347,8 @@ fn clone_failure_at_any_step_before_the_start_undoes_the_clone() {
             "step {n}"
         );
         assert_eq!(harness::listing(&s.data), listing, "step {n}: {j}");
-        assert_eq!(leftovers(&s), Vec::<String>::new(), "step {n}");
-        assert_eq!(
-            slots(&p),
-            "0",
-            "step {n}: the slot this run made is dropped"
-        );
+        assert_eq!(leftovers(s), Vec::<String>::new(), "step {n}");
+        assert_eq!(slots(p), "0", "step {n}: the slot this run made is dropped");
         assert!(
             !s.data.join("postmaster.pid").exists(),
             "step {n}: nothing runs"
@@ -346,5 +359,12 @@ fn clone_failure_at_any_step_before_the_start_undoes_the_clone() {
     // Slot, copy, configuration, swap, start: five steps undone in turn.
     assert_eq!(n, 6, "undone up to step {}", n - 1);
     assert!(!s.data.join("marker").exists());
-    assert_eq!(leftovers(&s), Vec::<String>::new());
+    assert_eq!(leftovers(s), Vec::<String>::new());
+    assert!(
+        !harness::listing(&s.data)
+            .iter()
+            .any(|n| n.contains("pgrepctl-old") || n.contains("pgrepctl-clone")),
+        "{:?}",
+        harness::listing(&s.data)
+    );
 }

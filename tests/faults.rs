@@ -320,11 +320,12 @@ fn clone_standby_killed_mid_copy_leaves_no_child_and_no_secret() {
     );
     assert!(!s.data.exists(), "the target must not appear");
 
-    // A rerun removes the partial copy (and an old target a killed
-    // `--force` run had moved aside) and makes a working standby.
+    // A rerun (of a `--force` run, the only kind that moves an old target
+    // aside) removes the partial copy, puts the old target a killed run
+    // had moved aside back in place, and replaces it as asked.
     let moved_aside = s.tmp.path().join(".standby.pgrepctl-old.2147483647");
     std::fs::create_dir(&moved_aside).unwrap();
-    std::fs::write(moved_aside.join("PG_VERSION"), "15\n").unwrap();
+    std::fs::copy(p.data.join("PG_VERSION"), moved_aside.join("PG_VERSION")).unwrap();
     assert!(
         harness::listing(s.tmp.path())
             .iter()
@@ -332,10 +333,15 @@ fn clone_standby_killed_mid_copy_leaves_no_child_and_no_secret() {
         "the killed run left its partial copy"
     );
     let r = harness::run::Run::from(
-        command(&clone_args(&[]))
+        command(&clone_args(&["--force", "-v"]))
             .env("PGREPCTL_REPLICATION_PASSWORD", &secret)
             .output()
             .unwrap(),
+    );
+    assert!(
+        r.stderr().contains("put ") && r.stderr().contains("back at"),
+        "{}",
+        r.stderr()
     );
     let j = r.ok();
     assert_eq!(j["streaming"]["status"], "streaming", "{j}");

@@ -450,7 +450,7 @@ impl Undo<Env> for PutBack {
         }
         if let Some(e) = last {
             cx.warnings.push(format!(
-                "could not remove the replaced directory kept aside at {}: {e}; remove it by hand (the next clone-standby run also removes it)",
+                "could not remove the replaced directory kept aside at {}: {e}; remove it by hand",
                 old.display()
             ));
         }

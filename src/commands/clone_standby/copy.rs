@@ -35,9 +35,9 @@ pub fn temp_dir(target: &TargetFacts) -> PathBuf {
         .with_file_name(format!(".{name}.pgrepctl-clone.{pid}"))
 }
 
-/// Remove temporary copies, and old targets moved aside for `--force`,
-/// left by a pgrepctl that was killed outright (SIGKILL, power loss):
-/// their process is gone.
+/// Remove temporary copies left by a pgrepctl that was killed outright
+/// (SIGKILL, power loss): their process is gone. Replaced directories
+/// kept aside are never removed here (see [`super::aside`]).
 pub fn remove_stale(target: &TargetFacts, printer: &Printer) {
     let name = target
         .path
@@ -48,13 +48,7 @@ pub fn remove_stale(target: &TargetFacts, printer: &Printer) {
         (target.path.clone(), vec![".pgrepctl-clone.".to_string()])
     } else {
         match target.path.parent() {
-            Some(p) => (
-                p.to_path_buf(),
-                vec![
-                    format!(".{name}.pgrepctl-clone."),
-                    format!(".{name}.pgrepctl-old."),
-                ],
-            ),
+            Some(p) => (p.to_path_buf(), vec![format!(".{name}.pgrepctl-clone.")]),
             None => return,
         }
     };
@@ -367,21 +361,11 @@ pub fn put_in_place(
     let io = |what: String| move |e| Error::io(what, e);
     if target.mount_point {
         if replace {
-            for e in std::fs::read_dir(path)
-                .map_err(io(format!("cannot list {}", path.display())))?
-                .flatten()
-            {
-                let p = e.path();
-                if p == tmp || e.file_name() == "lost+found" {
-                    continue;
-                }
-                let r = if p.is_dir() && !p.is_symlink() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-                r.map_err(io(format!("cannot remove {}", p.display())))?;
-            }
+            // Kept inside the mount point (same filesystem: renames).
+            let old = super::aside::name_for(path, true);
+            std::fs::create_dir(&old).map_err(io(format!("cannot create {}", old.display())))?;
+            kept = Some(old.clone());
+            move_entries(path, &old, &[tmp, &old])?;
         }
         for e in std::fs::read_dir(tmp)
             .map_err(io(format!("cannot list {}", tmp.display())))?
@@ -398,13 +382,7 @@ pub fn put_in_place(
                 .map_err(io(format!("cannot chown {}", path.display())))?;
         }
     } else if replace {
-        let old = tmp.with_file_name(format!(
-            ".{}.pgrepctl-old.{}",
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            std::process::id()
-        ));
+        let old = super::aside::name_for(path, false);
         std::fs::rename(path, &old).map_err(io(format!("cannot move {} aside", path.display())))?;
         if let Err(e) = std::fs::rename(tmp, path) {
             let _ = std::fs::rename(&old, path);
@@ -430,6 +408,26 @@ pub fn put_in_place(
     Ok(kept)
 }
 
+/// Move every entry of `from` (but lost+found and `skip`) into `to`.
+fn move_entries(from: &Path, to: &Path, skip: &[&Path]) -> Result<()> {
+    let io = |what: String| move |e| Error::io(what, e);
+    for e in std::fs::read_dir(from)
+        .map_err(io(format!("cannot list {}", from.display())))?
+        .flatten()
+    {
+        let p = e.path();
+        if e.file_name() == "lost+found" || skip.contains(&p.as_path()) {
+            continue;
+        }
+        std::fs::rename(&p, to.join(e.file_name())).map_err(io(format!(
+            "cannot move {} to {}",
+            p.display(),
+            to.display()
+        )))?;
+    }
+    Ok(())
+}
+
 /// The new standby did not start: remove the copy and put back what was
 /// there before — the replaced directory kept aside, the empty directory,
 /// or nothing.
@@ -441,16 +439,20 @@ pub fn undo_put_in_place(target: &TargetFacts, kept: Option<&Path>) -> Result<()
             .map_err(io(format!("cannot list {}", path.display())))?
             .flatten()
         {
-            if e.file_name() == "lost+found" {
+            let p = e.path();
+            if e.file_name() == "lost+found" || Some(p.as_path()) == kept {
                 continue;
             }
-            let p = e.path();
             let r = if p.is_dir() && !p.is_symlink() {
                 std::fs::remove_dir_all(&p)
             } else {
                 std::fs::remove_file(&p)
             };
             r.map_err(io(format!("cannot remove {}", p.display())))?;
+        }
+        if let Some(old) = kept {
+            move_entries(old, path, &[])?;
+            std::fs::remove_dir(old).map_err(io(format!("cannot remove {}", old.display())))?;
         }
         return Ok(());
     }

@@ -6,6 +6,7 @@
 //! copy is complete.
 
 mod apply;
+mod aside;
 mod configure;
 mod copy;
 mod plan;
@@ -78,8 +79,10 @@ pub struct Args {
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let settings = Settings::from_args(args)?;
+    let aside = aside::recover(&settings.pgdata, settings.dry_run, printer)?;
     let target = target::inspect(&settings.pgdata)?;
-    let facts = preflight::inspect(&settings, target, printer).await?;
+    let mut facts = preflight::inspect(&settings, target, printer).await?;
+    facts.warnings.splice(0..0, aside);
     let plan = plan::plan(&settings, &facts).map_err(|error| Failure {
         error,
         warnings: facts.warnings.clone(),
