@@ -503,3 +503,36 @@ fn role_used_for_other_purposes_is_refused() {
     .ok();
     assert_eq!(j["changed"], true, "{j}");
 }
+
+/// A restart needs the server's own major's pg_ctl: a --bindir of another
+/// major fails before anything changes, and --dry-run fails the same way
+/// (it used to succeed, as only the real run looked for pg_ctl).
+#[test]
+fn a_restart_with_another_majors_pg_ctl_fails_first_in_a_dry_run_too() {
+    let c = Cluster::new();
+    let g = guard(&c);
+    let pw = password_file(c.tmp.path(), "pw");
+    let major = harness::major(&c.bindir);
+    let empty = harness::fetch_bindir(if major == 14 { 13 } else { 14 });
+    let args = [
+        "--allow",
+        "127.0.0.1/32",
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--max-wal-senders",
+        "17",
+        "--restart",
+        "if-needed",
+        "--bindir",
+        empty.to_str().unwrap(),
+    ];
+    let real = run(&c, &args);
+    let mut dry_args = args.to_vec();
+    dry_args.push("--dry-run");
+    let dry = run(&c, &dry_args);
+    let (rj, dj) = (real.json(), dry.json());
+    assert_eq!(real.code(), dry.code(), "{rj}\n{dj}");
+    assert_ne!(real.code(), 0, "{rj}");
+    assert_eq!(rj["error"]["code"], dj["error"]["code"], "{rj}\n{dj}");
+    g.unchanged();
+}

@@ -29,23 +29,34 @@ pub struct Env {
     restart_attempted: bool,
 }
 
+/// The pg_ctl a planned restart needs (pg_ctlcluster needs none), found
+/// before anything changes — in a dry run too, so that it fails where the
+/// real run would.
+pub fn restart_bindir(
+    settings: &Settings,
+    facts: &Facts,
+    plan: &Plan,
+) -> Result<Option<tools::BinDir>> {
+    if !plan.restart || facts.debian_cluster.is_some() {
+        return Ok(None);
+    }
+    tools::find_with(
+        crate::pg::version::Version::of(facts.version_num).major(),
+        settings.bindir.as_deref(),
+        facts.server_bindir.as_deref(),
+    )
+    .map(Some)
+}
+
 pub async fn apply(
     settings: Settings,
     facts: Facts,
     plan: Plan,
+    bindir: Option<tools::BinDir>,
     printer: &Printer,
     outcome: &mut Outcome,
 ) -> Result<()> {
     outcome.detail("restart_command", &plan.restart_command);
-    let bindir = if plan.restart && facts.debian_cluster.is_none() {
-        Some(tools::find_with(
-            crate::pg::version::Version::of(facts.version_num).major(),
-            settings.bindir.as_deref(),
-            facts.server_bindir.as_deref(),
-        )?)
-    } else {
-        None
-    };
     let session = pg::connect(&settings.conn, None).await?;
     let targets = plan.targets.clone();
     let restart_required = plan.restart_required;

@@ -99,6 +99,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         warnings: vec![],
         changed: false,
     })?;
+    let bindir = apply::restart_bindir(&settings, &facts, &plan)?;
     let mut outcome = Outcome::new("init-master", settings.dry_run);
     if settings.dry_run {
         outcome.detail("restart_command", &plan.restart_command);
@@ -110,7 +111,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         return Ok(outcome);
     }
     remove_stale_temps(&facts, printer);
-    apply::apply(settings, facts, plan, printer, &mut outcome)
+    apply::apply(settings, facts, plan, bindir, printer, &mut outcome)
         .await
         .map_err(|error| outcome.failure(error))?;
     Ok(outcome)
