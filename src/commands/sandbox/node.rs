@@ -62,8 +62,8 @@ pub fn make_owned_dir(path: &Path, owner: RunAs) -> Result<()> {
     Ok(())
 }
 
-/// initdb, then port, socket directory and loopback-only listening set in
-/// postgresql.conf with pgrepctl's own editor.
+/// initdb, then port, socket directory, loopback-only listening and
+/// wal_log_hints set in postgresql.conf with pgrepctl's own editor.
 pub fn initdb(bin: &BinDir, data: &Path, socket_dir: &Path, port: u16, owner: RunAs) -> Result<()> {
     let args: Vec<std::ffi::OsString> = vec![
         "-D".into(),
@@ -88,6 +88,9 @@ pub fn initdb(bin: &BinDir, data: &Path, socket_dir: &Path, port: u16, owner: Ru
         &pgconf::quote_value(&socket_dir.display().to_string()),
     );
     file.append_managed("listen_addresses", "'127.0.0.1'");
+    // What pg_rewind needs (checksums are on by default only from 18), so
+    // that `sandbox failover` can rejoin a killed primary with a rewind.
+    file.append_managed("wal_log_hints", "on");
     crate::fsutil::atomic_write(&conf, file.render().as_bytes())
 }
 
