@@ -53,8 +53,9 @@ pub struct Data {
     pub configured_app_name: Option<String>,
     /// See [`health::Node::timeline`](crate::health::Node::timeline).
     pub timeline: Option<u32>,
-    /// The switch points of the history file of the timeline in
-    /// pg_control or of the current one (`(timeline, points)`), when the
+    /// `(timeline, switch points)` from the history file of the timeline
+    /// the facts query found (a primary's current one, a standby's from
+    /// pg_control, which its WAL receiver may have left behind), when the
     /// role may read it with `pg_read_file` (superuser, or EXECUTE granted
     /// on 11+); None when not readable. Timeline 1 has no file: empty.
     pub history: Option<(u32, Vec<(u32, u64)>)>,
@@ -228,7 +229,6 @@ fn facts_sql(role: Role) -> String {
         "SELECT json_build_object(
   'version_num', current_setting('server_version_num')::int,
   'timeline', tl.tli,
-  'history_tli', tl.tli,
   'history_readable', {READ_FILE},
   'data_directory', CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
       THEN current_setting('data_directory') END,
@@ -271,7 +271,6 @@ struct Raw {
     slots: Option<Vec<SlotFacts>>,
     receiver: Option<RawReceiver>,
     timeline: Option<u32>,
-    history_tli: Option<u32>,
     history_readable: bool,
     data_directory: Option<String>,
 }
@@ -305,7 +304,7 @@ async fn query(c: &Client, target: &str, role: Role) -> Result<Data> {
             "{target}: unexpected answer to the facts query: {e}"
         )
     })?;
-    let history = match raw.history_tli {
+    let history = match raw.timeline {
         Some(tli) if tli > 1 && raw.history_readable => read_history(c, tli).await,
         _ => None,
     };
@@ -396,7 +395,7 @@ fn data(raw: Raw, history_text: Option<String>) -> Data {
         slots,
         receiver,
         timeline,
-        history: history(raw.history_tli, history_text.as_deref()),
+        history: history(raw.timeline, history_text.as_deref()),
         data_directory: raw.data_directory,
         replay,
         configured_app_name,
