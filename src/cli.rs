@@ -67,8 +67,12 @@ pub enum Command {
     /// hot-standby setting (max_connections, max_worker_processes,
     /// max_wal_senders, max_prepared_transactions, max_locks_per_transaction)
     /// lower on a standby than on the primary is CRITICAL: rerun
-    /// clone-standby on the standby host to raise it. All nodes are queried
-    /// at once. A node given that refuses connections or does not answer
+    /// clone-standby on the standby host to raise it. Each node's timeline
+    /// is shown; two nodes not in recovery are a split brain (CRITICAL), and
+    /// a standby on an older timeline than the primary's that cannot follow
+    /// it is CRITICAL, fixed by pgrepctl rejoin (decided from both timeline
+    /// histories when the role may call pg_read_file, else from whether it
+    /// streams). All nodes are queried at once. A node given that refuses connections or does not answer
     /// within --timeout is CRITICAL; one that answers but will not tell
     /// (password, pg_hba.conf, privilege) is UNKNOWN. Either side alone may
     /// be checked.

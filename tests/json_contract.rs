@@ -144,6 +144,8 @@ struct Node {
     status: String,
     server_version_num: Option<u32>,
     in_recovery: Option<bool>,
+    #[serde(deserialize_with = "nullable")]
+    timeline: Option<u32>,
     wal_lsn: Option<String>,
     #[serde(deserialize_with = "nullable")]
     upstream: Option<String>,

@@ -16,6 +16,8 @@ findings! {
     NOT_A_PRIMARY: "the node given as --primary is in recovery (a standby)",
     NOT_A_STANDBY: "a node given as --standby is not in recovery (a primary)",
     SPLIT_BRAIN: "more than one node given is not in recovery: each takes writes the others never see",
+    TIMELINE_DIVERGED: "a standby on an older timeline than the primary's that cannot follow it (it went past the switch point, or it does not stream and check cannot see the histories): run pgrepctl rejoin",
+    TIMELINE_BEHIND: "a standby on an older timeline than the primary's that could follow it but does not stream: run pgrepctl follow",
     STANDBY_NOT_STREAMING: "a standby's WAL receiver is not streaming",
     STANDBY_NOT_MATCHED: "no wal sender of the primary or of a listed standby serves this standby",
     NO_STANDBY_CONNECTED: "the primary has no standby streaming from it",

@@ -131,6 +131,10 @@ pub struct Node {
     pub status: Status,
     pub server_version_num: Option<u32>,
     pub in_recovery: Option<bool>,
+    /// The timeline the node writes (a primary) or has reached (a
+    /// standby: the newest its WAL receiver or its pg_control shows);
+    /// null when it was not inspected.
+    pub timeline: Option<u32>,
     /// Primary only: `pg_current_wal_lsn()`.
     pub wal_lsn: Option<String>,
     /// Standby only: the node given whose wal sender it streams from

@@ -203,6 +203,7 @@ mod tests {
                     ..Default::default()
                 },
                 application_name: Some(name.into()),
+                received_tli: None,
             }),
             senders,
             ..Default::default()

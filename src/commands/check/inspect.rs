@@ -1,10 +1,11 @@
 //! Read-only facts from every node, queried concurrently: one task per
 //! node, each bounded by the timeout, so a node that does not answer costs
 //! the timeout once and marks only that node. Each node costs its start-up
-//! and one round trip: a single query over the simple protocol (no
-//! parse/describe) returns every fact as one JSON object, and works
-//! unchanged on 10 to 18 (columns that newer versions added are read by
-//! name from `to_jsonb(row)`, null where absent).
+//! and one round trip (two when it may read its timeline's history file):
+//! a single query over the simple protocol (no parse/describe) returns
+//! every fact as one JSON object, and works unchanged on 10 to 18 (columns
+//! that newer versions added are read by name from `to_jsonb(row)`, null
+//! where absent).
 
 use crate::error::{Error, Result};
 use crate::health::{Receiver, Replay, Role};
@@ -50,6 +51,16 @@ pub struct Data {
     /// 12+, no receiver running: `application_name` from the
     /// `primary_conninfo` setting, when the role may read it.
     pub configured_app_name: Option<String>,
+    /// See [`health::Node::timeline`](crate::health::Node::timeline).
+    pub timeline: Option<u32>,
+    /// `(timeline, switch points)` from the history file of the timeline
+    /// the facts query found (a primary's current one, a standby's from
+    /// pg_control, which its WAL receiver may have left behind), when the
+    /// role may read it with `pg_read_file` (superuser, or EXECUTE granted
+    /// on 11+); None when not readable. Timeline 1 has no file: empty.
+    pub history: Option<(u32, Vec<(u32, u64)>)>,
+    /// `data_directory`, when the role may read it (pg_read_all_settings).
+    pub data_directory: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -84,6 +95,8 @@ pub struct SlotFacts {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReceiverFacts {
     pub receiver: Receiver,
+    /// The timeline of the last WAL received (null: hidden).
+    pub received_tli: Option<u32>,
     /// `application_name` from the receiver's conninfo (null: not visible).
     pub application_name: Option<String>,
 }
@@ -165,6 +178,25 @@ pub fn timed_out(target: &str, timeout: Duration) -> Error {
 /// such): `CASE WHEN pg_is_in_recovery()` guards the functions that fail
 /// on the other side (volatile, so never evaluated early).
 fn facts_sql(role: Role) -> String {
+    // A primary's timeline is the one it inserts WAL on, in the name of
+    // its current WAL file (pg_control shows it only after the first
+    // checkpoint on it, which a promotion does not wait for). A standby's
+    // is the newest its pg_control shows (last restartpoint, minimum
+    // recovery point): its WAL receiver may be ahead (`received_tli`).
+    // Every function here is open to any role.
+    const TIMELINE: &str = "SELECT CASE WHEN pg_is_in_recovery()
+      THEN greatest((SELECT timeline_id FROM pg_control_checkpoint()),
+                    (SELECT min_recovery_end_timeline FROM pg_control_recovery()))
+      ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+      END AS tli";
+    // Whether pg_read_file may read a file under the data directory
+    // (then a second query reads the history file, see read_history):
+    // always for a superuser; on 11+ (where pg_read_server_files exists)
+    // for a role granted EXECUTE; never on 10, where the function itself
+    // refuses other roles (though EXECUTE is open to all).
+    const READ_FILE: &str = "(CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN true
+      WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pg_read_server_files') THEN false
+      ELSE has_function_privilege('pg_catalog.pg_read_file(text, bigint, bigint, boolean)', 'EXECUTE') END)";
     // current_setting() reads one setting; pg_settings builds every row.
     let settings = HOT_STANDBY_SETTINGS
         .iter()
@@ -188,7 +220,7 @@ fn facts_sql(role: Role) -> String {
   'receiver', (SELECT json_build_object(
       'status', w.status, 'sender_host', to_jsonb(w)->>'sender_host',
       'sender_port', (to_jsonb(w)->>'sender_port')::int, 'slot_name', w.slot_name,
-      'conninfo', w.conninfo,
+      'conninfo', w.conninfo, 'received_tli', w.received_tli,
       'last_msg_age', extract(epoch FROM now() - w.last_msg_receipt_time)::float8)
       FROM pg_stat_get_wal_receiver() w WHERE w.pid IS NOT NULL)"
         }
@@ -196,6 +228,10 @@ fn facts_sql(role: Role) -> String {
     format!(
         "SELECT json_build_object(
   'version_num', current_setting('server_version_num')::int,
+  'timeline', tl.tli,
+  'history_readable', {READ_FILE},
+  'data_directory', CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
+      THEN current_setting('data_directory') END,
   'in_recovery', pg_is_in_recovery(),
   'server_addr', host(inet_server_addr()),
   'cluster_name', current_setting('cluster_name'),
@@ -213,7 +249,7 @@ fn facts_sql(role: Role) -> String {
       'replay_lag', extract(epoch FROM w.replay_lag)::float8)
       ORDER BY a.application_name, w.pid)
       FROM pg_stat_get_wal_senders() w, LATERAL pg_stat_get_activity(w.pid) a),{side}
-)::text"
+)::text FROM ({TIMELINE}) tl"
     )
 }
 
@@ -234,6 +270,9 @@ struct Raw {
     senders: Option<Vec<Sender>>,
     slots: Option<Vec<SlotFacts>>,
     receiver: Option<RawReceiver>,
+    timeline: Option<u32>,
+    history_readable: bool,
+    data_directory: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -243,6 +282,7 @@ struct RawReceiver {
     sender_port: Option<i32>,
     slot_name: Option<String>,
     conninfo: Option<String>,
+    received_tli: Option<u32>,
     last_msg_age: Option<f64>,
 }
 
@@ -264,7 +304,24 @@ async fn query(c: &Client, target: &str, role: Role) -> Result<Data> {
             "{target}: unexpected answer to the facts query: {e}"
         )
     })?;
-    Ok(data(raw))
+    let history = match raw.timeline {
+        Some(tli) if tli > 1 && raw.history_readable => read_history(c, tli).await,
+        _ => None,
+    };
+    Ok(data(raw, history))
+}
+
+/// The history file of timeline `tli`, by a second query: only a role
+/// that may call `pg_read_file` may name it in a query at all (the right
+/// is checked before a CASE could skip it). None when it is missing or
+/// cannot be read: then the history is unknown, not an error.
+async fn read_history(c: &Client, tli: u32) -> Option<String> {
+    let q = format!("SELECT pg_read_file('pg_wal/{tli:08X}.history', 0, 1048576, true)");
+    let msgs = c.simple_query(&q).await.ok()?;
+    msgs.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    })
 }
 
 /// `a - b` in bytes, when both are known.
@@ -272,7 +329,7 @@ pub fn lsn_diff(a: Option<&str>, b: Option<&str>) -> Option<i64> {
     Some(parse_lsn(a?)? as i64 - parse_lsn(b?)? as i64)
 }
 
-fn data(raw: Raw) -> Data {
+fn data(raw: Raw, history_text: Option<String>) -> Data {
     // Where this node's senders measure from: the primary's current WAL
     // position, a standby's received (or replayed, if further) position.
     let own = if raw.in_recovery {
@@ -301,6 +358,7 @@ fn data(raw: Raw) -> Data {
     let app = |ci: &str| conninfo_value(ci, "application_name").unwrap_or_default();
     let receiver = raw.receiver.map(|r| ReceiverFacts {
         application_name: r.conninfo.as_deref().map(app),
+        received_tli: r.received_tli.filter(|t| *t > 0),
         receiver: Receiver {
             status: r.status,
             sender_host: r.sender_host,
@@ -315,6 +373,9 @@ fn data(raw: Raw) -> Data {
         }
         _ => None,
     };
+    let timeline = raw
+        .timeline
+        .max(receiver.as_ref().and_then(|r| r.received_tli));
     let replay = raw.in_recovery.then(|| Replay {
         pending_bytes: lsn_diff(raw.receive_lsn.as_deref(), raw.replay_lsn.as_deref())
             .map(|d| d.max(0)),
@@ -333,8 +394,22 @@ fn data(raw: Raw) -> Data {
         senders,
         slots,
         receiver,
+        timeline,
+        history: history(raw.timeline, history_text.as_deref()),
+        data_directory: raw.data_directory,
         replay,
         configured_app_name,
+    }
+}
+
+/// The switch points of timeline `tli`'s history file as read (`text`):
+/// timeline 1 has none; a later one whose file was not read (no right,
+/// or missing) is unknown.
+fn history(tli: Option<u32>, text: Option<&str>) -> Option<(u32, Vec<(u32, u64)>)> {
+    match (tli?, text) {
+        (1, _) => Some((1, vec![])),
+        (t, Some(text)) => Some((t, crate::pg::timeline::parse_switch_points(text))),
+        (_, None) => None,
     }
 }
 

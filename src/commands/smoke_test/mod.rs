@@ -131,6 +131,7 @@ fn node(name: String, role: Role, target: String, conn: &Connected) -> Node {
         status: Status::Ok,
         server_version_num: conn.as_ref().ok().map(|c| c.session.version_num),
         in_recovery: conn.as_ref().ok().map(|c| c.in_recovery),
+        timeline: None,
         wal_lsn: None,
         upstream: None,
         wal_receiver: None,

@@ -47,7 +47,7 @@ fn prom_num(v: f64) -> String {
 }
 
 /// The families, in the order they are printed, each with its HELP text.
-const FAMILIES: [(&str, &str); 10] = [
+const FAMILIES: [(&str, &str); 11] = [
     (
         "pgrepctl_up",
         "Whether the node answered and could be inspected (1) or not (0).",
@@ -55,6 +55,10 @@ const FAMILIES: [(&str, &str); 10] = [
     (
         "pgrepctl_in_recovery",
         "Whether the node is in recovery (a standby).",
+    ),
+    (
+        "pgrepctl_timeline",
+        "The timeline the node writes (a primary) or has reached (a standby).",
     ),
     (
         "pgrepctl_replication_lag_bytes",
@@ -95,6 +99,7 @@ const FAMILIES: [(&str, &str); 10] = [
 enum F {
     Up,
     InRecovery,
+    Timeline,
     LagBytes,
     LagSeconds,
     Streaming,
@@ -122,6 +127,9 @@ pub fn prometheus(r: &Report) -> String {
         add(F::Up, &labels, flag(n.error.is_none()));
         if let Some(rec) = n.in_recovery {
             add(F::InRecovery, &labels, flag(rec));
+        }
+        if let Some(t) = n.timeline {
+            add(F::Timeline, &labels, t.to_string());
         }
     }
     for p in r.pairs.iter().flatten() {

@@ -11,6 +11,7 @@ fn sample() -> Report {
         status: Status::Ok,
         server_version_num: Some(150004),
         in_recovery: Some(false),
+        timeline: Some(1),
         wal_lsn: Some("0/3000000".into()),
         upstream: None,
         wal_receiver: None,
@@ -126,4 +127,32 @@ fn sizes_and_times() {
     assert_eq!(human_bytes(16 << 20), "16.0MB");
     assert_eq!(human_seconds(0.0042), "4ms");
     assert_eq!(human_seconds(400.0), "6.7min");
+}
+
+#[test]
+fn each_node_shows_its_timeline() {
+    let r = sample();
+    assert!(
+        prometheus(&r).contains(
+            "# TYPE pgrepctl_timeline gauge\npgrepctl_timeline{node=\"primary\",role=\"primary\"} 1\n"
+        ),
+        "{}",
+        prometheus(&r)
+    );
+    let t = text(&r);
+    assert!(
+        t.contains("NODE                 ROLE    TLI STATUS    DETAIL\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains("primary              primary   1 OK        PostgreSQL 15\n"),
+        "{t}"
+    );
+    let mut unknown = sample();
+    unknown.nodes[0].timeline = None;
+    assert!(
+        text(&unknown).contains("primary   - OK"),
+        "{}",
+        text(&unknown)
+    );
 }

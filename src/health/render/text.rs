@@ -47,17 +47,19 @@ fn status_line(r: &Report) -> String {
 }
 
 fn nodes(r: &Report) -> String {
+    // TLI: the timeline, as pg_controldata and pg_waldump abbreviate it.
     let mut out = format!(
-        "{:<20} {:<8} {:<9} {}\n",
-        "NODE", "ROLE", "STATUS", "DETAIL"
+        "{:<20} {:<7} {:>3} {:<9} {}\n",
+        "NODE", "ROLE", "TLI", "STATUS", "DETAIL"
     );
     for n in &r.nodes {
         out.push_str(&format!(
-            "{:<20} {:<8} {:<9} {}\n",
+            "{:<20} {:<7} {:>3} {:<9} {}\n",
             cut(&n.name, 20),
             role_word(n.role),
+            n.timeline.map_or("-".into(), |t| t.to_string()),
             n.status.as_str(),
-            cut(&node_detail(n), 40)
+            cut(&node_detail(n), 37)
         ));
     }
     out

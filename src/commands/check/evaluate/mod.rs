@@ -13,6 +13,7 @@ mod pairs;
 mod primary;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 pub use nodes::paused_advice;
 
@@ -236,26 +237,36 @@ impl<'a> Chain<'a> {
 }
 
 /// Two or more nodes out of recovery: whatever role they were given, each
-/// takes writes the others never see. Named as what it is, on every one.
+/// takes writes the others never see. Named as what it is, on every one,
+/// with each one's timeline: after a promotion the promoted node is on a
+/// newer timeline than the old primary that still runs.
 fn split_brain(r: &mut Report) {
-    let writable: Vec<String> = r
+    let writable: Vec<(String, Option<u32>)> = r
         .nodes
         .iter()
         .filter(|n| n.in_recovery == Some(false))
-        .map(|n| n.name.clone())
+        .map(|n| (n.name.clone(), n.timeline))
         .collect();
     if writable.len() < 2 {
         return;
     }
+    let names: Vec<String> = writable.iter().map(|(n, _)| n.clone()).collect();
+    let shown: Vec<String> = writable
+        .iter()
+        .map(|(n, t)| match t {
+            Some(t) => format!("{n} (timeline {t})"),
+            None => n.clone(),
+        })
+        .collect();
     r.problem(
         Status::Critical,
-        &writable.join(", "),
+        &names.join(", "),
         SPLIT_BRAIN,
         format!(
             "split brain: {} are all primaries (not in recovery), each taking writes the others never see",
-            writable.join(" and ")
+            shown.join(" and ")
         ),
-        Some("stop the one that must not take writes now; keep the other as the primary and make the stopped one a standby again (clone-standby --force from the primary you keep)".into()),
+        Some("stop the one that must not take writes now (after a promotion, the old primary: the one on the older timeline); keep the other as the primary and make the stopped one a standby again with pgrepctl rejoin -D … --primary … on its host (or clone-standby --force from the primary you keep)".into()),
     );
     for n in r.nodes.iter_mut().filter(|n| n.in_recovery == Some(false)) {
         n.status = n.status.worst(Status::Critical);
@@ -272,6 +283,7 @@ pub fn evaluate(facts: &[NodeFacts], o: &Options) -> Report {
         r.nodes.push(node);
     }
     split_brain(&mut r);
+    timeline::behind(&mut r, &chain);
     let (mut pairs, secs_of) = pairs::standby_pairs(&mut r, &chain);
     let senders = pairs::unclaimed_senders(&mut r, &chain, &secs_of, &mut pairs);
     if senders.hidden {

@@ -19,6 +19,7 @@ pub(super) fn node(r: &mut Report, chain: &Chain, i: usize) -> Node {
         status: Status::Ok,
         server_version_num: None,
         in_recovery: None,
+        timeline: None,
         wal_lsn: None,
         upstream: chain.upstream_name(i),
         wal_receiver: None,
@@ -33,6 +34,7 @@ pub(super) fn node(r: &mut Report, chain: &Chain, i: usize) -> Node {
         Ok(d) => {
             node.server_version_num = Some(d.version_num);
             node.in_recovery = Some(d.in_recovery);
+            node.timeline = d.timeline;
             node.wal_lsn = d.wal_lsn.clone();
             if !wrong_role(r, name, f.role, d.in_recovery) && f.role == Role::Standby {
                 let low = chain.primary.map(|(_, p)| settings_too_low(p, d));

@@ -61,6 +61,7 @@ fn standby(name: &str, status: Option<&str>) -> NodeFacts {
                     ..Default::default()
                 },
                 application_name: Some(name.into()),
+                received_tli: None,
             }),
             replay: Some(Replay {
                 pending_bytes: Some(0),
@@ -359,4 +360,141 @@ fn a_low_setting_is_fixed_by_clone_standby_never_by_resuming() {
     assert!(h.contains("insufficient parameter settings") && h.contains("clone-standby"));
     let (_, h) = paused_advice(130000, None);
     assert!(!h.contains("clone-standby"), "{h}");
+}
+
+/// A primary on timeline 2, forked from 1 at `fork`, whose history file
+/// was read when `visible`.
+fn promoted_primary(fork: u64, visible: bool) -> NodeFacts {
+    let mut p = primary(vec![], vec![]);
+    let d = data(&mut p);
+    d.timeline = Some(2);
+    d.history = visible.then(|| (2, vec![(1, fork)]));
+    p
+}
+
+/// A standby on timeline 1 (history known: it is the first) that
+/// received and replayed up to `lsn`.
+fn old_standby(name: &str, status: Option<&str>, lsn: u64) -> NodeFacts {
+    let mut s = standby(name, status);
+    let d = data(&mut s);
+    d.timeline = Some(1);
+    d.history = Some((1, vec![]));
+    d.data_directory = Some(format!("/srv/{name}"));
+    let rp = d.replay.as_mut().unwrap();
+    rp.receive_lsn = Some(format_lsn(lsn));
+    rp.replay_lsn = Some(format_lsn(lsn - 0x100));
+    s
+}
+
+fn finding<'a>(r: &'a Report, code: &str) -> Option<&'a crate::health::Problem> {
+    r.problems.iter().find(|p| p.code == code)
+}
+
+#[test]
+fn a_standby_past_the_switch_point_must_rejoin() {
+    let fork = ROOT - 0x1000;
+    // Received past the fork (replay not yet): it cannot follow.
+    let r = check(&[
+        promoted_primary(fork, true),
+        old_standby("s2", None, fork + 0x80),
+    ]);
+    let p = finding(&r, TIMELINE_DIVERGED).expect("TIMELINE_DIVERGED");
+    assert_eq!(p.status, Status::Critical);
+    assert!(
+        p.message
+            .starts_with("on timeline 1, the primary is on 2, and it cannot follow it"),
+        "{}",
+        p.message
+    );
+    let hint = p.hint.as_deref().unwrap();
+    assert!(
+        hint.contains("pgrepctl rejoin -D /srv/s2 --primary 'host=p port=5432'"),
+        "{hint}"
+    );
+    assert_eq!(r.nodes[1].status, Status::Critical);
+    // Streaming does not change it: whatever it streams from, it is not
+    // the primary's timeline.
+    let r = check(&[
+        promoted_primary(fork, true),
+        old_standby("s2", Some("streaming"), fork + 0x80),
+    ]);
+    assert_eq!(
+        finding(&r, TIMELINE_DIVERGED).map(|p| p.status),
+        Some(Status::Critical)
+    );
+}
+
+#[test]
+fn a_standby_before_the_switch_point_can_follow() {
+    let fork = ROOT - 0x1000;
+    let r = check(&[
+        promoted_primary(fork, true),
+        old_standby("s2", Some("stopping"), fork),
+    ]);
+    assert!(finding(&r, TIMELINE_DIVERGED).is_none(), "{:?}", r.problems);
+    let p = finding(&r, TIMELINE_BEHIND).expect("TIMELINE_BEHIND");
+    assert_eq!(p.status, Status::Warning);
+    assert!(
+        p.hint
+            .as_deref()
+            .unwrap()
+            .contains("pgrepctl follow -D /srv/s2 --primary 'host=p port=5432'"),
+        "{:?}",
+        p.hint
+    );
+    // Not streaming stays CRITICAL on its own.
+    assert_eq!(r.nodes[1].status, Status::Critical);
+    // Streaming, it is catching up: nothing about the timeline.
+    let r = check(&[
+        promoted_primary(fork, true),
+        old_standby("s2", Some("streaming"), fork),
+    ]);
+    let c = codes(&r);
+    assert!(
+        !c.iter()
+            .any(|(c, _)| *c == TIMELINE_BEHIND || *c == TIMELINE_DIVERGED),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn without_the_histories_a_standby_that_does_not_stream_must_rejoin() {
+    let fork = ROOT - 0x1000;
+    let r = check(&[promoted_primary(fork, false), old_standby("s2", None, fork)]);
+    let p = finding(&r, TIMELINE_DIVERGED).expect("TIMELINE_DIVERGED");
+    assert_eq!(p.status, Status::Critical);
+    assert_eq!(
+        p.message,
+        "on timeline 1, the primary is on 2, and it does not stream: run pgrepctl rejoin"
+    );
+    let r = check(&[
+        promoted_primary(fork, false),
+        old_standby("s2", Some("streaming"), fork),
+    ]);
+    assert!(finding(&r, TIMELINE_DIVERGED).is_none(), "{:?}", r.problems);
+    assert_eq!(r.nodes[1].timeline, Some(1));
+}
+
+#[test]
+fn split_brain_names_both_timelines_and_the_newest_leads() {
+    let mut old = primary(vec![], vec![]);
+    data(&mut old).timeline = Some(1);
+    let mut new = promoted_primary(ROOT - 0x1000, true);
+    new.role = Role::Standby;
+    new.host_port = "s1:5433".into();
+    let r = check(&[old, new, old_standby("s2", None, ROOT)]);
+    let p = finding(&r, SPLIT_BRAIN).expect("SPLIT_BRAIN");
+    assert!(
+        p.message.contains("(timeline 1) and ")
+            && p.message.contains("(timeline 2) are all primaries"),
+        "{}",
+        p.message
+    );
+    // s2 is measured against the promoted node, not the old primary.
+    let d = finding(&r, TIMELINE_DIVERGED).expect("TIMELINE_DIVERGED");
+    assert!(
+        d.hint.as_deref().unwrap().contains("'host=s1 port=5433'"),
+        "{:?}",
+        d.hint
+    );
 }
