@@ -81,7 +81,7 @@ pub fn wrong_role(r: &mut Report, name: &str, role: Role, in_recovery: bool) -> 
             name,
             NOT_A_STANDBY,
             "is not in recovery: it is a primary, not a standby",
-            Some("check the connection string; if it was promoted, rebuild it as a standby".into()),
+            Some("if it was promoted on purpose, it is the primary now: check it with --primary; otherwise (an old primary still up, or a standby promoted by mistake) stop it and run pgrepctl rejoin on its host".into()),
         ),
         _ => return false,
     }
