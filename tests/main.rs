@@ -19,6 +19,7 @@ mod init_master_roles;
 mod json_contract;
 mod local_cluster;
 mod promote;
+mod rejoin;
 mod replication_client;
 mod sandbox;
 mod smoke_test;
