@@ -10,7 +10,7 @@ use crate::harness::{self, Cluster, pgrepctl};
 use crate::promote::{kill_hard, replayed};
 use std::path::{Path, PathBuf};
 
-/// P (wal_log_hints as asked; checksums off), its own port and socket in
+/// P (wal_log_hints as asked; checksums off; WAL kept), its own port and socket in
 /// its postgresql.conf (pgrepctl starts it without the harness's -p/-k),
 /// with table t = {1}; S streaming from it.
 fn pair(hints: bool) -> (Cluster, Cluster) {
@@ -18,9 +18,17 @@ fn pair(hints: bool) -> (Cluster, Cluster) {
     if hints {
         b = b.conf("wal_log_hints = on");
     }
-    if harness::major(&harness::bindir()) >= 18 {
+    let major = harness::major(&harness::bindir());
+    if major >= 18 {
         b = b.initdb_arg("--no-data-checksums");
     }
+    // pg_rewind reads P's WAL back to the last common checkpoint: kept as
+    // init-master keeps it, or the restarts of the tests recycle it.
+    b = b.conf(if major >= 13 {
+        "wal_keep_size = '256MB'"
+    } else {
+        "wal_keep_segments = 16"
+    });
     let p = b.init();
     let conf = std::fs::read_to_string(p.conf_path()).unwrap();
     p.write_as_pg(

@@ -30,6 +30,8 @@ pub struct Env {
     pub primary_timeline: u32,
     pub wait: Duration,
     pub source: Option<Source>,
+    /// pg_rewind --dry-run ran in the preflight (a cleanly stopped node).
+    pub dry_run_done: bool,
     pub reclone: reclone::Child,
 }
 
@@ -189,6 +191,7 @@ pub async fn apply(
         primary_timeline: facts.primary.timeline,
         wait: args.wait,
         source: checks.source.clone(),
+        dry_run_done: checks.dry_run.is_some(),
     };
     let mut cx = Cx::new(env, *printer, None)?;
     let result = engine::execute(&plan.steps, &mut cx, outcome).await;

@@ -161,9 +161,44 @@ async fn run_rewind(cx: &mut Cx<Env>) -> Result<Applied<Env>> {
         .source
         .clone()
         .ok_or_else(|| Error::new(Code::Internal, "pg_rewind without a source"))?;
+    if !cx.env.dry_run_done {
+        // After crash recovery: what pg_rewind would do, before it does it.
+        let out = run_pg_rewind(cx, &cluster, &source, true)
+            .await
+            .map_err(|e| match e.code {
+                Code::RewindFailed => Error::new(Code::RewindFailed, format!("pg_rewind --dry-run: {}", e.message)).hint(
+                    "nothing was rewound (the node went through crash recovery only): fix what pg_rewind says, or rerun with --reclone-on-failure",
+                ),
+                _ => e,
+            })?;
+        cx.detail("rewind_dry_run", rewind::summary(&out));
+    }
     let kept = Kept::save(&cluster.data_dir)?;
-    let (expr, _secret, _shown) = rewind::command(&cluster, &source, false)?;
     cx.printer.info("rewinding with pg_rewind");
+    let ran = run_pg_rewind(cx, &cluster, &source, false).await;
+    let restored = kept.restore(&cluster.data_dir);
+    let out = ran?;
+    restored?;
+    if cx.env.version.rewind_copies_replslot() {
+        clean_replslot(&cluster.data_dir)?;
+    }
+    cx.detail("rewind", rewind::summary(&out));
+    if rewind::no_rewind_required(&out) {
+        cx.printer.info("pg_rewind: no rewind required");
+        return Ok(Applied::unchanged());
+    }
+    Ok(Applied::changed())
+}
+
+/// pg_rewind (or its dry run) through the runner: its output, or why it
+/// failed.
+async fn run_pg_rewind(
+    cx: &mut Cx<Env>,
+    cluster: &LocalCluster,
+    source: &Source,
+    dry_run: bool,
+) -> Result<String> {
+    let (expr, _secret, _shown) = rewind::command(cluster, source, dry_run)?;
     let mut child = LongChild::spawn("pg_rewind", expr)?;
     let mut out = String::new();
     let ended = loop {
@@ -176,30 +211,15 @@ async fn run_rewind(cx: &mut Cx<Env>) -> Result<Applied<Env>> {
             other => break other,
         }
     };
-    let restored = kept.restore(&cluster.data_dir);
     match ended {
-        Next::Done => {}
-        Next::Failed(message) => {
-            return Err(Error::new(Code::RewindFailed, message).hint(
-                "pg_rewind may have left pg_control damaged: do not start the node as it is; rerun with --reclone-on-failure, or re-clone it (pgrepctl clone-standby --force)",
-            ));
-        }
-        _ => {
-            return Err(interrupted(
-                "during pg_rewind; the data directory may be half rewound: rerun pgrepctl rejoin (with --reclone-on-failure if pg_rewind then refuses)",
-            ));
-        }
+        Next::Done => Ok(out),
+        Next::Failed(message) => Err(Error::new(Code::RewindFailed, message).hint(
+            "pg_rewind may have left pg_control damaged: do not start the node as it is; rerun with --reclone-on-failure, or re-clone it (pgrepctl clone-standby --force)",
+        )),
+        _ => Err(interrupted(
+            "during pg_rewind; the data directory may be half rewound: rerun pgrepctl rejoin (with --reclone-on-failure if pg_rewind then refuses)",
+        )),
     }
-    restored?;
-    if cx.env.version.rewind_copies_replslot() {
-        clean_replslot(&cluster.data_dir)?;
-    }
-    cx.detail("rewind", rewind::summary(&out));
-    if rewind::no_rewind_required(&out) {
-        cx.printer.info("pg_rewind: no rewind required");
-        return Ok(Applied::unchanged());
-    }
-    Ok(Applied::changed())
 }
 
 /// pg_rewind on 10 copies the new primary's slots into the node, where
