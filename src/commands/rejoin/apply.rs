@@ -50,13 +50,17 @@ pub fn plan(
         }
         Decision::Follow { .. } => standby_steps(&mut plan, settings, facts)?,
         Decision::Rewind { crash_recovery, .. } => {
+            // Neither crash recovery nor a rewind can be taken back: each
+            // is a commit point, and stays reported when a later step fails.
             if *crash_recovery {
                 plan.push(super::recovery::CrashRecovery::new(&facts.cluster));
+                plan.commit();
             }
             let source = checks.source.clone().ok_or_else(|| {
                 Error::new(Code::Internal, "a rewind was planned without its source")
             })?;
             plan.push(super::recovery::Rewind::new(&facts.cluster, &source));
+            plan.commit();
             standby_steps(&mut plan, settings, facts)?;
         }
     }

@@ -80,6 +80,14 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     facts.report_into(&mut outcome);
     decision.report_into(&mut outcome);
     checks.report_into(&mut outcome);
+    if decision == plan::Decision::Nothing {
+        outcome.epilogue = Some(format!(
+            "{} already streams from {} on timeline {}.\n",
+            facts.cluster.data_dir.display(),
+            settings.standby.primary_name(),
+            facts.primary.timeline
+        ));
+    }
     if args.dry_run.dry_run {
         steps.preflight()?;
         steps.preview_into(&mut outcome);
