@@ -119,6 +119,12 @@ pub enum Node {
     /// timeline: rejoined already.
     Following,
     Stopped(Box<Stopped>),
+    /// Stopped, but its pg_control cannot be read here (this major's
+    /// binaries lack pg_controldata): only a new copy is possible, and
+    /// only with --reclone-on-failure.
+    Unreadable {
+        why: String,
+    },
 }
 
 pub struct Stopped {
@@ -147,7 +153,7 @@ impl Facts {
     pub fn stopped(&self) -> Option<&Stopped> {
         match &self.node {
             Node::Stopped(s) => Some(s),
-            Node::Following => None,
+            Node::Following | Node::Unreadable { .. } => None,
         }
     }
 
@@ -161,9 +167,10 @@ impl Facts {
                 "lsn": format_lsn(self.primary.lsn),
             }),
         );
-        let Some(s) = self.stopped() else {
-            o.detail("following", true);
-            return;
+        let s = match &self.node {
+            Node::Stopped(s) => s,
+            Node::Following => return o.detail("following", true),
+            Node::Unreadable { why } => return o.detail("node", why),
         };
         o.detail(
             "node",
@@ -217,12 +224,23 @@ pub async fn inspect(args: &Args, settings: &mut Settings, printer: &Printer) ->
             node: Node::Following,
         });
     }
-    let stopped = stopped(&cluster, settings, &primary, &primary_history)?;
+    let node = match stopped(&cluster, settings, &primary, &primary_history) {
+        Ok(s) => Node::Stopped(Box::new(s)),
+        Err(e) if e.code == Code::ToolNotFound && args.reclone_on_failure => {
+            Node::Unreadable { why: e.message }
+        }
+        Err(e) if e.code == Code::ToolNotFound => {
+            return Err(e.hint(
+                "pass --bindir with this major's server programs, or --reclone-on-failure to copy the node anew (the old directory is kept aside)",
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     Ok(Facts {
         cluster,
         version,
         primary,
-        node: Node::Stopped(Box::new(stopped)),
+        node,
     })
 }
 

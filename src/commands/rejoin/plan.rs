@@ -33,8 +33,17 @@ impl Decision {
 }
 
 pub fn decide(args: &Args, facts: &Facts) -> Result<Decision> {
-    let Node::Stopped(s) = &facts.node else {
-        return Ok(Decision::Nothing);
+    let s = match &facts.node {
+        Node::Following => return Ok(Decision::Nothing),
+        // inspect lets this through only with --reclone-on-failure.
+        Node::Unreadable { why } => {
+            return Ok(Decision::Reclone {
+                why: format!(
+                    "{why}: it cannot be judged here, so it is copied anew (--reclone-on-failure)"
+                ),
+            });
+        }
+        Node::Stopped(s) => s,
     };
     let has_rewind = facts.cluster.bindir.tool("pg_rewind").is_file();
     decide_for(
