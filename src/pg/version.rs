@@ -141,12 +141,6 @@ impl Version {
     pub fn rewind_copies_replslot(self) -> bool {
         self.0 < 110000
     }
-
-    /// pg_rewind has `--config-file` for its own crash recovery and
-    /// restore_command (15+).
-    pub fn rewind_config_file(self) -> bool {
-        self.0 >= 150000
-    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ const SIGNALS: [&str; 3] = ["standby.signal", "recovery.signal", "recovery.conf"
 /// The node's own files that pg_rewind would replace with the source's
 /// (or remove): its configuration, its signal files, pgrepctl's password
 /// file and server log.
-const KEPT: [&str; 9] = [
+const KEPT: [&str; 8] = [
     "postgresql.conf",
     "pg_hba.conf",
     "pg_ident.conf",
@@ -33,8 +33,10 @@ const KEPT: [&str; 9] = [
     "standby.signal",
     "recovery.signal",
     crate::commands::clone_standby::PASSFILE_NAME,
-    SERVER_LOG,
 ];
+
+/// Kept by moving rather than copying: it may be large.
+const MOVED: &str = SERVER_LOG;
 
 pub struct CrashRecovery {
     shown: String,
@@ -241,7 +243,8 @@ struct KeptFile {
 }
 
 /// The node's own files while pg_rewind runs: in memory, and on disk in
-/// `PGDATA.rejoin-kept` (so a pgrepctl killed meanwhile loses nothing).
+/// `PGDATA.rejoin-kept` (so a pgrepctl killed meanwhile loses nothing;
+/// the next run refuses to go on until they are put back).
 struct Kept {
     aside: PathBuf,
     files: Vec<(&'static str, Option<KeptFile>)>,
@@ -249,7 +252,7 @@ struct Kept {
 
 impl Kept {
     fn save(dir: &Path) -> Result<Kept> {
-        let aside = PathBuf::from(format!("{}.rejoin-kept", dir.display()));
+        let aside = kept_dir(dir);
         if aside.exists() {
             return Err(Error::new(
                 Code::RewindFailed,
@@ -278,6 +281,11 @@ impl Kept {
             };
             files.push((name, kept));
         }
+        let log = dir.join(MOVED);
+        if log.exists() {
+            std::fs::rename(&log, aside.join(MOVED))
+                .map_err(|e| Error::io(format!("cannot move {} aside", log.display()), e))?;
+        }
         Ok(Kept { aside, files })
     }
 
@@ -292,7 +300,20 @@ impl Kept {
                 None => {}
             }
         }
+        let log = self.aside.join(MOVED);
+        if log.exists() {
+            std::fs::rename(&log, dir.join(MOVED))
+                .map_err(|e| Error::io(format!("cannot put {} back", log.display()), e))?;
+        } else if dir.join(MOVED).exists() {
+            // The source's log, copied by pg_rewind: not this node's.
+            let _ = std::fs::remove_file(dir.join(MOVED));
+        }
         std::fs::remove_dir_all(&self.aside)
             .map_err(|e| Error::io(format!("cannot remove {}", self.aside.display()), e))
     }
+}
+
+/// Where [`Kept`] keeps the node's files during a rewind.
+pub fn kept_dir(data_dir: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.rejoin-kept", data_dir.display()))
 }

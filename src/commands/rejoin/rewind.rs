@@ -73,6 +73,14 @@ pub async fn preflight(
             "copy it anew instead (pgrepctl clone-standby --force, which replaces the directory), and set wal_log_hints = on on every node so that a later rejoin can rewind",
         ));
     }
+    let kept = super::recovery::kept_dir(&facts.cluster.data_dir);
+    if kept.exists() {
+        return Err(Error::new(
+            Code::RewindFailed,
+            format!("{} exists: an earlier rejoin stopped during its rewind", kept.display()),
+        )
+        .hint("it holds the node's own configuration files: copy them back into the data directory, remove it, and rerun"));
+    }
     files_rewritable(&facts.cluster.data_dir)?;
     let source = source(args, settings);
     printer.info(format!(
