@@ -107,7 +107,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s V -l versi
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -s D -l pgdata -d 'Data directory of the stopped node to rejoin' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l primary -d 'The new primary, as libpq keywords or a URI, e.g. \'host=10.0.0.2 user=replicator\' [user default: replicator; port default: 5432]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l password-file -d 'File whose first line is the replication password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD, else none]' -r -F
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l slot -d 'Stream through this physical replication slot on the new primary (it must exist there)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l slot -d 'Stream through this physical replication slot on the new primary, creating it if missing' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l rewind -d 'Whether a node that went past the fork point may be rewound with pg_rewind (auto: rewind or re-clone, whichever moves less; never: refuse)' -r -f -a "auto\t'Rewind a diverged node, or re-clone it when its divergence is larger than its data directory'
 never\t'Refuse a node that needs a rewind'"
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l rewind-user -d 'Role pg_rewind connects as to the new primary: a superuser, or (11+) one granted EXECUTE on pg_ls_dir, pg_stat_file and pg_read_binary_file [default: the --primary user; its password from PGPASSFILE or ~/.pgpass]' -r

@@ -132,12 +132,13 @@ fn a_cleanly_stopped_primary_follows_without_a_rewind() {
     p.stop();
     promote(&s);
 
-    let dry = rejoin(&p, &s, &["--dry-run"]).ok();
+    let dry = rejoin(&p, &s, &["--dry-run", "--slot", "old_primary"]).ok();
     assert_eq!(dry["decision"]["action"], "follow", "{dry}");
     assert_eq!(dry["changed"], true, "{dry}");
     assert!(!p.running(), "a dry run starts nothing");
+    assert_eq!(s.sql("SELECT count(*) FROM pg_replication_slots"), "0");
 
-    let j = rejoin(&p, &s, &[]).ok();
+    let j = rejoin(&p, &s, &["--slot", "old_primary"]).ok();
     assert_eq!(
         summaries(&dry),
         summaries(&j),
@@ -145,8 +146,13 @@ fn a_cleanly_stopped_primary_follows_without_a_rewind() {
     );
     assert_eq!(j["changed"], true, "{j}");
     follows(&p, &s);
+    replayed(
+        &s,
+        "SELECT active FROM pg_replication_slots WHERE slot_name = 'old_primary'",
+        "t",
+    );
 
-    let again = rejoin(&p, &s, &[]).ok();
+    let again = rejoin(&p, &s, &["--slot", "old_primary"]).ok();
     assert_eq!(again["changed"], false, "{again}");
     assert_eq!(again["following"], true, "{again}");
 }

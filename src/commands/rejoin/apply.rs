@@ -13,6 +13,7 @@ use super::rewind::{Checks, Source};
 use crate::conf::standby;
 use crate::error::{Code, Error, Result};
 use crate::pg::cluster::{Ctl, LocalCluster};
+use crate::pg::replication::{ReplClient, sqlstate};
 use crate::pg::version::Version;
 use crate::plan::file::EditFile;
 use crate::plan::wait::WaitFor;
@@ -30,6 +31,9 @@ pub struct Env {
     pub primary_timeline: u32,
     pub wait: Duration,
     pub source: Option<Source>,
+    /// Replication connections to the new primary, with the standby's
+    /// credentials (the slot).
+    pub repl: ReplClient,
     /// pg_rewind --dry-run ran in the preflight (a cleanly stopped node).
     pub dry_run_done: bool,
     pub reclone: reclone::Child,
@@ -69,6 +73,11 @@ pub fn plan(
 
 /// The standby configuration, the start, the commit point, the wait.
 fn standby_steps(plan: &mut engine::Plan<Env>, settings: &Settings, facts: &Facts) -> Result<()> {
+    if let Some(slot) = &settings.standby.slot {
+        plan.push(EnsureSlot {
+            slot: slot.to_string(),
+        });
+    }
     for e in standby_edits(settings, facts)? {
         plan.push(e);
     }
@@ -195,6 +204,7 @@ pub async fn apply(
         primary_timeline: facts.primary.timeline,
         wait: args.wait,
         source: checks.source.clone(),
+        repl: settings.client(&facts.cluster)?,
         dry_run_done: checks.dry_run.is_some(),
     };
     let mut cx = Cx::new(env, *printer, None)?;
@@ -309,4 +319,56 @@ fn wait_streaming(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
             }
         }
     })
+}
+
+/// --slot on the new primary, created over the replication connection
+/// unless it exists (as clone-standby does); dropped again on an undo.
+struct EnsureSlot {
+    slot: String,
+}
+
+impl Action<Env> for EnsureSlot {
+    fn describe(&self) -> Option<Change> {
+        Some(change(
+            Kind::Sql,
+            format!(
+                "physical replication slot {} created on the new primary if missing",
+                self.slot
+            ),
+        ))
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        let slot = self.slot.clone();
+        cx.printer.sql(format!(
+            "CREATE_REPLICATION_SLOT {slot} PHYSICAL RESERVE_WAL"
+        ));
+        let r = match cx.env.repl.create_physical_slot_blocking(&slot) {
+            Ok(_) => Ok(Applied::changed().undo(SyncUndo(move |cx: &mut Cx<Env>| {
+                cx.env.repl.drop_slot_blocking(&slot).map_err(|e| {
+                    Error::new(
+                        Code::SlotConflict,
+                        format!(
+                            "the slot {slot} this run created is still on the new primary: {}",
+                            cx.env.repl.error(&e).message
+                        ),
+                    )
+                    .hint(format!(
+                        "drop it there: SELECT pg_drop_replication_slot('{slot}')"
+                    ))
+                })
+            }))),
+            Err(e) if e.sqlstate() == Some(sqlstate::DUPLICATE_OBJECT) => Ok(Applied::unchanged()),
+            Err(e) => {
+                let mut e = cx.env.repl.error(&e);
+                e.code = Code::SlotConflict;
+                e.hint = Some(format!(
+                    "create the slot on the new primary (SELECT pg_create_physical_replication_slot('{}')) and rerun",
+                    self.slot
+                ));
+                Err(e)
+            }
+        };
+        Box::pin(async move { r })
+    }
 }

@@ -37,7 +37,7 @@ pub struct Args {
     pub primary: String,
     #[command(flatten)]
     pub password: PasswordFlag,
-    /// Stream through this physical replication slot on the new primary (it must exist there)
+    /// Stream through this physical replication slot on the new primary, creating it if missing
     #[arg(long, value_name = "NAME")]
     pub slot: Option<String>,
     /// Whether a node that went past the fork point may be rewound with pg_rewind (auto: rewind or re-clone, whichever moves less; never: refuse)
