@@ -202,6 +202,47 @@ fn a_killed_primary_with_diverging_writes_is_rewound() {
     assert_eq!(rejoin(&p, &s, &[]).ok()["changed"], false);
 }
 
+fn pgbench(c: &Cluster) -> std::process::Command {
+    let mut cmd = harness::as_pg(c.bindir.join("pgbench"));
+    cmd.arg("-h")
+        .arg(&c.sock)
+        .args(["-p", &c.port.to_string(), "-U", "postgres", "-n"]);
+    cmd
+}
+
+/// The story: P killed under pgbench load (its last commits never
+/// reached S), S promoted and written to, P rejoined: whatever P had that
+/// S did not is rewound away, and both dump the same.
+#[test]
+fn a_primary_killed_under_load_is_rewound_to_the_new_primary() {
+    let (p, s) = pair(true);
+    if !has_rewind(&p) {
+        return;
+    }
+    let init = pgbench(&p)
+        .args(["-i", "-s", "1", "postgres"])
+        .output()
+        .unwrap();
+    harness::check(init, "pgbench -i");
+    replayed(&s, "SELECT count(*) FROM pgbench_accounts", "100000");
+    let mut load = pgbench(&p)
+        .args(["-c", "2", "-T", "60", "postgres"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    replayed(&s, "SELECT count(*) > 20 FROM pgbench_history", "t");
+    kill_hard(&p);
+    let _ = load.kill();
+    let _ = load.wait();
+    promote(&s);
+
+    let j = rejoin(&p, &s, &[]).ok();
+    assert_eq!(j["decision"]["action"], "rewind", "{j}");
+    assert_eq!(j["decision"]["crash_recovery"], true, "{j}");
+    follows(&p, &s);
+}
+
 #[test]
 fn rewind_preflight_refusals_change_nothing() {
     let (p, s) = pair(false);
