@@ -541,3 +541,23 @@ fn a_packaged_primary_is_recovered_with_its_etc_config_and_rewound() {
     s.sql("INSERT INTO t VALUES (3)");
     debian_replayed(&p, "SELECT count(*) FROM t", "3");
 }
+
+#[test]
+fn another_database_system_is_refused_with_the_clone_command() {
+    let p = Cluster::new();
+    if !p.bindir.join("pg_controldata").is_file() {
+        eprintln!("skipped: {} has no pg_controldata", p.bindir.display());
+        return;
+    }
+    let other = Cluster::builder().stopped().init();
+    let before = harness::listing(&other.data);
+    let j = rejoin(&other, &p, &[]).fails(1, "SYSTEM_MISMATCH");
+    assert!(
+        j["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("clone-standby --force"),
+        "{j}"
+    );
+    assert_eq!(harness::listing(&other.data), before, "nothing changed");
+}
