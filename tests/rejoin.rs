@@ -318,6 +318,12 @@ fn a_rewind_role_without_the_grants_is_refused_with_them() {
 /// A bindir of links to the real one, with a pg_rewind whose dry run is
 /// the real one's and whose real run fails.
 fn failing_rewind_bindir(real: &Path, at: &Path) -> PathBuf {
+    rewind_bindir(real, at, true)
+}
+
+/// A bindir of links to the real one, with a pg_rewind that fails (its dry
+/// run too unless `real_dry_run`).
+fn rewind_bindir(real: &Path, at: &Path, real_dry_run: bool) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let dir = at.join("bin");
     std::fs::create_dir(&dir).unwrap();
@@ -326,10 +332,15 @@ fn failing_rewind_bindir(real: &Path, at: &Path) -> PathBuf {
             std::os::unix::fs::symlink(e.path(), dir.join(e.file_name())).unwrap();
         }
     }
-    let script = format!(
-        "#!/bin/sh\ncase \"$*\" in *--dry-run*) exec {}/pg_rewind \"$@\";; esac\necho 'pg_rewind: error: injected failure' >&2\nexit 1\n",
-        real.display()
-    );
+    let dry = if real_dry_run {
+        format!(
+            "case \"$*\" in *--dry-run*) exec {}/pg_rewind \"$@\";; esac\n",
+            real.display()
+        )
+    } else {
+        String::new()
+    };
+    let script = format!("#!/bin/sh\n{dry}echo 'pg_rewind: error: injected failure' >&2\nexit 1\n");
     std::fs::write(dir.join("pg_rewind"), script).unwrap();
     std::fs::set_permissions(
         dir.join("pg_rewind"),
@@ -560,4 +571,42 @@ fn another_database_system_is_refused_with_the_clone_command() {
         "{j}"
     );
     assert_eq!(harness::listing(&other.data), before, "nothing changed");
+}
+
+#[test]
+fn a_dry_run_refused_by_pg_rewind_changes_nothing_or_is_recloned() {
+    let (p, s) = pair(true);
+    if !has_rewind(&p) {
+        return;
+    }
+    p.stop();
+    promote(&s);
+    let mut p = p;
+    p.start();
+    p.sql("INSERT INTO t VALUES (100)");
+    p.stop();
+    let tmp = harness::tempdir();
+    let bindir = rewind_bindir(&p.bindir, tmp.path(), false);
+    let b = bindir.to_str().unwrap();
+    let before = harness::listing(&p.data);
+    let control = std::fs::read(p.data.join("global/pg_control")).unwrap();
+    let j = rejoin(&p, &s, &["--bindir", b]).fails(1, "REWIND_FAILED");
+    assert!(
+        j["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
+        "{j}"
+    );
+    assert_eq!(j["changed"], false, "{j}");
+    assert_eq!(harness::listing(&p.data), before);
+    assert_eq!(
+        std::fs::read(p.data.join("global/pg_control")).unwrap(),
+        control
+    );
+
+    let j = rejoin(&p, &s, &["--bindir", b, "--reclone-on-failure"]).ok();
+    assert_eq!(j["decision"]["action"], "reclone", "{j}");
+    assert!(j["old_data_directory"].as_str().is_some(), "{j}");
+    follows(&p, &s);
 }

@@ -18,7 +18,7 @@ mod recovery;
 mod rewind;
 
 use crate::cli::flags::{BindirFlag, DryRunFlag, PasswordFlag, duration};
-use crate::error::Failure;
+use crate::error::{Code, Failure};
 use crate::report::{Outcome, Printer};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,8 +73,18 @@ pub enum RewindMode {
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let mut settings = inspect::Settings::from_args(&args)?;
     let facts = inspect::inspect(&args, &mut settings, printer).await?;
-    let decision = plan::decide(&args, &facts)?;
-    let checks = rewind::preflight(&args, &settings, &facts, &decision, printer).await?;
+    let mut decision = plan::decide(&args, &facts)?;
+    let checks = match rewind::preflight(&args, &settings, &facts, &decision, printer).await {
+        // pg_rewind itself refused the node (its dry run): with
+        // --reclone-on-failure that is the failure a copy answers.
+        Err(e) if e.code == Code::RewindFailed && args.reclone_on_failure => {
+            decision = plan::Decision::Reclone {
+                why: format!("{}; copied anew (--reclone-on-failure)", e.message),
+            };
+            rewind::Checks::default()
+        }
+        other => other?,
+    };
     let steps = apply::plan(&args, &settings, &facts, &decision, &checks)?;
     let mut outcome = Outcome::new("rejoin", args.dry_run.dry_run);
     facts.report_into(&mut outcome);

@@ -281,8 +281,8 @@ pub fn command(
 fn dry_run(cluster: &LocalCluster, source: &Source) -> Result<String> {
     let (expr, _secret, shown) = command(cluster, source, true)?;
     let out = crate::tools::run(expr.stderr_to_stdout(), &shown).map_err(|e| {
-        Error::new(Code::RewindNotPossible, e.message).hint(
-            "pg_rewind refuses this node as it is: fix what it says, or re-clone it (pgrepctl clone-standby --force)",
+        Error::new(Code::RewindFailed, e.message).hint(
+            "pg_rewind refuses this node as it is (nothing was changed): fix what it says, rerun with --reclone-on-failure, or re-clone it (pgrepctl clone-standby --force)",
         )
     })?;
     Ok(summary(&out))
