@@ -52,7 +52,7 @@ pub fn plan(
         Decision::Reclone { .. } => {
             reclone::steps(&mut plan, &reclone::Child::new(args, settings, facts));
         }
-        Decision::Follow { .. } => standby_steps(&mut plan, settings, facts)?,
+        Decision::Follow { .. } => standby_steps(&mut plan, settings, facts, false)?,
         Decision::Rewind { crash_recovery, .. } => {
             // Neither crash recovery nor a rewind can be taken back: each
             // is a commit point, and stays reported when a later step fails.
@@ -65,14 +65,22 @@ pub fn plan(
             })?;
             plan.push(super::recovery::Rewind::new(&facts.cluster, &source));
             plan.commit();
-            standby_steps(&mut plan, settings, facts)?;
+            standby_steps(&mut plan, settings, facts, true)?;
         }
     }
     Ok(plan)
 }
 
 /// The standby configuration, the start, the commit point, the wait.
-fn standby_steps(plan: &mut engine::Plan<Env>, settings: &Settings, facts: &Facts) -> Result<()> {
+/// After a rewind the configuration stays even if the start fails
+/// (`keep_config`): a rewound node without it would come up as a second
+/// primary when someone starts it by hand.
+fn standby_steps(
+    plan: &mut engine::Plan<Env>,
+    settings: &Settings,
+    facts: &Facts,
+    keep_config: bool,
+) -> Result<()> {
     if let Some(slot) = &settings.standby.slot {
         plan.push(EnsureSlot {
             slot: slot.to_string(),
@@ -80,6 +88,9 @@ fn standby_steps(plan: &mut engine::Plan<Env>, settings: &Settings, facts: &Fact
     }
     for e in standby_edits(settings, facts)? {
         plan.push(e);
+    }
+    if keep_config {
+        plan.commit();
     }
     plan.push(Start {
         shown: facts
