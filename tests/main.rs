@@ -20,6 +20,7 @@ mod json_contract;
 mod local_cluster;
 mod promote;
 mod rejoin;
+mod rejoin_debian;
 mod replication_client;
 mod sandbox;
 mod smoke_test;
