@@ -34,6 +34,9 @@ _pgrepctl() {
             pgrepctl,promote)
                 cmd="pgrepctl__subcmd__promote"
                 ;;
+            pgrepctl,rejoin)
+                cmd="pgrepctl__subcmd__rejoin"
+                ;;
             pgrepctl,sandbox)
                 cmd="pgrepctl__subcmd__sandbox"
                 ;;
@@ -57,6 +60,9 @@ _pgrepctl() {
                 ;;
             pgrepctl__subcmd__help,promote)
                 cmd="pgrepctl__subcmd__help__subcmd__promote"
+                ;;
+            pgrepctl__subcmd__help,rejoin)
+                cmd="pgrepctl__subcmd__help__subcmd__rejoin"
                 ;;
             pgrepctl__subcmd__help,sandbox)
                 cmd="pgrepctl__subcmd__help__subcmd__sandbox"
@@ -104,7 +110,7 @@ _pgrepctl() {
 
     case "${cmd}" in
         pgrepctl)
-            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby promote check smoke-test sandbox generate-docs help"
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby promote rejoin check smoke-test sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -240,7 +246,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help)
-            opts="init-master clone-standby promote check smoke-test sandbox generate-docs help"
+            opts="init-master clone-standby promote rejoin check smoke-test sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -324,6 +330,20 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help__subcmd__promote)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__rejoin)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -533,6 +553,60 @@ _pgrepctl() {
                     return 0
                     ;;
                 --upstream-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bindir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__rejoin)
+            opts="-D -v -q -h -V --pgdata --primary --password-file --slot --rewind --rewind-user --reclone-on-failure --wait --connect-timeout --bindir --dry-run --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pgdata)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -D)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --primary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rewind)
+                    COMPREPLY=($(compgen -W "auto never" -- "${cur}"))
+                    return 0
+                    ;;
+                --rewind-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,6 +33,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s V -l version -d 'Prin
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "clone-standby" -d 'Make this host a streaming hot standby of a primary (copy, configure, start, wait)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "promote" -d 'Promote this host\'s standby to primary (refused while its upstream answers)'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "rejoin" -d 'Turn a stopped old primary (or a diverged standby) into a standby of the new primary (follow, pg_rewind or re-clone)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
@@ -103,6 +104,24 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s q -l quiet
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -s D -l pgdata -d 'Data directory of the stopped node to rejoin' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l primary -d 'The new primary, as libpq keywords or a URI, e.g. \'host=10.0.0.2 user=replicator\' [user default: replicator; port default: 5432]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l password-file -d 'File whose first line is the replication password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD, else none]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l slot -d 'Stream through this physical replication slot on the new primary, creating it if missing' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l rewind -d 'Whether a node that went past the fork point may be rewound with pg_rewind (auto: rewind or re-clone, whichever moves less; never: refuse)' -r -f -a "auto\t'Rewind a diverged node, or re-clone it when its divergence is larger than its data directory'
+never\t'Refuse a node that needs a rewind'"
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l rewind-user -d 'Role pg_rewind connects as to the new primary: a superuser, or (11+) one granted EXECUTE on pg_ls_dir, pg_stat_file and pg_read_binary_file [default: the --primary user; its password from PGPASSFILE or ~/.pgpass]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l wait -d 'How long to wait for the started standby to stream from the new primary, e.g. 60s' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l connect-timeout -d 'How long to wait for the new primary to answer a connection, e.g. 10s' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l bindir -d 'Directory of the PostgreSQL programs (pg_ctl, postgres, pg_basebackup) [default: those of the server\'s major version: pg_config, /usr/lib/postgresql/MAJOR/bin, PATH]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l reclone-on-failure -d 'When pg_rewind fails (or this major has none), move the old directory aside to DIR.rejoin-TIMESTAMP and copy the node anew with clone-standby'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l dry-run -d 'Check everything and print the changes a real run would make, with diffs; change nothing'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l primary -d 'The primary: a conninfo string (\'host=10.0.0.1 user=monitor\'), a postgresql:// URI, or a host name' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l standby -d 'A standby, same forms as --primary (repeatable)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l warn-lag -d 'Lag that makes WARNING: a size (16MB) or a time (30s); give it twice for both [default: 16MB and 30s]' -r
@@ -181,14 +200,15 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s q -l
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "clone-standby" -d 'Make this host a streaming hot standby of a primary (copy, configure, start, wait)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "promote" -d 'Promote this host\'s standby to primary (refused while its upstream answers)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote rejoin check smoke-test sandbox generate-docs help" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote rejoin check smoke-test sandbox generate-docs help" -f -a "clone-standby" -d 'Make this host a streaming hot standby of a primary (copy, configure, start, wait)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote rejoin check smoke-test sandbox generate-docs help" -f -a "promote" -d 'Promote this host\'s standby to primary (refused while its upstream answers)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote rejoin check smoke-test sandbox generate-docs help" -f -a "rejoin" -d 'Turn a stopped old primary (or a diverged standby) into a standby of the new primary (follow, pg_rewind or re-clone)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote rejoin check smoke-test sandbox generate-docs help" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote rejoin check smoke-test sandbox generate-docs help" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote rejoin check smoke-test sandbox generate-docs help" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote rejoin check smoke-test sandbox generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote rejoin check smoke-test sandbox generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "status" -d 'Run check on the sandbox\'s nodes (check\'s output formats and exit codes)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'

@@ -54,6 +54,29 @@ pub enum Command {
     /// the new timeline. Reports the timeline and the LSN where it began.
     /// On a server that is already a primary it changes nothing.
     Promote(commands::promote::Args),
+    /// Turn a stopped old primary (or a diverged standby) into a standby of the new primary (follow, pg_rewind or re-clone)
+    ///
+    /// Run on the node's host with -D, the node stopped. Before anything
+    /// changes: the new primary is asked over a replication connection with
+    /// the standby's credentials (IDENTIFY_SYSTEM, TIMELINE_HISTORY) and
+    /// must be the same database system; the node's control data, timeline
+    /// history and WAL end decide, as pg_rewind does, whether it can follow
+    /// as it is (its WAL ends at or before the point where the new timeline
+    /// began) or went past it. A node that went past it, or did not shut
+    /// down cleanly, is rewound with pg_rewind after a preflight (data
+    /// checksums or wal_log_hints, full_page_writes on the source, the
+    /// rewind role's rights probed live, regular writable files, pg_rewind
+    /// --dry-run); a node that did not shut down cleanly gets crash recovery
+    /// in single-user mode first. With --rewind auto a node whose WAL since
+    /// the fork is larger than its data directory is copied anew instead.
+    /// The node's configuration files are kept and put back around the
+    /// rewind, the standby configuration is written by pgrepctl (never
+    /// pg_rewind -R), and the node is started and watched until it streams
+    /// from the new primary on its timeline. --reclone-on-failure moves the
+    /// old directory aside (never deletes it) and runs clone-standby when
+    /// pg_rewind fails or this major has none. A node already streaming
+    /// from the new primary changes nothing.
+    Rejoin(Box<commands::rejoin::Args>),
     /// Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)
     ///
     /// On the primary: each wal sender (state, LSNs, lag in bytes and time,
@@ -114,6 +137,7 @@ impl Command {
             Command::InitMaster(_) => "init-master",
             Command::CloneStandby(_) => "clone-standby",
             Command::Promote(_) => "promote",
+            Command::Rejoin(_) => "rejoin",
             Command::Check(_) => "check",
             Command::SmokeTest(_) => "smoke-test",
             Command::Sandbox(_) => "sandbox",

@@ -102,6 +102,9 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure
         Command::Promote(args) => {
             Output::Changes(crate::commands::promote::run(args, printer).await?)
         }
+        Command::Rejoin(args) => {
+            Output::Changes(crate::commands::rejoin::run(*args, printer).await?)
+        }
         Command::Check(args) => Output::Health(check::run(args, printer).await?),
         Command::SmokeTest(args) => Output::Health(smoke_test::run(args, printer).await?),
         Command::Sandbox(sandbox::Args {

@@ -20,6 +20,8 @@ mod init_master_roles;
 mod json_contract;
 mod local_cluster;
 mod promote;
+mod rejoin;
+mod rejoin_debian;
 mod replication_client;
 mod sandbox;
 mod smoke_test;

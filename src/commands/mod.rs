@@ -5,5 +5,6 @@ pub mod clone_standby;
 pub mod init_master;
 pub mod password;
 pub mod promote;
+pub mod rejoin;
 pub mod sandbox;
 pub mod smoke_test;

@@ -129,6 +129,18 @@ impl Version {
     pub fn shows_in_hot_standby(self) -> bool {
         self.0 >= 140000
     }
+
+    /// pg_rewind can use a role that is not a superuser, given EXECUTE on
+    /// pg_ls_dir, pg_stat_file and pg_read_binary_file (11+).
+    pub fn rewind_without_superuser(self) -> bool {
+        self.0 >= 110000
+    }
+
+    /// pg_rewind copies the source's `pg_replslot` into the target (10):
+    /// the rewound node then holds slots of the new primary that pin WAL.
+    pub fn rewind_copies_replslot(self) -> bool {
+        self.0 < 110000
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,199 @@
+//! The way back when a rewind cannot be had or is dearer than a copy: the
+//! old data directory is moved aside to `PGDATA.rejoin-TIMESTAMP` (never
+//! deleted: after a failed pg_rewind it is the only record of what the node
+//! held), and `pgrepctl clone-standby` runs as a child with the same
+//! credentials, so the copy gets every check and step a clone gets.
+
+use super::Args;
+use super::apply::Env;
+use super::inspect::{Facts, Settings};
+use crate::error::{Code, Error, Result};
+use crate::plan::{self as engine, Action, Applied, Cx, SyncUndo, change, interrupted};
+use crate::report::{Change, Kind};
+use crate::runner::{LongChild, Next};
+use crate::secret::Secret;
+use futures_util::future::LocalBoxFuture;
+use std::path::PathBuf;
+
+/// clone-standby's command line for this node, and where the old
+/// directory goes.
+#[derive(Clone)]
+pub struct Child {
+    pub pgdata: PathBuf,
+    pub aside: PathBuf,
+    args: Vec<String>,
+    password: Option<Secret>,
+}
+
+impl Child {
+    pub fn new(args: &Args, settings: &Settings, facts: &Facts) -> Child {
+        let pgdata = facts.cluster.data_dir.clone();
+        let mut a: Vec<String> = vec![
+            "clone-standby".into(),
+            "--json".into(),
+            "--primary".into(),
+            args.primary.clone(),
+            "-D".into(),
+            pgdata.display().to_string(),
+            "--wait".into(),
+            format!("{}s", args.wait.as_secs().max(1)),
+            "--connect-timeout".into(),
+            format!("{}s", args.connect_timeout.as_secs().max(1)),
+        ];
+        if let Some(s) = &args.slot {
+            a.extend(["--slot".into(), s.clone()]);
+        }
+        if let Some(b) = &args.bindir.bindir {
+            a.extend(["--bindir".into(), b.display().to_string()]);
+        }
+        Child {
+            aside: PathBuf::from(format!("{}.rejoin-{}", pgdata.display(), stamp())),
+            pgdata,
+            args: a,
+            password: settings.password.clone(),
+        }
+    }
+
+    /// How a DBA would type it.
+    pub fn shown(&self) -> String {
+        format!("pgrepctl {}", self.args.join(" "))
+    }
+}
+
+/// A UTC timestamp for the kept directory's name, e.g. 20261201T053000Z.
+fn stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub fn steps(plan: &mut engine::Plan<Env>, child: &Child) {
+    plan.push(MoveAside {
+        from: child.pgdata.clone(),
+        to: child.aside.clone(),
+    });
+    plan.push(Reclone {
+        child: child.clone(),
+    });
+    plan.commit();
+}
+
+struct MoveAside {
+    from: PathBuf,
+    to: PathBuf,
+}
+
+impl Action<Env> for MoveAside {
+    fn describe(&self) -> Option<Change> {
+        Some(Change {
+            kind: Kind::File,
+            path: Some(self.to.clone()),
+            summary: format!(
+                "the old data directory {} moved aside here (kept, never deleted)",
+                self.from.display()
+            ),
+            diff: None,
+        })
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        let r = std::fs::rename(&self.from, &self.to)
+            .map_err(|e| Error::io(format!("cannot move {} aside", self.from.display()), e));
+        cx.detail("old_data_directory", &self.to);
+        let (from, to) = (self.from.clone(), self.to.clone());
+        Box::pin(async move {
+            r?;
+            // Back into place only while nothing else is there.
+            Ok(Applied::changed().undo(SyncUndo(move |_: &mut Cx<Env>| {
+                if from.exists() {
+                    return Ok(());
+                }
+                std::fs::rename(&to, &from)
+                    .map_err(|e| Error::io(format!("cannot move {} back", to.display()), e))
+            })))
+        })
+    }
+}
+
+struct Reclone {
+    child: Child,
+}
+
+impl Action<Env> for Reclone {
+    fn describe(&self) -> Option<Change> {
+        Some(change(
+            Kind::Service,
+            format!("copied anew: {}", self.child.shown()),
+        ))
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        Box::pin(async move {
+            let answer = run_child(&self.child, cx).await?;
+            cx.detail("reclone", answer);
+            cx.warnings.push(format!(
+                "the old data directory is kept at {}: remove it once the new standby is verified",
+                self.child.aside.display()
+            ));
+            Ok(Applied::changed())
+        })
+    }
+}
+
+/// Run clone-standby and return its JSON answer; a failure carries its
+/// error.
+async fn run_child(child: &Child, cx: &mut Cx<Env>) -> Result<serde_json::Value> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::io("cannot find pgrepctl's own executable", e))?;
+    let mut expr = duct::cmd(exe, &child.args).env_remove("PGREPCTL_FAIL_AFTER_STEP");
+    if let Some(p) = &child.password {
+        expr = expr.env("PGREPCTL_REPLICATION_PASSWORD", p.expose());
+    }
+    cx.printer.info(format!("re-cloning: {}", child.shown()));
+    let mut proc = LongChild::spawn("pgrepctl clone-standby", expr)?;
+    let mut answer = None;
+    let ended = loop {
+        match proc.next(&mut cx.interrupt).await {
+            Next::Line(l) if l.trim_start().starts_with('{') => {
+                answer = serde_json::from_str::<serde_json::Value>(&l).ok();
+            }
+            Next::Line(l) => cx.printer.debug(format!("clone-standby: {l}")),
+            other => break other,
+        }
+    };
+    match (ended, answer) {
+        (Next::Done, Some(a)) => Ok(a),
+        (Next::Interrupted, _) => Err(interrupted(&format!(
+            "during the re-clone; the old data directory is at {}",
+            child.aside.display()
+        ))),
+        (_, a) => {
+            let why = a
+                .as_ref()
+                .and_then(|a| a["error"]["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "clone-standby failed without an answer".into());
+            Err(Error::new(Code::CopyFailed, format!("the re-clone failed: {why}")).hint(format!(
+                "the old data directory is at {} (moved back when nothing took its place); fix the cause and rerun",
+                child.aside.display()
+            )))
+        }
+    }
+}
