@@ -43,7 +43,7 @@ pub struct Args {
     /// Whether a node that went past the fork point may be rewound with pg_rewind (auto: rewind or re-clone, whichever moves less; never: refuse)
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub rewind: RewindMode,
-    /// Role pg_rewind connects as to the new primary: a superuser, or (11+) one granted EXECUTE on pg_ls_dir, pg_stat_file and pg_read_binary_file [default: the --primary user; its password from PGPASSFILE or ~/.pgpass]
+    /// Role pg_rewind connects as to the new primary: a superuser, or (11+) one granted EXECUTE on pg_ls_dir, pg_stat_file and pg_read_binary_file [default: the --primary user; its password from PGPASSFILE or ~/.pgpass, else the replication password]
     #[arg(long, value_name = "NAME")]
     pub rewind_user: Option<String>,
     /// When pg_rewind fails (or this major has none), move the old directory aside to DIR.rejoin-TIMESTAMP and copy the node anew with clone-standby

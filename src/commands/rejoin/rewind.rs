@@ -20,7 +20,8 @@ use std::time::Duration;
 
 /// How pg_rewind reaches the new primary (`--source-server`): a normal
 /// connection to `postgres` as the rewind role, its password from
-/// PGPASSWORD, PGPASSFILE or ~/.pgpass.
+/// PGPASSWORD, PGPASSFILE or ~/.pgpass (for the replication role itself,
+/// else the replication password).
 #[derive(Clone)]
 pub struct Source {
     /// libpq keywords, no password.
@@ -118,7 +119,14 @@ fn source(args: &Args, settings: &Settings) -> Source {
             cfg.get_password()
                 .map(|p| String::from_utf8_lossy(p).into_owned())
         })
-        .map(Secret::new);
+        .map(Secret::new)
+        // The replication role rewinding (granted the functions): the
+        // password the replication connections use is its password.
+        .or_else(|| {
+            (user == c.user)
+                .then(|| settings.password.clone())
+                .flatten()
+        });
     Source {
         conninfo,
         user,
