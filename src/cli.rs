@@ -54,6 +54,23 @@ pub enum Command {
     /// the new timeline. Reports the timeline and the LSN where it began.
     /// On a server that is already a primary it changes nothing.
     Promote(commands::promote::Args),
+    /// Repoint a standby at a new primary (reload on 13+; refused when it diverged)
+    ///
+    /// Run on the standby's host with -D, or from anywhere with --standby
+    /// (13+, a superuser connection). Before anything changes: the standby
+    /// is inspected (its timeline and where its WAL ends), and the new
+    /// primary is asked over a replication connection with the standby's
+    /// own credentials (IDENTIFY_SYSTEM, TIMELINE_HISTORY). A standby of
+    /// another cluster, or one that went past the point where the new
+    /// primary's timeline began (DIVERGED: pgrepctl rejoin is for that), is
+    /// refused. Then the new primary_conninfo (the standby's user,
+    /// passfile and application_name kept), primary_slot_name and
+    /// recovery_target_timeline = 'latest' are written (recovery.conf on
+    /// 10-11, postgresql.auto.conf or ALTER SYSTEM on 12+), the server
+    /// reloads (13+) or restarts, and follow waits until the WAL receiver
+    /// streams from the new primary on its timeline. A standby that already
+    /// does changes nothing.
+    Follow(Box<commands::follow::Args>),
     /// Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)
     ///
     /// On the primary: each wal sender (state, LSNs, lag in bytes and time,
@@ -110,6 +127,7 @@ impl Command {
             Command::InitMaster(_) => "init-master",
             Command::CloneStandby(_) => "clone-standby",
             Command::Promote(_) => "promote",
+            Command::Follow(_) => "follow",
             Command::Check(_) => "check",
             Command::SmokeTest(_) => "smoke-test",
             Command::Sandbox(_) => "sandbox",

@@ -73,6 +73,8 @@ codes! {
     NotAStandby,
     UpstreamAlive,
     PromoteFailed,
+    Diverged,
+    SystemIdMismatch,
     Interrupted,
     Io,
     Internal,

@@ -102,6 +102,9 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure
         Command::Promote(args) => {
             Output::Changes(crate::commands::promote::run(args, printer).await?)
         }
+        Command::Follow(args) => {
+            Output::Changes(crate::commands::follow::run(*args, printer).await?)
+        }
         Command::Check(args) => Output::Health(check::run(args, printer).await?),
         Command::SmokeTest(args) => Output::Health(smoke_test::run(args, printer).await?),
         Command::Sandbox(sandbox::Args {

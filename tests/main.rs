@@ -11,6 +11,7 @@ mod debian;
 mod engine;
 mod faults;
 mod fixture;
+mod follow;
 mod harness;
 mod init_master;
 mod init_master_bad_input;

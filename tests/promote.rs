@@ -13,7 +13,7 @@ fn promote(s: &Cluster, extra: &[&str]) -> harness::Run {
 }
 
 /// SIGKILL the postmaster, by the PID in its own postmaster.pid.
-fn kill_hard(c: &Cluster) {
+pub(crate) fn kill_hard(c: &Cluster) {
     let pid = std::fs::read_to_string(c.data.join("postmaster.pid")).unwrap();
     let pid: i32 = pid.lines().next().unwrap().trim().parse().unwrap();
     nix::sys::signal::kill(
@@ -31,7 +31,7 @@ fn kill_hard(c: &Cluster) {
     }
 }
 
-fn replayed(s: &Cluster, q: &str, want: &str) {
+pub(crate) fn replayed(s: &Cluster, q: &str, want: &str) {
     let t = Instant::now();
     while s.try_sql(q).as_deref() != Ok(want) {
         assert!(

@@ -19,7 +19,7 @@ use crate::error::Failure;
 use crate::report::{Outcome, Printer};
 use std::path::PathBuf;
 
-pub use settings::Settings;
+pub use settings::{PASSFILE_NAME, Settings};
 
 /// Make this host a streaming hot standby of a primary: preflight, copy with
 /// pg_basebackup, write the standby configuration for the server's version,
