@@ -305,3 +305,224 @@ fn alterations(current: &Current, want: &Wanted) -> Vec<Setting> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Mode;
+    use super::super::inspect::Place;
+    use super::*;
+    use crate::pg::cluster::LocalCluster;
+    use crate::pg::replication::{Identity, ReplClient};
+    use crate::tools::{BinDir, RunAs};
+    use std::time::Duration;
+
+    const FORK: u64 = 0x3000000;
+
+    fn settings() -> Settings {
+        Settings {
+            mode: Mode::Local("/d".into()),
+            primary: "host=new".into(),
+            target: Target::parse("host=new port=5433").unwrap(),
+            slot: None,
+            password: None,
+            wait: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            bindir: None,
+            dry_run: false,
+        }
+    }
+
+    fn local(num: u32, running: bool) -> Place {
+        let bindir = BinDir {
+            path: "/usr/bin".into(),
+            major: num / 10000,
+        };
+        Place::Local {
+            cluster: LocalCluster::with_debian(Path::new("/d"), bindir, RunAs::default(), None),
+            running,
+        }
+    }
+
+    fn node(place: Place, num: u32, wal_end: u64) -> Node {
+        Node {
+            place,
+            session: None,
+            version: Version::new(num).unwrap(),
+            system_id: "42".into(),
+            timeline: 1,
+            wal_end,
+            switch_points: vec![],
+            current: Current {
+                conninfo: "host=old port=5432 user=rep application_name=s2".into(),
+                slot: "old_slot".into(),
+                target_timeline: "latest".into(),
+                target_timeline_written: false,
+            },
+            files: Files {
+                auto_conf: Some("primary_conninfo = 'host=old'\nprimary_slot_name = 'old_slot'\n".into()),
+                recovery_conf: Some("standby_mode = 'on'\nprimary_conninfo = 'host=old'\nprimary_slot_name = 'old_slot'\n".into()),
+                standby_signal: true,
+                passfile: None,
+            },
+            receiver: None,
+            postmaster_start: Some("t0".into()),
+        }
+    }
+
+    fn primary() -> Primary {
+        Primary {
+            identity: Identity {
+                system_id: "42".into(),
+                timeline: 2,
+                lsn: 2 * FORK,
+            },
+            version: Version::new(150000).unwrap(),
+            standby: Some(false),
+            switch_points: vec![(1, FORK)],
+            slot_exists: None,
+            client: ReplClient::new(
+                RunAs::default(),
+                "host=new port=5433 user=rep".into(),
+                None,
+                None,
+                Duration::from_secs(1),
+            )
+            .unwrap(),
+        }
+    }
+
+    fn run(n: &Node, conninfo: &str, slot: &str) -> Result<Decided> {
+        let s = settings();
+        let want = Wanted {
+            conninfo,
+            slot,
+            target: &s.target,
+            passfile: None,
+        };
+        decide(&s, n, &primary(), &want)
+    }
+
+    const NEW: &str = "host=new port=5433 user=rep application_name=s2";
+
+    #[test]
+    fn reload_on_13_restart_before_and_recovery_conf_on_11() {
+        let d = run(&node(local(150000, true), 150000, FORK), NEW, "").unwrap();
+        assert_eq!(d.service, Service::Reload);
+        assert_eq!(
+            d.relation,
+            Relation::BeforeFork {
+                timeline: 1,
+                fork: FORK
+            }
+        );
+        let auto = &d.files[0].new;
+        assert!(
+            auto.contains(&format!("primary_conninfo = '{NEW}'")),
+            "{auto}"
+        );
+        assert!(auto.contains("primary_slot_name = ''"), "{auto}");
+        assert!(
+            auto.contains("recovery_target_timeline = 'latest'"),
+            "{auto}"
+        );
+        assert!(
+            d.warnings.iter().any(|w| w.contains("old_slot")),
+            "{:?}",
+            d.warnings
+        );
+
+        let d = run(&node(local(120000, true), 120000, FORK), NEW, "").unwrap();
+        assert_eq!(d.service, Service::Restart);
+
+        let d = run(&node(local(110000, true), 110000, FORK), NEW, "s").unwrap();
+        assert_eq!(d.service, Service::Restart);
+        assert_eq!(d.slot.as_deref(), Some("s"));
+        assert!(d.files[0].path.ends_with("recovery.conf"));
+        let rc = &d.files[0].new;
+        assert!(rc.starts_with("standby_mode = 'on'\n"), "{rc}");
+        assert!(rc.contains("primary_slot_name = 's'"), "{rc}");
+        let d = run(&node(local(110000, true), 110000, FORK), NEW, "").unwrap();
+        assert!(
+            !d.files[0].new.contains("primary_slot_name"),
+            "{}",
+            d.files[0].new
+        );
+    }
+
+    #[test]
+    fn a_standby_already_streaming_from_there_needs_nothing() {
+        let mut n = node(local(150000, true), 150000, FORK);
+        let first = run(&n, NEW, "").unwrap();
+        n.files.auto_conf = Some(first.files[0].new.clone());
+        n.receiver = Some(Receiver {
+            status: "streaming".into(),
+            host: Some("new".into()),
+            port: Some(5433),
+            timeline: Some(2),
+            slot: None,
+        });
+        let d = run(&n, NEW, "").unwrap();
+        assert_eq!((d.service, d.files.len(), d.slot), (Service::None, 0, None));
+        // Configured but not streaming yet (a run stopped before the reload).
+        n.receiver.as_mut().unwrap().port = Some(5432);
+        assert_eq!(run(&n, NEW, "").unwrap().service, Service::Reload);
+    }
+
+    #[test]
+    fn a_timeline_not_latest_yet_takes_a_restart_and_is_refused_remotely() {
+        let mut n = node(local(150000, true), 150000, FORK);
+        n.current.target_timeline = "current".into();
+        assert_eq!(run(&n, NEW, "").unwrap().service, Service::Restart);
+        let mut r = node(
+            Place::Remote {
+                target: "host=s2".into(),
+            },
+            150000,
+            FORK,
+        );
+        r.current.target_timeline = "current".into();
+        let e = run(&r, NEW, "").unwrap_err();
+        assert_eq!(e.code, Code::Usage);
+        assert!(e.hint.unwrap().contains("-D"));
+        r.current.target_timeline = "latest".into();
+        let d = run(&r, NEW, "").unwrap();
+        let names: Vec<&str> = d.alter.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "primary_conninfo",
+                "primary_slot_name",
+                "recovery_target_timeline"
+            ]
+        );
+        assert_eq!(d.service, Service::Reload);
+    }
+
+    #[test]
+    fn a_stopped_standby_is_configured_and_started() {
+        let mut n = node(local(160000, false), 160000, FORK);
+        n.files.standby_signal = false;
+        let d = run(&n, NEW, "").unwrap();
+        assert_eq!(d.service, Service::Start);
+        assert!(d.files.iter().any(|f| f.path.ends_with("standby.signal")));
+    }
+
+    #[test]
+    fn refusals() {
+        let e = run(&node(local(150000, true), 150000, FORK + 1), NEW, "").unwrap_err();
+        assert_eq!(e.code, Code::Diverged);
+        assert!(
+            e.message.contains("diverged from host=new"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.hint
+                .unwrap()
+                .contains("pgrepctl rejoin -D /d --primary 'host=new'")
+        );
+        let mut n = node(local(150000, true), 150000, FORK);
+        n.system_id = "7".into();
+        assert_eq!(run(&n, NEW, "").unwrap_err().code, Code::SystemIdMismatch);
+    }
+}
