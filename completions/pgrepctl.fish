@@ -33,6 +33,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -s V -l version -d 'Prin
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "clone-standby" -d 'Make this host a streaming hot standby of a primary (copy, configure, start, wait)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "promote" -d 'Promote this host\'s standby to primary (refused while its upstream answers)'
+complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "follow" -d 'Repoint a standby at a new primary (reload on 13+; refused when it diverged)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
 complete -c pgrepctl -n "__fish_pgrepctl_needs_command" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
@@ -103,6 +104,21 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s q -l quiet
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand promote" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -s D -l pgdata -d 'Data directory of the standby on this host (running, or stopped cleanly as a standby)' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -l standby -d 'Instead of -D: a standby on another host, over a superuser connection (PostgreSQL 13+; ALTER SYSTEM and a reload), e.g. \'host=db3 user=postgres\'' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -l primary -d 'The new primary (or an upstream standby) to stream from, as libpq keywords or a URI, e.g. \'host=10.0.0.2 port=5432\'; user, passfile and application_name default to the standby\'s own' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -l slot -d 'Stream through this physical replication slot, created on the new primary if missing [default: none; a slot of the old upstream is dropped from the settings]' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -l password-file -d 'File whose first line is the replication password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD, else none]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -l wait -d 'How long to wait until the standby streams from the new primary on its timeline, e.g. 60s' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -l connect-timeout -d 'How long to try to connect to the new primary and to the standby, e.g. 10s' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -l bindir -d 'Directory of the PostgreSQL programs (pg_ctl, postgres, pg_basebackup) [default: those of the server\'s major version: pg_config, /usr/lib/postgresql/MAJOR/bin, PATH]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -l dry-run -d 'Check everything and print the changes a real run would make, with diffs; change nothing'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand follow" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l primary -d 'The primary: a conninfo string (\'host=10.0.0.1 user=monitor\'), a postgresql:// URI, or a host name' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l standby -d 'A standby, same forms as --primary (repeatable)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l warn-lag -d 'Lag that makes WARNING: a size (16MB) or a time (30s); give it twice for both [default: 16MB and 30s]' -r
@@ -181,14 +197,15 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s q -l
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "clone-standby" -d 'Make this host a streaming hot standby of a primary (copy, configure, start, wait)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "promote" -d 'Promote this host\'s standby to primary (refused while its upstream answers)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote check smoke-test sandbox generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote follow check smoke-test sandbox generate-docs help" -f -a "init-master" -d 'Make a primary ready for streaming standbys (role, settings, pg_hba.conf, slots)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote follow check smoke-test sandbox generate-docs help" -f -a "clone-standby" -d 'Make this host a streaming hot standby of a primary (copy, configure, start, wait)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote follow check smoke-test sandbox generate-docs help" -f -a "promote" -d 'Promote this host\'s standby to primary (refused while its upstream answers)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote follow check smoke-test sandbox generate-docs help" -f -a "follow" -d 'Repoint a standby at a new primary (reload on 13+; refused when it diverged)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote follow check smoke-test sandbox generate-docs help" -f -a "check" -d 'Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote follow check smoke-test sandbox generate-docs help" -f -a "smoke-test" -d 'Prove replication end to end: write on the primary, read on each standby'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote follow check smoke-test sandbox generate-docs help" -f -a "sandbox" -d 'A local primary and standbys, replicated and checked, in one command'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote follow check smoke-test sandbox generate-docs help" -f -a "generate-docs" -d 'Write the man pages and shell completions under DIR (for packagers)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_seen_subcommand_from init-master clone-standby promote follow check smoke-test sandbox generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "status" -d 'Run check on the sandbox\'s nodes (check\'s output formats and exit codes)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'
