@@ -250,3 +250,61 @@ fn repoints_a_remote_standby_on_13_and_later() {
     let pw = harness::run::password_file(tmp.path(), "secret");
     remote(&["--password-file", pw.to_str().unwrap()]).fails(2, "INSECURE_REFUSED");
 }
+
+#[test]
+fn configures_and_starts_a_stopped_standby_with_a_password_file() {
+    let (_p, s1, s2) = failed_over();
+    // pg_ctl start (which follow runs) takes no -o: the port and socket go
+    // into the standby's own configuration.
+    let mut conf = std::fs::read_to_string(s2.conf_path()).unwrap();
+    conf.push_str(&format!(
+        "port = {}\nunix_socket_directories = '{}'\n",
+        s2.port,
+        s2.sock.display()
+    ));
+    s2.write_as_pg(&s2.conf_path(), &conf);
+    s2.stop();
+    let tmp = harness::tempdir();
+    let pw = harness::run::password_file(tmp.path(), "s3cret-follow");
+    let before = standby_files(&s2);
+    let dry = local(
+        &s2,
+        &s1,
+        &["--password-file", pw.to_str().unwrap(), "--dry-run"],
+    )
+    .ok();
+    assert_eq!(dry["service"], "start", "{dry}");
+    assert!(!dry.to_string().contains("s3cret-follow"), "{dry}");
+    assert_eq!(standby_files(&s2), before, "a dry run changes nothing");
+    assert!(!s2.running());
+
+    let j = local(&s2, &s1, &["--password-file", pw.to_str().unwrap()]).ok();
+    assert!(!j.to_string().contains("s3cret-follow"), "{j}");
+    assert_eq!(
+        summaries(&dry),
+        summaries(&j),
+        "dry run {dry}\nreal run {j}"
+    );
+    streams_from(&s2, &s1, 3);
+    let passfile = s2.data.join("pgrepctl.pgpass");
+    let meta = std::fs::metadata(&passfile).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(Some((meta.uid(), meta.gid())), harness::pg_ids());
+    assert_eq!(
+        std::fs::read_to_string(&passfile).unwrap(),
+        "*:*:*:postgres:s3cret-follow\n"
+    );
+    let config = if s2.major >= 12 {
+        s2.file("postgresql.auto.conf")
+    } else {
+        s2.file("recovery.conf")
+    };
+    assert!(
+        config.contains(&format!("passfile={}", passfile.display())),
+        "{config}"
+    );
+    assert!(!config.contains("s3cret-follow"), "{config}");
+    let again = local(&s2, &s1, &["--password-file", pw.to_str().unwrap()]).ok();
+    assert_eq!(again["changed"], false, "{again}");
+}
