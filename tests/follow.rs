@@ -267,18 +267,16 @@ fn configures_and_starts_a_stopped_standby_with_a_password_file() {
     let tmp = harness::tempdir();
     let pw = harness::run::password_file(tmp.path(), "s3cret-follow");
     let before = standby_files(&s2);
-    let dry = local(
-        &s2,
-        &s1,
-        &["--password-file", pw.to_str().unwrap(), "--dry-run"],
-    )
-    .ok();
+    // A stopped server cannot point to its binaries.
+    let bindir = s2.bindir.to_str().unwrap();
+    let args = ["--password-file", pw.to_str().unwrap(), "--bindir", bindir];
+    let dry = local(&s2, &s1, &[&args[..], &["--dry-run"]].concat()).ok();
     assert_eq!(dry["service"], "start", "{dry}");
     assert!(!dry.to_string().contains("s3cret-follow"), "{dry}");
     assert_eq!(standby_files(&s2), before, "a dry run changes nothing");
     assert!(!s2.running());
 
-    let j = local(&s2, &s1, &["--password-file", pw.to_str().unwrap()]).ok();
+    let j = local(&s2, &s1, &args).ok();
     assert!(!j.to_string().contains("s3cret-follow"), "{j}");
     assert_eq!(
         summaries(&dry),
@@ -305,6 +303,6 @@ fn configures_and_starts_a_stopped_standby_with_a_password_file() {
         "{config}"
     );
     assert!(!config.contains("s3cret-follow"), "{config}");
-    let again = local(&s2, &s1, &["--password-file", pw.to_str().unwrap()]).ok();
+    let again = local(&s2, &s1, &args).ok();
     assert_eq!(again["changed"], false, "{again}");
 }
