@@ -123,7 +123,12 @@ pub async fn local(settings: &Settings, pgdata: &Path) -> Result<Node> {
     let files = read_files(settings, pgdata)?;
     if cluster.running().is_some() {
         let session = cluster.session(Duration::from_secs(5)).await?;
-        let seen = running(session_facts(&session).await?, &session, &files).await?;
+        let seen = running(
+            session_facts(&session, Some(pgdata)).await?,
+            &session,
+            &files,
+        )
+        .await?;
         let switch_points = local_history(pgdata, seen.timeline)?;
         let place = Place::Local {
             cluster,
@@ -171,7 +176,7 @@ pub async fn remote(conninfo: &str, timeout: Duration) -> Result<Node> {
             "connect as a superuser (user=postgres), or run follow on the standby's host with -D",
         ));
     }
-    let facts = session_facts(&session).await?;
+    let facts = session_facts(&session, None).await?;
     let seen = running(facts, &session, &Files::default()).await?;
     let switch_points = remote_history(&session, seen.timeline).await?;
     let place = Place::Remote {
@@ -191,7 +196,8 @@ struct SessionFacts {
     postmaster_start: String,
 }
 
-async fn session_facts(session: &Session) -> Result<SessionFacts> {
+/// `pgdata` names the standby in messages when it is on this host.
+async fn session_facts(session: &Session, pgdata: Option<&Path>) -> Result<SessionFacts> {
     let t = &session.target;
     let row = session
         .client
@@ -207,7 +213,7 @@ async fn session_facts(session: &Session) -> Result<SessionFacts> {
         .await
         .map_err(|e| crate::pg::query_error(t, &e))?;
     if !row.get::<_, bool>(0) {
-        return Err(is_a_primary(t));
+        return Err(is_a_primary(t, pgdata));
     }
     let lsn = |i: usize| {
         row.get::<_, Option<String>>(i)
@@ -224,12 +230,16 @@ async fn session_facts(session: &Session) -> Result<SessionFacts> {
     })
 }
 
-fn is_a_primary(name: &str) -> Error {
+fn is_a_primary(target: &str, pgdata: Option<&Path>) -> Error {
+    let (name, dir) = match pgdata {
+        Some(d) => (d.display().to_string(), d.display().to_string()),
+        None => (target.to_string(), "PGDATA".to_string()),
+    };
     Error::new(
         Code::NotAStandby,
         format!("{name} is a primary, not a standby: follow repoints standbys only"),
     )
-    .hint("to turn an old primary into a standby of the new one, run pgrepctl rejoin -D PGDATA --primary …")
+    .hint(format!("to turn an old primary into a standby of the new one, run pgrepctl rejoin -D {dir} --primary … (on its host)"))
 }
 
 /// A running standby: its settings and its WAL receiver, whose timeline
@@ -369,7 +379,9 @@ fn stopped(cluster: LocalCluster, files: Files) -> Result<Node> {
     let dir = cluster.data_dir.display().to_string();
     match control.state {
         ClusterState::ShutDownInRecovery => {}
-        ClusterState::ShutDown | ClusterState::InProduction => return Err(is_a_primary(&dir)),
+        ClusterState::ShutDown | ClusterState::InProduction => {
+            return Err(is_a_primary(&dir, Some(&cluster.data_dir)));
+        }
         ref other => {
             return Err(Error::new(
                 Code::NotAStandby,

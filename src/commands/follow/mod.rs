@@ -173,6 +173,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         passfile,
     };
     let decided = plan::decide(&settings, &node, &primary, &want)?;
+    printer.info(standing(&node, &primary, &decided.relation));
     let mut outcome = Outcome::new("follow", settings.dry_run);
     outcome.detail("standby", node.report());
     outcome.detail("primary", primary.report());
@@ -247,6 +248,34 @@ fn wanted_conninfo(
         _ => None,
     };
     Ok((new, line))
+}
+
+/// Where the standby stands against the new primary, in one line.
+fn standing(
+    node: &inspect::Node,
+    primary: &probe::Primary,
+    relation: &crate::pg::timeline::Relation,
+) -> String {
+    use crate::pg::replication::format_lsn;
+    use crate::pg::timeline::Relation;
+    let node_at = format!(
+        "{} has WAL up to {} on timeline {}",
+        node.name(),
+        format_lsn(node.wal_end),
+        node.timeline
+    );
+    match relation {
+        Relation::BeforeFork { timeline, fork } => format!(
+            "{node_at}; the new primary left timeline {timeline} at {} for timeline {}: the standby can follow it there",
+            format_lsn(*fork),
+            primary.identity.timeline
+        ),
+        _ => format!(
+            "{node_at}; the new primary is on timeline {} up to {}",
+            primary.identity.timeline,
+            format_lsn(primary.identity.lsn)
+        ),
+    }
 }
 
 fn relation_name(r: &crate::pg::timeline::Relation) -> &'static str {
