@@ -314,3 +314,59 @@ fn configures_and_starts_a_stopped_standby_with_a_password_file() {
     let again = local(&s2, &s1, &args).ok();
     assert_eq!(again["changed"], false, "{again}");
 }
+
+#[test]
+fn a_failure_at_any_step_undoes_what_came_before() {
+    let (_p, s1, s2) = failed_over();
+    let read = |s: &Cluster| {
+        ["postgresql.auto.conf", "recovery.conf", "standby.signal"]
+            .map(|f| std::fs::read(s.data.join(f)).ok())
+    };
+    let before = read(&s2);
+    let p = primary_arg(&s1);
+    let args = [
+        "follow",
+        "--json",
+        "-D",
+        s2.data.to_str().unwrap(),
+        "--primary",
+        &p,
+        "--slot",
+        "undo_s2",
+    ];
+    let mut n = 1;
+    loop {
+        let r = harness::run::pgrepctl_env(args, &[("PGREPCTL_FAIL_AFTER_STEP", &n.to_string())]);
+        if r.code() == 0 {
+            break;
+        }
+        let j = r.fails(1, "INTERNAL");
+        assert!(
+            j["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("after step {n}")),
+            "{j}"
+        );
+        if j["changed"] == true {
+            // After the commit point (the wait): the new configuration stays.
+            assert_eq!(n, 4, "{j}");
+            assert_ne!(read(&s2), before);
+            break;
+        }
+        assert_eq!(read(&s2), before, "failure after step {n}: {j}");
+        assert_eq!(
+            s1.sql("SELECT count(*) FROM pg_replication_slots"),
+            "0",
+            "after step {n}"
+        );
+        assert_eq!(s2.sql("SELECT pg_is_in_recovery()"), "t");
+        n += 1;
+        assert!(n < 10, "the injected failure never stopped");
+    }
+    // Slot, configuration, reload or restart, then the wait.
+    assert_eq!(n, 4);
+    let again = harness::run::pgrepctl_env(args, &[]).ok();
+    assert_eq!(again["changed"], false, "{again}");
+    streams_from(&s2, &s1, 2);
+}

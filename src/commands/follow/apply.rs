@@ -164,10 +164,16 @@ impl Action<Env> for EnsureSlot {
 }
 
 /// Drops the slot this run created: it would keep WAL on the primary for
-/// nobody.
+/// nobody. It runs last, once the standby's old configuration is back
+/// and reloaded, so that its WAL receiver has let go of the slot
+/// (`DROP_REPLICATION_SLOT … WAIT` waits for that).
 struct DropSlot(String);
 
 impl Undo<Env> for DropSlot {
+    fn last(&self) -> bool {
+        true
+    }
+
     fn undo<'s>(self: Box<Self>, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<()>> {
         Box::pin(async move {
             let client = &cx.env.primary.client;
@@ -222,7 +228,7 @@ impl Action<Env> for Server {
             )),
             Some(cluster) => cluster
                 .ctl(self.ctl, ctl_timeout(settings))
-                .map(|_| Applied::changed())
+                .map(|_| Applied::changed().undo(ServerBack(self.ctl)))
                 .map_err(|e| {
                     let code = if self.ctl == Ctl::Start {
                         Code::StartFailed
@@ -236,6 +242,29 @@ impl Action<Env> for Server {
                 }),
         };
         Box::pin(async move { r })
+    }
+}
+
+/// After the files are put back: a restarted server restarts again (to
+/// use them), a started one stops.
+struct ServerBack(Ctl);
+
+impl Undo<Env> for ServerBack {
+    fn undo<'s>(self: Box<Self>, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<()>> {
+        let back = if self.0 == Ctl::Start {
+            Ctl::Stop
+        } else {
+            Ctl::Restart
+        };
+        let r = match cx.env.node.cluster() {
+            Some(c) => c.ctl(back, ctl_timeout(&cx.env.settings)).map(|_| ()),
+            None => Ok(()),
+        };
+        Box::pin(async move { r })
+    }
+
+    fn last(&self) -> bool {
+        true
     }
 }
 

@@ -243,13 +243,24 @@ fn is_a_primary(target: &str, pgdata: Option<&Path>) -> Error {
 }
 
 /// A running standby: its settings and its WAL receiver, whose timeline
-/// counts too (it may have received a new timeline not yet checkpointed).
+/// counts too (it may have received a new timeline not yet checkpointed),
+/// as do the WAL segments in its pg_wal (a receiver that stopped after
+/// it moved to a new timeline shows no row).
 async fn running(facts: SessionFacts, session: &Session, files: &Files) -> Result<Seen> {
     let receiver = receiver(session, facts.version).await?;
     let mut timeline = facts.timeline;
     if let Some(t) = receiver.as_ref().and_then(|r| r.timeline) {
         timeline = timeline.max(t);
     }
+    let segments: Vec<String> = session
+        .client
+        .query("SELECT name FROM pg_ls_waldir()", &[])
+        .await
+        .map_err(|e| crate::pg::query_error(&session.target, &e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    timeline = timeline.max(wal_timeline(segments.iter().map(String::as_str)));
     let current = if facts.version.recovery_conf() {
         from_recovery_conf(files.recovery_conf.as_deref().unwrap_or(""))?
     } else {
@@ -391,7 +402,16 @@ fn stopped(cluster: LocalCluster, files: Files) -> Result<Node> {
         }
     }
     let wal_end = crate::pg::timeline::stopped_end(&control).unwrap_or(control.checkpoint_lsn);
-    let timeline = control.timeline.max(control.min_recovery_end_timeline);
+    let segments: Vec<String> = std::fs::read_dir(cluster.data_dir.join("pg_wal"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let timeline = control
+        .timeline
+        .max(control.min_recovery_end_timeline)
+        .max(wal_timeline(segments.iter().map(String::as_str)));
     let version = Version::new(cluster.bindir.major * 10000)?;
     let current = if version.recovery_conf() {
         from_recovery_conf(files.recovery_conf.as_deref().unwrap_or(""))?
@@ -494,4 +514,31 @@ async fn remote_history(session: &Session, tli: u32) -> Result<Vec<(u32, u64)>> 
     Ok(text
         .map(|t| crate::pg::timeline::parse_switch_points(&t))
         .unwrap_or_default())
+}
+
+/// The newest timeline of the WAL segment files among `names` (0 when
+/// none): a standby holds a timeline's segments only once it received
+/// that timeline, and recycled segments take the timeline it replays.
+pub fn wal_timeline<'a>(names: impl Iterator<Item = &'a str>) -> u32 {
+    names
+        .filter(|n| n.len() == 24 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter_map(|n| u32::from_str_radix(&n[..8], 16).ok())
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_newest_timeline_of_the_segments() {
+        let names = [
+            "000000010000000000000003",
+            "00000002.history",
+            "000000020000000000000004.partial",
+            "archive_status",
+            "00000002000000000000000A",
+        ];
+        assert_eq!(super::wal_timeline(names.into_iter()), 2);
+        assert_eq!(super::wal_timeline(["00000002.history"].into_iter()), 0);
+    }
 }
