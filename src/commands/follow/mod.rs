@@ -174,6 +174,9 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     };
     let decided = plan::decide(&settings, &node, &primary, &want)?;
     printer.info(standing(&node, &primary, &decided.relation));
+    for n in &decided.notes {
+        printer.info(n);
+    }
     let mut outcome = Outcome::new("follow", settings.dry_run);
     outcome.detail("standby", node.report());
     outcome.detail("primary", primary.report());

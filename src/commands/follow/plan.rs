@@ -54,6 +54,8 @@ pub struct Decided {
     pub alter: Vec<Setting>,
     pub service: Service,
     pub warnings: Vec<String>,
+    /// Worth saying, not worth a warning.
+    pub notes: Vec<String>,
 }
 
 /// What the standby should have: the repointed conninfo, the slot ("" for
@@ -83,13 +85,13 @@ pub fn decide(
     if let Relation::Diverged { reason } = &relation {
         return Err(diverged(settings, node, reason));
     }
-    let mut warnings = vec![];
+    let (mut warnings, mut notes) = (vec![], vec![]);
     match primary.standby {
         Some(true) => warnings.push(format!(
             "{} is itself a standby: this standby will stream from it (cascading replication)",
             want.target.name()
         )),
-        None => warnings.push(format!(
+        None => notes.push(format!(
             "{} runs PostgreSQL {}, which cannot tell over a replication connection whether it is a primary or a standby; a standby there makes this a cascade",
             want.target.name(),
             primary.version.major()
@@ -140,6 +142,7 @@ pub fn decide(
         alter,
         service,
         warnings,
+        notes,
     })
 }
 
