@@ -370,3 +370,31 @@ fn a_failure_at_any_step_undoes_what_came_before() {
     assert_eq!(again["changed"], false, "{again}");
     streams_from(&s2, &s1, 2);
 }
+
+#[test]
+fn follows_a_standby_as_a_cascade() {
+    let p = Cluster::new();
+    let s1 = Cluster::standby_of(&p, "s1");
+    let s2 = Cluster::standby_of(&p, "s2");
+    p.sql("CREATE TABLE t (i int)");
+    caught_up(&p, &[&s1, &s2]);
+    let j = local(&s2, &s1, &[]).ok();
+    assert_eq!(j["relation"], "same_timeline", "{j}");
+    assert_eq!(j["changed"], true, "{j}");
+    if s1.major >= 14 {
+        assert_eq!(j["primary"]["in_recovery"], true, "{j}");
+        assert!(
+            j["warnings"].to_string().contains("itself a standby"),
+            "{j}"
+        );
+    }
+    let port_col = if s2.major >= 11 {
+        "sender_port::text"
+    } else {
+        "conninfo"
+    };
+    let shown = s2.sql(&format!("SELECT {port_col} FROM pg_stat_wal_receiver"));
+    assert!(shown.contains(&s1.port.to_string()), "{shown}");
+    p.sql("INSERT INTO t VALUES (7)");
+    replayed(&s2, "SELECT count(*) FROM t WHERE i = 7", "1");
+}
