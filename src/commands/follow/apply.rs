@@ -102,8 +102,18 @@ pub async fn apply(
     let session = env.node.session.take();
     let mut cx = Cx::new(env, *printer, session)?;
     engine::execute(&plan.steps, &mut cx, outcome).await?;
+    let how = match (cx.env.service, outcome.details.get("postmaster_restarted")) {
+        (Service::Reload, Some(serde_json::Value::Bool(false))) => {
+            " (reloaded: the postmaster did not restart)"
+        }
+        (Service::Restart, _) if cx.env.node.version.primary_conninfo_reloads() => {
+            " (restarted: recovery_target_timeline takes a restart)"
+        }
+        (Service::Restart, _) => " (restarted: before 13 primary_conninfo takes a restart)",
+        _ => "",
+    };
     outcome.epilogue = Some(format!(
-        "{} streams from {} on timeline {}.\n",
+        "{} streams from {} on timeline {}{how}.\n",
         cx.env.node.name(),
         cx.env.target.name(),
         cx.env.primary.identity.timeline
