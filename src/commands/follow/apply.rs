@@ -294,6 +294,9 @@ fn wait_streaming(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
         let target = cx.env.target.clone();
         let mut last;
         loop {
+            if let Some(c) = cx.env.node.cluster().filter(|c| c.running().is_none()) {
+                return Err(stopped(c));
+            }
             match poll(cx).await {
                 Ok(Some(r))
                     if super::plan::streams_from(Some(&r), &target) && r.timeline == Some(tli) =>
@@ -349,6 +352,25 @@ async fn poll(cx: &mut Cx<Env>) -> Result<Option<inspect::Receiver>> {
     r
 }
 
+/// The standby's server went away after it was repointed: PostgreSQL's
+/// startup process can PANIC when the WAL it received from the dead
+/// primary ends inside a record that crosses into a segment the new
+/// timeline replaced. Started again, it fetches the new timeline from the
+/// segment where it forked.
+fn stopped(cluster: &crate::pg::cluster::LocalCluster) -> Error {
+    Error::new(
+        Code::StandbyNotStreaming,
+        format!(
+            "the standby's server stopped after it was repointed; server log: {}",
+            cluster.log_tail()
+        ),
+    )
+    .hint(format!(
+        "its new configuration stays: start it again ({}); it then fetches the new timeline from the new primary (pgrepctl check shows it)",
+        cluster.start_line()
+    ))
+}
+
 fn not_streaming(cx: &Cx<Env>, wait: Duration, last: &str) -> Error {
     let log = cx
         .env
@@ -366,7 +388,7 @@ fn not_streaming(cx: &Cx<Env>, wait: Duration, last: &str) -> Error {
             wait.as_secs()
         ),
     )
-    .hint("its new configuration stays; check the new primary's pg_hba.conf, the password and the network (pgrepctl check), or wait longer with --wait")
+    .hint("its new configuration stays; see its server log: the new primary's pg_hba.conf, the password or the network, or WAL the new primary no longer has (\"requested WAL segment … has already been removed\": keep WAL there with wal_keep_size or a slot, or clone the standby again); or wait longer with --wait")
 }
 
 /// Whether the postmaster is the one from before: on 13+ a reload is all

@@ -123,12 +123,25 @@ pub async fn local(settings: &Settings, pgdata: &Path) -> Result<Node> {
     let files = read_files(settings, pgdata)?;
     if cluster.running().is_some() {
         let session = cluster.session(Duration::from_secs(5)).await?;
-        let seen = running(
-            session_facts(&session, Some(pgdata)).await?,
-            &session,
-            &files,
-        )
-        .await?;
+        let facts = session_facts(&session, Some(pgdata)).await?;
+        let replayed = facts.replayed;
+        let mut seen = running(facts, &session, &files).await?;
+        if seen.wal_end > replayed {
+            // Received and not replayed may be only the start of a record
+            // (WAL is sent in pages): it ends where the last whole one does.
+            let segment_size: i64 = session
+                .client
+                .query_one(
+                    "SELECT pg_size_bytes(current_setting('wal_segment_size'))",
+                    &[],
+                )
+                .await
+                .map_err(|e| crate::pg::query_error(&session.target, &e))?
+                .get(0);
+            seen.wal_end =
+                super::walend::complete_end(&cluster, seen.timeline, replayed, segment_size as u64)
+                    .unwrap_or(seen.wal_end);
+        }
         let switch_points = local_history(pgdata, seen.timeline)?;
         let place = Place::Local {
             cluster,
@@ -192,7 +205,9 @@ struct SessionFacts {
     version: Version,
     system_id: String,
     timeline: u32,
+    /// max(received, replayed): received WAL will be replayed.
     wal_end: u64,
+    replayed: u64,
     postmaster_start: String,
 }
 
@@ -226,6 +241,7 @@ async fn session_facts(session: &Session, pgdata: Option<&Path>) -> Result<Sessi
         system_id: row.get(1),
         timeline: tli(2).max(tli(3)),
         wal_end: lsn(4).max(lsn(5)),
+        replayed: lsn(5),
         postmaster_start: row.get(6),
     })
 }
@@ -278,7 +294,7 @@ async fn running(facts: SessionFacts, session: &Session, files: &Files) -> Resul
 }
 
 /// A running standby as its session shows it.
-struct Seen {
+pub(super) struct Seen {
     version: Version,
     system_id: String,
     timeline: u32,

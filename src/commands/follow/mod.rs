@@ -10,6 +10,7 @@ mod conninfo;
 mod inspect;
 mod plan;
 mod probe;
+mod walend;
 
 use crate::cli::flags::{BindirFlag, DryRunFlag, PasswordFlag, duration};
 use crate::cli::names::SlotName;
