@@ -54,6 +54,23 @@ pub enum Command {
     /// the new timeline. Reports the timeline and the LSN where it began.
     /// On a server that is already a primary it changes nothing.
     Promote(commands::promote::Args),
+    /// Repoint a standby at a new primary (reload on 13+; refused when it diverged)
+    ///
+    /// Run on the standby's host with -D, or from anywhere with --standby
+    /// (13+, a superuser connection). Before anything changes: the standby
+    /// is inspected (its timeline and where its WAL ends), and the new
+    /// primary is asked over a replication connection with the standby's
+    /// own credentials (IDENTIFY_SYSTEM, TIMELINE_HISTORY). A standby of
+    /// another cluster, or one that went past the point where the new
+    /// primary's timeline began (DIVERGED: pgrepctl rejoin is for that), is
+    /// refused. Then the new primary_conninfo (the standby's user,
+    /// passfile and application_name kept), primary_slot_name and
+    /// recovery_target_timeline = 'latest' are written (recovery.conf on
+    /// 10-11, postgresql.auto.conf or ALTER SYSTEM on 12+), the server
+    /// reloads (13+) or restarts, and follow waits until the WAL receiver
+    /// streams from the new primary on its timeline. A standby that already
+    /// does changes nothing.
+    Follow(Box<commands::follow::Args>),
     /// Turn a stopped old primary (or a diverged standby) into a standby of the new primary (follow, pg_rewind or re-clone)
     ///
     /// Run on the node's host with -D, the node stopped. Before anything
@@ -137,6 +154,7 @@ impl Command {
             Command::InitMaster(_) => "init-master",
             Command::CloneStandby(_) => "clone-standby",
             Command::Promote(_) => "promote",
+            Command::Follow(_) => "follow",
             Command::Rejoin(_) => "rejoin",
             Command::Check(_) => "check",
             Command::SmokeTest(_) => "smoke-test",

@@ -102,6 +102,9 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure
         Command::Promote(args) => {
             Output::Changes(crate::commands::promote::run(args, printer).await?)
         }
+        Command::Follow(args) => {
+            Output::Changes(crate::commands::follow::run(*args, printer).await?)
+        }
         Command::Rejoin(args) => {
             Output::Changes(crate::commands::rejoin::run(*args, printer).await?)
         }

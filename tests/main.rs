@@ -12,6 +12,7 @@ mod debian;
 mod engine;
 mod faults;
 mod fixture;
+mod follow;
 mod harness;
 mod init_master;
 mod init_master_bad_input;

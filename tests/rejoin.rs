@@ -447,7 +447,7 @@ fn another_database_system_is_refused_with_the_clone_command() {
     }
     let other = Cluster::builder().stopped().init();
     let before = harness::listing(&other.data);
-    let j = rejoin(&other, &p, &[]).fails(1, "SYSTEM_MISMATCH");
+    let j = rejoin(&other, &p, &[]).fails(1, "SYSTEM_ID_MISMATCH");
     assert!(
         j["error"]["hint"]
             .as_str()

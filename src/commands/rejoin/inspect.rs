@@ -338,7 +338,7 @@ fn stopped(
     let control = cluster.control_data()?;
     if control.system_identifier.to_string() != primary.system_id {
         return Err(Error::new(
-            Code::SystemMismatch,
+            Code::SystemIdMismatch,
             format!(
                 "{} belongs to database system {}, the new primary to {}: no rewind can join them",
                 cluster.data_dir.display(),
