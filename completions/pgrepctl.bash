@@ -79,6 +79,9 @@ _pgrepctl() {
             pgrepctl__subcmd__help__subcmd__sandbox,down)
                 cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__down"
                 ;;
+            pgrepctl__subcmd__help__subcmd__sandbox,failover)
+                cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__failover"
+                ;;
             pgrepctl__subcmd__help__subcmd__sandbox,status)
                 cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__status"
                 ;;
@@ -87,6 +90,9 @@ _pgrepctl() {
                 ;;
             pgrepctl__subcmd__sandbox,down)
                 cmd="pgrepctl__subcmd__sandbox__subcmd__down"
+                ;;
+            pgrepctl__subcmd__sandbox,failover)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__failover"
                 ;;
             pgrepctl__subcmd__sandbox,help)
                 cmd="pgrepctl__subcmd__sandbox__subcmd__help"
@@ -99,6 +105,9 @@ _pgrepctl() {
                 ;;
             pgrepctl__subcmd__sandbox__subcmd__help,down)
                 cmd="pgrepctl__subcmd__sandbox__subcmd__help__subcmd__down"
+                ;;
+            pgrepctl__subcmd__sandbox__subcmd__help,failover)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__help__subcmd__failover"
                 ;;
             pgrepctl__subcmd__sandbox__subcmd__help,help)
                 cmd="pgrepctl__subcmd__sandbox__subcmd__help__subcmd__help"
@@ -428,7 +437,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help__subcmd__sandbox)
-            opts="up status down"
+            opts="up status down failover"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -442,6 +451,20 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help__subcmd__sandbox__subcmd__down)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__sandbox__subcmd__failover)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -638,7 +661,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__rejoin)
-            opts="-D -v -q -h -V --pgdata --primary --password-file --slot --rewind --rewind-user --reclone-on-failure --wait --connect-timeout --bindir --dry-run --json --verbose --quiet --no-progress --help --version"
+            opts="-D -v -q -h -V --pgdata --primary --password-file --slot --application-name --rewind --rewind-user --reclone-on-failure --wait --connect-timeout --bindir --dry-run --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -661,6 +684,10 @@ _pgrepctl() {
                     return 0
                     ;;
                 --slot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --application-name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -692,7 +719,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__sandbox)
-            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version up status down help"
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version up status down failover help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -723,8 +750,26 @@ _pgrepctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pgrepctl__subcmd__sandbox__subcmd__failover)
+            opts="-v -q -h -V --dir --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pgrepctl__subcmd__sandbox__subcmd__help)
-            opts="up status down help"
+            opts="up status down failover help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -738,6 +783,20 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__sandbox__subcmd__help__subcmd__down)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__sandbox__subcmd__help__subcmd__failover)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -124,6 +124,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -s D -l pgdata
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l primary -d 'The new primary, as libpq keywords or a URI, e.g. \'host=10.0.0.2 user=replicator\' [user default: replicator; port default: 5432]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l password-file -d 'File whose first line is the replication password (mode 0600) [default: PGREPCTL_REPLICATION_PASSWORD, else none]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l slot -d 'Stream through this physical replication slot on the new primary, creating it if missing' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l application-name -d 'application_name the new primary shows for this standby in pg_stat_replication [default: this host\'s name]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l rewind -d 'Whether a node that went past the fork point may be rewound with pg_rewind (auto: rewind or re-clone, whichever moves less; never: refuse)' -r -f -a "auto\t'Rewind a diverged node, or re-clone it when its divergence is larger than its data directory'
 never\t'Refuse a node that needs a rewind'"
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand rejoin" -l rewind-user -d 'Role pg_rewind connects as to the new primary: a superuser, or (11+) one granted EXECUTE on pg_ls_dir, pg_stat_file and pg_read_binary_file [default: the --primary user; its password from PGPASSFILE or ~/.pgpass, else the replication password]' -r
@@ -168,16 +169,17 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -s q -l qu
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand smoke-test" -s V -l version -d 'Print version'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -l json -d 'Print one JSON object on stdout and nothing else there'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -s q -l quiet -d 'Only warnings and errors'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -l no-progress -d 'No progress bars; plain periodic lines instead'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -s h -l help -d 'Print help'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -s V -l version -d 'Print version'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -f -a "status" -d 'Run check on the sandbox\'s nodes (check\'s output formats and exit codes)'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down failover help" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down failover help" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down failover help" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down failover help" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down failover help" -s h -l help -d 'Print help'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down failover help" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down failover help" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down failover help" -f -a "status" -d 'Run check on the sandbox\'s nodes (check\'s output formats and exit codes)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down failover help" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down failover help" -f -a "failover" -d 'Kill the primary, promote standby1, repoint the other standbys, rejoin the old primary (rewound if needed), then check and smoke-test: the day-two story, through promote, follow and rejoin'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and not __fish_seen_subcommand_from up status down failover help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l dir -d 'Sandbox directory [default: ~/.local/share/pgrepctl/sandbox; /var/lib/pgrepctl/sandbox as root]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l standbys -d 'Number of standbys' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from up" -l port -d 'First port: the primary gets BASE, standby i gets BASE+i [default: free ports]' -r
@@ -206,9 +208,17 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_se
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from down" -l no-progress -d 'No progress bars; plain periodic lines instead'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from down" -s V -l version -d 'Print version'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from failover" -l dir -d 'Sandbox directory [default: ~/.local/share/pgrepctl/sandbox; /var/lib/pgrepctl/sandbox as root]' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from failover" -l json -d 'Print one JSON object on stdout and nothing else there'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from failover" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from failover" -s q -l quiet -d 'Only warnings and errors'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from failover" -l no-progress -d 'No progress bars; plain periodic lines instead'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from failover" -s h -l help -d 'Print help'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from failover" -s V -l version -d 'Print version'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from help" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from help" -f -a "status" -d 'Run check on the sandbox\'s nodes (check\'s output formats and exit codes)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from help" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from help" -f -a "failover" -d 'Kill the primary, promote standby1, repoint the other standbys, rejoin the old primary (rewound if needed), then check and smoke-test: the day-two story, through promote, follow and rejoin'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand sandbox; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand generate-docs" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
@@ -229,3 +239,4 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and not __fish_s
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "up" -d 'Create and start a primary and N standbys, replicated and checked'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "status" -d 'Run check on the sandbox\'s nodes (check\'s output formats and exit codes)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "down" -d 'Stop every server the sandbox started and remove its directory'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand help; and __fish_seen_subcommand_from sandbox" -f -a "failover" -d 'Kill the primary, promote standby1, repoint the other standbys, rejoin the old primary (rewound if needed), then check and smoke-test: the day-two story, through promote, follow and rejoin'

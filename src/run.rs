@@ -119,6 +119,9 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure
         Command::Sandbox(sandbox::Args {
             action: sandbox::Action::Down(args),
         }) => Output::Changes(sandbox::down(args, printer)?),
+        Command::Sandbox(sandbox::Args {
+            action: sandbox::Action::Failover(args),
+        }) => Output::Changes(sandbox::failover(args, printer).await?),
         Command::GenerateDocs { dir } => Output::Changes(generate_docs(&dir)?),
     })
 }

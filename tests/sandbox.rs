@@ -320,3 +320,83 @@ fn ordinary_user_default_directory() {
     assert!(dir.running().is_empty());
     assert!(!expected.exists());
 }
+
+/// psql as postgres on a sandbox node (its JSON entry), one value back.
+fn node_sql(node: &serde_json::Value, q: &str) -> String {
+    let out = as_pg(harness::psql_bin(&harness::bindir()))
+        .args(["-XAtq", "-h"])
+        .arg(node["socket_dir"].as_str().unwrap())
+        .args([
+            "-p",
+            &node["port"].to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            q,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{q}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// failover: the primary is killed, standby1 promoted, standby2 follows
+/// it, the old primary rejoins as a standby; rows written before and after
+/// reach every node; status is OK; down stops all of it.
+#[test]
+fn failover_promotes_repoints_and_rejoins() {
+    let dir = Dir::new();
+    let j = up(&dir, 2, &[]).ok();
+    let nodes = j["nodes"].as_array().unwrap().clone();
+    let by_name = |n: &str| nodes.iter().find(|x| x["name"] == n).unwrap().clone();
+    let (p, s1, s2) = (by_name("primary"), by_name("standby1"), by_name("standby2"));
+    node_sql(
+        &p,
+        "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 1000)",
+    );
+
+    let f = pgrepctl(["sandbox", "failover", "--json", "--dir", dir.s()]);
+    let fj = f.ok();
+    assert_eq!(fj["changed"], true, "{fj}");
+    assert_eq!(fj["check"], "OK", "{fj}");
+    assert_eq!(fj["smoke_test"], "OK", "{fj}");
+    assert_eq!(fj["primary"], "standby1", "{fj}");
+    let summaries: Vec<&str> = fj["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["summary"].as_str().unwrap())
+        .collect();
+    for who in [
+        "primary: killed",
+        "standby1: ",
+        "standby2: ",
+        "old_primary: ",
+    ] {
+        assert!(
+            summaries.iter().any(|s| s.starts_with(who)),
+            "{who}: {summaries:?}"
+        );
+    }
+    assert_eq!(node_sql(&s1, "SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(node_sql(&p, "SELECT pg_is_in_recovery()"), "t");
+    assert_eq!(node_sql(&s2, "SELECT pg_is_in_recovery()"), "t");
+    node_sql(&s1, "INSERT INTO t SELECT generate_series(1001, 1500)");
+    for n in [&p, &s2] {
+        let t = Instant::now();
+        while node_sql(n, "SELECT count(*) FROM t") != "1500" {
+            assert!(t.elapsed() < Duration::from_secs(30), "{n}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let s = pgrepctl(["sandbox", "status", "--dir", dir.s(), "--format", "nagios"]);
+    assert!(s.stdout().starts_with("PGREPCTL OK"), "{}", s.stdout());
+    pgrepctl(["sandbox", "down", "--json", "--dir", dir.s()]).ok();
+    assert_eq!(dir.running(), Vec::<PathBuf>::new());
+}

@@ -37,7 +37,7 @@ impl Settings {
             passfile: None,
             password_in_conninfo: false,
             slot: args.slot.clone(),
-            application_name: None,
+            application_name: args.application_name.clone(),
             port: None,
             listen: None,
             bindir: args.bindir.clone(),
@@ -188,6 +188,42 @@ impl Facts {
         o.detail("fork_lsn", s.fork.map(format_lsn));
         o.detail("divergence_bytes", s.divergence());
     }
+}
+
+/// After the node rejoined: the replication slots it still has in its own
+/// pg_replslot (a node that followed without a rewind keeps those it had
+/// as a primary) would keep WAL forever on a standby; say so.
+pub fn warn_own_slots(data_dir: &std::path::Path, o: &mut Outcome) {
+    let slots = own_slots(data_dir);
+    if slots.is_empty() {
+        return;
+    }
+    let drops = slots
+        .iter()
+        .map(|n| {
+            format!(
+                "SELECT pg_drop_replication_slot({});",
+                crate::pg::sql::literal(n)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    o.warnings.push(format!(
+        "the node still has replication slots ({}): on a standby an unused slot keeps WAL forever; drop those no cascading standby uses, on the node: {drops}",
+        slots.join(", ")
+    ));
+}
+
+fn own_slots(data_dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data_dir.join("pg_replslot"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("state").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 pub async fn inspect(args: &Args, settings: &mut Settings, printer: &Printer) -> Result<Facts> {

@@ -40,6 +40,9 @@ pub struct Args {
     /// Stream through this physical replication slot on the new primary, creating it if missing
     #[arg(long, value_name = "NAME")]
     pub slot: Option<String>,
+    /// application_name the new primary shows for this standby in pg_stat_replication [default: this host's name]
+    #[arg(long, value_name = "NAME")]
+    pub application_name: Option<String>,
     /// Whether a node that went past the fork point may be rewound with pg_rewind (auto: rewind or re-clone, whichever moves less; never: refuse)
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub rewind: RewindMode,
@@ -103,8 +106,10 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         steps.preview_into(&mut outcome);
         return Ok(outcome);
     }
+    let data_dir = facts.cluster.data_dir.clone();
     apply::apply(args, settings, facts, checks, steps, printer, &mut outcome)
         .await
         .map_err(|error| outcome.failure(error))?;
+    inspect::warn_own_slots(&data_dir, &mut outcome);
     Ok(outcome)
 }

@@ -43,6 +43,16 @@ impl Child {
         if let Some(s) = &args.slot {
             a.extend(["--slot".into(), s.clone()]);
         }
+        if let Some(n) = &args.application_name {
+            a.extend(["--application-name".into(), n.clone()]);
+        }
+        // The copy brings the new primary's postgresql.conf: the node keeps
+        // its own port (Debian's config in /etc stays as it is anyway).
+        if facts.cluster.debian.is_none() {
+            if let Some(port) = own_port(&facts.cluster) {
+                a.extend(["--port".into(), port]);
+            }
+        }
         if let Some(b) = &args.bindir.bindir {
             a.extend(["--bindir".into(), b.display().to_string()]);
         }
@@ -196,4 +206,19 @@ async fn run_child(child: &Child, cx: &mut Cx<Env>) -> Result<serde_json::Value>
             )))
         }
     }
+}
+
+/// The node's port as its configuration sets it (postgresql.auto.conf
+/// over postgresql.conf), if it sets one.
+fn own_port(cluster: &crate::pg::cluster::LocalCluster) -> Option<String> {
+    let from = |path: std::path::PathBuf| {
+        let text = std::fs::read_to_string(path).ok()?;
+        let conf = crate::conf::pgconf::parse(&text).ok()?;
+        conf.last_active("port")
+            .and_then(|l| conf.setting_at(l))
+            .map(|(_, v)| v.trim_matches('\'').to_string())
+    };
+    from(cluster.data_dir.join("postgresql.auto.conf"))
+        .or_else(|| from(cluster.config_dir.join("postgresql.conf")))
+        .filter(|p| p.parse::<u16>().is_ok())
 }

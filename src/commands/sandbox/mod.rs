@@ -3,6 +3,7 @@
 //! smoke-test code a production user runs — to learn on and script against.
 
 mod build;
+mod failover;
 mod node;
 mod state;
 mod up;
@@ -29,6 +30,10 @@ pub enum Action {
     Status(StatusArgs),
     /// Stop every server the sandbox started and remove its directory
     Down(DirArg),
+    /// Kill the primary, promote standby1, repoint the other standbys,
+    /// rejoin the old primary (rewound if needed), then check and smoke-test:
+    /// the day-two story, through promote, follow and rejoin
+    Failover(DirArg),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -77,6 +82,10 @@ pub fn default_dir() -> PathBuf {
 
 pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
     up::up(args, printer).await
+}
+
+pub async fn failover(d: DirArg, printer: &Printer) -> Result<Outcome, Failure> {
+    failover::failover(d, printer).await
 }
 
 fn dir_of(d: &DirArg) -> PathBuf {
