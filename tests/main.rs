@@ -10,6 +10,7 @@ mod conf_vs_postgres;
 mod cross_version;
 mod debian;
 mod engine;
+mod failover_netns;
 mod faults;
 mod fixture;
 mod follow;

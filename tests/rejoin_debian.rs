@@ -6,7 +6,7 @@ use crate::harness;
 use crate::harness::debian::{DebianCluster, pgrepctl_on, pgrepctl_on_env};
 
 /// SIGKILL a Debian cluster's postmaster, by its postmaster.pid.
-fn kill_debian(c: &DebianCluster) {
+pub fn kill_debian(c: &DebianCluster) {
     let pid = std::fs::read_to_string(c.data().join("postmaster.pid")).unwrap();
     let pid = nix::unistd::Pid::from_raw(pid.lines().next().unwrap().trim().parse().unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();

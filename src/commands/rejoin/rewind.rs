@@ -9,6 +9,7 @@
 use super::Args;
 use super::inspect::{Facts, Settings};
 use super::plan::Decision;
+use crate::conf::hba::quote_token;
 use crate::conf::standby::quote_conninfo;
 use crate::error::{Code, Error, Result};
 use crate::pg::cluster::LocalCluster;
@@ -141,13 +142,9 @@ async fn check_source(source: &Source, version: Version, timeout: Duration) -> R
     if let Some(p) = &source.password {
         config.password(p.expose());
     }
-    let session = crate::pg::connect(&config, Some(timeout)).await.map_err(|e| {
-        let hint = format!(
-            "pg_rewind connects to the new primary as {} (--rewind-user) to database postgres: give that role a pg_hba.conf line and its password in PGPASSFILE or ~/.pgpass",
-            source.user
-        );
-        e.hint(hint)
-    })?;
+    let session = crate::pg::connect(&config, Some(timeout))
+        .await
+        .map_err(|e| source_refused(e, &source.user))?;
     let row = session
         .client
         .query_one(
@@ -171,6 +168,45 @@ async fn check_source(source: &Source, version: Version, timeout: Duration) -> R
     let superuser: bool = row.get::<_, Option<bool>>(0).unwrap_or(false);
     let granted = (2..6).all(|i| row.get::<_, bool>(i));
     rights(&source.user, superuser, granted, version)
+}
+
+/// pg_rewind's connection refused: a missing pg_hba.conf line is named as
+/// the DBA adds it on the new primary (for the address the server saw),
+/// since it is a normal connection to `postgres` that init-master's
+/// replication lines do not cover; a refused password says where it comes
+/// from.
+fn source_refused(e: Error, user: &str) -> Error {
+    let why = format!(
+        "pg_rewind connects to the new primary as {user} (--rewind-user) to database postgres, not for replication"
+    );
+    if e.code == Code::AuthenticationFailed {
+        let hint = format!(
+            "{why}: give that role its password in PGPASSFILE or ~/.pgpass (the replication role's is the replication password)"
+        );
+        return e.hint(hint);
+    }
+    if e.code != Code::HbaRejected {
+        // Not listening, a timeout: the connection error's own hint.
+        return e;
+    }
+    let seen = e
+        .message
+        .split("host \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|a| a.parse::<std::net::IpAddr>().ok());
+    let line = |addr: &str| format!("host postgres {} {addr} scram-sha-256", quote_token(user));
+    let hint = match seen {
+        Some(ip) => format!(
+            "{why}: add this line to the new primary's pg_hba.conf (above any line that would match first) and reload it there: {}",
+            line(&ipnet::IpNet::from(ip).to_string())
+        ),
+        None => format!(
+            "{why}: add a line to the new primary's pg_hba.conf for this host's address as it sees it, and reload it there: {}",
+            line("ADDRESS/32")
+        ),
+    };
+    e.hint(hint)
 }
 
 /// The functions pg_rewind calls on the source, as GRANT statements.
@@ -335,6 +371,35 @@ mod tests {
         );
         let e = rights("rw", false, true, v10).unwrap_err();
         assert!(e.hint.unwrap().contains("superuser"));
+    }
+
+    #[test]
+    fn a_refused_rewind_connection_names_the_hba_line_to_add() {
+        let e = Error::new(
+            Code::HbaRejected,
+            "host=10.0.0.2 port=5432 user=replicator: no pg_hba.conf entry for host \"10.0.0.1\", user \"replicator\", database \"postgres\", no encryption",
+        );
+        let hint = source_refused(e, "replicator").hint.unwrap();
+        assert!(
+            hint.contains(": host postgres replicator 10.0.0.1/32 scram-sha-256"),
+            "{hint}"
+        );
+        assert!(hint.contains("reload"), "{hint}");
+        let e = Error::new(Code::HbaRejected, "rejected");
+        let hint = source_refused(e, "re wind").hint.unwrap();
+        assert!(
+            hint.contains("host postgres \"re wind\" ADDRESS/32 scram-sha-256"),
+            "{hint}"
+        );
+        let e = Error::new(Code::AuthenticationFailed, "password authentication failed");
+        let e = source_refused(e, "replicator");
+        assert_eq!(e.code, Code::AuthenticationFailed);
+        assert!(e.hint.unwrap().contains("PGPASSFILE"));
+        let e = Error::new(Code::ConnectionFailed, "connection refused").hint("is it running?");
+        assert_eq!(
+            source_refused(e, "replicator").hint.unwrap(),
+            "is it running?"
+        );
     }
 
     #[test]
