@@ -521,7 +521,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__init__subcmd__master)
-            opts="-D -h -p -U -d -v -q -V --pgdata --host --port --username --dbname --replication-user --allow-privileged-role --password-file --allow --ssl --hba-method --allow-insecure --max-wal-senders --wal-keep --listen --monitor-from --monitor-user --monitor-password-file --slot --restart --bindir --dry-run --help --json --verbose --quiet --no-progress --version"
+            opts="-D -h -p -U -d -v -q -V --pgdata --host --port --username --dbname --replication-user --allow-privileged-role --password-file --allow --ssl --hba-method --allow-insecure --max-wal-senders --wal-keep --listen --rewindable --monitor-from --monitor-user --monitor-password-file --slot --restart --bindir --dry-run --help --json --verbose --quiet --no-progress --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -63,6 +63,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l bindir
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow-privileged-role -d 'Let --replication-user name an existing role that is more than a replication login (superuser, CREATEDB, CREATEROLE, BYPASSRLS, owner of objects, member of roles other than pg_monitor and its parts): its password may change and is copied to every standby'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l ssl -d 'Write hostssl instead of host lines (standbys must connect with SSL)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow-insecure -d 'Permit insecure choices: trust/password methods, all-addresses CIDRs, a group-readable password file'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l rewindable -d 'Make this server rewindable after a failover (what pgrepctl rejoin needs to bring it back as a standby without a new copy): wal_log_hints = on when the cluster has no data checksums (needs a restart)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l dry-run -d 'Check everything and print the changes a real run would make, with diffs; change nothing'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l json -d 'Print one JSON object on stdout and nothing else there'

@@ -584,3 +584,25 @@ fn verbose_prints_steps_and_very_verbose_the_sql() {
         "{err}"
     );
 }
+
+/// --rewindable: wal_log_hints on (with the restart it takes) when the
+/// cluster has no data checksums; a second run changes nothing.
+#[test]
+fn rewindable_turns_wal_log_hints_on_without_checksums() {
+    let c = Cluster::builder().conf("wal_log_hints = off").init();
+    let checksums = c.sql("SHOW data_checksums") == "on";
+    let args = [
+        "--allow",
+        "127.0.0.1/32",
+        "--rewindable",
+        "--restart",
+        "if-needed",
+    ];
+    let j = init_master(&c, &args).ok();
+    assert_eq!(
+        c.sql("SHOW wal_log_hints"),
+        if checksums { "off" } else { "on" },
+        "{j}"
+    );
+    assert_eq!(init_master(&c, &args).ok()["changed"], false);
+}

@@ -272,6 +272,18 @@ fn rewind_preflight_refusals_change_nothing() {
         ])
     );
     assert!(!p.running());
+    // With --reclone-on-failure a node that cannot be rewound is copied
+    // anew, the old directory kept aside.
+    let j = rejoin(&p, &s, &["--reclone-on-failure"]).ok();
+    assert_eq!(j["decision"]["action"], "reclone", "{j}");
+    let kept = j["old_data_directory"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{j}"));
+    assert!(
+        std::path::Path::new(kept).join("PG_VERSION").exists(),
+        "{j}"
+    );
+    follows(&p, &s);
 }
 
 #[test]

@@ -79,6 +79,8 @@ pub const SETTINGS: &[&str] = &[
     "hot_standby",
     "listen_addresses",
     "wal_segment_size",
+    "wal_log_hints",
+    "data_checksums",
 ];
 
 /// One pass over the server and its files: the session, then each

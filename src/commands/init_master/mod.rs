@@ -67,6 +67,9 @@ pub struct Args {
     /// Set listen_addresses to this value (needs a restart), e.g. '*' or 'localhost,10.0.0.1'
     #[arg(long, value_name = "ADDRS")]
     pub listen: Option<String>,
+    /// Make this server rewindable after a failover (what pgrepctl rejoin needs to bring it back as a standby without a new copy): wal_log_hints = on when the cluster has no data checksums (needs a restart)
+    #[arg(long)]
+    pub rewindable: bool,
     /// Monitoring host address or CIDR to let in as --monitor-user, to the postgres database with scram-sha-256 (repeatable); standbys cloned later let it in too
     #[arg(long = "monitor-from", value_name = "ADDR")]
     pub monitor_from: Vec<String>,

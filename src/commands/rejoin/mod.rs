@@ -78,9 +78,13 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let facts = inspect::inspect(&args, &mut settings, printer).await?;
     let mut decision = plan::decide(&args, &facts)?;
     let checks = match rewind::preflight(&args, &settings, &facts, &decision, printer).await {
-        // pg_rewind itself refused the node (its dry run): with
+        // pg_rewind itself refused the node (its dry run), or the node
+        // cannot be rewound at all (no checksums, no wal_log_hints): with
         // --reclone-on-failure that is the failure a copy answers.
-        Err(e) if e.code == Code::RewindFailed && args.reclone_on_failure => {
+        Err(e)
+            if matches!(e.code, Code::RewindFailed | Code::RewindNotPossible)
+                && args.reclone_on_failure =>
+        {
             decision = plan::Decision::Reclone {
                 why: format!("{}; copied anew (--reclone-on-failure)", e.message),
             };

@@ -72,7 +72,7 @@ pub async fn preflight(
             ),
         )
         .hint(
-            "copy it anew instead (pgrepctl clone-standby --force, which replaces the directory), and set wal_log_hints = on on every node so that a later rejoin can rewind",
+            "copy it anew instead (pgrepctl rejoin --reclone-on-failure, or clone-standby --force, which replaces the directory), and make every node rewindable for next time (pgrepctl init-master --rewindable: wal_log_hints = on)",
         ));
     }
     let kept = super::recovery::kept_dir(&facts.cluster.data_dir);

@@ -149,6 +149,7 @@ pub(super) fn init_master_args(
         max_wal_senders: 10,
         wal_keep: "256MB".into(),
         listen: None,
+        rewindable: true,
         slots: state.standbys().map(|s| s.name.clone()).collect(),
         restart: init_master::RestartPolicy::IfNeeded,
         bindir: BindirFlag {

@@ -267,6 +267,20 @@ fn desired(settings: &Settings, facts: &Facts) -> Vec<Desired> {
         write: "on".into(),
         base_unit: 1,
     });
+    // pg_rewind needs data checksums or wal_log_hints; checksums are an
+    // initdb choice, so a cluster without them gets wal_log_hints.
+    let checksums = facts
+        .live
+        .get("data_checksums")
+        .is_some_and(|l| is_on(&l.setting));
+    if settings.rewindable && !checksums {
+        d.push(Desired {
+            name: "wal_log_hints",
+            want: Want::On,
+            write: "on".into(),
+            base_unit: 1,
+        });
+    }
     if let Some(l) = &settings.listen {
         d.push(Desired {
             name: "listen_addresses",

@@ -75,6 +75,7 @@ fn settings(restart: RestartPolicy) -> Settings {
         max_wal_senders: 10,
         wal_keep_bytes: 1 << 30,
         listen: None,
+        rewindable: false,
         slots: vec!["s1".into()],
         restart,
         bindir: None,
@@ -148,4 +149,34 @@ fn password_change_warns_about_standbys_streaming_as_the_role() {
         "{:?}",
         p.warnings
     );
+}
+
+#[test]
+fn rewindable_sets_wal_log_hints_only_without_checksums() {
+    let live = |v: &str| Live {
+        setting: v.into(),
+        context: "postmaster".into(),
+        source: "default".into(),
+    };
+    let mut s = settings(RestartPolicy::IfNeeded);
+    let touches = |s: &Settings, f: &Facts| {
+        plan(s, f)
+            .unwrap()
+            .changes()
+            .into_iter()
+            .any(|c| c.summary.contains("wal_log_hints"))
+    };
+    let mut f = facts(None);
+    f.live.insert("wal_log_hints".into(), live("off"));
+    f.live.insert("data_checksums".into(), live("off"));
+    assert!(!touches(&s, &f), "not asked");
+    s.rewindable = true;
+    assert!(touches(&s, &f), "asked, no checksums");
+    let p = plan(&s, &f).unwrap();
+    assert!(p.restart_required, "wal_log_hints takes a restart");
+    f.live.insert("data_checksums".into(), live("on"));
+    assert!(!touches(&s, &f), "checksums suffice");
+    f.live.insert("data_checksums".into(), live("off"));
+    f.live.insert("wal_log_hints".into(), live("on"));
+    assert!(!touches(&s, &f), "already on");
 }
