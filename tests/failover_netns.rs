@@ -105,11 +105,6 @@ fn set_up(major: u32) -> Site {
     let hosts = Pair::new();
     let a = DebianCluster::create(major, Some(&hosts.server));
     let b = DebianCluster::create(major, Some(&hosts.client));
-    // pg_rewind needs wal_log_hints (or data checksums, off in a stock
-    // cluster before 18); a DBA sets it once on every node.
-    for c in [&a, &b] {
-        c.append_conf("wal_log_hints = on\n");
-    }
     let tmp = harness::tempdir();
     let pw = password_file(tmp.path(), PW).display().to_string();
     let mon_dir = tmp.path().join("monitor");
@@ -133,6 +128,10 @@ fn set_up(major: u32) -> Site {
             &pw,
             "--listen",
             "*",
+            // pg_rewind needs wal_log_hints (or data checksums, off in a
+            // stock cluster before 18): the README's failover story asks
+            // for it on every node that may become a primary.
+            "--rewindable",
             "--restart",
             "if-needed",
             "--slot",
@@ -248,6 +247,7 @@ fn open_b_as_rejoin_says(s: &Site) -> serde_json::Value {
             &s.pw,
             "--listen",
             "*",
+            "--rewindable",
             "--restart",
             "if-needed",
         ],
