@@ -54,14 +54,41 @@ pub fn pid_alive(pid: i32) -> bool {
         return false;
     }
     match kill(Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(Errno::EPERM) => true,
+        Ok(()) | Err(Errno::EPERM) => !zombie(pid),
         Err(_) => false,
     }
 }
 
+/// A process that died and was not reaped yet still answers `kill -0`: a
+/// postmaster killed a moment ago (or forever, under an init that does not
+/// reap orphans) is dead for every purpose here.
+fn zombie(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "pid (comm) state …": comm may hold spaces and parentheses.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state == "Z" || state == "X")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_dead_unreaped_process_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        // Not reaped yet: a zombie once it exits.
+        let start = std::time::Instant::now();
+        while !super::zombie(pid) {
+            assert!(start.elapsed() < std::time::Duration::from_secs(5));
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert!(!super::pid_alive(pid));
+        child.wait().unwrap();
+        assert!(super::pid_alive(std::process::id() as i32));
+    }
+
     use super::*;
 
     #[test]
