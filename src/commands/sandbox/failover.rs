@@ -53,71 +53,35 @@ async fn steps(
     quiet: &Printer,
     outcome: &mut Outcome,
 ) -> Result<()> {
-    let pwfile = dir.join("replicator.pass");
-    let primary = format!("host=127.0.0.1 port={} user=replicator", new.port);
-    let bindir = BindirFlag {
-        bindir: Some(state.bindir.clone()),
+    let flags = Flags {
+        pwfile: dir.join("replicator.pass"),
+        primary: format!("host=127.0.0.1 port={} user=replicator", new.port),
+        bindir: BindirFlag {
+            bindir: Some(state.bindir.clone()),
+        },
     };
-
     printer.step(format!("killing {} (SIGKILL, as a crash would)", old.name));
     kill_hard(&old.data)?;
     push(outcome, old, format!("{}: killed (SIGKILL)", old.name));
 
     printer.step(format!("promoting {}", new.name));
-    let o = promote::run(
-        promote::Args {
-            pgdata: new.data.clone(),
-            wait: WAIT,
-            upstream_timeout: Duration::from_secs(3),
-            force: false,
-            bindir: bindir.clone(),
-            dry_run: DryRunFlag { dry_run: false },
-        },
-        quiet,
-    )
-    .await
-    .map_err(|f| f.error)?;
+    let o = promote::run(flags.promote(new), quiet)
+        .await
+        .map_err(|f| f.error)?;
     take(outcome, &new.name, o);
-    // "primary" is check's label for the node given as --primary, so the
-    // old primary streams (and is listed) under another name.
-    let rejoined = if old.name == super::node::PRIMARY {
-        format!("old_{}", old.name)
-    } else {
-        old.name.clone()
-    };
-    for n in &mut state.nodes {
-        n.primary = n.name == new.name;
-        if n.name == old.name {
-            n.name = rejoined.clone();
-        }
-    }
+    let rejoined = swap_roles(state, old, new);
     state.save(dir)?;
 
-    for s in state
+    let others: Vec<Node> = state
         .standbys()
         .filter(|s| s.data != old.data)
         .cloned()
-        .collect::<Vec<_>>()
-    {
+        .collect();
+    for s in others {
         printer.step(format!("repointing {} to {}", s.name, new.name));
-        let o = follow::run(
-            follow::Args {
-                pgdata: Some(s.data.clone()),
-                standby: None,
-                primary: primary.clone(),
-                slot: Some(s.name.clone()),
-                password: PasswordFlag {
-                    password_file: Some(pwfile.clone()),
-                },
-                wait: WAIT,
-                connect_timeout: Duration::from_secs(10),
-                bindir: bindir.clone(),
-                dry_run: DryRunFlag { dry_run: false },
-            },
-            quiet,
-        )
-        .await
-        .map_err(|f| f.error)?;
+        let o = follow::run(flags.follow(&s), quiet)
+            .await
+            .map_err(|f| f.error)?;
         take(outcome, &s.name, o);
     }
 
@@ -126,27 +90,9 @@ async fn steps(
         "rejoining {} as a standby of {}",
         old.name, new.name
     ));
-    let o = rejoin::run(
-        rejoin::Args {
-            pgdata: old.data.clone(),
-            primary: primary.clone(),
-            password: PasswordFlag {
-                password_file: Some(pwfile),
-            },
-            slot: Some(rejoined.clone()),
-            application_name: Some(rejoined.clone()),
-            rewind: rejoin::RewindMode::Auto,
-            rewind_user: None,
-            reclone_on_failure: true,
-            wait: WAIT,
-            connect_timeout: Duration::from_secs(10),
-            bindir,
-            dry_run: DryRunFlag { dry_run: false },
-        },
-        quiet,
-    )
-    .await
-    .map_err(|f| f.error)?;
+    let o = rejoin::run(flags.rejoin(old, &rejoined), quiet)
+        .await
+        .map_err(|f| f.error)?;
     if let Some(d) = o.details.get("decision") {
         outcome.detail("rejoin", d);
     }
@@ -156,6 +102,83 @@ async fn steps(
     verify(state, quiet, outcome).await?;
     describe(state, dir, &rejoined, new, outcome);
     Ok(())
+}
+
+/// What a DBA would type for each command on the sandbox: the new primary
+/// over loopback TCP as the replication role, the sandbox's password file
+/// and binaries.
+struct Flags {
+    pwfile: std::path::PathBuf,
+    primary: String,
+    bindir: BindirFlag,
+}
+
+impl Flags {
+    fn password(&self) -> PasswordFlag {
+        PasswordFlag {
+            password_file: Some(self.pwfile.clone()),
+        }
+    }
+
+    fn promote(&self, new: &Node) -> promote::Args {
+        promote::Args {
+            pgdata: new.data.clone(),
+            wait: WAIT,
+            upstream_timeout: Duration::from_secs(3),
+            force: false,
+            bindir: self.bindir.clone(),
+            dry_run: DryRunFlag { dry_run: false },
+        }
+    }
+
+    fn follow(&self, s: &Node) -> follow::Args {
+        follow::Args {
+            pgdata: Some(s.data.clone()),
+            standby: None,
+            primary: self.primary.clone(),
+            slot: Some(s.name.clone()),
+            password: self.password(),
+            wait: WAIT,
+            connect_timeout: Duration::from_secs(10),
+            bindir: self.bindir.clone(),
+            dry_run: DryRunFlag { dry_run: false },
+        }
+    }
+
+    fn rejoin(&self, old: &Node, name: &str) -> rejoin::Args {
+        rejoin::Args {
+            pgdata: old.data.clone(),
+            primary: self.primary.clone(),
+            password: self.password(),
+            slot: Some(name.to_string()),
+            application_name: Some(name.to_string()),
+            rewind: rejoin::RewindMode::Auto,
+            rewind_user: None,
+            reclone_on_failure: true,
+            wait: WAIT,
+            connect_timeout: Duration::from_secs(10),
+            bindir: self.bindir.clone(),
+            dry_run: DryRunFlag { dry_run: false },
+        }
+    }
+}
+
+/// The promoted node is the primary now; the old primary gets the name
+/// it will stream under ("primary" is check's label for the node given
+/// as --primary, so it becomes "old_primary"). Returns that name.
+fn swap_roles(state: &mut State, old: &Node, new: &Node) -> String {
+    let rejoined = if old.name == super::node::PRIMARY {
+        format!("old_{}", old.name)
+    } else {
+        old.name.clone()
+    };
+    for n in &mut state.nodes {
+        n.primary = n.name == new.name;
+        if n.data == old.data {
+            n.name = rejoined.clone();
+        }
+    }
+    rejoined
 }
 
 /// SIGKILL the postmaster named in the node's own postmaster.pid (never by
