@@ -136,6 +136,13 @@ impl Version {
         self.0 >= 110000
     }
 
+    /// pg_rewind takes `--no-sync` (11+): pgrepctl then syncs the rewound
+    /// directory with one syncfs per filesystem instead of an fsync per
+    /// file, which is most of a small rewind's time.
+    pub fn rewind_no_sync(self) -> bool {
+        self.0 >= 110000
+    }
+
     /// pg_rewind copies the source's `pg_replslot` into the target (10):
     /// the rewound node then holds slots of the new primary that pin WAL.
     pub fn rewind_copies_replslot(self) -> bool {

@@ -264,28 +264,13 @@ pub fn sync_in_background(tmp: &Path, printer: &Printer) -> std::thread::JoinHan
 }
 
 fn sync_to_disk(tmp: &Path) -> Result<()> {
-    let mut dirs = vec![tmp.to_path_buf()];
-    for e in std::fs::read_dir(tmp.join("pg_tblspc"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if let Ok(target) = std::fs::read_link(e.path()) {
-            dirs.push(target);
-        }
-    }
-    for dir in dirs {
-        let sync = std::fs::File::open(&dir)
-            .and_then(|d| nix::unistd::syncfs(&d).map_err(std::io::Error::from));
-        sync.map_err(|e| {
-            Error::io(
-                format!("cannot sync the copy in {} to disk", dir.display()),
-                e,
-            )
-            .hint("check the filesystem's health (dmesg); the target was left as it was")
-        })?;
-    }
-    Ok(())
+    crate::fsutil::sync_data_dir(tmp).map_err(|(dir, e)| {
+        Error::io(
+            format!("cannot sync the copy in {} to disk", dir.display()),
+            e,
+        )
+        .hint("check the filesystem's health (dmesg); the target was left as it was")
+    })
 }
 
 /// A progress bar on a terminal; a line every few seconds otherwise.

@@ -181,6 +181,9 @@ async fn run_rewind(cx: &mut Cx<Env>) -> Result<Applied<Env>> {
     let restored = kept.restore(&cluster.data_dir);
     let out = ran?;
     restored?;
+    if rewind::no_sync(&cluster) {
+        rewind::sync(&cluster)?;
+    }
     if cx.env.version.rewind_copies_replslot() {
         clean_replslot(&cluster.data_dir)?;
     }

@@ -294,6 +294,8 @@ pub fn command(
     ];
     if dry_run {
         args.push("--dry-run".into());
+    } else if no_sync(cluster) {
+        args.push("--no-sync".into());
     }
     let mut expr = cluster
         .run_as
@@ -316,9 +318,30 @@ pub fn command(
         cluster.run_as.shell_prefix(),
         cluster.data_dir.display(),
         source.conninfo,
-        if dry_run { " --dry-run" } else { "" }
+        if dry_run {
+            " --dry-run"
+        } else if no_sync(cluster) {
+            " --no-sync (then one syncfs)"
+        } else {
+            ""
+        }
     );
     Ok((expr, secret, shown))
+}
+
+/// Whether the real run leaves the sync to pgrepctl ([`sync`]).
+pub fn no_sync(cluster: &LocalCluster) -> bool {
+    Version::of(cluster.bindir.major * 10000).rewind_no_sync()
+}
+
+/// After `pg_rewind --no-sync`: the rewound directory to disk before
+/// anything starts on it.
+pub fn sync(cluster: &LocalCluster) -> Result<()> {
+    crate::fsutil::sync_data_dir(&cluster.data_dir).map_err(|(dir, e)| {
+        Error::io(format!("cannot sync the rewound {} to disk", dir.display()), e).hint(
+            "check the filesystem's health (dmesg); do not start the node before a sync (run sync, or rerun pgrepctl rejoin)",
+        )
+    })
 }
 
 /// `pg_rewind --dry-run`: what it would do, or why it cannot.
