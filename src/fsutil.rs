@@ -223,6 +223,29 @@ pub fn read_to_string(path: &Path) -> Result<String> {
     })
 }
 
+/// Flush a data directory to disk with one `syncfs` per filesystem it is
+/// on (its own, and each tablespace's): what pg_basebackup and pg_rewind
+/// run with `--no-sync` leave to pgrepctl, far cheaper than their fsync of
+/// every file. On failure, the directory whose filesystem failed.
+pub fn sync_data_dir(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    let mut dirs = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir.join("pg_tblspc"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(target) = std::fs::read_link(e.path()) {
+            dirs.push(target);
+        }
+    }
+    for d in dirs {
+        std::fs::File::open(&d)
+            .and_then(|f| nix::unistd::syncfs(&f).map_err(std::io::Error::from))
+            .map_err(|e| (d.clone(), e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,27 +352,4 @@ mod tests {
         let m = fs::metadata(&p).unwrap();
         assert_eq!(m.permissions().mode() & 0o777, 0o600);
     }
-}
-
-/// Flush a data directory to disk with one `syncfs` per filesystem it is
-/// on (its own, and each tablespace's): what pg_basebackup and pg_rewind
-/// run with `--no-sync` leave to pgrepctl, far cheaper than their fsync of
-/// every file. On failure, the directory whose filesystem failed.
-pub fn sync_data_dir(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
-    let mut dirs = vec![dir.to_path_buf()];
-    for e in std::fs::read_dir(dir.join("pg_tblspc"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if let Ok(target) = std::fs::read_link(e.path()) {
-            dirs.push(target);
-        }
-    }
-    for d in dirs {
-        std::fs::File::open(&d)
-            .and_then(|f| nix::unistd::syncfs(&f).map_err(std::io::Error::from))
-            .map_err(|e| (d.clone(), e))?;
-    }
-    Ok(())
 }
