@@ -13,7 +13,7 @@ use super::{DirArg, dir_of, load_existing};
 use crate::cli::flags::{BindirFlag, DryRunFlag, PasswordFlag};
 use crate::commands::{check, follow, promote, rejoin, smoke_test};
 use crate::error::{Code, Error, Failure, Result};
-use crate::health::{Report, Status};
+use crate::health::Report;
 use crate::report::{Change, Kind, Outcome, Printer};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -305,25 +305,11 @@ async fn verify(state: &State, quiet: &Printer, outcome: &mut Outcome) -> Result
 }
 
 fn require_ok(report: &Report, what: &str) -> Result<()> {
-    if report.status == Status::Ok {
-        return Ok(());
-    }
-    let why = report
-        .problems
-        .iter()
-        .map(|p| format!("{}: {}", p.subject, p.message))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Err(Error::new(
-        Code::VerifyFailed,
-        format!(
-            "{what} after the failover reported {}: {why}",
-            report.status.as_str()
-        ),
-    )
-    .hint(
+    super::up::require_ok_or(
+        report,
+        &format!("{what} after the failover"),
         "the failover's steps are done (see the changes); pgrepctl sandbox status shows each node",
-    ))
+    )
 }
 
 fn describe(state: &State, dir: &Path, rejoined: &str, new: &Node, outcome: &mut Outcome) {

@@ -222,6 +222,15 @@ pub(super) fn smoke_args(state: &State) -> smoke_test::Args {
 
 /// A sandbox that does not pass its own check is not handed over.
 pub(super) fn require_ok(report: &Report, what: &str) -> Result<()> {
+    require_ok_or(
+        report,
+        &format!("{what} on the new sandbox"),
+        "the sandbox was removed again; rerun with -v to see each step",
+    )
+}
+
+/// `report` must be OK; else an error naming each problem, with `hint`.
+pub(super) fn require_ok_or(report: &Report, what: &str, hint: &str) -> Result<()> {
     if report.status == Status::Ok {
         return Ok(());
     }
@@ -233,12 +242,9 @@ pub(super) fn require_ok(report: &Report, what: &str) -> Result<()> {
         .join("; ");
     Err(Error::new(
         Code::VerifyFailed,
-        format!(
-            "{what} on the new sandbox reported {}: {why}",
-            report.status.as_str()
-        ),
+        format!("{what} reported {}: {why}", report.status.as_str()),
     )
-    .hint("the sandbox was removed again; rerun with -v to see each step"))
+    .hint(hint))
 }
 
 pub(super) fn latencies(smoke: &Report) -> serde_json::Map<String, serde_json::Value> {
