@@ -299,10 +299,14 @@ fn clone_failure_at_any_step_before_the_start_undoes_the_clone() {
 fn clone_onto_a_mount_point_failure_at_any_step_puts_the_old_contents_back() {
     let (p, pw) = prepared_primary(Cluster::builder());
     let s = Cluster::clone_target(&p);
-    let Some(_m) = harness::Mount::new(&s.data, "size=512m,mode=0700") else {
+    let Some(m) = harness::Mount::new(&s.data, "size=512m,mode=0700") else {
         return;
     };
-    undo_every_step_of_a_forced_clone(&p, &s, &pw);
+    // Tuple fields drop in order: the standby is stopped (by its data
+    // directory) before the mount goes, even on a panic. Unmounted first,
+    // the server would keep running on the detached filesystem.
+    let held = (s, m);
+    undo_every_step_of_a_forced_clone(&p, &held.0, &pw);
 }
 
 /// A stopped cluster of another system at the target, replaced with
