@@ -150,3 +150,74 @@ fn strings_are_printed_when_no_node_answers_and_never_a_password() {
     let r = pgrepctl(["conninfo", "--json", "--format", "uri", "--node", &node]);
     assert_eq!(r.code(), 2, "{}", r.stdout());
 }
+
+/// Repoint `s` at the primary over TCP (127.0.0.1, which initdb's
+/// pg_hba.conf trusts for replication) and wait until it streams.
+fn stream_over_tcp(p: &Cluster, s: &mut Cluster) {
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=postgres application_name=s1",
+        p.port
+    );
+    if p.major >= 12 {
+        let auto = s.data.join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&auto).unwrap();
+        text.push_str(&format!("primary_conninfo = '{conninfo}'\n"));
+        s.write_as_pg(&auto, &text);
+    } else {
+        s.write_as_pg(
+            &s.data.join("recovery.conf"),
+            &format!("standby_mode = 'on'\nprimary_conninfo = '{conninfo}'\n"),
+        );
+    }
+    s.stop();
+    s.start();
+    s.wait_streaming();
+    assert_eq!(
+        p.sql("SELECT host(client_addr) FROM pg_stat_replication"),
+        "127.0.0.1"
+    );
+}
+
+#[test]
+fn standbys_not_given_are_named_and_only_discovered_when_asked() {
+    let p = Cluster::new();
+    let mut s = Cluster::standby_of(&p, "s1");
+    stream_over_tcp(&p, &mut s);
+    let primary = p.conninfo();
+    let j = pgrepctl(["conninfo", "--json", "--node", &primary]).ok();
+    assert_eq!(j["nodes"].as_array().unwrap().len(), 1, "{j}");
+    assert!(
+        j["notes"].to_string().contains("not given: 127.0.0.1;"),
+        "{j}"
+    );
+    // --discover adds it at the primary's port, and says that is assumed.
+    let j = pgrepctl(["conninfo", "--json", "--discover", "--node", &primary]).ok();
+    let d = &j["nodes"][1];
+    assert_eq!(d["role"], "discovered", "{j}");
+    assert_eq!(d["host"], "127.0.0.1");
+    assert_eq!(d["port"], p.port);
+    assert_eq!(d["port_assumed"], true);
+    assert!(j["notes"].to_string().contains("primary's port"), "{j}");
+    // Given on that address, the standby is not listed a second time.
+    let standby = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        s.port
+    );
+    let j = pgrepctl([
+        "conninfo",
+        "--json",
+        "--discover",
+        "--node",
+        &primary,
+        "--node",
+        &standby,
+    ])
+    .ok();
+    let roles: Vec<&str> = j["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["primary", "standby"], "{j}");
+}
