@@ -134,6 +134,7 @@ fn strings_are_printed_when_no_node_answers_and_never_a_password() {
     assert_eq!(r.code(), 1, "{}", r.stdout());
     let j = r.json();
     assert_eq!(j["ok"], false);
+    assert_eq!(j["changed"], false);
     assert_eq!(j["nodes"][0]["role"], "unreachable", "{j}");
     assert_eq!(
         j["write"]["libpq"],

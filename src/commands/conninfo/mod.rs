@@ -64,6 +64,8 @@ pub struct Printed {
 struct Report {
     command: &'static str,
     ok: bool,
+    /// Always false: conninfo only reads (Ansible's changed_when).
+    changed: bool,
     write: Strings,
     read: Strings,
     /// For libpq 10–13 clients, which reject prefer-standby (no JDBC form).
@@ -156,6 +158,7 @@ fn report(nodes: Vec<Node>, given: &nodes::Given, mut notes: Vec<String>, ok: bo
     Report {
         command: "conninfo",
         ok,
+        changed: false,
         write: render::all(&write, Intent::Write),
         read: render::all(&read, Intent::Read),
         // pgjdbc has no libpq version to work around.

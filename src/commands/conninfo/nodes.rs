@@ -302,7 +302,7 @@ fn discovered(
         notes.push(format!("{} standby address(es) hidden from this role: grant it pg_monitor (or pg_read_all_stats) to have them listed", a.hidden));
     }
     if socket > 0 {
-        notes.push(format!("{socket} standby(s) stream over a unix socket: no address to list; give them with --node"));
+        notes.push(format!("{socket} standby(s) stream over a unix socket (the primary shows no address): one not given with --node is not in the strings"));
     }
     if unknown.is_empty() {
         return;
