@@ -22,6 +22,9 @@ _pgrepctl() {
             pgrepctl,clone-standby)
                 cmd="pgrepctl__subcmd__clone__subcmd__standby"
                 ;;
+            pgrepctl,conninfo)
+                cmd="pgrepctl__subcmd__conninfo"
+                ;;
             pgrepctl,follow)
                 cmd="pgrepctl__subcmd__follow"
                 ;;
@@ -51,6 +54,9 @@ _pgrepctl() {
                 ;;
             pgrepctl__subcmd__help,clone-standby)
                 cmd="pgrepctl__subcmd__help__subcmd__clone__subcmd__standby"
+                ;;
+            pgrepctl__subcmd__help,conninfo)
+                cmd="pgrepctl__subcmd__help__subcmd__conninfo"
                 ;;
             pgrepctl__subcmd__help,follow)
                 cmd="pgrepctl__subcmd__help__subcmd__follow"
@@ -125,7 +131,7 @@ _pgrepctl() {
 
     case "${cmd}" in
         pgrepctl)
-            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby promote follow rejoin check smoke-test sandbox generate-docs help"
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby promote follow rejoin check smoke-test conninfo sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -246,6 +252,32 @@ _pgrepctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pgrepctl__subcmd__conninfo)
+            opts="-v -q -h -V --node --format --discover --timeout --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "libpq uri jdbc json" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pgrepctl__subcmd__follow)
             opts="-D -v -q -h -V --pgdata --standby --primary --slot --password-file --wait --connect-timeout --bindir --dry-run --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -311,7 +343,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help)
-            opts="init-master clone-standby promote follow rejoin check smoke-test sandbox generate-docs help"
+            opts="init-master clone-standby promote follow rejoin check smoke-test conninfo sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -339,6 +371,20 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help__subcmd__clone__subcmd__standby)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__conninfo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -137,6 +137,27 @@ pub enum Command {
     /// --cleanup. Exit status as check: 0 OK, 1 WARNING, 2 CRITICAL (a node
     /// given that is down included), 3 UNKNOWN.
     SmokeTest(commands::smoke_test::Args),
+    /// Print the connection strings applications should use: writes to the primary, reads to standbys
+    ///
+    /// A write string lists every node with target_session_attrs=read-write
+    /// (libpq 10+): libpq tries the hosts in turn and settles on the one
+    /// that takes writes, so after a switchover or failover the application
+    /// reaches the new primary without any change. A read string lists the
+    /// standbys first with target_session_attrs=prefer-standby (libpq 14+)
+    /// and load_balance_hosts=random (libpq 16+); for older clients a note
+    /// gives target_session_attrs=any with the standbys first. Each --node
+    /// is asked (within --timeout) whether it is the primary, which is then
+    /// listed first in the write string (saving a round trip; the strings
+    /// work in any order). The primary's pg_stat_replication shows its
+    /// standbys' addresses but not their ports: standbys not given are
+    /// named in a note and added at the primary's port only with
+    /// --discover; a standby on an address a given node has is taken to be
+    /// that node. user and dbname are kept when every node gives the same;
+    /// a password is never printed. --format libpq, uri or jdbc print
+    /// write:, read:, node: and note: lines; json all formats at once.
+    /// Exit status: 0 printed, 1 printed but no node answered (roles
+    /// unknown; the strings still list the nodes given), 2 usage error.
+    Conninfo(commands::conninfo::Args),
     /// A local primary and standbys, replicated and checked, in one command
     Sandbox(commands::sandbox::Args),
     /// Write the man pages and shell completions under DIR (for packagers)
@@ -156,6 +177,7 @@ impl Command {
             Command::Promote(_) => "promote",
             Command::Follow(_) => "follow",
             Command::Rejoin(_) => "rejoin",
+            Command::Conninfo(_) => "conninfo",
             Command::Check(_) => "check",
             Command::SmokeTest(_) => "smoke-test",
             Command::Sandbox(_) => "sandbox",

@@ -21,6 +21,11 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
+    let mut cli = cli;
+    // conninfo renders its own formats; the global --json selects one.
+    if let Command::Conninfo(a) = &mut cli.command {
+        a.json = cli.global.json;
+    }
     let name = cli.command.name();
     let mode = Mode::of(&cli);
     let printer = mode.printer(&cli);
@@ -32,11 +37,13 @@ pub fn main() -> ExitCode {
     emit(name, &mode, &printer, result)
 }
 
-/// What a command produces: changes (mutating commands) or a health
-/// report (check, smoke-test, sandbox status).
+/// What a command produces: changes (mutating commands), a health
+/// report (check, smoke-test, sandbox status), or text a read-only
+/// command rendered itself (conninfo's connection strings).
 enum Output {
     Changes(crate::report::Outcome),
     Health(crate::health::Report),
+    Printed(crate::commands::conninfo::Printed),
 }
 
 /// How the result is shown and which exit codes apply, decided once from
@@ -108,6 +115,9 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure
         Command::Rejoin(args) => {
             Output::Changes(crate::commands::rejoin::run(*args, printer).await?)
         }
+        Command::Conninfo(args) => {
+            Output::Printed(crate::commands::conninfo::run(args, printer).await?)
+        }
         Command::Check(args) => Output::Health(check::run(args, printer).await?),
         Command::SmokeTest(args) => Output::Health(smoke_test::run(args, printer).await?),
         Command::Sandbox(sandbox::Args {
@@ -137,6 +147,10 @@ fn emit(
         (Ok(Output::Changes(outcome)), _) => {
             printer.outcome(&outcome);
             ExitCode::from(EXIT_OK)
+        }
+        (Ok(Output::Printed(p)), _) => {
+            crate::report::write_stdout(&p.text);
+            ExitCode::from(p.exit_code)
         }
         (Ok(Output::Health(report)), _) => {
             let format = mode.format();

@@ -7,6 +7,7 @@ mod clone_standby;
 mod clone_standby_bad_input;
 mod colour;
 mod conf_vs_postgres;
+mod conninfo;
 mod cross_version;
 mod debian;
 mod engine;

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod clone_standby;
+pub mod conninfo;
 pub mod follow;
 pub mod init_master;
 pub mod password;
