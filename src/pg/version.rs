@@ -136,11 +136,11 @@ impl Version {
         self.0 >= 110000
     }
 
-    /// pg_rewind takes `--no-sync` (11+): pgrepctl then syncs the rewound
+    /// pg_rewind takes `--no-sync` (12+; 11 refuses it): pgrepctl then syncs the rewound
     /// directory with one syncfs per filesystem instead of an fsync per
     /// file, which is most of a small rewind's time.
     pub fn rewind_no_sync(self) -> bool {
-        self.0 >= 110000
+        self.0 >= 120000
     }
 
     /// pg_rewind copies the source's `pg_replslot` into the target (10):
