@@ -35,37 +35,19 @@ fn on_host(c: &DebianCluster, program: &str, args: &[&str]) -> Result<String, St
     }
 }
 
-fn try_sql(c: &DebianCluster, q: &str) -> Result<String, String> {
-    on_host(
-        c,
-        "psql",
-        &[
-            "-X",
-            "-A",
-            "-t",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            "postgres",
-            "-c",
-            q,
-        ],
-    )
-}
-
 fn sql(c: &DebianCluster, q: &str) -> String {
-    try_sql(c, q).unwrap_or_else(|e| panic!("SQL failed on {}: {q}\n{e}\n{}", c.name, c.log()))
+    c.try_sql(q)
+        .unwrap_or_else(|e| panic!("SQL failed on {}: {q}\n{e}\n{}", c.name, c.log()))
 }
 
 fn replayed(c: &DebianCluster, q: &str, want: &str) {
     let t = Instant::now();
-    while try_sql(c, q).as_deref() != Ok(want) {
+    while c.try_sql(q).as_deref() != Ok(want) {
         assert!(
             t.elapsed() < Duration::from_secs(60),
             "{q} never returned {want} on {}: {:?}\n{}",
             c.name,
-            try_sql(c, q),
+            c.try_sql(q),
             c.log()
         );
         std::thread::sleep(Duration::from_millis(50));

@@ -11,6 +11,19 @@ pub fn default_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass"))
 }
 
+/// The replication password a standby's passfile holds for this
+/// host/port/user (database field `replication`, as its walreceiver asks),
+/// if the file can be read and a line matches.
+pub fn replication_password(
+    passfile: &std::path::Path,
+    host: &str,
+    port: u16,
+    user: &str,
+) -> Option<String> {
+    let text = std::fs::read_to_string(passfile).ok()?;
+    lookup(&text, host, port, "replication", user)
+}
+
 /// The password for host/port/db/user, if a line matches. `host` is a
 /// socket directory for unix connections, which libpq matches as
 /// `localhost` (and as the path itself).

@@ -12,7 +12,6 @@ use super::preflight::Facts;
 use super::settings::Settings;
 use super::start;
 use crate::error::{Code, Error, Result};
-use crate::pg::replication::sqlstate;
 use crate::plan::file::EditFile;
 use crate::plan::wait::WaitFor;
 use crate::plan::{self as engine, Action, Applied, Cx, SyncUndo, Undo, change};
@@ -271,21 +270,19 @@ fn ensure_slot(settings: &Settings, facts: &Facts, printer: &Printer) -> Result<
     };
     let command = format!("CREATE_REPLICATION_SLOT {slot} PHYSICAL RESERVE_WAL");
     printer.sql(&command);
-    match facts.repl.create_physical_slot_blocking(slot) {
-        Ok(_) => {
-            printer.info(format!("created replication slot {slot} on the primary"));
-            Ok(true)
-        }
-        Err(e) if e.sqlstate() == Some(sqlstate::DUPLICATE_OBJECT) => Ok(false),
-        Err(e) => {
-            let mut e = facts.repl.error(&e);
-            e.code = Code::SlotConflict;
+    let created = facts
+        .repl
+        .ensure_physical_slot_blocking(slot)
+        .map_err(|mut e| {
             e.hint = Some(format!(
                 "create the slot on the primary (pgrepctl init-master --slot {slot}) and rerun"
             ));
-            Err(e)
-        }
+            e
+        })?;
+    if created {
+        printer.info(format!("created replication slot {slot} on the primary"));
     }
+    Ok(created)
 }
 
 /// Drop the slot this run created; a failure is the undo's failure (the

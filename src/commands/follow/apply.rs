@@ -12,7 +12,6 @@ use super::plan::{Decided, Service};
 use super::probe::Primary;
 use crate::error::{Code, Error, Result};
 use crate::pg::cluster::Ctl;
-use crate::pg::replication::sqlstate;
 use crate::plan::file::EditFile;
 use crate::plan::sql::{AlterSystem, Reload};
 use crate::plan::wait::WaitFor;
@@ -147,28 +146,12 @@ impl Action<Env> for EnsureSlot {
                 "CREATE_REPLICATION_SLOT {} PHYSICAL RESERVE_WAL",
                 self.slot
             ));
-            let mut conn = client.connect().await.map_err(|e| client.error(&e))?;
-            let made = conn.create_physical_slot(&self.slot).await;
-            conn.close().await;
-            match made {
-                Ok(_) => {
-                    cx.printer
-                        .info(format!("created replication slot {}", self.slot));
-                    Ok(Applied::changed().undo(DropSlot(self.slot.clone())))
-                }
-                Err(e) if e.sqlstate() == Some(sqlstate::DUPLICATE_OBJECT) => {
-                    Ok(Applied::unchanged())
-                }
-                Err(e) => {
-                    let mut err = client.error(&e);
-                    err.code = Code::SlotConflict;
-                    err.hint = Some(format!(
-                        "create the slot on the new primary (SELECT pg_create_physical_replication_slot('{}', true)) and rerun",
-                        self.slot
-                    ));
-                    Err(err)
-                }
+            if !client.ensure_physical_slot(&self.slot).await? {
+                return Ok(Applied::unchanged());
             }
+            cx.printer
+                .info(format!("created replication slot {}", self.slot));
+            Ok(Applied::changed().undo(DropSlot(self.slot.clone())))
         })
     }
 }

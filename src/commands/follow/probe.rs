@@ -55,13 +55,13 @@ pub fn password(
         return Some(Secret::new(p));
     }
     let passfile = conninfo::value(new_conninfo, "passfile").filter(|_| readable_passfile)?;
-    let text = std::fs::read_to_string(Path::new(&passfile)).ok()?;
     let host = conninfo::value(new_conninfo, "host")?;
     let port = conninfo::value(new_conninfo, "port")
         .and_then(|p| p.parse().ok())
         .unwrap_or(5432);
     let user = conninfo::value(new_conninfo, "user")?;
-    crate::pg::pgpass::lookup(&text, &host, port, "replication", &user).map(Secret::new)
+    crate::pg::pgpass::replication_password(Path::new(&passfile), &host, port, &user)
+        .map(Secret::new)
 }
 
 pub async fn probe(

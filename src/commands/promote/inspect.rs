@@ -209,6 +209,5 @@ fn passfile_password(conninfo: &str, passfile: &Path, cluster: &LocalCluster) ->
         .get_user()
         .map(str::to_string)
         .or_else(|| cluster.run_as.user_name())?;
-    let text = std::fs::read_to_string(passfile).ok()?;
-    crate::pg::pgpass::lookup(&text, &host, port, "replication", &user).map(Secret::new)
+    crate::pg::pgpass::replication_password(passfile, &host, port, &user).map(Secret::new)
 }

@@ -13,7 +13,7 @@ use super::rewind::{Checks, Source};
 use crate::conf::standby;
 use crate::error::{Code, Error, Result};
 use crate::pg::cluster::{Ctl, LocalCluster};
-use crate::pg::replication::{ReplClient, sqlstate};
+use crate::pg::replication::ReplClient;
 use crate::pg::version::Version;
 use crate::plan::file::EditFile;
 use crate::plan::wait::WaitFor;
@@ -354,8 +354,8 @@ impl Action<Env> for EnsureSlot {
         cx.printer.sql(format!(
             "CREATE_REPLICATION_SLOT {slot} PHYSICAL RESERVE_WAL"
         ));
-        let r = match cx.env.repl.create_physical_slot_blocking(&slot) {
-            Ok(_) => Ok(Applied::changed().undo(SyncUndo(move |cx: &mut Cx<Env>| {
+        let r = match cx.env.repl.ensure_physical_slot_blocking(&slot) {
+            Ok(true) => Ok(Applied::changed().undo(SyncUndo(move |cx: &mut Cx<Env>| {
                 cx.env.repl.drop_slot_blocking(&slot).map_err(|e| {
                     Error::new(
                         Code::SlotConflict,
@@ -369,16 +369,8 @@ impl Action<Env> for EnsureSlot {
                     ))
                 })
             }))),
-            Err(e) if e.sqlstate() == Some(sqlstate::DUPLICATE_OBJECT) => Ok(Applied::unchanged()),
-            Err(e) => {
-                let mut e = cx.env.repl.error(&e);
-                e.code = Code::SlotConflict;
-                e.hint = Some(format!(
-                    "create the slot on the new primary (SELECT pg_create_physical_replication_slot('{}')) and rerun",
-                    self.slot
-                ));
-                Err(e)
-            }
+            Ok(false) => Ok(Applied::unchanged()),
+            Err(e) => Err(e),
         };
         Box::pin(async move { r })
     }

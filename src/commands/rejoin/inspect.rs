@@ -66,9 +66,7 @@ impl Settings {
             return;
         };
         let c = &self.standby.conninfo;
-        let found = std::fs::read_to_string(&passfile)
-            .ok()
-            .and_then(|t| crate::pg::pgpass::lookup(&t, &c.host, c.port, "replication", &c.user));
+        let found = crate::pg::pgpass::replication_password(&passfile, &c.host, c.port, &c.user);
         if let Some(pw) = found {
             self.password = Some(Secret::new(pw));
             self.standby.conninfo.passfile = Some(passfile.display().to_string());

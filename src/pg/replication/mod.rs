@@ -10,6 +10,7 @@ pub mod classify;
 pub mod error;
 mod wire;
 
+use error::Stage;
 pub use error::{ReplError, ServerError, sqlstate};
 
 use crate::child::SecretFile;
@@ -199,6 +200,58 @@ impl ReplClient {
             conn.close().await;
             r
         })
+    }
+
+    /// Create a physical slot (reserving WAL) unless one of that name
+    /// exists: whether this call created it, so that only a slot a run
+    /// made is dropped when the run is undone. Another refusal by the
+    /// server is `SLOT_CONFLICT`, with the statement that creates it by
+    /// hand.
+    pub async fn ensure_physical_slot(&self, name: &str) -> Result<bool> {
+        let made = async {
+            let mut conn = self.connect().await?;
+            let r = conn.create_physical_slot(name).await;
+            conn.close().await;
+            r
+        }
+        .await;
+        self.slot_made(name, made)
+    }
+
+    /// [`Self::ensure_physical_slot`] from a caller that is not async.
+    pub fn ensure_physical_slot_blocking(&self, name: &str) -> Result<bool> {
+        self.slot_made(name, self.create_physical_slot_blocking(name))
+    }
+
+    fn slot_made(
+        &self,
+        name: &str,
+        made: std::result::Result<CreatedSlot, ReplError>,
+    ) -> Result<bool> {
+        match made {
+            Ok(_) => Ok(true),
+            Err(e) if e.sqlstate() == Some(sqlstate::DUPLICATE_OBJECT) => Ok(false),
+            // Not reached, or a login refused: said as any connection is.
+            Err(e)
+                if !matches!(
+                    e,
+                    ReplError::Server {
+                        stage: Stage::Command,
+                        ..
+                    }
+                ) =>
+            {
+                Err(self.error(&e))
+            }
+            Err(e) => {
+                let mut err = self.error(&e);
+                err.code = Code::SlotConflict;
+                err.hint = Some(format!(
+                    "create the slot there by hand (SELECT pg_create_physical_replication_slot('{name}', true)) and rerun"
+                ));
+                Err(err)
+            }
+        }
     }
 
     /// Drop a slot, from a caller that is not async.
