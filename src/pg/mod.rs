@@ -10,6 +10,8 @@ pub mod pidfile;
 pub mod replication;
 pub mod scram;
 pub mod sql;
+pub mod standby_limits;
+pub mod sync_names;
 pub mod timeline;
 pub mod tls;
 pub mod transport;
