@@ -94,6 +94,31 @@ pub enum Command {
     /// pg_rewind fails or this major has none. A node already streaming
     /// from the new primary changes nothing.
     Rejoin(Box<commands::rejoin::Args>),
+    /// Hand the primary role to a standby, planned: zero data loss, a write pause of a few hundred milliseconds
+    ///
+    /// Run on the current primary's host with -D; --candidate (and each
+    /// --sibling) is a superuser conninfo. Preflight, all of it before any
+    /// change and what --dry-run shows: the candidate streams from this
+    /// primary (its WAL receiver and this primary's walsender), is the same
+    /// system on the same timeline, within --max-lag, replay not paused and
+    /// not delayed; it has walsenders and slots free for this node and the
+    /// siblings; its pg_hba.conf lets them in (else the init-master --allow
+    /// to run there); its synchronous_standby_names will not make commits
+    /// wait; this node's hot-standby settings are at least the candidate's.
+    /// Then: CHECKPOINT; writes off (default_transaction_read_only through
+    /// ALTER SYSTEM, a reload); write transactions get --drain-timeout,
+    /// then client sessions are ended; CHECKPOINT; a fast stop, clean
+    /// according to the control file; the candidate must receive and replay
+    /// past the shutdown checkpoint within --catchup-timeout, or the
+    /// switchover rolls back by itself (this node a writable primary again,
+    /// nothing promoted). This node is fenced (configured as the
+    /// candidate's standby while stopped) before the candidate is promoted
+    /// (pg_promote(), 12+); then it is started and must stream on the new
+    /// timeline, the siblings follow (13+ from here, else the follow
+    /// command to run there is printed), its old slots are dropped, and
+    /// smoke-test and check run through the new primary. Rerunning the
+    /// same command after an interruption finishes it, or rolls back.
+    Switchover(Box<commands::switchover::Args>),
     /// Check replication health: senders, receivers, lag, slots, settings (Nagios exit codes)
     ///
     /// On the primary: each wal sender (state, LSNs, lag in bytes and time,
@@ -177,6 +202,7 @@ impl Command {
             Command::Promote(_) => "promote",
             Command::Follow(_) => "follow",
             Command::Rejoin(_) => "rejoin",
+            Command::Switchover(_) => "switchover",
             Command::Conninfo(_) => "conninfo",
             Command::Check(_) => "check",
             Command::SmokeTest(_) => "smoke-test",

@@ -78,6 +78,7 @@ codes! {
     RewindFailed,
     Diverged,
     SystemIdMismatch,
+    CandidateBehind,
     Interrupted,
     Io,
     Internal,

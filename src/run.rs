@@ -115,6 +115,9 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure
         Command::Rejoin(args) => {
             Output::Changes(crate::commands::rejoin::run(*args, printer).await?)
         }
+        Command::Switchover(args) => {
+            Output::Changes(crate::commands::switchover::run(*args, printer).await?)
+        }
         Command::Conninfo(args) => {
             Output::Printed(crate::commands::conninfo::run(args, printer).await?)
         }

@@ -10,3 +10,5 @@ pub mod promote;
 pub mod rejoin;
 pub mod sandbox;
 pub mod smoke_test;
+pub mod standby_files;
+pub mod switchover;

@@ -307,6 +307,25 @@ impl Report {
         });
     }
 
+    /// OK, or an error (VERIFY_FAILED) naming each problem, with `hint`:
+    /// for commands that run check or smoke-test to prove their work.
+    pub fn require_ok(&self, what: &str, hint: &str) -> crate::error::Result<()> {
+        if self.status == Status::Ok {
+            return Ok(());
+        }
+        let why = self
+            .problems
+            .iter()
+            .map(|p| format!("{}: {}", p.subject, p.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(crate::error::Error::new(
+            crate::error::Code::VerifyFailed,
+            format!("{what} reported {}: {why}", self.status.as_str()),
+        )
+        .hint(hint))
+    }
+
     /// The overall status: the worst of every node, pair, slot, probe and
     /// problem. Call once everything is in.
     pub fn finish(mut self) -> Self {

@@ -69,7 +69,8 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
     let mut undo: Vec<Box<dyn Undo<E>>> = vec![];
     // Changes since the last commit point: they go if the run is undone.
     let mut uncommitted = 0;
-    let fail_after = injected_failure();
+    let fail_after = injected("PGREPCTL_FAIL_AFTER_STEP");
+    let kill_after = injected("PGREPCTL_KILL_AFTER_STEP");
     let mut applied = 0;
     let mut result = Ok(());
     for step in steps {
@@ -108,6 +109,11 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
             }
         }
         applied += 1;
+        if kill_after == Some(applied) {
+            // A SIGKILL, as an operator's or the OOM killer's: no undo, no
+            // report, nothing flushed.
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
         if fail_after == Some(applied) {
             result = Err(Error::new(
                 Code::Internal,
@@ -165,12 +171,13 @@ async fn undo_all<E>(
 }
 
 /// Tests prove that a failure at any step undoes what came before by
-/// making step N fail; only debug builds (the ones tests run) read this.
-fn injected_failure() -> Option<usize> {
+/// making step N fail (`PGREPCTL_FAIL_AFTER_STEP`), and that a rerun
+/// converges after pgrepctl is killed right after step N
+/// (`PGREPCTL_KILL_AFTER_STEP`); only debug builds (the ones tests run)
+/// read these.
+fn injected(name: &str) -> Option<usize> {
     if cfg!(debug_assertions) {
-        std::env::var("PGREPCTL_FAIL_AFTER_STEP")
-            .ok()
-            .and_then(|v| v.parse().ok())
+        std::env::var(name).ok().and_then(|v| v.parse().ok())
     } else {
         None
     }

@@ -78,6 +78,10 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub bindir: Option<PathBuf>,
     pub dry_run: bool,
+    /// The password pgrepctl's own probe of the new primary uses when the
+    /// standby is remote and --password-file cannot be given (it would be
+    /// written there): switchover passes its own.
+    pub probe_password: Option<Secret>,
 }
 
 impl Settings {
@@ -121,6 +125,7 @@ impl Settings {
             connect_timeout: connect_timeout.max(Duration::from_secs(1)),
             bindir: bindir.checked()?,
             dry_run: dry_run.dry_run,
+            probe_password: None,
         })
     }
 
@@ -145,7 +150,12 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
-    let settings = Settings::from_args(args)?;
+    run_settings(Settings::from_args(args)?, printer).await
+}
+
+/// follow with settings already checked (switchover repoints its siblings
+/// through this).
+pub async fn run_settings(settings: Settings, printer: &Printer) -> Result<Outcome, Failure> {
     let node = match &settings.mode {
         Mode::Local(d) => inspect::local(&settings, d).await?,
         Mode::Remote(c) => inspect::remote(c, settings.connect_timeout).await?,
@@ -157,7 +167,11 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     ));
     let local = node.cluster().is_some();
     let run_as = node.cluster().map(|c| c.run_as).unwrap_or_default();
-    let password = probe::password(settings.password.as_ref(), &new_conninfo, local);
+    let explicit = settings
+        .password
+        .as_ref()
+        .or(settings.probe_password.as_ref());
+    let password = probe::password(explicit, &new_conninfo, local);
     let slot = settings.slot.as_deref().unwrap_or("");
     let primary = probe::probe(
         run_as,

@@ -332,6 +332,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             bindir: None,
             dry_run: false,
+            probe_password: None,
         }
     }
 

@@ -10,7 +10,6 @@ use super::inspect::{Facts, Settings};
 use super::plan::Decision;
 use super::reclone;
 use super::rewind::{Checks, Source};
-use crate::conf::standby;
 use crate::error::{Code, Error, Result};
 use crate::pg::cluster::{Ctl, LocalCluster};
 use crate::pg::replication::ReplClient;
@@ -20,7 +19,6 @@ use crate::plan::wait::WaitFor;
 use crate::plan::{self as engine, Action, Applied, Cx, SyncUndo, change, interrupted};
 use crate::report::{Change, Kind, Outcome, Printer};
 use futures_util::future::LocalBoxFuture;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// What rejoin's steps work with.
@@ -111,91 +109,21 @@ fn standby_steps(
     Ok(())
 }
 
-/// The files that make the node a standby of the new primary, written as
-/// clone-standby writes them (`conf::standby`): recovery.conf on 10–11;
-/// standby.signal and primary_conninfo/primary_slot_name in
-/// postgresql.auto.conf from 12; the password file --password-file asks
-/// for. Planned against the files as they are now: a rewind puts them
-/// back before these are written.
+/// The files that make the node a standby of the new primary
+/// (`commands::standby_files`), planned against the files as they are
+/// now: a rewind puts them back before these are written.
 pub fn standby_edits(settings: &Settings, facts: &Facts) -> Result<Vec<EditFile>> {
     let s = &settings.standby;
-    let dir = &facts.cluster.data_dir;
-    let v = facts.version.num();
-    let slot = s.slot.as_deref();
-    let owner = facts.cluster.run_as.ids;
-    let mut edits = vec![];
-    let mut edit = |path: std::path::PathBuf, old: Option<String>, new: String, summary: String| {
-        if old.as_deref() != Some(new.as_str()) {
-            let mut e = EditFile::new(path, old, new, summary);
-            e.owner = owner;
-            edits.push(e);
-        }
-    };
-    if facts.version.recovery_conf() {
-        let path = dir.join("recovery.conf");
-        edit(
-            path.clone(),
-            read(&path)?,
-            standby::recovery_conf(v, &s.conninfo, slot),
-            format!(
-                "standby_mode = on, primary_conninfo = '{}', recovery_target_timeline = 'latest'",
-                s.conninfo.redacted()
-            ),
-        );
-    } else {
-        let path = dir.join("standby.signal");
-        if !path.exists() {
-            edit(
-                path,
-                None,
-                String::new(),
-                "created: start as a standby".into(),
-            );
-        }
-        let path = dir.join("postgresql.auto.conf");
-        let old = read(&path)?;
-        let parse = |e: crate::conf::ParseError| {
-            Error::new(
-                Code::ConfigParseError,
-                format!("{}:{}: {}", path.display(), e.line, e.message),
-            )
-            .hint("fix that line (PostgreSQL would not start with it either) and rerun")
-        };
-        let mut new = old.clone().unwrap_or_default();
-        if slot.is_none() {
-            new = standby::drop_settings(&new, &["primary_slot_name"]).map_err(parse)?;
-        }
-        let wanted = standby::auto_conf_settings(v, &s.conninfo, slot, &[]);
-        new = standby::edit_auto_conf(&new, &wanted).map_err(parse)?;
-        let mut summary = format!("primary_conninfo = '{}'", s.conninfo.redacted());
-        if let Some(slot) = slot {
-            summary.push_str(&format!("; primary_slot_name = {slot}"));
-        }
-        edit(path.clone(), old, new, summary);
+    crate::commands::standby_files::StandbyFiles {
+        data_dir: &facts.cluster.data_dir,
+        version: facts.version,
+        conninfo: &s.conninfo,
+        slot: s.slot.as_deref(),
+        passfile: s.passfile.clone().zip(s.password_line()),
+        drop: &[],
+        owner: facts.cluster.run_as.ids,
     }
-    if let (Some(path), Some(line)) = (&s.passfile, s.password_line()) {
-        let old = read(path)?;
-        if old.as_deref() != Some(line.as_str()) {
-            let mut e = EditFile::new(
-                path.clone(),
-                old,
-                line,
-                "password file for primary_conninfo (mode 0600)".into(),
-            );
-            e.secret = true;
-            e.owner = owner;
-            edits.push(e);
-        }
-    }
-    Ok(edits)
-}
-
-fn read(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
-    }
+    .edits()
 }
 
 pub async fn apply(

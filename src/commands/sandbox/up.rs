@@ -10,7 +10,7 @@ use crate::cli::flags::{BindirFlag, DryRunFlag, FormatFlag, PasswordFlag, Timeou
 use crate::commands::{check, clone_standby, init_master, smoke_test};
 use crate::error::Failure;
 use crate::error::{Code, Error, Result};
-use crate::health::{Report, Status};
+use crate::health::Report;
 use crate::plan::Cx;
 use crate::report::{Outcome, Printer};
 use crate::tools::RunAs;
@@ -231,20 +231,7 @@ pub(super) fn require_ok(report: &Report, what: &str) -> Result<()> {
 
 /// `report` must be OK; else an error naming each problem, with `hint`.
 pub(super) fn require_ok_or(report: &Report, what: &str, hint: &str) -> Result<()> {
-    if report.status == Status::Ok {
-        return Ok(());
-    }
-    let why = report
-        .problems
-        .iter()
-        .map(|p| format!("{}: {}", p.subject, p.message))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Err(Error::new(
-        Code::VerifyFailed,
-        format!("{what} reported {}: {why}", report.status.as_str()),
-    )
-    .hint(hint))
+    report.require_ok(what, hint)
 }
 
 pub(super) fn latencies(smoke: &Report) -> serde_json::Map<String, serde_json::Value> {

@@ -1,0 +1,420 @@
+//! What switchover reads before it decides anything: this node (a running
+//! primary, or where an interrupted switchover left it), the candidate
+//! and the siblings, each over a superuser session. Nothing here changes
+//! anything.
+
+use super::Settings;
+use crate::error::{Code, Error, Result};
+use crate::pg::Session;
+use crate::pg::cluster::LocalCluster;
+use crate::pg::replication::parse_lsn;
+use crate::pg::version::Version;
+use crate::report::{Outcome, Printer};
+use serde::Serialize;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The setting switchover's drain writes with `default_transaction_read_only`,
+/// so that a rerun knows writes were turned off by it (and may turn them
+/// on again) rather than by a DBA.
+pub const DRAIN_MARKER: &str = "pgrepctl.switchover";
+
+/// Where this node stands: the steps a run still has to take follow from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Running as a primary; `draining` when an interrupted run left
+    /// writes off (the marker is in postgresql.auto.conf).
+    Primary { draining: bool },
+    /// Shut down cleanly as a primary, not configured as a standby yet.
+    Stopped,
+    /// Stopped and configured as a standby (standby.signal or recovery.conf).
+    Fenced,
+    /// Running as a standby.
+    Standby,
+}
+
+/// A walsender on this node, as pg_stat_replication shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sender {
+    pub application_name: String,
+    pub user: String,
+    pub addr: Option<IpAddr>,
+    pub state: String,
+    pub slot: Option<String>,
+}
+
+/// This node.
+pub struct Old {
+    pub cluster: LocalCluster,
+    pub version: Version,
+    pub system_id: String,
+    pub timeline: u32,
+    pub phase: Phase,
+    /// Running primary: the current WAL position; stopped: where its
+    /// shutdown checkpoint record starts (L).
+    pub lsn: u64,
+    pub senders: Vec<Sender>,
+    /// The hot-standby settings (running only).
+    pub limits: Vec<(String, i64)>,
+    pub session: Option<Session>,
+}
+
+/// The candidate or a sibling, over a superuser session.
+pub struct Node {
+    pub given: String,
+    pub session: Session,
+    pub version: Version,
+    pub superuser: bool,
+    pub system_id: String,
+    pub in_recovery: bool,
+    pub timeline: u32,
+    pub receive: Option<u64>,
+    pub replay: Option<u64>,
+    pub paused: bool,
+    /// recovery_min_apply_delay in milliseconds (12+; 0 before).
+    pub apply_delay_ms: i64,
+    pub receiver: Option<Receiver>,
+    /// This host's address as the node sees our session.
+    pub our_addr: Option<IpAddr>,
+    /// The node's own address on that connection.
+    pub own_addr: Option<IpAddr>,
+    pub max_wal_senders: i64,
+    pub senders_in_use: i64,
+    pub max_slots: i64,
+    pub slots: Vec<String>,
+    pub sync_names: String,
+    /// `ssl = on`: a walreceiver with libpq's default sslmode (prefer) uses TLS.
+    pub ssl: bool,
+    pub limits: Vec<(String, i64)>,
+}
+
+/// The node's WAL receiver: whom it streams from, as whom, under what name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Receiver {
+    pub status: String,
+    pub user: Option<String>,
+    pub application_name: Option<String>,
+    pub slot: Option<String>,
+    pub timeline: Option<u32>,
+}
+
+pub struct Facts {
+    pub old: Old,
+    pub candidate: Node,
+    pub siblings: Vec<Node>,
+    /// The candidate's pg_hba.conf, read as superuser (None: not readable).
+    pub candidate_hba: Option<String>,
+}
+
+impl Node {
+    pub fn name(&self) -> &str {
+        &self.session.target
+    }
+}
+
+impl Facts {
+    pub fn report_into(&self, o: &mut Outcome) {
+        o.detail("data_directory", &self.old.cluster.data_dir);
+        o.detail("phase", &self.old.phase);
+        o.detail("timeline", self.old.timeline);
+        o.detail("candidate", self.candidate.name());
+        o.detail(
+            "siblings",
+            self.siblings.iter().map(Node::name).collect::<Vec<_>>(),
+        );
+    }
+}
+
+pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
+    crate::pg::cluster::major_of(&settings.pgdata)?;
+    let cluster = LocalCluster::open(&settings.pgdata, settings.bindir.as_deref())?;
+    let old = old(cluster).await?;
+    printer.step(format!("asking the candidate {}", settings.candidate));
+    let candidate = node(&settings.candidate, settings.connect_timeout).await?;
+    let mut siblings = vec![];
+    for s in &settings.siblings {
+        printer.step(format!("asking the sibling {s}"));
+        siblings.push(node(s, settings.connect_timeout).await?);
+    }
+    let candidate_hba = hba_text(&candidate).await;
+    Ok(Facts {
+        old,
+        candidate,
+        siblings,
+        candidate_hba,
+    })
+}
+
+/// This node, running or stopped.
+async fn old(cluster: LocalCluster) -> Result<Old> {
+    if cluster.running().is_none() {
+        return stopped(cluster);
+    }
+    let session = cluster.session(Duration::from_secs(5)).await?;
+    let t = session.target.clone();
+    let q = |e: tokio_postgres::Error| crate::pg::query_error(&t, &e);
+    let row = session
+        .client
+        .query_one(
+            "SELECT pg_is_in_recovery(), \
+                    (SELECT system_identifier FROM pg_control_system())::text, \
+                    CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+                         ELSE pg_current_wal_lsn() END::text, \
+                    CASE WHEN pg_is_in_recovery() \
+                         THEN (SELECT timeline_id FROM pg_control_checkpoint()) \
+                         ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
+                    EXISTS (SELECT 1 FROM pg_file_settings WHERE name = $1 \
+                            AND sourcefile LIKE '%/postgresql.auto.conf')",
+            &[&DRAIN_MARKER],
+        )
+        .await
+        .map_err(q)?;
+    let version = Version::new(session.version_num)?;
+    let in_recovery: bool = row.get(0);
+    let phase = if in_recovery {
+        Phase::Standby
+    } else {
+        Phase::Primary {
+            draining: row.get(4),
+        }
+    };
+    let senders = if in_recovery {
+        vec![]
+    } else {
+        senders(&session).await?
+    };
+    let limits = limits(&session).await?;
+    Ok(Old {
+        version,
+        system_id: row.get(1),
+        lsn: row
+            .get::<_, Option<String>>(2)
+            .and_then(|s| parse_lsn(&s))
+            .unwrap_or(0),
+        timeline: row.get::<_, i32>(3).max(0) as u32,
+        phase,
+        senders,
+        limits,
+        session: Some(session),
+        cluster,
+    })
+}
+
+/// A stopped node: it must have shut down cleanly (a crashed primary is a
+/// failover: promote and rejoin are for that).
+fn stopped(cluster: LocalCluster) -> Result<Old> {
+    let control = cluster.control_data()?;
+    if !control.state.is_clean_shutdown() {
+        return Err(Error::new(
+            Code::ServerNotRunning,
+            format!(
+                "no server runs on {} and it did not shut down cleanly ({:?})",
+                cluster.data_dir.display(),
+                control.state
+            ),
+        )
+        .hint("a primary that crashed is a failover, not a switchover: promote the candidate (pgrepctl promote), then pgrepctl rejoin this node; or start it and rerun"));
+    }
+    let fenced = if crate::conf::standby::uses_recovery_conf(control_version(&cluster)?) {
+        cluster.data_dir.join("recovery.conf").exists()
+    } else {
+        cluster.data_dir.join("standby.signal").exists()
+    };
+    Ok(Old {
+        version: Version::new(control_version(&cluster)?)?,
+        system_id: control.system_identifier.to_string(),
+        timeline: control.timeline,
+        phase: if fenced {
+            Phase::Fenced
+        } else {
+            Phase::Stopped
+        },
+        lsn: control.checkpoint_lsn,
+        senders: vec![],
+        limits: vec![],
+        session: None,
+        cluster,
+    })
+}
+
+/// The major version of a stopped data directory, as a version number.
+fn control_version(cluster: &LocalCluster) -> Result<u32> {
+    let major = crate::pg::cluster::major_of(&cluster.data_dir)?;
+    Ok(if major >= 10 {
+        major * 10000
+    } else {
+        major * 100
+    })
+}
+
+async fn senders(session: &Session) -> Result<Vec<Sender>> {
+    let rows = session
+        .client
+        .query(
+            "SELECT coalesce(r.application_name, ''), coalesce(r.usename::text, ''), \
+                    host(r.client_addr), coalesce(r.state, ''), s.slot_name::text \
+             FROM pg_stat_replication r \
+             LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid",
+            &[],
+        )
+        .await
+        .map_err(|e| crate::pg::query_error(&session.target, &e))?;
+    Ok(rows
+        .iter()
+        .map(|r| Sender {
+            application_name: r.get(0),
+            user: r.get(1),
+            addr: r.get::<_, Option<String>>(2).and_then(|a| a.parse().ok()),
+            state: r.get(3),
+            slot: r.get(4),
+        })
+        .collect())
+}
+
+async fn limits(session: &Session) -> Result<Vec<(String, i64)>> {
+    let names: Vec<String> = crate::pg::HOT_STANDBY_SETTINGS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let rows = session
+        .client
+        .query(
+            "SELECT name, setting::bigint FROM pg_settings WHERE name = ANY($1)",
+            &[&names],
+        )
+        .await
+        .map_err(|e| crate::pg::query_error(&session.target, &e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The candidate or a sibling: a superuser session and what it shows.
+pub async fn node(given: &str, timeout: Duration) -> Result<Node> {
+    let config = crate::pg::conninfo::resolve_node(given)?;
+    let session = crate::pg::connect(&config, Some(timeout)).await?;
+    let version = Version::new(session.version_num)?;
+    let t = session.target.clone();
+    let q = |e: tokio_postgres::Error| crate::pg::query_error(&t, &e);
+    let delay = if version.recovery_conf() {
+        "0::bigint"
+    } else {
+        "(SELECT setting::bigint FROM pg_settings WHERE name = 'recovery_min_apply_delay')"
+    };
+    let row = session
+        .client
+        .query_one(
+            &format!(
+                "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+                    (SELECT system_identifier FROM pg_control_system())::text, \
+                    pg_is_in_recovery(), \
+                    greatest((SELECT timeline_id FROM pg_control_checkpoint()), \
+                             (SELECT min_recovery_end_timeline FROM pg_control_recovery())), \
+                    pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, \
+                    CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END, \
+                    {delay}, host(inet_client_addr()), host(inet_server_addr()), \
+                    current_setting('max_wal_senders')::bigint, \
+                    (SELECT count(*) FROM pg_stat_replication), \
+                    current_setting('max_replication_slots')::bigint, \
+                    current_setting('synchronous_standby_names'), current_setting('ssl') = 'on'"
+            ),
+            &[],
+        )
+        .await
+        .map_err(q)?;
+    let lsn = |i: usize| row.get::<_, Option<String>>(i).and_then(|s| parse_lsn(&s));
+    let addr = |i: usize| row.get::<_, Option<String>>(i).and_then(|s| s.parse().ok());
+    let slots = session
+        .client
+        .query("SELECT slot_name::text FROM pg_replication_slots", &[])
+        .await
+        .map_err(q)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let receiver = receiver(&session).await?;
+    let limits = limits(&session).await?;
+    Ok(Node {
+        given: given.to_string(),
+        version,
+        superuser: row.get::<_, Option<bool>>(0).unwrap_or(false),
+        system_id: row.get(1),
+        in_recovery: row.get(2),
+        timeline: receiver
+            .as_ref()
+            .and_then(|r| r.timeline)
+            .unwrap_or(0)
+            .max(row.get::<_, i32>(3).max(0) as u32),
+        receive: lsn(4),
+        replay: lsn(5),
+        paused: row.get(6),
+        apply_delay_ms: row.get(7),
+        our_addr: addr(8),
+        own_addr: addr(9),
+        max_wal_senders: row.get(10),
+        senders_in_use: row.get(11),
+        max_slots: row.get(12),
+        sync_names: row.get(13),
+        ssl: row.get(14),
+        slots,
+        receiver,
+        limits,
+        session,
+    })
+}
+
+/// The WAL receiver and the names in its connection string.
+async fn receiver(session: &Session) -> Result<Option<Receiver>> {
+    let rows = session
+        .client
+        .query(
+            "SELECT status, received_tli, conninfo, slot_name FROM pg_stat_wal_receiver",
+            &[],
+        )
+        .await
+        .map_err(|e| crate::pg::query_error(&session.target, &e))?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let conninfo: String = row.get::<_, Option<String>>(2).unwrap_or_default();
+    let pairs = crate::pg::conninfo::pairs(&conninfo);
+    let value = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, v)| key == k && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    Ok(Some(Receiver {
+        status: row.get::<_, Option<String>>(0).unwrap_or_default(),
+        user: value("user"),
+        application_name: value("application_name").or_else(|| value("fallback_application_name")),
+        slot: row.get(3),
+        timeline: row.get::<_, Option<i32>>(1).map(|t| t.max(0) as u32),
+    }))
+}
+
+/// The candidate's pg_hba.conf, read as a superuser (pg_read_file).
+async fn hba_text(node: &Node) -> Option<String> {
+    if !node.superuser {
+        return None;
+    }
+    node.session
+        .client
+        .query_one("SELECT pg_read_file(current_setting('hba_file'))", &[])
+        .await
+        .ok()
+        .map(|r| r.get(0))
+}
+
+/// The candidate's or a sibling's WAL positions now, for the waits.
+pub async fn positions(session: &Session) -> Result<(bool, Option<u64>, Option<u64>)> {
+    let row = session
+        .client
+        .query_one(
+            "SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text",
+            &[],
+        )
+        .await
+        .map_err(|e| crate::pg::query_error(&session.target, &e))?;
+    let lsn = |i: usize| row.get::<_, Option<String>>(i).and_then(|s| parse_lsn(&s));
+    Ok((row.get(0), lsn(1), lsn(2)))
+}

@@ -1,0 +1,608 @@
+//! Whether the switchover may start, decided from the facts alone (no
+//! I/O): everything here is what `--dry-run` shows, and a refusal changes
+//! nothing. The checks follow the phase this node is in: a running primary
+//! gets all of them; a rerun after an interruption only those that still
+//! matter (the candidate is the same system and can still take over).
+
+use super::Settings;
+use super::inspect::{Facts, Node, Old, Phase, Sender};
+use crate::conf::hba::{self, Match, MatchContext, ReplConn};
+use crate::error::{Code, Error, Result};
+use crate::pg::replication::format_lsn;
+use crate::report::Outcome;
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// What the preflight decided, for the steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checked {
+    #[serde(skip)]
+    pub notes: Vec<String>,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+    /// The replication role this node streams from the candidate as.
+    pub user: String,
+    pub application_name: String,
+    /// This node's slot on the candidate.
+    pub slot: Option<String>,
+    /// The candidate as this node's primary_conninfo names it.
+    pub host: String,
+    pub port: u16,
+    /// The candidate's replay lag behind this node, in bytes (a running primary).
+    pub lag: Option<u64>,
+    pub siblings: Vec<SiblingPlan>,
+    /// Slots here that the candidate and the siblings streamed through:
+    /// once this node is a standby they would keep WAL for nobody.
+    pub old_slots: Vec<String>,
+}
+
+/// How one sibling is repointed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiblingPlan {
+    pub given: String,
+    pub name: String,
+    pub slot: Option<String>,
+    /// The name it streams under (its synchronous_standby_names entry).
+    pub application_name: Option<String>,
+    /// 13+: repointed from here (ALTER SYSTEM and a reload); before, the
+    /// follow command to run on its host is printed.
+    pub remote: bool,
+}
+
+impl Checked {
+    pub fn report_into(&self, o: &mut Outcome) {
+        o.detail("preflight", self);
+    }
+}
+
+pub fn check(settings: &Settings, facts: &Facts) -> Result<Checked> {
+    let (old, cand) = (&facts.old, &facts.candidate);
+    same_system(old, cand)?;
+    if !cand.superuser {
+        return Err(Error::new(
+            Code::NotSuperuser,
+            format!(
+                "{}: the role is not a superuser; switchover promotes the candidate and reads its pg_hba.conf",
+                cand.name()
+            ),
+        )
+        .hint("give --candidate as a superuser, e.g. 'host=… user=postgres'"));
+    }
+    let sender = match old.phase {
+        Phase::Primary { .. } => Some(candidate_streams(old, cand)?),
+        Phase::Standby if cand.in_recovery => {
+            return Err(Error::new(
+                Code::NotAStandby,
+                format!(
+                    "{} runs as a standby and the candidate {} is not a primary either",
+                    old.cluster.data_dir.display(),
+                    cand.name()
+                ),
+            )
+            .hint("run switchover on the current primary's host, with -D its data directory"));
+        }
+        _ => None,
+    };
+    if cand.in_recovery && !cand.version.promote_via_sql() {
+        return Err(Error::new(
+            Code::UnsupportedVersion,
+            format!(
+                "the candidate runs PostgreSQL {}: a remote promotion needs pg_promote(), PostgreSQL 12 or later",
+                cand.version.major()
+            ),
+        )
+        .hint("switch over by hand: pgrepctl check, stop this primary (pg_ctl stop -m fast), pgrepctl promote -D … on the candidate's host, then pgrepctl rejoin -D … here"));
+    }
+    let mut c = decide(settings, facts, sender.as_ref())?;
+    if matches!(old.phase, Phase::Primary { .. }) {
+        c.lag = Some(lag(settings, old, cand)?);
+        capacity(cand, &c)?;
+        accepts(facts, &c)?;
+        synchronous(cand, &c)?;
+        limits(old, cand)?;
+    }
+    Ok(c)
+}
+
+fn same_system(old: &Old, cand: &Node) -> Result<()> {
+    if old.system_id != cand.system_id {
+        return Err(Error::new(
+            Code::SystemIdMismatch,
+            format!(
+                "the candidate {} is another database system (system identifier {}, here {})",
+                cand.name(),
+                cand.system_id,
+                old.system_id
+            ),
+        )
+        .hint("give --candidate a standby of this primary"));
+    }
+    if old.version.major() != cand.version.major() {
+        return Err(Error::new(
+            Code::VersionMismatch,
+            format!(
+                "the candidate runs PostgreSQL {} and this node {}",
+                cand.version.major(),
+                old.version.major()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Both views: the candidate's WAL receiver streams, and this primary has
+/// a walsender in state streaming under the candidate's name (and, when
+/// names repeat, from the candidate's address).
+fn candidate_streams(old: &Old, cand: &Node) -> Result<Sender> {
+    let not = |why: String| {
+        Error::new(
+            Code::StandbyNotStreaming,
+            format!("the candidate {} does not stream from this primary: {why}", cand.name()),
+        )
+        .hint("make it stream first (pgrepctl check shows why it does not), or choose another --candidate")
+    };
+    if !cand.in_recovery {
+        return Err(Error::new(
+            Code::NotAStandby,
+            format!(
+                "the candidate {} is a primary, and so is this node: two primaries",
+                cand.name()
+            ),
+        )
+        .hint("stop writes to one of them now; pgrepctl check shows both timelines"));
+    }
+    let Some(r) = cand.receiver.as_ref().filter(|r| r.status == "streaming") else {
+        return Err(not("its WAL receiver is not streaming".into()));
+    };
+    let sender = find_sender(&old.senders, r.application_name.as_deref(), cand.own_addr)
+        .ok_or_else(|| {
+            not(format!(
+                "pg_stat_replication here shows no walsender for application_name {}",
+                r.application_name.as_deref().unwrap_or("(none)")
+            ))
+        })?;
+    if sender.state != "streaming" {
+        return Err(not(format!(
+            "its walsender here is in state {}",
+            sender.state
+        )));
+    }
+    if cand.timeline != old.timeline {
+        return Err(not(format!(
+            "it is on timeline {} and this primary on {}",
+            cand.timeline, old.timeline
+        )));
+    }
+    Ok(sender.clone())
+}
+
+/// The walsender for a standby: by application_name, and by address when
+/// several share the name.
+pub fn find_sender<'a>(
+    senders: &'a [Sender],
+    app: Option<&str>,
+    addr: Option<IpAddr>,
+) -> Option<&'a Sender> {
+    let named: Vec<&Sender> = senders
+        .iter()
+        .filter(|s| Some(s.application_name.as_str()) == app)
+        .collect();
+    match named.len() {
+        0 => None,
+        1 => named.first().copied(),
+        _ => named
+            .iter()
+            .find(|s| addr.is_some() && s.addr == addr)
+            .copied(),
+    }
+}
+
+/// Names, slots and the siblings' plans.
+fn decide(settings: &Settings, facts: &Facts, sender: Option<&Sender>) -> Result<Checked> {
+    let (old, cand) = (&facts.old, &facts.candidate);
+    let config = crate::pg::conninfo::resolve_node(&settings.candidate)?;
+    let (host, port) = crate::pg::conninfo::first_host_port(&config);
+    let user = cand
+        .receiver
+        .as_ref()
+        .and_then(|r| r.user.clone())
+        .or_else(|| sender.map(|s| s.user.clone()))
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "replicator".into());
+    let application_name = settings
+        .application_name
+        .as_ref()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_else(this_host);
+    let cand_slot = cand.receiver.as_ref().and_then(|r| r.slot.clone());
+    let slot = settings
+        .slot
+        .as_ref()
+        .map(|s| s.as_str().to_string())
+        .or_else(|| cand_slot.as_ref().map(|_| slot_name(&application_name)));
+    let mut old_slots: Vec<String> = sender.and_then(|s| s.slot.clone()).into_iter().collect();
+    let mut siblings = vec![];
+    let mut notes = vec![];
+    for s in &facts.siblings {
+        same_system(old, s)?;
+        let plan = sibling(s)?;
+        if let Some(sl) = find_sender(
+            &old.senders,
+            s.receiver
+                .as_ref()
+                .and_then(|r| r.application_name.as_deref()),
+            s.own_addr,
+        )
+        .and_then(|x| x.slot.clone())
+        {
+            old_slots.push(sl);
+        }
+        if !plan.remote {
+            notes.push(format!(
+                "{} runs PostgreSQL {}: it is repointed on its own host (the command is printed at the end)",
+                plan.name,
+                s.version.major()
+            ));
+        }
+        siblings.push(plan);
+    }
+    let mut warnings = vec![];
+    for w in unlisted(old, sender, facts) {
+        warnings.push(w);
+    }
+    Ok(Checked {
+        notes,
+        warnings,
+        user,
+        application_name,
+        slot,
+        host,
+        port,
+        lag: None,
+        siblings,
+        old_slots,
+    })
+}
+
+fn sibling(s: &Node) -> Result<SiblingPlan> {
+    if !s.in_recovery {
+        return Err(Error::new(
+            Code::NotAStandby,
+            format!("the sibling {} is a primary, not a standby", s.name()),
+        )
+        .hint("--sibling names the other standbys of this primary"));
+    }
+    if !s.superuser {
+        return Err(Error::new(
+            Code::NotSuperuser,
+            format!(
+                "{}: the role is not a superuser; repointing a sibling takes ALTER SYSTEM",
+                s.name()
+            ),
+        )
+        .hint("give --sibling as a superuser, e.g. 'host=… user=postgres'"));
+    }
+    Ok(SiblingPlan {
+        given: s.given.clone(),
+        name: s.name().to_string(),
+        slot: s.receiver.as_ref().and_then(|r| r.slot.clone()),
+        application_name: s.receiver.as_ref().and_then(|r| r.application_name.clone()),
+        remote: s.version.primary_conninfo_reloads(),
+    })
+}
+
+/// Standbys streaming from here that are neither the candidate nor a
+/// sibling: they stay connected to this node, which becomes a standby, so
+/// they cascade from it.
+fn unlisted(old: &Old, cand: Option<&Sender>, facts: &Facts) -> Vec<String> {
+    let listed: Vec<&Sender> = facts
+        .siblings
+        .iter()
+        .filter_map(|s| {
+            find_sender(
+                &old.senders,
+                s.receiver
+                    .as_ref()
+                    .and_then(|r| r.application_name.as_deref()),
+                s.own_addr,
+            )
+        })
+        .chain(cand)
+        .collect();
+    old.senders
+        .iter()
+        .filter(|s| {
+            !listed
+                .iter()
+                .any(|l| l.application_name == s.application_name && l.addr == s.addr)
+        })
+        .map(|s| {
+            format!(
+                "the standby {} ({}) streams from here and is not given with --sibling: it will cascade from this node once it is a standby",
+                s.application_name,
+                s.addr.map(|a| a.to_string()).unwrap_or_else(|| "local".into())
+            )
+        })
+        .collect()
+}
+
+fn lag(settings: &Settings, old: &Old, cand: &Node) -> Result<u64> {
+    if cand.paused {
+        return Err(Error::new(
+            Code::PrimaryNotReady,
+            format!("the candidate {} has WAL replay paused", cand.name()),
+        )
+        .hint("resume it there (SELECT pg_wal_replay_resume()) and rerun"));
+    }
+    if cand.apply_delay_ms > 0 {
+        return Err(Error::new(
+            Code::PrimaryNotReady,
+            format!(
+                "the candidate {} is a delayed standby (recovery_min_apply_delay = {} ms): it would not replay the shutdown checkpoint in time",
+                cand.name(),
+                cand.apply_delay_ms
+            ),
+        )
+        .hint("choose a standby without a replay delay as --candidate"));
+    }
+    let replay = cand.replay.unwrap_or(0);
+    let lag = old.lsn.saturating_sub(replay);
+    if lag > settings.max_lag {
+        return Err(Error::new(
+            Code::PrimaryNotReady,
+            format!(
+                "the candidate {} has received up to {} and replayed up to {}, and this primary is at {}: {} behind, more than --max-lag {}",
+                cand.name(),
+                format_lsn(cand.receive.unwrap_or(0)),
+                format_lsn(replay),
+                format_lsn(old.lsn),
+                crate::units::human_bytes(lag),
+                crate::units::human_bytes(settings.max_lag)
+            ),
+        )
+        .hint("wait until it catches up (pgrepctl check shows the lag), or raise --max-lag: writes stay paused while it catches up"));
+    }
+    Ok(lag)
+}
+
+/// Walsenders and slots the candidate will need as the primary.
+fn capacity(cand: &Node, c: &Checked) -> Result<()> {
+    let senders = 1 + c.siblings.len() as i64;
+    let free = cand.max_wal_senders - cand.senders_in_use;
+    if free < senders {
+        return Err(Error::new(
+            Code::PrimaryNotReady,
+            format!(
+                "the candidate {} has {free} free walsender(s) (max_wal_senders = {}) and needs {senders}: this node and {} sibling(s)",
+                cand.name(),
+                cand.max_wal_senders,
+                c.siblings.len()
+            ),
+        )
+        .hint("raise max_wal_senders on the candidate (a restart) and rerun"));
+    }
+    let slots = c
+        .slot
+        .iter()
+        .chain(c.siblings.iter().filter_map(|s| s.slot.as_ref()))
+        .filter(|s| !cand.slots.contains(s))
+        .count() as i64;
+    if cand.max_slots - (cand.slots.len() as i64) < slots {
+        return Err(Error::new(
+            Code::PrimaryNotReady,
+            format!(
+                "the candidate {} has {} free replication slot(s) (max_replication_slots = {}) and needs {slots}",
+                cand.name(),
+                cand.max_slots - cand.slots.len() as i64,
+                cand.max_slots
+            ),
+        )
+        .hint("raise max_replication_slots on the candidate (a restart) and rerun"));
+    }
+    Ok(())
+}
+
+/// The candidate's pg_hba.conf must let this node and each sibling in
+/// over replication, as their roles, from the addresses it sees them at.
+fn accepts(facts: &Facts, c: &Checked) -> Result<()> {
+    let cand = &facts.candidate;
+    let Some(text) = facts.candidate_hba.as_deref() else {
+        return Ok(());
+    };
+    let file =
+        hba::parse_with(text, hba::Syntax::for_version(cand.version.num())).map_err(|e| {
+            Error::new(
+                Code::ConfigParseError,
+                format!(
+                    "the candidate's pg_hba.conf, line {}: {}",
+                    e.line, e.message
+                ),
+            )
+        })?;
+    let mut who = vec![("this node".to_string(), c.user.clone(), cand.our_addr)];
+    for (s, node) in facts.siblings.iter().zip(&c.siblings) {
+        let user = s
+            .receiver
+            .as_ref()
+            .and_then(|r| r.user.clone())
+            .unwrap_or_else(|| c.user.clone());
+        let addr = find_sender(
+            &facts.old.senders,
+            s.receiver
+                .as_ref()
+                .and_then(|r| r.application_name.as_deref()),
+            s.own_addr,
+        )
+        .and_then(|x| x.addr)
+        .or(s.own_addr);
+        who.push((format!("the sibling {}", node.name), user, addr));
+    }
+    for (name, user, addr) in who {
+        let Some(addr) = addr else { continue };
+        if let Some(line) = refused_by(&file, &user, addr, cand.ssl) {
+            return Err(Error::new(
+                Code::HbaRejected,
+                format!(
+                    "the candidate {} would refuse {name}'s replication connection as {user} from {addr}: {line}",
+                    cand.name()
+                ),
+            )
+            .hint(format!(
+                "on the candidate's host run pgrepctl init-master -D PGDATA --allow {}/{} (it adds the line and reloads), then rerun",
+                addr,
+                if addr.is_ipv4() { 32 } else { 128 }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Why the file would refuse the connection (None: a record lets it in,
+/// or whether one does cannot be told from the file).
+pub fn refused_by(file: &hba::HbaFile, role: &str, addr: IpAddr, ssl: bool) -> Option<String> {
+    let conn = ReplConn {
+        role: role.to_string(),
+        addr: ipnet::IpNet::from(addr),
+        ssl,
+    };
+    let ctx = MatchContext::default();
+    for rec in file.records() {
+        match hba::record_matches(&rec, &conn, &ctx) {
+            Match::No => continue,
+            Match::Maybe => return None,
+            Match::Yes if rec.method == "reject" => {
+                return Some(format!("line {} rejects it", rec.line));
+            }
+            Match::Yes => return None,
+        }
+    }
+    Some("no replication line matches".into())
+}
+
+/// After the swap the candidate's own synchronous_standby_names applies:
+/// commits there must not wait for standbys that will not be connected.
+fn synchronous(cand: &Node, c: &Checked) -> Result<()> {
+    if cand.sync_names.trim().is_empty() {
+        return Ok(());
+    }
+    let names = crate::pg::sync_names::parse(&cand.sync_names).map_err(|e| {
+        Error::new(
+            Code::ConfigParseError,
+            format!("the candidate's synchronous_standby_names: {e}"),
+        )
+    })?;
+    let mut connected: Vec<String> = vec![c.application_name.clone()];
+    connected.extend(c.siblings.iter().filter_map(|s| s.application_name.clone()));
+    let refs: Vec<&str> = connected.iter().map(String::as_str).collect();
+    if let Some(why) = crate::pg::sync_names::writes_block(&names, &refs) {
+        return Err(Error::new(Code::PrimaryNotReady, format!("on the candidate {}: {why}", cand.name()))
+            .hint("set synchronous_standby_names on the candidate to names that will stream from it (ALTER SYSTEM, reload), or empty it, and rerun"));
+    }
+    Ok(())
+}
+
+/// This node becomes a hot standby of the candidate: its hot-standby
+/// settings must be at least the candidate's.
+fn limits(old: &Old, cand: &Node) -> Result<()> {
+    let low = crate::pg::standby_limits::too_low(old.version.num(), &old.limits, &cand.limits);
+    if low.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::PrimaryNotReady,
+        format!(
+            "this node could not run as a hot standby of the candidate: {}",
+            low.join("; ")
+        ),
+    )
+    .hint("raise those settings here (ALTER SYSTEM, a restart) or lower them on the candidate, and rerun"))
+}
+
+fn this_host() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "old_primary".into())
+}
+
+/// A slot name from an application name: lower case letters, digits and
+/// underscores, at most 63 bytes.
+pub fn slot_name(app: &str) -> String {
+    let mut s: String = app
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.truncate(63);
+    if s.is_empty() {
+        "old_primary".into()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sender(app: &str, addr: &str) -> Sender {
+        Sender {
+            application_name: app.into(),
+            user: "replicator".into(),
+            addr: addr.parse().ok(),
+            state: "streaming".into(),
+            slot: None,
+        }
+    }
+
+    #[test]
+    fn senders_are_found_by_name_then_address() {
+        let s = [
+            sender("a", "10.0.0.2"),
+            sender("b", "10.0.0.3"),
+            sender("b", "10.0.0.4"),
+        ];
+        assert_eq!(
+            find_sender(&s, Some("a"), None).unwrap().application_name,
+            "a"
+        );
+        assert!(find_sender(&s, Some("c"), None).is_none());
+        let b = find_sender(&s, Some("b"), "10.0.0.4".parse().ok()).unwrap();
+        assert_eq!(b.addr, "10.0.0.4".parse().ok());
+        assert!(find_sender(&s, Some("b"), None).is_none());
+    }
+
+    #[test]
+    fn hba_refusals_name_the_line() {
+        let file = hba::parse(
+            "local all all peer\n\
+             host replication replicator 10.0.0.9/32 reject\n\
+             host replication replicator 10.0.0.0/24 scram-sha-256\n",
+        )
+        .unwrap();
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(refused_by(&file, "replicator", a("10.0.0.2"), false), None);
+        assert_eq!(
+            refused_by(&file, "replicator", a("10.0.0.9"), false).unwrap(),
+            "line 2 rejects it"
+        );
+        assert!(
+            refused_by(&file, "replicator", a("192.168.1.1"), false)
+                .unwrap()
+                .contains("no replication line")
+        );
+        assert!(refused_by(&file, "other", a("10.0.0.2"), false).is_some());
+    }
+
+    #[test]
+    fn slot_names_are_valid() {
+        assert_eq!(slot_name("db-1.example"), "db_1_example");
+        assert_eq!(slot_name(""), "old_primary");
+        assert_eq!(slot_name(&"x".repeat(80)).len(), 63);
+    }
+}
