@@ -97,6 +97,9 @@ _pgrepctl() {
             pgrepctl__subcmd__help__subcmd__sandbox,status)
                 cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__status"
                 ;;
+            pgrepctl__subcmd__help__subcmd__sandbox,switchover)
+                cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__switchover"
+                ;;
             pgrepctl__subcmd__help__subcmd__sandbox,up)
                 cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__up"
                 ;;
@@ -112,6 +115,9 @@ _pgrepctl() {
             pgrepctl__subcmd__sandbox,status)
                 cmd="pgrepctl__subcmd__sandbox__subcmd__status"
                 ;;
+            pgrepctl__subcmd__sandbox,switchover)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__switchover"
+                ;;
             pgrepctl__subcmd__sandbox,up)
                 cmd="pgrepctl__subcmd__sandbox__subcmd__up"
                 ;;
@@ -126,6 +132,9 @@ _pgrepctl() {
                 ;;
             pgrepctl__subcmd__sandbox__subcmd__help,status)
                 cmd="pgrepctl__subcmd__sandbox__subcmd__help__subcmd__status"
+                ;;
+            pgrepctl__subcmd__sandbox__subcmd__help,switchover)
+                cmd="pgrepctl__subcmd__sandbox__subcmd__help__subcmd__switchover"
                 ;;
             pgrepctl__subcmd__sandbox__subcmd__help,up)
                 cmd="pgrepctl__subcmd__sandbox__subcmd__help__subcmd__up"
@@ -489,7 +498,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help__subcmd__sandbox)
-            opts="up status down failover"
+            opts="up status down failover switchover"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -531,6 +540,20 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help__subcmd__sandbox__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__sandbox__subcmd__switchover)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -785,7 +808,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__sandbox)
-            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version up status down failover help"
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version up status down failover switchover help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -835,7 +858,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__sandbox__subcmd__help)
-            opts="up status down failover help"
+            opts="up status down failover switchover help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -904,6 +927,20 @@ _pgrepctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pgrepctl__subcmd__sandbox__subcmd__help__subcmd__switchover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pgrepctl__subcmd__sandbox__subcmd__help__subcmd__up)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -931,6 +968,24 @@ _pgrepctl() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "text json nagios prometheus" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__sandbox__subcmd__switchover)
+            opts="-v -q -h -V --dir --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -135,6 +135,9 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure
         Command::Sandbox(sandbox::Args {
             action: sandbox::Action::Failover(args),
         }) => Output::Changes(sandbox::failover(args, printer).await?),
+        Command::Sandbox(sandbox::Args {
+            action: sandbox::Action::Switchover(args),
+        }) => Output::Changes(sandbox::switchover(args, printer).await?),
         Command::GenerateDocs { dir } => Output::Changes(generate_docs(&dir)?),
     })
 }

@@ -400,3 +400,58 @@ fn failover_promotes_repoints_and_rejoins() {
     pgrepctl(["sandbox", "down", "--json", "--dir", dir.s()]).ok();
     assert_eq!(dir.running(), Vec::<PathBuf>::new());
 }
+
+/// switchover: standby1 becomes the primary with nothing lost, the old
+/// primary streams from it, standby2 follows; a second switchover hands
+/// the role back; status is OK after each; down stops all of it.
+#[test]
+fn switchover_hands_over_and_back() {
+    let dir = Dir::new();
+    let j = up(&dir, 2, &[]).ok();
+    let nodes = j["nodes"].as_array().unwrap().clone();
+    let by_name = |n: &str| nodes.iter().find(|x| x["name"] == n).unwrap().clone();
+    let (p, s1, s2) = (by_name("primary"), by_name("standby1"), by_name("standby2"));
+    node_sql(
+        &p,
+        "CREATE TABLE t (i int); INSERT INTO t SELECT generate_series(1, 1000)",
+    );
+
+    let f = pgrepctl(["sandbox", "switchover", "--json", "--dir", dir.s()]);
+    if harness::major(&harness::bindir()) < 12 {
+        // No pg_promote() before 12: refused, nothing changed.
+        f.fails(1, "UNSUPPORTED_VERSION");
+        assert_eq!(node_sql(&p, "SELECT pg_is_in_recovery()"), "f");
+        assert_eq!(node_sql(&s1, "SELECT pg_is_in_recovery()"), "t");
+        pgrepctl(["sandbox", "down", "--json", "--dir", dir.s()]).ok();
+        return;
+    }
+    let fj = f.ok();
+    assert_eq!(fj["changed"], true, "{fj}");
+    assert_eq!(fj["check"], "OK", "{fj}");
+    assert_eq!(fj["primary"], "standby1", "{fj}");
+    assert_eq!(node_sql(&s1, "SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(node_sql(&s1, "SELECT count(*) FROM t"), "1000");
+    assert_eq!(node_sql(&p, "SELECT pg_is_in_recovery()"), "t");
+    assert_eq!(node_sql(&s2, "SELECT pg_is_in_recovery()"), "t");
+    node_sql(&s1, "INSERT INTO t SELECT generate_series(1001, 1500)");
+    for n in [&p, &s2] {
+        let t = Instant::now();
+        while node_sql(n, "SELECT count(*) FROM t") != "1500" {
+            assert!(t.elapsed() < Duration::from_secs(30), "{n}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let s = pgrepctl(["sandbox", "status", "--dir", dir.s(), "--format", "nagios"]);
+    assert!(s.stdout().starts_with("PGREPCTL OK"), "{}", s.stdout());
+
+    let b = pgrepctl(["sandbox", "switchover", "--json", "--dir", dir.s()]).ok();
+    assert_eq!(b["changed"], true, "{b}");
+    assert_eq!(b["primary"], "old_primary", "{b}");
+    assert_eq!(node_sql(&p, "SELECT pg_is_in_recovery()"), "f");
+    assert_eq!(node_sql(&s1, "SELECT pg_is_in_recovery()"), "t");
+    assert_eq!(node_sql(&p, "SELECT count(*) FROM t"), "1500");
+    let s = pgrepctl(["sandbox", "status", "--dir", dir.s(), "--format", "nagios"]);
+    assert!(s.stdout().starts_with("PGREPCTL OK"), "{}", s.stdout());
+    pgrepctl(["sandbox", "down", "--json", "--dir", dir.s()]).ok();
+    assert_eq!(dir.running(), Vec::<PathBuf>::new());
+}

@@ -166,7 +166,7 @@ impl Flags {
 /// The promoted node is the primary now; the old primary gets the name
 /// it will stream under ("primary" is check's label for the node given
 /// as --primary, so it becomes "old_primary"). Returns that name.
-fn swap_roles(state: &mut State, old: &Node, new: &Node) -> String {
+pub(super) fn swap_roles(state: &mut State, old: &Node, new: &Node) -> String {
     let rejoined = if old.name == super::node::PRIMARY {
         format!("old_{}", old.name)
     } else {

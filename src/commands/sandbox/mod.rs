@@ -6,6 +6,7 @@ mod build;
 mod failover;
 mod node;
 mod state;
+mod switchover;
 mod up;
 
 use crate::error::Failure;
@@ -34,6 +35,10 @@ pub enum Action {
     /// rejoin the old primary (rewound if needed), then check and smoke-test:
     /// the day-two story, through promote, follow and rejoin
     Failover(DirArg),
+    /// Hand the primary role to standby1 with pgrepctl switchover (zero data
+    /// loss, the old primary becomes its standby, the other standbys follow);
+    /// run it again to switch back
+    Switchover(DirArg),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -86,6 +91,10 @@ pub async fn up(args: UpArgs, printer: &Printer) -> Result<Outcome, Failure> {
 
 pub async fn failover(d: DirArg, printer: &Printer) -> Result<Outcome, Failure> {
     failover::failover(d, printer).await
+}
+
+pub async fn switchover(d: DirArg, printer: &Printer) -> Result<Outcome, Failure> {
+    switchover::switchover(d, printer).await
 }
 
 fn dir_of(d: &DirArg) -> PathBuf {
