@@ -65,7 +65,7 @@ pub async fn switchover(d: DirArg, printer: &Printer) -> Result<Outcome, Failure
     }
     let mut outcome = result?;
     outcome.command = "sandbox switchover";
-    outcome.detail("primary", &state.primary().map(|p| p.name.clone()));
+    outcome.detail("primary", state.primary().map(|p| p.name.clone()));
     outcome.detail("nodes", &state.nodes);
     let mut text = outcome.epilogue.take().unwrap_or_default();
     text.push_str(&format!(
