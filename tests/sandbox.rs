@@ -450,6 +450,18 @@ fn switchover_hands_over_and_back() {
     assert_eq!(node_sql(&p, "SELECT pg_is_in_recovery()"), "f");
     assert_eq!(node_sql(&s1, "SELECT pg_is_in_recovery()"), "t");
     assert_eq!(node_sql(&p, "SELECT count(*) FROM t"), "1500");
+    // A third time: the old primary's standby configuration is already
+    // what the fence writes, and writes must still come back on.
+    let c = pgrepctl(["sandbox", "switchover", "--json", "--dir", dir.s()]).ok();
+    assert_eq!(c["primary"], "standby1", "{c}");
+    node_sql(&s1, "INSERT INTO t VALUES (1501)");
+    for n in [&p, &s1, &s2] {
+        assert_eq!(
+            node_sql(n, "SHOW default_transaction_read_only"),
+            "off",
+            "{n}"
+        );
+    }
     let s = pgrepctl(["sandbox", "status", "--dir", dir.s(), "--format", "nagios"]);
     assert!(s.stdout().starts_with("PGREPCTL OK"), "{}", s.stdout());
     pgrepctl(["sandbox", "down", "--json", "--dir", dir.s()]).ok();

@@ -23,6 +23,9 @@ pub struct StandbyFiles<'a> {
     pub drop: &'a [&'a str],
     /// Owner for files that are created (root writing a server's files).
     pub owner: Option<(u32, u32)>,
+    /// postgresql.auto.conf as it will be when the edit runs, when an
+    /// earlier step of the plan changes it (None: as it is now).
+    pub auto_conf_then: Option<String>,
 }
 
 impl StandbyFiles<'_> {
@@ -72,7 +75,10 @@ impl StandbyFiles<'_> {
 
     fn auto_conf(&self, edits: &mut Vec<EditFile>) -> Result<()> {
         let path = self.data_dir.join("postgresql.auto.conf");
-        let old = read(&path)?;
+        let old = match &self.auto_conf_then {
+            Some(t) => Some(t.clone()),
+            None => read(&path)?,
+        };
         let parse = |e: crate::conf::ParseError| {
             Error::new(
                 Code::ConfigParseError,

@@ -122,6 +122,7 @@ pub fn standby_edits(settings: &Settings, facts: &Facts) -> Result<Vec<EditFile>
         passfile: s.passfile.clone().zip(s.password_line()),
         drop: &[],
         owner: facts.cluster.run_as.ids,
+        auto_conf_then: None,
     }
     .edits()
 }

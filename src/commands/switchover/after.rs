@@ -185,8 +185,15 @@ fn streaming(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
     Box::pin(async move {
         let started = Instant::now();
         let wait = cx.env.settings.wait;
-        let query = "SELECT pg_is_in_recovery(), w.status, w.received_tli \
-                     FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver w ON true";
+        // sender_port (11+) tells the candidate from another upstream.
+        let query = if cx.env.version.receiver_shows_sender() {
+            "SELECT pg_is_in_recovery(), w.status, w.received_tli, w.sender_port \
+             FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver w ON true"
+        } else {
+            "SELECT pg_is_in_recovery(), w.status, w.received_tli, NULL::int \
+             FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver w ON true"
+        };
+        let port = i32::from(cx.env.checked.port);
         loop {
             let last = match cx.env.old.session(Duration::from_secs(5)).await {
                 Ok(s) => match s.client.query_one(query, &[]).await {
@@ -201,7 +208,10 @@ fn streaming(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
                         let status: Option<String> = row.get(1);
                         let tli = row.get::<_, Option<i32>>(2).map(|t| t as u32);
                         let want = cx.env.new_timeline;
-                        if status.as_deref() == Some("streaming") && (want.is_none() || tli == want)
+                        let from = row.get::<_, Option<i32>>(3);
+                        if status.as_deref() == Some("streaming")
+                            && (want.is_none() || tli == want)
+                            && from.is_none_or(|p| p == port)
                         {
                             cx.env.new_timeline = tli;
                             break;

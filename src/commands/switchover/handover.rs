@@ -15,12 +15,12 @@ use crate::report::{Change, Kind};
 use futures_util::future::LocalBoxFuture;
 use std::time::Instant;
 
-pub fn steps(plan: &mut engine::Plan<Env>, env: &Env) -> Result<()> {
+pub fn steps(plan: &mut engine::Plan<Env>, env: &Env, after_drain: bool) -> Result<()> {
     plan.push(WaitFor::new(
         "wait until the candidate has replayed this node's shutdown checkpoint",
         catch_up,
     ));
-    fence(plan, env)?;
+    fence(plan, env, after_drain)?;
     plan.push(Promote);
     plan.commit();
     plan.push(WaitFor::new(
@@ -86,8 +86,8 @@ fn catch_up(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
 /// The fence, one step per file, each planned now (for --dry-run) and
 /// computed again when it runs: writes-off changed postgresql.auto.conf
 /// in between.
-pub fn fence(plan: &mut engine::Plan<Env>, env: &Env) -> Result<()> {
-    for e in env.fence()? {
+pub fn fence(plan: &mut engine::Plan<Env>, env: &Env, after_drain: bool) -> Result<()> {
+    for e in env.fence(after_drain)? {
         plan.push(Fence(e));
     }
     Ok(())
@@ -106,7 +106,11 @@ impl Action<Env> for Fence {
 
     fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
         Box::pin(async move {
-            let now = cx.env.fence()?.into_iter().find(|e| e.path == self.0.path);
+            let now = cx
+                .env
+                .fence(false)?
+                .into_iter()
+                .find(|e| e.path == self.0.path);
             match now {
                 Some(e) => e.apply(cx).await,
                 None => Ok(Applied::unchanged()),

@@ -57,6 +57,9 @@ pub struct Old {
     pub senders: Vec<Sender>,
     /// The hot-standby settings (running only).
     pub limits: Vec<(String, i64)>,
+    /// `hot_standby = on` (running only): as a standby it must take
+    /// connections, or nothing could prove it streams.
+    pub hot_standby: bool,
     pub session: Option<Session>,
 }
 
@@ -165,7 +168,8 @@ async fn old(cluster: LocalCluster) -> Result<Old> {
                          THEN (SELECT timeline_id FROM pg_control_checkpoint()) \
                          ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
                     EXISTS (SELECT 1 FROM pg_file_settings WHERE name = $1 \
-                            AND sourcefile LIKE '%/postgresql.auto.conf')",
+                            AND sourcefile LIKE '%/postgresql.auto.conf'), \
+                    current_setting('hot_standby') = 'on'",
             &[&DRAIN_MARKER],
         )
         .await
@@ -196,6 +200,7 @@ async fn old(cluster: LocalCluster) -> Result<Old> {
         phase,
         senders,
         limits,
+        hot_standby: row.get(5),
         session: Some(session),
         cluster,
     })
@@ -233,6 +238,7 @@ fn stopped(cluster: LocalCluster) -> Result<Old> {
         lsn: control.checkpoint_lsn,
         senders: vec![],
         limits: vec![],
+        hot_standby: true,
         session: None,
         cluster,
     })

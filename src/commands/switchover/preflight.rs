@@ -504,6 +504,13 @@ fn synchronous(cand: &Node, c: &Checked) -> Result<()> {
 /// This node becomes a hot standby of the candidate: its hot-standby
 /// settings must be at least the candidate's.
 fn limits(old: &Old, cand: &Node) -> Result<()> {
+    if !old.hot_standby {
+        return Err(Error::new(
+            Code::PrimaryNotReady,
+            "hot_standby is off here: as the candidate's standby this node would take no connections, and nothing could show that it streams",
+        )
+        .hint("ALTER SYSTEM SET hot_standby = on (it takes effect when the node starts as a standby) and rerun"));
+    }
     let low = crate::pg::standby_limits::too_low(old.version.num(), &old.limits, &cand.limits);
     if low.is_empty() {
         return Ok(());

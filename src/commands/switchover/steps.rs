@@ -74,7 +74,33 @@ impl Env {
 
     /// The edits that fence this node: standby.signal, primary_conninfo
     /// naming the candidate, the passfile, and the drain's settings gone.
-    pub fn fence(&self) -> Result<Vec<crate::plan::file::EditFile>> {
+    /// `after_drain`: planned before writes go off, against
+    /// postgresql.auto.conf as the drain's ALTER SYSTEM will leave it.
+    pub fn fence(&self, after_drain: bool) -> Result<Vec<crate::plan::file::EditFile>> {
+        let auto_conf_then = if after_drain {
+            let path = self.old.data_dir.join("postgresql.auto.conf");
+            let now = crate::commands::standby_files::read(&path)?.unwrap_or_default();
+            let drained = [
+                (
+                    super::inspect::DRAIN_MARKER.to_string(),
+                    "draining".to_string(),
+                ),
+                (
+                    "default_transaction_read_only".to_string(),
+                    "on".to_string(),
+                ),
+            ];
+            Some(
+                crate::conf::standby::edit_auto_conf(&now, &drained).map_err(|e| {
+                    crate::error::Error::new(
+                        crate::error::Code::ConfigParseError,
+                        format!("{}:{}: {}", path.display(), e.line, e.message),
+                    )
+                })?,
+            )
+        } else {
+            None
+        };
         let conninfo = self.conninfo();
         let line = self
             .settings
@@ -92,6 +118,7 @@ impl Env {
                 super::inspect::DRAIN_MARKER,
             ],
             owner: self.old.run_as.ids,
+            auto_conf_then,
         }
         .edits()
     }
@@ -109,18 +136,18 @@ pub fn plan(settings: &Settings, facts: &Facts, checked: &Checked) -> Result<eng
     match (&facts.old.phase, cand_primary) {
         (Phase::Primary { draining }, _) => {
             drain::steps(&mut plan, *draining, settings);
-            handover::steps(&mut plan, &env)?;
+            handover::steps(&mut plan, &env, true)?;
             after::start_steps(&mut plan, &env);
         }
         (Phase::Stopped | Phase::Fenced, false) => {
             plan.push(drain::Resume {
                 rollback: facts.old.phase == Phase::Stopped,
             });
-            handover::steps(&mut plan, &env)?;
+            handover::steps(&mut plan, &env, false)?;
             after::start_steps(&mut plan, &env);
         }
         (Phase::Stopped | Phase::Fenced, true) => {
-            handover::fence(&mut plan, &env)?;
+            handover::fence(&mut plan, &env, false)?;
             plan.commit();
             after::start_steps(&mut plan, &env);
         }
