@@ -43,6 +43,25 @@ pub fn settings(version_num: u32) -> &'static [&'static str] {
 /// `standby` and `primary` are (name, value) pairs as read; a setting
 /// missing from either side is reported too, as not comparable, so a
 /// caller's incomplete query cannot pass for "high enough".
+/// The settings of [`settings`] that are lower on the standby than on the
+/// primary, as (name, standby's, primary's); one missing on either side
+/// is left out (check and smoke-test report what they could read).
+pub fn lower(
+    version_num: u32,
+    standby: &[(String, i64)],
+    primary: &[(String, i64)],
+) -> Vec<(&'static str, i64, i64)> {
+    let get =
+        |side: &[(String, i64)], name: &str| side.iter().find(|(n, _)| n == name).map(|&(_, v)| v);
+    settings(version_num)
+        .iter()
+        .filter_map(|&name| match (get(standby, name), get(primary, name)) {
+            (Some(here), Some(there)) if here < there => Some((name, here, there)),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn too_low(
     version_num: u32,
     standby: &[(String, i64)],

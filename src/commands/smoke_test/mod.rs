@@ -108,19 +108,8 @@ async fn connect(config: &tokio_postgres::Config, timeout: Duration) -> Connecte
 }
 
 /// Hot-standby settings of a standby below the primary's: (name, standby's, primary's).
-fn settings_too_low<'a>(p: &'a Conn, s: &Conn) -> Vec<(&'a str, i64, i64)> {
-    p.settings
-        .iter()
-        .filter(|(n, _)| {
-            n != "max_wal_senders"
-                || crate::pg::version::Version::of(p.session.version_num)
-                    .standby_checks_max_wal_senders()
-        })
-        .filter_map(|(n, pv)| {
-            let sv = s.settings.iter().find(|(m, _)| m == n)?.1;
-            (sv < *pv).then_some((n.as_str(), sv, *pv))
-        })
-        .collect()
+fn settings_too_low(p: &Conn, s: &Conn) -> Vec<(&'static str, i64, i64)> {
+    crate::pg::standby_limits::lower(s.session.version_num, &s.settings, &p.settings)
 }
 
 fn node(name: String, role: Role, target: String, conn: &Connected) -> Node {

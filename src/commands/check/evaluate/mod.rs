@@ -21,7 +21,6 @@ use super::chain::{names, upstreams};
 use super::inspect::{Data, NodeFacts};
 use crate::health::render::{human_bytes, human_seconds};
 use crate::health::{Report, Role, Status, Thresholds};
-use crate::pg::HOT_STANDBY_SETTINGS;
 
 /// Codes of findings (beside the error codes of nodes that did not answer).
 pub use crate::health::finding as codes;
@@ -178,22 +177,7 @@ fn time_lag(bytes: Option<i64>, secs: Option<f64>) -> Option<f64> {
 /// A hot-standby setting of `d` below the primary's `p`: (name, standby's,
 /// primary's).
 fn settings_too_low(p: &Data, d: &Data) -> Vec<(&'static str, i64, i64)> {
-    let mut out = vec![];
-    for name in HOT_STANDBY_SETTINGS {
-        // Standbys compare max_wal_senders from 12 on.
-        if name == "max_wal_senders"
-            && !crate::pg::version::Version::of(p.version_num).standby_checks_max_wal_senders()
-        {
-            continue;
-        }
-        let get = |d: &Data| d.settings.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
-        if let (Some(pv), Some(sv)) = (get(p), get(d)) {
-            if sv < pv {
-                out.push((name, sv, pv));
-            }
-        }
-    }
-    out
+    crate::pg::standby_limits::lower(d.version_num, &d.settings, &p.settings)
 }
 
 /// What every part of the evaluation reads: the facts, the nodes' names,
