@@ -6,155 +6,11 @@
 //! (after doing what its refusals say), then check from a monitoring host.
 //! Nothing here connects from the host namespace to a namespace address.
 
-use crate::harness::debian::{self, DebianCluster, pgrepctl_on, pgrepctl_on_env};
-use crate::harness::netns::{self, Pair};
-use crate::harness::{self, run::password_file};
+use crate::harness;
+use crate::harness::debian::{self, pgrepctl_on, pgrepctl_on_env};
+use crate::harness::netns;
+use crate::harness::two_hosts::{MON_PW, Site, add_hba_line, dump, ok_on, replayed, set_up, sql};
 use crate::rejoin_debian::kill_debian;
-use std::time::{Duration, Instant};
-
-const PW: &str = "Failover-S3cret";
-const MON_PW: &str = "M0nitor-only";
-
-/// A client program of the major under test, as postgres on the cluster's
-/// own host (namespace), over its socket.
-fn on_host(c: &DebianCluster, program: &str, args: &[&str]) -> Result<String, String> {
-    let bin = harness::bindir().join(program);
-    let out = Pair::exec(c.netns.as_deref().unwrap(), "runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(bin)
-        .args(["-h", "/var/run/postgresql", "-p", &c.port.to_string()])
-        .args(args)
-        .current_dir("/")
-        .env("HOME", "/var/lib/postgresql")
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-fn sql(c: &DebianCluster, q: &str) -> String {
-    c.try_sql(q)
-        .unwrap_or_else(|e| panic!("SQL failed on {}: {q}\n{e}\n{}", c.name, c.log()))
-}
-
-fn replayed(c: &DebianCluster, q: &str, want: &str) {
-    let t = Instant::now();
-    while c.try_sql(q).as_deref() != Ok(want) {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "{q} never returned {want} on {}: {:?}\n{}",
-            c.name,
-            c.try_sql(q),
-            c.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `pg_dump --data-only`, without the random key of the `\restrict`
-/// lines that newer minors write.
-fn dump(c: &DebianCluster) -> String {
-    on_host(c, "pg_dump", &["--data-only", "-d", "postgres"])
-        .unwrap_or_else(|e| panic!("pg_dump on {}: {e}", c.name))
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Runs pgrepctl on `host` and asserts it succeeded.
-fn ok_on(host: &str, args: &[&str]) -> serde_json::Value {
-    let r = pgrepctl_on(Some(host), args);
-    assert_eq!(r.code(), 0, "{args:?}\n{}\n{}", r.stdout(), r.stderr());
-    r.json()
-}
-
-/// The two hosts, their clusters and the DBA's files.
-struct Site {
-    hosts: Pair,
-    a: DebianCluster,
-    b: DebianCluster,
-    tmp: tempfile::TempDir,
-    pw: String,
-}
-
-/// Step 1: A made the primary (with a slot for B and a monitoring role for
-/// both hosts), B's packaged cluster replaced by a standby of A.
-fn set_up(major: u32) -> Site {
-    let hosts = Pair::new();
-    let a = DebianCluster::create(major, Some(&hosts.server));
-    let b = DebianCluster::create(major, Some(&hosts.client));
-    let tmp = harness::tempdir();
-    let pw = password_file(tmp.path(), PW).display().to_string();
-    let mon_dir = tmp.path().join("monitor");
-    std::fs::create_dir(&mon_dir).unwrap();
-    let mon = password_file(&mon_dir, MON_PW).display().to_string();
-    let (a_net, b_net) = (
-        format!("{}/32", hosts.server_ip),
-        format!("{}/32", hosts.client_ip),
-    );
-    let adata = a.data_str();
-    ok_on(
-        &hosts.server,
-        &[
-            "init-master",
-            "--json",
-            "-D",
-            &adata,
-            "--allow",
-            &b_net,
-            "--password-file",
-            &pw,
-            "--listen",
-            "*",
-            // pg_rewind needs wal_log_hints (or data checksums, off in a
-            // stock cluster before 18): the README's failover story asks
-            // for it on every node that may become a primary.
-            "--rewindable",
-            "--restart",
-            "if-needed",
-            "--slot",
-            "b",
-            "--monitor-from",
-            &a_net,
-            "--monitor-from",
-            &b_net,
-            "--monitor-password-file",
-            &mon,
-        ],
-    );
-    assert_eq!(sql(&a, "SHOW wal_log_hints"), "on");
-    b.stop();
-    let primary = format!("host={} port={} user=replicator", hosts.server_ip, a.port);
-    let bdata = b.data_str();
-    let j = ok_on(
-        &hosts.client,
-        &[
-            "clone-standby",
-            "--json",
-            "--primary",
-            &primary,
-            "-D",
-            &bdata,
-            "--password-file",
-            &pw,
-            "--force",
-            "--slot",
-            "b",
-        ],
-    );
-    assert_eq!(j["streaming"]["status"], "streaming", "{j}\n{}", b.log());
-    Site {
-        hosts,
-        a,
-        b,
-        tmp,
-        pw,
-    }
-}
 
 /// Steps 2–4: rows replayed on B; A killed; B promoted and written to; A
 /// started again as a primary, given rows only it has, and killed again.
@@ -241,11 +97,7 @@ fn open_b_as_rejoin_says(s: &Site) -> serde_json::Value {
     let hint = j["error"]["hint"].as_str().unwrap();
     let line = format!("host postgres replicator {a_net} scram-sha-256");
     assert!(hint.contains(&line), "the hint names the line: {hint}");
-    let hba = s.b.etc().join("pg_hba.conf");
-    let mut text = std::fs::read_to_string(&hba).unwrap();
-    text.push_str(&format!("{line}\n"));
-    std::fs::write(&hba, text).unwrap();
-    sql(&s.b, "SELECT pg_reload_conf()");
+    add_hba_line(&s.b, &line);
 
     // Let in, but without the rights pg_rewind needs: the hint's GRANTs
     // are run as they are.
@@ -269,15 +121,13 @@ fn open_b_as_rejoin_says(s: &Site) -> serde_json::Value {
 
 /// Step 7: check from the monitoring host (A's), as the monitoring role.
 fn check_from_a(s: &Site) -> serde_json::Value {
-    let pgpass = s.tmp.path().join("pgpass");
-    std::fs::write(&pgpass, format!("*:*:*:monitor:{MON_PW}\n")).unwrap();
-    std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let pgpass = s.pgpass("monitor", MON_PW);
     let pnode = format!("host={} port={} user=monitor", s.hosts.client_ip, s.b.port);
     let snode = format!("host={} port={} user=monitor", s.hosts.server_ip, s.a.port);
     let r = pgrepctl_on_env(
         Some(&s.hosts.server),
         &["check", "--json", "--primary", &pnode, "--standby", &snode],
-        &[("PGPASSFILE", pgpass.to_str().unwrap())],
+        &[("PGPASSFILE", &pgpass)],
     );
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
     r.json()

@@ -10,6 +10,7 @@ pub mod debian;
 pub mod fixtures;
 pub mod netns;
 pub mod run;
+pub mod two_hosts;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
