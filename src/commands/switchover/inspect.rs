@@ -165,7 +165,8 @@ async fn old(cluster: LocalCluster) -> Result<Old> {
                     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
                          ELSE pg_current_wal_lsn() END::text, \
                     CASE WHEN pg_is_in_recovery() \
-                         THEN (SELECT timeline_id FROM pg_control_checkpoint()) \
+                         THEN greatest((SELECT timeline_id FROM pg_control_checkpoint()), \
+                                       (SELECT received_tli FROM pg_stat_wal_receiver)) \
                          ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
                     EXISTS (SELECT 1 FROM pg_file_settings WHERE name = $1 \
                             AND sourcefile LIKE '%/postgresql.auto.conf'), \
@@ -297,7 +298,14 @@ async fn limits(session: &Session) -> Result<Vec<(String, i64)>> {
 /// The candidate or a sibling: a superuser session and what it shows.
 pub async fn node(given: &str, timeout: Duration) -> Result<Node> {
     let config = crate::pg::conninfo::resolve_node(given)?;
-    let session = crate::pg::connect(&config, Some(timeout)).await?;
+    let session = crate::pg::connect(&config, Some(timeout))
+        .await
+        .map_err(|e| match e.code {
+            Code::ConnectionFailed => e.hint(
+                "on that host, listen_addresses must include an address this host reaches (pgrepctl init-master -D PGDATA --listen '*' --restart if-needed there: clone-standby does not copy a configuration kept in /etc), and its pg_hba.conf must let this host's superuser in",
+            ),
+            _ => e,
+        })?;
     let version = Version::new(session.version_num)?;
     let t = session.target.clone();
     let q = |e: tokio_postgres::Error| crate::pg::query_error(&t, &e);
