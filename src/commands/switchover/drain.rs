@@ -251,9 +251,7 @@ impl Action<Env> for Stop {
         Box::pin(async move {
             cx.session = None;
             let cluster = cx.env.old.clone();
-            cluster
-                .ctl(Ctl::Stop, cx.env.ctl_timeout())
-                .map_err(|e| Error::new(Code::ToolFailed, e.message))?;
+            cluster.stop_fast(cx.env.ctl_timeout()).await?;
             stopped_cleanly(cx)?;
             log_step(cx, "stopped");
             Ok(Applied::changed())
