@@ -243,7 +243,10 @@ impl LocalCluster {
             )
         })?;
         let started = std::time::Instant::now();
-        while crate::pg::pidfile::pid_alive(pf.pid) {
+        // postmaster.pid goes as the postmaster's last act; a postmaster
+        // that exited but is not reaped yet counts as gone.
+        let pidfile = self.data_dir.join("postmaster.pid");
+        while pidfile.exists() && crate::pg::pidfile::pid_alive(pf.pid) {
             if started.elapsed() >= timeout {
                 return Err(Error::new(
                     Code::Timeout,
