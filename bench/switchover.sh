@@ -78,19 +78,22 @@ stop_load() {  # its clients have mostly aborted already: the switchover ended t
 }
 
 # The writer's log against the switchover's window [T0, T1]: prints
-# "PAUSE_S FIRST_ID LAST_ID ACKS ACKS_AFTER_T1"; fails unless the acknowledged
-# ids are the dense sequence the writer promises.
+# "PAUSE_S FIRST_ID LAST_ID ACKS ACKS_AFTER_T1 MEDIAN_GAP_MS" (the last: the
+# writer's usual spacing, i.e. the pause's resolution); fails unless the
+# acknowledged ids are the dense sequence the writer promises.
 writer_figures() {  # LOG T0 T1
     python3 - "$@" <<'PY'
-import sys
+import statistics, sys
 path, t0, t1 = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 acks = [(int(a), float(b)) for a, b in (l.split() for l in open(path) if l.strip())]
 ids = [i for i, _ in acks]
 if ids != list(range(ids[0], ids[0] + len(ids))):
     sys.exit(f"{path}: the acknowledged ids are not a dense sequence")
 ts = [t for _, t in acks]
+all_gaps = [b - a for a, b in zip(ts, ts[1:])]
 gaps = [b - a for a, b in zip(ts, ts[1:]) if b > t0 and a < t1]
-print(f"{max(gaps, default=0):.4f} {ids[0]} {ids[-1]} {len(ids)} {sum(t > t1 for t in ts)}")
+print(f"{max(gaps, default=0):.4f} {ids[0]} {ids[-1]} {len(ids)} {sum(t > t1 for t in ts)}",
+      f"{statistics.median(all_gaps) * 1000:.2f}")
 PY
 }
 
@@ -132,7 +135,7 @@ switch_pgrepctl() {  # OLD OPORT NEW NPORT STEP: prints "wall_s hwm_kb maxrss_kb
 # turns $sw_cur over. A failed pgrepctl run that left the old primary a
 # primary with its standby streaming (rolled back) is counted, not fatal.
 switchover_step() {  # WAY STEP RUN
-    local way=$1 step=$2 run=$3 old new oport nport t0 t1 out wall rc tli pause first last acks after lost own
+    local way=$1 step=$2 run=$3 old new oport nport t0 t1 out wall rc tli pause first last acks after spacing lost own
     old=${sw_dirs[sw_cur]} oport=${sw_ports[sw_cur]} new=${sw_dirs[1 - sw_cur]} nport=${sw_ports[1 - sw_cur]}
     caught_up "$oport" "$nport"
     start_load "$oport"
@@ -165,7 +168,7 @@ switchover_step() {  # WAY STEP RUN
         die "step $step ($way): exited 0, but port $oport does not stream from port $nport on timeline $tli"
     stop_writer "$logs/switchover-writer-$step.txt" "$t1"
     stop_load
-    read -r pause first last acks after < <(writer_figures "$logs/switchover-writer-$step.txt" "$t0" "$t1") ||
+    read -r pause first last acks after spacing < <(writer_figures "$logs/switchover-writer-$step.txt" "$t0" "$t1") ||
         die "step $step: cannot read the writer's log"
     ((after > 0)) || { cat "$logs/switchover-writer-$step.txt.err" >&2; die "step $step: the writer wrote nothing through the write conninfo within 30 s after the switchover"; }
     lost=$(lost_writes "$step" "$t0" "$t1" "$nport")
@@ -174,6 +177,7 @@ switchover_step() {  # WAY STEP RUN
         own=" (pgrepctl's own write_pause_ms: $(json_field "$logs/switchover-$step.json" "round(j.get('write_pause_ms') or j.get('details', {}).get('write_pause_ms'))"))"
     log "  $way $run (port $oport -> $nport): pause ${pause}s$own, whole ${wall}s, lost $lost of $acks acknowledged"
     echo "$pause" >>"$logs/switchover_${way}_pause.txt"
+    echo "$spacing" >>"$logs/switchover_writer_spacing.txt"
     echo "$wall" >>"$logs/switchover_${way}_whole.txt"
     sw_lost[$way]=$((${sw_lost[$way]:-0} + lost))
     sw_cur=$((1 - sw_cur))
@@ -181,7 +185,7 @@ switchover_step() {  # WAY STEP RUN
 
 lost_writes() {  # STEP T0 T1 PORT: acknowledged ids of the step's writer missing on PORT
     local first last
-    read -r _ first last _ _ < <(writer_figures "$logs/switchover-writer-$1.txt" "$2" "$3") ||
+    read -r _ first last _ _ _ < <(writer_figures "$logs/switchover-writer-$1.txt" "$2" "$3") ||
         die "step $1: cannot read the writer's log"
     psql_at "$4" "SELECT count(*) FROM generate_series($first, $last) g
                   WHERE NOT EXISTS (SELECT 1 FROM switchover_ids WHERE id = g)"
@@ -241,6 +245,7 @@ bench_switchover() {
         : >"$logs/switchover_${way}_pause.txt"
         : >"$logs/switchover_${way}_whole.txt"
     done
+    : >"$logs/switchover_writer_spacing.txt"
     log "switchover: $switchover_runs runs of ${ways[*]} under the writer (every 2 ms) and pgbench -R $switchover_tps, taking turns as primary"
     for ((i = 1; i <= switchover_runs; i++)); do
         if ((i % 2 == 0)) && ((${#ways[@]} == 2)); then ways=(hand pgrepctl)
@@ -282,6 +287,11 @@ switchover_emit() {
         emit "switchover_${name}_lost_writes" "${sw_lost[$way]:-0}" count
     done
     [[ -n $switchover_pgrepctl ]] && emit switchover_pgrepctl_failed "$sw_failed" count
+    # The writer's usual spacing between acknowledged writes: the pause's resolution.
+    if [[ -s $logs/switchover_writer_spacing.txt ]]; then
+        read -r med _ < <(py stats "$logs/switchover_writer_spacing.txt")
+        emit switchover_writer_spacing_ms "$(calc '%.2f' "$med")" ms
+    fi
     emit switchover_pause_target_s 0.4 s
     emit switchover_whole_target_s 1.5 s
     emit switchover_lost_writes_target 0 count
