@@ -246,7 +246,9 @@ bench_switchover() {
         : >"$logs/switchover_${way}_whole.txt"
     done
     : >"$logs/switchover_writer_spacing.txt"
-    log "switchover: $switchover_runs runs of ${ways[*]} under the writer (every 2 ms) and pgbench -R $switchover_tps, taking turns as primary"
+    local load="pgbench -R $switchover_tps"
+    ((switchover_tps > 0)) || load="no pgbench"
+    log "switchover: $switchover_runs runs of ${ways[*]} under the writer (every 2 ms) and $load, taking turns as primary"
     for ((i = 1; i <= switchover_runs; i++)); do
         if ((i % 2 == 0)) && ((${#ways[@]} == 2)); then ways=(hand pgrepctl)
         elif ((${#ways[@]} == 2)); then ways=(pgrepctl hand); fi
