@@ -194,7 +194,8 @@ impl Action<Env> for Drain {
                     .client
                     .query_one(
                         "SELECT count(*) FROM pg_stat_activity \
-                         WHERE pid <> pg_backend_pid() AND backend_xid IS NOT NULL",
+                         WHERE pid <> pg_backend_pid() AND backend_xid IS NOT NULL \
+                         AND backend_type = 'client backend'",
                         &[],
                     )
                     .await
