@@ -216,21 +216,25 @@ fn fetch_restores_exactly_the_name_asked_for() {
     assert_eq!(r.stderr().lines().count(), 1, "{}", r.stderr());
 }
 
-/// Point the stopped standby at the archive only (no streaming), so what
-/// it replays next can only come through restore_command.
-fn restore_only(standby: &Cluster, dir: &Path) {
-    let cmd = format!("{BIN} wal-fetch %f %p {}", dir.display());
-    if standby.major >= 12 {
-        let auto = standby.data.join("postgresql.auto.conf");
-        let text = std::fs::read_to_string(&auto).unwrap();
-        let text = format!("{text}primary_conninfo = ''\nrestore_command = '{cmd}'\n");
-        standby.write_as_pg(&auto, &text);
+/// Give the stopped standby restore_command = wal-fetch; with `stream`
+/// false also an empty primary_conninfo, so what it replays next can only
+/// come through restore_command. Later lines win, in postgresql.auto.conf
+/// (12+) as in recovery.conf (10-11).
+fn restore_from(standby: &Cluster, dir: &Path, stream: bool) {
+    let file = standby.data.join(if standby.major >= 12 {
+        "postgresql.auto.conf"
     } else {
-        standby.write_as_pg(
-            &standby.data.join("recovery.conf"),
-            &format!("standby_mode = 'on'\nrestore_command = '{cmd}'\n"),
-        );
+        "recovery.conf"
+    });
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(&format!(
+        "restore_command = '{BIN} wal-fetch %f %p {}'\n",
+        dir.display()
+    ));
+    if !stream {
+        text.push_str("primary_conninfo = ''\n");
     }
+    standby.write_as_pg(&file, &text);
 }
 
 #[test]
@@ -239,7 +243,7 @@ fn a_standby_catches_up_from_the_archive_through_wal_fetch() {
     let primary = archiving_primary(&dir);
     let mut standby = Cluster::standby_of(&primary, "s1");
     standby.stop();
-    restore_only(&standby, &dir);
+    restore_from(&standby, &dir, false);
     primary.sql("CREATE TABLE caught (v text); INSERT INTO caught VALUES ('from the archive')");
     switch_and_archive(&primary, &dir);
     standby.start();
@@ -372,4 +376,83 @@ fn an_interrupted_prune_leaves_no_hole_and_a_rerun_finishes() {
     );
     let r = Test::new(["wal-prune", "/nonexistent", "--keep-from", "nonsense"]).run();
     assert_eq!(r.code(), 2);
+}
+
+#[test]
+fn after_a_promotion_the_history_and_partial_files_reach_the_archive() {
+    let (_t, dir) = archive_dir();
+    let primary = archiving_primary(&dir);
+    // The copy inherits archive_mode and archive_command (postgresql.conf).
+    let standby = Cluster::standby_of(&primary, "s1");
+    primary.sql("CREATE TABLE t (i int); INSERT INTO t VALUES (1)");
+    let lsn = primary.sql("SELECT pg_current_wal_lsn()");
+    wait_for("the standby to replay", || {
+        standby.sql(&format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'")) == "t"
+    });
+    let last = primary.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    standby
+        .local()
+        .ctl(pgrepctl::pg::cluster::Ctl::Promote, Duration::from_secs(60))
+        .unwrap();
+    wait_for("the promotion", || {
+        standby.sql("SELECT pg_is_in_recovery()") == "f"
+    });
+    wait_for("00000002.history in the archive", || {
+        dir.join("00000002.history").exists()
+    });
+    let partial = format!("{last}.partial");
+    wait_for(&format!("{partial} in the archive"), || {
+        dir.join(&partial).exists()
+    });
+    // The old primary, still running on timeline 1, archives the complete
+    // segment of the same number: no conflict with the .partial.
+    primary.sql("SELECT pg_switch_wal()");
+    wait_for(&format!("{last} in the archive"), || {
+        dir.join(&last).exists()
+    });
+    let next = switch_and_archive(&standby, &dir);
+    assert!(next.starts_with("00000002"), "{next}");
+    for c in [&primary, &standby] {
+        assert_eq!(c.sql("SELECT failed_count FROM pg_stat_archiver"), "0");
+    }
+    let history = std::fs::read_to_string(dir.join("00000002.history")).unwrap();
+    assert!(history.starts_with("1\t"), "{history}");
+}
+
+#[test]
+fn a_standby_whose_wal_was_recycled_catches_up_from_the_archive_then_streams() {
+    let (_t, dir) = archive_dir();
+    let primary = archiving_primary(&dir);
+    let mut standby = Cluster::standby_of(&primary, "s1");
+    primary.sql("CHECKPOINT");
+    let lsn = primary.sql("SELECT pg_current_wal_lsn()");
+    wait_for("the standby to replay", || {
+        standby.sql(&format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'")) == "t"
+    });
+    standby.sql("CHECKPOINT");
+    standby.stop();
+    let needed = primary.sql(&format!("SELECT pg_walfile_name('{lsn}')"));
+    primary.sql("CREATE TABLE big AS SELECT i, md5(i::text) AS m FROM generate_series(1, 20000) i");
+    for _ in 0..4 {
+        switch_and_archive(&primary, &dir);
+    }
+    primary.sql("CHECKPOINT");
+    primary.sql("CHECKPOINT");
+    let gone = format!("SELECT count(*) FROM pg_ls_waldir() WHERE name = '{needed}'");
+    assert_eq!(
+        primary.sql(&gone),
+        "0",
+        "{needed} was recycled on the primary"
+    );
+    restore_from(&standby, &dir, true);
+    standby.start();
+    standby.wait_streaming();
+    let sum = "SELECT count(*), md5(string_agg(m, ',' ORDER BY i)) FROM big";
+    let lsn = primary.sql("SELECT pg_current_wal_lsn()");
+    wait_for("the standby to catch up", || {
+        standby.sql(&format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'")) == "t"
+    });
+    assert_eq!(standby.sql(sum), primary.sql(sum));
+    let log = std::fs::read_to_string(&standby.log).unwrap();
+    assert!(log.contains("restored log file"), "{log}");
 }

@@ -33,7 +33,7 @@ pub fn fetch(file_name: &str, path: &Path, dir: &Path) -> Result<Fetched> {
             ),
         ));
     }
-    super::check_archive_dir(dir)?;
+    super::check_archive_dir("wal-fetch", dir)?;
     let src_path = dir.join(file_name);
     let mut src = match File::open(&src_path) {
         Ok(f) => f,

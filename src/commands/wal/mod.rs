@@ -177,7 +177,7 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
     for s in &standby {
         points.push(keep::standby(s, timeout).await?);
     }
-    check_archive_dir(&archive_dir)?;
+    check_archive_dir("wal-prune", &archive_dir)?;
     let Some(keep) = points.iter().min_by_key(|p| p.no).cloned() else {
         return Err(Error::new(
             Code::NoKeepPoint,
@@ -225,17 +225,21 @@ fn list(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// The archive directory must exist and be a directory: never created
-/// here (a missing mount must fail, not fill the local disk).
-fn check_archive_dir(dir: &Path) -> Result<()> {
+/// here (a missing mount must fail, not fill the local disk). `command`
+/// starts the message: in a server log, the line must say who wrote it.
+fn check_archive_dir(command: &str, dir: &Path) -> Result<()> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(Error::new(
             Code::FileUnreadable,
-            format!("archive directory {} is not a directory", dir.display()),
+            format!(
+                "{command}: archive directory {} is not a directory",
+                dir.display()
+            ),
         )),
         Err(e) => Err(Error::io(
             format!(
-                "archive directory {} (is the archive mounted?)",
+                "{command}: archive directory {} (is the archive mounted?)",
                 dir.display()
             ),
             e,

@@ -26,7 +26,7 @@ pub enum Pushed {
 /// server runs archive_command in PGDATA) into `dir`.
 pub fn push(path: &Path, dir: &Path) -> Result<Pushed> {
     let file_name = archive_name(path)?;
-    super::check_archive_dir(dir)?;
+    super::check_archive_dir("wal-push", dir)?;
     let mut src = File::open(path)
         .map_err(|e| Error::io(format!("wal-push: cannot read {}", path.display()), e))?;
     // Every push, a retry included, clears what a killed one left.
