@@ -66,8 +66,8 @@ pub struct FetchArgs {
 /// Remove archived WAL older than what every consumer still needs. The
 /// keep point is the oldest of --keep-from, the primary's physical slots
 /// (--primary: each slot's restart_lsn) and each --standby's last
-/// restartpoint redo, replay and receive positions (superuser or
-/// pg_monitor connections); a server that does not answer stops the prune.
+/// restartpoint redo, replay and receive positions (any role that may log
+/// in: these are readable by all); a server that does not answer stops the prune.
 /// Segments, .partial and .backup files whose segment number is lower go
 /// (the timeline is ignored, as pg_archivecleanup does); .history files
 /// always stay; other files are not touched. Files go oldest first, so an
@@ -158,6 +158,7 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
         timeout,
         dry_run,
     } = args;
+    check_archive_dir("wal-prune", &archive_dir)?;
     let mut warnings = vec![];
     let mut points = vec![];
     if let Some(k) = keep_from {
@@ -177,7 +178,6 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
     for s in &standby {
         points.push(keep::standby(s, timeout).await?);
     }
-    check_archive_dir("wal-prune", &archive_dir)?;
     let Some(keep) = points.iter().min_by_key(|p| p.no).cloned() else {
         return Err(Error::new(
             Code::NoKeepPoint,
