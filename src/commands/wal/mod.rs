@@ -158,7 +158,6 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
         timeout,
         dry_run,
     } = args;
-    check_archive_dir("wal-prune", &archive_dir)?;
     let mut warnings = vec![];
     let mut points = vec![];
     if let Some(k) = keep_from {
@@ -172,6 +171,7 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
             no,
         });
     }
+    check_archive_dir("wal-prune", &archive_dir)?;
     if let Some(p) = primary {
         points.extend(keep::primary(&p, timeout, &mut warnings).await?);
     }
