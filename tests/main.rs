@@ -30,3 +30,4 @@ mod sandbox;
 mod smoke_test;
 mod switchover_netns;
 mod versions;
+mod wal;
