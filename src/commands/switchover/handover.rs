@@ -15,12 +15,12 @@ use crate::report::{Change, Kind};
 use futures_util::future::LocalBoxFuture;
 use std::time::Instant;
 
-pub fn steps(plan: &mut engine::Plan<Env>, env: &Env) -> Result<()> {
+pub fn steps(plan: &mut engine::Plan<Env>, env: &Env, drain_ahead: bool) -> Result<()> {
     plan.push(WaitFor::new(
         "wait until the candidate has replayed this node's shutdown checkpoint",
         catch_up,
     ));
-    fence(plan, env)?;
+    fence(plan, env, drain_ahead)?;
     plan.push(Promote);
     plan.commit();
     plan.push(WaitFor::new(
@@ -85,9 +85,9 @@ fn catch_up(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
 
 /// The fence, one step per file, each planned now (for --dry-run) and
 /// computed again when it runs: writes-off changed postgresql.auto.conf
-/// in between.
-pub fn fence(plan: &mut engine::Plan<Env>, env: &Env) -> Result<()> {
-    for e in env.fence()? {
+/// in between (`drain_ahead`: it is still to come).
+pub fn fence(plan: &mut engine::Plan<Env>, env: &Env, drain_ahead: bool) -> Result<()> {
+    for e in env.fence_planned(drain_ahead)? {
         plan.push(Fence(e));
     }
     Ok(())

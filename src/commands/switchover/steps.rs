@@ -8,14 +8,16 @@
 //! (fence if missing, start, wait, siblings, verify).
 
 use super::Settings;
-use super::inspect::{Facts, Phase};
+use super::inspect::{DRAIN_MARKER, Facts, Phase};
 use super::preflight::Checked;
 use super::{after, drain, handover};
+use crate::commands::standby_files::StandbyFiles;
 use crate::conf::standby::PrimaryConninfo;
 use crate::error::Result;
 use crate::pg::Session;
 use crate::pg::cluster::LocalCluster;
 use crate::pg::version::Version;
+use crate::plan::file::EditFile;
 use crate::plan::{self as engine, Cx};
 use crate::report::{Outcome, Printer};
 use std::time::{Duration, Instant};
@@ -74,26 +76,49 @@ impl Env {
 
     /// The edits that fence this node: standby.signal, primary_conninfo
     /// naming the candidate, the passfile, and the drain's settings gone.
-    pub fn fence(&self) -> Result<Vec<crate::plan::file::EditFile>> {
+    pub fn fence(&self) -> Result<Vec<EditFile>> {
         let conninfo = self.conninfo();
+        self.standby_files(&conninfo).edits()
+    }
+
+    /// The fence as planned before writes go off (`drain_ahead`): the
+    /// drain puts its settings into postgresql.auto.conf and the fence
+    /// takes them out, so that file is edited even when primary_conninfo
+    /// there already names the candidate (a node switched back).
+    pub fn fence_planned(&self, drain_ahead: bool) -> Result<Vec<EditFile>> {
+        let conninfo = self.conninfo();
+        let files = self.standby_files(&conninfo);
+        let mut edits = files.edits()?;
+        let auto = self.old.data_dir.join("postgresql.auto.conf");
+        if drain_ahead && !self.version.recovery_conf() && !edits.iter().any(|e| e.path == auto) {
+            let now = crate::commands::standby_files::read(&auto)?.unwrap_or_default();
+            let drained =
+                format!("{now}{DRAIN_MARKER} = 'draining'\ndefault_transaction_read_only = 'on'\n");
+            let mut e = EditFile::new(auto, Some(drained), now, files.auto_conf_summary());
+            e.owner = self.old.run_as.ids;
+            let signal = edits
+                .iter()
+                .position(|e| e.path.ends_with("standby.signal"));
+            edits.insert(signal.map_or(0, |i| i + 1), e);
+        }
+        Ok(edits)
+    }
+
+    fn standby_files<'a>(&'a self, conninfo: &'a PrimaryConninfo) -> StandbyFiles<'a> {
         let line = self
             .settings
             .password
             .as_ref()
             .map(|p| crate::conf::standby::passfile_line(&self.checked.user, p.expose()));
-        crate::commands::standby_files::StandbyFiles {
+        StandbyFiles {
             data_dir: &self.old.data_dir,
             version: self.version,
-            conninfo: &conninfo,
+            conninfo,
             slot: self.checked.slot.as_deref(),
             passfile: self.passfile().zip(line),
-            drop: &[
-                "default_transaction_read_only",
-                super::inspect::DRAIN_MARKER,
-            ],
+            drop: &["default_transaction_read_only", DRAIN_MARKER],
             owner: self.old.run_as.ids,
         }
-        .edits()
     }
 
     pub fn ctl_timeout(&self) -> Duration {
@@ -109,18 +134,18 @@ pub fn plan(settings: &Settings, facts: &Facts, checked: &Checked) -> Result<eng
     match (&facts.old.phase, cand_primary) {
         (Phase::Primary { draining }, _) => {
             drain::steps(&mut plan, *draining, settings);
-            handover::steps(&mut plan, &env)?;
+            handover::steps(&mut plan, &env, true)?;
             after::start_steps(&mut plan, &env);
         }
         (Phase::Stopped | Phase::Fenced, false) => {
             plan.push(drain::Resume {
                 rollback: facts.old.phase == Phase::Stopped,
             });
-            handover::steps(&mut plan, &env)?;
+            handover::steps(&mut plan, &env, false)?;
             after::start_steps(&mut plan, &env);
         }
         (Phase::Stopped | Phase::Fenced, true) => {
-            handover::fence(&mut plan, &env)?;
+            handover::fence(&mut plan, &env, false)?;
             plan.commit();
             after::start_steps(&mut plan, &env);
         }
