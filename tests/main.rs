@@ -28,4 +28,5 @@ mod rejoin_debian;
 mod replication_client;
 mod sandbox;
 mod smoke_test;
+mod switchover;
 mod versions;
