@@ -111,6 +111,57 @@ impl Nodes {
     fn files(&self) -> Files {
         Files::of(&self.data_dirs())
     }
+
+    /// The sibling follows `primary` after a switchover reported in `j`:
+    /// repointed by switchover itself on 13+; before, switchover prints
+    /// the follow command for the sibling's host, run here as the user
+    /// would run it there.
+    fn sibling_follows(&self, j: &serde_json::Value, primary: &Cluster) {
+        let Some(s2) = &self.s2 else { return };
+        if s2.major >= 13 {
+            assert!(j.get("follow_commands").is_none(), "{j}");
+            return;
+        }
+        let lines = j["follow_commands"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{j}"));
+        assert_eq!(lines.len(), 1, "{j}");
+        let line = lines[0].as_str().unwrap();
+        let mut args = shell_words(&line[line.find("pgrepctl ").unwrap() + 9..]);
+        let want = format!("host=127.0.0.1 port={}", primary.port);
+        assert!(args.contains(&want), "{line}");
+        for a in &mut args {
+            if a == "PGDATA" {
+                *a = s2.data.display().to_string();
+            }
+        }
+        args.push("--json".into());
+        harness::pgrepctl(args).ok();
+    }
+}
+
+/// Words of a command line as a shell splits them (single quotes only).
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quoted, mut any) = (vec![], String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            '\'' => (quoted, any) = (!quoted, true),
+            ' ' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
 }
 
 /// A node's superuser conninfo over TCP, as a user on another host gives it.
@@ -378,6 +429,7 @@ fn switches_over_under_load_back_and_again() {
     let j = n.switchover(p, s1, &[]).run().ok();
     assert_eq!(j["command"], "switchover", "{j}");
     assert_eq!(j["changed"], true, "{j}");
+    n.sibling_follows(&j, s1);
     writer.wait_for_more(20);
     settled(s1, &[p, s2]);
     assert_eq!(timeline(s1), "2");
@@ -405,6 +457,7 @@ fn switches_over_under_load_back_and_again() {
     // And back: S1's host hands the primary role to P.
     let back = n.switchover(s1, p, &[]).run().ok();
     assert_eq!(back["changed"], true, "{back}");
+    n.sibling_follows(&back, p);
     writer.wait_for_more(20);
     settled(p, &[s1, s2]);
     assert_eq!(timeline(p), "3");
@@ -413,7 +466,8 @@ fn switches_over_under_load_back_and_again() {
 
     // Over again: P's primary_conninfo already names S1, and its drain
     // settings still go before it runs as a standby.
-    n.switchover(p, s1, &[]).run().ok();
+    let over = n.switchover(p, s1, &[]).run().ok();
+    n.sibling_follows(&over, s1);
     writer.wait_for_more(20);
     settled(s1, &[p, s2]);
     assert_eq!(timeline(s1), "4");
@@ -537,6 +591,7 @@ fn kill_after_each_step(first: usize, last: usize) -> bool {
         );
         let killed = run(Some(step));
         if killed.code() == 0 {
+            n.sibling_follows(&killed.json(), cand);
             settled(cand, &[primary, n.s2.as_ref().unwrap()]);
             none_missing(cand, &writer.acked());
             return true;
@@ -565,6 +620,7 @@ fn kill_after_each_step(first: usize, last: usize) -> bool {
             "rerun after a kill at step {step}: {j}\n{}",
             again.stderr()
         );
+        n.sibling_follows(&j, cand);
         let others: Vec<&Cluster> = all
             .iter()
             .copied()
@@ -727,6 +783,7 @@ fn dry_run_reports_what_the_run_does_and_changes_nothing() {
 
     let j = n.switchover(p, s1, &[]).run().ok();
     assert_eq!(summaries(&dj), summaries(&j), "dry run {dj}\nreal run {j}");
+    n.sibling_follows(&j, s1);
     settled(s1, &[p, s2]);
 }
 
