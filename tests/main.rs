@@ -28,6 +28,7 @@ mod rejoin_debian;
 mod replication_client;
 mod sandbox;
 mod smoke_test;
+mod switchover;
 mod switchover_netns;
 mod versions;
 mod wal;

@@ -96,6 +96,12 @@ impl StandbyFiles<'_> {
         }
         let wanted = standby::auto_conf_settings(self.version.num(), self.conninfo, self.slot, &[]);
         new = standby::edit_auto_conf(&new, &wanted).map_err(parse)?;
+        self.edit(edits, path, old, new, self.auto_conf_summary());
+        Ok(())
+    }
+
+    /// What the postgresql.auto.conf edit reports.
+    pub fn auto_conf_summary(&self) -> String {
         let mut summary = format!("primary_conninfo = '{}'", self.conninfo.redacted());
         if let Some(slot) = self.slot {
             summary.push_str(&format!("; primary_slot_name = {slot}"));
@@ -103,8 +109,7 @@ impl StandbyFiles<'_> {
         for d in self.drop {
             summary.push_str(&format!("; {d} removed"));
         }
-        self.edit(edits, path, old, new, summary);
-        Ok(())
+        summary
     }
 
     fn edit(

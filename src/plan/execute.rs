@@ -130,7 +130,10 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
         }
         return Ok(());
     };
-    Err(undo_all(undo, uncommitted, err, cx, outcome).await)
+    let err = undo_all(undo, uncommitted, err, cx, outcome).await;
+    // What the undo had to say (a rollback's note) is reported too.
+    outcome.warnings.append(&mut cx.warnings);
+    Err(err)
 }
 
 /// Undo, newest first (a reload last of all, once the files are back),

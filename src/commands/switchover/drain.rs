@@ -250,14 +250,35 @@ impl Action<Env> for Stop {
 
     fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
         Box::pin(async move {
+            let timeout = cx.env.ctl_timeout().max(sender_timeout(cx).await?);
             cx.session = None;
             let cluster = cx.env.old.clone();
-            cluster.stop_fast(cx.env.ctl_timeout()).await?;
+            cluster.stop_fast(timeout).await?;
             stopped_cleanly(cx)?;
             log_step(cx, "stopped");
             Ok(Applied::changed())
         })
     }
+}
+
+/// A shutdown waits until every walsender's standby has confirmed the
+/// shutdown checkpoint, or until wal_sender_timeout ends one that does
+/// not answer (a standby stuck or cut off): pg_ctl is given that long and
+/// a little more, so that such a stop ends (and the candidate's proof
+/// fails and rolls back) rather than a stop given up while the server is
+/// still shutting down, which nothing could start again.
+async fn sender_timeout(cx: &mut Cx<Env>) -> Result<Duration> {
+    let s = cx.session()?;
+    let ms: i64 = s
+        .client
+        .query_one(
+            "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_sender_timeout'",
+            &[],
+        )
+        .await
+        .map_err(|e| crate::pg::query_error(&s.target, &e))?
+        .get(0);
+    Ok(Duration::from_millis(ms.max(0) as u64) + Duration::from_secs(5))
 }
 
 /// Read L from the control file of the stopped node.
