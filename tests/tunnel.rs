@@ -121,17 +121,21 @@ fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn standby_streams_through_a_supervised_tunnel() {
-    let Some(major) = debian::available() else {
-        return;
-    };
-    if !netns::available() || !sshd::available() {
-        eprintln!(
-            "skipped: needs network namespaces (root, iproute2) and OpenSSH (scripts/install-deps)"
-        );
-        return;
-    }
+/// Two hosts: A (the primary, with sshd) and B (its standby-to-be), and
+/// the tunnel's flags. Dropped in field order: sshd, the clusters while
+/// their network exists, the namespaces, the files.
+struct Site {
+    sshd: Sshd,
+    a: DebianCluster,
+    b: DebianCluster,
+    hosts: Pair,
+    tmp: tempfile::TempDir,
+    pw: String,
+    local: u16,
+    flags: Vec<String>,
+}
+
+fn set_up(major: u32) -> Site {
     let hosts = Pair::new();
     let a = DebianCluster::create(major, Some(&hosts.server));
     let b = DebianCluster::create(major, Some(&hosts.client));
@@ -158,7 +162,7 @@ fn standby_streams_through_a_supervised_tunnel() {
     );
     let sshd = Sshd::start(&hosts.server, &hosts.server_ip, "root", a.port, tmp.path());
     let local = if b.port == 15432 { 15433 } else { 15432 };
-    let flags: Vec<String> = [
+    let flags = [
         "--ssh",
         &format!("root@{}", hosts.server_ip),
         "--local-port",
@@ -172,93 +176,81 @@ fn standby_streams_through_a_supervised_tunnel() {
     ]
     .map(String::from)
     .to_vec();
-    let units = tmp.path().join("units");
-    std::fs::create_dir(&units).unwrap();
-    let unit_args = |extra: &[&str]| {
-        let mut v: Vec<String> = vec!["tunnel".into(), "unit".into(), "--json".into()];
-        v.extend(flags.iter().cloned());
-        v.extend(["--unit-dir".into(), units.display().to_string()]);
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
-    };
-    let run_unit = |extra: &[&str]| {
-        let args = unit_args(extra);
+    Site {
+        sshd,
+        a,
+        b,
+        hosts,
+        tmp,
+        pw,
+        local,
+        flags,
+    }
+}
+
+impl Site {
+    /// `pgrepctl tunnel unit` with the tunnel's flags on B, into tmp/units.
+    fn unit(&self, extra: &[&str]) -> serde_json::Value {
+        let units = self.tmp.path().join("units");
+        std::fs::create_dir_all(&units).unwrap();
+        let mut args: Vec<String> = vec!["tunnel".into(), "unit".into(), "--json".into()];
+        args.extend(self.flags.iter().cloned());
+        args.extend(["--unit-dir".into(), units.display().to_string()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        ok_on(&hosts.client, &refs)
-    };
-    let dry = run_unit(&["--dry-run"]);
-    assert_eq!(dry["changed"], true, "{dry}");
-    assert!(
-        dry["warnings"].as_array().unwrap().is_empty(),
-        "host known: {dry}"
-    );
-    assert_eq!(run_unit(&[])["changed"], true);
-    let unit_file = units.join(format!("pgrepctl-tunnel-{local}.service"));
-    let unit_text = std::fs::read_to_string(&unit_file).unwrap();
+        ok_on(&self.hosts.client, &refs)
+    }
 
-    let tunnel = TunnelRun::start(&hosts.client, &flags, &tmp.path().join("tunnel.log"));
-    until("the forward listens", Duration::from_secs(15), || {
-        listening(&hosts.client, local)
-    });
-    let ssh = tunnel.ssh(None);
-    let exec: Vec<String> = unit_text
-        .lines()
-        .find_map(|l| l.strip_prefix("ExecStart="))
-        .unwrap()
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    assert_eq!(
-        cmdline(ssh),
-        exec,
-        "tunnel run runs the unit's command line"
-    );
-    // The port is held by this tunnel now: a rerun of unit still changes nothing.
-    let again = run_unit(&[]);
-    assert_eq!(again["changed"], false, "{again}");
+    /// The words of the unit's ExecStart= (the test's paths hold no spaces).
+    fn exec_start(&self) -> Vec<String> {
+        let f = self
+            .tmp
+            .path()
+            .join(format!("units/pgrepctl-tunnel-{}.service", self.local));
+        std::fs::read_to_string(f)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap()
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
 
-    b.stop();
-    let primary = format!("host=127.0.0.1 port={local} user=replicator");
-    let j = ok_on(
-        &hosts.client,
-        &[
-            "clone-standby",
-            "--json",
-            "--primary",
-            &primary,
-            "-D",
-            &b.data_str(),
-            "--password-file",
-            &pw,
-            "--force",
-        ],
-    );
-    assert_eq!(j["streaming"]["status"], "streaming", "{j}\n{}", b.log());
-    // What issue 14 has clone-standby do for a forwarded primary (left to
-    // it): retry streaming soon after the tunnel is back.
-    b.append_conf("wal_retrieve_retry_interval = '100ms'\n");
-    sql(&b, "SELECT pg_reload_conf()");
-    sql(&a, "CREATE TABLE t (i int); INSERT INTO t VALUES (1)");
-    replayed(&b, "SELECT count(*) FROM t", "1");
+    /// B replaced by a standby of A, cloned through the forwarded port.
+    fn clone_through_the_tunnel(&self) {
+        self.b.stop();
+        let primary = format!("host=127.0.0.1 port={} user=replicator", self.local);
+        let j = ok_on(
+            &self.hosts.client,
+            &[
+                "clone-standby",
+                "--json",
+                "--primary",
+                &primary,
+                "-D",
+                &self.b.data_str(),
+                "--password-file",
+                &self.pw,
+                "--force",
+            ],
+        );
+        assert_eq!(
+            j["streaming"]["status"],
+            "streaming",
+            "{j}\n{}",
+            self.b.log()
+        );
+        // What issue 14 has clone-standby do for a forwarded primary (left
+        // to it): retry streaming soon after the tunnel is back.
+        self.b
+            .append_conf("wal_retrieve_retry_interval = '100ms'\n");
+        sql(&self.b, "SELECT pg_reload_conf()");
+    }
+}
 
-    // ssh killed by PID: tunnel run starts another, the standby streams again.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(ssh),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let ssh2 = tunnel.ssh(Some(ssh));
-    sql(&a, "INSERT INTO t VALUES (2)");
-    replayed(&b, "SELECT count(*) FROM t", "2");
-    replayed(&b, "SELECT status FROM pg_stat_wal_receiver", "streaming");
-    assert!(
-        tunnel.log().contains("starting it again in 200 ms"),
-        "{}",
-        tunnel.log()
-    );
-
-    // SIGTERM: exit 0, ssh gone, the port closed.
-    let mut tunnel = tunnel;
+/// SIGTERM to `tunnel run`: it exits 0 (within 10 s).
+fn terminate(tunnel: &mut TunnelRun) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(tunnel.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -276,10 +268,60 @@ fn standby_streams_through_a_supervised_tunnel() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0), "{}", tunnel.log());
+}
+
+#[test]
+fn standby_streams_through_a_supervised_tunnel() {
+    let Some(major) = debian::available() else {
+        return;
+    };
+    if !netns::available() || !sshd::available() {
+        eprintln!(
+            "skipped: needs network namespaces (root, iproute2) and OpenSSH (scripts/install-deps)"
+        );
+        return;
+    }
+    let s = set_up(major);
+    let dry = s.unit(&["--dry-run"]);
+    assert_eq!(dry["changed"], true, "{dry}");
+    let no_warnings = dry["warnings"].as_array().unwrap().is_empty();
+    assert!(no_warnings, "the host is known: {dry}");
+    assert_eq!(s.unit(&[])["changed"], true);
+
+    let log = s.tmp.path().join("tunnel.log");
+    let mut tunnel = TunnelRun::start(&s.hosts.client, &s.flags, &log);
+    until("the forward listens", Duration::from_secs(15), || {
+        listening(&s.hosts.client, s.local)
+    });
+    let ssh = tunnel.ssh(None);
+    assert_eq!(
+        cmdline(ssh),
+        s.exec_start(),
+        "tunnel run runs the unit's command line"
+    );
+    // The port is held by this very tunnel: a rerun of unit changes nothing.
+    let again = s.unit(&[]);
+    assert_eq!(again["changed"], false, "{again}");
+
+    s.clone_through_the_tunnel();
+    sql(&s.a, "CREATE TABLE t (i int); INSERT INTO t VALUES (1)");
+    replayed(&s.b, "SELECT count(*) FROM t", "1");
+
+    // ssh killed by PID: tunnel run starts another, the standby streams again.
+    let pid = nix::unistd::Pid::from_raw(ssh);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let ssh2 = tunnel.ssh(Some(ssh));
+    sql(&s.a, "INSERT INTO t VALUES (2)");
+    replayed(&s.b, "SELECT count(*) FROM t", "2");
+    replayed(&s.b, "SELECT status FROM pg_stat_wal_receiver", "streaming");
+    let log = tunnel.log();
+    assert!(log.contains("starting it again in 200 ms"), "{log}");
+
+    // SIGTERM: exit 0, ssh gone, the port closed.
+    terminate(&mut tunnel);
     until("ssh is gone", Duration::from_secs(5), || !alive(ssh2));
-    assert!(!listening(&hosts.client, local));
+    assert!(!listening(&s.hosts.client, s.local));
     drop(tunnel);
-    drop(sshd);
 }
 
 /// Refusals before anything starts, and the unit's idempotence, with no
