@@ -109,13 +109,15 @@ pub fn argv(t: &Tunnel) -> Vec<String> {
 }
 
 /// The ssh program: the first `ssh` on PATH, as an absolute path (a
-/// systemd unit needs one).
+/// systemd unit needs one). Its directory is resolved (`/bin` is a link
+/// to `/usr/bin` on merged systems), so that a caller with another PATH
+/// order writes the same unit.
 pub fn program() -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
     std::env::split_paths(&path)
+        .filter_map(|d| std::fs::canonicalize(d).ok())
         .map(|d| d.join("ssh"))
         .find(|p| is_executable(p))
-        .and_then(|p| std::path::absolute(p).ok())
         .ok_or_else(|| {
             Error::new(Code::ToolNotFound, "ssh (OpenSSH's client) is not on PATH")
                 .hint("install it (apt-get install openssh-client) and rerun")
