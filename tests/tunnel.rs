@@ -315,7 +315,11 @@ fn standby_streams_through_a_supervised_tunnel() {
     replayed(&s.b, "SELECT count(*) FROM t", "2");
     replayed(&s.b, "SELECT status FROM pg_stat_wal_receiver", "streaming");
     let log = tunnel.log();
-    assert!(log.contains("starting it again in 200 ms"), "{log}");
+    assert!(
+        log.contains("starting it again in 200 ms"),
+        "{log}\nsshd:\n{}",
+        s.sshd.log()
+    );
 
     // SIGTERM: exit 0, ssh gone, the port closed.
     terminate(&mut tunnel);
