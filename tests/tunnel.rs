@@ -398,4 +398,51 @@ fn tunnel_refuses_bad_input() {
     assert!(again.written().is_empty());
     let dry = pgrepctl(args.iter().copied().chain(["--dry-run"])).ok();
     assert_eq!(dry["changed"], false, "{dry}");
+    systemd_accepts(&units, &free);
+}
+
+/// systemd's own parser (where installed) accepts the unit, with a key
+/// path that needs quoting and escaping in ExecStart=.
+fn systemd_accepts(units: &Path, port: &str) {
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no systemd-analyze");
+        return;
+    }
+    let key = units.join("a key 100%");
+    std::fs::write(&key, "not checked here").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let args = [
+        "tunnel",
+        "unit",
+        "--json",
+        "--ssh",
+        "postgres@db1.example.org",
+        "--local-port",
+        port,
+        "--identity",
+        key.to_str().unwrap(),
+        "--name",
+        "quoted",
+        "--unit-dir",
+        units.to_str().unwrap(),
+    ];
+    pgrepctl(args).ok();
+    let unit = units.join("quoted.service");
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&unit).unwrap();
+    assert!(out.status.success(), "{out:?}\n{text}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" \"/tmp/"), "{text}");
 }
