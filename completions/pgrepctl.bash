@@ -52,6 +52,9 @@ _pgrepctl() {
             pgrepctl,switchover)
                 cmd="pgrepctl__subcmd__switchover"
                 ;;
+            pgrepctl,tunnel)
+                cmd="pgrepctl__subcmd__tunnel"
+                ;;
             pgrepctl,wal-fetch)
                 cmd="pgrepctl__subcmd__wal__subcmd__fetch"
                 ;;
@@ -97,6 +100,9 @@ _pgrepctl() {
             pgrepctl__subcmd__help,switchover)
                 cmd="pgrepctl__subcmd__help__subcmd__switchover"
                 ;;
+            pgrepctl__subcmd__help,tunnel)
+                cmd="pgrepctl__subcmd__help__subcmd__tunnel"
+                ;;
             pgrepctl__subcmd__help,wal-fetch)
                 cmd="pgrepctl__subcmd__help__subcmd__wal__subcmd__fetch"
                 ;;
@@ -120,6 +126,12 @@ _pgrepctl() {
                 ;;
             pgrepctl__subcmd__help__subcmd__sandbox,up)
                 cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__up"
+                ;;
+            pgrepctl__subcmd__help__subcmd__tunnel,run)
+                cmd="pgrepctl__subcmd__help__subcmd__tunnel__subcmd__run"
+                ;;
+            pgrepctl__subcmd__help__subcmd__tunnel,unit)
+                cmd="pgrepctl__subcmd__help__subcmd__tunnel__subcmd__unit"
                 ;;
             pgrepctl__subcmd__sandbox,down)
                 cmd="pgrepctl__subcmd__sandbox__subcmd__down"
@@ -157,6 +169,24 @@ _pgrepctl() {
             pgrepctl__subcmd__sandbox__subcmd__help,up)
                 cmd="pgrepctl__subcmd__sandbox__subcmd__help__subcmd__up"
                 ;;
+            pgrepctl__subcmd__tunnel,help)
+                cmd="pgrepctl__subcmd__tunnel__subcmd__help"
+                ;;
+            pgrepctl__subcmd__tunnel,run)
+                cmd="pgrepctl__subcmd__tunnel__subcmd__run"
+                ;;
+            pgrepctl__subcmd__tunnel,unit)
+                cmd="pgrepctl__subcmd__tunnel__subcmd__unit"
+                ;;
+            pgrepctl__subcmd__tunnel__subcmd__help,help)
+                cmd="pgrepctl__subcmd__tunnel__subcmd__help__subcmd__help"
+                ;;
+            pgrepctl__subcmd__tunnel__subcmd__help,run)
+                cmd="pgrepctl__subcmd__tunnel__subcmd__help__subcmd__run"
+                ;;
+            pgrepctl__subcmd__tunnel__subcmd__help,unit)
+                cmd="pgrepctl__subcmd__tunnel__subcmd__help__subcmd__unit"
+                ;;
             *)
                 ;;
         esac
@@ -164,7 +194,7 @@ _pgrepctl() {
 
     case "${cmd}" in
         pgrepctl)
-            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby promote follow rejoin switchover check smoke-test conninfo wal-push wal-fetch wal-prune sandbox generate-docs help"
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby promote follow rejoin switchover check smoke-test conninfo wal-push wal-fetch wal-prune tunnel sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -376,7 +406,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help)
-            opts="init-master clone-standby promote follow rejoin switchover check smoke-test conninfo wal-push wal-fetch wal-prune sandbox generate-docs help"
+            opts="init-master clone-standby promote follow rejoin switchover check smoke-test conninfo wal-push wal-fetch wal-prune tunnel sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -616,6 +646,48 @@ _pgrepctl() {
         pgrepctl__subcmd__help__subcmd__switchover)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__tunnel)
+            opts="unit run"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__tunnel__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__tunnel__subcmd__unit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1171,6 +1243,160 @@ _pgrepctl() {
                     return 0
                     ;;
                 --bindir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__tunnel)
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version unit run help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__tunnel__subcmd__help)
+            opts="unit run help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__tunnel__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__tunnel__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__tunnel__subcmd__help__subcmd__unit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__tunnel__subcmd__run)
+            opts="-v -q -h -V --ssh --ssh-port --local-port --remote-port --identity --known-hosts --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ssh)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssh-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --known-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__tunnel__subcmd__unit)
+            opts="-v -q -h -V --ssh --ssh-port --local-port --remote-port --identity --known-hosts --name --unit-dir --dry-run --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ssh)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssh-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --local-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remote-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --known-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --unit-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

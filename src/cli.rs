@@ -226,6 +226,17 @@ pub enum Command {
     /// source. Unlike archive_cleanup_command on one standby, this keeps
     /// what every listed standby and slot needs.
     WalPrune(commands::wal::PruneArgs),
+    /// An SSH tunnel for replication where TLS is not an option: a systemd unit, or run in the foreground
+    ///
+    /// Both forms run the same ssh command line: -N -L
+    /// 127.0.0.1:LOCAL:127.0.0.1:REMOTE with ExitOnForwardFailure=yes,
+    /// ServerAliveInterval=5, ServerAliveCountMax=3, ConnectTimeout=10,
+    /// BatchMode=yes and StrictHostKeyChecking=yes. Before anything starts
+    /// or is written: the local port must be free (or held by this very
+    /// unit), the --identity key must exist and be private, and a host
+    /// missing from known_hosts is a warning. The standby then clones with
+    /// --primary 'host=127.0.0.1 port=LOCAL user=replicator'.
+    Tunnel(commands::tunnel::Args),
     /// A local primary and standbys, replicated and checked, in one command
     Sandbox(commands::sandbox::Args),
     /// Write the man pages and shell completions under DIR (for packagers)
@@ -252,6 +263,7 @@ impl Command {
             Command::WalPush(_) => "wal-push",
             Command::WalFetch(_) => "wal-fetch",
             Command::WalPrune(_) => "wal-prune",
+            Command::Tunnel(_) => "tunnel",
             Command::Sandbox(_) => "sandbox",
             Command::GenerateDocs { .. } => "generate-docs",
         }

@@ -81,6 +81,7 @@ codes! {
     CandidateBehind,
     ArchiveConflict,
     NoKeepPoint,
+    PortInUse,
     Interrupted,
     Io,
     Internal,

@@ -129,6 +129,9 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure
         Command::WalPrune(args) => {
             Output::Changes(crate::commands::wal::run_prune(args, printer).await?)
         }
+        Command::Tunnel(args) => {
+            Output::Changes(crate::commands::tunnel::run(args, printer).await?)
+        }
         Command::Check(args) => Output::Health(check::run(args, printer).await?),
         Command::SmokeTest(args) => Output::Health(smoke_test::run(args, printer).await?),
         Command::Sandbox(sandbox::Args {

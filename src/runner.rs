@@ -133,6 +133,11 @@ impl LongChild {
         }
     }
 
+    /// The tool's process id (its group's leader), for a message.
+    pub fn pid(&self) -> Option<u32> {
+        self.handle.pids().first().copied()
+    }
+
     /// The last lines of output, for a message.
     pub fn tail(&self) -> &[String] {
         &self.tail

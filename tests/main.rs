@@ -30,5 +30,6 @@ mod sandbox;
 mod smoke_test;
 mod switchover;
 mod switchover_netns;
+mod tunnel;
 mod versions;
 mod wal;

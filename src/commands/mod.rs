@@ -12,4 +12,5 @@ pub mod sandbox;
 pub mod smoke_test;
 pub mod standby_files;
 pub mod switchover;
+pub mod tunnel;
 pub mod wal;

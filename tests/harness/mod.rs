@@ -10,6 +10,7 @@ pub mod debian;
 pub mod fixtures;
 pub mod netns;
 pub mod run;
+pub mod sshd;
 pub mod two_hosts;
 
 use std::os::unix::fs::PermissionsExt;
