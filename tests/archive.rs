@@ -363,3 +363,96 @@ fn a_restore_dir_the_server_cannot_read_is_refused_before_the_copy() {
     );
     assert!(!st.data.exists(), "nothing copied");
 }
+
+/// The WAL segment file names in a server's pg_wal, oldest first.
+fn wal_segments(c: &Cluster) -> Vec<String> {
+    let mut names: Vec<String> = harness::listing(&c.data.join("pg_wal"))
+        .into_iter()
+        .filter(|n| n.len() == 24 && n.chars().all(|ch| ch.is_ascii_hexdigit()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A table's contents as one checksum, to compare primary and standby.
+const CHECKSUM: &str = "SELECT md5(string_agg(id::text || ':' || v, ',' ORDER BY id)) FROM t";
+
+#[test]
+fn a_standby_that_fell_behind_catches_up_from_the_archive_and_streams_again() {
+    // Little WAL kept: no slot, one segment of wal_keep, small max_wal_size.
+    let p = Cluster::builder()
+        .conf("max_wal_size = 32MB")
+        .conf("min_wal_size = 32MB")
+        .init();
+    let dir = archive_dir(&p);
+    let pw = harness::run::password_file(p.tmp.path(), crate::init_master::PW);
+    harness::fixtures::init_master(
+        &p,
+        &pw,
+        &[
+            "--allow",
+            "127.0.0.1/32",
+            "--wal-keep",
+            "16MB",
+            "--archive-dir",
+            s(&dir),
+            "--restart",
+            "if-needed",
+        ],
+    )
+    .ok();
+    p.sql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+    p.sql("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g");
+    let mut st = Cluster::clone_target(&p);
+    clone(&p, &st, Some(&pw), &["--restore-dir", s(&dir)]).ok();
+    st.wait_streaming();
+    let needed = p.sql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    st.stop();
+
+    // Much more than wal_keep while the standby is away, until the
+    // primary has removed the segment the standby needs next.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut round = 0;
+    while wal_segments(&p).first().is_none_or(|oldest| *oldest <= needed) {
+        assert!(
+            Instant::now() < deadline,
+            "the primary kept {needed}: {:?}",
+            wal_segments(&p)
+        );
+        round += 1;
+        p.sql(&format!(
+            "INSERT INTO t SELECT g, md5(g::text) FROM generate_series({}, {}) g",
+            round * 100_000,
+            round * 100_000 + 99_999
+        ));
+        p.sql("SELECT pg_switch_wal()");
+        p.sql("CHECKPOINT");
+    }
+    assert!(
+        harness::listing(&dir).contains(&needed),
+        "{needed} is in the archive"
+    );
+
+    st.start();
+    st.wait_streaming();
+    let target = p.sql("SELECT pg_current_wal_lsn()");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while st.sql(&format!(
+        "SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"
+    )) != "t"
+    {
+        assert!(Instant::now() < deadline, "the standby never caught up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(st.sql(CHECKSUM), p.sql(CHECKSUM));
+    let log = std::fs::read_to_string(&st.log).unwrap_or_default();
+    assert!(
+        log.contains("restored log file"),
+        "the standby restored WAL from the archive:\n{log}"
+    );
+    assert_eq!(
+        p.sql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"),
+        "1",
+        "and streams again"
+    );
+}
