@@ -52,6 +52,15 @@ _pgrepctl() {
             pgrepctl,switchover)
                 cmd="pgrepctl__subcmd__switchover"
                 ;;
+            pgrepctl,wal-fetch)
+                cmd="pgrepctl__subcmd__wal__subcmd__fetch"
+                ;;
+            pgrepctl,wal-prune)
+                cmd="pgrepctl__subcmd__wal__subcmd__prune"
+                ;;
+            pgrepctl,wal-push)
+                cmd="pgrepctl__subcmd__wal__subcmd__push"
+                ;;
             pgrepctl__subcmd__help,check)
                 cmd="pgrepctl__subcmd__help__subcmd__check"
                 ;;
@@ -87,6 +96,15 @@ _pgrepctl() {
                 ;;
             pgrepctl__subcmd__help,switchover)
                 cmd="pgrepctl__subcmd__help__subcmd__switchover"
+                ;;
+            pgrepctl__subcmd__help,wal-fetch)
+                cmd="pgrepctl__subcmd__help__subcmd__wal__subcmd__fetch"
+                ;;
+            pgrepctl__subcmd__help,wal-prune)
+                cmd="pgrepctl__subcmd__help__subcmd__wal__subcmd__prune"
+                ;;
+            pgrepctl__subcmd__help,wal-push)
+                cmd="pgrepctl__subcmd__help__subcmd__wal__subcmd__push"
                 ;;
             pgrepctl__subcmd__help__subcmd__sandbox,down)
                 cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__down"
@@ -146,7 +164,7 @@ _pgrepctl() {
 
     case "${cmd}" in
         pgrepctl)
-            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby promote follow rejoin switchover check smoke-test conninfo sandbox generate-docs help"
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby promote follow rejoin switchover check smoke-test conninfo wal-push wal-fetch wal-prune sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -366,7 +384,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help)
-            opts="init-master clone-standby promote follow rejoin switchover check smoke-test conninfo sandbox generate-docs help"
+            opts="init-master clone-standby promote follow rejoin switchover check smoke-test conninfo wal-push wal-fetch wal-prune sandbox generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -604,6 +622,48 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help__subcmd__switchover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__wal__subcmd__fetch)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__wal__subcmd__prune)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__wal__subcmd__push)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1134,6 +1194,64 @@ _pgrepctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__wal__subcmd__fetch)
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__wal__subcmd__prune)
+            opts="-v -q -h -V --keep-from --primary --standby --timeout --dry-run --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --keep-from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --primary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --standby)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__wal__subcmd__push)
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

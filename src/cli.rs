@@ -183,6 +183,49 @@ pub enum Command {
     /// Exit status: 0 printed, 1 printed but no node answered (roles
     /// unknown; the strings still list the nodes given), 2 usage error.
     Conninfo(commands::conninfo::Args),
+    /// Archive one WAL file durably (archive_command = '/abs/path/pgrepctl wal-push %p DIR')
+    ///
+    /// Copies PATH into ARCHIVE_DIR under its own name: a temp file in
+    /// ARCHIVE_DIR (same filesystem), fsync, a hard link to the final name
+    /// (never over an existing file; a rename where the filesystem has no
+    /// hard links), fsync of the directory. An archived file with the same
+    /// bytes is success (a retry after a crash); with different bytes the
+    /// push fails with ARCHIVE_CONFLICT and the archived file stays
+    /// untouched, so the server keeps the segment and retries. Segments,
+    /// .partial, .history and .backup files are archived; any other name is
+    /// refused. Temp files of a killed push (.NAME.pgrepctl-wal.*) are
+    /// removed by a later push once older than a minute. Nothing is printed
+    /// on success (unless -v or --json); a failure is one line on stderr,
+    /// which lands in the server log. Exit status: 0 archived, 1 failed, 2
+    /// not a WAL file name: never above 125, so the server counts every
+    /// failure in pg_stat_archiver.failed_count.
+    WalPush(commands::wal::PushArgs),
+    /// Restore one WAL file from the archive (restore_command = '/abs/path/pgrepctl wal-fetch %f %p DIR')
+    ///
+    /// Copies ARCHIVE_DIR/NAME to a temp file beside PATH, fsyncs it and
+    /// renames it to PATH, so the server never reads a partial file. Exactly
+    /// NAME is fetched: asked for a segment, its .partial (an old
+    /// timeline's unfinished last segment) is never returned; history files
+    /// are fetched by their own names. A NAME not in the archive exits 1
+    /// with nothing on stderr: that is how archive recovery ends and
+    /// streaming takes over. Any other failure exits 1 with one line on
+    /// stderr; a NAME that is not a WAL file name exits 2.
+    WalFetch(commands::wal::FetchArgs),
+    /// Remove archived WAL no listed consumer still needs (oldest first; never .history files)
+    ///
+    /// The keep point is the oldest of --keep-from SEGMENT, the primary's
+    /// physical slots' restart_lsn (--primary) and, for each --standby, the
+    /// least of its last restartpoint's redo, replay and receive positions.
+    /// A server that does not answer stops the prune before anything goes.
+    /// Segments, .partial and .backup files with a lower segment number are
+    /// removed, whatever their timeline (as pg_archivecleanup compares
+    /// names); .history files and other files stay. Files go oldest first,
+    /// one at a time: an interrupted prune leaves a contiguous archive, and
+    /// a rerun finishes it. --dry-run lists what would go; --json gives the
+    /// list (removed), the keep point (keep_from) and each keep_points
+    /// source. Unlike archive_cleanup_command on one standby, this keeps
+    /// what every listed standby and slot needs.
+    WalPrune(commands::wal::PruneArgs),
     /// A local primary and standbys, replicated and checked, in one command
     Sandbox(commands::sandbox::Args),
     /// Write the man pages and shell completions under DIR (for packagers)
@@ -206,6 +249,9 @@ impl Command {
             Command::Conninfo(_) => "conninfo",
             Command::Check(_) => "check",
             Command::SmokeTest(_) => "smoke-test",
+            Command::WalPush(_) => "wal-push",
+            Command::WalFetch(_) => "wal-fetch",
+            Command::WalPrune(_) => "wal-prune",
             Command::Sandbox(_) => "sandbox",
             Command::GenerateDocs { .. } => "generate-docs",
         }

@@ -14,12 +14,16 @@ use std::path::{Path, PathBuf};
 fn extra_sections(sub: Option<&str>) -> Vec<(&'static str, Vec<String>)> {
     let mut s = vec![];
     let check_like = matches!(sub, Some("check") | Some("smoke-test"));
+    let wal_like = matches!(sub, Some("wal-push") | Some("wal-fetch"));
     let mut exit = vec![];
-    if sub.is_none() || !check_like {
+    if sub.is_none() || !(check_like || wal_like) {
         exit.push("Mutating commands (init-master, clone-standby, sandbox): 0 done, or nothing to do; 1 failed at run time (nothing was left half-changed: a failed run undoes what it did); 2 bad usage (invalid flag or value; nothing was changed).".to_string());
     }
     if sub.is_none() || check_like {
         exit.push("check and smoke-test use the monitoring (Nagios) convention: 0 OK, 1 WARNING, 2 CRITICAL (also a node given that is down: it refuses connections, is starting or shutting down, or does not answer within --timeout), 3 UNKNOWN (a node that answers but will not tell: wrong password, pg_hba.conf, missing privilege; or bad usage).".to_string());
+    }
+    if sub.is_none() || wal_like {
+        exit.push("wal-push and wal-fetch (archive_command and restore_command): 0 done; 1 failed, with one line on stderr (wal-fetch also exits 1, quietly, when NAME is not in the archive: how archive recovery ends); 2 not a WAL file name, or bad usage. Never above 125, so the server counts every failure (126, 127 and deaths by a signal it does not).".to_string());
     }
     s.push(("EXIT STATUS", exit));
     s.push((
@@ -43,6 +47,7 @@ fn extra_sections(sub: Option<&str>) -> Vec<(&'static str, Vec<String>)> {
             "PGDATA/pgrepctl.pgpass: the standby's 0600 password file named by passfile= in primary_conninfo (clone-standby --passfile chooses another place).".into(),
             "PGDATA/pgrepctl-server.log: the server log whenever pgrepctl starts or restarts a server with pg_ctl (clone-standby, init-master --restart, sandbox); Debian clusters log where pg_ctlcluster says.".into(),
             ".NAME.pgrepctl-clone.PID: clone-standby's temporary copy beside the target, renamed into place when complete; removed on failure, or by the next run if pgrepctl was killed.".into(),
+            ".NAME.pgrepctl-wal.PID.N: a file wal-push or wal-fetch is copying (in the archive directory, or beside %p), linked or renamed to NAME when complete and fsynced; one a killed copy left is removed by a later one once it is a minute old.".into(),
             "sandbox.toml: in the sandbox directory, the nodes sandbox up built (sandbox status and down act on exactly those).".into(),
         ],
     ));
@@ -78,6 +83,12 @@ fn examples(sub: Option<&str>) -> Vec<String> {
         Some("clone-standby") => vec![clone.into()],
         Some("check") => vec![check.into()],
         Some("smoke-test") => vec![smoke.into()],
+        Some("wal-push") => vec!["archive_command = '/usr/bin/pgrepctl wal-push %p /mnt/wal'".into()],
+        Some("wal-fetch") => vec!["restore_command = '/usr/bin/pgrepctl wal-fetch %f %p /mnt/wal'".into()],
+        Some("wal-prune") => vec![
+            "pgrepctl wal-prune /mnt/wal --primary 'host=10.0.0.1 user=postgres' --standby 'host=10.0.0.2 user=postgres' --dry-run".into(),
+            "pgrepctl wal-prune /mnt/wal --keep-from 000000010000000000000042".into(),
+        ],
         _ => vec![init.into(), clone.into(), check.into(), smoke.into()],
     }
 }

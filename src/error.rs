@@ -79,6 +79,8 @@ codes! {
     Diverged,
     SystemIdMismatch,
     CandidateBehind,
+    ArchiveConflict,
+    NoKeepPoint,
     Interrupted,
     Io,
     Internal,

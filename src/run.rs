@@ -44,6 +44,9 @@ enum Output {
     Changes(crate::report::Outcome),
     Health(crate::health::Report),
     Printed(crate::commands::conninfo::Printed),
+    /// wal-push and wal-fetch: silent on success unless -v or --json (the
+    /// server logs what they print), with their own exit status.
+    Archive(crate::commands::wal::Done),
 }
 
 /// How the result is shown and which exit codes apply, decided once from
@@ -121,6 +124,11 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure
         Command::Conninfo(args) => {
             Output::Printed(crate::commands::conninfo::run(args, printer).await?)
         }
+        Command::WalPush(args) => Output::Archive(crate::commands::wal::run_push(args)?),
+        Command::WalFetch(args) => Output::Archive(crate::commands::wal::run_fetch(args)?),
+        Command::WalPrune(args) => {
+            Output::Changes(crate::commands::wal::run_prune(args, printer).await?)
+        }
         Command::Check(args) => Output::Health(check::run(args, printer).await?),
         Command::SmokeTest(args) => Output::Health(smoke_test::run(args, printer).await?),
         Command::Sandbox(sandbox::Args {
@@ -153,6 +161,12 @@ fn emit(
         (Ok(Output::Changes(outcome)), _) => {
             printer.outcome(&outcome);
             ExitCode::from(EXIT_OK)
+        }
+        (Ok(Output::Archive(done)), _) => {
+            if printer.json || printer.verbose > 0 {
+                printer.outcome(&done.outcome);
+            }
+            ExitCode::from(done.exit_code)
         }
         (Ok(Output::Printed(p)), _) => {
             crate::report::write_stdout(&p.text);

@@ -413,7 +413,10 @@ fn a_standby_that_fell_behind_catches_up_from_the_archive_and_streams_again() {
     // primary has removed the segment the standby needs next.
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut round = 0;
-    while wal_segments(&p).first().is_none_or(|oldest| *oldest <= needed) {
+    while wal_segments(&p)
+        .first()
+        .is_none_or(|oldest| *oldest <= needed)
+    {
         assert!(
             Instant::now() < deadline,
             "the primary kept {needed}: {:?}",
@@ -433,6 +436,10 @@ fn a_standby_that_fell_behind_catches_up_from_the_archive_and_streams_again() {
         "{needed} is in the archive"
     );
 
+    // The clone's directory is root's: the log the harness starts the
+    // standby with must be the server's to write.
+    std::fs::write(&st.log, "").unwrap();
+    harness::chown_pg(&st.log);
     st.start();
     st.wait_streaming();
     let target = p.sql("SELECT pg_current_wal_lsn()");

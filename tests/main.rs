@@ -31,3 +31,4 @@ mod sandbox;
 mod smoke_test;
 mod switchover_netns;
 mod versions;
+mod wal;

@@ -13,3 +13,4 @@ pub mod sandbox;
 pub mod smoke_test;
 pub mod standby_files;
 pub mod switchover;
+pub mod wal;

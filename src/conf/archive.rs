@@ -42,15 +42,6 @@ pub fn cleanup_command(pg_archivecleanup: &Path, dir: &Path) -> String {
     format!("{} {} %r", word(pg_archivecleanup), word(dir))
 }
 
-/// The absolute path of this pgrepctl, as the server will run it: the
-/// symlinks resolved, so a later change of PATH or of a link does not
-/// change which binary archives WAL.
-pub fn self_path() -> crate::error::Result<std::path::PathBuf> {
-    std::env::current_exe()
-        .and_then(std::fs::canonicalize)
-        .map_err(|e| crate::error::Error::io("cannot find the path of the pgrepctl binary", e))
-}
-
 /// A directory flag made absolute (the server runs commands from its data
 /// directory, so a relative path would name another place) without
 /// following symlinks.

@@ -224,7 +224,7 @@ fn restore_settings(
         }
         (Some(dir), None) => RestoreHow::Dir {
             dir: crate::conf::archive::absolute_dir(&dir)?,
-            pgrepctl: crate::conf::archive::self_path()?,
+            pgrepctl: crate::commands::wal::self_path()?,
         },
         (None, Some(_)) if cleanup => {
             return Err(Error::new(

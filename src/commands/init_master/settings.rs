@@ -179,7 +179,7 @@ fn archive_settings(
             if library {
                 ArchiveHow::Library(dir)
             } else {
-                let pgrepctl = crate::conf::archive::self_path()?;
+                let pgrepctl = crate::commands::wal::self_path()?;
                 ArchiveHow::Dir { dir, pgrepctl }
             }
         }

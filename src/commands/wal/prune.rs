@@ -1,0 +1,166 @@
+//! `wal-prune`: remove archived WAL that nothing listed still needs. What
+//! goes is decided from the names alone, as pg_archivecleanup decides it
+//! (a segment number below the keep point, whatever the timeline), with
+//! two differences: `.history` files always stay (a new standby or a
+//! point-in-time restore needs every timeline's history, and they are
+//! tiny), and files go oldest first, one unlink at a time, so a prune
+//! interrupted at any moment leaves the archive without a hole: what is
+//! left is a contiguous run from some segment on.
+
+use super::name::{self, Kind, SegmentNo};
+use crate::plan::{Action, Applied, Cx, Plan};
+use crate::report::{Change, Kind as ChangeKind};
+use futures_util::future::LocalBoxFuture;
+use std::path::{Path, PathBuf};
+
+/// The archive's files that would go, in removal order (oldest segment
+/// first; at one segment, its backup history files, then the
+/// `.partial`, then the segment — any order leaves no hole). Pure.
+pub fn doomed(names: impl IntoIterator<Item = String>, keep: SegmentNo) -> Vec<String> {
+    let mut out: Vec<(SegmentNo, u8, String)> = names
+        .into_iter()
+        .filter_map(|n| {
+            let kind = name::parse(&n)?;
+            let rank = match kind {
+                Kind::History { .. } => return None,
+                Kind::Backup { .. } => 0,
+                Kind::Partial { .. } => 1,
+                Kind::Segment { .. } => 2,
+            };
+            let seg = kind.segment()?;
+            (seg < keep).then_some((seg, rank, n))
+        })
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, _, n)| n).collect()
+}
+
+/// The newest segment in the archive, for the warning that a keep point
+/// lies beyond everything archived.
+pub fn newest(names: &[String]) -> Option<SegmentNo> {
+    names
+        .iter()
+        .filter_map(|n| name::parse(n).and_then(Kind::segment))
+        .max()
+}
+
+/// The plan: one removal per file, after a commit point (a removed file
+/// cannot come back; an interruption stops between two removals).
+pub fn plan(dir: &Path, doomed: &[String], keep_name: &str) -> Plan<()> {
+    let mut p = Plan::default();
+    p.commit();
+    for n in doomed {
+        p.push(Remove {
+            path: dir.join(n),
+            keep: keep_name.to_string(),
+        });
+    }
+    p.push(SyncDir(dir.to_path_buf()));
+    p
+}
+
+/// Remove one archived file.
+struct Remove {
+    path: PathBuf,
+    keep: String,
+}
+
+impl Action<()> for Remove {
+    fn describe(&self) -> Option<Change> {
+        Some(Change {
+            kind: ChangeKind::File,
+            path: Some(self.path.clone()),
+            summary: format!("remove (older than {})", self.keep),
+            diff: None,
+        })
+    }
+
+    fn apply<'s>(
+        &'s self,
+        _cx: &'s mut Cx<()>,
+    ) -> LocalBoxFuture<'s, crate::error::Result<Applied<()>>> {
+        let r = match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(Applied::changed()),
+            // Gone already (another prune, pg_archivecleanup): nothing to report.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Applied::unchanged()),
+            Err(e) => Err(crate::error::Error::io(
+                format!("cannot remove {}", self.path.display()),
+                e,
+            )
+            .hint("check that the archive directory is writable by the user running wal-prune, then rerun: the files older than this one are gone already, the rest are intact")),
+        };
+        Box::pin(async move { r })
+    }
+}
+
+/// fsync the archive directory once the removals are done.
+struct SyncDir(PathBuf);
+
+impl Action<()> for SyncDir {
+    fn describe(&self) -> Option<Change> {
+        None
+    }
+
+    fn apply<'s>(
+        &'s self,
+        _cx: &'s mut Cx<()>,
+    ) -> LocalBoxFuture<'s, crate::error::Result<Applied<()>>> {
+        let r = std::fs::File::open(&self.0)
+            .and_then(|d| d.sync_all())
+            .map(|()| Applied::unchanged())
+            .map_err(|e| crate::error::Error::io(format!("cannot fsync {}", self.0.display()), e));
+        Box::pin(async move { r })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn removes_below_the_keep_point_oldest_first_never_history() {
+        let all = names(&[
+            "000000020000000000000012",
+            "00000002.history",
+            "000000010000000000000011.partial",
+            "000000010000000000000010",
+            "000000010000000000000011",
+            "000000010000000000000010.00000028.backup",
+            "00000001000000000000000F",
+            ".000000010000000000000001.pgrepctl-wal.1.2",
+            "README",
+        ]);
+        let keep = name::keep_point("000000020000000000000012").unwrap();
+        assert_eq!(
+            doomed(all.clone(), keep),
+            names(&[
+                "00000001000000000000000F",
+                "000000010000000000000010.00000028.backup",
+                "000000010000000000000010",
+                "000000010000000000000011.partial",
+                "000000010000000000000011",
+            ])
+        );
+        assert!(
+            doomed(
+                all.clone(),
+                name::keep_point("00000001000000000000000F").unwrap()
+            )
+            .is_empty()
+        );
+        assert_eq!(newest(&all), Some(keep));
+    }
+
+    #[test]
+    fn the_keep_point_ignores_its_timeline() {
+        // Keep from 0x11 given on timeline 5: 0x10 of timeline 1 goes,
+        // 0x11 of timeline 1 stays.
+        let all = names(&["000000010000000000000010", "000000010000000000000011"]);
+        let keep = name::keep_point("000000050000000000000011").unwrap();
+        assert_eq!(doomed(all, keep), names(&["000000010000000000000010"]));
+    }
+}
