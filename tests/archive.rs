@@ -330,6 +330,12 @@ fn restore_dir_on_a_running_standby_takes_a_reload_from_14_and_a_restart_before(
         assert_eq!(first(&pid), first(&pid_after), "the same postmaster");
     } else {
         assert!(text.contains("restarted"), "{j}");
+        assert!(
+            j["warnings"]
+                .to_string()
+                .contains("restart before PostgreSQL 14"),
+            "{j}"
+        );
         assert_ne!(first(&pid), first(&pid_after), "a new postmaster");
     }
     if st.major >= 12 {

@@ -73,6 +73,16 @@ pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<en
             let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
             let changed = !edits.is_empty();
             let reload = running && changed && reload_enough(&edits, facts.primary.version_num);
+            if running && !reload && restore_changed(&edits) {
+                plan.warnings.push(format!(
+                    "restore_command changes take a restart before PostgreSQL 14: {}",
+                    if settings.no_start {
+                        "it applies at the standby's next restart (restart_required)"
+                    } else {
+                        "the standby is restarted to apply it"
+                    }
+                ));
+            }
             for e in edits {
                 plan.push(edit_step(settings, facts, e));
             }
@@ -110,6 +120,7 @@ pub async fn apply(
     outcome: &mut Outcome,
 ) -> Result<()> {
     remove_leftovers(&settings, &facts, printer);
+    outcome.warnings.extend(plan.warnings.iter().cloned());
     let env = Env {
         settings,
         facts,
@@ -597,6 +608,15 @@ fn reload_enough(edits: &[Edit], version_num: u32) -> bool {
         let auto = e.path.file_name() == Some(std::ffi::OsStr::new("postgresql.auto.conf"));
         auto && changed_names(e.old.as_deref().unwrap_or(""), &e.new)
             .is_some_and(|names| names.iter().all(|n| reloadable(n)))
+    })
+}
+
+/// Whether an edit changes restore_command (postgresql.auto.conf or
+/// recovery.conf alike).
+fn restore_changed(edits: &[Edit]) -> bool {
+    edits.iter().any(|e| {
+        changed_names(e.old.as_deref().unwrap_or(""), &e.new)
+            .is_some_and(|n| n.iter().any(|n| n == "restore_command"))
     })
 }
 
