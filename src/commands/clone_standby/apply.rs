@@ -69,38 +69,7 @@ pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<en
                 });
             }
         }
-        Decision::Reconcile { running } => {
-            let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
-            let changed = !edits.is_empty();
-            let reload = running && changed && reload_enough(&edits, facts.primary.version_num);
-            if running && !reload && restore_changed(&edits) {
-                plan.warnings.push(format!(
-                    "restore_command changes take a restart before PostgreSQL 14: {}",
-                    if settings.no_start {
-                        "it applies at the standby's next restart (restart_required)"
-                    } else {
-                        "the standby is restarted to apply it"
-                    }
-                ));
-            }
-            for e in edits {
-                plan.push(edit_step(settings, facts, e));
-            }
-            if reload {
-                plan.push(Reload);
-            } else if running && changed && settings.no_start {
-                plan.restart_required = true;
-            } else if !settings.no_start && (!running || changed) {
-                if running {
-                    plan.push(RestartBackOnUndo);
-                }
-                plan.push(Start {
-                    restart: running,
-                    fresh: false,
-                    shown: start::shown(settings, facts, running),
-                });
-            }
-        }
+        Decision::Reconcile { running } => reconcile_steps(settings, facts, running, &mut plan)?,
     }
     plan.commit();
     if !settings.no_start {
@@ -110,6 +79,48 @@ pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<en
         ));
     }
     Ok(plan)
+}
+
+/// A standby already in place: its configuration edits, then a reload
+/// when the running server re-reads every changed setting, a restart
+/// when not (or `restart_required` with --no-start), a start when stopped.
+fn reconcile_steps(
+    settings: &Settings,
+    facts: &Facts,
+    running: bool,
+    plan: &mut engine::Plan<Env>,
+) -> Result<()> {
+    let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
+    let changed = !edits.is_empty();
+    let reload = running && changed && reload_enough(&edits, facts.primary.version_num);
+    if running && !reload && restore_changed(&edits) {
+        plan.warnings.push(format!(
+            "restore_command changes take a restart before PostgreSQL 14: {}",
+            if settings.no_start {
+                "it applies at the standby's next restart (restart_required)"
+            } else {
+                "the standby is restarted to apply it"
+            }
+        ));
+    }
+    for e in edits {
+        plan.push(edit_step(settings, facts, e));
+    }
+    if reload {
+        plan.push(Reload);
+    } else if running && changed && settings.no_start {
+        plan.restart_required = true;
+    } else if !settings.no_start && (!running || changed) {
+        if running {
+            plan.push(RestartBackOnUndo);
+        }
+        plan.push(Start {
+            restart: running,
+            fresh: false,
+            shown: start::shown(settings, facts, running),
+        });
+    }
+    Ok(())
 }
 
 pub async fn apply(
