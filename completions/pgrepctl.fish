@@ -62,6 +62,9 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l monito
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l monitor-user -d 'Name of the monitoring role (LOGIN, member of pg_monitor) created for --monitor-from' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l monitor-password-file -d 'File whose first line is the monitoring role\'s password (mode 0600); needed when the role is created' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l slot -d 'Physical replication slot to create if missing (repeatable)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l archive-dir -d 'Archive WAL into this directory (shared storage, e.g. an NFS mount) with pgrepctl\'s durable wal-push: archive_mode = on (needs a restart), archive_command, archive_timeout; the directory must be writable by the server\'s OS user' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l archive-command -d 'Archive WAL with this command instead (archive_mode = on, archive_command = CMD as given: %p is the file\'s path, %f its name)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l archive-timeout -d 'With --archive-dir or --archive-command: switch to a new WAL file after this long when there was any write, so an idle primary still archives (archive_timeout; 0 turns it off) [default: 60s]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l restart -d 'Whether to restart the server when a changed setting needs it' -r -f -a "never\t'Never restart; report restart_required and the command to run'
 if-needed\t'Restart when a changed setting needs it (wal_level, max_wal_senders, …)'
 always\t'Restart even when nothing needs it'"
@@ -70,6 +73,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow-
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l ssl -d 'Write hostssl instead of host lines (standbys must connect with SSL)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l allow-insecure -d 'Permit insecure choices: trust/password methods, all-addresses CIDRs, a group-readable password file'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l rewindable -d 'Make this server rewindable after a failover (what pgrepctl rejoin needs to bring it back as a standby without a new copy): wal_log_hints = on when the cluster has no data checksums (needs a restart)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l archive-library -d 'With --archive-dir on PostgreSQL 15+: archive through the server\'s basic_archive module (archive_library) instead of a command'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l dry-run -d 'Check everything and print the changes a real run would make, with diffs; change nothing'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l help -d 'Print help'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand init-master" -l json -d 'Print one JSON object on stdout and nothing else there'
@@ -89,9 +93,12 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l bind
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l max-rate -d 'Limit the copy\'s transfer rate to spare the primary\'s disk and network, e.g. 50M (pg_basebackup --max-rate; 32k to 1024M) [default: unlimited]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l wait -d 'How long to wait for the started standby to stream and catch up (60, 60s, 2min)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l connect-timeout -d 'How long to wait for the primary to answer a connection (10, 10s, 500ms)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l restore-dir -d 'Restore WAL the stream no longer has from this archive directory (what init-master --archive-dir fills), with pgrepctl wal-fetch: restore_command, so a standby that fell behind catches up from the archive and returns to streaming' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l restore-command -d 'Restore WAL with this command instead (restore_command = CMD as given: %f is the file\'s name, %p where to put it)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l password-in-conninfo -d 'Write the password into primary_conninfo instead of a password file (readable by superusers through SQL)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l force -d 'Replace a non-empty target directory (never one a postmaster runs on)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l no-start -d 'Copy and configure, but do not start the standby'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l archive-cleanup -d 'With --restore-dir: delete archived WAL this standby no longer needs (archive_cleanup_command = pg_archivecleanup DIR %r); only when no other standby or backup reads the same archive'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l allow-insecure -d 'Accept a password file readable by others'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l dry-run -d 'Check everything and print the changes a real run would make, with diffs; change nothing'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand clone-standby" -l json -d 'Print one JSON object on stdout and nothing else there'

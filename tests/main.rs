@@ -1,6 +1,7 @@
 //! One integration test binary (faster to build, shared harness).
 
 mod ansible;
+mod archive;
 mod check;
 mod check_timeline;
 mod clone_standby;

@@ -1,5 +1,6 @@
 //! One module per subcommand, each flowing inspect → plan → apply.
 
+pub mod archive_dir;
 pub mod check;
 pub mod clone_standby;
 pub mod conninfo;

@@ -33,11 +33,17 @@ impl StandbyFiles<'_> {
         let mut edits = vec![];
         if self.version.recovery_conf() {
             let path = self.data_dir.join("recovery.conf");
+            let old = read(&path)?;
+            // The archive's settings clone-standby wrote stay.
+            let archive = old
+                .as_deref()
+                .map(standby::archive_settings_of)
+                .unwrap_or_default();
             self.edit(
                 &mut edits,
                 path.clone(),
-                read(&path)?,
-                standby::recovery_conf(self.version.num(), self.conninfo, self.slot),
+                old,
+                standby::recovery_conf_with(self.version.num(), self.conninfo, self.slot, &archive),
                 format!(
                     "standby_mode = on, primary_conninfo = '{}', recovery_target_timeline = 'latest'",
                     self.conninfo.redacted()

@@ -2,6 +2,7 @@
 //! Pure: text in, text out, no I/O. Every line keeps its raw text, so
 //! `parse(x).render() == x` byte-for-byte and untouched lines never move.
 
+pub mod archive;
 pub mod hba;
 pub mod pgconf;
 pub mod standby;

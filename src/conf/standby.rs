@@ -77,6 +77,25 @@ pub fn uses_recovery_conf(version_num: u32) -> bool {
 
 /// `recovery.conf` for 10–11, from `templates/recovery.conf`.
 pub fn recovery_conf(version_num: u32, conninfo: &PrimaryConninfo, slot: Option<&str>) -> String {
+    recovery_conf_with(version_num, conninfo, slot, &[])
+}
+
+/// The archive's settings on a standby: what fetches archived WAL, and
+/// what cleans the archive up.
+pub const ARCHIVE_SETTINGS: [&str; 2] = ["restore_command", "archive_cleanup_command"];
+
+/// [`recovery_conf`] with the archive's settings (`restore_command`,
+/// `archive_cleanup_command`) as well.
+pub fn recovery_conf_with(
+    version_num: u32,
+    conninfo: &PrimaryConninfo,
+    slot: Option<&str>,
+    archive: &[(String, String)],
+) -> String {
+    let archive_lines: String = archive
+        .iter()
+        .map(|(k, v)| format!("{k} = '{}'\n", v.replace('\\', "\\\\").replace('\'', "''")))
+        .collect();
     let slot_line = slot
         .map(|s| format!("primary_slot_name = {}\n", pgconf::quote_value(s)))
         .unwrap_or_default();
@@ -92,6 +111,22 @@ pub fn recovery_conf(version_num: u32, conninfo: &PrimaryConninfo, slot: Option<
             &format!("'{}'", conninfo.render().replace('\'', "''")),
         )
         .replace("{primary_slot_name}", &slot_line)
+        .replace("{archive}", &archive_lines)
+}
+
+/// The archive's settings a recovery.conf holds, in order, so a rewrite
+/// (follow, rejoin, switchover) keeps them.
+pub fn archive_settings_of(recovery_conf: &str) -> Vec<(String, String)> {
+    let Ok(file) = pgconf::parse(recovery_conf) else {
+        return vec![];
+    };
+    ARCHIVE_SETTINGS
+        .iter()
+        .filter_map(|n| {
+            let line = file.last_active(n)?;
+            file.setting_at(line).map(|(_, v)| (n.to_string(), v))
+        })
+        .collect()
 }
 
 /// The settings that belong in `postgresql.auto.conf` of the standby, in
@@ -222,6 +257,23 @@ mod tests {
         assert!(t.contains("primary_slot_name = standby1\n"));
         assert!(t.contains("PostgreSQL 11 reads"));
         assert!(!recovery_conf(110005, &ci(), None).contains("primary_slot_name"));
+        let archive = vec![
+            (
+                "restore_command".to_string(),
+                "/usr/bin/pgrepctl wal-fetch %f %p '/mnt/it''s'".to_string(),
+            ),
+            (
+                "archive_cleanup_command".to_string(),
+                "pg_archivecleanup /mnt %r".to_string(),
+            ),
+        ];
+        let t = recovery_conf_with(110005, &ci(), None, &archive);
+        assert!(
+            t.contains("restore_command = '/usr/bin/pgrepctl wal-fetch %f %p ''/mnt/it''''s'''\n"),
+            "{t}"
+        );
+        assert_eq!(archive_settings_of(&t), archive, "read back as written");
+        assert!(archive_settings_of(&recovery_conf(110005, &ci(), None)).is_empty());
         let parsed = pgconf::parse(&t).unwrap();
         assert!(parsed.last_active("primary_conninfo").is_some());
     }

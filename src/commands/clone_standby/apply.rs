@@ -69,23 +69,7 @@ pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<en
                 });
             }
         }
-        Decision::Reconcile { running } => {
-            let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
-            let changed = !edits.is_empty();
-            for e in edits {
-                plan.push(edit_step(settings, facts, e));
-            }
-            if !settings.no_start && (!running || changed) {
-                if running {
-                    plan.push(RestartBackOnUndo);
-                }
-                plan.push(Start {
-                    restart: running,
-                    fresh: false,
-                    shown: start::shown(settings, facts, running),
-                });
-            }
-        }
+        Decision::Reconcile { running } => reconcile_steps(settings, facts, running, &mut plan)?,
     }
     plan.commit();
     if !settings.no_start {
@@ -97,6 +81,48 @@ pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<en
     Ok(plan)
 }
 
+/// A standby already in place: its configuration edits, then a reload
+/// when the running server re-reads every changed setting, a restart
+/// when not (or `restart_required` with --no-start), a start when stopped.
+fn reconcile_steps(
+    settings: &Settings,
+    facts: &Facts,
+    running: bool,
+    plan: &mut engine::Plan<Env>,
+) -> Result<()> {
+    let edits = configure::compute(settings, facts, &settings.pgdata, &settings.pgdata)?;
+    let changed = !edits.is_empty();
+    let reload = running && changed && reload_enough(&edits, facts.primary.version_num);
+    if running && !reload && restore_changed(&edits) {
+        plan.warnings.push(format!(
+            "restore_command changes take a restart before PostgreSQL 14: {}",
+            if settings.no_start {
+                "it applies at the standby's next restart (restart_required)"
+            } else {
+                "the standby is restarted to apply it"
+            }
+        ));
+    }
+    for e in edits {
+        plan.push(edit_step(settings, facts, e));
+    }
+    if reload {
+        plan.push(Reload);
+    } else if running && changed && settings.no_start {
+        plan.restart_required = true;
+    } else if !settings.no_start && (!running || changed) {
+        if running {
+            plan.push(RestartBackOnUndo);
+        }
+        plan.push(Start {
+            restart: running,
+            fresh: false,
+            shown: start::shown(settings, facts, running),
+        });
+    }
+    Ok(())
+}
+
 pub async fn apply(
     settings: Settings,
     facts: Facts,
@@ -105,6 +131,7 @@ pub async fn apply(
     outcome: &mut Outcome,
 ) -> Result<()> {
     remove_leftovers(&settings, &facts, printer);
+    outcome.warnings.extend(plan.warnings.iter().cloned());
     let env = Env {
         settings,
         facts,
@@ -113,6 +140,7 @@ pub async fn apply(
     };
     let mut cx = Cx::new(env, *printer, None)?;
     engine::execute(&plan.steps, &mut cx, outcome).await?;
+    outcome.restart_required = plan.restart_required;
     outcome.epilogue = epilogue(&cx.env, outcome);
     Ok(())
 }
@@ -193,7 +221,7 @@ fn configure_change(settings: &Settings, facts: &Facts) -> Change {
         kind: Kind::File,
         path: Some(settings.pgdata.clone()),
         summary: format!(
-            "configured as a standby: {signal} = '{}'; hot_standby = on{}{}; hot-standby limits raised to the primary's where lower{}",
+            "configured as a standby: {signal} = '{}'; hot_standby = on{}{}; hot-standby limits raised to the primary's where lower{}{}",
             settings.conninfo.redacted(),
             settings
                 .port
@@ -209,6 +237,10 @@ fn configure_change(settings: &Settings, facts: &Facts) -> Change {
                 .as_ref()
                 .map(|p| format!("; password file {} (mode 0600)", p.display()))
                 .unwrap_or_default(),
+            configure::archive_settings(settings, facts)
+                .iter()
+                .map(|(k, v)| format!("; {k} = '{v}'"))
+                .collect::<String>(),
         ),
         diff: None,
     }
@@ -571,6 +603,108 @@ impl engine::Undo<Env> for RestartBack {
         };
         Box::pin(async move { r })
     }
+}
+
+/// Whether a running standby takes these edits with a reload: only
+/// postgresql.auto.conf changes, and only in settings the server re-reads
+/// on SIGHUP (archive_cleanup_command from 12, restore_command from 14;
+/// before 14 a new restore_command takes a restart).
+fn reload_enough(edits: &[Edit], version_num: u32) -> bool {
+    let reloadable = |name: &str| match name {
+        "archive_cleanup_command" => version_num >= 120000,
+        "restore_command" => version_num >= 140000,
+        _ => false,
+    };
+    edits.iter().all(|e| {
+        let auto = e.path.file_name() == Some(std::ffi::OsStr::new("postgresql.auto.conf"));
+        auto && changed_names(e.old.as_deref().unwrap_or(""), &e.new)
+            .is_some_and(|names| names.iter().all(|n| reloadable(n)))
+    })
+}
+
+/// Whether an edit changes restore_command (postgresql.auto.conf or
+/// recovery.conf alike).
+fn restore_changed(edits: &[Edit]) -> bool {
+    edits.iter().any(|e| {
+        changed_names(e.old.as_deref().unwrap_or(""), &e.new)
+            .is_some_and(|n| n.iter().any(|n| n == "restore_command"))
+    })
+}
+
+/// The settings whose value differs between two versions of a file
+/// (None when either does not parse).
+fn changed_names(old: &str, new: &str) -> Option<Vec<String>> {
+    let values = |text: &str| -> Option<std::collections::BTreeMap<String, String>> {
+        Some(
+            crate::conf::pgconf::parse(text)
+                .ok()?
+                .entries()
+                .into_iter()
+                .filter_map(|e| match e {
+                    crate::conf::pgconf::Entry::Setting { name, value, .. } => {
+                        Some((name.to_ascii_lowercase(), value))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        )
+    };
+    let (a, b) = (values(old)?, values(new)?);
+    let mut names: Vec<String> = a.keys().chain(b.keys()).cloned().collect();
+    names.sort();
+    names.dedup();
+    names.retain(|n| a.get(n) != b.get(n));
+    Some(names)
+}
+
+/// A reload of the running standby, for settings it re-reads on SIGHUP;
+/// undone (once the files are back) by another reload.
+struct Reload;
+
+impl Action<Env> for Reload {
+    fn describe(&self) -> Option<Change> {
+        Some(change(
+            Kind::Service,
+            "reloaded: the standby re-reads restore_command and archive_cleanup_command (no restart needed on PostgreSQL 14+)",
+        ))
+    }
+
+    fn label(&self) -> String {
+        "reload the standby's configuration".into()
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        let r =
+            reload(&cx.env.settings, &cx.env.facts).map(|()| Applied::changed().undo(ReloadBack));
+        Box::pin(async move { r })
+    }
+}
+
+struct ReloadBack;
+
+impl engine::Undo<Env> for ReloadBack {
+    /// After the files are back: the reload then reads the old ones.
+    fn last(&self) -> bool {
+        true
+    }
+
+    fn undo<'s>(self: Box<Self>, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<()>> {
+        let r = reload(&cx.env.settings, &cx.env.facts);
+        Box::pin(async move { r })
+    }
+}
+
+fn reload(settings: &Settings, facts: &Facts) -> Result<()> {
+    start::cluster(settings, facts)
+        .ctl(
+            crate::pg::cluster::Ctl::Reload,
+            std::time::Duration::from_secs(30),
+        )
+        .map(|_| ())
+        .map_err(|e| {
+            Error::new(Code::ReloadFailed, e.message)
+                .hint("the configuration files were put back; fix the cause shown and rerun")
+        })
 }
 
 fn wait_streaming(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {

@@ -34,6 +34,9 @@ pub fn compute(
     let at = At { dir, final_dir };
     let mut edits = vec![];
     let mut server = server_settings(settings, facts);
+    if !standby::uses_recovery_conf(facts.primary.version_num) {
+        server.extend(archive_settings(settings, facts));
+    }
     let config_file = config_file(facts, &at, &mut edits);
     let raised = raise_limits(facts, dir, config_file.as_deref(), &mut server)?;
     let (auto_path, _) = at.file("postgresql.auto.conf");
@@ -74,6 +77,29 @@ fn server_settings(settings: &Settings, facts: &Facts) -> Vec<(String, String)> 
         }
     }
     server
+}
+
+/// restore_command and (with --archive-cleanup) archive_cleanup_command,
+/// as the standby's server will run them: pgrepctl and the server's own
+/// pg_archivecleanup by absolute path.
+pub fn archive_settings(settings: &Settings, facts: &Facts) -> Vec<(String, String)> {
+    use super::settings::RestoreHow;
+    use crate::conf::archive;
+    let Some(r) = &settings.restore else {
+        return vec![];
+    };
+    let restore = match &r.how {
+        RestoreHow::Dir { dir, pgrepctl } => archive::fetch_command(pgrepctl, dir),
+        RestoreHow::Command(c) => c.clone(),
+    };
+    let mut out = vec![("restore_command".to_string(), restore)];
+    if let (true, Some(dir)) = (r.cleanup, r.dir()) {
+        out.push((
+            "archive_cleanup_command".to_string(),
+            archive::cleanup_command(&facts.bindir.tool("pg_archivecleanup"), dir),
+        ));
+    }
+    out
 }
 
 /// Which configuration the standby will read: Debian's /etc file, the
@@ -206,17 +232,31 @@ fn signal(settings: &Settings, facts: &Facts, at: &At) -> Result<Option<Edit>> {
     if standby::uses_recovery_conf(version) {
         let (path, final_path) = at.file("recovery.conf");
         let old = read_optional(&path)?;
-        let new = standby::recovery_conf(version, conninfo, settings.slot.as_deref());
+        // Without --restore-dir/--restore-command the archive's settings
+        // stay as they are, as they do in postgresql.auto.conf on 12+.
+        let archive = match &settings.restore {
+            Some(_) => archive_settings(settings, facts),
+            None => old
+                .as_deref()
+                .map(standby::archive_settings_of)
+                .unwrap_or_default(),
+        };
+        let new =
+            standby::recovery_conf_with(version, conninfo, settings.slot.as_deref(), &archive);
         if old.as_deref() == Some(new.as_str()) {
             return Ok(None);
         }
+        let archive_note: String = archive
+            .iter()
+            .map(|(k, v)| format!(", {k} = '{v}'"))
+            .collect();
         return Ok(Some(Edit {
             path,
             final_path,
             old,
             new,
             summary: format!(
-                "standby_mode = on, primary_conninfo = '{}'",
+                "standby_mode = on, primary_conninfo = '{}'{archive_note}",
                 conninfo.redacted()
             ),
             secret: false,

@@ -70,6 +70,15 @@ pub struct Args {
     /// How long to wait for the primary to answer a connection (10, 10s, 500ms)
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub connect_timeout: std::time::Duration,
+    /// Restore WAL the stream no longer has from this archive directory (what init-master --archive-dir fills), with pgrepctl wal-fetch: restore_command, so a standby that fell behind catches up from the archive and returns to streaming
+    #[arg(long, value_name = "DIR")]
+    pub restore_dir: Option<PathBuf>,
+    /// Restore WAL with this command instead (restore_command = CMD as given: %f is the file's name, %p where to put it)
+    #[arg(long, value_name = "CMD")]
+    pub restore_command: Option<String>,
+    /// With --restore-dir: delete archived WAL this standby no longer needs (archive_cleanup_command = pg_archivecleanup DIR %r); only when no other standby or backup reads the same archive
+    #[arg(long)]
+    pub archive_cleanup: bool,
     /// Accept a password file readable by others
     #[arg(long)]
     pub allow_insecure: bool,

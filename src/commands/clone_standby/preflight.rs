@@ -107,6 +107,9 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     printer.debug(format!("binaries: {}", bindir.path.display()));
     let debian = debian_config_dir(&target.path, major);
     writable(&target.space_dir)?;
+    if let Some(r) = &settings.restore {
+        check_restore(r, &target.path, run_as, &bindir)?;
+    }
     let free_bytes = free_space(&target.space_dir);
     let size = primary_size(settings).await;
 
@@ -126,8 +129,19 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         size,
         wal_rate,
     };
-    let (listen_override, warnings) =
+    let (listen_override, mut warnings) =
         before_copy_warnings(settings, &primary, &first.listen_addresses);
+    if let Some(dir) = settings
+        .restore
+        .as_ref()
+        .filter(|r| r.cleanup)
+        .and_then(|r| r.dir())
+    {
+        warnings.push(format!(
+            "--archive-cleanup: this standby deletes WAL from {} as soon as it no longer needs it itself; another standby, a base backup or a point-in-time recovery reading the same archive loses those files. Use it only when this standby is the archive's one reader; otherwise prune with pgrepctl wal-prune, which keeps what every listed standby and the primary's slots still need",
+            dir.display()
+        ));
+    }
     Ok(Facts {
         target,
         primary,
@@ -259,6 +273,40 @@ fn before_copy_warnings(
         ));
     }
     (listen_override, warnings)
+}
+
+/// The archive the standby restores from is usable by the server's OS
+/// user (readable; writable too when it cleans it up), the program the
+/// command runs is executable by it, and pg_archivecleanup is there.
+fn check_restore(
+    r: &super::settings::Restore,
+    target: &Path,
+    run_as: RunAs,
+    bindir: &BinDir,
+) -> Result<()> {
+    use super::settings::RestoreHow;
+    use crate::commands::archive_dir::{self, Access, Creds};
+    let Some(dir) = r.dir() else {
+        return Ok(());
+    };
+    if r.cleanup && !bindir.tool("pg_archivecleanup").is_file() {
+        return Err(Error::new(
+            Code::ToolNotFound,
+            format!("--archive-cleanup: no pg_archivecleanup in {}", bindir.path.display()),
+        )
+        .hint("install the PostgreSQL client programs of this major there, or leave out --archive-cleanup"));
+    }
+    let creds = Creds::of_server(target).or_else(|| run_as.ids.map(|(u, g)| Creds::of_ids(u, g)));
+    let access = if r.cleanup {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    let program = match &r.how {
+        RestoreHow::Dir { pgrepctl, .. } => Some(pgrepctl.as_path()),
+        RestoreHow::Command(_) => None,
+    };
+    archive_dir::check("--restore-dir", dir, access, creds.as_ref(), program)
 }
 
 /// Who owns (or will own) the target: its owner, else its parent's owner

@@ -29,6 +29,37 @@ pub struct Settings {
     pub wait: Duration,
     pub connect_timeout: Duration,
     pub dry_run: bool,
+    /// Where the standby restores archived WAL from, with --restore-dir or --restore-command.
+    pub restore: Option<Restore>,
+}
+
+/// restore_command, and whether archive_cleanup_command goes with it.
+#[derive(Debug, Clone)]
+pub struct Restore {
+    pub how: RestoreHow,
+    /// --archive-cleanup (only with a directory).
+    pub cleanup: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreHow {
+    /// pgrepctl wal-fetch from this directory.
+    Dir {
+        dir: PathBuf,
+        /// This pgrepctl binary, by absolute path.
+        pgrepctl: PathBuf,
+    },
+    /// restore_command as the user gave it.
+    Command(String),
+}
+
+impl Restore {
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        match &self.how {
+            RestoreHow::Dir { dir, .. } => Some(dir),
+            RestoreHow::Command(_) => None,
+        }
+    }
 }
 
 impl Settings {
@@ -51,7 +82,11 @@ impl Settings {
             connect_timeout,
             allow_insecure,
             dry_run,
+            restore_dir,
+            restore_command,
+            archive_cleanup,
         } = a;
+        let restore = restore_settings(restore_dir, restore_command, archive_cleanup)?;
         let upstream = Upstream::parse(&primary)?;
         let application_name = ApplicationName::parse(
             "--application-name",
@@ -103,6 +138,7 @@ impl Settings {
             wait,
             connect_timeout: connect_timeout.max(Duration::from_secs(1)),
             dry_run: dry_run.dry_run,
+            restore,
         })
     }
 
@@ -169,6 +205,55 @@ impl Upstream {
             sslmode,
         })
     }
+}
+
+/// --restore-dir or --restore-command (not both), and --archive-cleanup
+/// only with a directory pgrepctl knows.
+fn restore_settings(
+    dir: Option<PathBuf>,
+    command: Option<String>,
+    cleanup: bool,
+) -> Result<Option<Restore>> {
+    let how = match (dir, command) {
+        (Some(_), Some(_)) => {
+            return Err(Error::new(
+                Code::ConflictingFlags,
+                "--restore-dir and --restore-command both say how to restore WAL",
+            )
+            .hint("use --restore-dir DIR for pgrepctl's own wal-fetch, or --restore-command CMD for your own command, not both"));
+        }
+        (Some(dir), None) => RestoreHow::Dir {
+            dir: crate::conf::archive::absolute_dir(&dir)?,
+            pgrepctl: crate::commands::wal::self_path()?,
+        },
+        (None, Some(_)) if cleanup => {
+            return Err(Error::new(
+                Code::ConflictingFlags,
+                "--archive-cleanup needs --restore-dir (pgrepctl writes pg_archivecleanup DIR %r)",
+            )
+            .hint("use --restore-dir DIR --archive-cleanup, or set archive_cleanup_command yourself next to --restore-command"));
+        }
+        (None, Some(cmd)) => {
+            let t = cmd.trim();
+            if t.is_empty() || t.contains(['\n', '\r', '\0']) {
+                return Err(Error::new(
+                    Code::InvalidValue,
+                    format!("--restore-command {cmd:?} is not a usable command"),
+                )
+                .hint("give one line that copies the archived file %f to %p and fails when it is missing"));
+            }
+            RestoreHow::Command(t.to_string())
+        }
+        (None, None) if cleanup => {
+            return Err(Error::new(
+                Code::Usage,
+                "--archive-cleanup needs --restore-dir",
+            )
+            .hint("add --restore-dir DIR: the archive the standby restores from is the one cleaned"));
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(Restore { how, cleanup }))
 }
 
 /// This host's name, as the primary will show the standby.

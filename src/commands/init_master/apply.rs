@@ -295,10 +295,19 @@ async fn unsatisfied(session: &Session, env: &Env, allow_pending: bool) -> Resul
         };
         let setting: String = r.get(1);
         let pending: bool = r.get(2);
-        if plan::live_satisfies(t, &setting, plan::base_unit(&t.name)) {
+        if plan::live_satisfies(
+            t,
+            &plan::shown_value(&t.name, &setting),
+            plan::base_unit(&t.name),
+        ) {
             continue;
         }
         if allow_pending && t.postmaster && (pending || !env.restart_required) {
+            continue;
+        }
+        // Before 15 the server hides archive_command until archive_mode
+        // is on, which takes the pending restart.
+        if allow_pending && t.name == "archive_command" && setting == "(disabled)" {
             continue;
         }
         out.push(format!("{} = {setting}", t.name));

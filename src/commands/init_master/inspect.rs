@@ -81,6 +81,11 @@ pub const SETTINGS: &[&str] = &[
     "wal_segment_size",
     "wal_log_hints",
     "data_checksums",
+    "archive_mode",
+    "archive_command",
+    "archive_timeout",
+    "archive_library",
+    "basic_archive.archive_directory",
 ];
 
 /// One pass over the server and its files: the session, then each
@@ -101,6 +106,9 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
 
     let (data_directory, config_file, hba_file) = server_paths(c).await.map_err(q)?;
     check_data_directory(settings, &data_directory, t)?;
+    if let Some(a) = &settings.archive {
+        check_archive(c, a, session.version_num, &data_directory, t).await?;
+    }
 
     let live = live_settings(c).await.map_err(q)?;
     let wal_segment_size = wal_segment_size(c).await.map_err(q)?;
@@ -197,6 +205,53 @@ fn check_data_directory(settings: &Settings, data_directory: &Path, t: &str) -> 
         }
     }
     Ok(())
+}
+
+/// The archive can work before anything names it: --archive-library
+/// only where the server has archive_library (15+) and its basic_archive
+/// module (loaded into this session, which also makes its setting show
+/// in pg_settings); the directory usable by the server's own OS user.
+async fn check_archive(
+    c: &tokio_postgres::Client,
+    archive: &super::settings::Archive,
+    version_num: u32,
+    data_directory: &Path,
+    t: &str,
+) -> Result<()> {
+    use super::settings::ArchiveHow;
+    use crate::commands::archive_dir::{self, Access, Creds};
+    if matches!(archive.how, ArchiveHow::Library(_)) {
+        if version_num < 150000 {
+            return Err(Error::new(
+                Code::Usage,
+                format!(
+                    "--archive-library needs PostgreSQL 15 or later (archive_library); {t} runs {}",
+                    crate::pg::version::Version::of(version_num).major()
+                ),
+            )
+            .hint("leave out --archive-library: --archive-dir alone archives through pgrepctl wal-push on every version"));
+        }
+        if let Err(e) = c.batch_execute("LOAD 'basic_archive'").await {
+            return Err(Error::new(
+                Code::ToolNotFound,
+                format!(
+                    "{t}: the server has no basic_archive module: {}",
+                    query_error(t, &e).message
+                ),
+            )
+            .hint("install PostgreSQL's contrib modules for this server (RPM: postgresqlNN-contrib; Debian ships them with postgresql-NN), or leave out --archive-library"));
+        }
+    }
+    let Some(dir) = archive.dir() else {
+        return Ok(());
+    };
+    let flag = "--archive-dir";
+    let program = match &archive.how {
+        ArchiveHow::Dir { pgrepctl, .. } => Some(pgrepctl.as_path()),
+        _ => None,
+    };
+    let creds = Creds::of_server(data_directory);
+    archive_dir::check(flag, dir, Access::Write, creds.as_ref(), program)
 }
 
 /// The running values of [`SETTINGS`]: what needs a change, and whether

@@ -82,6 +82,18 @@ pub struct Args {
     /// Physical replication slot to create if missing (repeatable)
     #[arg(long = "slot", value_name = "NAME")]
     pub slots: Vec<String>,
+    /// Archive WAL into this directory (shared storage, e.g. an NFS mount) with pgrepctl's durable wal-push: archive_mode = on (needs a restart), archive_command, archive_timeout; the directory must be writable by the server's OS user
+    #[arg(long, value_name = "DIR")]
+    pub archive_dir: Option<PathBuf>,
+    /// Archive WAL with this command instead (archive_mode = on, archive_command = CMD as given: %p is the file's path, %f its name)
+    #[arg(long, value_name = "CMD")]
+    pub archive_command: Option<String>,
+    /// With --archive-dir on PostgreSQL 15+: archive through the server's basic_archive module (archive_library) instead of a command
+    #[arg(long)]
+    pub archive_library: bool,
+    /// With --archive-dir or --archive-command: switch to a new WAL file after this long when there was any write, so an idle primary still archives (archive_timeout; 0 turns it off) [default: 60s]
+    #[arg(long, value_name = "DURATION")]
+    pub archive_timeout: Option<String>,
     /// Whether to restart the server when a changed setting needs it
     #[arg(long, value_enum, value_name = "WHEN", default_value = "never")]
     pub restart: RestartPolicy,

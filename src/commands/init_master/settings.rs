@@ -33,6 +33,40 @@ pub struct Settings {
     pub dry_run: bool,
     /// The monitoring role and hosts, with --monitor-from or --monitor-password-file.
     pub monitor: Option<super::monitor::MonitorSettings>,
+    /// The WAL archive, with --archive-dir or --archive-command.
+    pub archive: Option<Archive>,
+}
+
+/// Where the primary archives its WAL, and how often an idle one switches.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    pub how: ArchiveHow,
+    /// archive_timeout in whole seconds (0: off).
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveHow {
+    /// archive_command = pgrepctl wal-push into this directory.
+    Dir {
+        dir: PathBuf,
+        /// This pgrepctl binary, by absolute path.
+        pgrepctl: PathBuf,
+    },
+    /// archive_command as the user gave it.
+    Command(String),
+    /// archive_library = basic_archive into this directory (15+).
+    Library(PathBuf),
+}
+
+impl Archive {
+    /// The directory the server's user must be able to write, if pgrepctl knows it.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        match &self.how {
+            ArchiveHow::Dir { dir, .. } | ArchiveHow::Library(dir) => Some(dir),
+            ArchiveHow::Command(_) => None,
+        }
+    }
 }
 
 impl Settings {
@@ -58,6 +92,10 @@ impl Settings {
             monitor_from,
             monitor_user,
             monitor_password_file,
+            archive_dir,
+            archive_command,
+            archive_library,
+            archive_timeout,
             help: _,
         } = args;
 
@@ -90,6 +128,12 @@ impl Settings {
                 allow_insecure,
             )?)
         };
+        let archive = archive_settings(
+            archive_dir,
+            archive_command,
+            archive_library,
+            archive_timeout,
+        )?;
         let conn = conninfo::resolve(&conn, data_dir.as_deref())?;
         Ok(Settings {
             data_dir,
@@ -109,8 +153,95 @@ impl Settings {
             bindir,
             dry_run: dry_run.dry_run,
             monitor,
+            archive,
         })
     }
+}
+
+/// --archive-dir, --archive-command and their modifiers, checked: one
+/// place to archive to, and modifiers only with one.
+fn archive_settings(
+    dir: Option<PathBuf>,
+    command: Option<String>,
+    library: bool,
+    timeout: Option<String>,
+) -> Result<Option<Archive>> {
+    let how = match (dir, command) {
+        (Some(_), Some(_)) => {
+            return Err(Error::new(
+                Code::ConflictingFlags,
+                "--archive-dir and --archive-command both say how to archive WAL",
+            )
+            .hint("use --archive-dir DIR for pgrepctl's own durable copy, or --archive-command CMD for your own command, not both"));
+        }
+        (Some(dir), None) => {
+            let dir = crate::conf::archive::absolute_dir(&dir)?;
+            if library {
+                ArchiveHow::Library(dir)
+            } else {
+                let pgrepctl = crate::commands::wal::self_path()?;
+                ArchiveHow::Dir { dir, pgrepctl }
+            }
+        }
+        (None, Some(_)) if library => {
+            return Err(Error::new(
+                Code::ConflictingFlags,
+                "--archive-library archives through a module, not --archive-command",
+            )
+            .hint("use --archive-dir DIR --archive-library, or --archive-command CMD alone"));
+        }
+        (None, Some(cmd)) => ArchiveHow::Command(check_archive_command(&cmd)?),
+        (None, None) => {
+            let modifier = if library {
+                Some("--archive-library")
+            } else if timeout.is_some() {
+                Some("--archive-timeout")
+            } else {
+                None
+            };
+            return match modifier {
+                Some(m) => Err(Error::new(
+                    Code::Usage,
+                    format!("{m} needs --archive-dir or --archive-command"),
+                )
+                .hint(
+                    "add --archive-dir DIR (or --archive-command CMD) to say where WAL is archived",
+                )),
+                None => Ok(None),
+            };
+        }
+    };
+    let timeout = timeout.as_deref().unwrap_or("60s");
+    let d = crate::units::parse_duration(timeout).map_err(|e| {
+        Error::new(Code::InvalidValue, format!("--archive-timeout: {e}"))
+            .hint("give whole seconds or minutes, e.g. 60s or 5min (0 turns it off)")
+    })?;
+    if d.subsec_nanos() != 0 || d.as_secs() > i32::MAX as u64 / 1000 {
+        return Err(Error::new(
+            Code::InvalidValue,
+            format!(
+                "--archive-timeout {timeout} is not a whole number of seconds PostgreSQL accepts"
+            ),
+        )
+        .hint("give whole seconds or minutes, e.g. 60s or 5min (0 turns it off)"));
+    }
+    Ok(Some(Archive {
+        how,
+        timeout_secs: d.as_secs(),
+    }))
+}
+
+/// A command the server can be given: one line, not empty.
+fn check_archive_command(cmd: &str) -> Result<String> {
+    let t = cmd.trim();
+    if t.is_empty() || t.contains(['\n', '\r', '\0']) {
+        return Err(Error::new(
+            Code::InvalidValue,
+            format!("--archive-command {cmd:?} is not a usable command"),
+        )
+        .hint("give one line that copies %p (the file's path) somewhere safe, e.g. --archive-command 'pgrepctl wal-push %p /mnt/wal'"));
+    }
+    Ok(t.to_string())
 }
 
 fn check_max_wal_senders(n: u32) -> Result<()> {

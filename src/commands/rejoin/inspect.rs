@@ -46,6 +46,9 @@ impl Settings {
             no_start: false,
             wait: args.wait,
             connect_timeout: args.connect_timeout,
+            restore_dir: None,
+            restore_command: None,
+            archive_cleanup: false,
             allow_insecure: false,
             dry_run: args.dry_run,
         })?;

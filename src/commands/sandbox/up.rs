@@ -159,6 +159,10 @@ pub(super) fn init_master_args(
         monitor_from: vec![],
         monitor_user: "monitor".into(),
         monitor_password_file: None,
+        archive_dir: None,
+        archive_command: None,
+        archive_library: false,
+        archive_timeout: None,
         help: None,
     }
 }
@@ -191,6 +195,9 @@ pub(super) fn clone_args(
         no_start: false,
         wait: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(10),
+        restore_dir: None,
+        restore_command: None,
+        archive_cleanup: false,
         allow_insecure: false,
         dry_run: DryRunFlag { dry_run: false },
     }

@@ -92,7 +92,9 @@ fn plan_one(d: &Desired, facts: &Facts, parsed: &mut Parsed, plan: &mut Plan) ->
     let current = match &origin {
         Origin::File(fs) | Origin::AutoConf(fs) => fs.setting.clone(),
         Origin::CommandLine(v) => v.clone(),
-        Origin::Default => live.map(|l| l.setting.clone()).unwrap_or_default(),
+        Origin::Default => live
+            .map(|l| shown_value(d.name, &l.setting))
+            .unwrap_or_default(),
     };
     plan.targets.push(Target {
         name: d.name.to_string(),
@@ -144,6 +146,16 @@ fn plan_one(d: &Desired, facts: &Facts, parsed: &mut Parsed, plan: &mut Plan) ->
         plan.restart_required = true;
     }
     Ok(changed_config)
+}
+
+/// A live value as the setting holds it: before 15, pg_settings shows
+/// archive_command as "(disabled)" while archive_mode is off.
+pub fn shown_value(name: &str, setting: &str) -> String {
+    if name == "archive_command" && setting == "(disabled)" {
+        String::new()
+    } else {
+        setting.to_string()
+    }
 }
 
 /// Set the value on the line PostgreSQL reads it from, after making sure
@@ -207,7 +219,80 @@ pub(super) fn satisfies(want: &Want, value: &str, base_unit: u64) -> bool {
         Want::AtLeast(n) => pgconf::parse_size(value, base_unit).is_some_and(|v| v >= *n),
         Want::On => is_on(value),
         Want::Exactly(s) => value.trim() == s,
+        Want::ArchiveMode => is_on(value) || value.trim().eq_ignore_ascii_case("always"),
+        Want::Seconds(n) => parse_seconds(value) == Some(*n),
     }
+}
+
+/// A time value in seconds: PostgreSQL's units (ms, s, min, h, d); a
+/// bare number counts in seconds (the base unit of archive_timeout).
+pub(super) fn parse_seconds(value: &str) -> Option<u64> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms = match unit.trim() {
+        "ms" => n,
+        "" | "s" => n * 1000,
+        "min" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
+        _ => return None,
+    };
+    // PostgreSQL rounds a finer unit to the base unit.
+    Some((ms + 500) / 1000)
+}
+
+/// The archive settings: archive_mode, how WAL leaves (archive_command
+/// or, on 15+, archive_library — the other one emptied, as 16+ refuses
+/// both), and archive_timeout.
+fn archive_desired(
+    a: &crate::commands::init_master::settings::Archive,
+    facts: &Facts,
+) -> Vec<Desired> {
+    use crate::commands::init_master::settings::ArchiveHow;
+    use crate::conf::archive::push_command;
+    let exactly = |name: &'static str, v: String| Desired {
+        name,
+        want: Want::Exactly(v.clone()),
+        write: v,
+        base_unit: 1,
+    };
+    let mut d = vec![Desired {
+        name: "archive_mode",
+        want: Want::ArchiveMode,
+        write: "on".into(),
+        base_unit: 1,
+    }];
+    let has_library = facts.version_num >= 150000;
+    match &a.how {
+        ArchiveHow::Dir { dir, pgrepctl } => {
+            d.push(exactly("archive_command", push_command(pgrepctl, dir)));
+        }
+        ArchiveHow::Command(c) => d.push(exactly("archive_command", c.clone())),
+        ArchiveHow::Library(dir) => {
+            d.push(exactly("archive_library", "basic_archive".into()));
+            d.push(exactly(
+                "basic_archive.archive_directory",
+                dir.display().to_string(),
+            ));
+            d.push(exactly("archive_command", String::new()));
+        }
+    }
+    if has_library && !matches!(a.how, ArchiveHow::Library(_)) {
+        d.push(exactly("archive_library", String::new()));
+    }
+    d.push(Desired {
+        name: "archive_timeout",
+        want: Want::Seconds(a.timeout_secs),
+        write: if a.timeout_secs == 0 {
+            "0".into()
+        } else {
+            format!("{}s", a.timeout_secs)
+        },
+        base_unit: 1,
+    });
+    d
 }
 
 /// Where the value that will count after a reload comes from.
@@ -288,6 +373,9 @@ fn desired(settings: &Settings, facts: &Facts) -> Vec<Desired> {
             write: l.trim().to_string(),
             base_unit: 1,
         });
+    }
+    if let Some(a) = &settings.archive {
+        d.extend(archive_desired(a, facts));
     }
     d
 }

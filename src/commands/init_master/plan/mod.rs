@@ -10,7 +10,7 @@ mod role;
 #[cfg(test)]
 mod tests;
 
-pub use config::{base_unit, is_apply_notice, live_satisfies};
+pub use config::{base_unit, is_apply_notice, live_satisfies, shown_value};
 
 use super::Settings;
 use super::apply::{Env, Restart, RestartBackOnUndo, reloaded};
@@ -36,6 +36,10 @@ pub enum Want {
     AtLeast(u64),
     On,
     Exactly(String),
+    /// archive_mode: `on`, or `always` (which archives on a standby too).
+    ArchiveMode,
+    /// A time setting whose base unit is seconds, exactly this many.
+    Seconds(u64),
 }
 
 /// The engine's steps for this primary, and what verification needs.

@@ -17,6 +17,13 @@ fn values_compare_like_postgresql() {
     assert!(satisfies(&Want::On, "on", 1));
     assert!(satisfies(&Want::On, "TRUE", 1));
     assert!(!satisfies(&Want::On, "off", 1));
+    assert!(satisfies(&Want::ArchiveMode, "always", 1));
+    assert!(satisfies(&Want::ArchiveMode, "on", 1));
+    assert!(!satisfies(&Want::ArchiveMode, "off", 1));
+    assert!(satisfies(&Want::Seconds(60), "1min", 1));
+    assert!(satisfies(&Want::Seconds(60), "60", 1));
+    assert!(satisfies(&Want::Seconds(60), "60000ms", 1));
+    assert!(!satisfies(&Want::Seconds(60), "0", 1));
 }
 
 use super::super::RestartPolicy;
@@ -81,6 +88,7 @@ fn settings(restart: RestartPolicy) -> Settings {
         bindir: None,
         dry_run: true,
         monitor: None,
+        archive: None,
     }
 }
 
@@ -179,4 +187,82 @@ fn rewindable_sets_wal_log_hints_only_without_checksums() {
     f.live.insert("data_checksums".into(), live("off"));
     f.live.insert("wal_log_hints".into(), live("on"));
     assert!(!touches(&s, &f), "already on");
+}
+
+/// The planned file edit's notes, joined.
+fn notes(p: &Plan) -> String {
+    p.changes()
+        .into_iter()
+        .map(|c| c.summary)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn archived(how: crate::commands::init_master::settings::ArchiveHow) -> Settings {
+    let mut s = settings(RestartPolicy::Never);
+    s.slots = vec![];
+    s.archive = Some(crate::commands::init_master::settings::Archive {
+        how,
+        timeout_secs: 60,
+    });
+    s
+}
+
+#[test]
+fn archive_dir_plans_mode_command_and_timeout() {
+    use crate::commands::init_master::settings::ArchiveHow;
+    let s = archived(ArchiveHow::Dir {
+        dir: "/mnt/my wal".into(),
+        pgrepctl: "/usr/bin/pgrepctl".into(),
+    });
+    let mut f = facts(None);
+    f.live.insert(
+        "archive_mode".into(),
+        Live {
+            setting: "off".into(),
+            context: "postmaster".into(),
+            source: "default".into(),
+        },
+    );
+    let p = plan(&s, &f).unwrap();
+    let n = notes(&p);
+    assert!(n.contains("archive_mode: off (default) -> on"), "{n}");
+    assert!(
+        n.contains("archive_command:  (default) -> /usr/bin/pgrepctl wal-push %p '/mnt/my wal'"),
+        "{n}"
+    );
+    assert!(n.contains("archive_timeout:  (default) -> 60s"), "{n}");
+    assert!(!n.contains("archive_library"), "empty already: {n}");
+    assert!(p.restart_required, "archive_mode takes a restart");
+}
+
+#[test]
+fn archive_library_empties_archive_command_and_a_command_empties_the_library() {
+    use crate::commands::init_master::settings::ArchiveHow;
+    let live = |v: &str| Live {
+        setting: v.into(),
+        context: "sighup".into(),
+        source: "configuration file".into(),
+    };
+    let mut f = facts(None);
+    f.live.insert("archive_command".into(), live("(disabled)"));
+    let p = plan(&archived(ArchiveHow::Library("/mnt/wal".into())), &f).unwrap();
+    let n = notes(&p);
+    assert!(
+        n.contains("archive_library:  (default) -> basic_archive"),
+        "{n}"
+    );
+    assert!(
+        n.contains("basic_archive.archive_directory:  (default) -> /mnt/wal"),
+        "{n}"
+    );
+    assert!(!n.contains("archive_command"), "(disabled) is empty: {n}");
+    f.live
+        .insert("archive_library".into(), live("basic_archive"));
+    let p = plan(&archived(ArchiveHow::Command("cp %p /x/%f".into())), &f).unwrap();
+    let n = notes(&p);
+    assert!(
+        n.contains("archive_library: basic_archive (default) -> "),
+        "{n}"
+    );
 }
