@@ -147,13 +147,7 @@ fn failures_the_server_does_not_count_are_caught_by_the_ready_check() {
     // restarts, failed_count stays 0.
     let p = archiving("/nonexistent/cmd %p");
     switch_wal(&p, 3);
-    for _ in 0..600 {
-        let log = std::fs::read_to_string(&p.log).unwrap_or_default();
-        if log.contains("exit code 127") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_log(&p, "exit code 127");
     let (code, j) = check_primary(&p, &["--archive-ready-warn", "2"]);
     assert_eq!(code, 1, "{j}");
     assert_eq!(problem_codes(&j), ["ARCHIVE_BACKLOG"], "{j}");
@@ -171,6 +165,49 @@ fn failures_the_server_does_not_count_are_caught_by_the_ready_check() {
         &["--archive-ready-warn", "3", "--archive-ready-crit", "2"],
     );
     assert_eq!(code, 3);
+
+    // A role that may not list pg_wal/archive_status: unknown, not 0.
+    // pg_monitor may on 12+ (pg_ls_archive_statusdir); before, only a
+    // superuser (pg_ls_dir).
+    p.sql("CREATE ROLE watcher LOGIN; CREATE ROLE monitor LOGIN IN ROLE pg_monitor");
+    for (role, visible) in [("watcher", false), ("monitor", p.major >= 12)] {
+        let ci = p
+            .conninfo()
+            .replace("user=postgres", &format!("user={role}"));
+        let r = pgrepctl([
+            "check",
+            "--json",
+            "--primary",
+            &ci,
+            "--expect-standbys",
+            "0",
+            "--archive-ready-warn",
+            "2",
+        ]);
+        let j = r.json();
+        let ready = &j["archive"]["ready_count"];
+        assert_eq!(ready.is_number(), visible, "{role}: {j}");
+        let hidden = j["warnings"]
+            .to_string()
+            .contains("hidden from the connecting role");
+        assert_eq!(hidden, !visible, "{role}: {j}");
+        let backlog = problem_codes(&j).contains(&"ARCHIVE_BACKLOG".to_string());
+        assert_eq!(backlog, visible, "{role}: {j}");
+    }
+}
+
+/// Wait (up to 60 s) until the server log of `c` says `what`.
+fn wait_for_log(c: &Cluster, what: &str) {
+    for _ in 0..600 {
+        if std::fs::read_to_string(&c.log).is_ok_and(|l| l.contains(what)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "the server log never said {what:?}:\n{}",
+        std::fs::read_to_string(&c.log).unwrap_or_default()
+    );
 }
 
 #[test]
