@@ -64,11 +64,19 @@ fn summary(r: &Report) -> String {
                 .iter()
                 .filter_map(|p| p.lag_seconds)
                 .fold(0.0_f64, f64::max);
-            format!(
+            let mut s = format!(
                 "{streaming} standby(s) streaming, max lag {} / {}",
                 human_bytes(max_b),
                 human_seconds(max_s)
-            )
+            );
+            if let Some(a) = &r.archive {
+                let ready = a.ready_count.map_or("unknown".into(), |n| n.to_string());
+                s.push_str(&format!(
+                    ", archiver: {} archived, {ready} waiting",
+                    a.archived_count
+                ));
+            }
+            s
         }
     } else {
         let mut parts: Vec<String> = r

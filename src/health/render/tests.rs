@@ -189,8 +189,13 @@ fn with_archive(ready: Option<i64>) -> Report {
 
 #[test]
 fn the_archiver_in_every_format() {
-    let r = with_archive(Some(3));
+    let mut r = with_archive(Some(3));
+    r.problems.clear();
     let s = nagios(&r);
+    assert!(
+        s.contains(" streaming, max lag 0B / 250ms, archiver: 7 archived, 3 waiting | "),
+        "{s}"
+    );
     for want in [
         " archive_archived=7c;;;0",
         " archive_failed=2c;;;0",

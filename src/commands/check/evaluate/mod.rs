@@ -16,7 +16,7 @@ mod primary;
 mod tests;
 mod timeline;
 
-pub use archive::{ArchiveLimits, failing_for, wal_waits};
+pub use archive::ArchiveLimits;
 pub use nodes::paused_advice;
 
 use super::chain::{names, upstreams};
