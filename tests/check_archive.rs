@@ -343,3 +343,43 @@ fn restart_standby_with(s: &Cluster, conninfo: &str, restore_command: Option<&st
         std::fs::read_to_string(&s.log).unwrap_or_default()
     );
 }
+
+#[test]
+fn a_hung_archive_command_goes_stale() {
+    // archive_timeout 1s: stale after 3s (WARNING) and 10s (CRITICAL).
+    let p = Cluster::builder()
+        .conf("archive_mode = on")
+        .conf("archive_timeout = 1")
+        .init();
+    let dir = archive_dir(&p);
+    set_archive_command(&p, &cp_into(&dir));
+    switch_wal(&p, 1);
+    wait_true(&p, "SELECT archived_count > 0 FROM pg_stat_archiver");
+    // Neither succeeds nor fails: no counter moves.
+    set_archive_command(&p, "sleep 60");
+    std::thread::sleep(Duration::from_millis(500));
+    switch_wal(&p, 1);
+    let waiting =
+        "SELECT count(*) > 0 FROM pg_ls_dir('pg_wal/archive_status') f WHERE f LIKE '%.ready'";
+    wait_true(&p, waiting);
+    for want in ["WARNING", "CRITICAL"] {
+        let mut seen = serde_json::Value::Null;
+        for _ in 0..150 {
+            let (_, j) = check_primary(&p, &[]);
+            let stale = j["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["code"] == "ARCHIVE_STALE")
+                .cloned();
+            if stale.as_ref().is_some_and(|x| x["status"] == want) {
+                seen = j;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(seen.is_object(), "never {want} ARCHIVE_STALE");
+        assert_eq!(problem_codes(&seen), ["ARCHIVE_STALE"], "{seen}");
+        assert_eq!(seen["archive"]["failing"], false, "{seen}");
+    }
+}
