@@ -42,7 +42,10 @@ pub fn parse_lag(s: &str) -> Result<Lag, String> {
 /// receiver and replay on each standby, lag in bytes and time, and settings
 /// that break hot standby. A cascading standby is matched to the wal sender
 /// of the standby it streams from, and its lag measured against the
-/// primary. Exit status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios): a
+/// primary. When the primary archives WAL (archive_mode on), its archiver:
+/// failures, segments waiting to be archived (.ready files), staleness
+/// against archive_timeout; and where each standby's WAL comes from
+/// (streaming, or restoring from the archive). Exit status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios): a
 /// node given that refuses connections or does not answer is CRITICAL; one
 /// that answers but will not tell (password, pg_hba.conf, privilege) is
 /// UNKNOWN, as are usage errors. Thresholds default to 16MB/30s (warning) and
