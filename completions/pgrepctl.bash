@@ -208,7 +208,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__check)
-            opts="-v -q -h -V --primary --standby --warn-lag --crit-lag --expect-standbys --timeout --format --json --verbose --quiet --no-progress --help --version"
+            opts="-v -q -h -V --primary --standby --warn-lag --crit-lag --expect-standbys --archive-ready-warn --archive-ready-crit --archive-crit --archive-probe --timeout --format --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -231,6 +231,18 @@ _pgrepctl() {
                     return 0
                     ;;
                 --expect-standbys)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --archive-ready-warn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --archive-ready-crit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --archive-crit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -177,11 +177,15 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l standby -d '
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l warn-lag -d 'Lag that makes WARNING: a size (16MB) or a time (30s); give it twice for both [default: 16MB and 30s]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l crit-lag -d 'Lag that makes CRITICAL: a size or a time, like --warn-lag [default: 256MB and 5min]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l expect-standbys -d 'With --primary: CRITICAL when fewer than N wal senders stream (on the primary and the standbys given)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l archive-ready-warn -d 'WAL segments waiting to be archived (.ready files on the primary) that make WARNING' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l archive-ready-crit -d 'WAL segments waiting to be archived that make CRITICAL' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l archive-crit -d 'How long the primary\'s archiver may keep failing before it is CRITICAL (WARNING until then)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l timeout -d 'How long each node may take to connect and to answer (and a standby to replay the probe), e.g. 10, 10s, 500ms; a node that does not answer in time is CRITICAL' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l format -d 'Output format [default: text, or json with --json]' -r -f -a "text\t'Tables for a person'
 json\t'One JSON object (same as --json)'
 nagios\t'One Nagios/Icinga status line with perfdata'
 prometheus\t'Prometheus text exposition format (node_exporter textfile collector)'"
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l archive-probe -d 'With --primary: switch WAL (pg_switch_wal(), needs a superuser) and wait, within --timeout, until the archiver has archived that segment; CRITICAL if not'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s q -l quiet -d 'Only warnings and errors'

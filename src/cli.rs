@@ -137,7 +137,13 @@ pub enum Command {
     /// a standby on an older timeline than the primary's that cannot follow
     /// it is CRITICAL, fixed by pgrepctl rejoin (decided from both timeline
     /// histories when the role may call pg_read_file, else from whether it
-    /// streams). All nodes are queried at once. A node given that refuses connections or does not answer
+    /// streams). When the primary archives WAL, its archiver is checked
+    /// too: failing (WARNING, CRITICAL after --archive-crit), segments
+    /// waiting to be archived (--archive-ready-warn/-crit .ready files),
+    /// nothing archived for 3 or 10 times archive_timeout; --archive-probe
+    /// switches WAL and waits until that segment is archived. Each standby
+    /// shows its WAL source (streaming, archive, none). All nodes are
+    /// queried at once. A node given that refuses connections or does not answer
     /// within --timeout is CRITICAL; one that answers but will not tell
     /// (password, pg_hba.conf, privilege) is UNKNOWN. Either side alone may
     /// be checked.

@@ -150,6 +150,8 @@ struct Node {
     #[serde(deserialize_with = "nullable")]
     upstream: Option<String>,
     wal_receiver: Option<Receiver>,
+    #[serde(deserialize_with = "nullable")]
+    wal_source: Option<String>,
     replay: Option<Replay>,
     error: Option<ErrorBody>,
 }
@@ -212,6 +214,46 @@ struct Problem {
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
+struct ArchiveProbe {
+    #[serde(deserialize_with = "nullable")]
+    segment: Option<String>,
+    archived: bool,
+    waited_seconds: f64,
+    status: String,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Archive {
+    node: String,
+    archive_mode: String,
+    archive_timeout_seconds: Option<f64>,
+    archived_count: i64,
+    failed_count: i64,
+    #[serde(deserialize_with = "nullable")]
+    last_archived_wal: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    last_archived_age_seconds: Option<f64>,
+    #[serde(deserialize_with = "nullable")]
+    last_failed_wal: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    last_failed_age_seconds: Option<f64>,
+    failing: bool,
+    #[serde(deserialize_with = "nullable")]
+    ready_count: Option<i64>,
+    #[serde(deserialize_with = "nullable")]
+    oldest_ready_age_seconds: Option<f64>,
+    ready_warn: u32,
+    ready_crit: u32,
+    /// Only with --archive-probe.
+    probe: Option<ArchiveProbe>,
+    status: String,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 struct CheckOk {
     command: String,
     ok: bool,
@@ -221,6 +263,8 @@ struct CheckOk {
     pairs: Vec<Pair>,
     slots: Vec<Slot>,
     thresholds: Thresholds,
+    /// Only when the primary's archive_mode is not off.
+    archive: Option<Archive>,
     problems: Vec<Problem>,
     warnings: Vec<String>,
 }
@@ -258,7 +302,11 @@ fn parse<T: serde::de::DeserializeOwned>(r: &crate::harness::Run) -> T {
 
 #[test]
 fn check_and_smoke_test_json() {
-    let p = Cluster::new();
+    // Archiving (to nowhere: `true`), so the archive object is there too.
+    let p = Cluster::builder()
+        .conf("archive_mode = on")
+        .conf("archive_command = 'true'")
+        .init();
     let s = Cluster::standby_of(&p, "s1");
     p.sql("SELECT pg_create_physical_replication_slot('spare', true)");
     let dead = format!(
@@ -274,6 +322,7 @@ fn check_and_smoke_test_json() {
         &s.conninfo(),
         "--standby",
         &dead,
+        "--archive-probe",
     ]);
     let o: CheckOk = parse(&r);
     assert_eq!(
@@ -290,6 +339,10 @@ fn check_and_smoke_test_json() {
     assert_eq!(o.nodes[1].upstream.as_deref(), Some("primary"));
     assert_eq!(o.pairs[0].upstream.as_deref(), Some("primary"));
     assert_eq!((o.pairs.len(), o.slots.len()), (1, 1));
+    assert_eq!(o.nodes[1].wal_source.as_deref(), Some("streaming"));
+    let a = o.archive.as_ref().unwrap();
+    assert_eq!((a.archive_mode.as_str(), a.status.as_str()), ("on", "OK"));
+    assert!(a.probe.as_ref().unwrap().archived, "{}", r.stdout());
     assert!(
         o.problems
             .iter()

@@ -3,6 +3,7 @@
 mod ansible;
 mod archive;
 mod check;
+mod check_archive;
 mod check_timeline;
 mod clone_standby;
 mod clone_standby_bad_input;

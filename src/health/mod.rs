@@ -142,6 +142,11 @@ pub struct Node {
     /// of the nodes given serves it.
     pub upstream: Option<String>,
     pub wal_receiver: Option<Receiver>,
+    /// Standby only: where its WAL comes from: `streaming` (a WAL receiver
+    /// streams), `archive` (none does and restore_command is set: the
+    /// startup process restores from the archive), `none`; null when not
+    /// known (restore_command hidden from the role).
+    pub wal_source: Option<String>,
     pub replay: Option<Replay>,
     pub error: Option<NodeError>,
 }
@@ -181,6 +186,52 @@ pub struct Slot {
     pub retained_bytes: Option<i64>,
     /// 13+: reserved, extended, unreserved, lost.
     pub wal_status: Option<String>,
+    pub status: Status,
+}
+
+/// The primary's WAL archiver (`pg_stat_archiver` and the `.ready` files),
+/// present when archive_mode is not off.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Archive {
+    /// The node it is about (the primary).
+    pub node: String,
+    /// `on` or `always`.
+    pub archive_mode: String,
+    /// 0: WAL is archived only when a segment fills.
+    pub archive_timeout_seconds: Option<f64>,
+    /// Counters since the statistics were last reset.
+    pub archived_count: i64,
+    /// Failures the server counted: not those of a command exiting above
+    /// 125 or killed by a signal (then the archiver itself restarts).
+    pub failed_count: i64,
+    pub last_archived_wal: Option<String>,
+    pub last_archived_age_seconds: Option<f64>,
+    pub last_failed_wal: Option<String>,
+    pub last_failed_age_seconds: Option<f64>,
+    /// The last failure is newer than the last success.
+    pub failing: bool,
+    /// Segments waiting (`.ready` in pg_wal/archive_status); null when the
+    /// role may not list the directory.
+    pub ready_count: Option<i64>,
+    /// How long the oldest of them has waited.
+    pub oldest_ready_age_seconds: Option<f64>,
+    /// `--archive-ready-warn` and `--archive-ready-crit`.
+    pub ready_warn: u32,
+    pub ready_crit: u32,
+    /// `--archive-probe`: null when not asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ArchiveProbe>,
+    pub status: Status,
+}
+
+/// `check --archive-probe`: a segment closed by pg_switch_wal(), and
+/// whether the archiver archived it within the timeout.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ArchiveProbe {
+    /// The segment closed (null: WAL could not be switched).
+    pub segment: Option<String>,
+    pub archived: bool,
+    pub waited_seconds: f64,
     pub status: Status,
 }
 
@@ -269,6 +320,10 @@ pub struct Report {
     pub probes: Option<Vec<Probe>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<Thresholds>,
+    /// The primary's archiver (check, when archive_mode is on); boxed, as
+    /// most reports have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<Box<Archive>>,
     pub problems: Vec<Problem>,
     pub warnings: Vec<String>,
 }
@@ -285,6 +340,7 @@ impl Report {
             slots: None,
             probes: None,
             thresholds: None,
+            archive: None,
             problems: vec![],
             warnings: vec![],
         }
@@ -326,8 +382,8 @@ impl Report {
         .hint(hint))
     }
 
-    /// The overall status: the worst of every node, pair, slot, probe and
-    /// problem. Call once everything is in.
+    /// The overall status: the worst of every node, pair, slot, probe,
+    /// the archiver and every problem. Call once everything is in.
     pub fn finish(mut self) -> Self {
         let mut s = Status::Ok;
         for n in &self.nodes {
@@ -341,6 +397,9 @@ impl Report {
         }
         for p in self.probes.iter().flatten() {
             s = s.worst(p.status);
+        }
+        if let Some(a) = &self.archive {
+            s = s.worst(a.status);
         }
         for p in &self.problems {
             s = s.worst(p.status);

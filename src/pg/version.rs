@@ -143,6 +143,13 @@ impl Version {
         self.0 >= 120000
     }
 
+    /// `pg_ls_archive_statusdir()` lists `pg_wal/archive_status` (12+,
+    /// open to pg_monitor); before, only `pg_ls_dir`, which a role may
+    /// call on 10 only as a superuser.
+    pub fn lists_archive_status(self) -> bool {
+        self.0 >= 120000
+    }
+
     /// pg_rewind copies the source's `pg_replslot` into the target (10):
     /// the rewound node then holds slots of the new primary that pin WAL.
     pub fn rewind_copies_replslot(self) -> bool {
@@ -158,6 +165,7 @@ mod tests {
     fn boundaries() {
         let v = |n| Version::new(n).unwrap();
         assert!(v(110022).recovery_conf() && !v(120000).recovery_conf());
+        assert!(!v(110022).lists_archive_status() && v(120000).lists_archive_status());
         assert_eq!(v(120017).wal_keep(), WalKeep::Segments);
         assert_eq!(v(130000).wal_keep().setting(), "wal_keep_size");
         assert!(!v(110000).promote_via_sql() && v(120000).promote_via_sql());

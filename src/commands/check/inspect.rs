@@ -7,6 +7,7 @@
 //! that newer versions added are read by name from `to_jsonb(row)`, null
 //! where absent).
 
+use super::archive::{self, ArchiverFacts};
 use crate::error::{Error, Result};
 use crate::health::{Receiver, Replay, Role};
 use crate::pg::replication::parse_lsn;
@@ -61,6 +62,13 @@ pub struct Data {
     pub history: Option<(u32, Vec<(u32, u64)>)>,
     /// `data_directory`, when the role may read it (pg_read_all_settings).
     pub data_directory: Option<String>,
+    /// Not in recovery, archive_mode not off: the archiver.
+    pub archiver: Option<ArchiverFacts>,
+    /// In recovery: restore_command ('' when not set; None when the role
+    /// may not read it).
+    pub restore_command: Option<String>,
+    /// `--archive-probe` on the primary (None: not asked, or not run).
+    pub archive_probe: Option<archive::ProbeFacts>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -205,16 +213,22 @@ fn facts_sql(role: Role) -> String {
         .join(", ");
     let side = match role {
         Role::Primary => {
-            "
+            format!(
+                "
   'slots', (SELECT json_agg(json_build_object(
       'name', s.slot_name, 'slot_type', s.slot_type, 'active', s.active,
       'restart_lsn', s.restart_lsn::text, 'wal_status', to_jsonb(s)->>'wal_status')
-      ORDER BY s.slot_name) FROM pg_get_replication_slots() s)"
+      ORDER BY s.slot_name) FROM pg_get_replication_slots() s),
+  'archiver', {}",
+                archive::ARCHIVER_SQL
+            )
         }
         // primary_conninfo is readable with pg_read_all_settings (or as a
         // superuser); current_setting() would fail the query otherwise.
         Role::Standby => {
-            "
+            format!(
+                "
+  'restore_command', {},
   'primary_conninfo', CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
       THEN current_setting('primary_conninfo', true) END,
   'receiver', (SELECT json_build_object(
@@ -222,7 +236,9 @@ fn facts_sql(role: Role) -> String {
       'sender_port', (to_jsonb(w)->>'sender_port')::int, 'slot_name', w.slot_name,
       'conninfo', w.conninfo, 'received_tli', w.received_tli,
       'last_msg_age', extract(epoch FROM now() - w.last_msg_receipt_time)::float8)
-      FROM pg_stat_get_wal_receiver() w WHERE w.pid IS NOT NULL)"
+      FROM pg_stat_get_wal_receiver() w WHERE w.pid IS NOT NULL)",
+                archive::RESTORE_COMMAND_SQL
+            )
         }
     };
     format!(
@@ -273,6 +289,8 @@ struct Raw {
     timeline: Option<u32>,
     history_readable: bool,
     data_directory: Option<String>,
+    archiver: Option<ArchiverFacts>,
+    restore_command: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -308,7 +326,33 @@ async fn query(c: &Client, target: &str, role: Role) -> Result<Data> {
         Some(tli) if tli > 1 && raw.history_readable => read_history(c, tli).await,
         _ => None,
     };
-    Ok(data(raw, history))
+    let readable = raw.history_readable;
+    let mut d = data(raw, history);
+    archive_facts(c, readable, &mut d).await;
+    Ok(d)
+}
+
+/// The archive facts that need a second query: a primary's `.ready`
+/// files (when it archives), a 10–11 standby's restore_command from its
+/// recovery.conf (when it does not stream and the role may read files).
+async fn archive_facts(c: &Client, files_readable: bool, d: &mut Data) {
+    let version_num = d.version_num;
+    if let Some(a) = d.archiver.as_mut() {
+        if let Some((ready, oldest)) = archive::read_ready(c, version_num).await {
+            (a.ready, a.oldest_ready_age) = (Some(ready), oldest);
+        }
+    }
+    let streaming = d
+        .receiver
+        .as_ref()
+        .is_some_and(|r| r.receiver.status.as_deref() == Some("streaming"));
+    if d.in_recovery
+        && !streaming
+        && files_readable
+        && crate::pg::version::Version::of(version_num).recovery_conf()
+    {
+        d.restore_command = archive::read_recovery_conf(c).await;
+    }
 }
 
 /// The history file of timeline `tli`, by a second query: only a role
@@ -397,6 +441,9 @@ fn data(raw: Raw, history_text: Option<String>) -> Data {
         timeline,
         history: history(raw.timeline, history_text.as_deref()),
         data_directory: raw.data_directory,
+        archiver: raw.archiver.filter(|_| !raw.in_recovery),
+        restore_command: raw.restore_command.filter(|_| raw.in_recovery),
+        archive_probe: None,
         replay,
         configured_app_name,
     }

@@ -4,6 +4,7 @@
 //! findings (pure), and `health::render` prints them; the exit status is
 //! the Nagios one.
 
+pub mod archive;
 pub mod chain;
 pub mod evaluate;
 pub mod inspect;
@@ -41,7 +42,10 @@ pub fn parse_lag(s: &str) -> Result<Lag, String> {
 /// receiver and replay on each standby, lag in bytes and time, and settings
 /// that break hot standby. A cascading standby is matched to the wal sender
 /// of the standby it streams from, and its lag measured against the
-/// primary. Exit status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios): a
+/// primary. When the primary archives WAL (archive_mode on), its archiver:
+/// failures, segments waiting to be archived (.ready files), staleness
+/// against archive_timeout; and where each standby's WAL comes from
+/// (streaming, or restoring from the archive). Exit status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios): a
 /// node given that refuses connections or does not answer is CRITICAL; one
 /// that answers but will not tell (password, pg_hba.conf, privilege) is
 /// UNKNOWN, as are usage errors. Thresholds default to 16MB/30s (warning) and
@@ -66,9 +70,42 @@ pub struct Args {
     #[arg(long, value_name = "N", requires = "primary")]
     pub expect_standbys: Option<u32>,
     #[command(flatten)]
+    pub archive: ArchiveArgs,
+    #[command(flatten)]
     pub timeout: TimeoutFlag,
     #[command(flatten)]
     pub format: FormatFlag,
+}
+
+/// The archiver's flags (a group, so that commands that run check for
+/// their own proof take the defaults with `Default::default()`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ArchiveArgs {
+    /// WAL segments waiting to be archived (.ready files on the primary) that make WARNING
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub archive_ready_warn: u32,
+    /// WAL segments waiting to be archived that make CRITICAL
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub archive_ready_crit: u32,
+    /// How long the primary's archiver may keep failing before it is CRITICAL (WARNING until then)
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::flags::duration, default_value = "5min")]
+    pub archive_crit: Duration,
+    /// With --primary: switch WAL (pg_switch_wal(), needs a superuser) and wait, within --timeout, until the archiver has archived that segment; CRITICAL if not
+    #[arg(long, requires = "primary")]
+    pub archive_probe: bool,
+}
+
+impl Default for ArchiveArgs {
+    /// The flags' defaults.
+    fn default() -> Self {
+        let l = evaluate::ArchiveLimits::default();
+        ArchiveArgs {
+            archive_ready_warn: l.ready_warn,
+            archive_ready_crit: l.ready_crit,
+            archive_crit: Duration::from_secs_f64(l.crit_after_seconds),
+            archive_probe: false,
+        }
+    }
 }
 
 /// The thresholds from the flags: each value given replaces the default
@@ -141,15 +178,61 @@ pub fn node_configs(
     Ok(out)
 }
 
+/// The archiver's thresholds from the flags.
+pub fn archive_limits(args: &ArchiveArgs) -> Result<evaluate::ArchiveLimits> {
+    if args.archive_ready_warn > args.archive_ready_crit {
+        return Err(Error::new(
+            Code::InvalidValue,
+            format!(
+                "--archive-ready-warn {} is more than --archive-ready-crit {}",
+                args.archive_ready_warn, args.archive_ready_crit
+            ),
+        )
+        .hint("the warning threshold must not be above the critical one"));
+    }
+    Ok(evaluate::ArchiveLimits {
+        ready_warn: args.archive_ready_warn,
+        ready_crit: args.archive_ready_crit,
+        crit_after_seconds: args.archive_crit.as_secs_f64(),
+    })
+}
+
 pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     let t = thresholds(&args.warn_lag, &args.crit_lag)?;
+    let archive = archive_limits(&args.archive)?;
     let nodes = node_configs(args.primary.as_deref(), &args.standby)?;
-    let facts = inspect::inspect_all(nodes, args.timeout.timeout, printer).await;
+    let primary = nodes.first().filter(|(r, _)| *r == Role::Primary).cloned();
+    let timeout = args.timeout.timeout;
+    let mut facts = inspect::inspect_all(nodes, timeout, printer).await;
+    if let (true, Some((_, config))) = (args.archive.archive_probe, primary) {
+        probe_archive(&mut facts[0], &config, timeout, printer).await;
+    }
     let options = evaluate::Options {
         thresholds: t,
         expect_standbys: args.expect_standbys,
+        archive,
     };
     Ok(evaluate::evaluate(&facts, &options))
+}
+
+/// `--archive-probe` on the primary, when it answered as one: switch WAL
+/// only when it archives (else the probe's empty result says so).
+async fn probe_archive(
+    f: &mut inspect::NodeFacts,
+    config: &tokio_postgres::Config,
+    timeout: Duration,
+    printer: &Printer,
+) {
+    let Ok(d) = f.data.as_mut() else { return };
+    if d.in_recovery {
+        return;
+    }
+    d.archive_probe = Some(if d.archiver.is_some() {
+        printer.debug(format!("{}: archive probe", f.target));
+        archive::probe(config, timeout).await
+    } else {
+        archive::ProbeFacts::not_run()
+    });
 }
 
 #[cfg(test)]

@@ -212,6 +212,7 @@ pub fn check_args(state: &State) -> check::Args {
         warn_lag: vec![],
         crit_lag: vec![],
         expect_standbys: None,
+        archive: Default::default(),
         timeout: TimeoutFlag::default(),
         format: FormatFlag::default(),
     }

@@ -124,6 +124,7 @@ fn node(name: String, role: Role, target: String, conn: &Connected) -> Node {
         wal_lsn: None,
         upstream: None,
         wal_receiver: None,
+        wal_source: None,
         replay: None,
         error: conn.as_ref().err().map(|f| NodeError::from(&f.error)),
     }

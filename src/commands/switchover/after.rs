@@ -433,6 +433,7 @@ fn verify(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
                 warn_lag: vec![],
                 crit_lag: vec![],
                 expect_standbys: None,
+                archive: Default::default(),
                 timeout: TimeoutFlag::default(),
                 format: FormatFlag::default(),
             },

@@ -2,7 +2,7 @@
 //! with the thresholds.
 
 use super::{human_bytes, human_seconds};
-use crate::health::Report;
+use crate::health::{Archive, Report};
 
 /// A perfdata label: letters, digits, `_`, `-` and `.` only.
 fn perf_label(s: &str) -> String {
@@ -64,11 +64,19 @@ fn summary(r: &Report) -> String {
                 .iter()
                 .filter_map(|p| p.lag_seconds)
                 .fold(0.0_f64, f64::max);
-            format!(
+            let mut s = format!(
                 "{streaming} standby(s) streaming, max lag {} / {}",
                 human_bytes(max_b),
                 human_seconds(max_s)
-            )
+            );
+            if let Some(a) = &r.archive {
+                let ready = a.ready_count.map_or("unknown".into(), |n| n.to_string());
+                s.push_str(&format!(
+                    ", archiver: {} archived, {ready} waiting",
+                    a.archived_count
+                ));
+            }
+            s
         }
     } else {
         let mut parts: Vec<String> = r
@@ -84,8 +92,24 @@ fn summary(r: &Report) -> String {
     }
 }
 
-/// Each pair's lag with the thresholds, each slot's retained WAL, each
-/// probe's latency.
+/// The archiver's counters (`c`: a counter), `.ready` files with their
+/// thresholds (`U` when hidden), and the last archived segment's age.
+fn archive_perfdata(a: &Archive, perf: &mut Vec<String>) {
+    perf.push(format!("archive_archived={}c;;;0", a.archived_count));
+    perf.push(format!("archive_failed={}c;;;0", a.failed_count));
+    let ready = a.ready_count.map_or("U".into(), |n| n.to_string());
+    perf.push(format!(
+        "archive_ready={ready};{};{};0",
+        a.ready_warn, a.ready_crit
+    ));
+    let age = a
+        .last_archived_age_seconds
+        .map_or("U".into(), |s| format!("{}s", perf_num(s)));
+    perf.push(format!("archive_last_archived_age={age};;;0"));
+}
+
+/// Each pair's lag with the thresholds, each slot's retained WAL, the
+/// archiver's counts, each probe's latency.
 fn perfdata(r: &Report) -> Vec<String> {
     let mut perf = vec![];
     let t = r.thresholds;
@@ -113,6 +137,9 @@ fn perfdata(r: &Report) -> Vec<String> {
         if let Some(b) = s.retained_bytes {
             perf.push(format!("slot_retained_{}={b}B;;;0", perf_label(&s.name)));
         }
+    }
+    if let Some(a) = &r.archive {
+        archive_perfdata(a, &mut perf);
     }
     for p in r.probes.iter().flatten() {
         if let Some(ms) = p.latency_ms {

@@ -1,5 +1,6 @@
-//! Prometheus text exposition (version 0.0.4): one gauge family per
-//! measure, for node_exporter's textfile collector.
+//! Prometheus text exposition (version 0.0.4): one family per measure
+//! (gauges, and the archiver's counters), for node_exporter's textfile
+//! collector.
 
 use super::role_word;
 use crate::health::{Report, Status};
@@ -47,7 +48,7 @@ fn prom_num(v: f64) -> String {
 }
 
 /// The families, in the order they are printed, each with its HELP text.
-const FAMILIES: [(&str, &str); 11] = [
+const FAMILIES: [(&str, &str); 16] = [
     (
         "pgrepctl_up",
         "Whether the node answered and could be inspected (1) or not (0).",
@@ -81,6 +82,26 @@ const FAMILIES: [(&str, &str); 11] = [
         "Whether the replication slot is in use (1) or not (0).",
     ),
     (
+        "pgrepctl_archive_archived_total",
+        "WAL files the primary's archiver archived (pg_stat_archiver.archived_count, since the statistics were reset).",
+    ),
+    (
+        "pgrepctl_archive_failed_total",
+        "Failed archive attempts the primary counted (pg_stat_archiver.failed_count; not a command that exits above 125 or dies by a signal).",
+    ),
+    (
+        "pgrepctl_archive_ready",
+        "WAL segments waiting to be archived (.ready files in pg_wal/archive_status); NaN when hidden from the role.",
+    ),
+    (
+        "pgrepctl_archive_last_archived_age_seconds",
+        "Seconds since the primary last archived a WAL file; NaN when nothing was archived since the statistics were reset.",
+    ),
+    (
+        "pgrepctl_archive_probe_success",
+        "Whether the segment check --archive-probe closed was archived within --timeout (1) or not (0).",
+    ),
+    (
         "pgrepctl_smoke_test_success",
         "Whether the smoke test passed on the standby (1) or not (0).",
     ),
@@ -105,6 +126,11 @@ enum F {
     Streaming,
     SlotBytes,
     SlotActive,
+    ArchivedTotal,
+    FailedTotal,
+    ArchiveReady,
+    ArchiveAge,
+    ArchiveProbe,
     ProbeOk,
     ProbeLatency,
     CheckStatus,
@@ -159,6 +185,24 @@ pub fn prometheus(r: &Report) -> String {
         }
         add(F::SlotActive, &labels, flag(s.active));
     }
+    if let Some(a) = &r.archive {
+        let labels = [("node", a.node.as_str())];
+        add(F::ArchivedTotal, &labels, a.archived_count.to_string());
+        add(F::FailedTotal, &labels, a.failed_count.to_string());
+        add(
+            F::ArchiveReady,
+            &labels,
+            a.ready_count.map_or("NaN".into(), |n| n.to_string()),
+        );
+        add(
+            F::ArchiveAge,
+            &labels,
+            a.last_archived_age_seconds.map_or("NaN".into(), prom_num),
+        );
+        if let Some(p) = &a.probe {
+            add(F::ArchiveProbe, &labels, flag(p.archived));
+        }
+    }
     for p in r.probes.iter().flatten() {
         let labels = [("standby", p.standby.as_str())];
         add(F::ProbeOk, &labels, flag(p.status == Status::Ok));
@@ -174,7 +218,13 @@ pub fn prometheus(r: &Report) -> String {
     let mut out = String::new();
     for f in fams.iter().filter(|f| !f.samples.is_empty()) {
         out.push_str(&format!("# HELP {} {}\n", f.name, f.help));
-        out.push_str(&format!("# TYPE {} gauge\n", f.name));
+        // Counters end in _total (Prometheus naming); the rest are gauges.
+        let kind = if f.name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        out.push_str(&format!("# TYPE {} {kind}\n", f.name));
         for (l, v) in &f.samples {
             out.push_str(&format!("{}{l} {v}\n", f.name));
         }

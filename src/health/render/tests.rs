@@ -1,5 +1,5 @@
 use super::*;
-use crate::health::{Node, Pair, Slot, Status, Thresholds};
+use crate::health::{Archive, ArchiveProbe, Node, Pair, Slot, Status, Thresholds};
 
 fn sample() -> Report {
     let mut r = Report::new("check");
@@ -15,6 +15,7 @@ fn sample() -> Report {
         wal_lsn: Some("0/3000000".into()),
         upstream: None,
         wal_receiver: None,
+        wal_source: None,
         replay: None,
         error: None,
     });
@@ -155,4 +156,95 @@ fn each_node_shows_its_timeline() {
         "{}",
         text(&unknown)
     );
+}
+
+/// The sample with an archiver: 7 archived, 2 failed, 3 waiting.
+fn with_archive(ready: Option<i64>) -> Report {
+    let mut r = sample();
+    r.archive = Some(Box::new(Archive {
+        node: "primary".into(),
+        archive_mode: "on".into(),
+        archive_timeout_seconds: Some(60.0),
+        archived_count: 7,
+        failed_count: 2,
+        last_archived_wal: Some("000000010000000000000007".into()),
+        last_archived_age_seconds: Some(12.5),
+        last_failed_wal: None,
+        last_failed_age_seconds: None,
+        failing: false,
+        ready_count: ready,
+        oldest_ready_age_seconds: None,
+        ready_warn: 16,
+        ready_crit: 128,
+        probe: Some(ArchiveProbe {
+            segment: Some("000000010000000000000008".into()),
+            archived: true,
+            waited_seconds: 0.3,
+            status: Status::Ok,
+        }),
+        status: Status::Ok,
+    }));
+    r
+}
+
+#[test]
+fn the_archiver_in_every_format() {
+    let mut r = with_archive(Some(3));
+    r.problems.clear();
+    let s = nagios(&r);
+    assert!(
+        s.contains(" streaming, max lag 0B / 250ms, archiver: 7 archived, 3 waiting | "),
+        "{s}"
+    );
+    for want in [
+        " archive_archived=7c;;;0",
+        " archive_failed=2c;;;0",
+        " archive_ready=3;16;128;0",
+        " archive_last_archived_age=12.5s;;;0",
+    ] {
+        assert!(s.contains(want), "{want} missing in {s}");
+    }
+    let s = prometheus(&r);
+    for want in [
+        "# TYPE pgrepctl_archive_archived_total counter\npgrepctl_archive_archived_total{node=\"primary\"} 7\n",
+        "# TYPE pgrepctl_archive_failed_total counter\npgrepctl_archive_failed_total{node=\"primary\"} 2\n",
+        "# TYPE pgrepctl_archive_ready gauge\npgrepctl_archive_ready{node=\"primary\"} 3\n",
+        "pgrepctl_archive_last_archived_age_seconds{node=\"primary\"} 12.5\n",
+        "pgrepctl_archive_probe_success{node=\"primary\"} 1\n",
+        "# TYPE pgrepctl_up gauge\n",
+    ] {
+        assert!(s.contains(want), "{want} missing in\n{s}");
+    }
+    let t = text(&r);
+    assert!(
+        t.contains("\nprimary                      7       2       3     12.5s ago  OK\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains("probe: 000000010000000000000008 archived in 300ms, OK"),
+        "{t}"
+    );
+    let j = json(&r);
+    assert!(j.contains("\"archive\":{\"node\":\"primary\""), "{j}");
+}
+
+#[test]
+fn hidden_ready_files_are_shown_as_unknown() {
+    let r = with_archive(None);
+    assert!(nagios(&r).contains(" archive_ready=U;16;128;0"));
+    assert!(prometheus(&r).contains("pgrepctl_archive_ready{node=\"primary\"} NaN\n"));
+    let t = text(&r);
+    assert!(t.contains(" unknown "), "{t}");
+    for line in t.lines() {
+        assert!(line.chars().count() <= 80, "{line:?}");
+    }
+}
+
+#[test]
+fn no_archiver_no_archive_output() {
+    let r = sample();
+    assert!(!nagios(&r).contains("archive_"));
+    assert!(!prometheus(&r).contains("pgrepctl_archive"));
+    assert!(!text(&r).contains("ARCHIVER"));
+    assert!(!json(&r).contains("\"archive\""));
 }

@@ -2,7 +2,7 @@
 //! and probes in 80 columns, then each finding with its hint.
 
 use super::{human_bytes, human_seconds, role_word};
-use crate::health::{Node, Pair, Probe, Report, Role, Slot, Status};
+use crate::health::{Archive, Node, Pair, Probe, Report, Role, Slot, Status};
 
 pub fn text(r: &Report) -> String {
     let mut out = status_line(r);
@@ -15,6 +15,9 @@ pub fn text(r: &Report) -> String {
     }
     if let Some(probes) = r.probes.as_ref().filter(|p| !p.is_empty()) {
         out.push_str(&self::probes(probes));
+    }
+    if let Some(a) = &r.archive {
+        out.push_str(&archive(a));
     }
     out.push_str(&findings(r));
     out
@@ -82,9 +85,10 @@ fn node_detail(n: &Node) -> String {
             d.push_str(", not in recovery");
         }
         if let Some(rc) = &n.wal_receiver {
-            match (rc.status.as_deref(), &n.upstream) {
-                (Some("streaming"), Some(up)) => d.push_str(&format!(", streaming from {up}")),
-                (status, _) => {
+            match (rc.status.as_deref(), &n.upstream, n.wal_source.as_deref()) {
+                (Some("streaming"), Some(up), _) => d.push_str(&format!(", streaming from {up}")),
+                (_, _, Some("archive")) => d.push_str(", restoring from archive"),
+                (status, _, _) => {
                     d.push_str(&format!(", receiver {}", status.unwrap_or("not running")))
                 }
             }
@@ -165,6 +169,38 @@ fn probes(probes: &[Probe]) -> String {
                 .map(|ms| format!("{ms:.1}ms"))
                 .unwrap_or_else(|| "-".into()),
             p.status.as_str()
+        ));
+    }
+    out
+}
+
+/// The primary's archiver: counts, `.ready` files, the last archived
+/// segment's age, and the probe when it ran.
+fn archive(a: &Archive) -> String {
+    let mut out = format!(
+        "{:<20} {:>9} {:>7} {:>7} {:>13}  {}\n",
+        "ARCHIVER", "ARCHIVED", "FAILED", "READY", "LAST ARCHIVED", "STATUS"
+    );
+    out.push_str(&format!(
+        "{:<20} {:>9} {:>7} {:>7} {:>13}  {}\n",
+        cut(&a.node, 20),
+        a.archived_count,
+        a.failed_count,
+        a.ready_count.map_or("unknown".into(), |n| n.to_string()),
+        a.last_archived_age_seconds
+            .map_or("never".into(), |s| format!("{} ago", human_seconds(s))),
+        a.status.as_str()
+    ));
+    if let Some(p) = &a.probe {
+        let seg = p.segment.as_deref().unwrap_or("-");
+        let what = if p.archived {
+            format!("archived in {}", human_seconds(p.waited_seconds))
+        } else {
+            "not archived".into()
+        };
+        out.push_str(&wrap(
+            "probe: ",
+            &format!("{seg} {what}, {}", p.status.as_str()),
         ));
     }
     out

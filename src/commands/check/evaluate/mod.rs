@@ -8,6 +8,7 @@
 //! against the root (the primary's current WAL position) when the primary
 //! answered.
 
+mod archive;
 mod nodes;
 mod pairs;
 mod primary;
@@ -15,6 +16,7 @@ mod primary;
 mod tests;
 mod timeline;
 
+pub use archive::ArchiveLimits;
 pub use nodes::paused_advice;
 
 use super::chain::{names, upstreams};
@@ -32,6 +34,8 @@ pub struct Options {
     pub thresholds: Thresholds,
     /// `--expect-standbys`: CRITICAL when fewer wal senders stream.
     pub expect_standbys: Option<u32>,
+    /// The archiver's thresholds.
+    pub archive: ArchiveLimits,
 }
 
 /// The status of a node that could not be inspected: CRITICAL when it is
@@ -278,6 +282,12 @@ pub fn evaluate(facts: &[NodeFacts], o: &Options) -> Report {
         let st = primary::expectations(&mut r, &chain.names[pi], p, o.expect_standbys, &senders);
         r.nodes[pi].status = r.nodes[pi].status.worst(st);
         slots = primary::slots(&mut r, p);
+        let before = r.problems.len();
+        r.archive = archive::archiver(&mut r, &chain.names[pi], p, &o.archive).map(Box::new);
+        let st = r.problems[before..]
+            .iter()
+            .fold(Status::Ok, |s, x| s.worst(x.status));
+        r.nodes[pi].status = r.nodes[pi].status.worst(st);
     }
     r.pairs = Some(pairs);
     r.slots = Some(slots);

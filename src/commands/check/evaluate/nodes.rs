@@ -1,6 +1,7 @@
 //! Each node on its own: reachable, in the role it was given, and for a
 //! standby its WAL receiver, hot-standby settings and paused replay.
 
+use super::super::archive::wal_source;
 use super::super::inspect::Data;
 use super::codes::*;
 use super::{Chain, setting_fix, settings_too_low, unreachable_finding, wrong_role};
@@ -23,6 +24,7 @@ pub(super) fn node(r: &mut Report, chain: &Chain, i: usize) -> Node {
         wal_lsn: None,
         upstream: chain.upstream_name(i),
         wal_receiver: None,
+        wal_source: None,
         replay: None,
         error: None,
     };
@@ -65,13 +67,26 @@ fn standby_node(
             .unwrap_or_default(),
     );
     node.replay = d.replay.clone();
+    let status = d
+        .receiver
+        .as_ref()
+        .and_then(|rc| rc.receiver.status.as_deref());
+    node.wal_source = wal_source(status, d.restore_command.as_deref());
     let log_hint = "check the standby's log: is its upstream up, is primary_conninfo right, does the upstream's pg_hba.conf allow it?";
+    // Restoring from the archive keeps the standby going, but behind by
+    // up to a WAL segment (or archive_timeout) and only while the archive
+    // is fed: still not streaming.
+    let meanwhile = if node.wal_source.as_deref() == Some("archive") {
+        "it is restoring WAL from the archive (restore_command) instead"
+    } else {
+        "the standby is not receiving WAL"
+    };
     match &d.receiver {
         None => r.problem(
             Status::Critical,
             name,
             STANDBY_NOT_STREAMING,
-            "no WAL receiver is running: the standby is not receiving WAL",
+            format!("no WAL receiver is running: {meanwhile}"),
             Some(log_hint.into()),
         ),
         Some(rc) => match rc.receiver.status.as_deref() {
@@ -80,9 +95,7 @@ fn standby_node(
                 Status::Critical,
                 name,
                 STANDBY_NOT_STREAMING,
-                format!(
-                    "the WAL receiver is {other}, not streaming: the standby is not receiving WAL"
-                ),
+                format!("the WAL receiver is {other}, not streaming: {meanwhile}"),
                 Some(log_hint.into()),
             ),
             None => r.problem(

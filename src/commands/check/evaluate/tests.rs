@@ -81,7 +81,7 @@ fn data(f: &mut NodeFacts) -> &mut Data {
 fn opts(t: Thresholds) -> Options {
     Options {
         thresholds: t,
-        expect_standbys: None,
+        ..Default::default()
     }
 }
 
@@ -124,6 +124,50 @@ fn stopped_receiver_is_critical_and_its_lag_unknown() {
         assert_eq!(p.status, Status::Critical);
         assert_eq!((p.lag_bytes, p.lag_seconds), (None, None), "not 0");
     }
+}
+
+#[test]
+fn a_standby_names_its_wal_source() {
+    let mut s = standby("s1", Some("streaming"));
+    data(&mut s).restore_command = Some("cp /wal/%f %p".into());
+    let r = check(&[s]);
+    assert_eq!(r.nodes[0].wal_source.as_deref(), Some("streaming"));
+    for (restore, source, says) in [
+        (
+            Some("cp /wal/%f %p"),
+            Some("archive"),
+            "restoring WAL from the archive",
+        ),
+        (Some(""), Some("none"), "the standby is not receiving WAL"),
+        (None, None, "the standby is not receiving WAL"),
+    ] {
+        let mut s = standby("s1", None);
+        data(&mut s).restore_command = restore.map(str::to_string);
+        let r = check(&[s]);
+        assert_eq!(r.nodes[0].wal_source.as_deref(), source);
+        // Restoring from the archive is still not streaming: CRITICAL.
+        assert_eq!(codes(&r), vec![(STANDBY_NOT_STREAMING, Status::Critical)]);
+        assert!(
+            r.problems[0].message.contains(says),
+            "{}",
+            r.problems[0].message
+        );
+    }
+}
+
+#[test]
+fn the_archiver_counts_in_the_primary_status() {
+    let mut p = primary(vec![sender("s1", 0)], vec![]);
+    data(&mut p).archiver = Some(crate::commands::check::archive::ArchiverFacts {
+        mode: "on".into(),
+        ready: Some(20),
+        ..Default::default()
+    });
+    let r = check(&[p, standby("s1", Some("streaming"))]);
+    assert_eq!(codes(&r), vec![(ARCHIVE_BACKLOG, Status::Warning)]);
+    assert_eq!(r.nodes[0].status, Status::Warning);
+    assert_eq!(r.status, Status::Warning);
+    assert_eq!(r.archive.as_ref().unwrap().ready_count, Some(20));
 }
 
 #[test]
