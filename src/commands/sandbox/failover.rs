@@ -107,10 +107,10 @@ async fn steps(
 /// What a DBA would type for each command on the sandbox: the new primary
 /// over loopback TCP as the replication role, the sandbox's password file
 /// and binaries.
-struct Flags {
-    pwfile: std::path::PathBuf,
-    primary: String,
-    bindir: BindirFlag,
+pub(super) struct Flags {
+    pub(super) pwfile: std::path::PathBuf,
+    pub(super) primary: String,
+    pub(super) bindir: BindirFlag,
 }
 
 impl Flags {
@@ -131,7 +131,7 @@ impl Flags {
         }
     }
 
-    fn follow(&self, s: &Node) -> follow::Args {
+    pub(super) fn follow(&self, s: &Node) -> follow::Args {
         follow::Args {
             pgdata: Some(s.data.clone()),
             standby: None,

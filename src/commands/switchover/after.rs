@@ -291,8 +291,14 @@ impl Action<Env> for Sibling {
                 if let Some(s) = &self.0.slot {
                     line.push_str(&format!(" --slot {s}"));
                 }
+                let slot = self
+                    .0
+                    .slot
+                    .as_ref()
+                    .map(|s| format!("; it cascades from this node until then, and afterwards its slot here can go: SELECT pg_drop_replication_slot('{s}') on this node"))
+                    .unwrap_or_default();
                 cx.warnings.push(format!(
-                    "{} runs a version before 13: on its host run {line}",
+                    "{} runs a version before 13: on its host run {line}{slot}",
                     self.0.name
                 ));
                 let mut lines = match cx.details.remove("follow_commands") {

@@ -234,6 +234,9 @@ fn decide(settings: &Settings, facts: &Facts, sender: Option<&Sender>) -> Result
             s.own_addr,
         )
         .and_then(|x| x.slot.clone())
+        // A sibling repointed by hand later (before 13) cascades from
+        // this node until then: its slot here stays.
+        .filter(|_| plan.remote)
         {
             old_slots.push(sl);
         }
