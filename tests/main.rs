@@ -29,5 +29,6 @@ mod replication_client;
 mod sandbox;
 mod smoke_test;
 mod switchover_netns;
+mod tls;
 mod versions;
 mod wal;

@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::health::{Receiver, Replay, Role};
+use crate::pg::conninfo::ConnConfig;
 use crate::pg::replication::parse_lsn;
 use crate::pg::{self, HOT_STANDBY_SETTINGS};
 use serde::Deserialize;
@@ -103,7 +104,7 @@ pub struct ReceiverFacts {
 
 /// Inspect every node at once; the order of the result is the order given.
 pub async fn inspect_all(
-    nodes: Vec<(Role, Config)>,
+    nodes: Vec<(Role, ConnConfig)>,
     timeout: Duration,
     printer: &crate::report::Printer,
 ) -> Vec<NodeFacts> {
@@ -121,7 +122,7 @@ pub fn host_port(config: &Config) -> (String, Option<String>) {
 
 async fn inspect_node(
     role: Role,
-    config: Config,
+    config: ConnConfig,
     timeout: Duration,
     printer: &crate::report::Printer,
 ) -> NodeFacts {

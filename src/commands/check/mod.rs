@@ -130,7 +130,7 @@ pub fn thresholds(warn: &[Lag], crit: &[Lag]) -> Result<Thresholds> {
 pub fn node_configs(
     primary: Option<&str>,
     standbys: &[String],
-) -> Result<Vec<(Role, tokio_postgres::Config)>> {
+) -> Result<Vec<(Role, crate::pg::conninfo::ConnConfig)>> {
     let mut out = vec![];
     if let Some(p) = primary {
         out.push((Role::Primary, crate::pg::conninfo::resolve_node(p)?));
