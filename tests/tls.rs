@@ -51,6 +51,15 @@ fn new_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
     (pem, Issuer::new(p, key))
 }
 
+/// A client certificate and key (PEM) for the role `cn`.
+fn client_cert(issuer: &Issuer<'static, KeyPair>, cn: &str) -> (String, String) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 /// A server certificate and key (PEM) for these subject alternative names.
 fn server_cert(issuer: &Issuer<'static, KeyPair>, sans: &[&str]) -> (String, String) {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -73,6 +82,8 @@ struct TlsPrimary {
     pw: PathBuf,
     ca: PathBuf,
     other_ca: PathBuf,
+    /// A certificate and key (0600) for the role `certuser`.
+    client: (PathBuf, PathBuf),
     _files: tempfile::TempDir,
 }
 
@@ -90,6 +101,14 @@ fn tls_primary() -> Option<TlsPrimary> {
     let (ca_pem, issuer) = new_ca("pgrepctl test CA");
     let (other_pem, _) = new_ca("someone else's CA");
     let (cert, key) = server_cert(&issuer, &["127.0.0.1"]);
+    let (client_pem, client_key) = client_cert(&issuer, "certuser");
+    let client = (
+        files.path().join("client.crt"),
+        files.path().join("client.key"),
+    );
+    std::fs::write(&client.0, client_pem).unwrap();
+    std::fs::write(&client.1, client_key).unwrap();
+    std::fs::set_permissions(&client.1, std::fs::Permissions::from_mode(0o600)).unwrap();
     let ca = files.path().join("root.crt");
     let other_ca = files.path().join("other.crt");
     std::fs::write(&ca, ca_pem).unwrap();
@@ -98,6 +117,8 @@ fn tls_primary() -> Option<TlsPrimary> {
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let (cert_file, key_file) = (p.data.join("tls-server.crt"), p.data.join("tls-server.key"));
+    let ca_file = p.data.join("tls-ca.crt");
+    p.write_as_pg(&ca_file, &std::fs::read_to_string(&ca).unwrap());
     p.write_as_pg(&cert_file, &cert);
     p.write_as_pg(&key_file, &key);
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -105,9 +126,10 @@ fn tls_primary() -> Option<TlsPrimary> {
     p.write_as_pg(
         &p.conf_path(),
         &format!(
-            "{conf}\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            "{conf}\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\nssl_ca_file = '{}'\n",
             cert_file.display(),
-            key_file.display()
+            key_file.display(),
+            ca_file.display()
         ),
     );
     p.write_as_pg(
@@ -116,11 +138,12 @@ fn tls_primary() -> Option<TlsPrimary> {
          local replication all trust\n\
          hostnossl all all 127.0.0.1/32 reject\n\
          hostnossl replication all 127.0.0.1/32 reject\n\
+         hostssl all certuser 127.0.0.1/32 cert\n\
          hostssl all all 127.0.0.1/32 scram-sha-256\n\
          hostssl replication all 127.0.0.1/32 scram-sha-256\n",
     );
     p.sql(&format!(
-        "SET password_encryption = 'scram-sha-256'; ALTER ROLE postgres PASSWORD '{SUPERUSER_PW}'; SELECT pg_reload_conf()"
+        "SET password_encryption = 'scram-sha-256'; ALTER ROLE postgres PASSWORD '{SUPERUSER_PW}'; CREATE ROLE certuser LOGIN SUPERUSER; SELECT pg_reload_conf()"
     ));
     for _ in 0..50 {
         if p.sql("SHOW ssl") == "on" {
@@ -134,6 +157,7 @@ fn tls_primary() -> Option<TlsPrimary> {
         pw,
         ca,
         other_ca,
+        client,
         _files: files,
     })
 }
@@ -265,6 +289,27 @@ fn sql_sessions_take_every_sslmode() {
         message.contains("no encryption") || message.contains("SSL off"),
         "{message}"
     );
+}
+
+#[test]
+fn a_client_certificate_logs_in() {
+    let Some(t) = tls_primary() else { return };
+    let base = format!(
+        "host=127.0.0.1 port={} user=certuser sslmode=verify-full sslrootcert={}",
+        t.p.port,
+        t.ca.display()
+    );
+    let with_cert = format!(
+        "{base} sslcert={} sslkey={}",
+        t.client.0.display(),
+        t.client.1.display()
+    );
+    let run = |ci: &str| pgrepctl_env(["check", "--json", "--primary", ci], &[]).json();
+    assert_reached(&run(&with_cert), "sslcert");
+    // Without one, the server's hba line (cert) refuses, in its words.
+    let (code, message, _) = node_error(&run(&base));
+    assert_eq!(code, "HBA_REJECTED", "{message}");
+    assert!(message.contains("certificate"), "{message}");
 }
 
 #[test]

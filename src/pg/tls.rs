@@ -250,16 +250,27 @@ fn tls_error(message: String, hint: &str) -> Error {
 impl TlsSettings {
     /// The keywords as a conninfo for libpq would carry them (a standby's
     /// `primary_conninfo`): sslmode when not libpq's default, and each
-    /// file named. Nothing is lost or weakened on the way to the
-    /// walreceiver.
+    /// file named, made absolute (the walreceiver runs in the data
+    /// directory, not here). Nothing is lost or weakened on the way.
     pub fn keywords(&self) -> Vec<(&'static str, String)> {
         let mut out = vec![];
         if self.mode != SslMode::Prefer {
             out.push(("sslmode", self.mode.as_str().to_string()));
         }
-        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let absolute = |p: &Path| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string()
+        };
+        let path = |p: &Option<PathBuf>| p.as_deref().map(absolute);
+        let root = match self.rootcert.as_deref() {
+            Some("system") => Some("system".to_string()),
+            Some(f) => Some(absolute(Path::new(f))),
+            None => None,
+        };
         for (k, v) in [
-            ("sslrootcert", self.rootcert.clone()),
+            ("sslrootcert", root),
             ("sslcert", path(&self.cert)),
             ("sslkey", path(&self.key)),
             ("sslcrl", path(&self.crl)),

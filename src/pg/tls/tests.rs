@@ -41,6 +41,25 @@ fn keywords_come_out_of_strings_and_uris() {
 }
 
 #[test]
+fn keywords_for_a_standby_are_absolute_and_complete() {
+    let (_, t) = split_with(
+        "host=h sslmode=verify-full sslrootcert=ca.crt sslcrl=/r.crl",
+        env_none,
+    )
+    .unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(
+        t.keywords(),
+        vec![
+            ("sslmode", "verify-full".to_string()),
+            ("sslrootcert", cwd.join("ca.crt").display().to_string()),
+            ("sslcrl", "/r.crl".to_string()),
+        ]
+    );
+    assert!(TlsSettings::default().keywords().is_empty());
+}
+
+#[test]
 fn environment_fills_in_and_modes_are_checked() {
     let env = |k: &str| match k {
         "PGSSLMODE" => Some("require".to_string()),
