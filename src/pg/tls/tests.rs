@@ -331,3 +331,66 @@ fn server_names() {
     ));
     assert!(server_name("not a name").is_err());
 }
+
+#[test]
+fn a_crl_revokes_and_must_cover_the_issuer() {
+    use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, issuer, _) = ca_and_server(&["127.0.0.1"], None);
+    let serial = |n: u64| SerialNumber::from(n);
+    let server = |n: u64| {
+        let mut p = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        p.serial_number = Some(serial(n));
+        p.signed_by(&KeyPair::generate().unwrap(), &issuer).unwrap()
+    };
+    let crl = |by: &Issuer<'static, KeyPair>, revoked: &[u64]| {
+        CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2020, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: serial(1),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|n| RevokedCertParams {
+                    serial_number: serial(*n),
+                    revocation_time: rcgen::date_time_ymd(2021, 1, 1),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(by)
+        .unwrap()
+        .pem()
+        .unwrap()
+    };
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let check = |crl_pem: &str, cert: &rcgen::Certificate| {
+        let crl_file = dir.path().join("root.crl");
+        std::fs::write(&crl_file, crl_pem).unwrap();
+        let settings = TlsSettings {
+            mode: SslMode::VerifyFull,
+            rootcert: Some(ca_file.display().to_string()),
+            crl: Some(crl_file),
+            ..Default::default()
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = settings.roots().unwrap().unwrap();
+        let v = Verifier {
+            webpki: settings.webpki(roots, provider).unwrap(),
+            check_name: true,
+        };
+        verify(&v, cert, "127.0.0.1").map_err(|f| f.message)
+    };
+    assert_eq!(check(&crl(&issuer, &[7]), &server(42)), Ok(()));
+    assert_eq!(
+        check(&crl(&issuer, &[42]), &server(42)),
+        Err("server certificate has been revoked".to_string())
+    );
+    // A CRL from someone else: the CA's own is missing (libpq's CRL_CHECK_ALL).
+    let (_, stranger, _) = ca_and_server(&[], None);
+    let e = check(&crl(&stranger, &[]), &server(42)).unwrap_err();
+    assert!(e.starts_with("unable to get certificate CRL"), "{e}");
+}
