@@ -179,9 +179,9 @@ impl Attempt<'_> {
                     config: config.clone(),
                     name,
                 };
-                connect_one(&pg, self.endpoint, connector, self, self.target).await
+                connect_one(&pg, connector, self).await
             }
-            _ => connect_one(&pg, self.endpoint, NoTls, self, self.target).await,
+            _ => connect_one(&pg, NoTls, self).await,
         }
     }
 }
@@ -195,18 +195,18 @@ enum Retry {
     Tls,
 }
 
+/// One connection and login with `config`'s (tokio-postgres) sslmode.
 async fn connect_one<T>(
     config: &Config,
-    endpoint: &transport::Endpoint,
     tls: T,
-    bounds: &Attempt<'_>,
-    target: &str,
+    at: &Attempt<'_>,
 ) -> Result<Client, (ConnectFailure, Retry)>
 where
     T: tokio_postgres::tls::TlsConnect<transport::Watchdog<transport::Stream>>,
     T::Stream: Send + 'static,
 {
-    let (timeout, answer_limit) = (bounds.timeout, bounds.answer_limit);
+    let (endpoint, target) = (at.endpoint, at.target);
+    let (timeout, answer_limit) = (at.timeout, at.answer_limit);
     let timed_out = || ConnectFailure {
         error: Error::new(
             Code::Timeout,
