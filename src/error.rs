@@ -30,6 +30,7 @@ codes! {
     ConflictingFlags,
     ServerNotRunning,
     ConnectionFailed,
+    TlsFailed,
     AuthenticationFailed,
     NotSuperuser,
     UnsupportedVersion,

@@ -32,6 +32,7 @@ mod sandbox;
 mod smoke_test;
 mod switchover;
 mod switchover_netns;
+mod tls;
 mod tunnel;
 mod versions;
 mod wal;

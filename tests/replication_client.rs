@@ -260,7 +260,7 @@ fn tls_as_sslmode_says() {
     let cl = client(tcp(&n, "postgres", "sslmode=require"), None);
     let e = identify(&cl).unwrap_err();
     assert!(matches!(e, ReplError::TlsRequired), "{e}");
-    assert_eq!(cl.error(&e).code, Code::ConnectionFailed);
+    assert_eq!(cl.error(&e).code, Code::TlsFailed);
 }
 
 /// The SQL path's twin of PasswordRequired: tokio-postgres's login asks
@@ -270,11 +270,10 @@ fn sql_login_without_a_password_says_so() {
     let c = Cluster::builder()
         .hba("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
         .init();
-    let config: tokio_postgres::Config = format!(
+    let config = pgrepctl::pg::conninfo::parse(&format!(
         "host=127.0.0.1 port={} user=postgres dbname=postgres",
         c.port
-    )
-    .parse()
+    ))
     .unwrap();
     let failure = block(pgrepctl::pg::connect_client(
         &config,
@@ -290,11 +289,10 @@ fn sql_login_without_a_password_says_so() {
     );
     assert!(!failure.down);
     // A closed port is down, not a missing password.
-    let closed: tokio_postgres::Config = format!(
+    let closed = pgrepctl::pg::conninfo::parse(&format!(
         "host=127.0.0.1 port={} user=postgres",
         crate::harness::free_port()
-    )
-    .parse()
+    ))
     .unwrap();
     let failure = block(pgrepctl::pg::connect_client(
         &closed,
@@ -343,7 +341,7 @@ fn an_unanswered_command_times_out() {
 #[test]
 fn sql_request_unanswered_is_bounded() {
     let c = Cluster::new();
-    let config: tokio_postgres::Config = c.conninfo().parse().unwrap();
+    let config = pgrepctl::pg::conninfo::parse(&c.conninfo()).unwrap();
     block(async {
         let (client, _) = pgrepctl::pg::connect_client_with(&config, None, Duration::from_secs(1))
             .await

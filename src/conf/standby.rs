@@ -21,6 +21,9 @@ pub struct PrimaryConninfo {
     pub application_name: String,
     /// `sslmode` when the user chose one other than libpq's default.
     pub sslmode: Option<String>,
+    /// The certificate keywords given with it (sslrootcert, sslcert,
+    /// sslkey, sslcrl), as the walreceiver's libpq takes them.
+    pub ssl_files: Vec<(&'static str, String)>,
 }
 
 impl PrimaryConninfo {
@@ -42,6 +45,9 @@ impl PrimaryConninfo {
         ));
         if let Some(m) = &self.sslmode {
             parts.push(format!("sslmode={}", quote_conninfo(m)));
+        }
+        for (k, v) in &self.ssl_files {
+            parts.push(format!("{k}={}", quote_conninfo(v)));
         }
         parts.join(" ")
     }
@@ -223,7 +229,21 @@ mod tests {
             password: None,
             application_name: "db2".into(),
             sslmode: None,
+            ssl_files: vec![],
         }
+    }
+
+    #[test]
+    fn tls_keywords_follow_sslmode() {
+        let mut c = ci();
+        c.sslmode = Some("verify-full".into());
+        c.ssl_files = vec![("sslrootcert", "/etc/pgrepctl/root ca.crt".into())];
+        assert!(
+            c.render()
+                .ends_with("sslmode=verify-full sslrootcert='/etc/pgrepctl/root ca.crt'"),
+            "{}",
+            c.render()
+        );
     }
 
     #[test]

@@ -149,7 +149,7 @@ impl LocalCluster {
         if let Some(u) = self.run_as.user_name() {
             config.user(&u);
         }
-        crate::pg::connect(&config, Some(timeout)).await
+        crate::pg::connect(&config.into(), Some(timeout)).await
     }
 
     /// The log pgrepctl starts the server with, or pg_ctlcluster's for a

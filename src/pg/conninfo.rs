@@ -3,7 +3,7 @@
 //! libpq environment (`PGHOST`, …), `-d` conninfo, explicit `-h/-p/-U`
 //! flags; when no host is known anywhere, the running server of `-D`.
 
-use super::{pgpass, pidfile};
+use super::{pgpass, pidfile, tls};
 use crate::error::{Code, Error, Result};
 use std::path::Path;
 use tokio_postgres::Config;
@@ -31,15 +31,72 @@ pub fn is_conninfo(s: &str) -> bool {
     s.contains('=') || s.starts_with("postgresql://") || s.starts_with("postgres://")
 }
 
-/// Parse a conninfo string or URI with tokio-postgres' own parser, mapping
-/// its errors to ours (an unknown keyword is the common mistake).
-pub fn parse(s: &str) -> Result<Config> {
+/// A parsed connection string: what tokio-postgres takes, and the TLS
+/// keywords it does not (see [`super::tls`]). Derefs to the
+/// `tokio_postgres::Config`, so code that only reads hosts and users is
+/// unchanged; [`super::connect`] takes this, so no session forgets TLS.
+#[derive(Debug, Clone, Default)]
+pub struct ConnConfig {
+    pub pg: Config,
+    pub tls: tls::TlsSettings,
+}
+
+impl std::ops::Deref for ConnConfig {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.pg
+    }
+}
+
+impl std::ops::DerefMut for ConnConfig {
+    fn deref_mut(&mut self) -> &mut Config {
+        &mut self.pg
+    }
+}
+
+/// A config built in code (a local socket, a copy of one host): TLS as
+/// its sslmode says, files from libpq's environment and defaults.
+impl From<Config> for ConnConfig {
+    fn from(pg: Config) -> ConnConfig {
+        let mode = match pg.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => "disable",
+            tokio_postgres::config::SslMode::Require => "require",
+            _ => "",
+        };
+        let given = if mode.is_empty() {
+            String::new()
+        } else {
+            format!("sslmode={mode}")
+        };
+        let tls = tls::split(&given).map(|(_, t)| t).unwrap_or_default();
+        ConnConfig { pg, tls }
+    }
+}
+
+/// Parse a conninfo string or URI: the TLS keywords by [`tls::split`],
+/// the rest with tokio-postgres' own parser, mapping its errors to ours
+/// (an unknown keyword is the common mistake).
+pub fn parse(s: &str) -> Result<ConnConfig> {
+    let (rest, tls) = tls::split(s)?;
+    let mut pg = parse_rest(&rest)?;
+    pg.ssl_mode(match tls.mode {
+        tls::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        tls::SslMode::Allow | tls::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
+    Ok(ConnConfig { pg, tls })
+}
+
+fn parse_rest(s: &str) -> Result<Config> {
     s.parse::<Config>().map_err(|e| {
         let mut text = e.to_string();
         if let Some(src) = std::error::Error::source(&e) {
             text = format!("{text}: {src}");
         }
-        let code = if keywords(s).iter().any(|k| !KEYWORDS.contains(&k.as_str())) {
+        let code = if keywords(s)
+            .iter()
+            .any(|k| !KEYWORDS.contains(&k.as_str()) && !tls::KEYWORDS.contains(&k.as_str()))
+        {
             Code::UnknownConninfoKeyword
         } else {
             Code::InvalidValue
@@ -51,11 +108,12 @@ pub fn parse(s: &str) -> Result<Config> {
             format!("invalid connection string: {text}")
         };
         Error::new(code, text)
-            .hint("use libpq keywords (host, port, user, dbname, sslmode, application_name, connect_timeout) or a postgresql:// URI; sslmode takes disable, prefer or require (verify-ca and verify-full are not supported)")
+            .hint("use libpq keywords (host, port, user, dbname, sslmode, sslrootcert, application_name, connect_timeout) or a postgresql:// URI")
     })
 }
 
-/// The keywords tokio-postgres's parser takes (its `Config::param`). Its
+/// The keywords tokio-postgres's parser takes (its `Config::param`), but
+/// `sslmode`, which [`tls::split`] takes first with the other TLS ones. Its
 /// error type does not say which mistake it found, so an unknown keyword
 /// is told apart from a bad value by the keywords themselves.
 const KEYWORDS: &[&str] = &[
@@ -64,7 +122,6 @@ const KEYWORDS: &[&str] = &[
     "dbname",
     "options",
     "application_name",
-    "sslmode",
     "sslnegotiation",
     "host",
     "hostaddr",
@@ -137,19 +194,25 @@ pub fn for_client(primary_conninfo: &str) -> (String, Option<std::path::PathBuf>
     for (k, v) in pairs(primary_conninfo) {
         if k == "passfile" {
             passfile = Some(std::path::PathBuf::from(v));
-        } else if KEYWORDS.contains(&k.as_str()) {
+        } else if KEYWORDS.contains(&k.as_str()) || tls::KEYWORDS.contains(&k.as_str()) {
             kept.push(format!("{k}={}", crate::conf::standby::quote_conninfo(&v)));
         }
     }
     (kept.join(" "), passfile)
 }
 
-pub fn resolve(args: &ConnArgs, data_dir: Option<&Path>) -> Result<Config> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let mut config = match &args.dbname {
+pub fn resolve(args: &ConnArgs, data_dir: Option<&Path>) -> Result<ConnConfig> {
+    let parsed = match &args.dbname {
         Some(d) if is_conninfo(d) => parse(d)?,
-        _ => Config::new(),
+        _ => parse("")?,
     };
+    let tls = parsed.tls;
+    let pg = resolve_rest(parsed.pg, args, data_dir)?;
+    Ok(ConnConfig { pg, tls })
+}
+
+fn resolve_rest(mut config: Config, args: &ConnArgs, data_dir: Option<&Path>) -> Result<Config> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if let Some(d) = &args.dbname {
         if !is_conninfo(d) {
             config.dbname(d);
@@ -224,7 +287,7 @@ pub fn resolve(args: &ConnArgs, data_dir: Option<&Path>) -> Result<Config> {
 /// A node given as `--primary`/`--standby`: a conninfo string or URI, or
 /// just a host name or address; defaults, password file and PGPASSWORD
 /// filled in as for `-d`.
-pub fn resolve_node(s: &str) -> Result<Config> {
+pub fn resolve_node(s: &str) -> Result<ConnConfig> {
     let s = s.trim();
     if s.is_empty() {
         return Err(Error::new(Code::InvalidValue, "empty connection string")
@@ -364,7 +427,6 @@ mod tests {
             ("dbname", "d"),
             ("options", "'-c x=1'"),
             ("application_name", "a"),
-            ("sslmode", "prefer"),
             ("sslnegotiation", "postgres"),
             ("host", "h"),
             ("hostaddr", "127.0.0.1"),
@@ -431,9 +493,13 @@ mod tests {
             resolve(&bad, None).unwrap_err().code,
             Code::UnknownConninfoKeyword
         );
-        let e = parse("host=h sslmode=verify-full").unwrap_err();
+        let c = parse("host=h sslmode=verify-full sslrootcert=/ca.crt port=1").unwrap();
+        assert_eq!(c.tls.mode, tls::SslMode::VerifyFull);
+        assert_eq!(c.tls.rootcert.as_deref(), Some("/ca.crt"));
+        assert_eq!(first_host_port(&c), ("h".into(), 1));
+        let e = parse("host=h sslmode=verify-fully").unwrap_err();
         assert_eq!(e.code, Code::InvalidValue);
-        assert!(e.hint.unwrap().contains("verify-full are not supported"));
+        assert!(e.message.contains("invalid sslmode value"), "{}", e.message);
     }
 
     #[test]

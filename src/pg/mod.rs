@@ -29,7 +29,9 @@ pub const HOT_STANDBY_SETTINGS: [&str; 5] = [
 ];
 
 use crate::error::{Code, Error, Result};
+use conninfo::ConnConfig;
 use std::time::Duration;
+use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config, NoTls};
 
 /// A connected session plus what every command asks first.
@@ -49,7 +51,7 @@ pub const ANSWER_LIMIT: Duration = Duration::from_secs(60);
 /// Connect (within `timeout`, default 10 s), spawn the connection driver,
 /// and read the server version. Every later request is bounded by
 /// [`ANSWER_LIMIT`]. Hosts are tried in order, as libpq does.
-pub async fn connect(config: &Config, timeout: Option<Duration>) -> Result<Session> {
+pub async fn connect(config: &ConnConfig, timeout: Option<Duration>) -> Result<Session> {
     let (client, target) = connect_client(config, timeout).await.map_err(|f| f.error)?;
     let row = client
         .query_one("SELECT current_setting('server_version_num')::int", &[])
@@ -76,7 +78,7 @@ pub struct ConnectFailure {
 /// Connect and spawn the connection driver, no query: the caller's first
 /// query is its only round trip after the start-up (check's speed).
 pub async fn connect_client(
-    config: &Config,
+    config: &ConnConfig,
     timeout: Option<Duration>,
 ) -> Result<(Client, String), ConnectFailure> {
     connect_client_with(config, timeout, ANSWER_LIMIT).await
@@ -84,7 +86,7 @@ pub async fn connect_client(
 
 /// [`connect_client`] with a chosen bound on each later request.
 pub async fn connect_client_with(
-    config: &Config,
+    config: &ConnConfig,
     timeout: Option<Duration>,
     answer_limit: Duration,
 ) -> Result<(Client, String), ConnectFailure> {
@@ -101,9 +103,26 @@ pub async fn connect_client_with(
             down: false,
         });
     }
+    // The certificate files are read once, before any host is tried.
+    let tls = config
+        .tls
+        .client_config()
+        .map_err(|error| ConnectFailure { error, down: false })?;
     let mut last = None;
-    for endpoint in &endpoints {
-        match connect_one(config, endpoint, timeout, answer_limit, &target).await {
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        let name = match config.get_hosts().get(i) {
+            Some(Host::Tcp(h)) => h.as_str(),
+            _ => "",
+        };
+        let attempt = Attempt {
+            config,
+            endpoint,
+            tls: tls.as_ref().map(|c| (c.clone(), name)),
+            timeout,
+            answer_limit,
+            target: &target,
+        };
+        match attempt.connect().await {
             Ok(client) => return Ok((client, target)),
             Err(e) => last = Some(e),
         }
@@ -111,13 +130,83 @@ pub async fn connect_client_with(
     Err(last.expect("at least one endpoint"))
 }
 
-async fn connect_one(
-    config: &Config,
-    endpoint: &transport::Endpoint,
+/// One host, tried as libpq's sslmode says: `allow` plain first and with
+/// TLS when the server refused that; `prefer` TLS first and plain when
+/// the handshake failed; the others once. Never TLS over a local socket.
+struct Attempt<'a> {
+    config: &'a ConnConfig,
+    endpoint: &'a transport::Endpoint,
+    tls: Option<(std::sync::Arc<rustls::ClientConfig>, &'a str)>,
     timeout: Duration,
     answer_limit: Duration,
-    target: &str,
-) -> Result<Client, ConnectFailure> {
+    target: &'a str,
+}
+
+impl Attempt<'_> {
+    async fn connect(&self) -> Result<Client, ConnectFailure> {
+        use tls::SslMode as M;
+        let mode = match self.endpoint {
+            transport::Endpoint::Unix(_) => M::Disable,
+            transport::Endpoint::Tcp(..) => self.config.tls.mode,
+        };
+        match mode {
+            M::Disable => self.once(SslMode::Disable).await.map_err(|(f, _)| f),
+            M::Allow => match self.once(SslMode::Disable).await {
+                Err((_, Retry::Server)) => self.once(SslMode::Require).await.map_err(|(f, _)| f),
+                other => other.map_err(|(f, _)| f),
+            },
+            M::Prefer => match self.once(SslMode::Prefer).await {
+                Err((_, Retry::Tls)) => self.once(SslMode::Disable).await.map_err(|(f, _)| f),
+                other => other.map_err(|(f, _)| f),
+            },
+            M::Require | M::VerifyCa | M::VerifyFull => {
+                self.once(SslMode::Require).await.map_err(|(f, _)| f)
+            }
+        }
+    }
+
+    async fn once(&self, mode: SslMode) -> Result<Client, (ConnectFailure, Retry)> {
+        let mut pg = self.config.pg.clone();
+        pg.ssl_mode(mode);
+        match (&self.tls, mode) {
+            (Some((config, name)), SslMode::Prefer | SslMode::Require) => {
+                let name = tls::server_name(name).map_err(|m| {
+                    let error = Error::new(Code::TlsFailed, format!("{}: {m}", self.target))
+                        .hint("give host= as a DNS name or an IP address");
+                    (ConnectFailure { error, down: false }, Retry::No)
+                })?;
+                let connector = tls::Connector {
+                    config: config.clone(),
+                    name,
+                };
+                connect_one(&pg, connector, self).await
+            }
+            _ => connect_one(&pg, NoTls, self).await,
+        }
+    }
+}
+
+/// Whether a failed attempt is one libpq tries again another way.
+enum Retry {
+    No,
+    /// The server answered with an error (allow then tries TLS).
+    Server,
+    /// The TLS handshake failed (prefer then tries without).
+    Tls,
+}
+
+/// One connection and login with `config`'s (tokio-postgres) sslmode.
+async fn connect_one<T>(
+    config: &Config,
+    tls: T,
+    at: &Attempt<'_>,
+) -> Result<Client, (ConnectFailure, Retry)>
+where
+    T: tokio_postgres::tls::TlsConnect<transport::Watchdog<transport::Stream>>,
+    T::Stream: Send + 'static,
+{
+    let (endpoint, target) = (at.endpoint, at.target);
+    let (timeout, answer_limit) = (at.timeout, at.answer_limit);
     let timed_out = || ConnectFailure {
         error: Error::new(
             Code::Timeout,
@@ -126,8 +215,9 @@ async fn connect_one(
         .hint("check that the server is running and reachable, or raise the timeout"),
         down: true,
     };
+    let no = |f| (f, Retry::No);
     let stream = transport::open(endpoint, timeout).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::TimedOut {
+        no(if e.kind() == std::io::ErrorKind::TimedOut {
             timed_out()
         } else {
             ConnectFailure {
@@ -138,25 +228,33 @@ async fn connect_one(
                 .hint("check that the server is running and that host and port are right"),
                 down: true,
             }
-        }
+        })
     })?;
     // Startup is bounded by `timeout` below; every later request by the
     // answer limit.
     let stream = transport::Watchdog::new(stream, answer_limit);
-    let (client, connection) = tokio::time::timeout(timeout, config.connect_raw(stream, NoTls))
+    let (client, connection) = tokio::time::timeout(timeout, config.connect_raw(stream, tls))
         .await
-        .map_err(|_| timed_out())?
+        .map_err(|_| no(timed_out()))?
         .map_err(|e| {
             if password_missing(config, &e) {
-                return ConnectFailure {
+                return no(ConnectFailure {
                     error: no_password(target),
                     down: false,
-                };
+                });
             }
-            ConnectFailure {
+            let retry = if e.as_db_error().is_some() {
+                Retry::Server
+            } else if tls::failure(&e).is_some() {
+                Retry::Tls
+            } else {
+                Retry::No
+            };
+            let failure = ConnectFailure {
                 error: connect_error(target, &e),
-                down: is_down(&e),
-            }
+                down: is_down(&e) && tls::failure(&e).is_none(),
+            };
+            (failure, retry)
         })?;
     tokio::spawn(async move {
         let _ = connection.await;
@@ -240,7 +338,17 @@ fn connect_error_uncaused(target: &str, e: &tokio_postgres::Error) -> Error {
             _ => Error::new(Code::ConnectionFailed, msg),
         };
     }
+    if let Some(f) = tls::failure(e) {
+        return Error::new(Code::TlsFailed, format!("{target}: {}", f.message)).hint(f.hint);
+    }
     let text = error_chain(e);
+    if text.contains("server does not support TLS") {
+        return Error::new(
+            Code::TlsFailed,
+            format!("{target}: server does not support SSL, but SSL was required"),
+        )
+        .hint("turn ssl on at the server (ssl = on, with ssl_cert_file and ssl_key_file), or use sslmode=prefer where the network is trusted");
+    }
     Error::new(
         Code::ConnectionFailed,
         format!("cannot connect to {target}: {text}"),

@@ -8,9 +8,10 @@
 
 use crate::error::Error;
 use crate::pg;
+use crate::pg::conninfo::ConnConfig;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
-use tokio_postgres::{Client, Config, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// The archiver's facts, read by the facts query (one JSON object) when
 /// archive_mode is not off, then the `.ready` count by [`read_ready`].
@@ -190,7 +191,7 @@ pub fn archived_covers(last: &str, segment: &str) -> bool {
 /// with `pg_switch_wal()`, then poll `pg_stat_archiver` until it reports
 /// that segment (or a later one) archived, within `timeout` from the
 /// start. The role needs EXECUTE on pg_switch_wal() (superuser by default).
-pub async fn probe(config: &Config, timeout: Duration) -> ProbeFacts {
+pub async fn probe(config: &ConnConfig, timeout: Duration) -> ProbeFacts {
     let start = Instant::now();
     let mut facts = ProbeFacts::not_run();
     let run = probe_steps(config, timeout, &mut facts);
@@ -201,7 +202,7 @@ pub async fn probe(config: &Config, timeout: Duration) -> ProbeFacts {
     facts
 }
 
-async fn probe_steps(config: &Config, timeout: Duration, facts: &mut ProbeFacts) {
+async fn probe_steps(config: &ConnConfig, timeout: Duration, facts: &mut ProbeFacts) {
     let (client, target) = match pg::connect_client(config, Some(timeout)).await {
         Ok(c) => c,
         Err(f) => {

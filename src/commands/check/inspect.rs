@@ -10,6 +10,7 @@
 use super::archive::{self, ArchiverFacts};
 use crate::error::{Error, Result};
 use crate::health::{Receiver, Replay, Role};
+use crate::pg::conninfo::ConnConfig;
 use crate::pg::replication::parse_lsn;
 use crate::pg::{self, HOT_STANDBY_SETTINGS};
 use serde::Deserialize;
@@ -111,7 +112,7 @@ pub struct ReceiverFacts {
 
 /// Inspect every node at once; the order of the result is the order given.
 pub async fn inspect_all(
-    nodes: Vec<(Role, Config)>,
+    nodes: Vec<(Role, ConnConfig)>,
     timeout: Duration,
     printer: &crate::report::Printer,
 ) -> Vec<NodeFacts> {
@@ -129,7 +130,7 @@ pub fn host_port(config: &Config) -> (String, Option<String>) {
 
 async fn inspect_node(
     role: Role,
-    config: Config,
+    config: ConnConfig,
     timeout: Duration,
     printer: &crate::report::Printer,
 ) -> NodeFacts {

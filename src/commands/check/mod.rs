@@ -167,7 +167,7 @@ pub fn thresholds(warn: &[Lag], crit: &[Lag]) -> Result<Thresholds> {
 pub fn node_configs(
     primary: Option<&str>,
     standbys: &[String],
-) -> Result<Vec<(Role, tokio_postgres::Config)>> {
+) -> Result<Vec<(Role, crate::pg::conninfo::ConnConfig)>> {
     let mut out = vec![];
     if let Some(p) = primary {
         out.push((Role::Primary, crate::pg::conninfo::resolve_node(p)?));
@@ -219,7 +219,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
 /// only when it archives (else the probe's empty result says so).
 async fn probe_archive(
     f: &mut inspect::NodeFacts,
-    config: &tokio_postgres::Config,
+    config: &crate::pg::conninfo::ConnConfig,
     timeout: Duration,
     printer: &Printer,
 ) {

@@ -425,7 +425,7 @@ async fn primary_size(settings: &Settings) -> Option<u64> {
     if let Some(p) = &settings.password {
         config.password(p.expose());
     }
-    let session = crate::pg::connect(&config, Some(settings.connect_timeout))
+    let session = crate::pg::connect(&config.into(), Some(settings.connect_timeout))
         .await
         .ok()?;
     let row = session

@@ -7,7 +7,7 @@ use crate::error::{Code, Error, Result};
 use crate::secret::Secret;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
 
 #[derive(Debug)]
 pub struct Settings {
@@ -122,6 +122,7 @@ impl Settings {
             },
             application_name: application_name.into(),
             sslmode: upstream.sslmode,
+            ssl_files: upstream.ssl_files,
         };
         Ok(Settings {
             pgdata,
@@ -169,6 +170,7 @@ struct Upstream {
     port: u16,
     user: String,
     sslmode: Option<String>,
+    ssl_files: Vec<(&'static str, String)>,
 }
 
 impl Upstream {
@@ -193,16 +195,19 @@ impl Upstream {
             return Err(Error::new(Code::Usage, "--primary names several hosts")
                 .hint("a standby streams from one upstream server: give exactly one host"));
         }
-        let sslmode = match config.get_ssl_mode() {
-            SslMode::Disable => Some("disable".to_string()),
-            SslMode::Require => Some("require".to_string()),
-            _ => None,
-        };
+        // Every TLS keyword given goes to primary_conninfo as given.
+        let (sslmode, ssl_files): (Vec<_>, Vec<_>) = config
+            .tls
+            .keywords()
+            .into_iter()
+            .partition(|(k, _)| *k == "sslmode");
+        let sslmode = sslmode.into_iter().next().map(|(_, v)| v);
         Ok(Upstream {
             host,
             port: config.get_ports().first().copied().unwrap_or(5432),
             user: config.get_user().unwrap_or("replicator").to_string(),
             sslmode,
+            ssl_files,
         })
     }
 }

@@ -39,7 +39,7 @@ pub struct Node {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub port_assumed: bool,
     #[serde(skip)]
-    config: Option<tokio_postgres::Config>,
+    config: Option<crate::pg::conninfo::ConnConfig>,
 }
 
 impl Node {
@@ -159,7 +159,11 @@ fn agreed(key: &str, values: &[Option<String>], notes: &mut Vec<String>) -> Opti
 }
 
 /// A config for one host of a resolved node, for asking it its role.
-fn single(from: &tokio_postgres::Config, host: &Host, port: u16) -> tokio_postgres::Config {
+fn single(
+    from: &crate::pg::conninfo::ConnConfig,
+    host: &Host,
+    port: u16,
+) -> crate::pg::conninfo::ConnConfig {
     let mut c = tokio_postgres::Config::new();
     match host {
         Host::Tcp(s) => c.host(s),
@@ -177,7 +181,10 @@ fn single(from: &tokio_postgres::Config, host: &Host, port: u16) -> tokio_postgr
     }
     c.ssl_mode(from.get_ssl_mode());
     c.application_name("pgrepctl");
-    c
+    crate::pg::conninfo::ConnConfig {
+        pg: c,
+        tls: from.tls.clone(),
+    }
 }
 
 /// What the nodes said, plus the standbys the primary shows.
@@ -195,7 +202,7 @@ struct Answer {
     hidden: usize,
 }
 
-async fn ask(config: &tokio_postgres::Config, timeout: Duration) -> Result<Answer> {
+async fn ask(config: &crate::pg::conninfo::ConnConfig, timeout: Duration) -> Result<Answer> {
     tokio::time::timeout(timeout, async {
         let (client, target) = pg::connect_client_with(config, Some(timeout), timeout)
             .await

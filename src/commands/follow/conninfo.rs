@@ -6,7 +6,7 @@
 
 use crate::conf::standby::quote_conninfo;
 use crate::error::{Code, Error, Result};
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
 
 /// The new upstream named by `--primary`: one host, no password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +15,9 @@ pub struct Target {
     pub port: u16,
     /// Only when `--primary` names one; else the standby's own stays.
     pub user: Option<String>,
-    /// Only when `--primary` chooses one other than libpq's default.
-    pub sslmode: Option<String>,
+    /// The TLS keywords `--primary` gives (sslmode when not libpq's
+    /// default, sslrootcert, …): they replace the standby's own.
+    pub ssl: Vec<(&'static str, String)>,
 }
 
 impl Target {
@@ -41,16 +42,12 @@ impl Target {
             [Host::Tcp(h)] => h.clone(),
             [Host::Unix(p)] => p.display().to_string(),
         };
-        let sslmode = match config.get_ssl_mode() {
-            SslMode::Disable => Some("disable".to_string()),
-            SslMode::Require => Some("require".to_string()),
-            _ => None,
-        };
+        let ssl = config.tls.keywords();
         Ok(Target {
             host,
             port: config.get_ports().first().copied().unwrap_or(5432),
             user: config.get_user().map(str::to_string),
-            sslmode,
+            ssl,
         })
     }
 
@@ -106,7 +103,7 @@ pub fn repoint(
         let replaced = match k.as_str() {
             // Where to connect: --primary's alone (hostaddr would win over host).
             "host" | "hostaddr" | "port" | "user" => true,
-            "sslmode" => target.sslmode.is_some(),
+            k if crate::pg::tls::KEYWORDS.contains(&k) => !target.ssl.is_empty(),
             "passfile" | "password" => matches!(password, Password::Passfile(_)),
             _ => false,
         };
@@ -117,8 +114,8 @@ pub fn repoint(
     if let Password::Passfile(p) = password {
         out.push(("passfile".into(), p.clone()));
     }
-    if let Some(m) = &target.sslmode {
-        out.push(("sslmode".into(), m.clone()));
+    for (k, v) in &target.ssl {
+        out.push((k.to_string(), v.clone()));
     }
     Ok(render(&out))
 }
@@ -181,6 +178,24 @@ mod tests {
             new
         );
         assert!(same(&new, &format!("{new} ")));
+    }
+
+    #[test]
+    fn primary_tls_keywords_replace_the_standbys_own() {
+        let old = "host=a user=r sslmode=require sslcrl=/old.crl application_name=x";
+        let new = repoint(
+            old,
+            &target("host=b sslmode=verify-full sslrootcert=/ca.crt"),
+            None,
+            &Password::Keep,
+        )
+        .unwrap();
+        assert_eq!(
+            new,
+            "host=b port=5432 user=r application_name=x sslmode=verify-full sslrootcert=/ca.crt"
+        );
+        let kept = repoint(old, &target("host=b"), None, &Password::Keep).unwrap();
+        assert!(kept.contains("sslmode=require sslcrl=/old.crl"), "{kept}");
     }
 
     #[test]

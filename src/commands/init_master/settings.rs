@@ -10,12 +10,11 @@ use crate::pg::conninfo;
 use crate::secret::Secret;
 use ipnet::IpNet;
 use std::path::PathBuf;
-use tokio_postgres::Config;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: Option<PathBuf>,
-    pub conn: Config,
+    pub conn: conninfo::ConnConfig,
     pub role: String,
     pub allow_privileged_role: bool,
     pub password: Option<Secret>,

@@ -59,7 +59,7 @@ struct Conn {
 
 type Connected = std::result::Result<Conn, ConnectFailure>;
 
-async fn connect(config: &tokio_postgres::Config, timeout: Duration) -> Connected {
+async fn connect(config: &pg::conninfo::ConnConfig, timeout: Duration) -> Connected {
     let target = pg::describe(config);
     let names = HOT_STANDBY_SETTINGS.map(String::from).to_vec();
     tokio::time::timeout(timeout, async {

@@ -61,6 +61,7 @@ impl Env {
             password: None,
             application_name: c.application_name.clone(),
             sslmode: None,
+            ssl_files: vec![],
         }
     }
 

@@ -56,12 +56,10 @@ fn classify_uncaused(target: &str, user: &str, e: &ReplError) -> Error {
         ReplError::AuthMethodUnsupported(_) => Error::new(Code::AuthenticationFailed, failed).hint(
             "give this standby a scram-sha-256 (or md5) line in the primary's pg_hba.conf: pgrepctl init-master --allow ADDRESS writes one",
         ),
-        ReplError::TlsRequired => Error::new(Code::ConnectionFailed, failed).hint(
+        ReplError::TlsRequired => Error::new(Code::TlsFailed, failed).hint(
             "turn ssl on at the primary (ssl = on, with a certificate), or leave sslmode=require out of --primary",
         ),
-        ReplError::Tls(_) => Error::new(Code::ConnectionFailed, failed).hint(
-            "check the primary's ssl settings and its log; where the network is trusted, sslmode=disable in --primary avoids TLS",
-        ),
+        ReplError::Tls(f) => Error::new(Code::TlsFailed, failed).hint(f.hint),
         ReplError::Protocol(_) => Error::new(Code::Internal, failed),
         ReplError::InvalidName(_) => Error::new(Code::InvalidValue, failed)
             .hint("names in replication commands use lower-case letters, digits and underscores"),
@@ -238,7 +236,7 @@ mod tests {
         assert_eq!(classify("h", "r", &silent).code, Code::Timeout);
         assert_eq!(
             classify("h", "r", &ReplError::TlsRequired).code,
-            Code::ConnectionFailed
+            Code::TlsFailed
         );
     }
 

@@ -132,10 +132,10 @@ pub enum ReplError {
     PasswordRequired,
     /// The server asks for an authentication method we do not speak.
     AuthMethodUnsupported(String),
-    /// `sslmode=require`, and the server does not accept SSL.
+    /// `sslmode=require` (or verify-*), and the server does not accept SSL.
     TlsRequired,
-    /// The TLS handshake failed.
-    Tls(String),
+    /// The TLS handshake failed, in libpq's words, with the fix.
+    Tls(crate::pg::tls::Failure),
     /// The server sent something the protocol does not allow there.
     Protocol(String),
     /// A name that cannot be sent as a replication-command identifier.
@@ -183,9 +183,9 @@ impl fmt::Display for ReplError {
                 )
             }
             ReplError::TlsRequired => {
-                f.write_str("sslmode=require, and the server does not accept SSL connections")
+                f.write_str("server does not support SSL, but SSL was required")
             }
-            ReplError::Tls(m) => write!(f, "the SSL handshake failed: {m}"),
+            ReplError::Tls(m) => write!(f, "{m}"),
             ReplError::Protocol(m) => write!(f, "unexpected answer from the server: {m}"),
             ReplError::InvalidName(n) => write!(f, "invalid name {n:?} for a replication command"),
             ReplError::Unsupported(m) => f.write_str(m),

@@ -15,14 +15,16 @@ pub use error::{ReplError, ServerError, sqlstate};
 
 use crate::child::SecretFile;
 use crate::error::{Code, Error, Result};
+use crate::pg::tls::TlsSettings;
 use crate::pg::transport::{self, Endpoint};
 use crate::pg::version::Version;
 use crate::secret::Secret;
 use crate::tools::RunAs;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
 
 /// What `IDENTIFY_SYSTEM` says: the cluster's identity and WAL position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +63,10 @@ pub struct ReplClient {
     user: String,
     application_name: Option<String>,
     options: Option<String>,
-    ssl_mode: SslMode,
+    /// sslmode and the certificate files, as the walreceiver's libpq
+    /// reads them, and the configuration they make (files read once).
+    tls: TlsSettings,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
     password: Option<Secret>,
     passfile: Option<SecretFile>,
     pub timeout: Duration,
@@ -107,7 +112,8 @@ impl ReplClient {
             user: config.get_user().unwrap_or("replicator").to_string(),
             application_name: config.get_application_name().map(str::to_string),
             options: config.get_options().map(str::to_string),
-            ssl_mode: config.get_ssl_mode(),
+            tls_config: config.tls.client_config()?,
+            tls: config.tls.clone(),
             conninfo,
             endpoints,
             password,
@@ -149,7 +155,9 @@ impl ReplClient {
                 user: &self.user,
                 application_name: self.application_name.as_deref(),
                 options: self.options.as_deref(),
-                ssl_mode: self.ssl_mode,
+                ssl_mode: self.tls.mode,
+                tls: self.tls_config.clone(),
+                tls_name: host,
                 password: self
                     .password
                     .clone()
@@ -353,7 +361,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.user(), "rep");
-        assert_eq!(c.ssl_mode, SslMode::Disable);
+        assert_eq!(c.tls.mode, crate::pg::tls::SslMode::Disable);
         assert!(matches!(&c.endpoints[0].1, Endpoint::Tcp(h, 5433) if h == "127.0.0.1"));
         assert!(c.passfile().is_none());
         let e = ReplClient::new(

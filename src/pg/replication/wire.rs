@@ -8,6 +8,7 @@
 
 use super::error::{AuthMethod, Origin, ReplError, ServerError, Stage};
 use crate::pg::tls;
+use crate::pg::tls::SslMode;
 use crate::pg::transport::{self, Endpoint, Stream, Watchdog};
 use crate::secret::Secret;
 use bytes::BytesMut;
@@ -17,9 +18,9 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, Scr
 use postgres_protocol::message::backend::{ErrorResponseBody, Message};
 use postgres_protocol::message::frontend;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_postgres::config::SslMode;
 
 /// A byte stream, plain or encrypted.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -32,6 +33,10 @@ pub struct Login<'a> {
     /// The `options` keyword: command-line options for the server.
     pub options: Option<&'a str>,
     pub ssl_mode: SslMode,
+    /// The TLS configuration (None for sslmode=disable).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The name the certificate must hold: `host=`, also with `hostaddr=`.
+    pub tls_name: &'a str,
     /// Sent only when the server asks for one.
     pub password: Option<Secret>,
     /// For a local socket: the OS user to connect as (peer authentication).
@@ -58,24 +63,34 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connect to `endpoint` and log in. With `sslmode=prefer`, a failed
-    /// TLS handshake is retried without TLS, as libpq does.
+    /// Connect to `endpoint` and log in, as libpq's sslmode says: with
+    /// `allow`, plain first and TLS when the server refused that; with
+    /// `prefer`, TLS first and plain when the handshake failed; the
+    /// others once. Never TLS over a local socket (nor in libpq).
     pub async fn open(endpoint: &Endpoint, login: &Login<'_>) -> Result<Connection, ReplError> {
-        let tls_wanted = matches!(endpoint, Endpoint::Tcp(..))
-            && matches!(login.ssl_mode, SslMode::Prefer | SslMode::Require);
-        let first = Connection::open_once(endpoint, login, tls_wanted).await;
-        match first {
-            Err(ReplError::Tls(_)) if login.ssl_mode == SslMode::Prefer => {
-                Connection::open_once(endpoint, login, false).await
-            }
-            other => other,
+        let mode = match endpoint {
+            Endpoint::Unix(_) => SslMode::Disable,
+            Endpoint::Tcp(..) => login.ssl_mode,
+        };
+        let once = |tls| Connection::open_once(endpoint, login, tls);
+        match mode {
+            SslMode::Disable => once(Tls::No).await,
+            SslMode::Allow => match once(Tls::No).await {
+                Err(ReplError::Server { .. }) => once(Tls::Required).await,
+                other => other,
+            },
+            SslMode::Prefer => match once(Tls::Wanted).await {
+                Err(ReplError::Tls(_)) => once(Tls::No).await,
+                other => other,
+            },
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => once(Tls::Required).await,
         }
     }
 
     async fn open_once(
         endpoint: &Endpoint,
         login: &Login<'_>,
-        tls_wanted: bool,
+        tls: Tls,
     ) -> Result<Connection, ReplError> {
         // Reaching the server has its own bound (a host that drops our
         // packets is unreachable); the login after it, another (a server
@@ -92,13 +107,11 @@ impl Connection {
                 Stream::Unix(_) => Origin::Local,
             };
             let mut stream = Watchdog::new(stream, login.answer_limit);
-            let io: Box<dyn Io> = match endpoint {
-                Endpoint::Tcp(host, _) if tls_wanted => {
+            let io: Box<dyn Io> = match (&login.tls, tls) {
+                (Some(config), Tls::Wanted | Tls::Required) => {
                     match negotiate_tls(&mut stream, login.answer_limit).await? {
-                        true => Box::new(handshake(stream, host, login.answer_limit).await?),
-                        false if login.ssl_mode == SslMode::Require => {
-                            return Err(ReplError::TlsRequired);
-                        }
+                        true => Box::new(handshake(stream, config, login).await?),
+                        false if tls == Tls::Required => return Err(ReplError::TlsRequired),
                         false => Box::new(stream),
                     }
                 }
@@ -370,19 +383,35 @@ async fn negotiate_tls(stream: &mut Watchdog<Stream>, limit: Duration) -> Result
     }
 }
 
+/// Whether one try asks the server for TLS, and whether a "no" ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    No,
+    Wanted,
+    Required,
+}
+
 async fn handshake(
     stream: Watchdog<Stream>,
-    host: &str,
-    limit: Duration,
+    config: &Arc<rustls::ClientConfig>,
+    login: &Login<'_>,
 ) -> Result<tokio_rustls::client::TlsStream<Watchdog<Stream>>, ReplError> {
-    let config = tls::unverified_config().map_err(|e| ReplError::Tls(e.to_string()))?;
-    let name = tls::server_name(host).map_err(ReplError::Tls)?;
-    tokio_rustls::TlsConnector::from(config)
+    let limit = login.answer_limit;
+    let name = tls::server_name(login.tls_name).map_err(|message| {
+        ReplError::Tls(tls::Failure {
+            message,
+            hint: "give host= as a DNS name or an IP address",
+        })
+    })?;
+    tokio_rustls::TlsConnector::from(config.clone())
         .connect(name, stream)
         .await
         .map_err(|e| match e.kind() {
             io::ErrorKind::TimedOut => ReplError::NoAnswer { limit },
-            _ => ReplError::Tls(e.to_string()),
+            _ => ReplError::Tls(tls::failure(&e).unwrap_or_else(|| tls::Failure {
+                message: format!("SSL error: {e}"),
+                hint: "check the primary's ssl settings and its log",
+            })),
         })
 }
 

@@ -72,7 +72,7 @@ fn facts(role: Option<RoleFacts>) -> Facts {
 fn settings(restart: RestartPolicy) -> Settings {
     Settings {
         data_dir: None,
-        conn: tokio_postgres::Config::new(),
+        conn: Default::default(),
         role: "replicator".into(),
         allow_privileged_role: false,
         password: Some(Secret::new("pw")),
