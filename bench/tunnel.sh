@@ -8,8 +8,8 @@
 # machine), `pgrepctl tunnel run` forwarding 127.0.0.1:LOCAL to the bench
 # primary's port through it, and a standby `tun` cloned with `pgrepctl
 # clone-standby --primary 'host=127.0.0.1 port=LOCAL user=replicator'`,
-# with wal_retrieve_retry_interval = 100ms (what issue 14 has clone-standby
-# set for a forwarded primary; 5 s by default). Each run starts a fresh
+# which clone-standby gives wal_retrieve_retry_interval = 500ms (a loopback,
+# forwarded primary; 5 s by default). Each run starts a fresh
 # `tunnel run` (its backoff at 0.2 s, as after a minute of a working
 # tunnel), waits until the standby streams through it, then SIGKILLs the
 # ssh process by PID and times until the standby's WAL receiver streams
@@ -103,8 +103,6 @@ tunnel_setup() {  # sshd, the first tunnel, the standby tun cloned through it
         --port "$tun_port" --bindir "$bindir" --application-name bench-tun --wait 300 \
         2>"$logs/clone-tun.err" | tee "$logs/clone-tun.log" | tail -n 1) || true
     [[ $out == *" 0" ]] || { cat "$logs/clone-tun".{log,err} >&2; die "pgrepctl clone-standby through the tunnel failed"; }
-    echo "wal_retrieve_retry_interval = '100ms'" | "${as_pg[@]}" tee -a "$tun_dir/postgresql.auto.conf" >/dev/null
-    psql_at "$tun_port" "SELECT pg_reload_conf()" >/dev/null
     tunnel_stop
 }
 

@@ -10,7 +10,7 @@
 //! in /etc/shadow) and sshd without PAM refuses a locked account. The key
 //! may only forward to the primary's port (authorized_keys options).
 
-use crate::harness::debian::{self, DebianCluster};
+use crate::harness::debian::{self, DebianCluster, pgrepctl_on};
 use crate::harness::netns::{self, Pair};
 use crate::harness::run::password_file;
 use crate::harness::sshd::{self, Sshd, listening};
@@ -241,11 +241,9 @@ impl Site {
             "{j}\n{}",
             self.b.log()
         );
-        // What issue 14 has clone-standby do for a forwarded primary (left
-        // to it): retry streaming soon after the tunnel is back.
-        self.b
-            .append_conf("wal_retrieve_retry_interval = '100ms'\n");
-        sql(&self.b, "SELECT pg_reload_conf()");
+        // clone-standby gives a standby of a loopback (forwarded) primary
+        // a short retry interval, so it streams soon after the tunnel is back.
+        assert_eq!(sql(&self.b, "SHOW wal_retrieve_retry_interval"), "500ms");
     }
 }
 
@@ -326,6 +324,19 @@ fn standby_streams_through_a_supervised_tunnel() {
     until("ssh is gone", Duration::from_secs(5), || !alive(ssh2));
     assert!(!listening(&s.hosts.client, s.local));
     drop(tunnel);
+
+    // The tunnel down, check on the standby's host says so.
+    let standby = format!("host=/var/run/postgresql port={} user=postgres", s.b.port);
+    until("check names the tunnel", Duration::from_secs(15), || {
+        let r = pgrepctl_on(
+            Some(&s.hosts.client),
+            &["check", "--json", "--standby", &standby],
+        );
+        let j = r.json();
+        r.code() == 2
+            && j.to_string()
+                .contains("refuses connections: is the tunnel up?")
+    });
 }
 
 /// Refusals before anything starts, and the unit's idempotence, with no

@@ -70,6 +70,12 @@ pub struct Data {
     pub restore_command: Option<String>,
     /// `--archive-probe` on the primary (None: not asked, or not run).
     pub archive_probe: Option<archive::ProbeFacts>,
+    /// In recovery, not streaming, its primary_conninfo naming a loopback
+    /// address (a forwarded port: pgrepctl tunnel), and check on the
+    /// standby's host: that `host:port` when it refuses TCP connections.
+    pub upstream_refused: Option<String>,
+    /// The loopback `(host, port)` of primary_conninfo (in recovery).
+    pub upstream: Option<(String, u16)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -151,7 +157,10 @@ async fn inspect_node(
         })
     });
     let (data, down) = match result {
-        Ok(d) => (Ok(d), false),
+        Ok(mut d) => {
+            d.upstream_refused = upstream_refused(&d).await;
+            (Ok(d), false)
+        }
         Err(f) => {
             printer.debug(format!("{target}: {}", f.error.message));
             (Err(f.error), f.down)
@@ -445,8 +454,57 @@ fn data(raw: Raw, history_text: Option<String>) -> Data {
         archiver: raw.archiver.filter(|_| !raw.in_recovery),
         restore_command: raw.restore_command.filter(|_| raw.in_recovery),
         archive_probe: None,
+        upstream_refused: None,
+        upstream: raw
+            .primary_conninfo
+            .as_deref()
+            .filter(|_| raw.in_recovery)
+            .and_then(loopback_upstream),
         replay,
         configured_app_name,
+    }
+}
+
+/// `host:port` of a primary_conninfo whose host is a loopback address.
+fn loopback_upstream(conninfo: &str) -> Option<(String, u16)> {
+    let host = conninfo_value(conninfo, "host")?;
+    let ip: std::net::IpAddr = if host.eq_ignore_ascii_case("localhost") {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    } else {
+        host.parse().ok()?
+    };
+    let port = conninfo_value(conninfo, "port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5432);
+    ip.is_loopback().then(|| (ip.to_string(), port))
+}
+
+/// Whether a standby's loopback upstream (a tunnel's local end) refuses
+/// connections, asked only when check reached the standby on this host
+/// (over its socket or a loopback address) and it does not stream.
+async fn upstream_refused(d: &Data) -> Option<String> {
+    let (host, port) = d.upstream.clone()?;
+    let local = d.server_addr.as_deref().is_none_or(|a| {
+        a.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    });
+    let streaming = d
+        .receiver
+        .as_ref()
+        .and_then(|r| r.receiver.status.as_deref())
+        == Some("streaming");
+    if !local || streaming {
+        return None;
+    }
+    let addr = format!("{host}:{port}");
+    let tried = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::net::TcpStream::connect(addr.as_str()),
+    )
+    .await;
+    match tried {
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(addr),
+        _ => None,
     }
 }
 

@@ -72,7 +72,14 @@ fn standby_node(
         .as_ref()
         .and_then(|rc| rc.receiver.status.as_deref());
     node.wal_source = wal_source(status, d.restore_command.as_deref());
-    let log_hint = "check the standby's log: is its upstream up, is primary_conninfo right, does the upstream's pg_hba.conf allow it?";
+    let log_hint = match &d.upstream_refused {
+        Some(_) => {
+            "start the tunnel (pgrepctl tunnel run …, or systemctl start the unit pgrepctl tunnel unit wrote) and check its log"
+        }
+        None => {
+            "check the standby's log: is its upstream up, is primary_conninfo right, does the upstream's pg_hba.conf allow it?"
+        }
+    };
     // Restoring from the archive keeps the standby going, but behind by
     // up to a WAL segment (or archive_timeout) and only while the archive
     // is fed: still not streaming.
@@ -80,6 +87,10 @@ fn standby_node(
         "it is restoring WAL from the archive (restore_command) instead"
     } else {
         "the standby is not receiving WAL"
+    };
+    let meanwhile = match &d.upstream_refused {
+        Some(hp) => format!("upstream {hp} refuses connections: is the tunnel up? ({meanwhile})"),
+        None => meanwhile.to_string(),
     };
     match &d.receiver {
         None => r.problem(
