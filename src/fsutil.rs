@@ -19,6 +19,21 @@ pub const BACKUP_SUFFIX: &str = ".pgrepctl.orig";
 /// Middle of a temporary file's name: `.<name>.pgrepctl-tmp.<pid>`.
 const TEMP_MARK: &str = ".pgrepctl-tmp.";
 
+/// A path made absolute against the current directory, with `.` parts
+/// and trailing slashes normalised, without following symlinks: what a
+/// flag names is stored for servers and units that run elsewhere (their
+/// data directory, `/`).
+pub fn absolute(p: &Path) -> Result<PathBuf> {
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io("cannot read the current directory", e))?
+            .join(p)
+    };
+    Ok(p.components().collect())
+}
+
 pub fn backup_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(BACKUP_SUFFIX);

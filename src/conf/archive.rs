@@ -42,20 +42,6 @@ pub fn cleanup_command(pg_archivecleanup: &Path, dir: &Path) -> String {
     format!("{} {} %r", word(pg_archivecleanup), word(dir))
 }
 
-/// A directory flag made absolute (the server runs commands from its data
-/// directory, so a relative path would name another place) without
-/// following symlinks.
-pub fn absolute_dir(p: &Path) -> crate::error::Result<std::path::PathBuf> {
-    let p = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| crate::error::Error::io("cannot read the current directory", e))?
-            .join(p)
-    };
-    Ok(p.components().collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,9 +85,13 @@ mod tests {
     #[test]
     fn absolute_dirs() {
         assert_eq!(
-            absolute_dir(Path::new("/mnt/./wal/")).unwrap(),
+            crate::fsutil::absolute(Path::new("/mnt/./wal/")).unwrap(),
             Path::new("/mnt/wal")
         );
-        assert!(absolute_dir(Path::new("wal")).unwrap().is_absolute());
+        assert!(
+            crate::fsutil::absolute(Path::new("wal"))
+                .unwrap()
+                .is_absolute()
+        );
     }
 }

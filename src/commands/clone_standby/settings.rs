@@ -100,12 +100,12 @@ impl Settings {
             )
             .hint("use one of them"));
         }
-        let pgdata = absolute(&pgdata)?;
+        let pgdata = crate::fsutil::absolute(&pgdata)?;
         let bindir = bindir.checked()?;
         let password = password.load(allow_insecure)?;
         let passfile = match (&password, password_in_conninfo) {
             (Some(_), false) => Some(match passfile {
-                Some(p) => absolute(&p)?,
+                Some(p) => crate::fsutil::absolute(&p)?,
                 None => pgdata.join(PASSFILE_NAME),
             }),
             _ => None,
@@ -228,7 +228,7 @@ fn restore_settings(
             .hint("use --restore-dir DIR for pgrepctl's own wal-fetch, or --restore-command CMD for your own command, not both"));
         }
         (Some(dir), None) => RestoreHow::Dir {
-            dir: crate::conf::archive::absolute_dir(&dir)?,
+            dir: crate::fsutil::absolute(&dir)?,
             pgrepctl: crate::commands::wal::self_path()?,
         },
         (None, Some(_)) if cleanup => {
@@ -287,16 +287,4 @@ fn check_rate(r: &str) -> Result<String> {
                 .hint("give kB/s between 32k and 1024M, e.g. 500k or 50M"),
         ),
     }
-}
-
-fn absolute(p: &std::path::Path) -> Result<PathBuf> {
-    let p = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| Error::io("cannot read the current directory", e))?
-            .join(p)
-    };
-    // Normalise "a/./b" and trailing slashes without following symlinks.
-    Ok(p.components().collect())
 }

@@ -98,7 +98,7 @@ impl Settings {
             dry_run,
         } = a;
         let mode = match (pgdata, standby) {
-            (Some(d), None) => Mode::Local(absolute(&d)?),
+            (Some(d), None) => Mode::Local(crate::fsutil::absolute(&d)?),
             (None, Some(s)) => Mode::Remote(s),
             _ => {
                 return Err(Error::new(Code::Usage, "give -D or --standby").hint(
@@ -136,17 +136,6 @@ impl Settings {
             .as_ref()
             .map(|_| pgdata.join(crate::commands::clone_standby::PASSFILE_NAME))
     }
-}
-
-fn absolute(p: &Path) -> Result<PathBuf> {
-    let p = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| Error::io("cannot read the current directory", e))?
-            .join(p)
-    };
-    Ok(p.components().collect())
 }
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {

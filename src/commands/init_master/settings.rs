@@ -174,7 +174,7 @@ fn archive_settings(
             .hint("use --archive-dir DIR for pgrepctl's own durable copy, or --archive-command CMD for your own command, not both"));
         }
         (Some(dir), None) => {
-            let dir = crate::conf::archive::absolute_dir(&dir)?;
+            let dir = crate::fsutil::absolute(&dir)?;
             if library {
                 ArchiveHow::Library(dir)
             } else {

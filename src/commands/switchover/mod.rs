@@ -124,7 +124,7 @@ impl Settings {
             }
         }
         Ok(Settings {
-            pgdata: absolute(&pgdata)?,
+            pgdata: crate::fsutil::absolute(&pgdata)?,
             candidate,
             siblings,
             password: password.load(false)?,
@@ -141,17 +141,6 @@ impl Settings {
             dry_run: dry_run.dry_run,
         })
     }
-}
-
-fn absolute(p: &std::path::Path) -> Result<PathBuf> {
-    let p = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| Error::io("cannot read the current directory", e))?
-            .join(p)
-    };
-    Ok(p.components().collect())
 }
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
