@@ -18,3 +18,17 @@ pub fn local_addresses() -> Vec<IpAddr> {
         })
         .collect()
 }
+
+/// This host's name, as a primary shows a standby that does not name
+/// itself (application_name's default).
+pub fn host_name() -> Option<String> {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+}
+
+/// Whether a conninfo host is this machine's loopback: `localhost`, or an
+/// address in 127.0.0.0/8 or ::1 (a tunnel's local end, or this host).
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
+}

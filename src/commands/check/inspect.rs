@@ -467,16 +467,11 @@ fn data(raw: Raw, history_text: Option<String>) -> Data {
 
 /// `host:port` of a primary_conninfo whose host is a loopback address.
 fn loopback_upstream(conninfo: &str) -> Option<(String, u16)> {
-    let host = conninfo_value(conninfo, "host")?;
-    let ip: std::net::IpAddr = if host.eq_ignore_ascii_case("localhost") {
-        std::net::Ipv4Addr::LOCALHOST.into()
-    } else {
-        host.parse().ok()?
-    };
+    let host = conninfo_value(conninfo, "host").filter(|h| crate::net::is_loopback(h))?;
     let port = conninfo_value(conninfo, "port")
         .and_then(|p| p.parse().ok())
         .unwrap_or(5432);
-    ip.is_loopback().then(|| (ip.to_string(), port))
+    Some((host, port))
 }
 
 /// Whether a standby's loopback upstream (a tunnel's local end) refuses
@@ -499,7 +494,7 @@ async fn upstream_refused(d: &Data) -> Option<String> {
     let addr = format!("{host}:{port}");
     let tried = tokio::time::timeout(
         Duration::from_secs(1),
-        tokio::net::TcpStream::connect(addr.as_str()),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
     )
     .await;
     match tried {

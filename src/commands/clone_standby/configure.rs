@@ -76,7 +76,7 @@ fn server_settings(settings: &Settings, facts: &Facts) -> Vec<(String, String)> 
             server.push(("listen_addresses".into(), chosen.clone()));
         }
     }
-    if is_loopback(&settings.conninfo.host) {
+    if crate::net::is_loopback(&settings.conninfo.host) {
         // A primary on a loopback address is a forwarded port (pgrepctl
         // tunnel) or this host: after the tunnel comes back, retry within
         // half a second rather than PostgreSQL's 5 s.
@@ -87,14 +87,6 @@ fn server_settings(settings: &Settings, facts: &Facts) -> Vec<(String, String)> 
 
 /// How soon a standby of a loopback primary tries to stream again.
 pub const LOOPBACK_RETRY: &str = "500ms";
-
-/// 127.0.0.0/8, ::1 or localhost.
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|a| a.is_loopback())
-}
 
 /// restore_command and (with --archive-cleanup) archive_cleanup_command,
 /// as the standby's server will run them: pgrepctl and the server's own

@@ -90,7 +90,8 @@ impl Settings {
         let upstream = Upstream::parse(&primary)?;
         let application_name = ApplicationName::parse(
             "--application-name",
-            &application_name.unwrap_or_else(default_application_name),
+            &application_name
+                .unwrap_or_else(|| crate::net::host_name().unwrap_or_else(|| "standby".into())),
         )?;
         let slot = slot.map(|s| SlotName::parse("--slot", &s)).transpose()?;
         if passfile.is_some() && password_in_conninfo {
@@ -259,14 +260,6 @@ fn restore_settings(
         (None, None) => return Ok(None),
     };
     Ok(Some(Restore { how, cleanup }))
-}
-
-/// This host's name, as the primary will show the standby.
-fn default_application_name() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "standby".into())
 }
 
 /// The default name of the standby's password file, inside its data

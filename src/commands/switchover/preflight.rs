@@ -213,7 +213,7 @@ fn decide(settings: &Settings, facts: &Facts, sender: Option<&Sender>) -> Result
         .application_name
         .as_ref()
         .map(|a| a.as_str().to_string())
-        .unwrap_or_else(this_host);
+        .unwrap_or_else(|| crate::net::host_name().unwrap_or_else(|| "old_primary".into()));
     let cand_slot = cand.receiver.as_ref().and_then(|r| r.slot.clone());
     let slot = settings
         .slot
@@ -526,13 +526,6 @@ fn limits(old: &Old, cand: &Node) -> Result<()> {
         ),
     )
     .hint("raise those settings here (ALTER SYSTEM, a restart) or lower them on the candidate, and rerun"))
-}
-
-fn this_host() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "old_primary".into())
 }
 
 /// A slot name from an application name: lower case letters, digits and
