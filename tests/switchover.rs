@@ -712,7 +712,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         j["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("two primaries"),
+            .contains("is this primary itself"),
         "{j}"
     );
 

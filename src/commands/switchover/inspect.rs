@@ -60,6 +60,9 @@ pub struct Old {
     /// `hot_standby = on` (running only): as a standby it must take
     /// connections, or nothing could prove it streams.
     pub hot_standby: bool,
+    /// `pg_postmaster_start_time()` (running only): with the system
+    /// identifier, tells this server from another of the same system.
+    pub started: Option<String>,
     pub session: Option<Session>,
 }
 
@@ -89,6 +92,7 @@ pub struct Node {
     pub sync_names: String,
     /// `ssl = on`: a walreceiver with libpq's default sslmode (prefer) uses TLS.
     pub ssl: bool,
+    pub started: String,
     pub limits: Vec<(String, i64)>,
 }
 
@@ -170,7 +174,7 @@ async fn old(cluster: LocalCluster) -> Result<Old> {
                          ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
                     EXISTS (SELECT 1 FROM pg_file_settings WHERE name = $1 \
                             AND sourcefile LIKE '%/postgresql.auto.conf'), \
-                    current_setting('hot_standby') = 'on'",
+                    current_setting('hot_standby') = 'on', pg_postmaster_start_time()::text",
             &[&DRAIN_MARKER],
         )
         .await
@@ -202,6 +206,7 @@ async fn old(cluster: LocalCluster) -> Result<Old> {
         senders,
         limits,
         hot_standby: row.get(5),
+        started: Some(row.get(6)),
         session: Some(session),
         cluster,
     })
@@ -240,6 +245,7 @@ fn stopped(cluster: LocalCluster) -> Result<Old> {
         senders: vec![],
         limits: vec![],
         hot_standby: true,
+        started: None,
         session: None,
         cluster,
     })
@@ -329,7 +335,8 @@ pub async fn node(given: &str, timeout: Duration) -> Result<Node> {
                     current_setting('max_wal_senders')::bigint, \
                     (SELECT count(*) FROM pg_stat_replication), \
                     current_setting('max_replication_slots')::bigint, \
-                    current_setting('synchronous_standby_names'), current_setting('ssl') = 'on'"
+                    current_setting('synchronous_standby_names'), current_setting('ssl') = 'on', \
+                    pg_postmaster_start_time()::text"
             ),
             &[],
         )
@@ -369,6 +376,7 @@ pub async fn node(given: &str, timeout: Duration) -> Result<Node> {
         max_slots: row.get(12),
         sync_names: row.get(13),
         ssl: row.get(14),
+        started: row.get(15),
         slots,
         receiver,
         limits,

@@ -141,6 +141,13 @@ fn candidate_streams(old: &Old, cand: &Node) -> Result<Sender> {
         )
         .hint("make it stream first (pgrepctl check shows why it does not), or choose another --candidate")
     };
+    if !cand.in_recovery && old.started.as_deref() == Some(cand.started.as_str()) {
+        return Err(Error::new(
+            Code::NotAStandby,
+            format!("the candidate {} is this primary itself", cand.name()),
+        )
+        .hint("give --candidate a standby of this primary (pgrepctl check lists them)"));
+    }
     if !cand.in_recovery {
         return Err(Error::new(
             Code::NotAStandby,
