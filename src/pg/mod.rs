@@ -1,6 +1,7 @@
 //! Server access: how a command finds and connects to a PostgreSQL server,
 //! and the few SQL helpers every command shares.
 
+pub mod cert_info;
 pub mod cluster;
 pub mod conninfo;
 pub mod controldata;
