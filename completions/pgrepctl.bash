@@ -1394,7 +1394,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__tunnel__subcmd__unit)
-            opts="-v -q -h -V --ssh --ssh-port --local-port --remote-port --identity --known-hosts --name --unit-dir --dry-run --json --verbose --quiet --no-progress --help --version"
+            opts="-v -q -h -V --ssh --ssh-port --local-port --remote-port --identity --known-hosts --name --unit-dir --user --dry-run --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1429,6 +1429,10 @@ _pgrepctl() {
                     return 0
                     ;;
                 --unit-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

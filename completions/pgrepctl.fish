@@ -259,6 +259,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand tunnel; and __fish_see
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand tunnel; and __fish_seen_subcommand_from unit" -l known-hosts -d 'known_hosts file holding the primary host\'s key [default: ~/.ssh/known_hosts]' -r -F
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand tunnel; and __fish_seen_subcommand_from unit" -l name -d 'Unit name (.service is added) [default: pgrepctl-tunnel-LOCAL_PORT]' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand tunnel; and __fish_seen_subcommand_from unit" -l unit-dir -d 'Directory the unit is written to' -r -F
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand tunnel; and __fish_seen_subcommand_from unit" -l user -d 'Run ssh as this OS user (User= in the unit) instead of root: the key (--identity) must be that user\'s, and ~USER/.ssh/known_hosts is where the host key is looked for' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand tunnel; and __fish_seen_subcommand_from unit" -l dry-run -d 'Check everything and print the changes a real run would make, with diffs; change nothing'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand tunnel; and __fish_seen_subcommand_from unit" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand tunnel; and __fish_seen_subcommand_from unit" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'

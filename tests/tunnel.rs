@@ -410,6 +410,55 @@ fn tunnel_refuses_bad_input() {
     let dry = pgrepctl(args.iter().copied().chain(["--dry-run"])).ok();
     assert_eq!(dry["changed"], false, "{dry}");
     systemd_accepts(&units, &free);
+    unit_for_another_user(&units, &free);
+}
+
+/// `tunnel unit --user`: the user must exist and own the key (ssh running
+/// as them reads it); refused with nothing written, then `User=` in the
+/// unit once the key is theirs. Needs root (to give the key away).
+fn unit_for_another_user(units: &Path, port: &str) {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: --user needs root to chown the key");
+        return;
+    }
+    let key = units.join("pg-key");
+    std::fs::write(&key, "not checked here").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let run = |user: &str| {
+        let args = [
+            "tunnel",
+            "unit",
+            "--json",
+            "--ssh",
+            "postgres@db1.example.org",
+            "--local-port",
+            port,
+            "--identity",
+            key.to_str().unwrap(),
+            "--name",
+            "as-user",
+            "--user",
+            user,
+            "--unit-dir",
+            units.to_str().unwrap(),
+        ];
+        Test::new(args).watch(units).run()
+    };
+    let r = run("no-such-user-pgrepctl");
+    r.fails(2, "INVALID_VALUE");
+    assert!(r.written().is_empty());
+    let r = run("postgres");
+    let e = r.fails(1, "FILE_UNREADABLE");
+    let hint = e["error"]["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("chown postgres:"), "{e}");
+    assert!(r.written().is_empty());
+    let pg = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+    nix::unistd::chown(&key, Some(pg.uid), None).unwrap();
+    let j = run("postgres").ok();
+    assert_eq!(j["changed"], true, "{j}");
+    let text = std::fs::read_to_string(units.join("as-user.service")).unwrap();
+    assert!(text.lines().any(|l| l == "User=postgres"), "{text}");
+    assert_eq!(run("postgres").ok()["changed"], false);
 }
 
 /// systemd's own parser (where installed) accepts the unit, with a key

@@ -6,19 +6,66 @@
 
 use super::ssh::Tunnel;
 use crate::error::{Code, Error, Result};
+use nix::unistd::User;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Every check; the warnings to report. `port` is false when the port may
-/// be held by this very tunnel (its unit already forwards it).
-pub fn all(t: &Tunnel, port: bool) -> Result<Vec<String>> {
+/// be held by this very tunnel (its unit already forwards it). `user` is
+/// who ssh will run as (`tunnel unit --user`); `None` is this user.
+pub fn all(t: &Tunnel, port: bool, user: Option<&User>) -> Result<Vec<String>> {
     if port {
         local_port_free(t.local_port)?;
     }
     if let Some(i) = &t.identity {
         identity(i)?;
+        if let Some(u) = user {
+            owned_by(i, u)?;
+        }
     }
-    Ok(known_host(t).into_iter().collect())
+    Ok(known_host(t, user).into_iter().collect())
+}
+
+/// `--user`: an account of this host, so that systemd can start ssh as it.
+pub fn os_user(name: &str) -> Result<User> {
+    match User::from_name(name) {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(Error::new(
+            Code::InvalidValue,
+            format!("--user {name}: no such user on this host"),
+        )
+        .hint("name an existing account (getent passwd NAME), e.g. --user postgres")),
+        Err(e) => Err(Error::new(
+            Code::InvalidValue,
+            format!("--user {name}: cannot look the user up: {e}"),
+        )
+        .hint("check /etc/nsswitch.conf and the user database")),
+    }
+}
+
+/// ssh running as `user` reads the key only if it is that user's (a key
+/// others may read is ignored, so it cannot be shared through a group).
+fn owned_by(p: &Path, user: &User) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(p)
+        .map_err(|e| Error::io(format!("cannot read identity file {}", p.display()), e))?;
+    if meta.uid() == user.uid.as_raw() {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::FileUnreadable,
+        format!(
+            "identity file {} is not {}'s: ssh running as {} cannot read it",
+            p.display(),
+            user.name,
+            user.name
+        ),
+    )
+    .hint(format!(
+        "give the key to that user: chown {}: {} (mode 600 stays)",
+        user.name,
+        p.display()
+    )))
 }
 
 /// The forward listens on 127.0.0.1:PORT; if something else does, ssh
@@ -84,10 +131,10 @@ fn identity(p: &Path) -> Result<()> {
 
 /// With StrictHostKeyChecking=yes ssh refuses a host whose key it does not
 /// know: say so now, with the file to fill in.
-fn known_host(t: &Tunnel) -> Option<String> {
+fn known_host(t: &Tunnel, user: Option<&User>) -> Option<String> {
     let files: Vec<PathBuf> = match &t.known_hosts {
         Some(f) => vec![f.clone()],
-        None => default_files(),
+        None => default_files(user),
     };
     let name = t.known_hosts_name();
     let mut unreadable = vec![];
@@ -118,13 +165,17 @@ fn known_host(t: &Tunnel) -> Option<String> {
     ))
 }
 
-/// The current user's known_hosts (from the password database, as ssh
-/// finds it) and the system-wide one.
-fn default_files() -> Vec<PathBuf> {
-    let home = nix::unistd::User::from_uid(nix::unistd::geteuid())
-        .ok()
-        .flatten()
-        .map(|u| u.dir)
+/// The known_hosts of the user ssh runs as (from the password database,
+/// as ssh finds it) and the system-wide one.
+fn default_files(user: Option<&User>) -> Vec<PathBuf> {
+    let home = user
+        .map(|u| u.dir.clone())
+        .or_else(|| {
+            User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        })
         .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/root"));
     vec![
@@ -189,10 +240,26 @@ mod tests {
     }
 
     #[test]
+    fn a_key_for_another_user_must_be_theirs() {
+        let d = tempfile::tempdir().unwrap();
+        let k = d.path().join("key");
+        std::fs::write(&k, "x").unwrap();
+        let me = User::from_uid(nix::unistd::geteuid()).unwrap().unwrap();
+        owned_by(&k, &me).unwrap();
+        let mut other = me.clone();
+        other.uid = nix::unistd::Uid::from_raw(me.uid.as_raw() + 4242);
+        other.name = "someone".into();
+        let e = owned_by(&k, &other).unwrap_err();
+        assert!(e.message.contains("is not someone's"), "{}", e.message);
+        assert!(os_user("no-such-user-pgrepctl").is_err());
+        assert_eq!(os_user(&me.name).unwrap().uid, me.uid);
+    }
+
+    #[test]
     fn an_unknown_host_is_a_warning() {
         let d = tempfile::tempdir().unwrap();
         let kh = d.path().join("known_hosts");
-        let w = known_host(&tunnel(&kh)).unwrap();
+        let w = known_host(&tunnel(&kh), None).unwrap();
         assert!(w.starts_with("10.9.8.7 is not in "), "{w}");
         if std::process::Command::new("ssh-keygen")
             .arg("-?")
@@ -206,6 +273,6 @@ mod tests {
             "10.9.8.7 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake\n",
         )
         .unwrap();
-        assert_eq!(known_host(&tunnel(&kh)), None);
+        assert_eq!(known_host(&tunnel(&kh), None), None);
     }
 }

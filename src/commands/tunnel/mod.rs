@@ -77,6 +77,9 @@ pub struct UnitArgs {
     /// Directory the unit is written to
     #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
     pub unit_dir: PathBuf,
+    /// Run ssh as this OS user (User= in the unit) instead of root: the key (--identity) must be that user's, and ~USER/.ssh/known_hosts is where the host key is looked for
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
     #[command(flatten)]
     pub dry_run: crate::cli::flags::DryRunFlag,
 }
@@ -113,7 +116,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         Action::Run(f) => {
             let t = settings(f)?;
             let program = ssh::program()?;
-            let warnings = checks::all(&t, true)?;
+            let warnings = checks::all(&t, true, None)?;
             for w in &warnings {
                 printer.warn(w);
             }
@@ -129,9 +132,11 @@ async fn write_unit(a: UnitArgs, printer: &Printer) -> Result<Outcome, Failure> 
         tunnel,
         name,
         unit_dir,
+        user,
         dry_run,
     } = a;
     let t = settings(tunnel)?;
+    let user = user.as_deref().map(checks::os_user).transpose()?;
     let name = unit::name(name.as_deref(), &t)?;
     let program = ssh::program()?;
     if !unit_dir.is_dir() {
@@ -152,9 +157,10 @@ async fn write_unit(a: UnitArgs, printer: &Printer) -> Result<Outcome, Failure> 
             );
         }
     };
-    let warnings = checks::all(&t, !unit::holds_port(old.as_deref(), &t))?;
+    let warnings = checks::all(&t, !unit::holds_port(old.as_deref(), &t), user.as_ref())?;
     let mut plan = crate::plan::Plan::<()>::default();
-    if let Some(s) = unit::step(path.clone(), old, unit::render(&program, &t)) {
+    let text = unit::render(&program, &t, user.as_ref().map(|u| u.name.as_str()));
+    if let Some(s) = unit::step(path.clone(), old, text) {
         plan.push(s);
     }
     plan.warnings = warnings;

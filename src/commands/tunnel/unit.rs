@@ -13,13 +13,20 @@ use std::path::{Path, PathBuf};
 
 const TEMPLATE: &str = include_str!("../../../templates/tunnel.service");
 
-/// The unit's text: the template with `ExecStart=` from [`ssh::argv`].
-pub fn render(program: &Path, t: &Tunnel) -> String {
+/// The unit's text: the template with `ExecStart=` from [`ssh::argv`], and
+/// `User=` when ssh is to run as someone other than root.
+pub fn render(program: &Path, t: &Tunnel, user: Option<&str>) -> String {
     let mut words = vec![program.display().to_string()];
     words.extend(ssh::argv(t));
     let exec: Vec<String> = words.iter().map(|w| quote(w)).collect();
     TEMPLATE
         .replace("{exec_start}", &exec.join(" "))
+        .replace(
+            "{user_line}",
+            &user.map_or(String::new(), |u| {
+                format!("User={}\n", u.replace('%', "%%"))
+            }),
+        )
         .replace("{local_port}", &t.local_port.to_string())
         .replace("{remote_port}", &t.remote_port.to_string())
         .replace("{host}", &t.host().replace('%', "%%"))
@@ -138,7 +145,10 @@ mod tests {
     #[test]
     fn unit_runs_the_one_argv() {
         let t = tunnel();
-        let text = render(Path::new("/usr/bin/ssh"), &t);
+        let text = render(Path::new("/usr/bin/ssh"), &t, None);
+        assert!(!text.contains("User="), "{text}");
+        let as_pg = render(Path::new("/usr/bin/ssh"), &t, Some("postgres"));
+        assert!(as_pg.lines().any(|l| l == "User=postgres"), "{as_pg}");
         let exec = text
             .lines()
             .find_map(|l| l.strip_prefix("ExecStart="))
