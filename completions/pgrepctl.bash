@@ -1458,7 +1458,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__wal__subcmd__prune)
-            opts="-v -q -h -V --keep-from --primary --standby --timeout --dry-run --json --verbose --quiet --no-progress --help --version"
+            opts="-v -q -h -V --keep-from --primary --standby --timeout --clean-backup-history --dry-run --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -235,6 +235,7 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand wal-prune" -l keep-fro
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand wal-prune" -l primary -d 'The primary: its physical replication slots\' restart_lsn are kept (a conninfo string, URI or host name)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand wal-prune" -l standby -d 'A standby reading the archive: what it still needs is kept (repeatable)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand wal-prune" -l timeout -d 'How long each server may take to connect and answer, e.g. 10, 10s, 500ms' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand wal-prune" -l clean-backup-history -d 'Remove backup history files (.backup) below the keep point too (pg_archivecleanup\'s --clean-backup-history); they are kept by default: a few bytes each, they say where each base backup began and ended'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand wal-prune" -l dry-run -d 'Check everything and print the changes a real run would make, with diffs; change nothing'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand wal-prune" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand wal-prune" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'

@@ -330,10 +330,17 @@ fn prune_keeps_what_the_standby_and_the_slot_still_need() {
     let after = harness::listing(&dir);
     for n in &before {
         let gone = !after.contains(n);
-        let old = n.len() >= 24 && !n.ends_with(".history") && n[8..24] < need[8..];
+        let old = n.len() >= 24
+            && !n.ends_with(".history")
+            && !n.ends_with(".backup")
+            && n[8..24] < need[8..];
         assert_eq!(gone, old, "{n}: gone {gone}, keep from {need}");
     }
     assert!(after.contains(&"00000001.history".to_string()));
+    assert!(
+        after.iter().any(|n| n.ends_with(".backup")),
+        "the standby's base backup left a .backup file, kept: {after:?}"
+    );
 }
 
 #[test]
@@ -369,6 +376,24 @@ fn an_interrupted_prune_leaves_no_hole_and_a_rerun_finishes() {
         ]
     );
     let r = prune(None);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    // The backup history file stays, as pg_archivecleanup keeps it.
+    assert_eq!(
+        harness::listing(&dir),
+        vec![
+            "000000010000000000000003.00000028.backup",
+            "000000010000000000000005",
+            "000000010000000000000006"
+        ]
+    );
+    let r = Test::new([
+        "wal-prune".as_ref(),
+        dir.as_os_str(),
+        "--keep-from".as_ref(),
+        "000000020000000000000005".as_ref(),
+        "--clean-backup-history".as_ref(),
+    ])
+    .run();
     assert_eq!(r.code(), 0, "{}", r.stderr());
     assert_eq!(
         harness::listing(&dir),

@@ -68,9 +68,10 @@ pub struct FetchArgs {
 /// (--primary: each slot's restart_lsn) and each --standby's last
 /// restartpoint redo, replay and receive positions (any role that may log
 /// in: these are readable by all); a server that does not answer stops the prune.
-/// Segments, .partial and .backup files whose segment number is lower go
-/// (the timeline is ignored, as pg_archivecleanup does); .history files
-/// always stay; other files are not touched. Files go oldest first, so an
+/// Segments and .partial files whose segment number is lower go (the
+/// timeline is ignored, as pg_archivecleanup does); .backup files stay
+/// unless --clean-backup-history; .history files always stay; other files
+/// are not touched. Files go oldest first, so an
 /// interrupted prune leaves a contiguous archive. --dry-run lists them.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PruneArgs {
@@ -89,6 +90,9 @@ pub struct PruneArgs {
     /// How long each server may take to connect and answer, e.g. 10, 10s, 500ms
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::cli::flags::duration)]
     pub timeout: Duration,
+    /// Remove backup history files (.backup) below the keep point too (pg_archivecleanup's --clean-backup-history); they are kept by default: a few bytes each, they say where each base backup began and ended
+    #[arg(long)]
+    pub clean_backup_history: bool,
     #[command(flatten)]
     pub dry_run: crate::cli::flags::DryRunFlag,
 }
@@ -156,6 +160,7 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
         primary,
         standby,
         timeout,
+        clean_backup_history,
         dry_run,
     } = args;
     let mut warnings = vec![];
@@ -189,12 +194,12 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
     let names = list(&archive_dir)?;
     if prune::newest(&names).is_some_and(|n| keep.no > n) {
         warnings.push(format!(
-            "the keep point {} is newer than every segment in {}: everything but .history files goes",
+            "the keep point {} is newer than every segment in {}: every segment goes",
             keep.segment,
             archive_dir.display()
         ));
     }
-    let doomed = prune::doomed(names.iter().cloned(), keep.no);
+    let doomed = prune::doomed(names.iter().cloned(), keep.no, clean_backup_history);
     let mut o = Outcome::new("wal-prune", dry_run.dry_run);
     o.detail("keep_from", &keep.segment);
     o.detail("keep_points", &points);

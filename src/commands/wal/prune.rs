@@ -15,14 +15,22 @@ use std::path::{Path, PathBuf};
 
 /// The archive's files that would go, in removal order (oldest segment
 /// first; at one segment, its backup history files, then the
-/// `.partial`, then the segment — any order leaves no hole). Pure.
-pub fn doomed(names: impl IntoIterator<Item = String>, keep: SegmentNo) -> Vec<String> {
+/// `.partial`, then the segment — any order leaves no hole). Backup
+/// history files (`.backup`: where a base backup began and ended, a few
+/// bytes) stay unless `backups`, as pg_archivecleanup keeps them unless
+/// given `--clean-backup-history` (17+). Pure.
+pub fn doomed(
+    names: impl IntoIterator<Item = String>,
+    keep: SegmentNo,
+    backups: bool,
+) -> Vec<String> {
     let mut out: Vec<(SegmentNo, u8, String)> = names
         .into_iter()
         .filter_map(|n| {
             let kind = name::parse(&n)?;
             let rank = match kind {
                 Kind::History { .. } => return None,
+                Kind::Backup { .. } if !backups => return None,
                 Kind::Backup { .. } => 0,
                 Kind::Partial { .. } => 1,
                 Kind::Segment { .. } => 2,
@@ -136,7 +144,16 @@ mod tests {
         ]);
         let keep = name::keep_point("000000020000000000000012").unwrap();
         assert_eq!(
-            doomed(all.clone(), keep),
+            doomed(all.clone(), keep, false),
+            names(&[
+                "00000001000000000000000F",
+                "000000010000000000000010",
+                "000000010000000000000011.partial",
+                "000000010000000000000011",
+            ])
+        );
+        assert_eq!(
+            doomed(all.clone(), keep, true),
             names(&[
                 "00000001000000000000000F",
                 "000000010000000000000010.00000028.backup",
@@ -148,7 +165,8 @@ mod tests {
         assert!(
             doomed(
                 all.clone(),
-                name::keep_point("00000001000000000000000F").unwrap()
+                name::keep_point("00000001000000000000000F").unwrap(),
+                true,
             )
             .is_empty()
         );
@@ -161,6 +179,9 @@ mod tests {
         // 0x11 of timeline 1 stays.
         let all = names(&["000000010000000000000010", "000000010000000000000011"]);
         let keep = name::keep_point("000000050000000000000011").unwrap();
-        assert_eq!(doomed(all, keep), names(&["000000010000000000000010"]));
+        assert_eq!(
+            doomed(all, keep, true),
+            names(&["000000010000000000000010"])
+        );
     }
 }
