@@ -421,28 +421,11 @@ fn unit_for_another_user(units: &Path, port: &str) {
         eprintln!("skipped: --user needs root to chown the key");
         return;
     }
-    let key = units.join("pg-key");
-    std::fs::write(&key, "not checked here").unwrap();
-    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let key = private_key(units, "pg-key");
     let run = |user: &str| {
-        let args = [
-            "tunnel",
-            "unit",
-            "--json",
-            "--ssh",
-            "postgres@db1.example.org",
-            "--local-port",
-            port,
-            "--identity",
-            key.to_str().unwrap(),
-            "--name",
-            "as-user",
-            "--user",
-            user,
-            "--unit-dir",
-            units.to_str().unwrap(),
-        ];
-        Test::new(args).watch(units).run()
+        Test::new(unit_args(units, port, &key, "as-user", &["--user", user]))
+            .watch(units)
+            .run()
     };
     let r = run("no-such-user-pgrepctl");
     r.fails(2, "INVALID_VALUE");
@@ -461,6 +444,37 @@ fn unit_for_another_user(units: &Path, port: &str) {
     assert_eq!(run("postgres").ok()["changed"], false);
 }
 
+/// A 0600 file standing for a private key (its contents are not checked).
+fn private_key(dir: &Path, name: &str) -> std::path::PathBuf {
+    let key = dir.join(name);
+    std::fs::write(&key, "not checked here").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    key
+}
+
+/// `tunnel unit` for db1.example.org with a key, a unit name and more flags.
+fn unit_args(units: &Path, port: &str, key: &Path, name: &str, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "tunnel",
+        "unit",
+        "--json",
+        "--ssh",
+        "postgres@db1.example.org",
+        "--local-port",
+        port,
+        "--name",
+        name,
+        "--unit-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(units.display().to_string());
+    a.extend(["--identity".to_string(), key.display().to_string()]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
 /// systemd's own parser (where installed) accepts the unit, with a key
 /// path that needs quoting and escaping in ExecStart=.
 fn systemd_accepts(units: &Path, port: &str) {
@@ -472,25 +486,8 @@ fn systemd_accepts(units: &Path, port: &str) {
         eprintln!("skipped: no systemd-analyze");
         return;
     }
-    let key = units.join("a key 100%");
-    std::fs::write(&key, "not checked here").unwrap();
-    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let args = [
-        "tunnel",
-        "unit",
-        "--json",
-        "--ssh",
-        "postgres@db1.example.org",
-        "--local-port",
-        port,
-        "--identity",
-        key.to_str().unwrap(),
-        "--name",
-        "quoted",
-        "--unit-dir",
-        units.to_str().unwrap(),
-    ];
-    pgrepctl(args).ok();
+    let key = private_key(units, "a key 100%");
+    pgrepctl(unit_args(units, port, &key, "quoted", &[])).ok();
     let unit = units.join("quoted.service");
     let out = std::process::Command::new("systemd-analyze")
         .arg("verify")
