@@ -382,6 +382,17 @@ impl Report {
         .hint(hint))
     }
 
+    /// The worst status of the nodes and the pairs alone: whether
+    /// replication itself works, whatever the archiver (or anything else
+    /// beside replication) says. A switchover's verify judges by this.
+    pub fn replication_status(&self) -> Status {
+        self.nodes
+            .iter()
+            .map(|n| n.status)
+            .chain(self.pairs.iter().flatten().map(|p| p.status))
+            .fold(Status::Ok, Status::worst)
+    }
+
     /// The overall status: the worst of every node, pair, slot, probe,
     /// the archiver and every problem. Call once everything is in.
     pub fn finish(mut self) -> Self {
@@ -414,6 +425,21 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replication_status_ignores_what_is_beside_replication() {
+        let mut r = Report::new("check");
+        r.problems.push(Problem {
+            status: Status::Critical,
+            subject: "primary".into(),
+            code: "ARCHIVE_FAILING".into(),
+            message: "archive_command fails".into(),
+            hint: None,
+        });
+        let r = r.finish();
+        assert_eq!(r.status, Status::Critical);
+        assert_eq!(r.replication_status(), Status::Ok);
+    }
 
     #[test]
     fn worst_status() {
