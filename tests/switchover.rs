@@ -773,6 +773,26 @@ fn bad_input_is_refused_and_changes_nothing() {
     );
     drop(frozen);
     caught_up(p, &[s1]);
+
+    // A WAL receiver that stopped replying (stuck) is refused before any
+    // drain: 8 s of silence with replies due every second.
+    s1.sql("ALTER SYSTEM SET wal_receiver_status_interval = '1s'");
+    s1.sql("SELECT pg_reload_conf()");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let frozen = Frozen::wal_receiver(s1);
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let j = run(tcp(s1), &[], 1, "STANDBY_NOT_STREAMING");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has not replied"),
+        "{j}"
+    );
+    drop(frozen);
+    s1.sql("ALTER SYSTEM RESET wal_receiver_status_interval");
+    s1.sql("SELECT pg_reload_conf()");
+    caught_up(p, &[s1]);
 }
 
 #[test]

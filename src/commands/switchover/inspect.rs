@@ -42,6 +42,9 @@ pub struct Sender {
     pub addr: Option<IpAddr>,
     pub state: String,
     pub slot: Option<String>,
+    /// Seconds since the standby last replied (pg_stat_replication's
+    /// reply_time, 12+; none before, or before its first reply).
+    pub reply_age: Option<f64>,
 }
 
 /// This node.
@@ -93,6 +96,8 @@ pub struct Node {
     /// `ssl = on`: a walreceiver with libpq's default sslmode (prefer) uses TLS.
     pub ssl: bool,
     pub started: String,
+    /// wal_receiver_status_interval, in seconds (0: no periodic replies).
+    pub status_interval: f64,
     pub limits: Vec<(String, i64)>,
 }
 
@@ -262,13 +267,20 @@ fn control_version(cluster: &LocalCluster) -> Result<u32> {
 }
 
 async fn senders(session: &Session) -> Result<Vec<Sender>> {
+    let reply_age = if session.version_num >= 120000 {
+        "extract(epoch FROM now() - r.reply_time)::float8"
+    } else {
+        "NULL::float8"
+    };
     let rows = session
         .client
         .query(
-            "SELECT coalesce(r.application_name, ''), coalesce(r.usename::text, ''), \
-                    host(r.client_addr), coalesce(r.state, ''), s.slot_name::text \
-             FROM pg_stat_replication r \
-             LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid",
+            &format!(
+                "SELECT coalesce(r.application_name, ''), coalesce(r.usename::text, ''), \
+                    host(r.client_addr), coalesce(r.state, ''), s.slot_name::text, {reply_age} \
+                 FROM pg_stat_replication r \
+                 LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid"
+            ),
             &[],
         )
         .await
@@ -281,6 +293,7 @@ async fn senders(session: &Session) -> Result<Vec<Sender>> {
             addr: r.get::<_, Option<String>>(2).and_then(|a| a.parse().ok()),
             state: r.get(3),
             slot: r.get(4),
+            reply_age: r.get(5),
         })
         .collect())
 }
@@ -336,7 +349,8 @@ pub async fn node(given: &str, timeout: Duration) -> Result<Node> {
                     (SELECT count(*) FROM pg_stat_replication), \
                     current_setting('max_replication_slots')::bigint, \
                     current_setting('synchronous_standby_names'), current_setting('ssl') = 'on', \
-                    pg_postmaster_start_time()::text"
+                    pg_postmaster_start_time()::text, \
+                    (SELECT setting::float8 FROM pg_settings WHERE name = 'wal_receiver_status_interval')"
             ),
             &[],
         )
@@ -377,6 +391,7 @@ pub async fn node(given: &str, timeout: Duration) -> Result<Node> {
         sync_names: row.get(13),
         ssl: row.get(14),
         started: row.get(15),
+        status_interval: row.get::<_, Option<f64>>(16).unwrap_or(10.0),
         slots,
         receiver,
         limits,

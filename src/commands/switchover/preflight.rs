@@ -174,6 +174,9 @@ fn candidate_streams(old: &Old, cand: &Node) -> Result<Sender> {
             sender.state
         )));
     }
+    if let Some(why) = silent(sender.reply_age, cand.status_interval) {
+        return Err(not(why));
+    }
     if cand.timeline != old.timeline {
         return Err(not(format!(
             "it is on timeline {} and this primary on {}",
@@ -181,6 +184,21 @@ fn candidate_streams(old: &Old, cand: &Node) -> Result<Sender> {
         )));
     }
     Ok(sender.clone())
+}
+
+/// A WAL receiver that has not replied for much longer than its
+/// wal_receiver_status_interval is stuck (a hung disk, a stopped process):
+/// it would not confirm the shutdown checkpoint, and the switchover would
+/// drain writes for nothing. Unknown (before 12, or periodic replies
+/// turned off) is not a refusal.
+pub fn silent(reply_age: Option<f64>, status_interval: f64) -> Option<String> {
+    let age = reply_age?;
+    let limit = 2.0 * status_interval + 5.0;
+    (status_interval > 0.0 && age > limit).then(|| {
+        format!(
+            "its WAL receiver has not replied for {age:.0} s (wal_receiver_status_interval is {status_interval} s there): it may be stuck"
+        )
+    })
 }
 
 /// The walsender for a standby: by application_name, and by address when
@@ -567,7 +585,18 @@ mod tests {
             addr: addr.parse().ok(),
             state: "streaming".into(),
             slot: None,
+            reply_age: None,
         }
+    }
+
+    #[test]
+    fn a_silent_receiver_is_refused() {
+        assert_eq!(silent(None, 10.0), None);
+        assert_eq!(silent(Some(3.0), 10.0), None);
+        assert_eq!(silent(Some(25.0), 10.0), None);
+        assert!(silent(Some(26.0), 10.0).unwrap().contains("26 s"));
+        assert_eq!(silent(Some(600.0), 0.0), None, "replies turned off");
+        assert!(silent(Some(8.0), 1.0).is_some());
     }
 
     #[test]
