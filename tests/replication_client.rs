@@ -108,7 +108,21 @@ fn refusals_are_classified_by_sqlstate_and_login_stage() {
     // The only WAL sender taken, a second connection finds none free.
     let cl = client(tcp(&c, "postgres", ""), None);
     block(async {
-        let first = cl.connect().await.unwrap();
+        // The refused walsenders above may still be exiting (their slot
+        // is freed at process exit): the first connection waits for them.
+        let started = std::time::Instant::now();
+        let first = loop {
+            match cl.connect().await {
+                Ok(c) => break c,
+                Err(e)
+                    if e.sqlstate() == Some(sqlstate::TOO_MANY_CONNECTIONS)
+                        && started.elapsed() < std::time::Duration::from_secs(30) =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         let e = cl.connect().await.err().unwrap();
         assert_eq!(e.sqlstate(), Some(sqlstate::TOO_MANY_CONNECTIONS), "{e}");
         let err = cl.error(&e);
