@@ -143,9 +143,14 @@ impl Pair {
 
     /// `ip netns exec <ns> …` as a Command (runs as root; wrap the program
     /// in `runuser -u postgres --` for PostgreSQL itself).
+    /// `program` on host `ns`, which also has a host name of its own (the
+    /// namespace's name, in a UTS namespace of the command's own), as
+    /// separate machines do: pgrepctl derives application names from it.
     pub fn exec(ns: &str, program: &str) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, program]);
+        c.args(["netns", "exec", ns, "unshare", "--uts", "--", "sh", "-c"])
+            .arg("hostname \"$0\" && exec \"$@\"")
+            .args([ns, program]);
         c
     }
 
