@@ -128,7 +128,11 @@ fn ssl_primary(days: i64) -> Option<Cluster> {
 /// A standby of `p` streaming over TCP (127.0.0.1, the initdb hba's trust
 /// line) with this sslmode.
 fn tcp_standby(p: &Cluster, name: &str, sslmode: &str) -> Cluster {
-    let mut s = Cluster::standby_of(p, name);
+    repoint(Cluster::standby_of(p, name), p, name, sslmode)
+}
+
+/// Standby `s` made to stream from `p` over TCP with this sslmode.
+fn repoint(mut s: Cluster, p: &Cluster, name: &str, sslmode: &str) -> Cluster {
     let conninfo = format!(
         "host=127.0.0.1 port={} user=postgres application_name={name} sslmode={sslmode}",
         p.port
@@ -154,8 +158,30 @@ fn each_link_is_encrypted_or_plaintext_and_require_ssl_warns() {
     let Some(p) = ssl_primary(365) else { return };
     let enc = tcp_standby(&p, "s_tls", "require");
     let plain = tcp_standby(&p, "s_plain", "disable");
-    let (pc, ec, plc) = (p.conninfo(), enc.conninfo(), plain.conninfo());
-    let nodes = ["--primary", &pc, "--standby", &ec, "--standby", &plc];
+    // A cascade: s_tls serves it over TLS too (its copy of the primary's
+    // configuration has ssl on, and the certificate files are in PGDATA).
+    let casc = repoint(
+        Cluster::cascade_of(&p, &enc, "s_casc"),
+        &enc,
+        "s_casc",
+        "require",
+    );
+    let (pc, ec, plc, cc) = (
+        p.conninfo(),
+        enc.conninfo(),
+        plain.conninfo(),
+        casc.conninfo(),
+    );
+    let nodes = [
+        "--primary",
+        &pc,
+        "--standby",
+        &ec,
+        "--standby",
+        &plc,
+        "--standby",
+        &cc,
+    ];
     let run = |extra: &[&str]| {
         let mut args = vec!["check"];
         args.extend(extra);
@@ -183,6 +209,12 @@ fn each_link_is_encrypted_or_plaintext_and_require_ssl_warns() {
         "{e}"
     );
     assert!(e["ssl_cipher"].is_string(), "{e}");
+    let cp = pair(&j, "s_casc");
+    assert_eq!(
+        (&cp["upstream"], &cp["ssl"]),
+        (&"s_tls".into(), &true.into()),
+        "{cp}"
+    );
     let pl = pair(&j, "s_plain");
     assert_eq!(
         (&pl["ssl"], &pl["ssl_version"]),
@@ -210,6 +242,7 @@ fn each_link_is_encrypted_or_plaintext_and_require_ssl_warns() {
     };
     assert!(line("s_tls ").contains(" TLSv1."), "{text}");
     assert!(line("s_plain ").contains(" plaintext "), "{text}");
+    assert!(line("s_casc ").contains(" TLSv1."), "{text}");
     assert!(text.contains("\nCERTIFICATE "), "{text}");
     for l in text.lines() {
         assert!(l.chars().count() <= 80, "{l:?}");
