@@ -196,6 +196,10 @@ impl Attempt<'_> {
     }
 
     async fn once(&self, mode: SslMode) -> Result<Client, (ConnectFailure, Retry)> {
+        // A certificate is only that of the attempt that logged in.
+        if let Some(Ok(mut slot)) = self.seen.as_ref().map(|s| s.lock()) {
+            *slot = None;
+        }
         let mut pg = self.config.pg.clone();
         pg.ssl_mode(mode);
         match (&self.tls, mode) {
