@@ -208,7 +208,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__check)
-            opts="-v -q -h -V --primary --standby --warn-lag --crit-lag --expect-standbys --archive-ready-warn --archive-ready-crit --archive-crit --archive-probe --timeout --format --json --verbose --quiet --no-progress --help --version"
+            opts="-v -q -h -V --primary --standby --warn-lag --crit-lag --expect-standbys --archive-ready-warn --archive-ready-crit --archive-crit --archive-probe --require-ssl --cert-warn-days --cert-crit-days --timeout --format --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -243,6 +243,14 @@ _pgrepctl() {
                     return 0
                     ;;
                 --archive-crit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert-warn-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert-crit-days)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

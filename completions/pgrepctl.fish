@@ -180,12 +180,15 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l expect-stand
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l archive-ready-warn -d 'WAL segments waiting to be archived (.ready files on the primary) that make WARNING' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l archive-ready-crit -d 'WAL segments waiting to be archived that make CRITICAL' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l archive-crit -d 'How long the primary\'s archiver may keep failing before it is CRITICAL (WARNING until then)' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l cert-warn-days -d 'Days before a node\'s server certificate expires that make WARNING' -r
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l cert-crit-days -d 'Days before it expires that make CRITICAL (an expired one always is)' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l timeout -d 'How long each node may take to connect and to answer (and a standby to replay the probe), e.g. 10, 10s, 500ms; a node that does not answer in time is CRITICAL' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l format -d 'Output format [default: text, or json with --json]' -r -f -a "text\t'Tables for a person'
 json\t'One JSON object (same as --json)'
 nagios\t'One Nagios/Icinga status line with perfdata'
 prometheus\t'Prometheus text exposition format (node_exporter textfile collector)'"
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l archive-probe -d 'With --primary: switch WAL (pg_switch_wal(), needs a superuser) and wait, within --timeout, until the archiver has archived that segment; CRITICAL if not'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l require-ssl -d 'WARNING for each replication link over TCP that is not encrypted (pg_stat_ssl); without it plaintext is only reported'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s q -l quiet -d 'Only warnings and errors'

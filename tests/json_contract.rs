@@ -174,6 +174,26 @@ struct Pair {
     lag_bytes: Option<i64>,
     lag_seconds: Option<f64>,
     streaming: Option<bool>,
+    ssl: Option<bool>,
+    ssl_version: Option<String>,
+    ssl_cipher: Option<String>,
+    ssl_bits: Option<i32>,
+    status: String,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Certificate {
+    node: String,
+    source: Option<String>,
+    subject: Option<String>,
+    not_after: Option<String>,
+    expires_in_seconds: Option<i64>,
+    days_left: Option<i64>,
+    unknown: Option<String>,
+    warn_days: u32,
+    crit_days: u32,
     status: String,
 }
 
@@ -265,6 +285,8 @@ struct CheckOk {
     thresholds: Thresholds,
     /// Only when the primary's archive_mode is not off.
     archive: Option<Archive>,
+    /// Only when a node has ssl on.
+    certificates: Option<Vec<Certificate>>,
     problems: Vec<Problem>,
     warnings: Vec<String>,
 }

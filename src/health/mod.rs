@@ -174,6 +174,13 @@ pub struct Pair {
     pub lag_seconds: Option<f64>,
     /// The standby's receiver is streaming (null when the standby was not given or did not answer).
     pub streaming: Option<bool>,
+    /// The replication connection is encrypted (`pg_stat_ssl.ssl` of the
+    /// wal sender); null without a sender or when hidden from the role.
+    pub ssl: Option<bool>,
+    /// The TLS protocol (`TLSv1.3`), cipher and key bits, when encrypted.
+    pub ssl_version: Option<String>,
+    pub ssl_cipher: Option<String>,
+    pub ssl_bits: Option<i32>,
     pub status: Status,
 }
 
@@ -232,6 +239,29 @@ pub struct ArchiveProbe {
     pub segment: Option<String>,
     pub archived: bool,
     pub waited_seconds: f64,
+    pub status: Status,
+}
+
+/// The server certificate of a node with `ssl = on`, and its expiry.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Certificate {
+    pub node: String,
+    /// `handshake` (the certificate the server presented to check's TLS
+    /// session) or `file` (`ssl_cert_file`, read with
+    /// pg_read_binary_file); null when unknown.
+    pub source: Option<String>,
+    pub subject: Option<String>,
+    /// notAfter, RFC 3339 in UTC.
+    pub not_after: Option<String>,
+    /// Seconds until notAfter (negative once expired).
+    pub expires_in_seconds: Option<i64>,
+    /// Whole days until notAfter (negative once expired).
+    pub days_left: Option<i64>,
+    /// Why the certificate is unknown (the role may not read it).
+    pub unknown: Option<String>,
+    /// `--cert-warn-days` and `--cert-crit-days`.
+    pub warn_days: u32,
+    pub crit_days: u32,
     pub status: Status,
 }
 
@@ -324,6 +354,9 @@ pub struct Report {
     /// most reports have none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive: Option<Box<Archive>>,
+    /// The server certificates of the nodes with `ssl = on` (check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<Vec<Certificate>>,
     pub problems: Vec<Problem>,
     pub warnings: Vec<String>,
 }
@@ -341,6 +374,7 @@ impl Report {
             probes: None,
             thresholds: None,
             archive: None,
+            certificates: None,
             problems: vec![],
             warnings: vec![],
         }
@@ -411,6 +445,9 @@ impl Report {
         }
         if let Some(a) = &self.archive {
             s = s.worst(a.status);
+        }
+        for c in self.certificates.iter().flatten() {
+            s = s.worst(c.status);
         }
         for p in &self.problems {
             s = s.worst(p.status);

@@ -91,6 +91,32 @@ pub async fn connect_client_with(
     timeout: Option<Duration>,
     answer_limit: Duration,
 ) -> Result<(Client, String), ConnectFailure> {
+    connect_client_seeing(config, timeout, answer_limit, None).await
+}
+
+/// The server's certificate as a TLS handshake showed it (DER).
+pub type SeenCertificate = std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>;
+
+/// [`connect_client`], and the certificate the server presented when the
+/// session is encrypted (None over plaintext or a socket): check reads
+/// its expiry without any right on the server's files.
+pub async fn connect_client_with_certificate(
+    config: &ConnConfig,
+    timeout: Option<Duration>,
+) -> Result<(Client, String, Option<Vec<u8>>), ConnectFailure> {
+    let seen = SeenCertificate::default();
+    let (client, target) =
+        connect_client_seeing(config, timeout, ANSWER_LIMIT, Some(seen.clone())).await?;
+    let cert = seen.lock().ok().and_then(|mut s| s.take());
+    Ok((client, target, cert))
+}
+
+async fn connect_client_seeing(
+    config: &ConnConfig,
+    timeout: Option<Duration>,
+    answer_limit: Duration,
+    seen: Option<SeenCertificate>,
+) -> Result<(Client, String), ConnectFailure> {
     let timeout = timeout
         .or(config.get_connect_timeout().copied())
         .unwrap_or(Duration::from_secs(10));
@@ -122,6 +148,7 @@ pub async fn connect_client_with(
             timeout,
             answer_limit,
             target: &target,
+            seen: seen.clone(),
         };
         match attempt.connect().await {
             Ok(client) => return Ok((client, target)),
@@ -141,6 +168,8 @@ struct Attempt<'a> {
     timeout: Duration,
     answer_limit: Duration,
     target: &'a str,
+    /// Where to keep the server's certificate from the handshake.
+    seen: Option<SeenCertificate>,
 }
 
 impl Attempt<'_> {
@@ -167,6 +196,10 @@ impl Attempt<'_> {
     }
 
     async fn once(&self, mode: SslMode) -> Result<Client, (ConnectFailure, Retry)> {
+        // A certificate is only that of the attempt that logged in.
+        if let Some(Ok(mut slot)) = self.seen.as_ref().map(|s| s.lock()) {
+            *slot = None;
+        }
         let mut pg = self.config.pg.clone();
         pg.ssl_mode(mode);
         match (&self.tls, mode) {
@@ -180,7 +213,16 @@ impl Attempt<'_> {
                     config: config.clone(),
                     name,
                 };
-                connect_one(&pg, connector, self).await
+                match &self.seen {
+                    Some(seen) => {
+                        let recording = tls::Recording {
+                            inner: connector,
+                            seen: seen.clone(),
+                        };
+                        connect_one(&pg, recording, self).await
+                    }
+                    None => connect_one(&pg, connector, self).await,
+                }
             }
             _ => connect_one(&pg, NoTls, self).await,
         }

@@ -821,6 +821,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
     }
 }
 
+impl<S> Stream<S> {
+    /// The server's own certificate (DER) as it presented it in the
+    /// handshake: `check` reports its expiry from it, with no right to
+    /// read the server's files needed.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        let (_, session) = self.0.get_ref();
+        session
+            .peer_certificates()?
+            .first()
+            .map(|c| c.as_ref().to_vec())
+    }
+}
+
+/// A [`Connector`] that keeps the server's certificate from the handshake
+/// in `seen`: the stream itself goes into tokio-postgres's connection,
+/// out of the caller's reach.
+pub struct Recording {
+    pub inner: Connector,
+    pub seen: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+}
+
+impl<S> tokio_postgres::tls::TlsConnect<S> for Recording
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = Stream<S>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Stream<S>>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        let seen = self.seen;
+        let inner = self.inner.connect(stream);
+        Box::pin(async move {
+            let s = inner.await?;
+            if let Ok(mut slot) = seen.lock() {
+                *slot = s.peer_certificate();
+            }
+            Ok(s)
+        })
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for Stream<S> {
     fn channel_binding(&self) -> tokio_postgres::tls::ChannelBinding {
         tokio_postgres::tls::ChannelBinding::none()

@@ -155,6 +155,14 @@ impl Version {
     pub fn rewind_copies_replslot(self) -> bool {
         self.0 < 110000
     }
+
+    /// `pg_read_binary_file` reads any file for a superuser or a member of
+    /// `pg_read_server_files` given EXECUTE (11+); on 10 only a superuser
+    /// may call it, and only for files under the data directory (or the
+    /// log directory): check reads the server certificate with it.
+    pub fn reads_any_server_file(self) -> bool {
+        self.0 >= 110000
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +180,7 @@ mod tests {
         assert!(v(140000).pauses_on_insufficient_parameters());
         assert!(!v(140010).read_replication_slot() && v(150000).read_replication_slot());
         assert!(!v(130000).pauses_on_insufficient_parameters());
+        assert!(!v(100023).reads_any_server_file() && v(110000).reads_any_server_file());
         assert_eq!(v(180001).major(), 18);
         assert_eq!(
             Version::new(90624).unwrap_err().code,

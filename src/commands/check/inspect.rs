@@ -76,6 +76,8 @@ pub struct Data {
     pub upstream_refused: Option<String>,
     /// The loopback `(host, port)` of primary_conninfo (in recovery).
     pub upstream: Option<(String, u16)>,
+    /// The server certificate, when `ssl` is on.
+    pub certificate: super::tls::CertFacts,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -94,6 +96,16 @@ pub struct Sender {
     #[serde(default)]
     pub lag_bytes: Option<i64>,
     pub replay_lag: Option<f64>,
+    /// The link is encrypted (`pg_stat_ssl.ssl`); null when hidden.
+    #[serde(default)]
+    pub ssl: Option<bool>,
+    /// `pg_stat_ssl.version`, `cipher`, `bits`, when encrypted.
+    #[serde(default)]
+    pub ssl_version: Option<String>,
+    #[serde(default)]
+    pub ssl_cipher: Option<String>,
+    #[serde(default)]
+    pub ssl_bits: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -144,8 +156,9 @@ async fn inspect_node(
     let (host_port, given_addr) = host_port(&config);
     printer.debug(format!("inspecting {target}"));
     let result = tokio::time::timeout(timeout, async {
-        let (client, target) = pg::connect_client(&config, Some(timeout)).await?;
-        query(&client, &target, role)
+        let (client, target, seen) =
+            pg::connect_client_with_certificate(&config, Some(timeout)).await?;
+        query(&client, &target, role, seen)
             .await
             .map_err(|error| pg::ConnectFailure { error, down: false })
     })
@@ -259,6 +272,7 @@ fn facts_sql(role: Role) -> String {
   'data_directory', CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
       THEN current_setting('data_directory') END,
   'in_recovery', pg_is_in_recovery(),
+  {}
   'server_addr', host(inet_server_addr()),
   'cluster_name', current_setting('cluster_name'),
   'settings', json_build_object({settings}),
@@ -272,10 +286,13 @@ fn facts_sql(role: Role) -> String {
       'client_addr', host(a.client_addr), 'state', w.state, 'sync_state', w.sync_state,
       'sent_lsn', w.sent_lsn::text, 'write_lsn', w.write_lsn::text,
       'flush_lsn', w.flush_lsn::text, 'replay_lsn', w.replay_lsn::text,
-      'replay_lag', extract(epoch FROM w.replay_lag)::float8)
+      'replay_lag', extract(epoch FROM w.replay_lag)::float8,
+      'ssl', a.ssl, 'ssl_version', a.sslversion, 'ssl_cipher', a.sslcipher,
+      'ssl_bits', a.sslbits)
       ORDER BY a.application_name, w.pid)
       FROM pg_stat_get_wal_senders() w, LATERAL pg_stat_get_activity(w.pid) a),{side}
-)::text FROM ({TIMELINE}) tl"
+)::text FROM ({TIMELINE}) tl",
+        super::tls::ACCESS_SQL
     )
 }
 
@@ -301,6 +318,8 @@ struct Raw {
     data_directory: Option<String>,
     archiver: Option<ArchiverFacts>,
     restore_command: Option<String>,
+    #[serde(flatten)]
+    access: super::tls::FileAccess,
 }
 
 #[derive(Deserialize)]
@@ -314,7 +333,7 @@ struct RawReceiver {
     last_msg_age: Option<f64>,
 }
 
-async fn query(c: &Client, target: &str, role: Role) -> Result<Data> {
+async fn query(c: &Client, target: &str, role: Role, seen: Option<Vec<u8>>) -> Result<Data> {
     let msgs = c
         .simple_query(&facts_sql(role))
         .await
@@ -337,8 +356,12 @@ async fn query(c: &Client, target: &str, role: Role) -> Result<Data> {
         _ => None,
     };
     let readable = raw.history_readable;
+    let access = raw.access.clone();
     let mut d = data(raw, history);
     archive_facts(c, readable, &mut d).await;
+    let data_dir = d.data_directory.clone();
+    d.certificate =
+        super::tls::certificate(c, d.version_num, &access, data_dir.as_deref(), seen).await;
     Ok(d)
 }
 
@@ -455,6 +478,7 @@ fn data(raw: Raw, history_text: Option<String>) -> Data {
         restore_command: raw.restore_command.filter(|_| raw.in_recovery),
         archive_probe: None,
         upstream_refused: None,
+        certificate: Default::default(),
         upstream: raw
             .primary_conninfo
             .as_deref()

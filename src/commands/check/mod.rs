@@ -8,6 +8,7 @@ pub mod archive;
 pub mod chain;
 pub mod evaluate;
 pub mod inspect;
+pub mod tls;
 
 use crate::cli::flags::{FormatFlag, TimeoutFlag};
 use crate::error::Failure;
@@ -45,7 +46,13 @@ pub fn parse_lag(s: &str) -> Result<Lag, String> {
 /// primary. When the primary archives WAL (archive_mode on), its archiver:
 /// failures, segments waiting to be archived (.ready files), staleness
 /// against archive_timeout; and where each standby's WAL comes from
-/// (streaming, or restoring from the archive). Exit status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios): a
+/// (streaming, or restoring from the archive). Each replication link's
+/// encryption (pg_stat_ssl: encrypted with its TLS version, or
+/// plaintext), and for each node with ssl on its server certificate's
+/// days to expiry: from check's own TLS session, else from ssl_cert_file
+/// when the role may read it (superuser, or pg_read_server_files and
+/// EXECUTE on pg_read_binary_file on 11+), else unknown (shown with -v,
+/// not a failure). Exit status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios): a
 /// node given that refuses connections or does not answer is CRITICAL; one
 /// that answers but will not tell (password, pg_hba.conf, privilege) is
 /// UNKNOWN, as are usage errors. Thresholds default to 16MB/30s (warning) and
@@ -72,6 +79,8 @@ pub struct Args {
     #[command(flatten)]
     pub archive: ArchiveArgs,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub timeout: TimeoutFlag,
     #[command(flatten)]
     pub format: FormatFlag,
@@ -93,6 +102,51 @@ pub struct ArchiveArgs {
     /// With --primary: switch WAL (pg_switch_wal(), needs a superuser) and wait, within --timeout, until the archiver has archived that segment; CRITICAL if not
     #[arg(long, requires = "primary")]
     pub archive_probe: bool,
+}
+
+/// Encryption's flags (a group with defaults, like [`ArchiveArgs`]).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TlsArgs {
+    /// WARNING for each replication link over TCP that is not encrypted (pg_stat_ssl); without it plaintext is only reported
+    #[arg(long)]
+    pub require_ssl: bool,
+    /// Days before a node's server certificate expires that make WARNING
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub cert_warn_days: u32,
+    /// Days before it expires that make CRITICAL (an expired one always is)
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    pub cert_crit_days: u32,
+}
+
+impl Default for TlsArgs {
+    /// The flags' defaults.
+    fn default() -> Self {
+        let l = evaluate::TlsLimits::default();
+        TlsArgs {
+            require_ssl: l.require_ssl,
+            cert_warn_days: l.cert_warn_days,
+            cert_crit_days: l.cert_crit_days,
+        }
+    }
+}
+
+/// The encryption limits from the flags.
+pub fn tls_limits(args: &TlsArgs) -> Result<evaluate::TlsLimits> {
+    if args.cert_warn_days < args.cert_crit_days {
+        return Err(Error::new(
+            Code::InvalidValue,
+            format!(
+                "--cert-warn-days {} is less than --cert-crit-days {}",
+                args.cert_warn_days, args.cert_crit_days
+            ),
+        )
+        .hint("the warning comes first: give --cert-warn-days at least --cert-crit-days"));
+    }
+    Ok(evaluate::TlsLimits {
+        require_ssl: args.require_ssl,
+        cert_warn_days: args.cert_warn_days,
+        cert_crit_days: args.cert_crit_days,
+    })
 }
 
 impl Default for ArchiveArgs {
@@ -200,6 +254,7 @@ pub fn archive_limits(args: &ArchiveArgs) -> Result<evaluate::ArchiveLimits> {
 pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     let t = thresholds(&args.warn_lag, &args.crit_lag)?;
     let archive = archive_limits(&args.archive)?;
+    let tls = tls_limits(&args.tls)?;
     let nodes = node_configs(args.primary.as_deref(), &args.standby)?;
     let primary = nodes.first().filter(|(r, _)| *r == Role::Primary).cloned();
     let timeout = args.timeout.timeout;
@@ -211,8 +266,36 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
         thresholds: t,
         expect_standbys: args.expect_standbys,
         archive,
+        tls,
     };
-    Ok(evaluate::evaluate(&facts, &options))
+    let report = evaluate::evaluate(&facts, &options);
+    explain_tls(&report, printer);
+    Ok(report)
+}
+
+/// -v: each encrypted link's cipher, and why a certificate is unknown.
+fn explain_tls(r: &crate::health::Report, printer: &Printer) {
+    for p in r.pairs.iter().flatten() {
+        if let (Some(true), Some(v)) = (p.ssl, &p.ssl_version) {
+            let cipher = p.ssl_cipher.as_deref().unwrap_or("?");
+            let bits = p
+                .ssl_bits
+                .map(|b| format!(" ({b} bits)"))
+                .unwrap_or_default();
+            printer.debug(format!(
+                "{}: replication over {v}, cipher {cipher}{bits}",
+                p.standby
+            ));
+        }
+    }
+    for c in r.certificates.iter().flatten() {
+        if let Some(why) = &c.unknown {
+            printer.debug(format!(
+                "{}: server certificate expiry unknown: {why}",
+                c.node
+            ));
+        }
+    }
 }
 
 /// `--archive-probe` on the primary, when it answered as one: switch WAL

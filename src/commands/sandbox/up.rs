@@ -213,6 +213,7 @@ pub fn check_args(state: &State) -> check::Args {
         crit_lag: vec![],
         expect_standbys: None,
         archive: Default::default(),
+        tls: Default::default(),
         timeout: TimeoutFlag::default(),
         format: FormatFlag::default(),
     }

@@ -440,6 +440,7 @@ fn verify(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
                 crit_lag: vec![],
                 expect_standbys: None,
                 archive: Default::default(),
+                tls: Default::default(),
                 timeout: TimeoutFlag::default(),
                 format: FormatFlag::default(),
             },

@@ -108,8 +108,9 @@ fn archive_perfdata(a: &Archive, perf: &mut Vec<String>) {
     perf.push(format!("archive_last_archived_age={age};;;0"));
 }
 
-/// Each pair's lag with the thresholds, each slot's retained WAL, the
-/// archiver's counts, each probe's latency.
+/// Each pair's lag with the thresholds and whether it is encrypted, each
+/// slot's retained WAL, the archiver's counts, each server certificate's
+/// days left, each probe's latency.
 fn perfdata(r: &Report) -> Vec<String> {
     let mut perf = vec![];
     let t = r.thresholds;
@@ -132,6 +133,9 @@ fn perfdata(r: &Report) -> Vec<String> {
             .lag_seconds
             .map_or("U".into(), |s| format!("{}s", perf_num(s)));
         perf.push(format!("lag_seconds_{l}={secs};{ws};{cs};0"));
+        if let Some(ssl) = p.ssl {
+            perf.push(format!("ssl_{l}={};;;0;1", u8::from(ssl)));
+        }
     }
     for s in r.slots.iter().flatten() {
         if let Some(b) = s.retained_bytes {
@@ -140,6 +144,16 @@ fn perfdata(r: &Report) -> Vec<String> {
     }
     if let Some(a) = &r.archive {
         archive_perfdata(a, &mut perf);
+    }
+    // Days left, alerting below the thresholds (Nagios range `N:`).
+    for c in r.certificates.iter().flatten() {
+        let days = c.days_left.map_or("U".into(), |d| d.to_string());
+        perf.push(format!(
+            "cert_days_{}={days};{}:;{}:",
+            perf_label(&c.node),
+            c.warn_days,
+            c.crit_days
+        ));
     }
     for p in r.probes.iter().flatten() {
         if let Some(ms) = p.latency_ms {

@@ -48,7 +48,7 @@ fn prom_num(v: f64) -> String {
 }
 
 /// The families, in the order they are printed, each with its HELP text.
-const FAMILIES: [(&str, &str); 16] = [
+const FAMILIES: [(&str, &str); 18] = [
     (
         "pgrepctl_up",
         "Whether the node answered and could be inspected (1) or not (0).",
@@ -72,6 +72,10 @@ const FAMILIES: [(&str, &str); 16] = [
     (
         "pgrepctl_wal_receiver_streaming",
         "Whether the standby's WAL receiver is streaming (1) or not (0).",
+    ),
+    (
+        "pgrepctl_replication_ssl",
+        "Whether the standby's replication connection is encrypted (1) or not (0), from pg_stat_ssl.",
     ),
     (
         "pgrepctl_slot_retained_bytes",
@@ -102,6 +106,10 @@ const FAMILIES: [(&str, &str); 16] = [
         "Whether the segment check --archive-probe closed was archived within --timeout (1) or not (0).",
     ),
     (
+        "pgrepctl_server_certificate_expiry_seconds",
+        "Seconds until the node's server certificate (ssl_cert_file) expires, negative once expired; NaN when the role may not read it.",
+    ),
+    (
         "pgrepctl_smoke_test_success",
         "Whether the smoke test passed on the standby (1) or not (0).",
     ),
@@ -124,6 +132,7 @@ enum F {
     LagBytes,
     LagSeconds,
     Streaming,
+    Ssl,
     SlotBytes,
     SlotActive,
     ArchivedTotal,
@@ -131,6 +140,7 @@ enum F {
     ArchiveReady,
     ArchiveAge,
     ArchiveProbe,
+    CertExpiry,
     ProbeOk,
     ProbeLatency,
     CheckStatus,
@@ -174,6 +184,9 @@ pub fn prometheus(r: &Report) -> String {
         if let Some(s) = p.streaming {
             add(F::Streaming, &labels, flag(s));
         }
+        if let Some(s) = p.ssl {
+            add(F::Ssl, &labels, flag(s));
+        }
     }
     for s in r.slots.iter().flatten() {
         let labels = [
@@ -203,6 +216,13 @@ pub fn prometheus(r: &Report) -> String {
             add(F::ArchiveProbe, &labels, flag(p.archived));
         }
     }
+    for c in r.certificates.iter().flatten() {
+        add(
+            F::CertExpiry,
+            &[("node", c.node.as_str())],
+            c.expires_in_seconds.map_or("NaN".into(), |s| s.to_string()),
+        );
+    }
     for p in r.probes.iter().flatten() {
         let labels = [("standby", p.standby.as_str())];
         add(F::ProbeOk, &labels, flag(p.status == Status::Ok));
@@ -215,6 +235,11 @@ pub fn prometheus(r: &Report) -> String {
         &[("command", r.command)],
         r.status.exit_code().to_string(),
     );
+    exposition(&fams)
+}
+
+/// The families that have samples, each with its HELP and TYPE lines.
+fn exposition(fams: &[Family]) -> String {
     let mut out = String::new();
     for f in fams.iter().filter(|f| !f.samples.is_empty()) {
         out.push_str(&format!("# HELP {} {}\n", f.name, f.help));

@@ -33,6 +33,10 @@ fn sample() -> Report {
         lag_bytes: Some(0),
         lag_seconds: Some(0.25),
         streaming: Some(true),
+        ssl: Some(true),
+        ssl_version: Some("TLSv1.3".into()),
+        ssl_cipher: Some("TLS_AES_256_GCM_SHA384".into()),
+        ssl_bits: Some(256),
         status: Status::Ok,
     }]);
     r.slots = Some(vec![Slot {
@@ -247,4 +251,92 @@ fn no_archiver_no_archive_output() {
     assert!(!prometheus(&r).contains("pgrepctl_archive"));
     assert!(!text(&r).contains("ARCHIVER"));
     assert!(!json(&r).contains("\"archive\""));
+}
+
+/// The sample with a plaintext link beside the encrypted one and two
+/// certificates: one expiring in 20 days, one unknown.
+fn with_tls() -> Report {
+    let mut r = sample();
+    let mut plain = r.pairs.as_ref().unwrap()[0].clone();
+    plain.standby = "s2".into();
+    (
+        plain.ssl,
+        plain.ssl_version,
+        plain.ssl_cipher,
+        plain.ssl_bits,
+    ) = (Some(false), None, None, None);
+    plain.client_addr = Some("10.0.0.2".into());
+    r.pairs.as_mut().unwrap().push(plain);
+    let cert = |node: &str, days: Option<i64>| crate::health::Certificate {
+        node: node.into(),
+        source: days.map(|_| "handshake".into()),
+        subject: days.map(|_| "CN=db1".into()),
+        not_after: days.map(|_| "2027-01-01T00:00:00Z".into()),
+        expires_in_seconds: days.map(|d| d * 86_400 + 60),
+        days_left: days,
+        unknown: days.is_none().then(|| "the role may not".into()),
+        warn_days: 30,
+        crit_days: 7,
+        status: if days.is_some() {
+            Status::Warning
+        } else {
+            Status::Ok
+        },
+    };
+    r.certificates = Some(vec![cert("primary", Some(20)), cert("s1", None)]);
+    r
+}
+
+#[test]
+fn encryption_and_certificates_in_every_format() {
+    let r = with_tls();
+    let s = nagios(&r);
+    for want in [
+        " ssl_s_1_x=1;;;0;1",
+        " ssl_s2=0;;;0;1",
+        " cert_days_primary=20;30:;7:",
+        " cert_days_s1=U;30:;7:",
+    ] {
+        assert!(s.contains(want), "{want} missing in {s}");
+    }
+    let s = prometheus(&r);
+    for want in [
+        "# TYPE pgrepctl_replication_ssl gauge\npgrepctl_replication_ssl{standby=\"s\\\"1 x\"} 1\npgrepctl_replication_ssl{standby=\"s2\"} 0\n",
+        "pgrepctl_server_certificate_expiry_seconds{node=\"primary\"} 1728060\n",
+        "pgrepctl_server_certificate_expiry_seconds{node=\"s1\"} NaN\n",
+    ] {
+        assert!(s.contains(want), "{want} missing in\n{s}");
+    }
+    let t = text(&r);
+    assert!(
+        t.contains(
+            "STANDBY              STATE      SYNC            LAG  LAG TIME LINK      STATUS\n"
+        ),
+        "{t}"
+    );
+    assert!(t.contains(" TLSv1.3   OK\n"), "{t}");
+    assert!(t.contains(" plaintext OK\n"), "{t}");
+    assert!(
+        t.contains("primary              2027-01-01T00:00:00Z        20  handshake WARNING\n"),
+        "{t}"
+    );
+    // The unknown certificate is for -v only.
+    assert!(!t.contains("\ns1    "), "{t}");
+    for line in t.lines() {
+        assert!(line.chars().count() <= 80, "{line:?}");
+    }
+    let j = json(&r);
+    assert!(j.contains("\"ssl\":true,\"ssl_version\":\"TLSv1.3\",\"ssl_cipher\":\"TLS_AES_256_GCM_SHA384\",\"ssl_bits\":256"), "{j}");
+    assert!(
+        j.contains("\"certificates\":[{\"node\":\"primary\",\"source\":\"handshake\""),
+        "{j}"
+    );
+    // A socket link, and none known.
+    let mut r = sample();
+    r.pairs.as_mut().unwrap()[0].ssl = Some(false);
+    assert!(text(&r).contains(" socket    OK\n"), "{}", text(&r));
+    r.pairs.as_mut().unwrap()[0].ssl = None;
+    assert!(!nagios(&r).contains("ssl_"));
+    assert!(!prometheus(&r).contains("pgrepctl_replication_ssl"));
+    assert!(!json(&r).contains("certificates"));
 }

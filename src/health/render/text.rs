@@ -2,7 +2,7 @@
 //! and probes in 80 columns, then each finding with its hint.
 
 use super::{human_bytes, human_seconds, role_word};
-use crate::health::{Archive, Node, Pair, Probe, Report, Role, Slot, Status};
+use crate::health::{Archive, Certificate, Node, Pair, Probe, Report, Role, Slot, Status};
 
 pub fn text(r: &Report) -> String {
     let mut out = status_line(r);
@@ -18,6 +18,9 @@ pub fn text(r: &Report) -> String {
     }
     if let Some(a) = &r.archive {
         out.push_str(&archive(a));
+    }
+    if let Some(c) = r.certificates.as_ref() {
+        out.push_str(&certificates(c));
     }
     out.push_str(&findings(r));
     out
@@ -102,11 +105,25 @@ fn node_detail(n: &Node) -> String {
     }
 }
 
+/// What a link's encryption is: its TLS version (encrypted), plaintext
+/// over TCP, a Unix socket (never encrypted), or unknown.
+fn link_word(p: &Pair) -> String {
+    match (p.ssl, &p.ssl_version, &p.client_addr) {
+        (Some(true), Some(v), _) => v.clone(),
+        (Some(true), None, _) => "encrypted".into(),
+        (Some(false), _, Some(_)) => "plaintext".into(),
+        (Some(false), _, None) => "socket".into(),
+        (None, _, _) => "-".into(),
+    }
+}
+
+/// Each link: LINK says how it travels (TLSv1.3: encrypted with that
+/// protocol; plaintext; socket: a local Unix socket).
 fn pairs(pairs: &[Pair]) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<20} {:<10} {:<9} {:>9} {:>9}  {}\n",
-        "STANDBY", "STATE", "SYNC", "LAG", "LAG TIME", "STATUS"
+        "{:<20} {:<10} {:<9} {:>9} {:>9} {:<9} {}\n",
+        "STANDBY", "STATE", "SYNC", "LAG", "LAG TIME", "LINK", "STATUS"
     ));
     for p in pairs {
         let state = match (&p.state, p.streaming) {
@@ -116,7 +133,7 @@ fn pairs(pairs: &[Pair]) -> String {
             (None, None) => "-".into(),
         };
         out.push_str(&format!(
-            "{:<20} {:<10} {:<9} {:>9} {:>9}  {}\n",
+            "{:<20} {:<10} {:<9} {:>9} {:>9} {:<9} {}\n",
             cut(&p.standby, 20),
             cut(&state, 10),
             cut(p.sync_state.as_deref().unwrap_or("-"), 9),
@@ -124,6 +141,7 @@ fn pairs(pairs: &[Pair]) -> String {
             p.lag_seconds
                 .map(human_seconds)
                 .unwrap_or_else(|| "-".into()),
+            cut(&link_word(p), 9),
             p.status.as_str()
         ));
     }
@@ -201,6 +219,30 @@ fn archive(a: &Archive) -> String {
         out.push_str(&wrap(
             "probe: ",
             &format!("{seg} {what}, {}", p.status.as_str()),
+        ));
+    }
+    out
+}
+
+/// The known server certificates: when each expires and how long is left
+/// (an unknown one is said at -v only).
+fn certificates(certs: &[Certificate]) -> String {
+    let known: Vec<&Certificate> = certs.iter().filter(|c| c.not_after.is_some()).collect();
+    if known.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "{:<20} {:<20} {:>9}  {:<9} {}\n",
+        "CERTIFICATE", "EXPIRES", "DAYS LEFT", "SOURCE", "STATUS"
+    );
+    for c in known {
+        out.push_str(&format!(
+            "{:<20} {:<20} {:>9}  {:<9} {}\n",
+            cut(&c.node, 20),
+            c.not_after.as_deref().unwrap_or("-"),
+            c.days_left.map_or("-".into(), |d| d.to_string()),
+            c.source.as_deref().unwrap_or("-"),
+            c.status.as_str()
         ));
     }
     out

@@ -15,9 +15,11 @@ mod primary;
 #[cfg(test)]
 mod tests;
 mod timeline;
+mod tls;
 
 pub use archive::ArchiveLimits;
 pub use nodes::paused_advice;
+pub use tls::{TlsLimits, expiry_status, rfc3339};
 
 use super::chain::{names, upstreams};
 use super::inspect::{Data, NodeFacts};
@@ -36,6 +38,8 @@ pub struct Options {
     pub expect_standbys: Option<u32>,
     /// The archiver's thresholds.
     pub archive: ArchiveLimits,
+    /// `--require-ssl` and the certificate's thresholds.
+    pub tls: TlsLimits,
 }
 
 /// The status of a node that could not be inspected: CRITICAL when it is
@@ -289,6 +293,9 @@ pub fn evaluate(facts: &[NodeFacts], o: &Options) -> Report {
             .fold(Status::Ok, |s, x| s.worst(x.status));
         r.nodes[pi].status = r.nodes[pi].status.worst(st);
     }
+    tls::links(&mut r, &mut pairs, &o.tls);
+    let certificates = tls::certificates(&mut r, &chain, &o.tls);
+    r.certificates = (!certificates.is_empty()).then_some(certificates);
     r.pairs = Some(pairs);
     r.slots = Some(slots);
     r.finish()

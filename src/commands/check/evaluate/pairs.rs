@@ -111,6 +111,10 @@ fn standby_pair(
         lag_bytes,
         lag_seconds,
         streaming,
+        ssl: sender.and_then(|s| s.ssl),
+        ssl_version: sender.and_then(|s| s.ssl_version.clone()),
+        ssl_cipher: sender.and_then(|s| s.ssl_cipher.clone()),
+        ssl_bits: sender.and_then(|s| s.ssl_bits),
         status: st,
     }
 }
@@ -255,6 +259,10 @@ fn sender_pair(
         lag_bytes,
         lag_seconds,
         streaming: None,
+        ssl: s.ssl,
+        ssl_version: s.ssl_version.clone(),
+        ssl_cipher: s.ssl_cipher.clone(),
+        ssl_bits: s.ssl_bits,
         status: st,
     }
 }

@@ -1,4 +1,5 @@
 use super::super::inspect::{ReceiverFacts, Sender, SlotFacts};
+use super::super::tls::{CertFacts, CertSource};
 use super::*;
 use crate::health::{Receiver, Replay};
 use crate::pg::replication::format_lsn;
@@ -541,4 +542,130 @@ fn split_brain_names_both_timelines_and_the_newest_leads() {
         "{:?}",
         d.hint
     );
+}
+
+/// A sender whose link is encrypted (`Some(version)`) or not, from `addr`.
+fn tls_sender(name: &str, version: Option<&str>, addr: Option<&str>) -> Sender {
+    Sender {
+        ssl: Some(version.is_some()),
+        ssl_version: version.map(str::to_string),
+        ssl_cipher: version.map(|_| "TLS_AES_256_GCM_SHA384".to_string()),
+        ssl_bits: version.map(|_| 256),
+        client_addr: addr.map(str::to_string),
+        ..sender(name, 0)
+    }
+}
+
+fn tls_facts() -> Vec<NodeFacts> {
+    vec![
+        primary(
+            vec![
+                tls_sender("enc", Some("TLSv1.3"), Some("10.0.0.2")),
+                tls_sender("plain", None, Some("10.0.0.3")),
+                tls_sender("local", None, None),
+            ],
+            vec![],
+        ),
+        standby("enc", Some("streaming")),
+        standby("plain", Some("streaming")),
+    ]
+}
+
+#[test]
+fn plaintext_links_warn_only_with_require_ssl() {
+    let r = check(&tls_facts());
+    assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+    let pairs = r.pairs.as_ref().unwrap();
+    let by = |n: &str| pairs.iter().find(|p| p.standby == n).unwrap();
+    assert_eq!(
+        (by("enc").ssl, by("enc").ssl_version.as_deref()),
+        (Some(true), Some("TLSv1.3"))
+    );
+    assert_eq!(by("plain").ssl, Some(false));
+    let o = Options {
+        tls: TlsLimits {
+            require_ssl: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let r = evaluate(&tls_facts(), &o);
+    assert_eq!(r.status, Status::Warning);
+    // Only the TCP link in plaintext: not the encrypted one, not the socket.
+    assert_eq!(codes(&r), vec![(REPLICATION_PLAINTEXT, Status::Warning)]);
+    let p = &r.problems[0];
+    assert_eq!(p.subject, "plain");
+    assert!(p.message.contains("client 10.0.0.3"), "{}", p.message);
+    let pairs = r.pairs.as_ref().unwrap();
+    let by = |n: &str| pairs.iter().find(|p| p.standby == n).unwrap().status;
+    assert_eq!((by("enc"), by("plain")), (Status::Ok, Status::Warning));
+}
+
+fn with_cert(cert: CertFacts) -> Vec<NodeFacts> {
+    let mut f = tls_facts();
+    data(&mut f[0]).certificate = cert;
+    f
+}
+
+fn known(days: i64) -> CertFacts {
+    CertFacts::Known {
+        source: CertSource::Handshake,
+        subject: "CN=db1".into(),
+        not_after: 1_893_456_000,
+        seconds_left: days * 86_400 + 60,
+    }
+}
+
+#[test]
+fn certificate_expiry_thresholds() {
+    for (days, status) in [
+        (90, Status::Ok),
+        (20, Status::Warning),
+        (3, Status::Critical),
+        (-2, Status::Critical),
+    ] {
+        let r = check(&with_cert(known(days)));
+        let c = &r.certificates.as_ref().expect("a certificate")[0];
+        assert_eq!((c.node.as_str(), c.status), ("primary", status), "{days}");
+        assert_eq!(c.days_left, Some(days));
+        assert_eq!(c.not_after.as_deref(), Some("2030-01-01T00:00:00Z"));
+        assert_eq!(r.status, status, "{days}: {:?}", r.problems);
+        assert_eq!(r.nodes[0].status, status);
+        if status != Status::Ok {
+            assert_eq!(codes(&r), vec![(CERT_EXPIRING, status)]);
+            let m = &r.problems[0].message;
+            assert!(
+                m.contains(if days < 0 {
+                    "expired 1 day ago"
+                } else {
+                    "expires in"
+                }),
+                "{m}"
+            );
+        }
+    }
+    // Thresholds from the flags.
+    let o = Options {
+        tls: TlsLimits {
+            cert_warn_days: 10,
+            cert_crit_days: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert_eq!(evaluate(&with_cert(known(20)), &o).status, Status::Ok);
+    assert_eq!(evaluate(&with_cert(known(3)), &o).status, Status::Warning);
+}
+
+#[test]
+fn an_unknown_certificate_is_no_failure() {
+    let r = check(&with_cert(CertFacts::Unknown("the role may not".into())));
+    assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+    let c = &r.certificates.as_ref().unwrap()[0];
+    assert_eq!(
+        (c.unknown.as_deref(), c.days_left, c.status),
+        (Some("the role may not"), None, Status::Ok)
+    );
+    // ssl off: no certificate at all.
+    assert!(check(&tls_facts()).certificates.is_none());
 }
