@@ -33,6 +33,7 @@ mod smoke_test;
 mod switchover;
 mod switchover_netns;
 mod tls;
+mod tls_netns;
 mod tls_setup;
 mod tunnel;
 mod versions;
