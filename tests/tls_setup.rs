@@ -202,6 +202,33 @@ fn an_existing_certificate_with_other_names_is_refused() {
     assert_eq!(p.sql("SHOW ssl_cert_file"), "pgrepctl-server.crt");
     let j = init_ssl(&p, &pw, dir.path(), &["--ssl-issue"]).ok();
     assert_eq!(j["changed"], false, "{j}");
+    // A name more: pgrepctl's own certificate is reissued by the same CA
+    // (standbys keep trusting it).
+    let ca = std::fs::read(dir.path().join("pgrepctl-ca.crt")).unwrap();
+    let more = ["--ssl-issue", "--ssl-name", "localhost"];
+    let j = init_ssl(&p, &pw, dir.path(), &more).ok();
+    assert_eq!(j["changed"], true, "{j}");
+    assert_eq!(
+        j["ssl"]["names"],
+        serde_json::json!(["127.0.0.1", "localhost"]),
+        "{j}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("pgrepctl-ca.crt")).unwrap(),
+        ca
+    );
+    // The server took it (a reload): verify-full by the new name.
+    let ca = dir.path().join("pgrepctl-ca.crt");
+    let primary = format!(
+        "host=localhost port={} user=postgres sslmode=verify-full sslrootcert={}",
+        p.port,
+        ca.display()
+    );
+    let j = pgrepctl(["check", "--json", "--primary", &primary]).json();
+    assert!(j["nodes"][0]["error"].is_null(), "{j}");
+    assert_eq!(j["nodes"][0]["role"], "primary", "{j}");
+    let j = init_ssl(&p, &pw, dir.path(), &more).ok();
+    assert_eq!(j["changed"], false, "{j}");
 }
 
 #[test]

@@ -102,6 +102,11 @@ pub struct SslFacts {
     pub ca_dir: Option<PathBuf>,
     /// Which of pgrepctl's four files exist already.
     pub present: Vec<PathBuf>,
+    /// pgrepctl's CA from an earlier run (certificate, key), reused so
+    /// that standbys keep trusting it.
+    pub ca: Option<(String, String)>,
+    /// pgrepctl's server certificate and key as they are now.
+    pub server: Option<(String, String)>,
 }
 
 /// Read the files the server's ssl settings name, and decide where
@@ -149,7 +154,17 @@ pub fn inspect(setup: &SslSetup, facts: &Facts) -> SslFacts {
             present.push(p);
         }
     }
+    let pair = |c: PathBuf, k: PathBuf| {
+        Some((
+            std::fs::read_to_string(c).ok()?,
+            std::fs::read_to_string(k).ok()?,
+        ))
+    };
     SslFacts {
+        ca: ca_dir
+            .as_ref()
+            .and_then(|d| pair(d.join(CA_CERT), d.join(CA_KEY))),
+        server: pair(server_dir.join(SERVER_CERT), server_dir.join(SERVER_KEY)),
         on: matches!(live("ssl").as_str(), "on" | "true" | "yes" | "1"),
         key_exists: key_file.exists(),
         cert_file,
@@ -245,9 +260,10 @@ pub struct Issued {
     pub server_key: String,
 }
 
-/// Issue a CA ("pgrepctl CA for NAME") and a server certificate whose
+/// Issue a CA ("pgrepctl CA for NAME"), or take `ca` (certificate and
+/// key, PEM) from an earlier run, and a server certificate it signs whose
 /// subject alternative names are `names` (ECDSA P-256, SHA-256).
-pub fn issue(names: &[String]) -> Result<Issued> {
+pub fn issue(names: &[String], ca: Option<&(String, String)>) -> Result<Issued> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
         KeyPair, KeyUsagePurpose,
@@ -262,15 +278,26 @@ pub fn issue(names: &[String]) -> Result<Issued> {
     let days = |d: u64| epoch + now + std::time::Duration::from_secs(d * 86_400);
     let first = names.first().cloned().unwrap_or_default();
 
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca.distinguished_name
-        .push(DnType::CommonName, format!("pgrepctl CA for {first}"));
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.not_before = from;
-    ca.not_after = days(CA_DAYS);
-    let ca_key = KeyPair::generate().map_err(err)?;
-    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
+    let (ca_cert, ca_key, issuer) = match ca {
+        Some((cert, key)) => {
+            let k = KeyPair::from_pem(key).map_err(err)?;
+            let issuer = Issuer::from_ca_cert_pem(cert, k).map_err(err)?;
+            (cert.clone(), key.clone(), issuer)
+        }
+        None => {
+            let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+            ca.distinguished_name
+                .push(DnType::CommonName, format!("pgrepctl CA for {first}"));
+            ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+            ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            ca.not_before = from;
+            ca.not_after = days(CA_DAYS);
+            let ca_key = KeyPair::generate().map_err(err)?;
+            let pem = ca.self_signed(&ca_key).map_err(err)?.pem();
+            let key = ca_key.serialize_pem();
+            (pem, key, Issuer::new(ca, ca_key))
+        }
+    };
 
     let mut server = CertificateParams::new(names.to_vec()).map_err(err)?;
     server.distinguished_name.push(DnType::CommonName, first);
@@ -279,12 +306,10 @@ pub fn issue(names: &[String]) -> Result<Issued> {
     server.not_before = from;
     server.not_after = days(SERVER_DAYS);
     let server_key = KeyPair::generate().map_err(err)?;
-    let ca_pem = ca_key.serialize_pem();
-    let issuer = Issuer::new(ca, ca_key);
     let server_cert = server.signed_by(&server_key, &issuer).map_err(err)?;
     Ok(Issued {
-        ca_cert: ca_cert.pem(),
-        ca_key: ca_pem,
+        ca_cert,
+        ca_key,
         server_cert: server_cert.pem(),
         server_key: server_key.serialize_pem(),
     })

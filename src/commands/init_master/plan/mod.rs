@@ -121,13 +121,14 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         ..Default::default()
     };
     config::refuse_config_errors(facts)?;
-    plan.ssl = ssl::plan_ssl(settings, facts, &mut plan, super::ssl::issue)?;
+    plan.ssl = ssl::plan_ssl(settings, facts, &mut plan)?;
     let ssl_settings = plan
         .ssl
         .as_ref()
         .map(|s| s.settings.clone())
         .unwrap_or_default();
-    let mut changed_config = config::plan_config(settings, facts, &ssl_settings, &mut plan)?;
+    let mut changed_config = config::plan_config(settings, facts, &ssl_settings, &mut plan)?
+        || plan.ssl.as_ref().is_some_and(|s| s.reload);
 
     listen_warning(settings, facts, &mut plan);
     if hba_lines::plan_hba(settings, facts, &mut plan)? {

@@ -10,6 +10,7 @@ use crate::commands::init_master::ssl::{
 };
 use crate::error::{Code, Error, Result};
 use crate::pg::cert_info::CertInfo;
+use crate::plan::file::EditFile;
 use std::path::{Path, PathBuf};
 
 /// The ssl settings to reach, and what the run reports about TLS.
@@ -21,37 +22,41 @@ pub struct SslPlan {
     pub report: serde_json::Value,
     /// The text after the changes: where the CA is and how to copy it.
     pub epilogue: Option<String>,
+    /// New certificate files the server must reload, settings or not.
+    pub reload: bool,
 }
 
-/// Decide; `issue` makes the certificates (rcgen) when they are needed,
-/// so the plan stays testable with a fixed set.
-pub fn plan_ssl(
-    settings: &Settings,
-    facts: &Facts,
-    plan: &mut Plan,
-    issue: impl FnOnce(&[String]) -> Result<Issued>,
-) -> Result<Option<SslPlan>> {
+/// Decide: keep the server's certificate, or issue one (rcgen; the keys
+/// are made here, so a dry run shows the same steps with other keys).
+/// `--ssl-issue` on pgrepctl's own certificate that no longer suits
+/// (expired, a name added) issues a new one from the same CA.
+pub fn plan_ssl(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<Option<SslPlan>> {
     let Some(f) = facts.ssl.as_ref().filter(|_| settings.ssl) else {
         return Ok(None);
     };
     let names = &settings.ssl_setup.names;
     let ours = f.cert_file == f.server_dir.join(SERVER_CERT);
     let existing = f.on || !matches!(f.cert, CertState::Missing);
-    if existing && (ours || !settings.ssl_setup.issue) {
+    if existing && !settings.ssl_setup.issue {
         return keep(f, names, ours).map(Some);
+    }
+    if existing && ours {
+        if let Ok(kept) = keep(f, names, ours) {
+            return Ok(Some(kept));
+        }
     }
     if names.is_empty() {
         return Err(Error::new(
             Code::Usage,
             format!(
-                "--ssl needs --ssl-name: the server has no certificate (ssl is off and {} does not exist), so pgrepctl issues one, and it must hold the names standbys connect by",
+                "--ssl needs --ssl-name: pgrepctl issues the server certificate here (ssl_cert_file is {}), and it must hold the names standbys connect by",
                 f.cert_file.display()
             ),
         )
         .hint("add one --ssl-name per name or address in the standbys' --primary host=, e.g. --ssl --ssl-name db1.example.org --ssl-name 10.0.0.1"));
     }
     let ca_dir = ca_dir(f, &facts.data_directory)?;
-    if let Some(p) = f.present.first() {
+    if let Some(p) = f.present.iter().find(|p| !replaced(f, ours, &ca_dir, p)) {
         return Err(Error::new(
             Code::CertificateUnsuitable,
             format!(
@@ -62,7 +67,7 @@ pub fn plan_ssl(
         )
         .hint("pgrepctl never overwrites certificate files: move pgrepctl-ca.* and pgrepctl-server.* away (or point ssl_cert_file and ssl_key_file at them yourself) and rerun"));
     }
-    let made = issue(names)?;
+    let made = crate::commands::init_master::ssl::issue(names, f.ca.as_ref())?;
     Ok(Some(issue_steps(
         f,
         &ca_dir,
@@ -71,6 +76,14 @@ pub fn plan_ssl(
         names,
         plan,
     )))
+}
+
+/// A file of pgrepctl's that this run may take as it is: its CA (reused,
+/// both files present) and the server files the server uses now.
+fn replaced(f: &SslFacts, ours: bool, ca_dir: &Path, p: &Path) -> bool {
+    let ca =
+        p.parent() == Some(ca_dir) && p.file_name().is_some_and(|n| n == CA_CERT || n == CA_KEY);
+    (ca && f.ca.is_some()) || (ours && (p == f.cert_file || p == f.server_dir.join(SERVER_KEY)))
 }
 
 /// The CA's directory: never inside the data directory.
@@ -191,7 +204,7 @@ fn check_cert(cert: &CertInfo, file: &Path, names: &[String]) -> Result<()> {
     .hint("rerun with --ssl-issue to have pgrepctl issue its own CA and a server certificate for the --ssl-name values (the old files are kept; ssl_cert_file and ssl_key_file point at the new ones), or reissue the certificate with these names yourself"))
 }
 
-/// The four files, then ssl on with the new file settings.
+/// The files, then ssl on with the new file settings.
 fn issue_steps(
     f: &SslFacts,
     ca_dir: &Path,
@@ -200,53 +213,9 @@ fn issue_steps(
     names: &[String],
     plan: &mut Plan,
 ) -> SslPlan {
-    let file = |path: PathBuf, contents: String, mode, owner, summary: &str, secret| CreateFile {
-        path,
-        contents,
-        mode,
-        owner,
-        summary: summary.to_string(),
-        secret,
-    };
     let ca = ca_dir.join(CA_CERT);
     let server_cert = f.server_dir.join(SERVER_CERT);
-    let owner = f.server_owner;
-    for step in [
-        file(
-            ca.clone(),
-            made.ca_cert,
-            0o644,
-            None,
-            "pgrepctl's CA certificate (copy it to each standby)",
-            false,
-        ),
-        file(
-            ca_dir.join(CA_KEY),
-            made.ca_key,
-            0o600,
-            None,
-            "pgrepctl's CA private key (stays on this host)",
-            true,
-        ),
-        file(
-            server_cert.clone(),
-            made.server_cert,
-            0o644,
-            owner,
-            &format!("server certificate for {}", names.join(", ")),
-            false,
-        ),
-        file(
-            f.server_dir.join(SERVER_KEY),
-            made.server_key,
-            0o600,
-            owner,
-            "server private key",
-            true,
-        ),
-    ] {
-        plan.edit_step(step);
-    }
+    file_steps(f, ca_dir, made, names, plan);
     // In the data directory: by name, so a standby's copy finds its own.
     let value = |name: &str| {
         if f.server_dir == data_directory {
@@ -269,6 +238,80 @@ fn issue_steps(
             names,
         ),
         epilogue: Some(epilogue(&ca, names)),
+        reload: true,
+    }
+}
+
+/// The CA's two files unless it is reused; the server's two, created,
+/// or in place of pgrepctl's own (edits: the old contents come back on
+/// a failure; never diffed).
+fn file_steps(f: &SslFacts, ca_dir: &Path, made: Issued, names: &[String], plan: &mut Plan) {
+    let create = |path: PathBuf, contents: String, mode, owner, summary: &str, secret| CreateFile {
+        path,
+        contents,
+        mode,
+        owner,
+        summary: summary.to_string(),
+        secret,
+    };
+    let owner = f.server_owner;
+    if f.ca.is_none() {
+        let what = "pgrepctl's CA certificate (copy it to each standby)";
+        plan.edit_step(create(
+            ca_dir.join(CA_CERT),
+            made.ca_cert,
+            0o644,
+            None,
+            what,
+            false,
+        ));
+        let what = "pgrepctl's CA private key (stays on this host)";
+        plan.edit_step(create(
+            ca_dir.join(CA_KEY),
+            made.ca_key,
+            0o600,
+            None,
+            what,
+            true,
+        ));
+    }
+    let summary = format!("server certificate for {}", names.join(", "));
+    let (cert, key) = (
+        f.server_dir.join(SERVER_CERT),
+        f.server_dir.join(SERVER_KEY),
+    );
+    let Some((old_cert, old_key)) = &f.server else {
+        plan.edit_step(create(
+            cert,
+            made.server_cert,
+            0o644,
+            owner,
+            &summary,
+            false,
+        ));
+        plan.edit_step(create(
+            key,
+            made.server_key,
+            0o600,
+            owner,
+            "server private key",
+            true,
+        ));
+        return;
+    };
+    let reissued = format!("{summary} (reissued by the same CA)");
+    for (path, old, new, what) in [
+        (cert, old_cert, made.server_cert, reissued),
+        (
+            key,
+            old_key,
+            made.server_key,
+            "server private key (new)".into(),
+        ),
+    ] {
+        let mut e = EditFile::new(path, Some(old.clone()), new, what);
+        e.secret = true;
+        plan.edit_step(e);
     }
 }
 

@@ -304,6 +304,8 @@ mod ssl {
             server_dir: "/d".into(),
             ca_dir: Some("/etc/pgrepctl".into()),
             present: vec![],
+            ca: None,
+            server: None,
         });
         f
     }
@@ -388,7 +390,11 @@ mod ssl {
     }
 
     fn with_cert(names: &[&str], on: bool) -> Facts {
-        let made = issue(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        let made = issue(
+            &names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            None,
+        )
+        .unwrap();
         let mut f = ssl_facts();
         let s = f.ssl.as_mut().unwrap();
         s.on = on;
@@ -424,6 +430,56 @@ mod ssl {
         let f = with_cert(&["db1.example.org"], false);
         let p = plan(&ssl_settings(&["db1.example.org"], false), &f).unwrap();
         assert_eq!(p.ssl.unwrap().settings, vec![("ssl", "on".to_string())]);
+    }
+
+    #[test]
+    fn ssl_issue_renews_pgrepctls_own_certificate_from_the_same_ca() {
+        let names = vec!["db1".to_string()];
+        let made = issue(&names, None).unwrap();
+        let mut f = ssl_facts();
+        let s = f.ssl.as_mut().unwrap();
+        s.on = true;
+        s.cert_file = "/d/pgrepctl-server.crt".into();
+        s.key_file = "/d/pgrepctl-server.key".into();
+        s.cert = CertState::Parsed(Box::new(
+            CertInfo::parse(made.server_cert.as_bytes()).unwrap(),
+        ));
+        s.key_exists = true;
+        s.present = vec![
+            "/d/pgrepctl-server.crt".into(),
+            "/d/pgrepctl-server.key".into(),
+            "/etc/pgrepctl/pgrepctl-ca.crt".into(),
+            "/etc/pgrepctl/pgrepctl-ca.key".into(),
+        ];
+        s.ca = Some((made.ca_cert.clone(), made.ca_key.clone()));
+        s.server = Some((made.server_cert.clone(), made.server_key.clone()));
+        // Its names suit: nothing to do, --ssl-issue or not.
+        let p = plan(&ssl_settings(&["db1"], true), &f).unwrap();
+        let certs = |p: &Plan| -> Vec<String> {
+            summaries(p)
+                .into_iter()
+                .filter(|s| s.contains("/pgrepctl-"))
+                .collect()
+        };
+        assert!(certs(&p).is_empty(), "{:?}", summaries(&p));
+        // A name more: without --ssl-issue refused, with it reissued.
+        let e = plan(&ssl_settings(&["db1", "10.0.0.1"], false), &f).unwrap_err();
+        assert_eq!(e.code, Code::CertificateUnsuitable);
+        let p = plan(&ssl_settings(&["db1", "10.0.0.1"], true), &f).unwrap();
+        let s = certs(&p);
+        assert_eq!(s.len(), 2, "{s:#?}");
+        assert!(s[0].contains("(reissued by the same CA)"), "{s:#?}");
+        let ssl = p.ssl.unwrap();
+        assert_eq!(
+            ssl.report["ca_certificate"],
+            "/etc/pgrepctl/pgrepctl-ca.crt"
+        );
+        let again = issue(
+            &["x".to_string()],
+            Some(&(made.ca_cert.clone(), made.ca_key.clone())),
+        )
+        .unwrap();
+        assert_eq!(again.ca_cert, made.ca_cert);
     }
 
     #[test]
