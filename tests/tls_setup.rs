@@ -152,6 +152,80 @@ fn init_master_issues_and_clone_standby_verifies() {
     );
 }
 
+/// The configuration files, and which certificate files exist (in the
+/// data directory and in the CA's directory).
+fn files_state(
+    p: &Cluster,
+    dir: &Path,
+) -> (Vec<(std::path::PathBuf, Option<Vec<u8>>)>, Vec<String>) {
+    let files = [
+        p.conf_path(),
+        p.hba_path(),
+        p.data.join("postgresql.auto.conf"),
+    ];
+    let paths: Vec<&Path> = files.iter().map(|f| f.as_path()).collect();
+    let mut names: Vec<String> = [dir, p.data.as_path()]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".crt") || n.ends_with(".key"))
+        .collect();
+    names.sort();
+    (snapshot(&paths), names)
+}
+
+/// A failure after any step of `--ssl` takes everything back: the new
+/// files (the CA outside the data directory too), ssl off again, the
+/// configuration files as they were.
+#[test]
+fn a_failure_at_any_step_removes_the_certificates_again() {
+    if !openssl() {
+        return;
+    }
+    let p = Cluster::new();
+    let pw = password_file(p.tmp.path(), "tls-setup-pw");
+    let dir = tempdir();
+    let state = || files_state(&p, dir.path());
+    let before = state();
+    let args: Vec<String> = [
+        "init-master",
+        "--json",
+        "-D",
+        p.data.to_str().unwrap(),
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--allow",
+        "127.0.0.1/32",
+        "--ssl",
+        "--ssl-name",
+        "127.0.0.1",
+        "--ssl-dir",
+        dir.path().to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut n = 1;
+    loop {
+        let step = n.to_string();
+        let r = crate::harness::run::pgrepctl_env(
+            &args,
+            &[("PGREPCTL_FAIL_AFTER_STEP", step.as_str())],
+        );
+        if r.code() == 0 {
+            break;
+        }
+        let j = r.fails(1, "INTERNAL");
+        assert_eq!(j["changed"], false, "{j}");
+        assert!(state() == before, "failure after step {n}: {j}");
+        assert_eq!(p.sql("SHOW ssl"), "off", "after step {n}");
+        n += 1;
+        assert!(n < 30, "the injected failure never stopped");
+    }
+    assert!(n > 6, "the four files, the edits and the reload: {n}");
+    assert_eq!(p.sql("SHOW ssl"), "on");
+}
+
 #[test]
 fn an_existing_certificate_with_other_names_is_refused() {
     if !openssl() {
@@ -173,17 +247,8 @@ fn an_existing_certificate_with_other_names_is_refused() {
     )
     .unwrap();
     let dir = tempdir();
-    let files = [
-        p.conf_path(),
-        p.hba_path(),
-        p.data.join("postgresql.auto.conf"),
-    ];
-    let paths: Vec<&Path> = files
-        .iter()
-        .map(|f| f.as_path())
-        .chain([dir.path(), p.data.as_path()])
-        .collect();
-    let before = snapshot(&paths);
+    let state = || files_state(&p, dir.path());
+    let before = state();
     let j = init_ssl(&p, &pw, dir.path(), &[]).fails(1, "CERTIFICATE_UNSUITABLE");
     let msg = j["error"]["message"].as_str().unwrap();
     assert!(
@@ -194,7 +259,7 @@ fn an_existing_certificate_with_other_names_is_refused() {
         j["error"]["hint"].as_str().unwrap().contains("--ssl-issue"),
         "{j}"
     );
-    assert_eq!(snapshot(&paths), before, "nothing changed");
+    assert!(state() == before, "nothing changed");
     // What the hint says: pgrepctl's own, the old files kept.
     let j = init_ssl(&p, &pw, dir.path(), &["--ssl-issue"]).ok();
     assert_eq!(j["changed"], true, "{j}");
