@@ -152,12 +152,12 @@ fn init_master_issues_and_clone_standby_verifies() {
     );
 }
 
+/// The configuration files' contents, and the certificate files' names.
+type FilesState = (Vec<(std::path::PathBuf, Option<Vec<u8>>)>, Vec<String>);
+
 /// The configuration files, and which certificate files exist (in the
 /// data directory and in the CA's directory).
-fn files_state(
-    p: &Cluster,
-    dir: &Path,
-) -> (Vec<(std::path::PathBuf, Option<Vec<u8>>)>, Vec<String>) {
+fn files_state(p: &Cluster, dir: &Path) -> FilesState {
     let files = [
         p.conf_path(),
         p.hba_path(),
