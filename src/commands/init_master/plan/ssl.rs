@@ -38,7 +38,18 @@ pub fn plan_ssl(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<O
     let ours = f.cert_file == f.server_dir.join(SERVER_CERT);
     let existing = f.on || !matches!(f.cert, CertState::Missing);
     if existing && !settings.ssl_setup.issue {
-        return keep(f, names, ours).map(Some);
+        let kept = keep(f, names, ours)?;
+        if names.is_empty() {
+            plan.warnings.push(format!(
+                "no --ssl-name given: the names in {} ({}) were not checked against the ones standbys connect by; give --ssl-name for each",
+                f.cert_file.display(),
+                kept.report["names"]
+                    .as_array()
+                    .map(|n| n.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
+            ));
+        }
+        return Ok(Some(kept));
     }
     if existing && ours {
         if let Ok(kept) = keep(f, names, ours) {

@@ -426,6 +426,15 @@ mod ssl {
         // --ssl-issue: pgrepctl's own, beside the old one.
         let p = plan(&ssl_settings(&["db1.example.org", "10.0.0.1"], true), &f).unwrap();
         assert!(summaries(&p)[0].contains("pgrepctl-ca.crt"));
+        // No names to check: kept, with a warning that says so.
+        let p = plan(&ssl_settings(&[], false), &f).unwrap();
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("no --ssl-name given") && w.contains("(db1.example.org)")),
+            "{:?}",
+            p.warnings
+        );
         // Off, with a good certificate in place: only ssl = on.
         let f = with_cert(&["db1.example.org"], false);
         let p = plan(&ssl_settings(&["db1.example.org"], false), &f).unwrap();
