@@ -270,7 +270,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__clone__subcmd__standby)
-            opts="-D -v -q -h -V --primary --pgdata --password-file --passfile --password-in-conninfo --slot --application-name --port --listen --bindir --force --max-rate --no-start --wait --connect-timeout --restore-dir --restore-command --archive-cleanup --allow-insecure --dry-run --json --verbose --quiet --no-progress --help --version"
+            opts="-D -v -q -h -V --primary --pgdata --sslrootcert --password-file --passfile --password-in-conninfo --slot --application-name --port --listen --bindir --force --max-rate --no-start --wait --connect-timeout --restore-dir --restore-command --archive-cleanup --allow-insecure --dry-run --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -285,6 +285,10 @@ _pgrepctl() {
                     return 0
                     ;;
                 -D)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sslrootcert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -770,7 +774,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__init__subcmd__master)
-            opts="-D -h -p -U -d -v -q -V --pgdata --host --port --username --dbname --replication-user --allow-privileged-role --password-file --allow --ssl --hba-method --allow-insecure --max-wal-senders --wal-keep --listen --rewindable --monitor-from --monitor-user --monitor-password-file --slot --archive-dir --archive-command --archive-library --archive-timeout --restart --bindir --dry-run --help --json --verbose --quiet --no-progress --version"
+            opts="-D -h -p -U -d -v -q -V --pgdata --host --port --username --dbname --replication-user --allow-privileged-role --password-file --allow --ssl --ssl-name --ssl-dir --ssl-issue --hba-method --allow-insecure --max-wal-senders --wal-keep --listen --rewindable --monitor-from --monitor-user --monitor-password-file --slot --archive-dir --archive-command --archive-library --archive-timeout --restart --bindir --dry-run --help --json --verbose --quiet --no-progress --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -825,6 +829,14 @@ _pgrepctl() {
                     return 0
                     ;;
                 --allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssl-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssl-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

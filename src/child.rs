@@ -72,21 +72,26 @@ impl SecretFile {
     /// `expr` with `PGPASSFILE` pointing at this file and the descriptor
     /// inherited by that child only (it is close-on-exec for every other).
     pub fn pass_to(&self, expr: duct::Expression) -> duct::Expression {
+        self.inherit(expr.env("PGPASSFILE", self.child_path()))
+    }
+
+    /// `expr` with the descriptor inherited by that child only, for a
+    /// file the child opens by [`Self::child_path`] (a root certificate).
+    pub fn inherit(&self, expr: duct::Expression) -> duct::Expression {
         let raw: RawFd = self.fd.as_raw_fd();
-        expr.env("PGPASSFILE", self.child_path())
-            .before_spawn(move |c| {
-                // SAFETY: fcntl is async-signal-safe; `raw` stays open in
-                // the parent while it spawns, so the child has it too.
-                unsafe {
-                    c.pre_exec(move || {
-                        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-                        let fd = std::os::fd::BorrowedFd::borrow_raw(raw);
-                        fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
-                        Ok(())
-                    });
-                }
-                Ok(())
-            })
+        expr.before_spawn(move |c| {
+            // SAFETY: fcntl is async-signal-safe; `raw` stays open in
+            // the parent while it spawns, so the child has it too.
+            unsafe {
+                c.pre_exec(move || {
+                    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+                    let fd = std::os::fd::BorrowedFd::borrow_raw(raw);
+                    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
+                    Ok(())
+                });
+            }
+            Ok(())
+        })
     }
 }
 

@@ -31,6 +31,7 @@ codes! {
     ServerNotRunning,
     ConnectionFailed,
     TlsFailed,
+    CertificateUnsuitable,
     AuthenticationFailed,
     NotSuperuser,
     UnsupportedVersion,

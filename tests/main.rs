@@ -34,6 +34,8 @@ mod smoke_test;
 mod switchover;
 mod switchover_netns;
 mod tls;
+mod tls_netns;
+mod tls_setup;
 mod tunnel;
 mod versions;
 mod wal;

@@ -19,7 +19,7 @@ const SUPERUSER_PW: &str = "tls-test-pw";
 
 /// Whether this major's server speaks TLS: `pg_config --configure` where
 /// there is a pg_config, else whether `postgres` links libssl.
-fn built_with_openssl(bindir: &Path) -> bool {
+pub fn built_with_openssl(bindir: &Path) -> bool {
     let pg_config = bindir.join("pg_config");
     if pg_config.exists() {
         let out = Command::new(pg_config).arg("--configure").output().unwrap();
@@ -35,7 +35,7 @@ fn built_with_openssl(bindir: &Path) -> bool {
 
 /// Whether the client tools of `bindir` (pg_basebackup's libpq) speak
 /// TLS: 12's are borrowed from the PyPI build of 13, which does not.
-fn client_has_ssl(bindir: &Path) -> bool {
+pub fn client_has_ssl(bindir: &Path) -> bool {
     let tool = std::fs::canonicalize(bindir.join("pg_basebackup")).unwrap();
     let out = Command::new("ldd").arg(tool).output().unwrap();
     String::from_utf8_lossy(&out.stdout).contains("libssl")

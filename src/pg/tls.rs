@@ -789,10 +789,10 @@ where
     }
 }
 
-/// An encrypted session stream. No channel binding data is offered
-/// (SCRAM without `-PLUS`, as libpq's `channel_binding=prefer` does with
-/// a server that lacks it); `channel_binding=require` is refused by
-/// tokio-postgres.
+/// An encrypted session stream. It gives tokio-postgres the
+/// `tls-server-end-point` channel binding data (RFC 5929), so SCRAM runs
+/// as SCRAM-SHA-256-PLUS when the server offers it (PostgreSQL 11+) and
+/// `channel_binding=require` works as in libpq 13+.
 pub struct Stream<S>(tokio_rustls::client::TlsStream<S>);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
@@ -865,8 +865,39 @@ where
 
 impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for Stream<S> {
     fn channel_binding(&self) -> tokio_postgres::tls::ChannelBinding {
-        tokio_postgres::tls::ChannelBinding::none()
+        match self
+            .0
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+        {
+            Some(cert) => match server_end_point(cert) {
+                Some(hash) => tokio_postgres::tls::ChannelBinding::tls_server_end_point(hash),
+                None => tokio_postgres::tls::ChannelBinding::none(),
+            },
+            None => tokio_postgres::tls::ChannelBinding::none(),
+        }
     }
+}
+
+/// RFC 5929's `tls-server-end-point` data, what the server hashes for
+/// SCRAM-SHA-256-PLUS (be_tls_get_certificate_hash): the certificate's
+/// DER under its signature's hash, SHA-256 for MD5 and SHA-1 (and for
+/// any other algorithm; PostgreSQL's own certificates, and pgrepctl's,
+/// are signed with SHA-256, SHA-384 or SHA-512). None for a certificate
+/// that does not parse.
+pub fn server_end_point(cert: &[u8]) -> Option<Vec<u8>> {
+    use sha2::Digest;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let oid = parsed.signature_algorithm.algorithm.to_id_string();
+    Some(match oid.as_str() {
+        // sha384WithRSAEncryption, ecdsa-with-SHA384
+        "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => sha2::Sha384::digest(cert).to_vec(),
+        // sha512WithRSAEncryption, ecdsa-with-SHA512
+        "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => sha2::Sha512::digest(cert).to_vec(),
+        _ => sha2::Sha256::digest(cert).to_vec(),
+    })
 }
 
 #[cfg(test)]

@@ -83,6 +83,13 @@ impl Version {
         self.0 >= 130000
     }
 
+    /// libpq takes `channel_binding` (13+); a server of this major
+    /// offers SCRAM-SHA-256-PLUS over TLS from 11. A standby streams from
+    /// its own major, so for a walreceiver the first decides.
+    pub fn has_channel_binding(self) -> bool {
+        self.0 >= 130000
+    }
+
     /// `pg_stat_wal_receiver` has `sender_host`/`sender_port` (11+).
     pub fn receiver_shows_sender(self) -> bool {
         self.0 >= 110000

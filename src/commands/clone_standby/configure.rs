@@ -46,6 +46,7 @@ pub fn compute(
     edits.extend(signal(settings, facts, &at)?);
     edits.extend(auto);
     edits.extend(passfile(settings, &at)?);
+    edits.extend(root_ca(settings, &at)?);
     Ok(edits)
 }
 
@@ -298,6 +299,30 @@ fn passfile(settings: &Settings, at: &At) -> Result<Option<Edit>> {
         old,
         new: line,
         summary: "password file for primary_conninfo (mode 0600)".into(),
+        secret: true,
+    }))
+}
+
+/// --sslrootcert's copy, the file primary_conninfo's sslrootcert names,
+/// owned by the server's user (who runs the walreceiver).
+fn root_ca(settings: &Settings, at: &At) -> Result<Option<Edit>> {
+    let Some(ca) = &settings.root_ca else {
+        return Ok(None);
+    };
+    let path = match ca.copy.strip_prefix(at.final_dir) {
+        Ok(rel) => at.dir.join(rel),
+        Err(_) => ca.copy.clone(),
+    };
+    let old = read_optional(&path)?;
+    Ok((old.as_deref() != Some(ca.pem.as_str())).then(|| Edit {
+        path,
+        final_path: ca.copy.clone(),
+        old,
+        new: ca.pem.clone(),
+        summary: format!(
+            "the primary's CA certificate, from {} (sslrootcert in primary_conninfo)",
+            ca.source.display()
+        ),
         secret: true,
     }))
 }

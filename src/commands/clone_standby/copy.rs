@@ -121,7 +121,10 @@ async fn run_basebackup(
             )
         })?;
     }
-    let args = basebackup_args(settings, tmp);
+    // --sslrootcert: pg_basebackup runs as the server's user, who may not
+    // read the given file; it gets the same certificate from memory.
+    let root_ca = root_ca_file(settings, facts)?;
+    let args = basebackup_args(settings, tmp, root_ca.as_ref().map(|f| f.child_path()));
     let mut expr = facts
         .run_as
         .cmd(facts.bindir.tool("pg_basebackup"), args)
@@ -130,6 +133,9 @@ async fn run_basebackup(
         Some(p) => p.pass_to(expr),
         None => expr.env_remove("PGPASSFILE"),
     };
+    if let Some(f) = &root_ca {
+        expr = f.inherit(expr);
+    }
     printer.info(format!(
         "copying {} from {} with pg_basebackup",
         facts
@@ -178,15 +184,32 @@ async fn run_basebackup(
     Ok(copied)
 }
 
+/// --sslrootcert's certificate in memory, readable by pg_basebackup.
+fn root_ca_file(settings: &Settings, facts: &Facts) -> Result<Option<crate::child::SecretFile>> {
+    settings
+        .root_ca
+        .as_ref()
+        .map(|ca| crate::child::SecretFile::new(&ca.pem, facts.run_as.ids))
+        .transpose()
+}
+
 /// pg_basebackup's arguments: the standby's own conninfo (no password:
 /// that comes from the in-memory passfile), WAL streamed alongside, a
 /// fast checkpoint, progress for the bar and the disk check.
-fn basebackup_args(settings: &Settings, tmp: &Path) -> Vec<std::ffi::OsString> {
+fn basebackup_args(
+    settings: &Settings,
+    tmp: &Path,
+    rootcert: Option<String>,
+) -> Vec<std::ffi::OsString> {
+    let conninfo = match rootcert {
+        Some(path) => settings.conninfo_with_rootcert(Some(path)),
+        None => settings.preflight_conninfo(),
+    };
     let mut args: Vec<std::ffi::OsString> = vec![
         "-D".into(),
         tmp.into(),
         "-d".into(),
-        settings.preflight_conninfo().into(),
+        conninfo.into(),
         "-X".into(),
         "stream".into(),
         "--checkpoint=fast".into(),

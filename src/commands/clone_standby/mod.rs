@@ -33,6 +33,9 @@ pub struct Args {
     /// Data directory of the new standby: absent or empty (or anything, with --force)
     #[arg(short = 'D', long = "pgdata", env = "PGDATA", value_name = "DIR")]
     pub pgdata: PathBuf,
+    /// The CA certificate that signed the primary's server certificate (init-master --ssl prints where it is): the standby connects with sslmode=verify-full (and channel_binding=require on PostgreSQL 13+), checked before the copy; the file is copied into the data directory as pgrepctl-primary-ca.crt, owned by the server's user, and primary_conninfo names that copy
+    #[arg(long, value_name = "FILE")]
+    pub sslrootcert: Option<PathBuf>,
     #[command(flatten)]
     pub password: PasswordFlag,
     /// Where the standby's own 0600 password file goes, named by passfile= in primary_conninfo [default: DIR/pgrepctl.pgpass]
@@ -87,11 +90,18 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
-    let settings = Settings::from_args(args)?;
+    let mut settings = Settings::from_args(args)?;
     let aside = aside::recover(&settings.pgdata, settings.dry_run, printer)?;
     let target = target::inspect(&settings.pgdata)?;
     let mut facts = preflight::inspect(&settings, target, printer).await?;
     facts.warnings.splice(0..0, aside);
+    if facts.channel_binding {
+        // Decided by the preflight (the walreceiver's libpq is 13+).
+        settings
+            .conninfo
+            .ssl_files
+            .push(("channel_binding", "require".into()));
+    }
     let plan = plan::plan(&settings, &facts).map_err(|error| Failure {
         error,
         warnings: facts.warnings.clone(),

@@ -47,6 +47,11 @@ pub struct Facts {
     pub listen_override: Option<(String, String)>,
     pub repl: ReplClient,
     pub warnings: Vec<String>,
+    /// With --sslrootcert on 13+: primary_conninfo gets
+    /// channel_binding=require. The walreceiver's libpq is the standby's
+    /// (libpq has channel_binding from 13), the primary is the same major
+    /// (SCRAM-SHA-256-PLUS from 11).
+    pub channel_binding: bool,
 }
 
 impl Facts {
@@ -74,7 +79,7 @@ impl Facts {
 /// sample of the primary's WAL position for the WAL rate.
 pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer) -> Result<Facts> {
     let run_as = run_as_for(&target.path);
-    let repl = ReplClient::new(
+    let mut repl = ReplClient::new(
         run_as,
         settings.preflight_conninfo(),
         settings.password.clone(),
@@ -103,6 +108,11 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         first.identity.system_id
     ));
 
+    let channel_binding =
+        settings.root_ca.is_some() && Version::of(first.version_num).has_channel_binding();
+    if channel_binding {
+        repl = bound_client(settings, run_as)?;
+    }
     let bindir = find_bindir(major, settings.bindir.as_deref())?;
     printer.debug(format!("binaries: {}", bindir.path.display()));
     let debian = debian_config_dir(&target.path, major);
@@ -152,7 +162,20 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         listen_override,
         repl,
         warnings,
+        channel_binding,
     })
+}
+
+/// The second sample, and everything after it, with exactly what the
+/// walreceiver will use: channel_binding=require too.
+fn bound_client(settings: &Settings, run_as: RunAs) -> Result<ReplClient> {
+    ReplClient::new(
+        run_as,
+        format!("{} channel_binding=require", settings.preflight_conninfo()),
+        settings.password.clone(),
+        settings.password_line().as_deref(),
+        settings.connect_timeout,
+    )
 }
 
 /// The primary's answers to the first round of replication commands, in

@@ -31,7 +31,23 @@ pub struct Settings {
     pub dry_run: bool,
     /// Where the standby restores archived WAL from, with --restore-dir or --restore-command.
     pub restore: Option<Restore>,
+    /// --sslrootcert: the primary's CA, copied into the standby.
+    pub root_ca: Option<RootCa>,
 }
+
+/// The CA certificate given with --sslrootcert, and where the standby's
+/// copy goes (the file primary_conninfo names).
+#[derive(Debug, Clone)]
+pub struct RootCa {
+    pub source: PathBuf,
+    pub pem: String,
+    pub copy: PathBuf,
+}
+
+/// The standby's copy of --sslrootcert, in its data directory: the
+/// walreceiver runs as the server's user, who may not read the original
+/// (under /root, say).
+pub const ROOT_CA_COPY: &str = "pgrepctl-primary-ca.crt";
 
 /// restore_command, and whether archive_cleanup_command goes with it.
 #[derive(Debug, Clone)]
@@ -85,6 +101,7 @@ impl Settings {
             restore_dir,
             restore_command,
             archive_cleanup,
+            sslrootcert,
         } = a;
         let restore = restore_settings(restore_dir, restore_command, archive_cleanup)?;
         let upstream = Upstream::parse(&primary)?;
@@ -111,6 +128,7 @@ impl Settings {
             }),
             _ => None,
         };
+        let (upstream, root_ca) = with_root_ca(upstream, sslrootcert, &pgdata)?;
         let conninfo = PrimaryConninfo {
             host: upstream.host,
             port: upstream.port,
@@ -141,15 +159,33 @@ impl Settings {
             connect_timeout: connect_timeout.max(Duration::from_secs(1)),
             dry_run: dry_run.dry_run,
             restore,
+            root_ca,
         })
     }
 
     /// The conninfo for pgrepctl's own replication connections: the
     /// standby's, minus the password (served from a temporary file).
     pub fn preflight_conninfo(&self) -> String {
+        let source = self
+            .root_ca
+            .as_ref()
+            .map(|r| r.source.display().to_string());
+        self.conninfo_with_rootcert(source)
+    }
+
+    /// The same, with the root certificate at `rootcert` (a path this
+    /// process or the child given it can read) for --sslrootcert.
+    pub fn conninfo_with_rootcert(&self, rootcert: Option<String>) -> String {
         let mut c = self.conninfo.clone();
         c.passfile = None;
         c.password = None;
+        if let Some(path) = rootcert {
+            for (k, v) in c.ssl_files.iter_mut() {
+                if *k == "sslrootcert" {
+                    *v = path.clone();
+                }
+            }
+        }
         c.render()
     }
 
@@ -163,6 +199,70 @@ impl Settings {
     pub fn primary_name(&self) -> String {
         format!("host={} port={}", self.conninfo.host, self.conninfo.port)
     }
+}
+
+/// --sslrootcert: verify-full with the standby's copy of the file.
+fn with_root_ca(
+    mut upstream: Upstream,
+    file: Option<PathBuf>,
+    pgdata: &std::path::Path,
+) -> Result<(Upstream, Option<RootCa>)> {
+    let Some(file) = file else {
+        return Ok((upstream, None));
+    };
+    let ca = root_ca(&file, pgdata, &upstream)?;
+    upstream.sslmode = Some("verify-full".into());
+    upstream
+        .ssl_files
+        .push(("sslrootcert", ca.copy.display().to_string()));
+    Ok((upstream, Some(ca)))
+}
+
+/// --sslrootcert: a readable PEM certificate, and --primary without TLS
+/// keywords that would contradict verify-full with it.
+fn root_ca(
+    file: &std::path::Path,
+    pgdata: &std::path::Path,
+    upstream: &Upstream,
+) -> Result<RootCa> {
+    let clash = upstream
+        .sslmode
+        .as_deref()
+        .filter(|m| *m != "verify-full")
+        .map(|m| format!("sslmode={m}"))
+        .or_else(|| {
+            upstream
+                .ssl_files
+                .iter()
+                .find(|(k, _)| *k == "sslrootcert")
+                .map(|(_, v)| format!("sslrootcert={v}"))
+        });
+    if let Some(c) = clash {
+        return Err(Error::new(
+            Code::ConflictingFlags,
+            format!(
+                "--primary has {c}, and --sslrootcert means sslmode=verify-full with that file"
+            ),
+        )
+        .hint("leave sslmode and sslrootcert out of --primary when you give --sslrootcert"));
+    }
+    let source = crate::fsutil::absolute(file)?;
+    let pem = std::fs::read_to_string(&source).map_err(|e| {
+        Error::io(format!("cannot read --sslrootcert {}", source.display()), e)
+            .hint("give the CA certificate file init-master --ssl printed (copied to this host)")
+    })?;
+    crate::pg::cert_info::CertInfo::parse(pem.as_bytes()).map_err(|e| {
+        Error::new(
+            Code::InvalidValue,
+            format!("--sslrootcert {}: {}", source.display(), e.message),
+        )
+        .hint("give the CA certificate in PEM (-----BEGIN CERTIFICATE-----), e.g. pgrepctl-ca.crt from the primary")
+    })?;
+    Ok(RootCa {
+        source,
+        pem,
+        copy: pgdata.join(ROOT_CA_COPY),
+    })
 }
 
 /// The upstream server named by `--primary`: one host, no password.

@@ -158,6 +158,9 @@ impl Undo<Env> for RestartBack {
 
 /// PostgreSQL's own parser reads the files we wrote (the views re-read
 /// them on every query) before the running server is asked to.
+/// hba.c's complaint about a hostssl line on a server without ssl.
+const SSL_DISABLED: &str = "hostssl record cannot match because SSL is disabled";
+
 pub fn validate(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
     Box::pin(async move {
         let session = cx.session()?;
@@ -225,6 +228,13 @@ async fn validate_with(session: &Session, env: &Env) -> Result<()> {
         )
         .await
         .map_err(|e| query_error(t, &e))?;
+    // hostssl lines read as errors while ssl is off; the reload that
+    // follows turns it on (the server loads such a file all the same).
+    let ssl_coming = targets.iter().any(|t| t.name == "ssl");
+    let hba: Vec<_> = hba
+        .into_iter()
+        .filter(|r| !(ssl_coming && r.get::<_, String>(1) == SSL_DISABLED))
+        .collect();
     if let Some(r) = hba.first() {
         let line: i32 = r.get(0);
         let err: String = r.get(1);

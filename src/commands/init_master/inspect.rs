@@ -69,6 +69,8 @@ pub struct Facts {
     pub server_bindir: Option<PathBuf>,
     /// The monitoring role, when one is asked for and exists.
     pub monitor_role: Option<super::monitor::MonitorRole>,
+    /// With --ssl: the server's certificate files and where pgrepctl's go.
+    pub ssl: Option<super::ssl::SslFacts>,
 }
 
 pub const SETTINGS: &[&str] = &[
@@ -86,6 +88,9 @@ pub const SETTINGS: &[&str] = &[
     "archive_timeout",
     "archive_library",
     "basic_archive.archive_directory",
+    "ssl",
+    "ssl_cert_file",
+    "ssl_key_file",
 ];
 
 /// One pass over the server and its files: the session, then each
@@ -128,7 +133,7 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
     let hba_text = fsutil::read_to_string(&hba_file)?;
     let at_files = read_at_files(&hba_text, &hba_file, session.version_num);
 
-    Ok(Facts {
+    let mut facts = Facts {
         version_num: session.version_num,
         debian_cluster: debian_cluster(&data_directory, &config_file),
         server_bindir: crate::tools::running_server_bindir(&data_directory),
@@ -149,7 +154,12 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
         local_nets: local_nets(),
         at_files,
         monitor_role,
-    })
+        ssl: None,
+    };
+    if settings.ssl {
+        facts.ssl = Some(super::ssl::inspect(&settings.ssl_setup, &facts));
+    }
+    Ok(facts)
 }
 
 /// The answers to these queries are the server's, so a failed query keeps

@@ -7,6 +7,7 @@ mod inspect;
 pub mod monitor;
 mod plan;
 mod settings;
+pub mod ssl;
 
 use crate::cli::flags::{BindirFlag, DryRunFlag, PasswordFlag};
 use crate::error::Failure;
@@ -49,9 +50,18 @@ pub struct Args {
     /// Standby address or CIDR allowed to replicate, e.g. 10.0.0.2 or 10.0.0.0/24 (repeatable)
     #[arg(long = "allow", value_name = "ADDR")]
     pub allow: Vec<String>,
-    /// Write hostssl instead of host lines (standbys must connect with SSL)
+    /// Standbys connect with TLS only: hostssl replication lines, a hostnossl … reject line before them for each --allow, and ssl = on. A server without a certificate gets pgrepctl's own CA and a server certificate for the --ssl-name values; an existing certificate is kept and checked (expiry, names)
     #[arg(long)]
     pub ssl: bool,
+    /// With --ssl: a DNS name or IP address standbys use to reach this server, put in the server certificate pgrepctl issues and checked against an existing one (repeatable), e.g. --ssl-name db1.example.org --ssl-name 10.0.0.1
+    #[arg(long = "ssl-name", value_name = "NAME", requires = "ssl")]
+    pub ssl_names: Vec<String>,
+    /// With --ssl: where pgrepctl's CA certificate and key go (never inside the data directory, which pg_basebackup copies to every standby) [default: the configuration directory when it is outside the data directory, e.g. /etc/postgresql/15/main]
+    #[arg(long, value_name = "DIR", requires = "ssl")]
+    pub ssl_dir: Option<PathBuf>,
+    /// With --ssl: issue pgrepctl's own CA and server certificate even though the server has a certificate (Debian's snakeoil, say) that does not suit; the old files are kept, ssl_cert_file and ssl_key_file point at the new ones. pgrepctl's own certificate that no longer suits (expired, a --ssl-name added) is reissued by the same CA
+    #[arg(long, requires = "ssl")]
+    pub ssl_issue: bool,
     /// Authentication method of the written pg_hba.conf lines
     #[arg(long, value_name = "METHOD", default_value = "scram-sha-256")]
     pub hba_method: String,
@@ -116,6 +126,10 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     })?;
     let bindir = apply::restart_bindir(&settings, &facts, &plan)?;
     let mut outcome = Outcome::new("init-master", settings.dry_run);
+    if let Some(ssl) = &plan.ssl {
+        outcome.detail("ssl", &ssl.report);
+        outcome.epilogue = ssl.epilogue.clone();
+    }
     if settings.dry_run {
         outcome.detail("restart_command", &plan.restart_command);
         let engine = plan.into_engine();

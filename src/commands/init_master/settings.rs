@@ -20,6 +20,8 @@ pub struct Settings {
     pub password: Option<Secret>,
     pub allows: Vec<IpNet>,
     pub ssl: bool,
+    /// --ssl-name, --ssl-dir, --ssl-issue.
+    pub ssl_setup: super::ssl::SslSetup,
     pub method: String,
     pub max_wal_senders: u32,
     pub wal_keep_bytes: u64,
@@ -78,6 +80,9 @@ impl Settings {
             password,
             allow,
             ssl,
+            ssl_names,
+            ssl_dir,
+            ssl_issue,
             hba_method,
             allow_insecure,
             max_wal_senders,
@@ -100,6 +105,7 @@ impl Settings {
 
         let role = RoleName::parse("--replication-user", &replication_user)?;
         let method = validate_method(&hba_method, ssl, allow_insecure)?;
+        let ssl_setup = super::ssl::SslSetup::from_flags(ssl_names, ssl_dir, ssl_issue)?;
         let allows = parse_allows(&allow, allow_insecure)?;
         let slots = slots
             .iter()
@@ -142,6 +148,7 @@ impl Settings {
             password,
             allows,
             ssl,
+            ssl_setup,
             method,
             max_wal_senders,
             wal_keep_bytes,

@@ -49,6 +49,7 @@ impl Settings {
             restore_dir: None,
             restore_command: None,
             archive_cleanup: false,
+            sslrootcert: None,
             allow_insecure: false,
             dry_run: args.dry_run,
         })?;

@@ -144,6 +144,9 @@ pub(super) fn init_master_args(
         },
         allow: vec!["127.0.0.1/32".into()],
         ssl: false,
+        ssl_names: vec![],
+        ssl_dir: None,
+        ssl_issue: false,
         hba_method: "scram-sha-256".into(),
         allow_insecure: false,
         max_wal_senders: 10,
@@ -198,6 +201,7 @@ pub(super) fn clone_args(
         restore_dir: None,
         restore_command: None,
         archive_cleanup: false,
+        sslrootcert: None,
         allow_insecure: false,
         dry_run: DryRunFlag { dry_run: false },
     }

@@ -149,6 +149,12 @@ pub fn format_record(conn: &ReplConn, method: &str) -> String {
     format_line(kind, "replication", &conn.role, &conn.addr, method)
 }
 
+/// `hostnossl replication ROLE ADDR reject`: what init-master --ssl puts
+/// before a standby's hostssl line, so a plaintext connection is refused.
+pub fn format_reject_nossl(conn: &ReplConn) -> String {
+    format_line("hostnossl", "replication", &conn.role, &conn.addr, "reject")
+}
+
 pub(super) fn format_line(
     kind: &str,
     database: &str,

@@ -13,7 +13,9 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use edit::{ensure_db_lines, format_db_record, format_record, quote_token};
+pub use edit::{
+    ensure_db_lines, format_db_record, format_record, format_reject_nossl, quote_token,
+};
 pub use matching::{
     DbConn, HbaDecision, Match, MatchContext, ReplConn, decide, decide_db, record_matches,
     record_matches_db,

@@ -67,6 +67,7 @@ pub struct ReplClient {
     /// reads them, and the configuration they make (files read once).
     tls: TlsSettings,
     tls_config: Option<Arc<rustls::ClientConfig>>,
+    channel_binding: tokio_postgres::config::ChannelBinding,
     password: Option<Secret>,
     passfile: Option<SecretFile>,
     pub timeout: Duration,
@@ -113,6 +114,7 @@ impl ReplClient {
             application_name: config.get_application_name().map(str::to_string),
             options: config.get_options().map(str::to_string),
             tls_config: config.tls.client_config()?,
+            channel_binding: config.get_channel_binding(),
             tls: config.tls.clone(),
             conninfo,
             endpoints,
@@ -158,6 +160,7 @@ impl ReplClient {
                 ssl_mode: self.tls.mode,
                 tls: self.tls_config.clone(),
                 tls_name: host,
+                channel_binding: self.channel_binding,
                 password: self
                     .password
                     .clone()

@@ -14,13 +14,16 @@ use crate::secret::Secret;
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::md5_hash;
-use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, ScramSha256,
+};
 use postgres_protocol::message::backend::{ErrorResponseBody, Message};
 use postgres_protocol::message::frontend;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_postgres::config::ChannelBinding as BindingMode;
 
 /// A byte stream, plain or encrypted.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -37,6 +40,9 @@ pub struct Login<'a> {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// The name the certificate must hold: `host=`, also with `hostaddr=`.
     pub tls_name: &'a str,
+    /// libpq's `channel_binding`: SCRAM-SHA-256-PLUS over TLS when the
+    /// server offers it (prefer), never (disable), or nothing else (require).
+    pub channel_binding: BindingMode,
     /// Sent only when the server asks for one.
     pub password: Option<Secret>,
     /// For a local socket: the OS user to connect as (peer authentication).
@@ -107,10 +113,20 @@ impl Connection {
                 Stream::Unix(_) => Origin::Local,
             };
             let mut stream = Watchdog::new(stream, login.answer_limit);
+            let mut end_point = None;
             let io: Box<dyn Io> = match (&login.tls, tls) {
                 (Some(config), Tls::Wanted | Tls::Required) => {
                     match negotiate_tls(&mut stream, login.answer_limit).await? {
-                        true => Box::new(handshake(stream, config, login).await?),
+                        true => {
+                            let s = handshake(stream, config, login).await?;
+                            end_point = s
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .and_then(|c| tls::server_end_point(c));
+                            Box::new(s)
+                        }
                         false if tls == Tls::Required => return Err(ReplError::TlsRequired),
                         false => Box::new(stream),
                     }
@@ -123,7 +139,7 @@ impl Connection {
                 origin,
                 answer_limit: login.answer_limit,
             };
-            conn.startup(login).await?;
+            conn.startup(login, end_point).await?;
             Ok(conn)
         };
         tokio::time::timeout(login.connect_timeout, login_fut)
@@ -133,7 +149,11 @@ impl Connection {
             })?
     }
 
-    async fn startup(&mut self, login: &Login<'_>) -> Result<(), ReplError> {
+    async fn startup(
+        &mut self,
+        login: &Login<'_>,
+        end_point: Option<Vec<u8>>,
+    ) -> Result<(), ReplError> {
         let mut params = vec![("user", login.user), ("replication", "true")];
         if let Some(a) = login.application_name {
             params.push(("application_name", a));
@@ -148,6 +168,8 @@ impl Connection {
             login,
             stage: Stage::BeforeAuth,
             scram: None,
+            end_point,
+            bound: false,
         };
         loop {
             let message = match auth.answer(self.next().await?)? {
@@ -167,7 +189,17 @@ impl Connection {
                         origin: self.origin,
                     });
                 }
-                Message::ReadyForQuery(_) if auth.stage == Stage::AfterAuth => return Ok(()),
+                Message::ReadyForQuery(_) if auth.stage == Stage::AfterAuth => {
+                    // libpq 13+: a server that let us in without SCRAM's
+                    // channel binding (trust, peer, cert) fails
+                    // channel_binding=require all the same.
+                    if login.channel_binding == BindingMode::Require && !auth.bound {
+                        return Err(binding_refused(
+                            "channel binding required, but server authenticated client without channel binding",
+                        ));
+                    }
+                    return Ok(());
+                }
                 Message::ParameterStatus(_)
                 | Message::BackendKeyData(_)
                 | Message::NoticeResponse(_) => {}
@@ -275,6 +307,10 @@ struct Auth<'l, 'a> {
     login: &'l Login<'a>,
     stage: Stage,
     scram: Option<ScramSha256>,
+    /// The server certificate's `tls-server-end-point` hash (over TLS).
+    end_point: Option<Vec<u8>>,
+    /// Whether SCRAM-SHA-256-PLUS was used.
+    bound: bool,
 }
 
 impl Auth<'_, '_> {
@@ -286,12 +322,14 @@ impl Auth<'_, '_> {
             Message::AuthenticationOk => self.stage = Stage::AfterAuth,
             Message::AuthenticationCleartextPassword => {
                 self.stage = Stage::Auth(AuthMethod::Cleartext);
+                self.password_without_binding()?;
                 let pw = self.password()?;
                 frontend::password_message(pw.expose().as_bytes(), &mut out)
                     .map_err(ReplError::Io)?;
             }
             Message::AuthenticationMd5Password(body) => {
                 self.stage = Stage::Auth(AuthMethod::Md5);
+                self.password_without_binding()?;
                 let pw = self.password()?;
                 let user = self.login.user.as_bytes();
                 let hash = md5_hash(user, pw.expose().as_bytes(), body.salt());
@@ -307,15 +345,7 @@ impl Auth<'_, '_> {
                     return Err(ReplError::AuthMethodUnsupported(offered.join(", ")));
                 }
                 self.stage = Stage::Auth(AuthMethod::ScramSha256);
-                let pw = self.password()?;
-                // No channel binding, said as "n" (the client does not
-                // support it): "y" would tell a server that offers
-                // SCRAM-SHA-256-PLUS over TLS that it sees a downgrade.
-                let binding = ChannelBinding::unsupported();
-                let s = ScramSha256::new(pw.expose().as_bytes(), binding);
-                frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)
-                    .map_err(ReplError::Io)?;
-                self.scram = Some(s);
+                self.scram_start(&offered, &mut out)?;
             }
             Message::AuthenticationSaslContinue(body) => {
                 let s = self
@@ -351,12 +381,60 @@ impl Auth<'_, '_> {
         Ok(Answer::Reply(out))
     }
 
+    /// The first SCRAM message: SCRAM-SHA-256-PLUS bound to this TLS
+    /// session when the server offers it and channel_binding allows.
+    fn scram_start(&mut self, offered: &[String], out: &mut BytesMut) -> Result<(), ReplError> {
+        let pw = self.password()?;
+        let plus = offered.iter().any(|m| m == SCRAM_SHA_256_PLUS);
+        let (mechanism, binding) = match (&self.end_point, self.login.channel_binding) {
+            (Some(hash), BindingMode::Prefer | BindingMode::Require) if plus => {
+                self.bound = true;
+                (
+                    SCRAM_SHA_256_PLUS,
+                    ChannelBinding::tls_server_end_point(hash.clone()),
+                )
+            }
+            (_, BindingMode::Require) => {
+                return Err(binding_refused(
+                    "channel binding is required, but server did not offer an authentication method that supports channel binding",
+                ));
+            }
+            // No channel binding, said as "n" (the client does not
+            // support it): "y" would tell a server that offers
+            // SCRAM-SHA-256-PLUS over TLS that it sees a downgrade.
+            _ => (SCRAM_SHA_256, ChannelBinding::unsupported()),
+        };
+        let s = ScramSha256::new(pw.expose().as_bytes(), binding);
+        frontend::sasl_initial_response(mechanism, s.message(), out).map_err(ReplError::Io)?;
+        self.scram = Some(s);
+        Ok(())
+    }
+
+    /// libpq 13+ sends no password with channel_binding=require unless
+    /// SCRAM binds it to this TLS session.
+    fn password_without_binding(&self) -> Result<(), ReplError> {
+        if self.login.channel_binding == BindingMode::Require {
+            return Err(binding_refused(
+                "channel binding required but not supported by server's authentication request",
+            ));
+        }
+        Ok(())
+    }
+
     fn password(&self) -> Result<Secret, ReplError> {
         self.login
             .password
             .clone()
             .ok_or(ReplError::PasswordRequired)
     }
+}
+
+/// libpq's words for a login that channel_binding=require refuses.
+fn binding_refused(message: &str) -> ReplError {
+    ReplError::Tls(tls::Failure {
+        message: message.to_string(),
+        hint: "channel_binding=require needs TLS and SCRAM: a hostssl line with scram-sha-256 for this standby in the primary's pg_hba.conf, a password stored as SCRAM (password_encryption = scram-sha-256), and PostgreSQL 11 or later there",
+    })
 }
 
 /// Send SSLRequest; true when the server agrees to TLS ('S'), false

@@ -394,3 +394,31 @@ fn a_crl_revokes_and_must_cover_the_issuer() {
     let e = check(&crl(&stranger, &[]), &server(42)).unwrap_err();
     assert!(e.starts_with("unable to get certificate CRL"), "{e}");
 }
+
+#[test]
+fn channel_binding_hashes_the_certificate_with_its_signature_hash() {
+    use sha2::Digest;
+    // rcgen signs with ECDSA P-256 and SHA-256.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["db1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let der = cert.der().to_vec();
+    assert_eq!(
+        server_end_point(&der).unwrap(),
+        sha2::Sha256::digest(&der).to_vec()
+    );
+    // P-384 keys sign with SHA-384, and the hash follows.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["db1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let der = cert.der().to_vec();
+    assert_eq!(
+        server_end_point(&der).unwrap(),
+        sha2::Sha384::digest(&der).to_vec()
+    );
+    assert_eq!(server_end_point(b"not a certificate"), None);
+}

@@ -48,7 +48,12 @@ pub fn refuse_config_errors(facts: &Facts) -> Result<()> {
 
 /// Plan the server settings; returns whether a file or ALTER SYSTEM
 /// changes (so a reload is needed).
-pub fn plan_config(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<bool> {
+pub fn plan_config(
+    settings: &Settings,
+    facts: &Facts,
+    extra: &[(&'static str, String)],
+    plan: &mut Plan,
+) -> Result<bool> {
     let mut changed_config = false;
     // postgresql.conf and included files: parse each file we may touch.
     let mut parsed: Parsed = BTreeMap::new();
@@ -63,7 +68,18 @@ pub fn plan_config(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Resul
         parsed.insert(path.clone(), (text.clone(), f, vec![]));
     }
 
-    for d in desired(settings, facts) {
+    let mut all = desired(settings, facts);
+    all.extend(extra.iter().map(|(name, v)| Desired {
+        name,
+        want: if *name == "ssl" {
+            Want::On
+        } else {
+            Want::Exactly(v.clone())
+        },
+        write: v.clone(),
+        base_unit: 1,
+    }));
+    for d in all {
         if plan_one(&d, facts, &mut parsed, plan)? {
             changed_config = true;
         }

@@ -78,6 +78,9 @@ fn replication_lines(
             addr: *net,
             ssl: settings.ssl,
         };
+        if settings.ssl {
+            notes.extend(plaintext_reject(file, &conn, ctx, &mut inserted));
+        }
         let line = hba::format_record(&conn, &settings.method);
         let shown = line
             .trim_end_matches("# pgrepctl")
@@ -104,6 +107,53 @@ fn replication_lines(
         }
     }
     (notes, inserted)
+}
+
+/// With --ssl: a `hostnossl replication ROLE ADDR reject` line where
+/// hba.c would reach it first for a plaintext connection from the
+/// standby, so that no later line lets a downgraded connection in. None
+/// when the first line that decides such a connection already rejects it.
+fn plaintext_reject(
+    file: &mut hba::HbaFile,
+    conn: &hba::ReplConn,
+    ctx: &hba::MatchContext,
+    inserted: &mut Vec<usize>,
+) -> Option<String> {
+    let plain = hba::ReplConn {
+        ssl: false,
+        ..conn.clone()
+    };
+    let records = file.records();
+    let first = records
+        .iter()
+        .find(|r| hba::record_matches(r, &plain, ctx) != hba::Match::No);
+    if let Some(r) = first {
+        if r.method == "reject" && hba::record_matches(r, &plain, ctx) == hba::Match::Yes {
+            return None;
+        }
+    }
+    // Before the line that decides the plaintext connection, or before the
+    // one that decides the TLS one (where the hostssl line goes), or last.
+    // (No line has an empty method: every matching line is "in the way".)
+    let tls_at = match hba::decide(file, conn, "", ctx) {
+        hba::HbaDecision::InsertBefore { line, .. } => Some(line),
+        _ => None,
+    };
+    let at = match (first.map(|r| r.line), tls_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let line = hba::format_reject_nossl(&plain);
+    track(inserted, file, at, &line);
+    Some(format!(
+        "hostnossl replication {} {} reject {}: a standby that does not use TLS is refused",
+        plain.role,
+        plain.addr,
+        match at {
+            Some(l) => format!("inserted before line {l}"),
+            None => "appended".to_string(),
+        }
+    ))
 }
 
 /// Insert a line, keeping the numbers of the lines inserted before it

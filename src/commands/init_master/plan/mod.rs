@@ -7,6 +7,7 @@
 mod config;
 mod hba_lines;
 mod role;
+pub mod ssl;
 #[cfg(test)]
 mod tests;
 
@@ -57,6 +58,8 @@ pub struct Plan {
     pub restart_command: String,
     /// How many of `steps` are file edits (at the front).
     edits: usize,
+    /// With --ssl: the settings it needs and what to report.
+    pub ssl: Option<ssl::SslPlan>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -72,6 +75,13 @@ impl Plan {
     /// A file edit: before every other step.
     pub fn edit(&mut self, e: EditFile) {
         self.steps.insert(self.edits, engine::Step::Do(Box::new(e)));
+        self.edits += 1;
+    }
+
+    /// A file step that is not an edit (a new certificate): with the
+    /// edits, before anything else, and before the check of them.
+    pub fn edit_step(&mut self, a: impl Action<Env> + 'static) {
+        self.steps.insert(self.edits, engine::Step::Do(Box::new(a)));
         self.edits += 1;
     }
 
@@ -111,7 +121,15 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         ..Default::default()
     };
     config::refuse_config_errors(facts)?;
-    let mut changed_config = config::plan_config(settings, facts, &mut plan)?;
+    plan.ssl = ssl::plan_ssl(settings, facts, &mut plan)?;
+    let ssl_settings = plan
+        .ssl
+        .as_ref()
+        .map(|s| s.settings.clone())
+        .unwrap_or_default();
+    let mut changed_config = config::plan_config(settings, facts, &ssl_settings, &mut plan)?
+        || plan.ssl.as_ref().is_some_and(|s| s.reload);
+
     listen_warning(settings, facts, &mut plan);
     if hba_lines::plan_hba(settings, facts, &mut plan)? {
         changed_config = true;

@@ -66,6 +66,7 @@ fn facts(role: Option<RoleFacts>) -> Facts {
         debian_cluster: None,
         server_bindir: None,
         monitor_role: None,
+        ssl: None,
     }
 }
 
@@ -78,6 +79,7 @@ fn settings(restart: RestartPolicy) -> Settings {
         password: Some(Secret::new("pw")),
         allows: vec!["10.0.0.2/32".parse().unwrap()],
         ssl: false,
+        ssl_setup: Default::default(),
         method: "scram-sha-256".into(),
         max_wal_senders: 10,
         wal_keep_bytes: 1 << 30,
@@ -265,4 +267,239 @@ fn archive_library_empties_archive_command_and_a_command_empties_the_library() {
         n.contains("archive_library: basic_archive (default) -> "),
         "{n}"
     );
+}
+
+mod ssl {
+    use super::*;
+    use crate::commands::init_master::ssl::{CertState, SslFacts, SslSetup, issue};
+    use crate::pg::cert_info::CertInfo;
+
+    fn ssl_settings(names: &[&str], issue: bool) -> Settings {
+        let mut s = settings(RestartPolicy::Never);
+        s.slots = vec![];
+        s.ssl = true;
+        s.ssl_setup = SslSetup {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            dir: Some("/etc/pgrepctl".into()),
+            issue,
+        };
+        s
+    }
+
+    /// A server with wal_level replica, ssl off and no certificate;
+    /// pg_hba.conf as initdb writes it for local replication.
+    fn ssl_facts() -> Facts {
+        let mut f = facts(None);
+        f.live.get_mut("wal_level").unwrap().setting = "replica".into();
+        f.live.get_mut("max_wal_senders").unwrap().setting = "10".into();
+        f.live.get_mut("wal_keep_size").unwrap().setting = "1024".into();
+        f.hba_text = "local all all trust\nhost replication all 10.0.0.0/8 trust\n".into();
+        f.ssl = Some(SslFacts {
+            on: false,
+            cert_file: "/d/server.crt".into(),
+            key_file: "/d/server.key".into(),
+            cert: CertState::Missing,
+            key_exists: false,
+            server_owner: Some((26, 26)),
+            server_dir: "/d".into(),
+            ca_dir: Some("/etc/pgrepctl".into()),
+            present: vec![],
+            ca: None,
+            server: None,
+        });
+        f
+    }
+
+    fn summaries(p: &Plan) -> Vec<String> {
+        p.changes()
+            .into_iter()
+            .map(|c| match c.path {
+                Some(path) => format!("{}: {}", path.display(), c.summary),
+                None => c.summary,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_certificate_gets_a_ca_and_a_server_certificate_outside_the_copy() {
+        let p = plan(
+            &ssl_settings(&["db1.example.org", "10.0.0.1"], false),
+            &ssl_facts(),
+        )
+        .unwrap();
+        let s = summaries(&p);
+        assert!(
+            s[0].starts_with("/etc/pgrepctl/pgrepctl-ca.crt: "),
+            "{s:#?}"
+        );
+        assert!(
+            s[1].starts_with("/etc/pgrepctl/pgrepctl-ca.key: "),
+            "{s:#?}"
+        );
+        assert!(
+            s[2].starts_with(
+                "/d/pgrepctl-server.crt: server certificate for db1.example.org, 10.0.0.1"
+            ),
+            "{s:#?}"
+        );
+        assert!(s[3].starts_with("/d/pgrepctl-server.key: "), "{s:#?}");
+        let conf = p
+            .changes()
+            .into_iter()
+            .find(|c| c.path.as_deref() == Some("/d/postgresql.conf".as_ref()))
+            .unwrap();
+        let diff = conf.diff.unwrap();
+        // By name: a standby's copy of the data directory finds its own.
+        assert!(
+            diff.contains("+ssl_cert_file = 'pgrepctl-server.crt'"),
+            "{diff}"
+        );
+        assert!(diff.contains("+ssl = on"), "{diff}");
+        let hba = p
+            .changes()
+            .into_iter()
+            .find(|c| c.path.as_deref() == Some("/d/pg_hba.conf".as_ref()))
+            .unwrap();
+        let diff = hba.diff.unwrap();
+        let reject = diff.find("+hostnossl replication").unwrap();
+        let ssl = diff.find("+hostssl replication").unwrap();
+        let trust = diff.find(" host replication all 10.0.0.0/8 trust").unwrap();
+        assert!(reject < ssl && ssl < trust, "{diff}");
+        assert!(s.iter().any(|c| c == "reload"), "{s:#?}");
+        let ssl = p.ssl.unwrap();
+        assert_eq!(
+            ssl.report["copy_ca_command"],
+            "scp db1.example.org:/etc/pgrepctl/pgrepctl-ca.crt /etc/pgrepctl/pgrepctl-ca.crt"
+        );
+    }
+
+    #[test]
+    fn names_and_a_place_for_the_ca_are_needed_to_issue() {
+        let e = plan(&ssl_settings(&[], false), &ssl_facts()).unwrap_err();
+        assert_eq!(e.code, Code::Usage);
+        assert!(e.hint.unwrap().contains("--ssl-name db1.example.org"));
+        let mut f = ssl_facts();
+        f.ssl.as_mut().unwrap().ca_dir = None;
+        let e = plan(&ssl_settings(&["db1"], false), &f).unwrap_err();
+        assert_eq!(e.code, Code::Usage);
+        assert!(e.message.contains("--ssl-dir"), "{}", e.message);
+        let mut f = ssl_facts();
+        f.ssl.as_mut().unwrap().present = vec!["/etc/pgrepctl/pgrepctl-ca.key".into()];
+        let e = plan(&ssl_settings(&["db1"], false), &f).unwrap_err();
+        assert_eq!(e.code, Code::CertificateUnsuitable);
+    }
+
+    fn with_cert(names: &[&str], on: bool) -> Facts {
+        let made = issue(
+            &names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            None,
+        )
+        .unwrap();
+        let mut f = ssl_facts();
+        let s = f.ssl.as_mut().unwrap();
+        s.on = on;
+        s.cert = CertState::Parsed(Box::new(
+            CertInfo::parse(made.server_cert.as_bytes()).unwrap(),
+        ));
+        s.key_exists = true;
+        f
+    }
+
+    #[test]
+    fn an_existing_certificate_is_kept_only_when_it_holds_the_names() {
+        let f = with_cert(&["db1.example.org"], true);
+        let p = plan(&ssl_settings(&["db1.example.org"], false), &f).unwrap();
+        assert!(
+            !summaries(&p).iter().any(|s| s.contains("pgrepctl-")),
+            "{:?}",
+            summaries(&p)
+        );
+        let e = plan(&ssl_settings(&["db1.example.org", "10.0.0.1"], false), &f).unwrap_err();
+        assert_eq!(e.code, Code::CertificateUnsuitable);
+        assert!(
+            e.message
+                .contains("not valid for 10.0.0.1: it holds db1.example.org"),
+            "{}",
+            e.message
+        );
+        assert!(e.hint.unwrap().contains("--ssl-issue"));
+        // --ssl-issue: pgrepctl's own, beside the old one.
+        let p = plan(&ssl_settings(&["db1.example.org", "10.0.0.1"], true), &f).unwrap();
+        assert!(summaries(&p)[0].contains("pgrepctl-ca.crt"));
+        // No names to check: kept, with a warning that says so.
+        let p = plan(&ssl_settings(&[], false), &f).unwrap();
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("no --ssl-name given") && w.contains("(db1.example.org)")),
+            "{:?}",
+            p.warnings
+        );
+        // Off, with a good certificate in place: only ssl = on.
+        let f = with_cert(&["db1.example.org"], false);
+        let p = plan(&ssl_settings(&["db1.example.org"], false), &f).unwrap();
+        assert_eq!(p.ssl.unwrap().settings, vec![("ssl", "on".to_string())]);
+    }
+
+    #[test]
+    fn ssl_issue_renews_pgrepctls_own_certificate_from_the_same_ca() {
+        let names = vec!["db1".to_string()];
+        let made = issue(&names, None).unwrap();
+        let mut f = ssl_facts();
+        let s = f.ssl.as_mut().unwrap();
+        s.on = true;
+        s.cert_file = "/d/pgrepctl-server.crt".into();
+        s.key_file = "/d/pgrepctl-server.key".into();
+        s.cert = CertState::Parsed(Box::new(
+            CertInfo::parse(made.server_cert.as_bytes()).unwrap(),
+        ));
+        s.key_exists = true;
+        s.present = vec![
+            "/d/pgrepctl-server.crt".into(),
+            "/d/pgrepctl-server.key".into(),
+            "/etc/pgrepctl/pgrepctl-ca.crt".into(),
+            "/etc/pgrepctl/pgrepctl-ca.key".into(),
+        ];
+        s.ca = Some((made.ca_cert.clone(), made.ca_key.clone()));
+        s.server = Some((made.server_cert.clone(), made.server_key.clone()));
+        // Its names suit: nothing to do, --ssl-issue or not.
+        let p = plan(&ssl_settings(&["db1"], true), &f).unwrap();
+        let certs = |p: &Plan| -> Vec<String> {
+            summaries(p)
+                .into_iter()
+                .filter(|s| s.contains("/pgrepctl-"))
+                .collect()
+        };
+        assert!(certs(&p).is_empty(), "{:?}", summaries(&p));
+        // A name more: without --ssl-issue refused, with it reissued.
+        let e = plan(&ssl_settings(&["db1", "10.0.0.1"], false), &f).unwrap_err();
+        assert_eq!(e.code, Code::CertificateUnsuitable);
+        let p = plan(&ssl_settings(&["db1", "10.0.0.1"], true), &f).unwrap();
+        let s = certs(&p);
+        assert_eq!(s.len(), 2, "{s:#?}");
+        assert!(s[0].contains("(reissued by the same CA)"), "{s:#?}");
+        let ssl = p.ssl.unwrap();
+        assert_eq!(
+            ssl.report["ca_certificate"],
+            "/etc/pgrepctl/pgrepctl-ca.crt"
+        );
+        let again = issue(
+            &["x".to_string()],
+            Some(&(made.ca_cert.clone(), made.ca_key.clone())),
+        )
+        .unwrap();
+        assert_eq!(again.ca_cert, made.ca_cert);
+    }
+
+    #[test]
+    fn a_reject_line_already_first_is_kept() {
+        let mut f = with_cert(&["db1"], true);
+        f.hba_text = "hostnossl replication replicator 10.0.0.2/32 reject\nhostssl replication replicator 10.0.0.2/32 scram-sha-256\n".into();
+        let p = plan(&ssl_settings(&["db1"], false), &f).unwrap();
+        assert!(
+            !summaries(&p).iter().any(|s| s.contains("pg_hba")),
+            "{:?}",
+            summaries(&p)
+        );
+    }
 }
