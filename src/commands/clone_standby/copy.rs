@@ -5,6 +5,7 @@
 //! gone; a SIGKILL of pgrepctl ends pg_basebackup too, and the next run
 //! removes what was left.
 
+use super::compress::{self, Choice, Method};
 use super::preflight::{Facts, space_needed};
 use super::settings::Settings;
 use super::target::TargetFacts;
@@ -86,9 +87,48 @@ pub fn parse_progress(line: &str) -> Option<(u64, u64)> {
 
 /// Run pg_basebackup into `tmp` (created here). Returns the bytes copied.
 /// The copy is not yet on disk: see [`sync_in_background`].
+///
+/// A primary whose build lacks the compression method refuses the
+/// BASE_BACKUP command before its checkpoint, so nothing was copied:
+/// `auto` copies again uncompressed; a method the user named is a usage
+/// error (the preflight could not tell without a normal SQL connection).
 pub async fn copy(
     settings: &Settings,
     facts: &Facts,
+    compression: &Choice,
+    tmp: &Path,
+    printer: &Printer,
+    signals: &mut Interrupt,
+) -> Result<u64> {
+    let method = compression.method;
+    match copy_once(settings, facts, method, tmp, printer, signals).await {
+        Err(e) if method != Method::None && compress::server_lacks_it(&e.message) => {
+            if compression.auto {
+                printer.info(format!(
+                    "the primary's build cannot compress with {}; copying uncompressed",
+                    method.name()
+                ));
+                copy_once(settings, facts, Method::None, tmp, printer, signals).await
+            } else {
+                Err(Error::new(
+                    Code::Usage,
+                    format!(
+                        "--compress {}: the primary's PostgreSQL is built without it ({})",
+                        method.name(),
+                        e.message
+                    ),
+                )
+                .hint("leave out --compress (auto falls back to an uncompressed copy), or pass --compress none; nothing was copied"))
+            }
+        }
+        r => r,
+    }
+}
+
+async fn copy_once(
+    settings: &Settings,
+    facts: &Facts,
+    method: Method,
     tmp: &Path,
     printer: &Printer,
     signals: &mut Interrupt,
@@ -97,7 +137,7 @@ pub async fn copy(
         Error::io(format!("cannot create {}", tmp.display()), e)
             .hint("the directory holding the target must be writable by the user running pgrepctl")
     })?;
-    let result = run_basebackup(settings, facts, tmp, printer, signals).await;
+    let result = run_basebackup(settings, facts, method, tmp, printer, signals).await;
     if result.is_err() {
         let _ = std::fs::remove_dir_all(tmp);
     }
@@ -107,6 +147,7 @@ pub async fn copy(
 async fn run_basebackup(
     settings: &Settings,
     facts: &Facts,
+    method: Method,
     tmp: &Path,
     printer: &Printer,
     signals: &mut Interrupt,
@@ -121,7 +162,7 @@ async fn run_basebackup(
             )
         })?;
     }
-    let args = basebackup_args(settings, tmp);
+    let args = basebackup_args(settings, tmp, method);
     let mut expr = facts
         .run_as
         .cmd(facts.bindir.tool("pg_basebackup"), args)
@@ -141,7 +182,8 @@ async fn run_basebackup(
     ));
     // On any failure `child` is dropped, which stops pg_basebackup.
     let mut child = LongChild::spawn("pg_basebackup", expr)?;
-    let mut display = Display::new(printer);
+    let wire = (method != Method::None).then(|| child.pid()).flatten();
+    let mut display = Display::new(printer, wire);
     let mut copied = 0;
     let mut space_checked = facts.primary.size.is_some();
     loop {
@@ -181,7 +223,7 @@ async fn run_basebackup(
 /// pg_basebackup's arguments: the standby's own conninfo (no password:
 /// that comes from the in-memory passfile), WAL streamed alongside, a
 /// fast checkpoint, progress for the bar and the disk check.
-fn basebackup_args(settings: &Settings, tmp: &Path) -> Vec<std::ffi::OsString> {
+fn basebackup_args(settings: &Settings, tmp: &Path, method: Method) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = vec![
         "-D".into(),
         tmp.into(),
@@ -198,6 +240,9 @@ fn basebackup_args(settings: &Settings, tmp: &Path) -> Vec<std::ffi::OsString> {
     ];
     if let Some(r) = &settings.max_rate {
         args.push(format!("--max-rate={r}").into());
+    }
+    if let Some(m) = method.arg() {
+        args.push(format!("--compress={m}").into());
     }
     if let Some(s) = &settings.slot {
         args.push("-S".into());
@@ -274,22 +319,27 @@ fn sync_to_disk(tmp: &Path) -> Result<()> {
 }
 
 /// A progress bar on a terminal; a line every few seconds otherwise.
+/// With compression, both rates: what is written (the server's count of
+/// uncompressed bytes) and what crosses the network (the bytes
+/// pg_basebackup reads, from /proc/PID/io).
 struct Display {
     bar: Option<indicatif::ProgressBar>,
     plain: bool,
     last: Instant,
     started: Instant,
     printer: Printer,
+    /// pg_basebackup's pid, when the copy is compressed.
+    wire: Option<u32>,
 }
 
 impl Display {
-    fn new(printer: &Printer) -> Display {
+    fn new(printer: &Printer, wire: Option<u32>) -> Display {
         let shown = !printer.json && !printer.quiet;
         let bar = (shown && printer.progress && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(0);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "copying [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                    "copying [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} written{msg} ETA {eta}",
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> "),
@@ -302,22 +352,36 @@ impl Display {
             last: Instant::now(),
             started: Instant::now(),
             printer: *printer,
+            wire,
         }
+    }
+
+    /// ", 12 MB/s on the wire" when compressed and readable.
+    fn wire_rate(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        self.wire
+            .and_then(read_bytes)
+            .map(|b| format!(", {}/s on the wire", human_bytes((b as f64 / secs) as u64)))
+            .unwrap_or_default()
     }
 
     fn update(&mut self, done: u64, total: u64) {
         if let Some(b) = &self.bar {
             b.set_length(total.max(done));
             b.set_position(done);
+            if self.wire.is_some() {
+                b.set_message(self.wire_rate());
+            }
         } else if self.plain && self.last.elapsed() >= Duration::from_secs(5) {
             self.last = Instant::now();
             let secs = self.started.elapsed().as_secs_f64().max(0.001);
             let pct = (done * 100).checked_div(total).unwrap_or(0);
             self.printer.info(format!(
-                "copying: {} of {} ({pct}%), {}/s",
+                "copying: {} of {} ({pct}%), {}/s written{}",
                 human_bytes(done),
                 human_bytes(total),
-                human_bytes((done as f64 / secs) as u64)
+                human_bytes((done as f64 / secs) as u64),
+                self.wire_rate()
             ));
         }
     }
@@ -327,6 +391,16 @@ impl Display {
             b.finish_and_clear();
         }
     }
+}
+
+/// Bytes a process has read (`rchar` in /proc/PID/io): for pg_basebackup,
+/// the compressed stream from the primary (its WAL streamer is a child
+/// process of its own).
+fn read_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Make the finished copy the target. A plain directory is swapped by
