@@ -5,6 +5,7 @@ mod archive;
 mod check;
 mod check_archive;
 mod check_timeline;
+mod clone_compress;
 mod clone_standby;
 mod clone_standby_bad_input;
 mod colour;
