@@ -96,7 +96,7 @@ fn auto_compresses_across_a_shaped_link_on_15_and_later() {
     .run();
     let j = r.ok();
     let (method, why) = if p.major >= 15 {
-        ("server-zstd", "remote primary")
+        ("server-zstd:level=1", "remote primary")
     } else {
         ("none", "cannot compress")
     };

@@ -199,11 +199,13 @@ fn given(m: Method, e: &Ends) -> Result<Choice> {
     })
 }
 
-/// `auto`: server-side zstd at its default level (3) whenever both ends
-/// can and the primary is another host; no probe of the link — zstd at
-/// level 3 compresses faster than a gigabit link carries, so even a fast
-/// link loses nothing. No workers: a replication connection cannot tell
-/// how many cores the primary has to spare.
+/// `auto`: server-side zstd at level 1 whenever both ends can and the
+/// primary is another host; no probe of the link. Level 1 because on a
+/// gigabit link level 3 (zstd's default) made a copy of poorly
+/// compressible data slower than no compression in bench/run, where
+/// level 1 was faster, while on a 100 Mbit/s link the two were alike
+/// (bench/README.md, "Compression"). No workers: a replication connection
+/// cannot tell how many cores the primary has to spare.
 fn auto(e: &Ends) -> Choice {
     let none = |reason: &str| Choice {
         method: Method::None,
@@ -226,10 +228,10 @@ fn auto(e: &Ends) -> Choice {
     }
     Choice {
         method: Method::Zstd {
-            level: None,
+            level: Some(1),
             workers: None,
         },
-        reason: "remote primary (link speed not probed): server-side zstd, level 3, no workers"
+        reason: "remote primary (link speed not probed): server-side zstd, level 1, no workers"
             .into(),
         auto: true,
     }
@@ -307,7 +309,7 @@ mod tests {
     #[test]
     fn auto_is_zstd_for_a_remote_15() {
         let c = decide(Requested::Auto, &ends(150004, false)).unwrap();
-        assert_eq!(c.method.name(), "server-zstd");
+        assert_eq!(c.method.name(), "server-zstd:level=1");
         assert!(c.reason.contains("remote primary"), "{}", c.reason);
         let unknown = Ends {
             server_zstd: None,
@@ -315,7 +317,7 @@ mod tests {
         };
         assert_eq!(
             decide(Requested::Auto, &unknown).unwrap().method.name(),
-            "server-zstd"
+            "server-zstd:level=1"
         );
     }
 
