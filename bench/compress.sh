@@ -155,13 +155,15 @@ compress_link() {  # DATASET LINK HOST NS: medians of both, their ratio
             log "compress $set $link $how run $i: ${s}s"
         done
     done
-    local p h method
-    read -r p _ < <(py stats "$logs/c-pgrepctl.txt")
-    read -r h _ < <(py stats "$logs/c-hand.txt")
+    local p h pmin hmin method
+    read -r p _ pmin _ < <(py stats "$logs/c-pgrepctl.txt")
+    read -r h _ hmin _ < <(py stats "$logs/c-hand.txt")
     method=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["compression"]["method"])' "$logs/compress-last.json")
     emit "compress_${set}_${link}_pgrepctl_s" "$(calc '%.2f' "$p")" "s"
     emit "compress_${set}_${link}_by_hand_s" "$(calc '%.2f' "$h")" "s"
     emit "compress_${set}_${link}_ratio" "$(calc '%.3f' "$p / $h")" "x"
+    emit "compress_${set}_${link}_pgrepctl_min_s" "$(calc '%.2f' "$pmin")" "s"
+    emit "compress_${set}_${link}_by_hand_min_s" "$(calc '%.2f' "$hmin")" "s"
     emit "compress_${set}_${link}_auto_method" "$method" "-"
 }
 

@@ -536,6 +536,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bytes_read_by_a_process() {
+        let _ = std::fs::read("/proc/self/status");
+        assert!(read_bytes(std::process::id()).is_some_and(|n| n > 0));
+        assert_eq!(read_bytes(u32::MAX), None);
+    }
+
+    #[test]
     fn progress_lines() {
         assert_eq!(
             parse_progress("123/456 kB (26%), 0/1 tablespace"),
