@@ -320,8 +320,8 @@ fn sync_to_disk(tmp: &Path) -> Result<()> {
 
 /// A progress bar on a terminal; a line every few seconds otherwise.
 /// With compression, both rates: what is written (the server's count of
-/// uncompressed bytes) and what crosses the network (the bytes
-/// pg_basebackup reads, from /proc/PID/io).
+/// uncompressed bytes) and what crosses the network (what its TCP
+/// sockets received, [`received_bytes`]).
 struct Display {
     bar: Option<indicatif::ProgressBar>,
     plain: bool,
@@ -360,7 +360,7 @@ impl Display {
     fn wire_rate(&self) -> String {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         self.wire
-            .and_then(read_bytes)
+            .and_then(received_bytes)
             .map(|b| format!(", {}/s on the wire", human_bytes((b as f64 / secs) as u64)))
             .unwrap_or_default()
     }
@@ -393,14 +393,63 @@ impl Display {
     }
 }
 
-/// Bytes a process has read (`rchar` in /proc/PID/io): for pg_basebackup,
-/// the compressed stream from the primary (its WAL streamer is a child
-/// process of its own).
-fn read_bytes(pid: u32) -> Option<u64> {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("rchar:"))
-        .and_then(|v| v.trim().parse().ok())
+/// Bytes a process has received over TCP: `tcp_info.bytes_received` of
+/// each of its TCP sockets (for pg_basebackup, the backup's connection and
+/// its WAL streamer's: what crossed the network, compressed), read through
+/// a duplicate of each socket (`pidfd_getfd`: pg_basebackup is our child,
+/// so it needs no privilege beyond ours). `/proc/PID/io` would not do:
+/// its `rchar` leaves out `recv`. None when the kernel (before 5.6) or the
+/// permissions do not allow it, or there is no TCP socket (a Unix-socket
+/// primary): then only the written rate is shown.
+fn received_bytes(pid: u32) -> Option<u64> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain syscalls; each fd returned is owned here and closed on drop.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if pidfd < 0 {
+        return None;
+    }
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    let mut total = None;
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        let socket =
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"));
+        let Some(target) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !socket {
+            continue;
+        }
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
+        if fd < 0 {
+            continue;
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        if let Some(n) = tcp_bytes_received(&fd) {
+            *total.get_or_insert(0) += n;
+        }
+    }
+    total
+}
+
+/// `tcpi_bytes_received` (Linux 4.1+, at byte 128 of `struct tcp_info`).
+fn tcp_bytes_received(fd: &std::os::fd::OwnedFd) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: the buffer and its length are valid for the kernel to fill.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || (len as usize) < 136 {
+        return None;
+    }
+    Some(u64::from_ne_bytes(info[128..136].try_into().ok()?))
 }
 
 /// Make the finished copy the target. A plain directory is swapped by
@@ -536,10 +585,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bytes_read_by_a_process() {
-        let _ = std::fs::read("/proc/self/status");
-        assert!(read_bytes(std::process::id()).is_some_and(|n| n > 0));
-        assert_eq!(read_bytes(u32::MAX), None);
+    fn bytes_received_over_tcp() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut out = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut inp, _) = listener.accept().unwrap();
+        out.write_all(&[7u8; 5000]).unwrap();
+        let mut buf = [0u8; 5000];
+        inp.read_exact(&mut buf).unwrap();
+        // Both ends are ours: what one received is counted.
+        assert!(received_bytes(std::process::id()).is_some_and(|n| n >= 5000));
+        assert_eq!(received_bytes(u32::MAX), None);
     }
 
     #[test]
