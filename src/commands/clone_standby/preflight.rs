@@ -137,17 +137,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     };
     let (listen_override, mut warnings) =
         before_copy_warnings(settings, &primary, &first.listen_addresses);
-    if let Some(dir) = settings
-        .restore
-        .as_ref()
-        .filter(|r| r.cleanup)
-        .and_then(|r| r.dir())
-    {
-        warnings.push(format!(
-            "--archive-cleanup: this standby deletes WAL from {} as soon as it no longer needs it itself; another standby, a base backup or a point-in-time recovery reading the same archive loses those files. Use it only when this standby is the archive's one reader; otherwise prune with pgrepctl wal-prune, which keeps what every listed standby and the primary's slots still need",
-            dir.display()
-        ));
-    }
+    warnings.extend(cleanup_warning(settings));
     Ok(Facts {
         ends: compression_ends(settings, &primary, &bindir),
         target,
@@ -160,6 +150,19 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         repl,
         warnings,
     })
+}
+
+/// --archive-cleanup deletes WAL other readers of the archive may need.
+fn cleanup_warning(settings: &Settings) -> Option<String> {
+    let dir = settings
+        .restore
+        .as_ref()
+        .filter(|r| r.cleanup)
+        .and_then(|r| r.dir())?;
+    Some(format!(
+        "--archive-cleanup: this standby deletes WAL from {} as soon as it no longer needs it itself; another standby, a base backup or a point-in-time recovery reading the same archive loses those files. Use it only when this standby is the archive's one reader; otherwise prune with pgrepctl wal-prune, which keeps what every listed standby and the primary's slots still need",
+        dir.display()
+    ))
 }
 
 /// The primary's answers to the first round of replication commands, in
