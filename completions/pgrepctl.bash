@@ -270,7 +270,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__clone__subcmd__standby)
-            opts="-D -v -q -h -V --primary --pgdata --sslrootcert --password-file --passfile --password-in-conninfo --slot --application-name --port --listen --bindir --force --max-rate --no-start --wait --connect-timeout --restore-dir --restore-command --archive-cleanup --allow-insecure --dry-run --json --verbose --quiet --no-progress --help --version"
+            opts="-D -v -q -h -V --primary --pgdata --sslrootcert --password-file --passfile --password-in-conninfo --slot --application-name --port --listen --bindir --force --max-rate --compress --no-start --wait --connect-timeout --restore-dir --restore-command --archive-cleanup --allow-insecure --dry-run --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -321,6 +321,10 @@ _pgrepctl() {
                     return 0
                     ;;
                 --max-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --compress)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

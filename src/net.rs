@@ -32,3 +32,30 @@ pub fn host_name() -> Option<String> {
 pub fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
 }
+
+/// Whether a conninfo host is this machine: a socket directory, loopback,
+/// or a name or address of one of its interfaces (a copy from there
+/// crosses no network).
+pub fn is_local(host: &str) -> bool {
+    if host.starts_with('/') || host.starts_with('@') || is_loopback(host) {
+        return true;
+    }
+    let local = local_addresses();
+    match host.parse::<IpAddr>() {
+        Ok(ip) => local.contains(&ip),
+        Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+            .map(|mut it| it.any(|a| local.contains(&a.ip())))
+            .unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_hosts() {
+        assert!(super::is_local("/var/run/postgresql"));
+        assert!(super::is_local("127.0.0.1"));
+        assert!(super::is_local("localhost"));
+        assert!(!super::is_local("192.0.2.1"));
+    }
+}

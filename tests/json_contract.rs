@@ -431,6 +431,15 @@ struct ClonePrimary {
     wal_rate_bytes_per_second: Option<u64>,
 }
 
+/// How the copy is (or would be) compressed, and why (issue 16).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct CloneCompression {
+    method: String,
+    reason: String,
+}
+
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
@@ -455,6 +464,7 @@ struct CloneOk {
     bindir: String,
     data_directory: String,
     primary: ClonePrimary,
+    compression: CloneCompression,
     /// Absent under --dry-run and --no-start.
     #[serde(default)]
     streaming: Option<CloneStreaming>,

@@ -6,6 +6,7 @@ mod check;
 mod check_archive;
 mod check_timeline;
 mod check_tls;
+mod clone_compress;
 mod clone_standby;
 mod clone_standby_bad_input;
 mod colour;

@@ -50,7 +50,8 @@ pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<en
             }
             plan.push(Copy {
                 tmp: tmp.clone(),
-                change: copy_change(settings, facts, replace),
+                change: copy_change(settings, facts, replace, &decided.compression),
+                compression: decided.compression.clone(),
             });
             plan.push(ConfigureCopy {
                 tmp: tmp.clone(),
@@ -189,12 +190,21 @@ fn epilogue(env: &Env, outcome: &Outcome) -> Option<String> {
     ))
 }
 
-fn copy_change(settings: &Settings, facts: &Facts, replace: bool) -> Change {
+fn copy_change(
+    settings: &Settings,
+    facts: &Facts,
+    replace: bool,
+    compression: &super::compress::Choice,
+) -> Change {
+    let compressed = match compression.method.arg() {
+        Some(m) => format!(", compressed on the primary with {m}"),
+        None => String::new(),
+    };
     Change {
         kind: Kind::File,
         path: Some(settings.pgdata.clone()),
         summary: format!(
-            "{} from {} ({}, pg_basebackup -X stream)",
+            "{} from {} ({}, pg_basebackup -X stream{compressed})",
             if replace {
                 "replaced with a copy"
             } else {
@@ -343,6 +353,7 @@ fn drop_slot(settings: &Settings, facts: &Facts) -> Result<()> {
 struct Copy {
     tmp: PathBuf,
     change: Change,
+    compression: super::compress::Choice,
 }
 
 impl Action<Env> for Copy {
@@ -362,6 +373,7 @@ impl Action<Env> for Copy {
             copy::copy(
                 &cx.env.settings,
                 &cx.env.facts,
+                &self.compression,
                 &self.tmp,
                 &cx.printer,
                 &mut cx.interrupt,

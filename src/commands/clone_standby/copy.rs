@@ -5,6 +5,7 @@
 //! gone; a SIGKILL of pgrepctl ends pg_basebackup too, and the next run
 //! removes what was left.
 
+use super::compress::{self, Choice, Method};
 use super::preflight::{Facts, space_needed};
 use super::settings::Settings;
 use super::target::TargetFacts;
@@ -86,9 +87,48 @@ pub fn parse_progress(line: &str) -> Option<(u64, u64)> {
 
 /// Run pg_basebackup into `tmp` (created here). Returns the bytes copied.
 /// The copy is not yet on disk: see [`sync_in_background`].
+///
+/// A primary whose build lacks the compression method refuses the
+/// BASE_BACKUP command before its checkpoint, so nothing was copied:
+/// `auto` copies again uncompressed; a method the user named is a usage
+/// error (the preflight could not tell without a normal SQL connection).
 pub async fn copy(
     settings: &Settings,
     facts: &Facts,
+    compression: &Choice,
+    tmp: &Path,
+    printer: &Printer,
+    signals: &mut Interrupt,
+) -> Result<u64> {
+    let method = compression.method;
+    match copy_once(settings, facts, method, tmp, printer, signals).await {
+        Err(e) if method != Method::None && compress::server_lacks_it(&e.message) => {
+            if compression.auto {
+                printer.info(format!(
+                    "the primary's build cannot compress with {}; copying uncompressed",
+                    method.name()
+                ));
+                copy_once(settings, facts, Method::None, tmp, printer, signals).await
+            } else {
+                Err(Error::new(
+                    Code::Usage,
+                    format!(
+                        "--compress {}: the primary's PostgreSQL is built without it ({})",
+                        method.name(),
+                        e.message
+                    ),
+                )
+                .hint("leave out --compress (auto falls back to an uncompressed copy), or pass --compress none; nothing was copied"))
+            }
+        }
+        r => r,
+    }
+}
+
+async fn copy_once(
+    settings: &Settings,
+    facts: &Facts,
+    method: Method,
     tmp: &Path,
     printer: &Printer,
     signals: &mut Interrupt,
@@ -97,7 +137,7 @@ pub async fn copy(
         Error::io(format!("cannot create {}", tmp.display()), e)
             .hint("the directory holding the target must be writable by the user running pgrepctl")
     })?;
-    let result = run_basebackup(settings, facts, tmp, printer, signals).await;
+    let result = run_basebackup(settings, facts, method, tmp, printer, signals).await;
     if result.is_err() {
         let _ = std::fs::remove_dir_all(tmp);
     }
@@ -107,6 +147,7 @@ pub async fn copy(
 async fn run_basebackup(
     settings: &Settings,
     facts: &Facts,
+    method: Method,
     tmp: &Path,
     printer: &Printer,
     signals: &mut Interrupt,
@@ -124,7 +165,12 @@ async fn run_basebackup(
     // --sslrootcert: pg_basebackup runs as the server's user, who may not
     // read the given file; it gets the same certificate from memory.
     let root_ca = root_ca_file(settings, facts)?;
-    let args = basebackup_args(settings, tmp, root_ca.as_ref().map(|f| f.child_path()));
+    let args = basebackup_args(
+        settings,
+        tmp,
+        root_ca.as_ref().map(|f| f.child_path()),
+        method,
+    );
     let mut expr = facts
         .run_as
         .cmd(facts.bindir.tool("pg_basebackup"), args)
@@ -147,7 +193,8 @@ async fn run_basebackup(
     ));
     // On any failure `child` is dropped, which stops pg_basebackup.
     let mut child = LongChild::spawn("pg_basebackup", expr)?;
-    let mut display = Display::new(printer);
+    let wire = (method != Method::None).then(|| child.pid()).flatten();
+    let mut display = Display::new(printer, wire);
     let mut copied = 0;
     let mut space_checked = facts.primary.size.is_some();
     loop {
@@ -200,6 +247,7 @@ fn basebackup_args(
     settings: &Settings,
     tmp: &Path,
     rootcert: Option<String>,
+    method: Method,
 ) -> Vec<std::ffi::OsString> {
     let conninfo = match rootcert {
         Some(path) => settings.conninfo_with_rootcert(Some(path)),
@@ -221,6 +269,9 @@ fn basebackup_args(
     ];
     if let Some(r) = &settings.max_rate {
         args.push(format!("--max-rate={r}").into());
+    }
+    if let Some(m) = method.arg() {
+        args.push(format!("--compress={m}").into());
     }
     if let Some(s) = &settings.slot {
         args.push("-S".into());
@@ -297,22 +348,27 @@ fn sync_to_disk(tmp: &Path) -> Result<()> {
 }
 
 /// A progress bar on a terminal; a line every few seconds otherwise.
+/// With compression, both rates: what is written (the server's count of
+/// uncompressed bytes) and what crosses the network (what its TCP
+/// sockets received, [`received_bytes`]).
 struct Display {
     bar: Option<indicatif::ProgressBar>,
     plain: bool,
     last: Instant,
     started: Instant,
     printer: Printer,
+    /// pg_basebackup's pid, when the copy is compressed.
+    wire: Option<u32>,
 }
 
 impl Display {
-    fn new(printer: &Printer) -> Display {
+    fn new(printer: &Printer, wire: Option<u32>) -> Display {
         let shown = !printer.json && !printer.quiet;
         let bar = (shown && printer.progress && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(0);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "copying [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                    "copying [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} written{msg} ETA {eta}",
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> "),
@@ -325,22 +381,36 @@ impl Display {
             last: Instant::now(),
             started: Instant::now(),
             printer: *printer,
+            wire,
         }
+    }
+
+    /// ", 12 MB/s on the wire" when compressed and readable.
+    fn wire_rate(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        self.wire
+            .and_then(received_bytes)
+            .map(|b| format!(", {}/s on the wire", human_bytes((b as f64 / secs) as u64)))
+            .unwrap_or_default()
     }
 
     fn update(&mut self, done: u64, total: u64) {
         if let Some(b) = &self.bar {
             b.set_length(total.max(done));
             b.set_position(done);
+            if self.wire.is_some() {
+                b.set_message(self.wire_rate());
+            }
         } else if self.plain && self.last.elapsed() >= Duration::from_secs(5) {
             self.last = Instant::now();
             let secs = self.started.elapsed().as_secs_f64().max(0.001);
             let pct = (done * 100).checked_div(total).unwrap_or(0);
             self.printer.info(format!(
-                "copying: {} of {} ({pct}%), {}/s",
+                "copying: {} of {} ({pct}%), {}/s written{}",
                 human_bytes(done),
                 human_bytes(total),
-                human_bytes((done as f64 / secs) as u64)
+                human_bytes((done as f64 / secs) as u64),
+                self.wire_rate()
             ));
         }
     }
@@ -350,6 +420,65 @@ impl Display {
             b.finish_and_clear();
         }
     }
+}
+
+/// Bytes a process has received over TCP: `tcp_info.bytes_received` of
+/// each of its TCP sockets (for pg_basebackup, the backup's connection and
+/// its WAL streamer's: what crossed the network, compressed), read through
+/// a duplicate of each socket (`pidfd_getfd`: pg_basebackup is our child,
+/// so it needs no privilege beyond ours). `/proc/PID/io` would not do:
+/// its `rchar` leaves out `recv`. None when the kernel (before 5.6) or the
+/// permissions do not allow it, or there is no TCP socket (a Unix-socket
+/// primary): then only the written rate is shown.
+fn received_bytes(pid: u32) -> Option<u64> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain syscalls; each fd returned is owned here and closed on drop.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if pidfd < 0 {
+        return None;
+    }
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    let mut total = None;
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        let socket =
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"));
+        let Some(target) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !socket {
+            continue;
+        }
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
+        if fd < 0 {
+            continue;
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        if let Some(n) = tcp_bytes_received(&fd) {
+            *total.get_or_insert(0) += n;
+        }
+    }
+    total
+}
+
+/// `tcpi_bytes_received` (Linux 4.1+, at byte 128 of `struct tcp_info`).
+fn tcp_bytes_received(fd: &std::os::fd::OwnedFd) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: the buffer and its length are valid for the kernel to fill.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || (len as usize) < 136 {
+        return None;
+    }
+    Some(u64::from_ne_bytes(info[128..136].try_into().ok()?))
 }
 
 /// Make the finished copy the target. A plain directory is swapped by
@@ -483,6 +612,20 @@ pub fn undo_put_in_place(target: &TargetFacts, kept: Option<&Path>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_received_over_tcp() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut out = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut inp, _) = listener.accept().unwrap();
+        out.write_all(&[7u8; 5000]).unwrap();
+        let mut buf = [0u8; 5000];
+        inp.read_exact(&mut buf).unwrap();
+        // Both ends are ours: what one received is counted.
+        assert!(received_bytes(std::process::id()).is_some_and(|n| n >= 5000));
+        assert_eq!(received_bytes(u32::MAX), None);
+    }
 
     #[test]
     fn progress_lines() {

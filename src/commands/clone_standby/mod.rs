@@ -7,6 +7,7 @@
 
 mod apply;
 mod aside;
+mod compress;
 mod configure;
 mod copy;
 mod plan;
@@ -64,6 +65,9 @@ pub struct Args {
     /// Limit the copy's transfer rate to spare the primary's disk and network, e.g. 50M (pg_basebackup --max-rate; 32k to 1024M) [default: unlimited]
     #[arg(long, value_name = "RATE")]
     pub max_rate: Option<String>,
+    /// Compress the copy on the primary before it crosses the network: auto (server-zstd:level=1 when the primary is another host running 15+ and both builds have zstd; none from this host or before 15), none, server-zstd[:level=N][,workers=N], or server-lz4
+    #[arg(long, value_name = "METHOD", default_value = "auto")]
+    pub compress: String,
     /// Copy and configure, but do not start the standby
     #[arg(long)]
     pub no_start: bool,
@@ -115,6 +119,14 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let mut outcome = Outcome::new("clone-standby", settings.dry_run);
     outcome.warnings = facts.warnings.clone();
     facts.report_into(&mut outcome);
+    outcome.detail("compression", plan.compression.json());
+    if matches!(plan.action, plan::Action::Clone { .. }) {
+        printer.info(format!(
+            "compression: {} ({})",
+            plan.compression.method.name(),
+            plan.compression.reason
+        ));
+    }
     if settings.dry_run {
         steps.preflight()?;
         steps.preview_into(&mut outcome);

@@ -1,6 +1,7 @@
 //! What to do with the target, decided from the facts alone (pure, so every
 //! refusal is unit-tested without a server).
 
+use super::compress::{self, Choice};
 use super::preflight::{Facts, space_needed};
 use super::settings::Settings;
 use super::target::Target;
@@ -19,6 +20,8 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub action: Action,
+    /// How the copy is compressed (also reported when nothing is copied).
+    pub compression: Choice,
 }
 
 /// The inputs of [`decide`], kept small so tests need no full `Facts`.
@@ -33,7 +36,7 @@ pub struct Inputs<'a> {
 }
 
 pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
-    decide(&Inputs {
+    let action = decide(&Inputs {
         target: &facts.target.state,
         path: &facts.target.path,
         primary_system_id: &facts.primary.identity.system_id,
@@ -41,8 +44,19 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         size: facts.primary.size,
         wal_segment_size: facts.primary.wal_segment_size,
         free: facts.free_bytes,
+    })?;
+    let compression = match action {
+        Action::Clone { .. } => compress::decide(settings.compress, &facts.ends)?,
+        Action::Reconcile { .. } => Choice {
+            method: compress::Method::None,
+            reason: "nothing is copied: the target already is a standby of this primary".into(),
+            auto: false,
+        },
+    };
+    Ok(Plan {
+        action,
+        compression,
     })
-    .map(|action| Plan { action })
 }
 
 pub fn decide(i: &Inputs) -> Result<Action> {

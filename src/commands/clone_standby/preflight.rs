@@ -31,6 +31,9 @@ pub struct Primary {
     pub size: Option<u64>,
     /// WAL bytes per second between two IDENTIFY_SYSTEMs.
     pub wal_rate: Option<f64>,
+    /// The compression methods its build offers (`wal_compression`'s
+    /// choices, 15+), when a normal connection is allowed.
+    pub compression_methods: Option<Vec<String>>,
 }
 
 pub struct Facts {
@@ -52,6 +55,8 @@ pub struct Facts {
     /// (libpq has channel_binding from 13), the primary is the same major
     /// (SCRAM-SHA-256-PLUS from 11).
     pub channel_binding: bool,
+    /// What `--compress auto` is decided from.
+    pub ends: super::compress::Ends,
 }
 
 impl Facts {
@@ -121,7 +126,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         check_restore(r, &target.path, run_as, &bindir)?;
     }
     let free_bytes = free_space(&target.space_dir);
-    let size = primary_size(settings).await;
+    let sql = primary_sql(settings).await;
 
     // Second sample: the WAL rate over the time the local checks took.
     let wal_keep = Version::of(first.version_num).wal_keep();
@@ -136,23 +141,15 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         wal_segment_size: first.wal_segment_size,
         wal_keep_bytes,
         hot_standby: first.hot_standby,
-        size,
+        size: sql.as_ref().and_then(|s| s.size),
         wal_rate,
+        compression_methods: sql.and_then(|s| s.compression_methods),
     };
     let (listen_override, mut warnings) =
         before_copy_warnings(settings, &primary, &first.listen_addresses);
-    if let Some(dir) = settings
-        .restore
-        .as_ref()
-        .filter(|r| r.cleanup)
-        .and_then(|r| r.dir())
-    {
-        warnings.push(format!(
-            "--archive-cleanup: this standby deletes WAL from {} as soon as it no longer needs it itself; another standby, a base backup or a point-in-time recovery reading the same archive loses those files. Use it only when this standby is the archive's one reader; otherwise prune with pgrepctl wal-prune, which keeps what every listed standby and the primary's slots still need",
-            dir.display()
-        ));
-    }
+    warnings.extend(cleanup_warning(settings));
     Ok(Facts {
+        ends: compression_ends(settings, &primary, &bindir),
         target,
         primary,
         bindir,
@@ -176,6 +173,19 @@ fn bound_client(settings: &Settings, run_as: RunAs) -> Result<ReplClient> {
         settings.password_line().as_deref(),
         settings.connect_timeout,
     )
+}
+
+/// --archive-cleanup deletes WAL other readers of the archive may need.
+fn cleanup_warning(settings: &Settings) -> Option<String> {
+    let dir = settings
+        .restore
+        .as_ref()
+        .filter(|r| r.cleanup)
+        .and_then(|r| r.dir())?;
+    Some(format!(
+        "--archive-cleanup: this standby deletes WAL from {} as soon as it no longer needs it itself; another standby, a base backup or a point-in-time recovery reading the same archive loses those files. Use it only when this standby is the archive's one reader; otherwise prune with pgrepctl wal-prune, which keeps what every listed standby and the primary's slots still need",
+        dir.display()
+    ))
 }
 
 /// The primary's answers to the first round of replication commands, in
@@ -430,10 +440,41 @@ pub fn free_space(dir: &Path) -> Option<u64> {
     Some(s.blocks_available() as u64 * s.fragment_size() as u64)
 }
 
-/// The primary's size through a normal connection with the same role,
-/// which pg_hba.conf may well refuse; then the copy's own announcement
-/// is the check.
-async fn primary_size(settings: &Settings) -> Option<u64> {
+/// Both ends' compression support, and whether the primary is this host.
+fn compression_ends(
+    settings: &Settings,
+    primary: &Primary,
+    bindir: &BinDir,
+) -> super::compress::Ends {
+    use super::compress::links;
+    let offers = |m: &str| {
+        primary
+            .compression_methods
+            .as_ref()
+            .map(|ms| ms.iter().any(|x| x == m))
+    };
+    let basebackup = bindir.tool("pg_basebackup");
+    super::compress::Ends {
+        version_num: primary.version_num,
+        server_zstd: offers("zstd"),
+        server_lz4: offers("lz4"),
+        client_zstd: links(&basebackup, "zstd"),
+        client_lz4: links(&basebackup, "lz4"),
+        local: crate::net::is_local(&settings.conninfo.host),
+    }
+}
+
+/// What a normal SQL connection tells that a replication one cannot.
+struct SqlFacts {
+    size: Option<u64>,
+    compression_methods: Option<Vec<String>>,
+}
+
+/// The primary's size and its build's compression methods through a
+/// normal connection with the same role, which pg_hba.conf may well
+/// refuse; then the copy's own announcement is the size check, and a
+/// build without zstd shows when the copy starts.
+async fn primary_sql(settings: &Settings) -> Option<SqlFacts> {
     let mut config = tokio_postgres::Config::new();
     if settings.conninfo.host.starts_with('/') {
         config.host_path(&settings.conninfo.host);
@@ -451,15 +492,31 @@ async fn primary_size(settings: &Settings) -> Option<u64> {
     let session = crate::pg::connect(&config.into(), Some(settings.connect_timeout))
         .await
         .ok()?;
-    let row = session
+    let size = session
         .client
         .query_one(
             "SELECT sum(pg_database_size(oid))::bigint FROM pg_database",
             &[],
         )
         .await
-        .ok()?;
-    row.get::<_, Option<i64>>(0).map(|n| n as u64)
+        .ok()
+        .and_then(|row| row.get::<_, Option<i64>>(0))
+        .map(|n| n as u64);
+    // An enum from 15 on; its choices are the build's (pglz, lz4, zstd).
+    let compression_methods = session
+        .client
+        .query_opt(
+            "SELECT enumvals FROM pg_settings WHERE name = 'wal_compression' AND vartype = 'enum'",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.get::<_, Option<Vec<String>>>(0));
+    Some(SqlFacts {
+        size,
+        compression_methods,
+    })
 }
 
 /// Bytes the copy needs at the target: the data plus a tenth, plus WAL
@@ -510,6 +567,7 @@ mod tests {
             hot_standby: vec![],
             size: Some(1 << 30),
             wal_rate: Some(10e6),
+            compression_methods: None,
         }
     }
 

@@ -25,6 +25,8 @@ pub struct Settings {
     pub force: bool,
     /// pg_basebackup's --max-rate value, checked.
     pub max_rate: Option<String>,
+    /// --compress, checked; `auto` is decided in the plan.
+    pub compress: super::compress::Requested,
     pub no_start: bool,
     pub wait: Duration,
     pub connect_timeout: Duration,
@@ -93,6 +95,7 @@ impl Settings {
             bindir,
             force,
             max_rate,
+            compress,
             no_start,
             wait,
             connect_timeout,
@@ -154,6 +157,7 @@ impl Settings {
             bindir,
             force,
             max_rate: max_rate.map(|r| check_rate(&r)).transpose()?,
+            compress: super::compress::parse(&compress)?,
             no_start,
             wait,
             connect_timeout: connect_timeout.max(Duration::from_secs(1)),

@@ -43,6 +43,7 @@ impl Settings {
             bindir: args.bindir.clone(),
             force: false,
             max_rate: None,
+            compress: "auto".into(),
             no_start: false,
             wait: args.wait,
             connect_timeout: args.connect_timeout,

@@ -195,6 +195,7 @@ pub(super) fn clone_args(
         },
         force: false,
         max_rate: None,
+        compress: "auto".into(),
         no_start: false,
         wait: Duration::from_secs(60),
         connect_timeout: Duration::from_secs(10),

@@ -1,0 +1,207 @@
+# bench/run's compression figures (issue #16), sourced by bench/run: it
+# uses its helpers and variables ($bindir, $work, $sock, $standbys, $logs,
+# $pwfile, $pgpass, $pgrepctl, $scale, as_pg, py, calc, emit, log, die,
+# new_port, psql_at, stop_server, started).
+#
+# Two "hosts" (network namespaces joined by a veth pair on 10.200.254.0/30;
+# while they exist the host namespace routes 10.200.0.0/16 to
+# `unreachable`, as the tests do, so nothing leaves the machine). A primary
+# of its own in the server namespace (initdb, the real `pgrepctl
+# init-master --allow CLIENT/32`), loaded with one data set at a time:
+#   - pgbench: `pgbench -i -s SCALE`;
+#   - realistic: a table of md5 text and random numbers, SCALE × 120000
+#     rows (about the same size as pgbench's at the same scale, but only
+#     about 2× compressible where pgbench's is ~15×).
+# For each data set and link, BENCH_COMPRESS_RUNS (3) runs of each,
+# alternating: `pgrepctl clone-standby --no-start` from the client host
+# (default --compress auto) against `pg_basebackup -X stream
+# --checkpoint=fast` by hand (the README's default; it syncs its files
+# itself). --no-start: both are copy-to-disk, so the ratio is the copy's.
+# Links, shaped with tc on both veth ends:
+#   - a: 100 Mbit/s and 40 ms round trip (20 ms each way);
+#   - b: 1 Gbit/s and 2 ms round trip;
+#   - loopback: the client on the primary's own host, over 127.0.0.1
+#     (auto copies uncompressed there).
+# The delay needs the kernel's netem qdisc; without it (some VM kernels)
+# the rate alone is shaped with tbf and the figures say `delay not
+# emulated`. Medians and ratios pgrepctl/hand, plus the compression auto
+# chose. Knobs: BENCH_COMPRESS_METHOD (a --compress value for pgrepctl;
+# default: none given, i.e. auto), BENCH_COMPRESS_SETS ("pgbench
+# realistic"), BENCH_COMPRESS_LINKS ("a b loopback"). bench/run's cleanup stops the servers by data directory and
+# compress_cleanup removes the namespaces (and the route, if it added it).
+
+compress_ns=""      # namespace prefix while they exist
+compress_route=""   # set when this script added the unreachable route
+compress_netem=""   # set when the kernel has netem
+
+compress_cleanup() {
+    [[ -n $compress_ns ]] || return 0
+    ip netns del "${compress_ns}s" 2>/dev/null || true
+    ip netns del "${compress_ns}c" 2>/dev/null || true
+    if [[ -n $compress_route ]] && ! ip netns list | grep -q '^pgrt'; then
+        ip route del unreachable 10.200.0.0/16 2>/dev/null || true
+    fi
+    compress_ns=""
+}
+
+compress_hosts() {  # the two namespaces, the veth pair, the guard
+    local p=pgbc$$ s c
+    s=${p}s
+    c=${p}c
+    if ! ip route show 10.200.0.0/16 | grep -q unreachable; then
+        ip route add unreachable 10.200.0.0/16
+        compress_route=1
+    fi
+    compress_ns=$p
+    ip netns add "$s"
+    ip netns add "$c"
+    ip link add "${p}vs" netns "$s" type veth peer name "${p}vc" netns "$c"
+    ip -n "$s" addr add 10.200.254.1/30 dev "${p}vs"
+    ip -n "$c" addr add 10.200.254.2/30 dev "${p}vc"
+    for n in "$s" "$c"; do
+        ip -n "$n" link set lo up
+    done
+    ip -n "$s" link set "${p}vs" up
+    ip -n "$c" link set "${p}vc" up
+    if ip netns exec "$s" tc qdisc add dev lo root netem delay 0ms 2>/dev/null; then
+        compress_netem=1
+        ip netns exec "$s" tc qdisc del dev lo root
+    fi
+}
+
+compress_shape() {  # RATE DELAY_EACH_WAY: both ends of the link
+    local dev ns
+    for dev in s c; do
+        ns=${compress_ns}$dev
+        ip netns exec "$ns" tc qdisc del dev "${compress_ns}v$dev" root 2>/dev/null || true
+        if [[ -n $compress_netem ]]; then
+            ip netns exec "$ns" tc qdisc add dev "${compress_ns}v$dev" root netem delay "$2" rate "$1" limit 100000
+        else
+            ip netns exec "$ns" tc qdisc add dev "${compress_ns}v$dev" root tbf rate "$1" burst 1mb latency 50ms
+        fi
+    done
+}
+
+compress_primary() {  # start the primary in the server namespace; sets cport, cprimary
+    cprimary=$work/cprimary
+    cport=$(new_port)
+    mkdir -m 700 "$cprimary"
+    if ((${#as_pg[@]})); then chown postgres: "$cprimary"; fi
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$work/csuper.pw")
+    if ((${#as_pg[@]})); then chown postgres: "$work/csuper.pw"; fi
+    "${as_pg[@]}" "$bindir/initdb" -D "$cprimary" -U postgres --pwfile="$work/csuper.pw" \
+        --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C >"$logs/cinitdb.log" 2>&1 ||
+        { cat "$logs/cinitdb.log" >&2; die "initdb failed"; }
+    rm -f "$work/csuper.pw"
+    cat >>"$cprimary/postgresql.conf" <<EOF
+
+# bench/run compress
+port = $cport
+listen_addresses = '127.0.0.1,10.200.254.1'
+unix_socket_directories = '$sock'
+max_wal_senders = 20
+EOF
+    started+=("$cprimary")
+    ip netns exec "${compress_ns}s" "${as_pg[@]}" "$bindir/pg_ctl" -D "$cprimary" -l "$logs/cprimary.log" -w -t 60 start >/dev/null ||
+        { cat "$logs/cprimary.log" >&2; die "the compress primary did not start"; }
+    "$pgrepctl" init-master --json -D "$cprimary" --allow 10.200.254.2/32 --allow 127.0.0.1/32 \
+        --password-file "$pwfile" --restart if-needed >"$logs/cinit-master.json" 2>"$logs/cinit-master.log" ||
+        { cat "$logs/cinit-master.json" "$logs/cinit-master.log" >&2; die "init-master failed"; }
+}
+
+compress_load() {  # pgbench|realistic: replace the data set
+    psql_at "$cport" "DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history, realistic" >/dev/null
+    if [[ $1 == pgbench ]]; then
+        "${as_pg[@]}" "$bindir/pgbench" -i -s "$scale" -q -h "$sock" -p "$cport" -U postgres postgres \
+            >"$logs/cpgbench-init.log" 2>&1 || { cat "$logs/cpgbench-init.log" >&2; die "pgbench -i failed"; }
+    else
+        psql_at "$cport" "CREATE TABLE realistic AS SELECT i AS id, md5(i::text) AS h, md5(random()::text) AS h2,
+            (random() * 1e9)::bigint AS n, random() AS r, now() - random() * interval '1000 days' AS at
+            FROM generate_series(1, $scale * 120000) i" >/dev/null
+    fi
+    psql_at "$cport" "VACUUM FREEZE" >/dev/null
+    psql_at "$cport" "CHECKPOINT" >/dev/null
+}
+
+compress_one() {  # pgrepctl|hand HOST NS DIR: one copy; prints wall seconds
+    local how=$1 host=$2 ns=$3 dir=$4 t0 t1
+    started+=("$dir")
+    t0=$EPOCHREALTIME
+    if [[ $how == pgrepctl ]]; then
+        ip netns exec "$ns" "$pgrepctl" clone-standby --json --no-progress --no-start \
+            --primary "host=$host port=$cport user=replicator" -D "$dir" --password-file "$pwfile" \
+            --port "$(new_port)" --listen localhost --bindir "$bindir" --application-name c \
+            ${BENCH_COMPRESS_METHOD:+--compress "$BENCH_COMPRESS_METHOD"} \
+            >"$logs/compress-last.json" 2>"$logs/compress-last.err" ||
+            { cat "$logs/compress-last.json" "$logs/compress-last.err" >&2; return 1; }
+    else
+        ip netns exec "$ns" "${as_pg[@]}" env PGPASSFILE="$pgpass" "$bindir/pg_basebackup" -D "$dir" \
+            -d "host=$host port=$cport user=replicator" -X stream --checkpoint=fast --no-password \
+            >"$logs/compress-last.err" 2>&1 || { cat "$logs/compress-last.err" >&2; return 1; }
+    fi
+    t1=$EPOCHREALTIME
+    calc '%.3f' "$t1 - $t0"
+    rm -rf "$dir"
+}
+
+compress_link() {  # DATASET LINK HOST NS: medians of both, their ratio
+    local set=$1 link=$2 host=$3 ns=$4 i how s
+    : >"$logs/c-pgrepctl.txt"
+    : >"$logs/c-hand.txt"
+    for ((i = 1; i <= compress_runs; i++)); do
+        for how in hand pgrepctl; do
+            s=$(compress_one "$how" "$host" "$ns" "$standbys/c-$how-$i") || die "compress: $how copy failed ($set, $link)"
+            echo "$s" >>"$logs/c-$how.txt"
+            log "compress $set $link $how run $i: ${s}s"
+        done
+    done
+    local p h pmin hmin method
+    read -r p _ pmin _ < <(py stats "$logs/c-pgrepctl.txt")
+    read -r h _ hmin _ < <(py stats "$logs/c-hand.txt")
+    method=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["compression"]["method"])' "$logs/compress-last.json")
+    emit "compress_${set}_${link}_pgrepctl_s" "$(calc '%.2f' "$p")" "s"
+    emit "compress_${set}_${link}_by_hand_s" "$(calc '%.2f' "$h")" "s"
+    emit "compress_${set}_${link}_ratio" "$(calc '%.3f' "$p / $h")" "x"
+    emit "compress_${set}_${link}_pgrepctl_min_s" "$(calc '%.2f' "$pmin")" "s"
+    emit "compress_${set}_${link}_by_hand_min_s" "$(calc '%.2f' "$hmin")" "s"
+    emit "compress_${set}_${link}_auto_method" "$method" "-"
+}
+
+compress_wanted() {  # LINK: in BENCH_COMPRESS_LINKS (default: all three)
+    [[ " ${BENCH_COMPRESS_LINKS:-a b loopback} " == *" $1 "* ]]
+}
+
+bench_compress() {
+    compress_runs=${BENCH_COMPRESS_RUNS:-3}
+    [[ $compress_runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_COMPRESS_RUNS must be a positive integer"
+    if [[ $(id -u) -ne 0 ]] || ! command -v ip >/dev/null || ! command -v tc >/dev/null; then
+        log "compress: skipped (needs root, ip and tc for the network namespaces)"
+        return 0
+    fi
+    compress_hosts
+    compress_primary
+    if [[ -z $compress_netem ]]; then
+        log "compress: no netem qdisc in this kernel: the links are rate-limited (tbf), delay not emulated"
+    fi
+    emit compress_delay_emulated "$([[ -n $compress_netem ]] && echo yes || echo no)" "-"
+    local set size
+    for set in ${BENCH_COMPRESS_SETS:-pgbench realistic}; do
+        compress_load "$set"
+        size=$(calc '%.0f' "$(psql_at "$cport" "SELECT sum(pg_database_size(oid)) FROM pg_database") / 1048576")
+        log "compress: $set data, $size MB"
+        emit "compress_${set}_size_mb" "$size" MB
+        if compress_wanted a; then
+            compress_shape 100mbit 20ms
+            compress_link "$set" a_100mbit_40ms 10.200.254.1 "${compress_ns}c"
+        fi
+        if compress_wanted b; then
+            compress_shape 1gbit 1ms
+            compress_link "$set" b_1gbit_2ms 10.200.254.1 "${compress_ns}c"
+        fi
+        if compress_wanted loopback; then
+            compress_link "$set" loopback 127.0.0.1 "${compress_ns}s"
+        fi
+    done
+    stop_server "$cprimary" fast
+    compress_cleanup
+}

@@ -1,0 +1,400 @@
+//! `--compress`: whether the primary compresses the base backup before it
+//! crosses the network (pg_basebackup `--compress=server-…`, 15+; the
+//! client decompresses into the plain data directory). Parsing and the
+//! `auto` decision are pure, so every rule is unit-tested without a server.
+
+use crate::error::{Code, Error, Result};
+use std::path::Path;
+
+/// What `--compress` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    Auto,
+    Given(Method),
+}
+
+/// What pg_basebackup is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    None,
+    Zstd {
+        level: Option<i32>,
+        workers: Option<u32>,
+    },
+    Lz4,
+}
+
+impl Method {
+    /// pg_basebackup's `--compress` value, None for no compression.
+    pub fn arg(self) -> Option<String> {
+        match self {
+            Method::None => None,
+            Method::Lz4 => Some("server-lz4".into()),
+            Method::Zstd { level, workers } => {
+                let detail: Vec<String> = level
+                    .map(|l| format!("level={l}"))
+                    .into_iter()
+                    .chain(workers.map(|w| format!("workers={w}")))
+                    .collect();
+                Some(match detail.is_empty() {
+                    true => "server-zstd".into(),
+                    false => format!("server-zstd:{}", detail.join(",")),
+                })
+            }
+        }
+    }
+
+    /// The name in reports: the `--compress` spelling.
+    pub fn name(self) -> String {
+        self.arg().unwrap_or_else(|| "none".into())
+    }
+
+    /// The library the primary and the local pg_basebackup need.
+    fn library(self) -> Option<&'static str> {
+        match self {
+            Method::None => None,
+            Method::Zstd { .. } => Some("zstd"),
+            Method::Lz4 => Some("lz4"),
+        }
+    }
+}
+
+const VALUES: &str = "give auto, none, server-zstd, server-zstd:level=N (1-22), server-zstd:workers=N (0-64), server-zstd:level=N,workers=N or server-lz4";
+
+pub fn parse(value: &str) -> Result<Requested> {
+    let bad = |why: String| {
+        Error::new(
+            Code::InvalidValue,
+            format!("invalid --compress {value:?}: {why}"),
+        )
+        .hint(VALUES)
+    };
+    let v = value.trim();
+    let (method, detail) = match v.split_once(':') {
+        Some((m, d)) => (m, Some(d)),
+        None => (v, None),
+    };
+    let plain = |r: Requested| match detail {
+        Some(_) => Err(bad(format!("{method} takes no options"))),
+        None => Ok(r),
+    };
+    match method {
+        "auto" => plain(Requested::Auto),
+        "none" => plain(Requested::Given(Method::None)),
+        "server-lz4" => plain(Requested::Given(Method::Lz4)),
+        "server-zstd" => zstd_detail(detail.unwrap_or(""))
+            .map(|(level, workers)| Requested::Given(Method::Zstd { level, workers }))
+            .map_err(bad),
+        "gzip" | "server-gzip" | "client-gzip" | "lz4" | "zstd" | "client-zstd" | "client-lz4" => {
+            Err(bad(format!(
+                "{method} is not offered: client-side compression saves nothing on the wire for a plain data directory, and server-gzip is slower than the link it saves"
+            )))
+        }
+        _ => Err(bad("unknown method".into())),
+    }
+}
+
+/// `level=N,workers=N` (either, both, or nothing).
+fn zstd_detail(detail: &str) -> std::result::Result<(Option<i32>, Option<u32>), String> {
+    let (mut level, mut workers) = (None, None);
+    for item in detail.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.split_once('=') {
+            Some(("level", n)) => match n.trim().parse::<i32>() {
+                Ok(n) if (1..=22).contains(&n) => level = Some(n),
+                _ => return Err(format!("zstd level {n:?} is not between 1 and 22")),
+            },
+            Some(("workers", n)) => match n.trim().parse::<u32>() {
+                Ok(n) if n <= 64 => workers = Some(n),
+                _ => return Err(format!("workers {n:?} is not between 0 and 64")),
+            },
+            _ => return Err(format!("unknown option {item:?} (level=N or workers=N)")),
+        }
+    }
+    Ok((level, workers))
+}
+
+/// What is known about both ends before the copy.
+#[derive(Debug, Clone, Default)]
+pub struct Ends {
+    pub version_num: u32,
+    /// The primary's build offers zstd / lz4 (from `pg_settings`'
+    /// `wal_compression` choices, which the same build switches turn on);
+    /// None when no normal SQL connection was allowed.
+    pub server_zstd: Option<bool>,
+    pub server_lz4: Option<bool>,
+    /// The local pg_basebackup is linked with libzstd / liblz4 (it
+    /// decompresses what the server sends).
+    pub client_zstd: bool,
+    pub client_lz4: bool,
+    /// The primary is this host (loopback, a socket, or one of its addresses).
+    pub local: bool,
+}
+
+/// The compression chosen and why, for `--dry-run` and `--json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub method: Method,
+    pub reason: String,
+    /// `auto` chose it: a primary whose build turns out not to offer it
+    /// (unknown before the copy) is copied again without compression.
+    pub auto: bool,
+}
+
+impl Choice {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "method": self.method.name(), "reason": self.reason })
+    }
+}
+
+pub fn decide(req: Requested, e: &Ends) -> Result<Choice> {
+    match req {
+        Requested::Given(m) => given(m, e),
+        Requested::Auto => Ok(auto(e)),
+    }
+}
+
+fn given(m: Method, e: &Ends) -> Result<Choice> {
+    let Some(lib) = m.library() else {
+        return Ok(Choice {
+            method: m,
+            reason: "--compress none".into(),
+            auto: false,
+        });
+    };
+    let name = m.name();
+    if !crate::pg::version::Version::of(e.version_num).server_side_compression() {
+        return Err(Error::new(
+            Code::Usage,
+            format!(
+                "--compress {name}: the primary runs PostgreSQL {}, and only 15 or later compresses a base backup on the server",
+                crate::pg::version::Version::of(e.version_num).major()
+            ),
+        )
+        .hint("leave out --compress (auto copies uncompressed from this primary); on a slow link, copy through pgrepctl tunnel, whose ssh -C compresses"));
+    }
+    let (server, client) = match m {
+        Method::Lz4 => (e.server_lz4, e.client_lz4),
+        _ => (e.server_zstd, e.client_zstd),
+    };
+    if server == Some(false) {
+        return Err(Error::new(
+            Code::Usage,
+            format!("--compress {name}: the primary's PostgreSQL is built without {lib}"),
+        )
+        .hint(
+            "leave out --compress (auto picks what both ends support), or pass --compress none",
+        ));
+    }
+    if !client {
+        return Err(Error::new(
+            Code::Usage,
+            format!("--compress {name}: the local pg_basebackup is built without {lib}, and it must decompress the copy"),
+        )
+        .hint("use --bindir with binaries built with zstd and lz4 (PGDG and Debian packages are), or leave out --compress"));
+    }
+    Ok(Choice {
+        method: m,
+        reason: format!("--compress {name}"),
+        auto: false,
+    })
+}
+
+/// `auto`: server-side zstd at level 1 whenever both ends can and the
+/// primary is another host; no probe of the link. Level 1 because on a
+/// gigabit link level 3 (zstd's default) made a copy of poorly
+/// compressible data slower than no compression in bench/run, where
+/// level 1 was faster, while on a 100 Mbit/s link the two were alike
+/// (bench/README.md, "Compression"). No workers: a replication connection
+/// cannot tell how many cores the primary has to spare.
+fn auto(e: &Ends) -> Choice {
+    let none = |reason: &str| Choice {
+        method: Method::None,
+        reason: reason.into(),
+        auto: true,
+    };
+    if e.local {
+        return none("the primary is on this host: compressing would only cost CPU on both ends");
+    }
+    if !crate::pg::version::Version::of(e.version_num).server_side_compression() {
+        return none(
+            "the primary runs PostgreSQL 14 or older, which cannot compress a base backup; on a slow link, clone through pgrepctl tunnel (ssh -C compresses)",
+        );
+    }
+    if e.server_zstd == Some(false) {
+        return none("the primary's PostgreSQL is built without zstd");
+    }
+    if !e.client_zstd {
+        return none("the local pg_basebackup is built without zstd");
+    }
+    Choice {
+        method: Method::Zstd {
+            level: Some(1),
+            workers: None,
+        },
+        reason: "remote primary (link speed not probed): server-side zstd, level 1, no workers"
+            .into(),
+        auto: true,
+    }
+}
+
+/// Whether `pg_basebackup` links `lib` (libzstd.so, liblz4.so): PostgreSQL
+/// links them dynamically, and `pg_config` is not always installed.
+pub fn links(pg_basebackup: &Path, lib: &str) -> bool {
+    let Ok(bytes) = std::fs::read(pg_basebackup) else {
+        return false;
+    };
+    let needle = format!("lib{lib}.so");
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// pg_basebackup's last lines say the primary's build lacks the method.
+pub fn server_lacks_it(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("not supported by this build") || m.contains("this build does not support")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ends(version_num: u32, local: bool) -> Ends {
+        Ends {
+            version_num,
+            server_zstd: Some(true),
+            server_lz4: Some(true),
+            client_zstd: true,
+            client_lz4: true,
+            local,
+        }
+    }
+
+    #[test]
+    fn parses() {
+        assert_eq!(parse("auto").unwrap(), Requested::Auto);
+        assert_eq!(parse("none").unwrap(), Requested::Given(Method::None));
+        assert_eq!(parse("server-lz4").unwrap(), Requested::Given(Method::Lz4));
+        let z = parse("server-zstd:level=5,workers=2").unwrap();
+        assert_eq!(
+            z,
+            Requested::Given(Method::Zstd {
+                level: Some(5),
+                workers: Some(2)
+            })
+        );
+        let Requested::Given(m) = z else { panic!() };
+        assert_eq!(m.arg().unwrap(), "server-zstd:level=5,workers=2");
+        assert_eq!(
+            parse("server-zstd").unwrap(),
+            Requested::Given(Method::Zstd {
+                level: None,
+                workers: None
+            })
+        );
+        for bad in [
+            "gzip",
+            "server-zstd:level=99",
+            "server-zstd:workers=x",
+            "server-zstd:fast",
+            "server-lz4:level=1",
+            "none:1",
+            "",
+            "zip",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.code, Code::InvalidValue, "{bad}");
+            assert!(e.code.is_usage());
+        }
+    }
+
+    #[test]
+    fn auto_is_zstd_for_a_remote_15() {
+        let c = decide(Requested::Auto, &ends(150004, false)).unwrap();
+        assert_eq!(c.method.name(), "server-zstd:level=1");
+        assert!(c.reason.contains("remote primary"), "{}", c.reason);
+        let unknown = Ends {
+            server_zstd: None,
+            ..ends(170000, false)
+        };
+        assert_eq!(
+            decide(Requested::Auto, &unknown).unwrap().method.name(),
+            "server-zstd:level=1"
+        );
+    }
+
+    #[test]
+    fn auto_is_none_when_local_old_or_unsupported() {
+        let c = decide(Requested::Auto, &ends(170000, true)).unwrap();
+        assert_eq!(c.method, Method::None);
+        assert!(c.reason.contains("this host"));
+        let c = decide(Requested::Auto, &ends(140010, false)).unwrap();
+        assert_eq!(c.method, Method::None);
+        assert!(c.reason.contains("tunnel"));
+        let no_server = Ends {
+            server_zstd: Some(false),
+            ..ends(160000, false)
+        };
+        assert_eq!(
+            decide(Requested::Auto, &no_server).unwrap().method,
+            Method::None
+        );
+        let no_client = Ends {
+            client_zstd: false,
+            ..ends(160000, false)
+        };
+        assert_eq!(
+            decide(Requested::Auto, &no_client).unwrap().method,
+            Method::None
+        );
+    }
+
+    #[test]
+    fn given_methods_are_checked() {
+        let zstd = Requested::Given(Method::Zstd {
+            level: None,
+            workers: None,
+        });
+        let e = decide(zstd, &ends(140000, false)).unwrap_err();
+        assert_eq!(e.code, Code::Usage);
+        assert!(e.message.contains("PostgreSQL 14"), "{}", e.message);
+        let e = decide(
+            zstd,
+            &Ends {
+                server_zstd: Some(false),
+                ..ends(150000, false)
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("primary's PostgreSQL is built without zstd")
+        );
+        let e = decide(
+            Requested::Given(Method::Lz4),
+            &Ends {
+                client_lz4: false,
+                ..ends(150000, false)
+            },
+        )
+        .unwrap_err();
+        assert!(e.message.contains("local pg_basebackup"));
+        // Given on a local primary: done as asked.
+        assert_eq!(
+            decide(zstd, &ends(150000, true)).unwrap().method.name(),
+            "server-zstd"
+        );
+        assert_eq!(
+            decide(Requested::Given(Method::None), &ends(100000, false))
+                .unwrap()
+                .method,
+            Method::None
+        );
+    }
+
+    #[test]
+    fn server_errors() {
+        assert!(server_lacks_it(
+            "pg_basebackup: error: could not initiate base backup: ERROR:  zstd compression is not supported by this build"
+        ));
+        assert!(!server_lacks_it("connection refused"));
+    }
+}
