@@ -1,0 +1,11 @@
+//! `migrate abort`.
+
+use super::{AbortArgs, Sides, not_yet};
+use crate::error::Failure;
+use crate::report::Outcome;
+use crate::report::Printer;
+
+pub async fn run(args: AbortArgs, _printer: &Printer) -> Result<Outcome, Failure> {
+    let _sides = Sides::from_args(&args.endpoints)?;
+    Err(not_yet("abort"))
+}
