@@ -1176,7 +1176,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__migrate__subcmd__start)
-            opts="-v -q -h -V --source --target --dbname --table --replica-identity-full --post-data-after-copy --connect-timeout --bindir --dry-run --json --verbose --quiet --no-progress --help --version"
+            opts="-v -q -h -V --source --target --dbname --table --replica-identity-full --connect-timeout --bindir --dry-run --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

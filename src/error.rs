@@ -84,6 +84,12 @@ codes! {
     NoKeepPoint,
     PortInUse,
     Interrupted,
+    WalLevelNotLogical,
+    NoReplicaIdentity,
+    TargetNotEmpty,
+    ExtensionMissing,
+    NoMigration,
+    NotSynchronized,
     Io,
     Internal,
 }

@@ -8,9 +8,11 @@
 
 mod abort;
 mod cutover;
+pub mod inspect;
 pub mod names;
 mod start;
 mod status;
+pub mod steps;
 
 use crate::cli::flags::{DryRunFlag, FormatFlag, duration};
 use crate::error::{Code, Error, Failure, Result};
@@ -91,9 +93,6 @@ pub struct StartArgs {
     /// Give tables with no primary key and no replica identity REPLICA IDENTITY FULL on the source instead of refusing (UPDATE and DELETE then log whole rows)
     #[arg(long)]
     pub replica_identity_full: bool,
-    /// Create indexes, constraints and triggers (pg_dump's post-data) only after the initial copy, which makes the copy faster
-    #[arg(long)]
-    pub post_data_after_copy: bool,
     /// How long to connect to each server, e.g. 10s
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub connect_timeout: Duration,
@@ -185,6 +184,8 @@ pub struct Sides {
     /// What the subscription gives the target server to reach the source:
     /// the --source string with dbname set, never a password.
     pub source_conninfo: String,
+    /// --target as given (psql connects with it).
+    pub target_given: String,
     pub dbname: String,
     pub names: Names,
 }
@@ -217,7 +218,8 @@ impl Sides {
             .hint("leave the password out: pgrepctl reads it from ~/.pgpass or PGPASSFILE, and the target server from its OS user's ~/.pgpass (or passfile=PATH in --source)"));
         }
         Ok(Sides {
-            source_conninfo: subscription_conninfo(source, dbname),
+            source_conninfo: with_dbname(source, dbname),
+            target_given: target.clone(),
             source: s,
             target: t,
             dbname: dbname.clone(),
@@ -229,7 +231,7 @@ impl Sides {
 /// The --source string as the target server will use it, with `dbname`
 /// set: libpq lets a later `dbname` (keyword or URI query parameter)
 /// override an earlier one, so the user's string is kept as given.
-fn subscription_conninfo(source: &str, dbname: &str) -> String {
+pub fn with_dbname(source: &str, dbname: &str) -> String {
     let source = source.trim();
     if source.starts_with("postgresql://") || source.starts_with("postgres://") {
         let sep = if source.contains('?') { '&' } else { '?' };
@@ -285,19 +287,19 @@ mod tests {
     #[test]
     fn subscription_conninfo_sets_dbname_last() {
         assert_eq!(
-            subscription_conninfo("host=a user=u dbname=postgres", "shop"),
+            with_dbname("host=a user=u dbname=postgres", "shop"),
             "host=a user=u dbname=postgres dbname=shop"
         );
         assert_eq!(
-            subscription_conninfo("postgresql://u@a:5433/postgres", "my db"),
+            with_dbname("postgresql://u@a:5433/postgres", "my db"),
             "postgresql://u@a:5433/postgres?dbname=my%20db"
         );
         assert_eq!(
-            subscription_conninfo("postgresql://a/x?sslmode=require", "d"),
+            with_dbname("postgresql://a/x?sslmode=require", "d"),
             "postgresql://a/x?sslmode=require&dbname=d"
         );
         assert_eq!(
-            subscription_conninfo("old.example", "it's"),
+            with_dbname("old.example", "it's"),
             "host=old.example dbname='it\\'s'"
         );
     }

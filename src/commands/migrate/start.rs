@@ -1,11 +1,428 @@
-//! `migrate start`.
+//! `migrate start`: read both servers, decide with no I/O ([`decide`]),
+//! then create what is missing, in this order — the database on the
+//! target, REPLICA IDENTITY FULL where asked, the schema, the publication,
+//! the subscription (which creates the slot on the source and starts the
+//! copy). A failure undoes what this run created; a run killed half-way
+//! is finished by the next run (each object is created only when absent)
+//! or cleaned by abort.
 
-use super::{Sides, StartArgs, not_yet};
-use crate::error::Failure;
-use crate::report::Outcome;
-use crate::report::Printer;
+use super::inspect::{self, Source, Table, Target};
+use super::steps::{Env, LoadSchema, Side, Sql};
+use super::{Sides, StartArgs};
+use crate::error::{Code, Error, Failure, Result};
+use crate::pg::sql::{ident, literal};
+use crate::pg::version::Version;
+use crate::plan::{self, Cx, Plan};
+use crate::report::{Outcome, Printer};
 
-pub async fn run(args: StartArgs, _printer: &Printer) -> Result<Outcome, Failure> {
-    let _sides = Sides::from_args(&args.endpoints)?;
-    Err(not_yet("start"))
+/// The flags start acts on, checked before anything is read.
+pub struct Settings {
+    pub sides: Sides,
+    pub tables: Option<Vec<Table>>,
+    pub replica_identity_full: bool,
+    pub connect_timeout: std::time::Duration,
+    pub bindir: Option<std::path::PathBuf>,
+    pub dry_run: bool,
+}
+
+impl Settings {
+    fn from_args(a: StartArgs) -> Result<Settings> {
+        let StartArgs {
+            endpoints,
+            tables,
+            replica_identity_full,
+            connect_timeout,
+            bindir,
+            dry_run,
+        } = a;
+        let tables = if tables.is_empty() {
+            None
+        } else {
+            let mut t = tables
+                .iter()
+                .map(|s| Table::parse(s))
+                .collect::<Result<Vec<_>>>()?;
+            t.sort();
+            t.dedup();
+            Some(t)
+        };
+        Ok(Settings {
+            sides: Sides::from_args(&endpoints)?,
+            tables,
+            replica_identity_full,
+            connect_timeout,
+            bindir: bindir.checked()?,
+            dry_run: dry_run.dry_run,
+        })
+    }
+}
+
+pub async fn run(args: StartArgs, printer: &Printer) -> Result<Outcome, Failure> {
+    let settings = Settings::from_args(args)?;
+    let t = settings.connect_timeout;
+    let src = inspect::source_session(&settings.sides, t).await?;
+    let source = inspect::source(&src, &settings.sides).await?;
+    let admin = inspect::target_admin_session(&settings.sides, t).await?;
+    let selected = selected_tables(&settings, &source)?;
+    let (target, tsession) = inspect::target(&admin, &settings.sides, &selected, t).await?;
+    let bindir = if target.tables.is_empty() {
+        Some(crate::tools::find(
+            Version::of(target.version_num).major(),
+            settings.bindir.as_deref(),
+        )?)
+    } else {
+        None
+    };
+    let plan = decide(&settings, &source, &target, &selected, bindir)?;
+    let mut outcome = Outcome::new("migrate start", settings.dry_run);
+    report_facts(&mut outcome, &settings, &source, &target, &selected);
+    if settings.dry_run {
+        plan.preflight()?;
+        plan.preview_into(&mut outcome);
+        return Ok(outcome);
+    }
+    outcome.warnings.extend(plan.warnings.iter().cloned());
+    let mut env = Env::new(settings.sides.clone(), t);
+    env.source = Some(src);
+    env.admin = Some(admin);
+    env.target = tsession;
+    let mut cx = Cx::new(env, *printer, None)?;
+    plan::execute(&plan.steps, &mut cx, &mut outcome)
+        .await
+        .map_err(|error| outcome.failure(error))?;
+    outcome.epilogue = Some(format!(
+        "follow the copy with: pgrepctl migrate status --source … --target … --dbname {}\n",
+        settings.sides.dbname
+    ));
+    Ok(outcome)
+}
+
+/// The tables start would move: those named by --table (each must exist
+/// on the source), or every table of the source database.
+fn selected_tables(settings: &Settings, source: &Source) -> Result<Vec<Table>> {
+    let all: Vec<Table> = source.tables.iter().map(|t| t.table.clone()).collect();
+    let Some(wanted) = &settings.tables else {
+        return Ok(all);
+    };
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|t| !all.contains(t))
+        .map(|t| t.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::new(
+            Code::InvalidValue,
+            format!(
+                "no such table in the source database: {}",
+                missing.join(", ")
+            ),
+        )
+        .hint("give each --table as SCHEMA.TABLE, as \\dt shows it on the source"));
+    }
+    Ok(wanted.clone())
+}
+
+fn report_facts(
+    o: &mut Outcome,
+    settings: &Settings,
+    source: &Source,
+    target: &Target,
+    selected: &[Table],
+) {
+    let n = &settings.sides.names;
+    o.detail("publication", &n.publication);
+    o.detail("subscription", &n.subscription);
+    o.detail("slot", &n.slot);
+    o.detail("source_version", Version::of(source.version_num).major());
+    o.detail("target_version", Version::of(target.version_num).major());
+    o.detail("tables", selected);
+    o.detail("already_started", target.subscription.is_some());
+}
+
+/// Everything start refuses, and the steps it takes, from the facts
+/// alone.
+pub fn decide(
+    settings: &Settings,
+    source: &Source,
+    target: &Target,
+    selected: &[Table],
+    bindir: Option<crate::tools::BinDir>,
+) -> Result<Plan<Env>> {
+    let mut plan = Plan::default();
+    versions(source, target)?;
+    if !source.superuser || !target.superuser {
+        let side = if source.superuser { "target" } else { "source" };
+        return Err(Error::new(
+            Code::NotSuperuser,
+            format!("the --{side} role is not a superuser"),
+        )
+        .hint("connect as a superuser (creating publications for all tables, subscriptions and replication slots needs one)"));
+    }
+    if target.subscription.is_some() {
+        // Started already: status tells how far it is.
+        return Ok(plan);
+    }
+    source_ready(source)?;
+    let names = &settings.sides.names;
+    let keyless = keyless(settings, source, selected)?;
+    plan.warnings.extend(notes(source, selected));
+    extensions(source, target, settings.tables.is_some())?;
+    let schema_present = target_tables(target, selected)?;
+    if !target.database {
+        plan.push(Sql::new(
+            Side::TargetAdmin,
+            format!(
+                "CREATE DATABASE {} TEMPLATE template0 ENCODING {}",
+                ident(&settings.sides.dbname),
+                literal(&source.encoding)
+            ),
+            Some(format!("DROP DATABASE {}", ident(&settings.sides.dbname))),
+        ));
+    }
+    for t in &keyless {
+        plan.push(Sql::new(
+            Side::Source,
+            format!("ALTER TABLE {} REPLICA IDENTITY FULL", t.sql()),
+            Some(format!("ALTER TABLE {} REPLICA IDENTITY DEFAULT", t.sql())),
+        ));
+    }
+    if !schema_present {
+        let bindir = bindir.ok_or_else(|| Error::new(Code::Internal, "no bindir for pg_dump"))?;
+        plan.push(LoadSchema {
+            bindir,
+            tables: settings.tables.clone(),
+        });
+    }
+    if source.slot == Some(false) {
+        // Left by a start killed while CREATE SUBSCRIPTION ran: the slot
+        // was made, the subscription never committed.
+        plan.push(super::steps::DropSlot {
+            name: names.slot.clone(),
+        });
+    }
+    if !source.publication {
+        let what = match &settings.tables {
+            None => "ALL TABLES".to_string(),
+            Some(t) => format!(
+                "TABLE {}",
+                t.iter().map(Table::sql).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        plan.push(Sql::new(
+            Side::Source,
+            format!(
+                "CREATE PUBLICATION {} FOR {what}",
+                ident(&names.publication)
+            ),
+            Some(format!("DROP PUBLICATION {}", ident(&names.publication))),
+        ));
+    }
+    plan.push(Sql::new(
+        Side::Target,
+        format!(
+            "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH ({})",
+            ident(&names.subscription),
+            literal(&settings.sides.source_conninfo),
+            ident(&names.publication),
+            subscription_options(source.version_num, target.version_num)
+        ),
+        Some(format!("DROP SUBSCRIPTION {}", ident(&names.subscription))),
+    ));
+    Ok(plan)
+}
+
+/// Both supported, and the target at least the source's major: logical
+/// replication works across majors, but pg_dump only reads older servers.
+fn versions(source: &Source, target: &Target) -> Result<()> {
+    crate::pg::check_supported(source.version_num)?;
+    crate::pg::check_supported(target.version_num)?;
+    let (s, t) = (
+        Version::of(source.version_num),
+        Version::of(target.version_num),
+    );
+    if t.major() < s.major() {
+        return Err(Error::new(
+            Code::VersionMismatch,
+            format!(
+                "the target runs PostgreSQL {}, older than the source's {}",
+                t.major(),
+                s.major()
+            ),
+        )
+        .hint("migrate to a server of the same or a newer major version"));
+    }
+    Ok(())
+}
+
+fn source_ready(source: &Source) -> Result<()> {
+    if source.wal_level != "logical" {
+        return Err(Error::new(
+            Code::WalLevelNotLogical,
+            format!("the source has wal_level = {}, not logical", source.wal_level),
+        )
+        .hint("on the source run: ALTER SYSTEM SET wal_level = logical; then restart the server (a reload is not enough), e.g. pg_ctl restart -D PGDATA or systemctl restart postgresql"));
+    }
+    if source.slot.is_none() && (source.free_slots < 1 || source.free_senders < 1) {
+        return Err(Error::new(
+            Code::PrimaryNotReady,
+            format!(
+                "the source has {} free replication slot(s) and {} free wal sender(s); the migration needs one of each",
+                source.free_slots.max(0),
+                source.free_senders.max(0)
+            ),
+        )
+        .hint("raise max_replication_slots and max_wal_senders on the source (a restart), or drop an unused slot"));
+    }
+    Ok(())
+}
+
+/// Tables whose UPDATE and DELETE could not be replicated: refused (a
+/// published table without replica identity fails those commands on the
+/// source itself), or listed for REPLICA IDENTITY FULL when asked.
+fn keyless(settings: &Settings, source: &Source, selected: &[Table]) -> Result<Vec<Table>> {
+    let keyless: Vec<Table> = source
+        .tables
+        .iter()
+        .filter(|t| !t.identity && !t.unlogged && selected.contains(&t.table))
+        .map(|t| t.table.clone())
+        .collect();
+    if keyless.is_empty() || settings.replica_identity_full {
+        return Ok(keyless);
+    }
+    let list = keyless
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(Error::new(
+        Code::NoReplicaIdentity,
+        format!("tables without a primary key or replica identity: {list}"),
+    )
+    .hint("add a primary key (or ALTER TABLE … REPLICA IDENTITY USING INDEX), or pass --replica-identity-full (UPDATE and DELETE then log whole rows), or leave them out with --table"))
+}
+
+/// What will not move, said before anything starts.
+fn notes(source: &Source, selected: &[Table]) -> Vec<String> {
+    let mut w = vec![];
+    let unlogged: Vec<String> = source
+        .tables
+        .iter()
+        .filter(|t| t.unlogged && selected.contains(&t.table))
+        .map(|t| t.table.to_string())
+        .collect();
+    if !unlogged.is_empty() {
+        w.push(format!(
+            "unlogged tables are not replicated (their schema is copied, their rows are not): {}",
+            unlogged.join(", ")
+        ));
+    }
+    if source.large_objects > 0 {
+        w.push(format!(
+            "{} large object(s) are not replicated; copy them yourself (pg_dump --large-objects)",
+            source.large_objects
+        ));
+    }
+    if !source.sequences.is_empty() {
+        w.push(format!(
+            "{} sequence(s) are not replicated; migrate cutover sets them on the target",
+            source.sequences.len()
+        ));
+    }
+    if source.free_slots < 3 || source.free_senders < 3 {
+        w.push("the source has fewer than 3 free replication slots or wal senders: the initial copy of each table takes one more while it runs, so tables will be copied one at a time".into());
+    }
+    w.push("roles, owners and grants are not copied (roles belong to the cluster): create the roles on the target (pg_dumpall --roles-only) and grant there".into());
+    w
+}
+
+fn extensions(source: &Source, target: &Target, only_tables: bool) -> Result<()> {
+    if only_tables {
+        return Ok(());
+    }
+    let missing: Vec<&String> = source
+        .extensions
+        .iter()
+        .filter(|e| !target.available_extensions.contains(e))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::ExtensionMissing,
+        format!(
+            "extensions the source database uses are not installed on the target server: {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .hint("install their packages on the target host (pg_available_extensions must list them)"))
+}
+
+/// Whether the schema is there already (every table exists on the
+/// target); refused when some are and some are not, or when one holds rows.
+fn target_tables(target: &Target, selected: &[Table]) -> Result<bool> {
+    let full: Vec<String> = target
+        .tables
+        .iter()
+        .filter(|(_, rows)| *rows)
+        .map(|(t, _)| t.to_string())
+        .collect();
+    if !full.is_empty() {
+        return Err(Error::new(
+            Code::TargetNotEmpty,
+            format!("tables on the target already hold rows: {}", full.join(", ")),
+        )
+        .hint("empty them (TRUNCATE) or drop them on the target; the initial copy would duplicate rows"));
+    }
+    if target.tables.is_empty() {
+        return Ok(false);
+    }
+    if target.tables.len() < selected.len() {
+        let missing: Vec<String> = selected
+            .iter()
+            .filter(|t| !target.tables.iter().any(|(x, _)| x == *t))
+            .map(|t| t.to_string())
+            .collect();
+        return Err(Error::new(
+            Code::TargetNotEmpty,
+            format!(
+                "the target has some of the tables but not: {}",
+                missing.join(", ")
+            ),
+        )
+        .hint("create the missing tables on the target, or drop the others (pgrepctl migrate abort --drop-schema) so start copies the whole schema"));
+    }
+    Ok(true)
+}
+
+/// binary and streaming where both servers have them (14+: the
+/// subscriber asks, the publisher's pgoutput must understand).
+pub fn subscription_options(source: u32, target: u32) -> String {
+    let both = |f: fn(Version) -> bool| f(Version::of(source)) && f(Version::of(target));
+    let mut o = vec!["copy_data = true"];
+    if both(Version::logical_binary) {
+        o.push("binary = true");
+    }
+    if both(Version::logical_streaming) {
+        o.push("streaming = on");
+    }
+    o.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_by_version_pair() {
+        assert_eq!(subscription_options(100000, 160000), "copy_data = true");
+        assert_eq!(subscription_options(130000, 180000), "copy_data = true");
+        assert_eq!(
+            subscription_options(140000, 170000),
+            "copy_data = true, binary = true, streaming = on"
+        );
+    }
 }
