@@ -304,6 +304,34 @@ impl Thresholds {
     }
 }
 
+/// Where a logical migration stands (`migrate status`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Migration {
+    pub database: String,
+    pub publication: String,
+    pub subscription: String,
+    pub slot: String,
+    /// Whether the subscription is enabled (null: there is none).
+    pub subscription_enabled: Option<bool>,
+    /// Each subscribed table with its pg_subscription_rel state.
+    pub tables: Vec<MigrationTable>,
+    /// pg_current_wal_lsn() on the source minus the slot's confirmed_flush_lsn.
+    pub lag_bytes: Option<i64>,
+    /// apply_error_count + sync_error_count (pg_stat_subscription_stats, 15+).
+    pub errors: Option<i64>,
+    /// Tables or columns that exist on one side only.
+    pub drift: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MigrationTable {
+    pub table: String,
+    /// init, copying, copied, synchronized, ready (streaming).
+    pub state: String,
+    /// The target's row estimate (pg_stat_user_tables.n_live_tup).
+    pub rows: Option<i64>,
+}
+
 /// Everything `check` or `smoke-test` found; the overall status is derived.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -324,6 +352,9 @@ pub struct Report {
     /// most reports have none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive: Option<Box<Archive>>,
+    /// `migrate status`: the subscription's tables and lag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Box<Migration>>,
     pub problems: Vec<Problem>,
     pub warnings: Vec<String>,
 }
@@ -341,6 +372,7 @@ impl Report {
             probes: None,
             thresholds: None,
             archive: None,
+            migration: None,
             problems: vec![],
             warnings: vec![],
         }
