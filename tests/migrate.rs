@@ -142,12 +142,119 @@ const TABLES: [&str; 6] = [
     "orders",
 ];
 
-/// A keyless table (pgbench_history) is refused with nothing created on
-/// either side; --replica-identity-full then migrates it; start twice is
-/// a no-op; abort removes the slot, publication and subscription, and is
-/// itself idempotent.
+/// Until the slot has confirmed everything the source wrote so far.
+fn caught_up(s: &Cluster) {
+    let lsn = s.sql("SELECT pg_current_wal_lsn()");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.sql(&format!(
+        "SELECT confirmed_flush_lsn >= '{lsn}' FROM pg_replication_slots WHERE slot_name = 'pgrepctl_migrate_shop'"
+    )) != "t"
+    {
+        assert!(Instant::now() < deadline, "the subscription did not catch up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn summaries(j: &serde_json::Value) -> Vec<String> {
+    j["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["summary"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The whole story between two majors: writes during the copy, start
+/// twice, status, cutover; then equal tables, no replication left, a
+/// read-only source and inserts on the target that do not collide.
+fn full_migration(source_bindir: &Path, target_bindir: &Path) {
+    let (s, t) = (source_of(source_bindir), target_of(target_bindir));
+    populate(&s);
+    let mut w = writer(&s, 4);
+    let j = migrate("start", &s, &t, &["--replica-identity-full"])
+        .run()
+        .ok();
+    assert_eq!(j["changed"], true, "{j}");
+    let again = migrate("start", &s, &t, &["--replica-identity-full"])
+        .run()
+        .ok();
+    assert_eq!(again["changed"], false, "{again}");
+    w.wait().unwrap();
+    wait_synced(&t);
+    caught_up(&s);
+    let st = migrate("status", &s, &t, &[]).run();
+    let sj = st.json();
+    assert_eq!(st.code(), 0, "{sj}");
+    assert_eq!(
+        sj["migration"]["tables"].as_array().unwrap().len(),
+        TABLES.len(),
+        "{sj}"
+    );
+    let mut w = writer(&s, 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let c = migrate("cutover", &s, &t, &["--grace", "1s"]).run().ok();
+    let _ = w.wait();
+    assert_eq!(c["changed"], true, "{c}");
+    assert!(c["rows_verified"].as_i64().unwrap() > 100_000, "{c}");
+    assert!(c["sequences_set"].as_i64().unwrap() >= 2, "{c}");
+    eprintln!("write pause: {} ms", c["write_pause_ms"]);
+    assert_eq!(counts(&s, &TABLES), counts(&t, &TABLES));
+    nothing_left(&s, &t);
+    // The source is read-only for new sessions; the target takes inserts
+    // whose keys come after the source's.
+    assert!(
+        s.psql(
+            &[("dbname", DB)],
+            "INSERT INTO customers (name) VALUES ('x')"
+        )
+        .is_err()
+    );
+    let id = db(
+        &t,
+        "INSERT INTO customers (name) VALUES ('new') RETURNING id",
+    );
+    let max = db(&s, "SELECT max(id) FROM customers");
+    assert!(
+        id.parse::<i64>().unwrap() > max.parse::<i64>().unwrap(),
+        "{id} vs {max}"
+    );
+    db(&t, "INSERT INTO orders (customer, total) VALUES (1, 1)");
+    db(
+        &t,
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, 1, 1, now())",
+    );
+    // A second cutover finds nothing to switch.
+    migrate("cutover", &s, &t, &[])
+        .run()
+        .fails(1, "NO_MIGRATION");
+}
+
 #[test]
-fn start_refuses_keyless_then_copies_and_abort_cleans() {
+fn same_version() {
+    full_migration(&harness::bindir(), &harness::bindir());
+}
+
+#[test]
+fn pg10_to_16() {
+    full_migration(&harness::fetch_bindir(10), &harness::fetch_bindir(16));
+}
+
+#[test]
+fn pg12_to_17() {
+    full_migration(&harness::fetch_bindir(12), &harness::fetch_bindir(17));
+}
+
+#[test]
+fn pg15_to_18() {
+    full_migration(&harness::fetch_bindir(15), &harness::fetch_bindir(18));
+}
+
+/// A keyless table (pgbench_history) is refused with nothing created on
+/// either side; --replica-identity-full then migrates it (dry run and
+/// real run report the same changes); abort removes the slot,
+/// publication and subscription, and is itself idempotent.
+#[test]
+fn keyless_refused_then_abort_cleans() {
     let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
     populate(&s);
     let j = migrate("start", &s, &t, &[])
@@ -167,47 +274,25 @@ fn start_refuses_keyless_then_copies_and_abort_cleans() {
         )),
         "0"
     );
+    assert_eq!(
+        db(
+            &s,
+            "SELECT relreplident FROM pg_class WHERE relname = 'pgbench_history'"
+        ),
+        "d"
+    );
 
     let dry = migrate("start", &s, &t, &["--replica-identity-full", "--dry-run"])
         .run()
         .ok();
     assert_eq!(dry["changed"], true, "{dry}");
     nothing_left(&s, &t);
-
-    let mut w = writer(&s, 4);
     let j = migrate("start", &s, &t, &["--replica-identity-full"])
         .run()
         .ok();
-    assert_eq!(j["changed"], true, "{j}");
-    let summaries: Vec<String> = j["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["summary"].as_str().unwrap().to_string())
-        .collect();
-    let dry_summaries: Vec<String> = dry["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["summary"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(summaries, dry_summaries);
-    let again = migrate("start", &s, &t, &["--replica-identity-full"])
-        .run()
-        .ok();
-    assert_eq!(again["changed"], false, "{again}");
-    w.wait().unwrap();
+    assert_eq!(summaries(&j), summaries(&dry));
     wait_synced(&t);
-    // Streaming after the copy: what the writer did arrives.
-    let lsn = s.sql("SELECT pg_current_wal_lsn()");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while s.sql(&format!(
-        "SELECT confirmed_flush_lsn >= '{lsn}' FROM pg_replication_slots WHERE slot_name = 'pgrepctl_migrate_shop'"
-    )) != "t"
-    {
-        assert!(Instant::now() < deadline, "the subscription did not catch up");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    caught_up(&s);
     assert_eq!(counts(&s, &TABLES), counts(&t, &TABLES));
 
     let a = migrate("abort", &s, &t, &[]).run().ok();
@@ -215,4 +300,117 @@ fn start_refuses_keyless_then_copies_and_abort_cleans() {
     nothing_left(&s, &t);
     let a = migrate("abort", &s, &t, &[]).run().ok();
     assert_eq!(a["changed"], false, "{a}");
+    let st = migrate("status", &s, &t, &[]).run();
+    assert_eq!(st.code(), 2, "{}", st.stdout());
+}
+
+/// --table moves only the tables named (and what they need).
+#[test]
+fn table_selection() {
+    let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
+    populate(&s);
+    let sel = ["--table", "public.customers", "--table", "public.orders"];
+    migrate("start", &s, &t, &sel).run().ok();
+    wait_synced(&t);
+    assert_eq!(db(&t, "SELECT count(*) FROM pg_subscription_rel"), "2");
+    assert_eq!(
+        db(&t, "SELECT to_regclass('pgbench_accounts') IS NULL"),
+        "t"
+    );
+    let c = migrate("cutover", &s, &t, &["--verify", "sample"])
+        .run()
+        .ok();
+    assert_eq!(c["tables_verified"], 2, "{c}");
+    assert_eq!(
+        counts(&s, &["customers", "orders"]),
+        counts(&t, &["customers", "orders"])
+    );
+    nothing_left(&s, &t);
+}
+
+/// A start SIGKILLed after each of its steps: abort then leaves no slot,
+/// publication or subscription (or a rerun of start finishes the job).
+#[test]
+fn killed_start_then_abort() {
+    let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
+    populate(&s);
+    for step in 1..=5 {
+        let killed = migrate("start", &s, &t, &["--replica-identity-full"])
+            .env("PGREPCTL_KILL_AFTER_STEP", step.to_string())
+            .run();
+        assert_eq!(
+            killed.code(),
+            -1,
+            "step {step}: {}\n{}",
+            killed.stdout(),
+            killed.stderr()
+        );
+        if step % 2 == 0 {
+            let j = migrate("start", &s, &t, &["--replica-identity-full"])
+                .run()
+                .ok();
+            eprintln!("step {step}: rerun {}", summaries(&j).join(" | "));
+            wait_synced(&t);
+        }
+        migrate("abort", &s, &t, &["--drop-schema"]).run().ok();
+        nothing_left(&s, &t);
+        assert_eq!(
+            db(
+                &t,
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+            ),
+            "0"
+        );
+    }
+}
+
+/// cutover's --max-wait passes (the target's apply is stuck behind a
+/// lock): writes are enabled again on the source and nothing is dropped.
+#[test]
+fn cutover_timeout_reenables_writes() {
+    let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
+    populate(&s);
+    migrate("start", &s, &t, &["--replica-identity-full"])
+        .run()
+        .ok();
+    wait_synced(&t);
+    caught_up(&s);
+    let mut lock = std::process::Command::new(harness::psql_bin(&t.bindir))
+        .args(["-X", "-q", "-d"])
+        .arg(format!(
+            "{} dbname={DB}",
+            t.conninfo().replace(" dbname=postgres", "")
+        ))
+        .args([
+            "-c",
+            "BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    db(&s, "INSERT INTO customers (name) VALUES ('stuck')");
+    let j = migrate("cutover", &s, &t, &["--max-wait", "2s"])
+        .run()
+        .fails(1, "TIMEOUT");
+    assert_eq!(j["changed"], false, "{j}");
+    t.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()");
+    let _ = lock.wait();
+    let _ = lock.kill();
+    // Writable again, and the replication is all there.
+    db(&s, "INSERT INTO customers (name) VALUES ('after')");
+    assert_eq!(db(&s, "SELECT count(*) FROM pg_publication"), "1");
+    assert_eq!(
+        s.sql(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgrepctl_migrate_shop'"
+        ),
+        "1"
+    );
+    assert_eq!(t.sql("SELECT count(*) FROM pg_subscription"), "1");
+    wait_synced(&t);
+    caught_up(&s);
+    let c = migrate("cutover", &s, &t, &[]).run().ok();
+    assert_eq!(c["changed"], true, "{c}");
+    nothing_left(&s, &t);
 }

@@ -257,13 +257,6 @@ pub fn with_dbname(source: &str, dbname: &str) -> String {
     }
 }
 
-fn not_yet(what: &str) -> Failure {
-    Failure::from(Error::new(
-        Code::Internal,
-        format!("migrate {what} is not implemented yet"),
-    ))
-}
-
 pub async fn start(args: StartArgs, printer: &Printer) -> Result<Outcome, Failure> {
     start::run(args, printer).await
 }

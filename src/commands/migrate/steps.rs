@@ -40,6 +40,8 @@ pub struct Env {
     pub source: Option<Session>,
     pub target: Option<Session>,
     pub admin: Option<Session>,
+    /// What cutover's steps learn and need (None for the other subcommands).
+    pub cutover: Option<super::cutover::State>,
 }
 
 impl Env {
@@ -50,6 +52,7 @@ impl Env {
             source: None,
             target: None,
             admin: None,
+            cutover: None,
         }
     }
 
@@ -71,7 +74,7 @@ impl Env {
     }
 }
 
-async fn exec(env: &mut Env, side: Side, sql: &str) -> Result<()> {
+pub async fn exec(env: &mut Env, side: Side, sql: &str) -> Result<()> {
     let s = env.session(side).await?;
     s.client
         .batch_execute(sql)
