@@ -163,11 +163,30 @@ pub fn decide(
         return Ok(plan);
     }
     source_ready(source)?;
-    let names = &settings.sides.names;
     let keyless = keyless(settings, source, selected)?;
     plan.warnings.extend(notes(source, selected));
     extensions(source, target, settings.tables.is_some())?;
     let schema_present = target_tables(target, selected)?;
+    let bindir = match (schema_present, bindir) {
+        (true, _) => None,
+        (false, Some(b)) => Some(b),
+        (false, None) => return Err(Error::new(Code::Internal, "no bindir for pg_dump")),
+    };
+    push_steps(&mut plan, settings, source, target, &keyless, bindir);
+    Ok(plan)
+}
+
+/// The steps, each only for what is missing; `bindir` when the schema
+/// must be copied.
+fn push_steps(
+    plan: &mut Plan<Env>,
+    settings: &Settings,
+    source: &Source,
+    target: &Target,
+    keyless: &[Table],
+    bindir: Option<crate::tools::BinDir>,
+) {
+    let names = &settings.sides.names;
     if !target.database {
         plan.push(Sql::new(
             Side::TargetAdmin,
@@ -179,15 +198,14 @@ pub fn decide(
             Some(format!("DROP DATABASE {}", ident(&settings.sides.dbname))),
         ));
     }
-    for t in &keyless {
+    for t in keyless {
         plan.push(Sql::new(
             Side::Source,
             format!("ALTER TABLE {} REPLICA IDENTITY FULL", t.sql()),
             Some(format!("ALTER TABLE {} REPLICA IDENTITY DEFAULT", t.sql())),
         ));
     }
-    if !schema_present {
-        let bindir = bindir.ok_or_else(|| Error::new(Code::Internal, "no bindir for pg_dump"))?;
+    if let Some(bindir) = bindir {
         plan.push(LoadSchema {
             bindir,
             tables: settings.tables.clone(),
@@ -228,7 +246,6 @@ pub fn decide(
         ),
         Some(format!("DROP SUBSCRIPTION {}", ident(&names.subscription))),
     ));
-    Ok(plan)
 }
 
 /// Both supported, and the target at least the source's major: logical

@@ -53,7 +53,15 @@ pub async fn run(args: StatusArgs, _printer: &crate::report::Printer) -> Result<
 }
 
 async fn publication_exists(s: &Session, sides: &Sides) -> Result<bool> {
-    Ok(inspect::source(s, sides).await?.publication)
+    let row = s
+        .client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
+            &[&sides.names.publication],
+        )
+        .await
+        .map_err(|e| query_error(&s.target, &e))?;
+    Ok(row.get(0))
 }
 
 async fn subscription(s: &Session, name: &str) -> Result<Subscription> {
@@ -218,7 +226,24 @@ pub fn evaluate(sides: &Sides, f: &Facts, warn: u64, crit: u64) -> Report {
     m.tables = sub.tables.clone();
     m.errors = sub.errors;
     subscription_problems(&mut r, sides, sub);
-    match f.slot {
+    slot_problems(&mut r, sides, f.slot, warn, crit);
+    for d in &m.drift {
+        r.problem(Status::Warning, d, finding::SCHEMA_DRIFT, format!("{d} exists on one side only"),
+            Some("DDL is not replicated: run the same ALTER/CREATE on the target (then ALTER SUBSCRIPTION … REFRESH PUBLICATION for a new table)".into()));
+    }
+    r.migration = Some(Box::new(m));
+    r.finish()
+}
+
+fn slot_problems(
+    r: &mut Report,
+    sides: &Sides,
+    slot: Option<(bool, i64, i64)>,
+    warn: u64,
+    crit: u64,
+) {
+    let n = &sides.names;
+    match slot {
         None => r.problem(
             Status::Critical,
             &n.slot,
@@ -250,12 +275,6 @@ pub fn evaluate(sides: &Sides, f: &Facts, warn: u64, crit: u64) -> Report {
             }]);
         }
     }
-    for d in &m.drift {
-        r.problem(Status::Warning, d, finding::SCHEMA_DRIFT, format!("{d} exists on one side only"),
-            Some("DDL is not replicated: run the same ALTER/CREATE on the target (then ALTER SUBSCRIPTION … REFRESH PUBLICATION for a new table)".into()));
-    }
-    r.migration = Some(Box::new(m));
-    r.finish()
 }
 
 fn subscription_problems(r: &mut Report, sides: &Sides, sub: &Subscription) {
