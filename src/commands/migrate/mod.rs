@@ -90,6 +90,9 @@ pub struct StartArgs {
     /// Move only this table, as SCHEMA.TABLE (repeatable) [default: every table of the database]
     #[arg(long = "table", value_name = "SCHEMA.TABLE")]
     pub tables: Vec<String>,
+    /// A password file on the TARGET host, readable by its server's OS user, named in the subscription's connection (passfile=) [default: that user's ~/.pgpass]
+    #[arg(long, value_name = "PATH")]
+    pub source_passfile: Option<String>,
     /// Give tables with no primary key and no replica identity REPLICA IDENTITY FULL on the source instead of refusing (UPDATE and DELETE then log whole rows)
     #[arg(long)]
     pub replica_identity_full: bool,
@@ -233,9 +236,19 @@ impl Sides {
 /// override an earlier one, so the user's string is kept as given.
 pub fn with_dbname(source: &str, dbname: &str) -> String {
     let source = source.trim();
-    if source.starts_with("postgresql://") || source.starts_with("postgres://") {
-        let sep = if source.contains('?') { '&' } else { '?' };
-        let encoded: String = dbname
+    let base = if crate::pg::conninfo::is_conninfo(source) {
+        source.to_string()
+    } else {
+        format!("host={}", crate::conf::standby::quote_conninfo(source))
+    };
+    with_param(&base, "dbname", dbname)
+}
+
+/// `conninfo` with `key = value` added last (keyword/value or URI form).
+pub fn with_param(conninfo: &str, key: &str, value: &str) -> String {
+    if conninfo.starts_with("postgresql://") || conninfo.starts_with("postgres://") {
+        let sep = if conninfo.contains('?') { '&' } else { '?' };
+        let encoded: String = value
             .bytes()
             .map(|b| match b {
                 b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -244,17 +257,12 @@ pub fn with_dbname(source: &str, dbname: &str) -> String {
                 _ => format!("%{b:02X}"),
             })
             .collect();
-        return format!("{source}{sep}dbname={encoded}");
+        return format!("{conninfo}{sep}{key}={encoded}");
     }
-    let quoted = crate::conf::standby::quote_conninfo(dbname);
-    if crate::pg::conninfo::is_conninfo(source) {
-        format!("{source} dbname={quoted}")
-    } else {
-        format!(
-            "host={} dbname={quoted}",
-            crate::conf::standby::quote_conninfo(source)
-        )
-    }
+    format!(
+        "{conninfo} {key}={}",
+        crate::conf::standby::quote_conninfo(value)
+    )
 }
 
 pub async fn start(args: StartArgs, printer: &Printer) -> Result<Outcome, Failure> {

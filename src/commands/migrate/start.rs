@@ -20,6 +20,8 @@ pub struct Settings {
     pub sides: Sides,
     pub tables: Option<Vec<Table>>,
     pub replica_identity_full: bool,
+    /// What the subscription connects with: --source, dbname, passfile.
+    pub subscription_conninfo: String,
     pub connect_timeout: std::time::Duration,
     pub bindir: Option<std::path::PathBuf>,
     pub dry_run: bool,
@@ -31,10 +33,23 @@ impl Settings {
             endpoints,
             tables,
             replica_identity_full,
+            source_passfile,
             connect_timeout,
             bindir,
             dry_run,
         } = a;
+        let sides = Sides::from_args(&endpoints)?;
+        let subscription_conninfo = match &source_passfile {
+            Some(p) if !p.starts_with('/') => {
+                return Err(Error::new(
+                    Code::InvalidValue,
+                    format!("--source-passfile {p} is not an absolute path"),
+                )
+                .hint("give the file's absolute path on the target host"));
+            }
+            Some(p) => super::with_param(&sides.source_conninfo, "passfile", p),
+            None => sides.source_conninfo.clone(),
+        };
         let tables = if tables.is_empty() {
             None
         } else {
@@ -47,9 +62,10 @@ impl Settings {
             Some(t)
         };
         Ok(Settings {
-            sides: Sides::from_args(&endpoints)?,
+            sides,
             tables,
             replica_identity_full,
+            subscription_conninfo,
             connect_timeout,
             bindir: bindir.checked()?,
             dry_run: dry_run.dry_run,
@@ -240,7 +256,7 @@ fn push_steps(
         format!(
             "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH ({})",
             ident(&names.subscription),
-            literal(&settings.sides.source_conninfo),
+            literal(&settings.subscription_conninfo),
             ident(&names.publication),
             subscription_options(source.version_num, target.version_num)
         ),
