@@ -417,3 +417,95 @@ fn cutover_timeout_reenables_writes() {
     assert_eq!(c["changed"], true, "{c}");
     nothing_left(&s, &t);
 }
+
+/// The source asks for a password (scram-sha-256 over TCP): the
+/// subscription reads it from --source-passfile on the target host, so
+/// the target's catalog never holds it; pgrepctl and its pg_dump read
+/// PGPASSFILE.
+#[test]
+fn password_from_a_passfile_not_the_catalog() {
+    use std::os::unix::fs::PermissionsExt;
+    let bindir = harness::bindir();
+    let s = Cluster::builder()
+        .bindir(&bindir)
+        .conf("wal_level = logical")
+        .conf("password_encryption = 'scram-sha-256'")
+        .hba("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        .init();
+    let t = target_of(&bindir);
+    populate(&s);
+    s.sql("ALTER ROLE postgres PASSWORD 's3cret-pw'");
+    let dir = harness::tempdir();
+    let pf = dir.path().join("pgpass");
+    std::fs::write(&pf, format!("127.0.0.1:{}:*:postgres:s3cret-pw\n", s.port)).unwrap();
+    std::fs::set_permissions(&pf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    harness::chown_pg(&pf);
+    let source = format!("host=127.0.0.1 port={} user=postgres", s.port);
+    let run = |action: &str, extra: &[&str]| {
+        let mut test = Test::new([
+            "migrate",
+            action,
+            "--json",
+            "--source",
+            &source,
+            "--target",
+            &t.conninfo(),
+            "--dbname",
+            DB,
+        ])
+        .env("PGPASSFILE", &pf);
+        for a in extra {
+            test = test.arg(a);
+        }
+        test.run()
+    };
+    let pfs = pf.to_str().unwrap();
+    let bd = t.bindir.to_str().unwrap();
+    let j = run(
+        "start",
+        &[
+            "--replica-identity-full",
+            "--source-passfile",
+            pfs,
+            "--bindir",
+            bd,
+        ],
+    )
+    .ok();
+    assert!(!j.to_string().contains("s3cret"), "{j}");
+    wait_synced(&t);
+    let conninfo = t.sql("SELECT subconninfo FROM pg_subscription");
+    assert!(conninfo.contains("passfile="), "{conninfo}");
+    assert!(!conninfo.contains("s3cret"), "{conninfo}");
+    assert_eq!(counts(&s, &TABLES), counts(&t, &TABLES));
+    run("abort", &[]).ok();
+    nothing_left(&s, &t);
+}
+
+/// abort while the source is down: the subscription is detached from its
+/// slot and dropped, the slot is named in a warning; once the source is
+/// back, abort drops the slot and the publication.
+#[test]
+fn abort_without_the_source() {
+    let (mut s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
+    populate(&s);
+    migrate("start", &s, &t, &["--replica-identity-full"])
+        .run()
+        .ok();
+    wait_synced(&t);
+    s.stop();
+    let j = migrate("abort", &s, &t, &["--connect-timeout", "2s"])
+        .run()
+        .ok();
+    assert_eq!(j["changed"], true, "{j}");
+    assert!(
+        j["warnings"].to_string().contains("pgrepctl_migrate_shop"),
+        "{j}"
+    );
+    assert_eq!(t.sql("SELECT count(*) FROM pg_subscription"), "0");
+    s.start();
+    assert_eq!(s.sql("SELECT count(*) FROM pg_replication_slots"), "1");
+    let j = migrate("abort", &s, &t, &[]).run().ok();
+    assert_eq!(j["changed"], true, "{j}");
+    nothing_left(&s, &t);
+}
