@@ -190,6 +190,56 @@ fn full_migration(source_bindir: &Path, target_bindir: &Path) {
         TABLES.len(),
         "{sj}"
     );
+    let nagios = Test::new([
+        "migrate",
+        "status",
+        "--format",
+        "nagios",
+        "--source",
+        &s.conninfo(),
+        "--target",
+        &t.conninfo(),
+        "--dbname",
+        DB,
+    ])
+    .run();
+    assert_eq!(nagios.code(), 0, "{}", nagios.stdout());
+    let text = Test::new([
+        "migrate",
+        "status",
+        "--source",
+        &s.conninfo(),
+        "--target",
+        &t.conninfo(),
+        "--dbname",
+        DB,
+    ])
+    .run();
+    assert!(
+        text.stdout().contains("migrate status: OK"),
+        "{}",
+        text.stdout()
+    );
+    assert!(
+        text.stdout()
+            .lines()
+            .any(|l| l.starts_with("public.orders") && l.contains("ready")),
+        "{}",
+        text.stdout()
+    );
+    assert!(
+        nagios
+            .stdout()
+            .starts_with("PGREPCTL OK - migration of shop: 6 table(s) ready"),
+        "{}",
+        nagios.stdout()
+    );
+    let dry = migrate("cutover", &s, &t, &["--dry-run"]).run().ok();
+    assert_eq!(dry["changed"], true, "{dry}");
+    db(
+        &s,
+        "INSERT INTO customers (name) VALUES ('after the dry run')",
+    );
     let mut w = writer(&s, 2);
     std::thread::sleep(Duration::from_millis(500));
     let c = migrate("cutover", &s, &t, &["--grace", "1s"]).run().ok();
