@@ -448,6 +448,179 @@ pub fn subscription_options(source: u32, target: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::migrate::Endpoints;
+    use crate::commands::migrate::inspect::SourceTable;
+
+    fn settings(tables: Option<Vec<Table>>, full: bool) -> Settings {
+        let sides = Sides::from_args(&Endpoints {
+            source: "host=/tmp/s".into(),
+            target: "host=/tmp/t".into(),
+            dbname: "shop".into(),
+        })
+        .unwrap();
+        Settings {
+            subscription_conninfo: sides.source_conninfo.clone(),
+            sides,
+            tables,
+            replica_identity_full: full,
+            connect_timeout: std::time::Duration::from_secs(1),
+            bindir: None,
+            dry_run: true,
+        }
+    }
+
+    fn t(name: &str) -> Table {
+        Table {
+            schema: "public".into(),
+            name: name.into(),
+        }
+    }
+
+    fn source() -> Source {
+        Source {
+            version_num: 120005,
+            superuser: true,
+            wal_level: "logical".into(),
+            free_slots: 10,
+            free_senders: 10,
+            tables: vec![
+                SourceTable {
+                    table: t("a"),
+                    identity: true,
+                    unlogged: false,
+                },
+                SourceTable {
+                    table: t("log"),
+                    identity: false,
+                    unlogged: false,
+                },
+            ],
+            sequences: vec![],
+            large_objects: 0,
+            encoding: "UTF8".into(),
+            extensions: vec![],
+            publication: false,
+            slot: None,
+        }
+    }
+
+    fn target() -> Target {
+        Target {
+            version_num: 170002,
+            superuser: true,
+            database: false,
+            available_extensions: vec![],
+            subscription: None,
+            tables: vec![],
+        }
+    }
+
+    fn bindir() -> Option<crate::tools::BinDir> {
+        Some(crate::tools::BinDir {
+            path: "/x".into(),
+            major: 17,
+        })
+    }
+
+    fn summaries(p: &Plan<Env>) -> Vec<String> {
+        p.changes().into_iter().map(|c| c.summary).collect()
+    }
+
+    #[test]
+    fn keyless_tables_are_refused_or_made_full() {
+        let all = [t("a"), t("log")];
+        let e = decide(&settings(None, false), &source(), &target(), &all, bindir())
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Code::NoReplicaIdentity);
+        assert!(e.message.contains("public.log"), "{}", e.message);
+        let p = decide(&settings(None, true), &source(), &target(), &all, bindir()).unwrap();
+        let s = summaries(&p);
+        assert!(
+            s[0].starts_with("on the target: CREATE DATABASE \"shop\""),
+            "{s:?}"
+        );
+        assert_eq!(
+            s[1],
+            "on the source: ALTER TABLE \"public\".\"log\" REPLICA IDENTITY FULL"
+        );
+        assert!(
+            s[3].contains("CREATE PUBLICATION \"pgrepctl_migrate_shop\" FOR ALL TABLES"),
+            "{s:?}"
+        );
+        assert!(s[4].contains("WITH (copy_data = true)"), "{s:?}");
+        // Only the keyed table: nothing to refuse.
+        let p = decide(
+            &settings(Some(vec![t("a")]), false),
+            &source(),
+            &target(),
+            &[t("a")],
+            bindir(),
+        )
+        .unwrap();
+        assert!(
+            summaries(&p)
+                .iter()
+                .any(|s| s.contains("FOR TABLE \"public\".\"a\""))
+        );
+    }
+
+    #[test]
+    fn refusals_before_any_change() {
+        let sel = [t("a")];
+        let s = settings(Some(sel.to_vec()), false);
+        let mut src = source();
+        src.wal_level = "replica".into();
+        let e = decide(&s, &src, &target(), &sel, bindir()).err().unwrap();
+        assert_eq!(e.code, Code::WalLevelNotLogical);
+        assert!(
+            e.hint
+                .unwrap()
+                .contains("ALTER SYSTEM SET wal_level = logical")
+        );
+        let mut old = target();
+        old.version_num = 110000;
+        assert_eq!(
+            decide(&s, &source(), &old, &sel, bindir())
+                .err()
+                .unwrap()
+                .code,
+            Code::VersionMismatch
+        );
+        let mut full = target();
+        full.database = true;
+        full.tables = vec![(t("a"), true)];
+        assert_eq!(
+            decide(&s, &source(), &full, &sel, bindir())
+                .err()
+                .unwrap()
+                .code,
+            Code::TargetNotEmpty
+        );
+        let mut src = source();
+        src.extensions = vec!["postgis".into()];
+        let all = settings(None, true);
+        let e = decide(&all, &src, &target(), &[t("a"), t("log")], bindir())
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Code::ExtensionMissing);
+    }
+
+    #[test]
+    fn started_already_is_a_no_op() {
+        let mut tg = target();
+        tg.database = true;
+        tg.subscription = Some(true);
+        let p = decide(
+            &settings(None, false),
+            &source(),
+            &tg,
+            &[t("a"), t("log")],
+            bindir(),
+        )
+        .unwrap();
+        assert!(p.changes().is_empty());
+    }
 
     #[test]
     fn options_by_version_pair() {

@@ -344,3 +344,82 @@ fn drift(f: &Facts) -> Vec<String> {
     });
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::migrate::Endpoints;
+
+    fn sides() -> Sides {
+        Sides::from_args(&Endpoints {
+            source: "host=/tmp/s".into(),
+            target: "host=/tmp/t".into(),
+            dbname: "shop".into(),
+        })
+        .unwrap()
+    }
+
+    fn table(name: &str, state: &str) -> MigrationTable {
+        MigrationTable {
+            table: name.into(),
+            state: state.into(),
+            rows: Some(1),
+        }
+    }
+
+    fn facts(states: &[(&str, &str)]) -> Facts {
+        let cols: BTreeSet<(String, String)> = [("public.a", ""), ("public.a", "id")]
+            .iter()
+            .map(|(t, c)| (t.to_string(), c.to_string()))
+            .collect();
+        Facts {
+            subscription: Some(Subscription {
+                enabled: true,
+                worker: true,
+                tables: states.iter().map(|(t, s)| table(t, s)).collect(),
+                errors: Some(0),
+            }),
+            slot: Some((true, 100, 1000)),
+            publication: true,
+            source_columns: cols.clone(),
+            target_columns: cols,
+        }
+    }
+
+    fn codes(r: &Report) -> Vec<&str> {
+        r.problems.iter().map(|p| p.code.as_str()).collect()
+    }
+
+    #[test]
+    fn ready_is_ok_copying_warns_missing_is_critical() {
+        let r = evaluate(&sides(), &facts(&[("public.a", "ready")]), 1000, 2000);
+        assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+        let r = evaluate(&sides(), &facts(&[("public.a", "copying")]), 1000, 2000);
+        assert_eq!(r.status, Status::Warning);
+        assert_eq!(codes(&r), [finding::SYNC_IN_PROGRESS]);
+        let r = evaluate(&sides(), &Facts::default(), 1000, 2000);
+        assert_eq!(r.status, Status::Critical);
+        assert_eq!(codes(&r), [finding::MIGRATION_MISSING]);
+        let mut f = facts(&[("public.a", "ready")]);
+        f.slot = Some((true, 5000, 5000));
+        assert_eq!(evaluate(&sides(), &f, 1000, 2000).status, Status::Critical);
+    }
+
+    #[test]
+    fn drift_names_the_table_or_column_once() {
+        let mut f = facts(&[("public.a", "ready")]);
+        f.source_columns.insert(("public.a".into(), "added".into()));
+        f.source_columns.insert(("public.b".into(), String::new()));
+        f.source_columns.insert(("public.b".into(), "id".into()));
+        let r = evaluate(&sides(), &f, 1000, 2000);
+        let d = &r.migration.as_ref().unwrap().drift;
+        assert_eq!(
+            d,
+            &[
+                "column public.a.added (only on the source)".to_string(),
+                "table public.b (only on the source)".to_string()
+            ]
+        );
+        assert_eq!(r.status, Status::Warning);
+    }
+}
