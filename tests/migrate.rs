@@ -247,7 +247,10 @@ fn full_migration(source_bindir: &Path, target_bindir: &Path) {
     assert_eq!(c["changed"], true, "{c}");
     assert!(c["rows_verified"].as_i64().unwrap() > 100_000, "{c}");
     assert!(c["sequences_set"].as_i64().unwrap() >= 2, "{c}");
-    eprintln!("write pause: {} ms", c["write_pause_ms"]);
+    eprintln!(
+        "write pause: {} ms (catch-up {} ms, sessions ended {})",
+        c["write_pause_ms"], c["catchup_ms"], c["sessions_ended"]
+    );
     assert_eq!(counts(&s, &TABLES), counts(&t, &TABLES));
     nothing_left(&s, &t);
     // The source is read-only for new sessions; the target takes inserts

@@ -232,43 +232,87 @@ impl Action<Env> for WritesOff {
         Box::pin(async move {
             cx.printer.sql(self.sql());
             exec(&mut cx.env, Side::Source, &self.sql()).await?;
-            let grace = state(cx)?.grace;
             state(cx)?.paused_at = Some(Instant::now());
-            let applied = Applied::changed().undo(WritesOn(self.db.clone()));
-            let deadline = Instant::now() + grace;
-            let s = cx.env.session(Side::Source).await?;
-            let q = |e: tokio_postgres::Error| query_error(&s.target, &e);
-            loop {
-                let writing: i64 = s
-                    .client
-                    .query_one(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                         AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL",
-                        &[],
-                    )
-                    .await
-                    .map_err(q)?
-                    .get(0);
-                if writing == 0 || Instant::now() >= deadline {
-                    break;
+            match end_writers(cx).await {
+                Ok(()) => Ok(Applied::changed().undo(WritesOn(self.db.clone()))),
+                Err(e) => {
+                    // This step's own undo is not registered yet.
+                    Box::new(WritesOn(self.db.clone())).undo(cx).await?;
+                    Err(e)
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            let ended: i64 = s
-                .client
-                .query_one(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND pid <> pg_backend_pid() \
-                     AND backend_type = 'client backend'",
-                    &[],
-                )
-                .await
-                .map_err(q)?
-                .get(0);
-            cx.detail("sessions_ended", ended);
-            Ok(applied)
         })
     }
+}
+
+/// Give write transactions --grace, then end every other session of the
+/// source database and wait until they are gone.
+async fn end_writers(cx: &mut Cx<Env>) -> Result<()> {
+    let grace = state(cx)?.grace;
+    let deadline = Instant::now() + grace;
+    let s = cx.env.session(Side::Source).await?;
+    let q = |e: tokio_postgres::Error| query_error(&s.target, &e);
+    loop {
+        let writing: i64 = s
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(q)?
+            .get(0);
+        if writing == 0 || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ended: Vec<i32> = s
+        .client
+        .query(
+            // The filter first (OFFSET 0 keeps it apart): a
+            // terminate evaluated before `pid <> pg_backend_pid()`
+            // would end this very session.
+            "SELECT pid FROM (SELECT pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND backend_type = 'client backend' OFFSET 0) a \
+             WHERE pg_terminate_backend(pid)",
+            &[],
+        )
+        .await
+        .map_err(q)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // A terminated backend may still be committing: the LSN noted
+    // next must come after its last write.
+    let gone_by = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: i64 = s
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                &[&ended],
+            )
+            .await
+            .map_err(q)?
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        if Instant::now() >= gone_by {
+            return Err(Error::new(
+                Code::Timeout,
+                format!("{left} session(s) of the source database did not end within 10s"),
+            )
+            .hint("look at pg_stat_activity on the source; writes are on again there"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cx.detail("sessions_ended", ended.len());
+    cx.detail("sessions_ended", ended.len());
+    Ok(())
 }
 
 /// The source's current LSN, then the slot's confirmed_flush_lsn past it
@@ -286,7 +330,8 @@ fn caught_up(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
             .await
             .map_err(q)?
             .get(0);
-        let deadline = Instant::now() + max_wait;
+        let began = Instant::now();
+        let deadline = began + max_wait;
         loop {
             let done: Option<bool> = s
                 .client
@@ -299,6 +344,7 @@ fn caught_up(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
                 .and_then(|r| r.get(0));
             if done == Some(true) {
                 cx.detail("source_lsn", &lsn);
+                cx.detail("catchup_ms", began.elapsed().as_millis() as u64);
                 return Ok(());
             }
             if Instant::now() >= deadline {
