@@ -391,8 +391,8 @@ complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand migrate; and __fish_se
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand migrate; and __fish_seen_subcommand_from cutover" -l grace -d 'How long write transactions may take to finish once the source is read-only, before their sessions are ended, e.g. 5s' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand migrate; and __fish_seen_subcommand_from cutover" -l max-lag -d 'Refuse when the subscription is further behind than this, e.g. 64MB' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand migrate; and __fish_seen_subcommand_from cutover" -l sequence-margin -d 'Added to each sequence\'s source value on the target, so the first insert there cannot collide' -r
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand migrate; and __fish_seen_subcommand_from cutover" -l verify -d 'How to compare the tables once writes stopped' -r -f -a "full\t'Row counts and a checksum of every row'
-sample\t'Row counts and a checksum of a sample of rows (by primary key)'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand migrate; and __fish_seen_subcommand_from cutover" -l verify -d 'How to compare the tables once writes stopped (part of the write pause: full reads every row)' -r -f -a "full\t'Row counts and a checksum of every row (reads every table on both sides while writes are paused)'
+sample\t'Row counts, and a checksum of the first and the last 1000 rows by primary key (counts only for a table without one)'
 counts\t'Row counts only'"
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand migrate; and __fish_seen_subcommand_from cutover" -l connect-timeout -d 'How long to connect to each server, e.g. 10s' -r
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand migrate; and __fish_seen_subcommand_from cutover" -l dry-run -d 'Check everything and print the changes a real run would make, with diffs; change nothing'

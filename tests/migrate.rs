@@ -370,9 +370,7 @@ fn table_selection() {
         db(&t, "SELECT to_regclass('pgbench_accounts') IS NULL"),
         "t"
     );
-    let c = migrate("cutover", &s, &t, &["--verify", "sample"])
-        .run()
-        .ok();
+    let c = migrate("cutover", &s, &t, &["--verify", "full"]).run().ok();
     assert_eq!(c["tables_verified"], 2, "{c}");
     assert_eq!(
         counts(&s, &["customers", "orders"]),
@@ -466,7 +464,9 @@ fn cutover_timeout_reenables_writes() {
     assert_eq!(t.sql("SELECT count(*) FROM pg_subscription"), "1");
     wait_synced(&t);
     caught_up(&s);
-    let c = migrate("cutover", &s, &t, &[]).run().ok();
+    let c = migrate("cutover", &s, &t, &["--verify", "counts"])
+        .run()
+        .ok();
     assert_eq!(c["changed"], true, "{c}");
     nothing_left(&s, &t);
 }

@@ -124,9 +124,9 @@ pub struct StatusArgs {
 /// How cutover compares the tables once writes have stopped.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verify {
-    /// Row counts and a checksum of every row
+    /// Row counts and a checksum of every row (reads every table on both sides while writes are paused)
     Full,
-    /// Row counts and a checksum of a sample of rows (by primary key)
+    /// Row counts, and a checksum of the first and the last 1000 rows by primary key (counts only for a table without one)
     Sample,
     /// Row counts only
     Counts,
@@ -148,8 +148,8 @@ pub struct CutoverArgs {
     /// Added to each sequence's source value on the target, so the first insert there cannot collide
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub sequence_margin: i64,
-    /// How to compare the tables once writes stopped
-    #[arg(long, value_enum, value_name = "HOW", default_value = "full")]
+    /// How to compare the tables once writes stopped (part of the write pause: full reads every row)
+    #[arg(long, value_enum, value_name = "HOW", default_value = "sample")]
     pub verify: Verify,
     /// How long to connect to each server, e.g. 10s
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
