@@ -562,3 +562,51 @@ fn abort_without_the_source() {
     assert_eq!(j["changed"], true, "{j}");
     nothing_left(&s, &t);
 }
+
+/// A cutover killed right after writes went off leaves the source
+/// read-only: a rerun finishes the cutover; after another kill, abort
+/// turns writes back on with the rest.
+#[test]
+fn killed_cutover_rerun_or_abort() {
+    let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
+    populate(&s);
+    let start = |s: &Cluster, t: &Cluster| {
+        migrate("start", s, t, &["--replica-identity-full"])
+            .run()
+            .ok();
+        wait_synced(t);
+        caught_up(s);
+    };
+    let kill_cutover = |s: &Cluster, t: &Cluster| {
+        let k = migrate("cutover", s, t, &[])
+            .env("PGREPCTL_KILL_AFTER_STEP", "1")
+            .run();
+        assert_eq!(k.code(), -1, "{}\n{}", k.stdout(), k.stderr());
+        assert!(
+            s.psql(
+                &[("dbname", DB)],
+                "INSERT INTO customers (name) VALUES ('x')"
+            )
+            .is_err()
+        );
+    };
+    start(&s, &t);
+    kill_cutover(&s, &t);
+    let c = migrate("cutover", &s, &t, &[]).run().ok();
+    assert_eq!(c["changed"], true, "{c}");
+    nothing_left(&s, &t);
+
+    // Again, from a writable source and an empty target database.
+    s.sql("ALTER DATABASE shop RESET default_transaction_read_only");
+    t.sql(&format!("DROP DATABASE {DB}"));
+    start(&s, &t);
+    kill_cutover(&s, &t);
+    let a = migrate("abort", &s, &t, &[]).run().ok();
+    assert!(
+        a.to_string()
+            .contains("RESET default_transaction_read_only"),
+        "{a}"
+    );
+    nothing_left(&s, &t);
+    db(&s, "INSERT INTO customers (name) VALUES ('writable again')");
+}

@@ -27,6 +27,9 @@ struct Found {
 struct SourceFound {
     slot: bool,
     publication: bool,
+    /// ALTER DATABASE … SET default_transaction_read_only = on: what a
+    /// cutover killed before its end leaves.
+    read_only: bool,
 }
 
 pub async fn run(args: AbortArgs, printer: &Printer) -> Result<Outcome, Failure> {
@@ -87,6 +90,7 @@ async fn find(
         found.source = Some(SourceFound {
             slot: facts.slot.is_some(),
             publication: facts.publication,
+            read_only: read_only(s).await?,
         });
         if let (true, Some(t)) = (drop_schema, target) {
             for table in facts.tables.iter().map(|x| &x.table) {
@@ -102,6 +106,20 @@ async fn find(
         }
     }
     Ok(found)
+}
+
+async fn read_only(s: &Session) -> Result<bool> {
+    let row = s
+        .client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_db_role_setting r JOIN pg_database d ON d.oid = r.setdatabase \
+             WHERE d.datname = current_database() AND r.setrole = 0 \
+             AND 'default_transaction_read_only=on' = ANY(r.setconfig))",
+            &[],
+        )
+        .await
+        .map_err(|e| crate::pg::query_error(&s.target, &e))?;
+    Ok(row.get(0))
 }
 
 async fn exists(s: &Session, t: &Table) -> Result<bool> {
@@ -145,6 +163,18 @@ fn decide(sides: &Sides, found: &Found) -> Plan<Env> {
             n.slot, n.slot, n.publication, sides.dbname
         )),
         Some(s) => {
+            // Only while the migration is still there: after a finished
+            // cutover the source stays read-only on purpose.
+            if s.read_only && (found.subscription || s.slot || s.publication) {
+                plan.push(Sql::new(
+                    Side::Source,
+                    format!(
+                        "ALTER DATABASE {} RESET default_transaction_read_only",
+                        ident(&sides.dbname)
+                    ),
+                    None,
+                ));
+            }
             if s.slot && !found.subscription {
                 plan.push(DropSlot {
                     name: n.slot.clone(),

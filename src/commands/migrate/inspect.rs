@@ -90,8 +90,16 @@ pub struct Target {
 }
 
 /// pgrepctl's session with the source database.
+///
+/// Writable even when a cutover made the database read-only (a rerun, or
+/// an abort, after a cutover that was killed must still change things).
 pub async fn source_session(sides: &Sides, timeout: Duration) -> Result<Session> {
-    crate::pg::connect(&sides.source, Some(timeout)).await
+    let s = crate::pg::connect(&sides.source, Some(timeout)).await?;
+    s.client
+        .batch_execute("SET default_transaction_read_only = off")
+        .await
+        .map_err(|e| query_error(&s.target, &e))?;
+    Ok(s)
 }
 
 /// A session with the target server's `postgres` database: for what
