@@ -72,7 +72,7 @@ pub enum Action {
 /// The two servers and the database, which every subcommand takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Endpoints {
-    /// The source server as a superuser conninfo or URI, e.g. 'host=old.example user=postgres'; the target server connects to it with the same string (no password in it: see the README)
+    /// The source server as a superuser conninfo or URI, e.g. 'host=old.example user=postgres'; the target server connects to it with this same string, so name a host the target reaches (not localhost, unless both run on one host), and no password (see --source-passfile)
     #[arg(long, value_name = "CONNINFO")]
     pub source: String,
     /// The target server as a superuser conninfo or URI, e.g. 'host=new.example user=postgres'

@@ -81,7 +81,9 @@ pub async fn run(args: StartArgs, printer: &Printer) -> Result<Outcome, Failure>
     let admin = inspect::target_admin_session(&settings.sides, t).await?;
     let selected = selected_tables(&settings, &source)?;
     let (target, tsession) = inspect::target(&admin, &settings.sides, &selected, t).await?;
-    let bindir = if target.tables.is_empty() {
+    // pg_dump is needed only when the schema is to be copied: a start
+    // that finds its subscription is a no-op on any host.
+    let bindir = if target.tables.is_empty() && target.subscription.is_none() {
         Some(crate::tools::find(
             Version::of(target.version_num).major(),
             settings.bindir.as_deref(),
