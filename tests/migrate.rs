@@ -547,6 +547,14 @@ fn abort_without_the_source() {
         .ok();
     wait_synced(&t);
     s.stop();
+    let st = migrate("status", &s, &t, &["--timeout", "2s"]).run();
+    assert_eq!(st.code(), 2, "{}", st.stdout());
+    assert_eq!(
+        st.json()["problems"][0]["subject"],
+        "source",
+        "{}",
+        st.stdout()
+    );
     let j = migrate("abort", &s, &t, &["--connect-timeout", "2s"])
         .run()
         .ok();

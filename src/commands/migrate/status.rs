@@ -35,8 +35,27 @@ pub struct Subscription {
 pub async fn run(args: StatusArgs, _printer: &crate::report::Printer) -> Result<Report, Failure> {
     let sides = Sides::from_args(&args.endpoints)?;
     let t = args.timeout.timeout;
-    let src = inspect::source_session(&sides, t).await?;
-    let admin = inspect::target_admin_session(&sides, t).await?;
+    // A server that does not answer is CRITICAL, as in check; one that
+    // answers but refuses (a wrong password, pg_hba.conf) fails as UNKNOWN.
+    let (src, admin) = tokio::join!(
+        inspect::source_session(&sides, t),
+        inspect::target_admin_session(&sides, t)
+    );
+    let down: Vec<(&str, crate::error::Error)> = [
+        ("source", src.as_ref().err()),
+        ("target", admin.as_ref().err()),
+    ]
+    .into_iter()
+    .filter_map(|(side, e)| e.filter(|e| unreachable(e)).map(|e| (side, e.clone())))
+    .collect();
+    if !down.is_empty() {
+        let mut r = Report::new("migrate status");
+        for (side, e) in down {
+            r.problem(Status::Critical, side, &e.code.as_str(), e.message, e.hint);
+        }
+        return Ok(r.finish());
+    }
+    let (src, admin) = (src?, admin?);
     let (target, tsession) = inspect::target(&admin, &sides, &[], t).await?;
     let mut facts = Facts::default();
     if let (Some(s), Some(_)) = (&tsession, target.subscription) {
@@ -50,6 +69,17 @@ pub async fn run(args: StatusArgs, _printer: &crate::report::Printer) -> Result<
         facts.target_columns = columns(s, &published).await?;
     }
     Ok(evaluate(&sides, &facts, args.lag_warn, args.lag_crit))
+}
+
+/// No answer at all (refused, timed out, starting or stopping), as
+/// opposed to an answer that refuses us.
+fn unreachable(e: &crate::error::Error) -> bool {
+    matches!(
+        e.code,
+        crate::error::Code::ConnectionFailed
+            | crate::error::Code::ServerNotRunning
+            | crate::error::Code::Timeout
+    )
 }
 
 async fn publication_exists(s: &Session, sides: &Sides) -> Result<bool> {
