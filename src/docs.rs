@@ -17,7 +17,7 @@ fn extra_sections(sub: Option<&str>) -> Vec<(&'static str, Vec<String>)> {
     let wal_like = matches!(sub, Some("wal-push") | Some("wal-fetch"));
     let mut exit = vec![];
     if sub.is_none() || !(check_like || wal_like) {
-        exit.push("Mutating commands (init-master, clone-standby, sandbox, migrate start, cutover and abort): 0 done, or nothing to do; 1 failed at run time (nothing was left half-changed: a failed run undoes what it did); 2 bad usage (invalid flag or value; nothing was changed).".to_string());
+        exit.push("Mutating commands (init-master, clone-standby, sandbox): 0 done, or nothing to do; 1 failed at run time (nothing was left half-changed: a failed run undoes what it did); 2 bad usage (invalid flag or value; nothing was changed).".to_string());
     }
     if sub.is_none() || check_like || sub == Some("migrate") {
         exit.push("check, smoke-test and migrate status use the monitoring (Nagios) convention: 0 OK, 1 WARNING, 2 CRITICAL (also a node given that is down: it refuses connections, is starting or shutting down, or does not answer within --timeout), 3 UNKNOWN (a node that answers but will not tell: wrong password, pg_hba.conf, missing privilege; or bad usage).".to_string());
