@@ -67,7 +67,8 @@ pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failur
     plan::execute(&plan.steps, &mut cx, &mut outcome)
         .await
         .map_err(|error| outcome.failure(error))?;
-    let target = super::with_dbname(&sides.target_given, &sides.dbname);
+    // Printed and in the JSON: never the password --target may hold.
+    let target = super::with_dbname(&super::without_password(&sides.target_given), &sides.dbname);
     outcome.detail("target_conninfo", &target);
     outcome.epilogue = Some(format!(
         "the database {} now lives on the target: point the application at\n  {target}\nthe source database stays read-only (ALTER DATABASE {} RESET default_transaction_read_only to undo)\n",

@@ -244,6 +244,50 @@ pub fn with_dbname(source: &str, dbname: &str) -> String {
     with_param(&base, "dbname", dbname)
 }
 
+/// `conninfo` as it may be printed: without a password (keyword, URI
+/// user info or query parameter).
+pub fn without_password(conninfo: &str) -> String {
+    let c = conninfo.trim();
+    if !crate::pg::conninfo::is_conninfo(c) {
+        return c.to_string();
+    }
+    if let Some(rest) = c
+        .strip_prefix("postgresql://")
+        .map(|r| ("postgresql://", r))
+        .or_else(|| c.strip_prefix("postgres://").map(|r| ("postgres://", r)))
+    {
+        let (scheme, rest) = rest;
+        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        let authority = match authority.rsplit_once('@') {
+            Some((user, hosts)) => {
+                format!("{}@{hosts}", user.split(':').next().unwrap_or(""))
+            }
+            None => authority.to_string(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|kv| !kv.starts_with("password="))
+                    .collect();
+                if kept.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}?{}", kept.join("&"))
+                }
+            }
+            None => tail.to_string(),
+        };
+        return format!("{scheme}{authority}{tail}");
+    }
+    crate::pg::conninfo::pairs(c)
+        .into_iter()
+        .filter(|(k, _)| k != "password")
+        .map(|(k, v)| format!("{k}={}", crate::conf::standby::quote_conninfo(&v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `conninfo` with `key = value` added last (keyword/value or URI form).
 pub fn with_param(conninfo: &str, key: &str, value: &str) -> String {
     if conninfo.starts_with("postgresql://") || conninfo.starts_with("postgres://") {
@@ -303,6 +347,20 @@ mod tests {
             with_dbname("old.example", "it's"),
             "host=old.example dbname='it\\'s'"
         );
+    }
+
+    #[test]
+    fn printed_conninfo_has_no_password() {
+        assert_eq!(
+            without_password("host=b password='s e' user=u"),
+            "host=b user=u"
+        );
+        assert_eq!(
+            without_password("postgresql://u:pw@b:5432/db?password=x&sslmode=require"),
+            "postgresql://u@b:5432/db?sslmode=require"
+        );
+        assert_eq!(without_password("postgres://b/db"), "postgres://b/db");
+        assert_eq!(without_password("new.example"), "new.example");
     }
 
     #[test]

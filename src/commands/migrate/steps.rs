@@ -323,5 +323,6 @@ fn with_password(e: duct::Expression, pw: Option<&[u8]>) -> duct::Expression {
 
 /// The --target string with the database set, for psql.
 fn target_conninfo(sides: &Sides) -> String {
-    super::with_dbname(&sides.target_given, &sides.dbname)
+    // The password, if --target has one, goes in psql's environment.
+    super::with_dbname(&super::without_password(&sides.target_given), &sides.dbname)
 }
