@@ -81,7 +81,9 @@ pub struct Target {
     pub version_num: u32,
     pub superuser: bool,
     pub database: bool,
-    pub available_extensions: Vec<String>,
+    /// pg_available_extensions, or why it could not be read (a control
+    /// file the server cannot parse makes the whole view fail).
+    pub available_extensions: std::result::Result<Vec<String>, String>,
     /// The subscription, and whether it is enabled.
     pub subscription: Option<bool>,
     /// The tables (of those start would fill) that exist there, and
@@ -267,7 +269,8 @@ pub async fn target(
             admin,
             "SELECT name::text FROM pg_available_extensions ORDER BY 1",
         )
-        .await?,
+        .await
+        .map_err(|e| e.message),
         subscription: None,
         tables: vec![],
     };

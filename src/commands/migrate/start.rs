@@ -183,7 +183,8 @@ pub fn decide(
     source_ready(source)?;
     let keyless = keyless(settings, source, selected)?;
     plan.warnings.extend(notes(source, selected));
-    extensions(source, target, settings.tables.is_some())?;
+    plan.warnings
+        .extend(extensions(source, target, settings.tables.is_some())?);
     let schema_present = target_tables(target, selected)?;
     let bindir = match (schema_present, bindir) {
         (true, _) => None,
@@ -370,17 +371,28 @@ fn notes(source: &Source, selected: &[Table]) -> Vec<String> {
     w
 }
 
-fn extensions(source: &Source, target: &Target, only_tables: bool) -> Result<()> {
-    if only_tables {
-        return Ok(());
+/// Refused when an extension the source database uses is not available
+/// on the target; a warning when the target cannot say.
+fn extensions(source: &Source, target: &Target, only_tables: bool) -> Result<Option<String>> {
+    if only_tables || source.extensions.is_empty() {
+        return Ok(None);
     }
+    let available = match &target.available_extensions {
+        Ok(a) => a,
+        Err(why) => {
+            return Ok(Some(format!(
+                "cannot list the target's extensions ({why}): make sure {} are installed there",
+                source.extensions.join(", ")
+            )));
+        }
+    };
     let missing: Vec<&String> = source
         .extensions
         .iter()
-        .filter(|e| !target.available_extensions.contains(e))
+        .filter(|e| !available.contains(e))
         .collect();
     if missing.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     Err(Error::new(
         Code::ExtensionMissing,
@@ -511,7 +523,7 @@ mod tests {
             version_num: 170002,
             superuser: true,
             database: false,
-            available_extensions: vec![],
+            available_extensions: Ok(vec![]),
             subscription: None,
             tables: vec![],
         }
