@@ -37,6 +37,9 @@ _pgrepctl() {
             pgrepctl,init-master)
                 cmd="pgrepctl__subcmd__init__subcmd__master"
                 ;;
+            pgrepctl,migrate)
+                cmd="pgrepctl__subcmd__migrate"
+                ;;
             pgrepctl,promote)
                 cmd="pgrepctl__subcmd__promote"
                 ;;
@@ -85,6 +88,9 @@ _pgrepctl() {
             pgrepctl__subcmd__help,init-master)
                 cmd="pgrepctl__subcmd__help__subcmd__init__subcmd__master"
                 ;;
+            pgrepctl__subcmd__help,migrate)
+                cmd="pgrepctl__subcmd__help__subcmd__migrate"
+                ;;
             pgrepctl__subcmd__help,promote)
                 cmd="pgrepctl__subcmd__help__subcmd__promote"
                 ;;
@@ -112,6 +118,18 @@ _pgrepctl() {
             pgrepctl__subcmd__help,wal-push)
                 cmd="pgrepctl__subcmd__help__subcmd__wal__subcmd__push"
                 ;;
+            pgrepctl__subcmd__help__subcmd__migrate,abort)
+                cmd="pgrepctl__subcmd__help__subcmd__migrate__subcmd__abort"
+                ;;
+            pgrepctl__subcmd__help__subcmd__migrate,cutover)
+                cmd="pgrepctl__subcmd__help__subcmd__migrate__subcmd__cutover"
+                ;;
+            pgrepctl__subcmd__help__subcmd__migrate,start)
+                cmd="pgrepctl__subcmd__help__subcmd__migrate__subcmd__start"
+                ;;
+            pgrepctl__subcmd__help__subcmd__migrate,status)
+                cmd="pgrepctl__subcmd__help__subcmd__migrate__subcmd__status"
+                ;;
             pgrepctl__subcmd__help__subcmd__sandbox,down)
                 cmd="pgrepctl__subcmd__help__subcmd__sandbox__subcmd__down"
                 ;;
@@ -132,6 +150,36 @@ _pgrepctl() {
                 ;;
             pgrepctl__subcmd__help__subcmd__tunnel,unit)
                 cmd="pgrepctl__subcmd__help__subcmd__tunnel__subcmd__unit"
+                ;;
+            pgrepctl__subcmd__migrate,abort)
+                cmd="pgrepctl__subcmd__migrate__subcmd__abort"
+                ;;
+            pgrepctl__subcmd__migrate,cutover)
+                cmd="pgrepctl__subcmd__migrate__subcmd__cutover"
+                ;;
+            pgrepctl__subcmd__migrate,help)
+                cmd="pgrepctl__subcmd__migrate__subcmd__help"
+                ;;
+            pgrepctl__subcmd__migrate,start)
+                cmd="pgrepctl__subcmd__migrate__subcmd__start"
+                ;;
+            pgrepctl__subcmd__migrate,status)
+                cmd="pgrepctl__subcmd__migrate__subcmd__status"
+                ;;
+            pgrepctl__subcmd__migrate__subcmd__help,abort)
+                cmd="pgrepctl__subcmd__migrate__subcmd__help__subcmd__abort"
+                ;;
+            pgrepctl__subcmd__migrate__subcmd__help,cutover)
+                cmd="pgrepctl__subcmd__migrate__subcmd__help__subcmd__cutover"
+                ;;
+            pgrepctl__subcmd__migrate__subcmd__help,help)
+                cmd="pgrepctl__subcmd__migrate__subcmd__help__subcmd__help"
+                ;;
+            pgrepctl__subcmd__migrate__subcmd__help,start)
+                cmd="pgrepctl__subcmd__migrate__subcmd__help__subcmd__start"
+                ;;
+            pgrepctl__subcmd__migrate__subcmd__help,status)
+                cmd="pgrepctl__subcmd__migrate__subcmd__help__subcmd__status"
                 ;;
             pgrepctl__subcmd__sandbox,down)
                 cmd="pgrepctl__subcmd__sandbox__subcmd__down"
@@ -194,7 +242,7 @@ _pgrepctl() {
 
     case "${cmd}" in
         pgrepctl)
-            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby promote follow rejoin switchover check smoke-test conninfo wal-push wal-fetch wal-prune tunnel sandbox generate-docs help"
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version init-master clone-standby promote follow rejoin switchover check smoke-test conninfo wal-push wal-fetch wal-prune tunnel sandbox migrate generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -442,7 +490,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__help)
-            opts="init-master clone-standby promote follow rejoin switchover check smoke-test conninfo wal-push wal-fetch wal-prune tunnel sandbox generate-docs help"
+            opts="init-master clone-standby promote follow rejoin switchover check smoke-test conninfo wal-push wal-fetch wal-prune tunnel sandbox migrate generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -542,6 +590,76 @@ _pgrepctl() {
         pgrepctl__subcmd__help__subcmd__init__subcmd__master)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__migrate)
+            opts="start status cutover abort"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__migrate__subcmd__abort)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__migrate__subcmd__cutover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__migrate__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__help__subcmd__migrate__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -894,6 +1012,268 @@ _pgrepctl() {
                     ;;
                 --bindir)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__migrate)
+            opts="-v -q -h -V --json --verbose --quiet --no-progress --help --version start status cutover abort help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__migrate__subcmd__abort)
+            opts="-v -q -h -V --source --target --dbname --drop-schema --connect-timeout --dry-run --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__migrate__subcmd__cutover)
+            opts="-v -q -h -V --source --target --dbname --max-wait --grace --max-lag --sequence-margin --verify --connect-timeout --dry-run --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-lag)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sequence-margin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verify)
+                    COMPREPLY=($(compgen -W "full sample counts" -- "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__migrate__subcmd__help)
+            opts="start status cutover abort help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__migrate__subcmd__help__subcmd__abort)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__migrate__subcmd__help__subcmd__cutover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__migrate__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__migrate__subcmd__help__subcmd__start)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__migrate__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__migrate__subcmd__start)
+            opts="-v -q -h -V --source --target --dbname --table --source-passfile --replica-identity-full --connect-timeout --bindir --dry-run --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bindir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgrepctl__subcmd__migrate__subcmd__status)
+            opts="-v -q -h -V --source --target --dbname --lag-warn --lag-crit --timeout --format --json --verbose --quiet --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dbname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lag-warn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lag-crit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json nagios prometheus" -- "${cur}"))
                     return 0
                     ;;
                 *)

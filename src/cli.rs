@@ -245,6 +245,19 @@ pub enum Command {
     Tunnel(commands::tunnel::Args),
     /// A local primary and standbys, replicated and checked, in one command
     Sandbox(commands::sandbox::Args),
+    /// Move a database (or chosen tables) to another server, across major versions, with logical replication
+    ///
+    /// Four steps, each run from anywhere that reaches both servers with
+    /// superuser conninfos: start (preflight, schema, publication on the
+    /// source, subscription on the target: copy, then stream), status
+    /// (sync state, lag, retained WAL, apply errors, drift; check's exit
+    /// codes), cutover (writes off on the source, wait until the target
+    /// confirmed the last write, sequences, verify, drop the replication)
+    /// and abort (drop what start created, from any state). Nothing is
+    /// kept on disk: the publication, subscription and slot are named
+    /// after the database (pgrepctl_migrate_DB) and found again on the
+    /// servers. PostgreSQL 10 to 18, target major at least the source's.
+    Migrate(commands::migrate::Args),
     /// Write the man pages and shell completions under DIR (for packagers)
     #[command(hide = true)]
     GenerateDocs {
@@ -271,6 +284,7 @@ impl Command {
             Command::WalPrune(_) => "wal-prune",
             Command::Tunnel(_) => "tunnel",
             Command::Sandbox(_) => "sandbox",
+            Command::Migrate(_) => "migrate",
             Command::GenerateDocs { .. } => "generate-docs",
         }
     }

@@ -19,8 +19,8 @@ fn extra_sections(sub: Option<&str>) -> Vec<(&'static str, Vec<String>)> {
     if sub.is_none() || !(check_like || wal_like) {
         exit.push("Mutating commands (init-master, clone-standby, sandbox): 0 done, or nothing to do; 1 failed at run time (nothing was left half-changed: a failed run undoes what it did); 2 bad usage (invalid flag or value; nothing was changed).".to_string());
     }
-    if sub.is_none() || check_like {
-        exit.push("check and smoke-test use the monitoring (Nagios) convention: 0 OK, 1 WARNING, 2 CRITICAL (also a node given that is down: it refuses connections, is starting or shutting down, or does not answer within --timeout), 3 UNKNOWN (a node that answers but will not tell: wrong password, pg_hba.conf, missing privilege; or bad usage).".to_string());
+    if sub.is_none() || check_like || sub == Some("migrate") {
+        exit.push("check, smoke-test and migrate status use the monitoring (Nagios) convention: 0 OK, 1 WARNING, 2 CRITICAL (also a node given that is down: it refuses connections, is starting or shutting down, or does not answer within --timeout), 3 UNKNOWN (a node that answers but will not tell: wrong password, pg_hba.conf, missing privilege; or bad usage).".to_string());
     }
     if sub.is_none() || wal_like {
         exit.push("wal-push and wal-fetch (archive_command and restore_command): 0 done; 1 failed, with one line on stderr (wal-fetch also exits 1, quietly, when NAME is not in the archive: how archive recovery ends); 2 not a WAL file name, or bad usage. Never above 125, so the server counts every failure (126, 127 and deaths by a signal it does not).".to_string());

@@ -85,6 +85,12 @@ codes! {
     NoKeepPoint,
     PortInUse,
     Interrupted,
+    WalLevelNotLogical,
+    NoReplicaIdentity,
+    TargetNotEmpty,
+    ExtensionMissing,
+    NoMigration,
+    NotSynchronized,
     Io,
     Internal,
 }

@@ -66,6 +66,9 @@ impl Mode {
             Command::Sandbox(crate::commands::sandbox::Args {
                 action: crate::commands::sandbox::Action::Status(s),
             }) => &s.format,
+            Command::Migrate(crate::commands::migrate::Args {
+                action: crate::commands::migrate::Action::Status(s),
+            }) => &s.format,
             _ => return Mode::Changes,
         };
         Mode::Health(format.choose(cli.global.json))
@@ -149,7 +152,21 @@ async fn dispatch(command: Command, printer: &Printer) -> Result<Output, Failure
         Command::Sandbox(sandbox::Args {
             action: sandbox::Action::Switchover(args),
         }) => Output::Changes(sandbox::switchover(args, printer).await?),
+        Command::Migrate(m) => migrate(m.action, printer).await?,
         Command::GenerateDocs { dir } => Output::Changes(generate_docs(&dir)?),
+    })
+}
+
+async fn migrate(
+    action: crate::commands::migrate::Action,
+    printer: &Printer,
+) -> Result<Output, Failure> {
+    use crate::commands::migrate::{self, Action};
+    Ok(match action {
+        Action::Start(a) => Output::Changes(migrate::start(a, printer).await?),
+        Action::Status(a) => Output::Health(migrate::status(a, printer).await?),
+        Action::Cutover(a) => Output::Changes(migrate::cutover(a, printer).await?),
+        Action::Abort(a) => Output::Changes(migrate::abort(a, printer).await?),
     })
 }
 
@@ -232,7 +249,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
             .map(String::as_str)
             .collect::<Vec<_>>()
             .as_slice(),
-        ["check"] | ["smoke-test"] | ["sandbox", "status"]
+        ["check"] | ["smoke-test"] | ["sandbox", "status"] | ["migrate", "status"]
     );
     if args.iter().any(|a| a == "--json") {
         let msg = e.kind().to_string();

@@ -26,6 +26,7 @@ mod init_master_hba;
 mod init_master_roles;
 mod json_contract;
 mod local_cluster;
+mod migrate;
 mod promote;
 mod rejoin;
 mod rejoin_debian;

@@ -6,6 +6,7 @@ pub mod clone_standby;
 pub mod conninfo;
 pub mod follow;
 pub mod init_master;
+pub mod migrate;
 pub mod password;
 pub mod promote;
 pub mod rejoin;

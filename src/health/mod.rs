@@ -334,6 +334,34 @@ impl Thresholds {
     }
 }
 
+/// Where a logical migration stands (`migrate status`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Migration {
+    pub database: String,
+    pub publication: String,
+    pub subscription: String,
+    pub slot: String,
+    /// Whether the subscription is enabled (null: there is none).
+    pub subscription_enabled: Option<bool>,
+    /// Each subscribed table with its pg_subscription_rel state.
+    pub tables: Vec<MigrationTable>,
+    /// pg_current_wal_lsn() on the source minus the slot's confirmed_flush_lsn.
+    pub lag_bytes: Option<i64>,
+    /// apply_error_count + sync_error_count (pg_stat_subscription_stats, 15+).
+    pub errors: Option<i64>,
+    /// Tables or columns that exist on one side only.
+    pub drift: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MigrationTable {
+    pub table: String,
+    /// init, copying, copied, synchronized, ready (streaming).
+    pub state: String,
+    /// The target's row estimate (pg_stat_user_tables.n_live_tup).
+    pub rows: Option<i64>,
+}
+
 /// Everything `check` or `smoke-test` found; the overall status is derived.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -357,6 +385,9 @@ pub struct Report {
     /// The server certificates of the nodes with `ssl = on` (check).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificates: Option<Vec<Certificate>>,
+    /// `migrate status`: the subscription's tables and lag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Box<Migration>>,
     pub problems: Vec<Problem>,
     pub warnings: Vec<String>,
 }
@@ -375,6 +406,7 @@ impl Report {
             thresholds: None,
             archive: None,
             certificates: None,
+            migration: None,
             problems: vec![],
             warnings: vec![],
         }

@@ -159,6 +159,23 @@ impl Version {
 
     /// pg_rewind copies the source's `pg_replslot` into the target (10):
     /// the rewound node then holds slots of the new primary that pin WAL.
+    /// CREATE SUBSCRIPTION … WITH (binary = true): 14+ on both sides
+    /// (the subscriber asks for it, the publisher's pgoutput must know it).
+    pub fn logical_binary(self) -> bool {
+        self.0 >= 140000
+    }
+
+    /// Large transactions streamed to the subscriber while in progress
+    /// (streaming = on): 14+ on both sides.
+    pub fn logical_streaming(self) -> bool {
+        self.0 >= 140000
+    }
+
+    /// pg_stat_subscription_stats (apply_error_count, sync_error_count).
+    pub fn subscription_stats(self) -> bool {
+        self.0 >= 150000
+    }
+
     pub fn rewind_copies_replslot(self) -> bool {
         self.0 < 110000
     }

@@ -43,7 +43,14 @@ pub fn nagios(r: &Report) -> String {
 /// The first three findings, or when there are none what went well.
 fn summary(r: &Report) -> String {
     if r.problems.is_empty() {
-        if let Some(probes) = &r.probes {
+        if let Some(m) = &r.migration {
+            format!(
+                "migration of {}: {} table(s) ready, lag {}",
+                m.database,
+                m.tables.len(),
+                human_bytes(m.lag_bytes.unwrap_or(0))
+            )
+        } else if let Some(probes) = &r.probes {
             let max = probes
                 .iter()
                 .filter_map(|p| p.latency_ms)

@@ -6,7 +6,12 @@ use crate::health::{Archive, Certificate, Node, Pair, Probe, Report, Role, Slot,
 
 pub fn text(r: &Report) -> String {
     let mut out = status_line(r);
-    out.push_str(&nodes(r));
+    if !r.nodes.is_empty() || r.migration.is_none() {
+        out.push_str(&nodes(r));
+    }
+    if let Some(m) = &r.migration {
+        out.push_str(&migration(m));
+    }
     if let Some(pairs) = r.pairs.as_ref().filter(|p| !p.is_empty()) {
         out.push_str(&self::pairs(pairs));
     }
@@ -23,6 +28,37 @@ pub fn text(r: &Report) -> String {
         out.push_str(&certificates(c));
     }
     out.push_str(&findings(r));
+    out
+}
+
+/// `migrate status`: the subscription, lag, and each table's state.
+fn migration(m: &crate::health::Migration) -> String {
+    let mut out = format!(
+        "database {}: subscription {} ({}), slot {}",
+        m.database,
+        m.subscription,
+        match m.subscription_enabled {
+            Some(true) => "enabled",
+            Some(false) => "disabled",
+            None => "absent",
+        },
+        m.slot
+    );
+    if let Some(l) = m.lag_bytes {
+        out.push_str(&format!(", lag {}", human_bytes(l)));
+    }
+    out.push('\n');
+    if !m.tables.is_empty() {
+        out.push_str(&format!("{:<48} {:<13} {:>10}\n", "TABLE", "STATE", "ROWS"));
+        for t in &m.tables {
+            out.push_str(&format!(
+                "{:<48} {:<13} {:>10}\n",
+                t.table,
+                t.state,
+                t.rows.map_or("-".to_string(), |r| r.to_string())
+            ));
+        }
+    }
     out
 }
 

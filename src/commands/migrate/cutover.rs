@@ -1,0 +1,562 @@
+//! `migrate cutover`: refuse unless every table is ready and the lag is
+//! small; then writes off on the source database (the undo, until the
+//! commit point, puts them back: a timeout or a failed verification
+//! switches nothing), the remaining writers ended after --grace, the
+//! source's LSN noted and waited for on the slot, sequences set on the
+//! target, tables verified; past the commit point the subscription,
+//! publication and slot are dropped. The source stays read-only.
+
+use super::inspect::{self, Table};
+use super::steps::{DropSlot, Env, Side, Sql, exec};
+use super::{CutoverArgs, Sides, Verify};
+use crate::error::{Code, Error, Failure, Result};
+use crate::pg::query_error;
+use crate::pg::sql::{ident, literal};
+use crate::plan::{self, Action, Applied, Cx, Plan, Undo, change, wait::WaitFor};
+use crate::report::{Change, Kind, Outcome, Printer};
+use futures_util::future::LocalBoxFuture;
+use std::time::{Duration, Instant};
+
+/// Cutover's settings and what its steps find on the way.
+pub struct State {
+    pub max_wait: Duration,
+    pub grace: Duration,
+    pub margin: i64,
+    pub verify: Verify,
+    pub tables: Vec<Table>,
+    pub paused_at: Option<Instant>,
+}
+
+pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failure> {
+    let sides = Sides::from_args(&args.endpoints)?;
+    let t = args.connect_timeout;
+    let src = inspect::source_session(&sides, t).await?;
+    let admin = inspect::target_admin_session(&sides, t).await?;
+    let (target, tsession) = inspect::target(&admin, &sides, &[], t).await?;
+    let (Some(tsession), Some(_)) = (tsession, target.subscription) else {
+        return Err(Error::new(
+            Code::NoMigration,
+            format!(
+                "no subscription {} in the target database {}",
+                sides.names.subscription, sides.dbname
+            ),
+        )
+        .hint("start one with pgrepctl migrate start (a migration already cut over has none left)")
+        .into());
+    };
+    let tables = ready(&tsession, &src, &sides, args.max_lag).await?;
+    let plan = steps(&sides);
+    let mut outcome = Outcome::new("migrate cutover", args.dry_run.dry_run);
+    if args.dry_run.dry_run {
+        plan.preview_into(&mut outcome);
+        return Ok(outcome);
+    }
+    let mut env = Env::new(sides.clone(), t);
+    env.source = Some(src);
+    env.admin = Some(admin);
+    env.target = Some(tsession);
+    env.cutover = Some(State {
+        max_wait: args.max_wait,
+        grace: args.grace,
+        margin: args.sequence_margin,
+        verify: args.verify,
+        tables,
+        paused_at: None,
+    });
+    let mut cx = Cx::new(env, *printer, None)?;
+    plan::execute(&plan.steps, &mut cx, &mut outcome)
+        .await
+        .map_err(|error| outcome.failure(error))?;
+    // Printed and in the JSON: never the password --target may hold.
+    let target = super::with_dbname(&super::without_password(&sides.target_given), &sides.dbname);
+    outcome.detail("target_conninfo", &target);
+    outcome.epilogue = Some(format!(
+        "the database {} now lives on the target: point the application at\n  {target}\nthe source database stays read-only (ALTER DATABASE {} RESET default_transaction_read_only to undo)\n",
+        sides.dbname,
+        ident(&sides.dbname)
+    ));
+    Ok(outcome)
+}
+
+/// Every subscribed table ready, the worker running and the lag at most
+/// `max_lag`; the subscribed tables.
+async fn ready(
+    t: &crate::pg::Session,
+    s: &crate::pg::Session,
+    sides: &Sides,
+    max_lag: u64,
+) -> Result<Vec<Table>> {
+    let rows = t
+        .client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, r.srsubstate::text \
+             FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid \
+             JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE s.subname = $1 ORDER BY 1, 2",
+            &[&sides.names.subscription],
+        )
+        .await
+        .map_err(|e| query_error(&t.target, &e))?;
+    let not_ready: Vec<String> = rows
+        .iter()
+        .filter(|r| r.get::<_, String>(2) != "r")
+        .map(|r| format!("{}.{}", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    let lag: Option<i64> = s
+        .client
+        .query_opt(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&sides.names.slot],
+        )
+        .await
+        .map_err(|e| query_error(&s.target, &e))?
+        .and_then(|r| r.get(0));
+    let why = if !not_ready.is_empty() {
+        Some(format!(
+            "tables still in their initial copy: {}",
+            not_ready.join(", ")
+        ))
+    } else if rows.is_empty() {
+        Some("the subscription has no tables yet".to_string())
+    } else {
+        match lag {
+            None => Some(format!(
+                "the slot {} is not on the source",
+                sides.names.slot
+            )),
+            Some(l) if l as u64 > max_lag => Some(format!(
+                "the target is {} behind the source (--max-lag {})",
+                crate::units::human_bytes(l as u64),
+                crate::units::human_bytes(max_lag)
+            )),
+            _ => None,
+        }
+    };
+    if let Some(why) = why {
+        return Err(Error::new(Code::NotSynchronized, why)
+            .hint("wait, and watch pgrepctl migrate status until it is OK; nothing was changed"));
+    }
+    Ok(rows
+        .iter()
+        .map(|r| Table {
+            schema: r.get(0),
+            name: r.get(1),
+        })
+        .collect())
+}
+
+fn steps(sides: &Sides) -> Plan<Env> {
+    let mut plan = Plan::default();
+    plan.push(WritesOff {
+        db: sides.dbname.clone(),
+    });
+    plan.push(WaitFor::new(
+        "wait until the target has confirmed the source's last write",
+        caught_up,
+    ));
+    plan.push(Sequences);
+    plan.push(WaitFor::new("verify the tables on both sides", verify));
+    plan.commit();
+    let n = &sides.names;
+    plan.push(Sql::new(
+        Side::Target,
+        format!("DROP SUBSCRIPTION {}", ident(&n.subscription)),
+        None,
+    ));
+    plan.push(DropSlot {
+        name: n.slot.clone(),
+    });
+    plan.push(Sql::new(
+        Side::Source,
+        format!("DROP PUBLICATION {}", ident(&n.publication)),
+        None,
+    ));
+    plan
+}
+
+fn state(cx: &mut Cx<Env>) -> Result<&mut State> {
+    cx.env
+        .cutover
+        .as_mut()
+        .ok_or_else(|| Error::new(Code::Internal, "cutover state missing"))
+}
+
+/// default_transaction_read_only for the source database, then the
+/// sessions still writing get --grace and are ended, with every other
+/// session of the database (they would keep their old setting).
+struct WritesOff {
+    db: String,
+}
+
+impl WritesOff {
+    fn sql(&self) -> String {
+        format!(
+            "ALTER DATABASE {} SET default_transaction_read_only = on",
+            ident(&self.db)
+        )
+    }
+}
+
+struct WritesOn(String);
+
+impl Undo<Env> for WritesOn {
+    fn undo<'s>(self: Box<Self>, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<()>> {
+        Box::pin(async move {
+            cx.printer
+                .warn("writes are enabled again on the source: nothing was switched");
+            exec(
+                &mut cx.env,
+                Side::Source,
+                &format!(
+                    "ALTER DATABASE {} RESET default_transaction_read_only",
+                    ident(&self.0)
+                ),
+            )
+            .await
+        })
+    }
+}
+
+impl Action<Env> for WritesOff {
+    fn describe(&self) -> Option<Change> {
+        Some(change(
+            Kind::Sql,
+            format!(
+                "on the source: {}; end the database's other sessions after --grace",
+                self.sql()
+            ),
+        ))
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        Box::pin(async move {
+            cx.printer.sql(self.sql());
+            exec(&mut cx.env, Side::Source, &self.sql()).await?;
+            state(cx)?.paused_at = Some(Instant::now());
+            match end_writers(cx).await {
+                Ok(()) => Ok(Applied::changed().undo(WritesOn(self.db.clone()))),
+                Err(e) => {
+                    // This step's own undo is not registered yet.
+                    Box::new(WritesOn(self.db.clone())).undo(cx).await?;
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+/// Give write transactions --grace, then end every other session of the
+/// source database and wait until they are gone.
+async fn end_writers(cx: &mut Cx<Env>) -> Result<()> {
+    let grace = state(cx)?.grace;
+    let deadline = Instant::now() + grace;
+    let s = cx.env.session(Side::Source).await?;
+    let q = |e: tokio_postgres::Error| query_error(&s.target, &e);
+    loop {
+        let writing: i64 = s
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(q)?
+            .get(0);
+        if writing == 0 || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ended: Vec<i32> = s
+        .client
+        .query(
+            // The filter first (OFFSET 0 keeps it apart): a
+            // terminate evaluated before `pid <> pg_backend_pid()`
+            // would end this very session.
+            "SELECT pid FROM (SELECT pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND backend_type = 'client backend' OFFSET 0) a \
+             WHERE pg_terminate_backend(pid)",
+            &[],
+        )
+        .await
+        .map_err(q)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // A terminated backend may still be committing: the LSN noted
+    // next must come after its last write.
+    let gone_by = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: i64 = s
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                &[&ended],
+            )
+            .await
+            .map_err(q)?
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        if Instant::now() >= gone_by {
+            return Err(Error::new(
+                Code::Timeout,
+                format!("{left} session(s) of the source database did not end within 10s"),
+            )
+            .hint("look at pg_stat_activity on the source; writes are on again there"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cx.detail("sessions_ended", ended.len());
+    cx.detail("sessions_ended", ended.len());
+    Ok(())
+}
+
+/// The source's current LSN, then the slot's confirmed_flush_lsn past it
+/// within --max-wait; a timeout fails the run, whose undo turns writes
+/// back on.
+fn caught_up(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
+    Box::pin(async move {
+        let max_wait = state(cx)?.max_wait;
+        let slot = cx.env.sides.names.slot.clone();
+        let s = cx.env.session(Side::Source).await?;
+        let q = |e: tokio_postgres::Error| query_error(&s.target, &e);
+        let lsn: String = s
+            .client
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .map_err(q)?
+            .get(0);
+        let began = Instant::now();
+        let deadline = began + max_wait;
+        loop {
+            let done: Option<bool> = s
+                .client
+                .query_opt(
+                    "SELECT confirmed_flush_lsn >= $2::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&slot, &lsn],
+                )
+                .await
+                .map_err(q)?
+                .and_then(|r| r.get(0));
+            if done == Some(true) {
+                cx.detail("source_lsn", &lsn);
+                cx.detail("catchup_ms", began.elapsed().as_millis() as u64);
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::new(
+                    Code::Timeout,
+                    format!(
+                        "the target did not confirm the source's LSN {lsn} within --max-wait ({}s)",
+                        max_wait.as_secs()
+                    ),
+                )
+                .hint("look at pgrepctl migrate status and the target's log; run cutover again when the lag is small, or with a longer --max-wait"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// Every sequence of the source set on the target to the source's value
+/// plus --sequence-margin (minus, for a descending one), within bounds.
+struct Sequences;
+
+impl Action<Env> for Sequences {
+    fn describe(&self) -> Option<Change> {
+        Some(change(
+            Kind::Sql,
+            "on the target: setval() of every sequence to the source's value plus --sequence-margin",
+        ))
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        Box::pin(async move {
+            let margin = state(cx)?.margin;
+            let s = cx.env.session(Side::Source).await?;
+            let rows = s
+                .client
+                .query(
+                    "SELECT schemaname::text, sequencename::text, last_value, increment_by, min_value, max_value \
+                     FROM pg_sequences WHERE last_value IS NOT NULL ORDER BY 1, 2",
+                    &[],
+                )
+                .await
+                .map_err(|e| query_error(&s.target, &e))?;
+            let mut set = vec![];
+            for r in &rows {
+                let t = Table {
+                    schema: r.get(0),
+                    name: r.get(1),
+                };
+                let (last, inc, min, max): (i64, i64, i64, i64) =
+                    (r.get(2), r.get(3), r.get(4), r.get(5));
+                let v = if inc > 0 {
+                    last.saturating_add(margin).min(max)
+                } else {
+                    last.saturating_sub(margin).max(min)
+                };
+                set.push((t, v));
+            }
+            let n = set.len();
+            let target = cx.env.session(Side::Target).await?;
+            for (t, v) in &set {
+                cx.printer
+                    .sql(format!("SELECT setval({}, {v})", literal(&t.sql())));
+                target
+                    .client
+                    .query(
+                        "SELECT setval(c, $2) FROM (SELECT to_regclass($1) AS c) x WHERE c IS NOT NULL",
+                        &[&t.sql(), v],
+                    )
+                    .await
+                    .map_err(|e| query_error(&target.target, &e))?;
+            }
+            cx.detail("sequences_set", n);
+            Ok(Applied::changed())
+        })
+    }
+}
+
+/// Row counts, and a checksum of every row (or of 1/256th of them, chosen
+/// by the row's md5 on both sides alike), equal on both sides.
+fn verify(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
+    Box::pin(async move {
+        let (how, tables) = {
+            let st = state(cx)?;
+            (st.verify, st.tables.clone())
+        };
+        // The text of a float must not depend on the server's defaults.
+        for side in [Side::Source, Side::Target] {
+            exec(&mut cx.env, side, "SET extra_float_digits = 3").await?;
+        }
+        let mut rows_verified: i64 = 0;
+        let mut mismatched = vec![];
+        for t in &tables {
+            let key = if how == Verify::Sample {
+                primary_key(cx, t).await?
+            } else {
+                None
+            };
+            let q = verify_query(t, how, key.as_deref());
+            let (a, b) = both_sides(cx, &q).await?;
+            if a != b {
+                mismatched.push(format!(
+                    "{t} (source {} rows, target {} rows{})",
+                    a.0,
+                    b.0,
+                    if a.0 == b.0 { ", checksums differ" } else { "" }
+                ));
+            }
+            rows_verified += a.0;
+        }
+        cx.detail("rows_verified", rows_verified);
+        cx.detail("tables_verified", tables.len());
+        if let Some(at) = state(cx)?.paused_at {
+            let ms = at.elapsed().as_millis() as u64;
+            cx.detail("write_pause_ms", ms);
+        }
+        if mismatched.is_empty() {
+            return Ok(());
+        }
+        Err(Error::new(
+            Code::VerifyFailed,
+            format!("the tables differ between source and target: {}", mismatched.join("; ")),
+        )
+        .hint("nothing was switched and writes are on again on the source; look at the target's log and pgrepctl migrate status"))
+    })
+}
+
+/// Rows a sample compares at each end of the primary key: the first
+/// rows and the newest, which a lost write would most likely be among.
+const SAMPLE_ROWS: u32 = 1000;
+
+fn verify_query(t: &Table, how: Verify, key: Option<&str>) -> String {
+    let rel = t.sql();
+    let digest = |rows: &str| {
+        format!(
+            "coalesce(md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))), '') FROM ({rows}) x"
+        )
+    };
+    match (how, key) {
+        (Verify::Counts, _) | (Verify::Sample, None) => format!("SELECT count(*), '' FROM {rel}"),
+        (Verify::Full, _) => format!(
+            "SELECT count(*), {}",
+            digest(&format!("SELECT * FROM {rel}"))
+        ),
+        (Verify::Sample, Some(k)) => format!(
+            "SELECT (SELECT count(*) FROM {rel}), {}",
+            digest(&format!(
+                "(SELECT * FROM {rel} ORDER BY {k} LIMIT {SAMPLE_ROWS}) UNION ALL \
+                 (SELECT * FROM {rel} ORDER BY {k} DESC LIMIT {SAMPLE_ROWS})"
+            ))
+        ),
+    }
+}
+
+/// The table's primary key columns, quoted, in key order (None without one).
+async fn primary_key(cx: &mut Cx<Env>, t: &Table) -> Result<Option<String>> {
+    let s = cx.env.session(Side::Source).await?;
+    let row = s
+        .client
+        .query_one(
+            "SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY array_position(i.indkey::int2[], a.attnum)) \
+             FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
+            &[&t.sql()],
+        )
+        .await
+        .map_err(|e| query_error(&s.target, &e))?;
+    Ok(row.get(0))
+}
+
+/// The same query on both sides at once: the write pause lasts as long
+/// as the slower side, not the two together.
+async fn both_sides(cx: &mut Cx<Env>, q: &str) -> Result<((i64, String), (i64, String))> {
+    cx.env.session(Side::Source).await?;
+    cx.env.session(Side::Target).await?;
+    let (Some(s), Some(t)) = (&cx.env.source, &cx.env.target) else {
+        return Err(Error::new(Code::Internal, "sessions missing"));
+    };
+    let (a, b) = tokio::join!(s.client.query_one(q, &[]), t.client.query_one(q, &[]));
+    let a = a.map_err(|e| query_error(&s.target, &e))?;
+    let b = b.map_err(|e| query_error(&t.target, &e))?;
+    Ok(((a.get(0), a.get(1)), (b.get(0), b.get(1))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_queries() {
+        let t = Table {
+            schema: "public".into(),
+            name: "Orders".into(),
+        };
+        let counts = "SELECT count(*), '' FROM \"public\".\"Orders\"";
+        assert_eq!(verify_query(&t, Verify::Counts, None), counts);
+        // A sample needs a key to order by; without one, counts.
+        assert_eq!(verify_query(&t, Verify::Sample, None), counts);
+        let s = verify_query(&t, Verify::Sample, Some("\"id\""));
+        assert!(s.contains("ORDER BY \"id\" DESC LIMIT 1000"), "{s}");
+        assert!(
+            s.starts_with("SELECT (SELECT count(*) FROM \"public\".\"Orders\")"),
+            "{s}"
+        );
+        let f = verify_query(&t, Verify::Full, None);
+        assert!(
+            f.starts_with("SELECT count(*), coalesce(md5(string_agg(md5(x::text)"),
+            "{f}"
+        );
+        assert!(
+            f.ends_with("FROM (SELECT * FROM \"public\".\"Orders\") x"),
+            "{f}"
+        );
+    }
+}

@@ -1,0 +1,310 @@
+//! What the two servers say about a migration, read-only: the source
+//! database (settings, tables and their replica identity, sequences,
+//! large objects, extensions, the publication and slot), the target
+//! (version, the database, the subscription, the tables start would
+//! fill). Every subcommand decides from these facts.
+
+use super::Sides;
+use crate::error::{Code, Error, Result};
+use crate::pg::{Session, conninfo::ConnConfig, query_error};
+use std::time::Duration;
+
+/// A table as `schema.table`, quoted for SQL by [`Table::sql`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Table {
+    pub schema: String,
+    pub name: String,
+}
+
+impl Table {
+    pub fn sql(&self) -> String {
+        format!(
+            "{}.{}",
+            crate::pg::sql::ident(&self.schema),
+            crate::pg::sql::ident(&self.name)
+        )
+    }
+
+    /// `schema.table` given on the command line (no quoting: names with a
+    /// dot are not supported there).
+    pub fn parse(s: &str) -> Result<Table> {
+        match s.split_once('.') {
+            Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains('.') => Ok(Table {
+                schema: a.to_string(),
+                name: b.to_string(),
+            }),
+            _ => Err(Error::new(
+                Code::InvalidValue,
+                format!("--table {s:?} is not SCHEMA.TABLE"),
+            )
+            .hint("name the schema too, e.g. --table public.orders")),
+        }
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// A table of the source database and what logical replication needs
+/// from it.
+#[derive(Debug, Clone)]
+pub struct SourceTable {
+    pub table: Table,
+    /// UPDATE and DELETE can be replicated: a primary key, a replica
+    /// identity index, or REPLICA IDENTITY FULL.
+    pub identity: bool,
+    pub unlogged: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub version_num: u32,
+    pub superuser: bool,
+    pub wal_level: String,
+    pub free_slots: i64,
+    pub free_senders: i64,
+    pub tables: Vec<SourceTable>,
+    pub sequences: Vec<Table>,
+    pub large_objects: i64,
+    pub encoding: String,
+    pub extensions: Vec<String>,
+    pub publication: bool,
+    /// The slot, and whether a walsender uses it now.
+    pub slot: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub version_num: u32,
+    pub superuser: bool,
+    pub database: bool,
+    /// pg_available_extensions, or why it could not be read (a control
+    /// file the server cannot parse makes the whole view fail).
+    pub available_extensions: std::result::Result<Vec<String>, String>,
+    /// The subscription, and whether it is enabled.
+    pub subscription: Option<bool>,
+    /// The tables (of those start would fill) that exist there, and
+    /// whether each holds rows.
+    pub tables: Vec<(Table, bool)>,
+}
+
+/// pgrepctl's session with the source database.
+///
+/// Writable even when a cutover made the database read-only (a rerun, or
+/// an abort, after a cutover that was killed must still change things).
+pub async fn source_session(sides: &Sides, timeout: Duration) -> Result<Session> {
+    let s = crate::pg::connect(&sides.source, Some(timeout)).await?;
+    s.client
+        .batch_execute("SET default_transaction_read_only = off")
+        .await
+        .map_err(|e| query_error(&s.target, &e))?;
+    Ok(s)
+}
+
+/// A session with the target server's `postgres` database: for what
+/// exists before the migrated database does (CREATE DATABASE, versions).
+pub async fn target_admin_session(sides: &Sides, timeout: Duration) -> Result<Session> {
+    let mut c: ConnConfig = sides.target.clone();
+    c.dbname("postgres");
+    crate::pg::connect(&c, Some(timeout)).await
+}
+
+pub async fn target_session(sides: &Sides, timeout: Duration) -> Result<Session> {
+    crate::pg::connect(&sides.target, Some(timeout)).await
+}
+
+async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    s: &Session,
+    q: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<T> {
+    let row = s
+        .client
+        .query_one(q, params)
+        .await
+        .map_err(|e| query_error(&s.target, &e))?;
+    Ok(row.get(0))
+}
+
+pub async fn superuser(s: &Session) -> Result<bool> {
+    one(
+        s,
+        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+        &[],
+    )
+    .await
+}
+
+const TABLES: &str = "SELECT n.nspname::text, c.relname::text, \
+     c.relreplident = 'f' \
+       OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) \
+       OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)), \
+     c.relpersistence = 'u' \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+       AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                       AND d.objid = c.oid AND d.deptype = 'e') \
+     ORDER BY 1, 2";
+
+pub async fn source(s: &Session, sides: &Sides) -> Result<Source> {
+    let q = |e: tokio_postgres::Error| query_error(&s.target, &e);
+    let settings = s
+        .client
+        .query_one(
+            "SELECT current_setting('wal_level'), \
+             current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int, \
+             current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication)::int, \
+             (SELECT count(*) FROM pg_largeobject_metadata), \
+             (SELECT pg_encoding_to_char(encoding)::text FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .map_err(q)?;
+    let tables = s
+        .client
+        .query(TABLES, &[])
+        .await
+        .map_err(q)?
+        .into_iter()
+        .map(|r| SourceTable {
+            table: Table {
+                schema: r.get(0),
+                name: r.get(1),
+            },
+            identity: r.get(2),
+            unlogged: r.get(3),
+        })
+        .collect();
+    Ok(Source {
+        version_num: s.version_num,
+        superuser: superuser(s).await?,
+        wal_level: settings.get(0),
+        free_slots: settings.get::<_, i32>(1).into(),
+        free_senders: settings.get::<_, i32>(2).into(),
+        large_objects: settings.get(3),
+        encoding: settings.get(4),
+        tables,
+        sequences: sequences(s).await?,
+        extensions: names(
+            s,
+            "SELECT extname::text FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
+        )
+        .await?,
+        publication: one(
+            s,
+            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
+            &[&sides.names.publication],
+        )
+        .await?,
+        slot: slot(s, &sides.names.slot).await?,
+    })
+}
+
+/// The migration's slot on the source, and whether it is in use.
+pub async fn slot(s: &Session, name: &str) -> Result<Option<bool>> {
+    let row = s
+        .client
+        .query_opt(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+            &[&name],
+        )
+        .await
+        .map_err(|e| query_error(&s.target, &e))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+pub async fn sequences(s: &Session) -> Result<Vec<Table>> {
+    Ok(s.client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(&s.target, &e))?
+        .into_iter()
+        .map(|r| Table {
+            schema: r.get(0),
+            name: r.get(1),
+        })
+        .collect())
+}
+
+async fn names(s: &Session, q: &str) -> Result<Vec<String>> {
+    Ok(s.client
+        .query(q, &[])
+        .await
+        .map_err(|e| query_error(&s.target, &e))?
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// The target server: `admin` is its `postgres` database; the migrated
+/// database is opened when it exists, to look at the subscription and
+/// the tables in `tables`.
+pub async fn target(
+    admin: &Session,
+    sides: &Sides,
+    tables: &[Table],
+    timeout: Duration,
+) -> Result<(Target, Option<Session>)> {
+    let database: bool = one(
+        admin,
+        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+        &[&sides.dbname],
+    )
+    .await?;
+    let mut t = Target {
+        version_num: admin.version_num,
+        superuser: superuser(admin).await?,
+        database,
+        available_extensions: names(
+            admin,
+            "SELECT name::text FROM pg_available_extensions ORDER BY 1",
+        )
+        .await
+        .map_err(|e| e.message),
+        subscription: None,
+        tables: vec![],
+    };
+    if !database {
+        return Ok((t, None));
+    }
+    let s = target_session(sides, timeout).await?;
+    t.subscription = subscription(&s, &sides.names.subscription).await?;
+    for table in tables {
+        let exists: bool = one(&s, "SELECT to_regclass($1) IS NOT NULL", &[&table.sql()]).await?;
+        if exists {
+            let rows: bool = one(
+                &s,
+                &format!("SELECT EXISTS (SELECT 1 FROM {})", table.sql()),
+                &[],
+            )
+            .await?;
+            t.tables.push((table.clone(), rows));
+        }
+    }
+    Ok((t, Some(s)))
+}
+
+/// The migration's subscription in the session's database, and whether
+/// it is enabled.
+pub async fn subscription(s: &Session, name: &str) -> Result<Option<bool>> {
+    let row = s
+        .client
+        .query_opt(
+            "SELECT subenabled FROM pg_subscription \
+             WHERE subname = $1 AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[&name],
+        )
+        .await
+        .map_err(|e| query_error(&s.target, &e))?;
+    Ok(row.map(|r| r.get(0)))
+}

@@ -1,0 +1,127 @@
+//! The names of what `migrate start` creates, derived from the database
+//! name alone, so that status, cutover and abort — separate runs with no
+//! state file — find the same publication (source database), subscription
+//! (target database) and replication slot (source cluster) again.
+//!
+//! Slot names are cluster-wide and PostgreSQL allows only `[a-z0-9_]`, at
+//! most 63 bytes (NAMEDATALEN - 1). The database name is sanitized into
+//! that alphabet; when sanitizing (or shortening) changed it, a short hash
+//! of the original name is appended, so "Sales-EU" and "sales_eu" cannot
+//! end up with the same slot.
+
+use sha2::{Digest, Sha256};
+
+/// What every migration object's name starts with: an operator seeing a
+/// slot on the source knows whose it is.
+pub const PREFIX: &str = "pgrepctl_migrate_";
+
+/// PostgreSQL's identifier and slot name limit (NAMEDATALEN - 1).
+const MAX: usize = 63;
+
+/// Hex digits of the hash suffix: 32 bits tell apart the few databases
+/// one cluster holds.
+const HASH_LEN: usize = 8;
+
+/// The three names one migration uses. The subscription creates its slot
+/// on the source under its own name, so `slot == subscription`; they are
+/// kept apart here because they live on different servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub publication: String,
+    pub subscription: String,
+    pub slot: String,
+}
+
+impl Names {
+    pub fn for_database(dbname: &str) -> Names {
+        let base = format!("{PREFIX}{}", suffix(dbname));
+        Names {
+            publication: base.clone(),
+            subscription: base.clone(),
+            slot: base,
+        }
+    }
+}
+
+/// `dbname` in `[a-z0-9_]`, plus a hash of the original when that changed
+/// it, all within what is left of 63 bytes after [`PREFIX`].
+fn suffix(dbname: &str) -> String {
+    let room = MAX - PREFIX.len();
+    let clean: String = dbname
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '_' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '_',
+        })
+        .collect();
+    if clean == dbname && clean.len() <= room && !clean.is_empty() {
+        return clean;
+    }
+    let hash = Sha256::digest(dbname.as_bytes());
+    let hex: String = hash
+        .iter()
+        .take(HASH_LEN / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // Every char of `clean` is ASCII: truncating by bytes is safe.
+    let keep = room - HASH_LEN - 1;
+    let head = &clean[..clean.len().min(keep)];
+    format!("{head}_{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(n: &str) -> bool {
+        n.len() <= MAX
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    }
+
+    #[test]
+    fn plain_names_are_kept() {
+        let n = Names::for_database("shop");
+        assert_eq!(n.slot, "pgrepctl_migrate_shop");
+        assert_eq!(n.publication, n.slot);
+        assert_eq!(n.subscription, n.slot);
+    }
+
+    #[test]
+    fn changed_names_get_a_hash_and_stay_apart() {
+        let a = Names::for_database("Sales-EU").slot;
+        let b = Names::for_database("sales_eu").slot;
+        assert_ne!(a, b);
+        assert!(a.starts_with("pgrepctl_migrate_sales_eu_"), "{a}");
+        assert_eq!(b, "pgrepctl_migrate_sales_eu");
+        assert!(valid(&a));
+    }
+
+    #[test]
+    fn long_and_odd_names_fit() {
+        for db in [
+            &"x".repeat(63)[..],
+            &"é".repeat(40)[..],
+            "a b\"c'd",
+            "",
+            "ÄÖÜ-データ",
+        ] {
+            let n = Names::for_database(db).slot;
+            assert!(valid(&n), "{db:?} -> {n}");
+        }
+        let long_a = Names::for_database(&"a".repeat(63)).slot;
+        let long_b = Names::for_database(&"a".repeat(62)).slot;
+        assert_ne!(long_a, long_b);
+    }
+
+    #[test]
+    fn stable() {
+        // status, cutover and abort of a later pgrepctl version must find
+        // what an earlier one created: this value must never change.
+        assert_eq!(
+            Names::for_database("Sales-EU").slot,
+            "pgrepctl_migrate_sales_eu_1608d1a4"
+        );
+    }
+}
