@@ -10,8 +10,8 @@ use super::inspect::{self, Table};
 use super::steps::{DropSlot, Env, Side, Sql, exec};
 use super::{CutoverArgs, Sides, Verify};
 use crate::error::{Code, Error, Failure, Result};
-use crate::pg::query_error;
 use crate::pg::sql::{ident, literal};
+use crate::pg::{Session, query_error};
 use crate::plan::{self, Action, Applied, Cx, Plan, Undo, change, wait::WaitFor};
 use crate::report::{Change, Kind, Outcome, Printer};
 use futures_util::future::LocalBoxFuture;
@@ -246,20 +246,28 @@ impl Action<Env> for WritesOff {
     }
 }
 
-/// Give write transactions --grace, then end every other session of the
-/// source database and wait until they are gone.
+/// End the source database's client sessions: at once those not in a
+/// write transaction (between transactions nothing is lost, and a session
+/// opened before the database became read-only could still write), after
+/// --grace those still in one. Then wait until they are gone: a
+/// terminated backend may still be committing, and the LSN noted next
+/// must come after its last write. Autovacuum and the walsenders are left
+/// alone (an ANALYZE holds an xid too, and must not make cutover wait).
 async fn end_writers(cx: &mut Cx<Env>) -> Result<()> {
     let grace = state(cx)?.grace;
     let deadline = Instant::now() + grace;
     let s = cx.env.session(Side::Source).await?;
     let q = |e: tokio_postgres::Error| query_error(&s.target, &e);
+    let mut ended: Vec<i32> = vec![];
     loop {
+        ended.extend(terminate(s, false).await?);
         let writing: i64 = s
             .client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL",
-                &[],
+                 AND pid <> pg_backend_pid() AND backend_type = 'client backend' \
+                 AND backend_xid IS NOT NULL AND pid <> ALL($1)",
+                &[&ended],
             )
             .await
             .map_err(q)?
@@ -267,42 +275,55 @@ async fn end_writers(cx: &mut Cx<Env>) -> Result<()> {
         if writing == 0 || Instant::now() >= deadline {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let ended: Vec<i32> = s
+    // Every session left, writing or not: one that just committed may
+    // start its next write transaction at any moment.
+    ended.extend(terminate(s, true).await?);
+    ended.sort_unstable();
+    ended.dedup();
+    gone(s, &ended).await?;
+    cx.detail("sessions_ended", ended.len());
+    Ok(())
+}
+
+/// Terminate the source database's other client sessions: all of them,
+/// or those not in a write transaction (no xid).
+async fn terminate(s: &Session, all: bool) -> Result<Vec<i32>> {
+    let rows = s
         .client
         .query(
-            // The filter first (OFFSET 0 keeps it apart): a
-            // terminate evaluated before `pid <> pg_backend_pid()`
-            // would end this very session.
+            // The filter first (OFFSET 0 keeps it apart): a terminate
+            // evaluated before `pid <> pg_backend_pid()` would end this
+            // very session.
             "SELECT pid FROM (SELECT pid FROM pg_stat_activity \
              WHERE datname = current_database() AND pid <> pg_backend_pid() \
-             AND backend_type = 'client backend' OFFSET 0) a \
-             WHERE pg_terminate_backend(pid)",
-            &[],
+             AND backend_type = 'client backend' AND ($1 OR backend_xid IS NULL) \
+             OFFSET 0) a WHERE pg_terminate_backend(pid)",
+            &[&all],
         )
         .await
-        .map_err(q)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    // A terminated backend may still be committing: the LSN noted
-    // next must come after its last write.
-    let gone_by = Instant::now() + Duration::from_secs(10);
+        .map_err(|e| query_error(&s.target, &e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Until every session in `pids` has exited (10 s).
+async fn gone(s: &Session, pids: &[i32]) -> Result<()> {
+    let by = Instant::now() + Duration::from_secs(10);
     loop {
         let left: i64 = s
             .client
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-                &[&ended],
+                &[&pids],
             )
             .await
-            .map_err(q)?
+            .map_err(|e| query_error(&s.target, &e))?
             .get(0);
         if left == 0 {
-            break;
+            return Ok(());
         }
-        if Instant::now() >= gone_by {
+        if Instant::now() >= by {
             return Err(Error::new(
                 Code::Timeout,
                 format!("{left} session(s) of the source database did not end within 10s"),
@@ -311,9 +332,6 @@ async fn end_writers(cx: &mut Cx<Env>) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    cx.detail("sessions_ended", ended.len());
-    cx.detail("sessions_ended", ended.len());
-    Ok(())
 }
 
 /// The source's current LSN, then the slot's confirmed_flush_lsn past it

@@ -58,7 +58,8 @@ pub enum Action {
     ///
     /// Refused unless every table is synchronized. The source database is
     /// made read-only (ALTER DATABASE … SET default_transaction_read_only),
-    /// writing sessions get --grace and are then ended; the source's
+    /// sessions between transactions are ended at once, those in a write
+    /// transaction after --grace; the source's
     /// current LSN is noted and the subscription must confirm it within
     /// --max-wait, or writes are enabled again and nothing is switched.
     /// Sequences on the target are set to the source's values plus a
