@@ -261,4 +261,33 @@ fn verify_full_between_two_packaged_hosts() {
         );
         assert_eq!(r.code(), 0, "{cmd}: {}\n{}", r.stdout(), r.stderr());
     }
+    // check reports the link encrypted, with --require-ssl still OK, and
+    // A's certificate (from its own verify-full handshake) years from expiry.
+    let r = pgrepctl_on_env(
+        Some(&hosts.client),
+        &[
+            "check",
+            "--json",
+            "--require-ssl",
+            "--primary",
+            &pnode,
+            "--standby",
+            &snode,
+        ],
+        &[("PGPASSWORD", SU_PW)],
+    );
+    let j = r.json();
+    assert_eq!(r.code(), 0, "{j}");
+    let pair = &j["pairs"][0];
+    assert_eq!(pair["ssl"], true, "{j}");
+    assert!(
+        pair["ssl_version"].as_str().unwrap().starts_with("TLSv1."),
+        "{pair}"
+    );
+    let certs = j["certificates"].as_array().expect("certificates");
+    let on_a = certs
+        .iter()
+        .find(|c| c["node"] == "primary")
+        .unwrap_or_else(|| panic!("no certificate for the primary in {j}"));
+    assert!(on_a["days_left"].as_i64().unwrap() > 365, "{on_a}");
 }
