@@ -3,6 +3,24 @@
 
 use std::time::Duration;
 
+/// Seconds since the Unix epoch as UTC `[year, month, day, hour, minute,
+/// second]` (Howard Hinnant's civil_from_days), for timestamps in names
+/// and reports without a date crate.
+pub fn utc(epoch: i64) -> [i64; 6] {
+    const DAY: i64 = 86_400;
+    let (days, secs) = (epoch.div_euclid(DAY), epoch.rem_euclid(DAY));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    [y, m, d, secs / 3600, secs % 3600 / 60, secs % 60]
+}
+
 /// Bytes, 1024-based like PostgreSQL (`kB`, `MB`, `GB`, `TB`); a bare
 /// number is bytes. Case-insensitive so `1gb` is not a surprise.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {

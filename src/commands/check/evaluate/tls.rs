@@ -164,23 +164,8 @@ fn span(seconds: i64) -> String {
 
 /// Seconds since the Unix epoch as `2027-01-31T12:00:00Z`.
 pub fn rfc3339(epoch: i64) -> String {
-    let (days, secs) = (epoch.div_euclid(DAY), epoch.rem_euclid(DAY));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    let [y, m, d, h, mi, sec] = crate::units::utc(epoch);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{sec:02}Z")
 }
 
 #[cfg(test)]
