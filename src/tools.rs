@@ -214,6 +214,22 @@ impl RunAs {
     }
 
     /// The `postgres` user, for directories that do not exist yet.
+    /// Who a libpq program (pg_dump, psql) must run as to connect where
+    /// `config` points, as pgrepctl's own sessions do: as root to a local
+    /// socket, its owner (peer authentication sees that user); otherwise
+    /// whoever runs pgrepctl.
+    pub fn peer_of(config: &tokio_postgres::Config) -> RunAs {
+        let socket = crate::pg::transport::endpoints(config)
+            .ok()
+            .and_then(|e| e.into_iter().next());
+        match socket {
+            Some(crate::pg::transport::Endpoint::Unix(path)) => RunAs {
+                ids: crate::pg::transport::peer_identity(&path),
+            },
+            _ => RunAs::default(),
+        }
+    }
+
     pub fn postgres_if_root() -> RunAs {
         if !nix::unistd::geteuid().is_root() {
             return RunAs::default();

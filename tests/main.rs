@@ -27,6 +27,7 @@ mod init_master_roles;
 mod json_contract;
 mod local_cluster;
 mod migrate;
+mod migrate_netns;
 mod promote;
 mod rejoin;
 mod rejoin_debian;

@@ -10,6 +10,7 @@ use crate::pg::{Session, query_error};
 use crate::plan::{Action, Applied, Cx, Undo, change};
 use crate::report::{Change, Kind};
 use crate::tools::BinDir;
+use crate::tools::RunAs;
 use futures_util::future::LocalBoxFuture;
 use std::time::Duration;
 
@@ -282,15 +283,17 @@ impl Action<Env> for LoadSchema {
     fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
         Box::pin(async move {
             let sides = &cx.env.sides;
+            // As root, a socket is reached as its owner (peer), as
+            // pgrepctl's own sessions reach it.
             let dump = with_password(
-                crate::tools::cmd(
+                RunAs::peer_of(&sides.source).cmd(
                     self.bindir.tool("pg_dump"),
                     self.dump_args(&sides.source_conninfo),
                 ),
                 sides.source.get_password(),
             );
             let load = with_password(
-                crate::tools::cmd(
+                RunAs::peer_of(&sides.target).cmd(
                     self.bindir.tool("psql"),
                     [
                         "-X",
