@@ -129,7 +129,8 @@ fn first_pem_certificate(text: &[u8]) -> Result<Vec<u8>> {
     )
 }
 
-fn ip_of(b: &[u8]) -> Option<IpAddr> {
+/// An iPAddress SAN's bytes as an address (4 or 16 bytes).
+pub(crate) fn ip_of(b: &[u8]) -> Option<IpAddr> {
     match b.len() {
         4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
         16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),

@@ -498,16 +498,18 @@ pub fn name_matches(cert: &[u8], host: &str) -> std::result::Result<(), String> 
                 }
                 (GeneralName::IPAddress(b), Some(ip)) => {
                     of_kind = true;
-                    let presented = ip_of(b);
+                    let presented = crate::pg::cert_info::ip_of(b);
                     if presented == Some(ip) {
                         return Ok(());
                     }
                     names.push(presented.map(|a| a.to_string()).unwrap_or_default());
                 }
                 (GeneralName::DNSName(d), Some(_)) => names.push(d.to_string()),
-                (GeneralName::IPAddress(b), None) => {
-                    names.push(ip_of(b).map(|a| a.to_string()).unwrap_or_default())
-                }
+                (GeneralName::IPAddress(b), None) => names.push(
+                    crate::pg::cert_info::ip_of(b)
+                        .map(|a| a.to_string())
+                        .unwrap_or_default(),
+                ),
                 _ => {}
             }
         }
@@ -535,14 +537,6 @@ pub fn name_matches(cert: &[u8], host: &str) -> std::result::Result<(), String> 
             if n == 2 { "" } else { "s" }
         ),
     })
-}
-
-fn ip_of(b: &[u8]) -> Option<IpAddr> {
-    match b.len() {
-        4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
-        16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
-        _ => None,
-    }
 }
 
 /// libpq's wildcard rule: `*.` as the first label matches one label (no

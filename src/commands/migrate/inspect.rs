@@ -218,14 +218,25 @@ pub async fn slot(s: &Session, name: &str) -> Result<Option<bool>> {
 }
 
 pub async fn sequences(s: &Session) -> Result<Vec<Table>> {
+    tables(
+        s,
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         ORDER BY 1, 2",
+        &[],
+    )
+    .await
+}
+
+/// `(schema, name)` rows of a query, as [`Table`]s.
+pub async fn tables(
+    s: &Session,
+    q: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Table>> {
     Ok(s.client
-        .query(
-            "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             ORDER BY 1, 2",
-            &[],
-        )
+        .query(q, params)
         .await
         .map_err(|e| query_error(&s.target, &e))?
         .into_iter()

@@ -175,19 +175,12 @@ async fn slot(s: &Session, name: &str) -> Result<Option<(bool, i64, i64)>> {
 
 /// The tables of the publication, `schema.table`.
 pub async fn published(s: &Session, publication: &str) -> Result<Vec<Table>> {
-    Ok(s.client
-        .query(
-            "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2",
-            &[&publication],
-        )
-        .await
-        .map_err(|e| query_error(&s.target, &e))?
-        .into_iter()
-        .map(|r| Table {
-            schema: r.get(0),
-            name: r.get(1),
-        })
-        .collect())
+    super::inspect::tables(
+        s,
+        "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2",
+        &[&publication],
+    )
+    .await
 }
 
 /// (table, column) of these tables on this server; a table that does not
