@@ -96,6 +96,15 @@ fn a_primary_facts_and_ctl_through_pg_ctl() {
 
     local.ctl(Ctl::Start, T).unwrap();
     assert_eq!(local.running().unwrap().port, c.port);
+    // Not in this process's group (10 and 11's pg_ctl leaves it in the
+    // caller's): a Ctrl-C, or a stop of a child command's group, must not
+    // reach the server.
+    let postmaster = local.running().unwrap().pid;
+    assert_ne!(
+        process_group(postmaster),
+        nix::unistd::getpgrp().as_raw(),
+        "the postmaster is in the group of the command that started it"
+    );
     assert!(c.data.join("pgrepctl-server.log").exists());
     let text = std::fs::read_to_string(c.conf_path()).unwrap();
     c.write_as_pg(&c.conf_path(), &format!("{text}work_mem = '7MB'\n"));
@@ -204,4 +213,11 @@ fn a_debian_cluster_is_run_through_pg_ctlcluster() {
         local.control_data().unwrap().state,
         ClusterState::InProduction
     );
+}
+
+/// A process's group, from /proc/PID/stat ("pid (comm) state ppid pgrp …").
+fn process_group(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(2).unwrap().parse().unwrap()
 }

@@ -187,7 +187,10 @@ impl LocalCluster {
                 args.extend(["--".into(), "-t".into(), secs.into()]);
             }
             let shown = format!("pg_ctlcluster {} {} {verb}", d.version, d.cluster);
-            return (tools::cmd("pg_ctlcluster", args), shown);
+            return (
+                detached_if_starting(tools::cmd("pg_ctlcluster", args), action),
+                shown,
+            );
         }
         let mut args: Vec<OsString> = vec![verb.into(), "-D".into(), self.data_dir.clone().into()];
         if action.waits() {
@@ -204,7 +207,8 @@ impl LocalCluster {
             self.run_as.shell_prefix(),
             self.data_dir.display()
         );
-        (self.run_as.cmd(self.bindir.tool("pg_ctl"), args), shown)
+        let expr = self.run_as.cmd(self.bindir.tool("pg_ctl"), args);
+        (detached_if_starting(expr, action), shown)
     }
 
     /// Carry out `action` and wait (at most `timeout`) until it is done:
@@ -368,6 +372,22 @@ pub fn decisive_lines(log: &str) -> Vec<&str> {
     } else {
         decisive[decisive.len().saturating_sub(6)..].to_vec()
     }
+}
+
+/// A start or restart runs pg_ctl in a process group of its own, so the
+/// postmaster it forks is in that group too. PostgreSQL 12+'s pg_ctl
+/// detaches the postmaster itself (setsid); 10 and 11 leave it in the
+/// caller's group, where a Ctrl-C at the terminal, or pgrepctl stopping a
+/// child command's group (`runner::LongChild`), would reach the server.
+fn detached_if_starting(expr: duct::Expression, action: Ctl) -> duct::Expression {
+    if !action.starts() {
+        return expr;
+    }
+    expr.before_spawn(|c| {
+        use std::os::unix::process::CommandExt;
+        c.process_group(0);
+        Ok(())
+    })
 }
 
 #[cfg(test)]
