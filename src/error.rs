@@ -91,6 +91,7 @@ codes! {
     ExtensionMissing,
     NoMigration,
     NotSynchronized,
+    ServerReadOnly,
     Io,
     Internal,
 }

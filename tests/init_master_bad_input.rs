@@ -381,6 +381,15 @@ fn server_problems() {
     );
     g.unchanged();
 
+    // A primary that refuses writes (as migrate cutover leaves a source):
+    // the write's refusal is named for what it is, and nothing changed.
+    c.sql("ALTER ROLE postgres SET default_transaction_read_only = on");
+    let g = guard(&c);
+    let j = run(&c, &["--allow", "127.0.0.1", "--password-file", pw]).fails(1, "SERVER_READ_ONLY");
+    let hint = j["error"]["hint"].as_str().unwrap();
+    assert!(hint.contains("default_transaction_read_only"), "{j}");
+    g.unchanged();
+
     // Server stopped; then a port where nothing listens.
     c.stop();
     let g_files = harness::snapshot(&[&c.conf_path(), &c.hba_path()]);

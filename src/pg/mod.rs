@@ -412,9 +412,12 @@ fn query_error_uncaused(target: &str, e: &tokio_postgres::Error) -> Error {
             }
             err.code = match db.code().code() {
                 "42501" => Code::NotSuperuser,
-                "25006" => Code::NotAStandby,
+                "25006" => Code::ServerReadOnly,
                 _ => Code::ToolFailed,
             };
+            if err.code == Code::ServerReadOnly && err.hint.is_none() {
+                err = err.hint("the server refuses writes: it is a standby (pg_is_in_recovery()) or read-only (default_transaction_read_only, which migrate cutover leaves on a source); run this against the primary, or turn that setting off first");
+            }
             err
         }
         None => {
