@@ -645,12 +645,17 @@ struct SandboxOk {
 fn sandbox_json_up_noop_down_and_failure() {
     use crate::sandbox::{Dir, up};
     let dir = Dir::new();
-    let built: SandboxOk = parse(&up(&dir, 1, &[]));
-    assert!(built.ok && built.changed && !built.dry_run);
+    let run = up(&dir, 1, &[]);
+    let out = run.stdout().to_string();
+    let built: SandboxOk = parse(&run);
+    assert!(built.ok && built.changed && !built.dry_run, "{out}");
     assert_eq!(built.command, "sandbox up");
-    assert_eq!(built.check.as_deref(), Some("OK"));
-    assert_eq!(built.smoke_test.as_deref(), Some("OK"));
-    assert!(built.smoke_test_latency_ms.unwrap()["standby1"].is_some());
+    assert_eq!(built.check.as_deref(), Some("OK"), "{out}");
+    assert_eq!(built.smoke_test.as_deref(), Some("OK"), "{out}");
+    assert!(
+        built.smoke_test_latency_ms.unwrap()["standby1"].is_some(),
+        "{out}"
+    );
     assert_eq!(built.nodes.as_ref().unwrap().len(), 2);
     assert!(
         built
@@ -659,19 +664,26 @@ fn sandbox_json_up_noop_down_and_failure() {
             .starts_with("pgrepctl check --primary")
     );
 
-    let again: SandboxOk = parse(&up(&dir, 1, &[]));
-    assert!(again.ok && !again.changed && again.changes.is_empty());
-    assert!(again.check.is_none() && again.nodes.is_some());
-    assert_eq!(again.warnings.len(), 1);
+    let run = up(&dir, 1, &[]);
+    let out = run.stdout().to_string();
+    let again: SandboxOk = parse(&run);
+    assert!(
+        again.ok && !again.changed && again.changes.is_empty(),
+        "{out}"
+    );
+    assert!(again.check.is_none() && again.nodes.is_some(), "{out}");
+    assert_eq!(again.warnings.len(), 1, "{out}");
 
     let bad = up(&Dir::new(), 0, &[]);
     bad.fails(2, "INVALID_VALUE");
     let f: Failure = parse(&bad);
     assert!(!f.ok && !f.changed);
 
-    let down: SandboxOk = parse(&pgrepctl(["sandbox", "down", "--json", "--dir", dir.s()]));
-    assert!(down.ok && down.changed && down.dir.is_none());
-    assert_eq!(down.changes.len(), 3);
+    let run = pgrepctl(["sandbox", "down", "--json", "--dir", dir.s()]);
+    let out = run.stdout().to_string();
+    let down: SandboxOk = parse(&run);
+    assert!(down.ok && down.changed && down.dir.is_none(), "{out}");
+    assert_eq!(down.changes.len(), 3, "{out}");
     let none: SandboxOk = parse(&pgrepctl(["sandbox", "down", "--json", "--dir", dir.s()]));
     assert!(none.ok && !none.changed);
 }
