@@ -302,6 +302,18 @@ fn a_standby_cut_off_from_its_primary_restores_from_the_archive() {
         "{}",
         r.stdout()
     );
+    let node = j["nodes"][0]["name"].as_str().unwrap();
+    let r = pgrepctl([
+        "check",
+        "--format",
+        "prometheus",
+        "--standby",
+        &s.conninfo(),
+    ]);
+    for (source, v) in [("streaming", 0), ("archive", 1), ("none", 0)] {
+        let line = format!("pgrepctl_wal_source{{node=\"{node}\",source=\"{source}\"}} {v}\n");
+        assert!(r.stdout().contains(&line), "{line}{}", r.stdout());
+    }
 }
 
 /// Stop `s`, point it at `conninfo` with `restore_command` (or none), and

@@ -48,7 +48,7 @@ fn prom_num(v: f64) -> String {
 }
 
 /// The families, in the order they are printed, each with its HELP text.
-const FAMILIES: [(&str, &str); 18] = [
+const FAMILIES: [(&str, &str); 19] = [
     (
         "pgrepctl_up",
         "Whether the node answered and could be inspected (1) or not (0).",
@@ -72,6 +72,10 @@ const FAMILIES: [(&str, &str); 18] = [
     (
         "pgrepctl_wal_receiver_streaming",
         "Whether the standby's WAL receiver is streaming (1) or not (0).",
+    ),
+    (
+        "pgrepctl_wal_source",
+        "Where the standby takes WAL from now: 1 for its source (streaming, archive or none: neither streams nor restores), 0 for the others.",
     ),
     (
         "pgrepctl_replication_ssl",
@@ -132,6 +136,7 @@ enum F {
     LagBytes,
     LagSeconds,
     Streaming,
+    WalSource,
     Ssl,
     SlotBytes,
     SlotActive,
@@ -166,6 +171,15 @@ pub fn prometheus(r: &Report) -> String {
         }
         if let Some(t) = n.timeline {
             add(F::Timeline, &labels, t.to_string());
+        }
+        // One series per possible source, 1 on the current one, so an
+        // alert is `pgrepctl_wal_source{source="archive"} == 1` and a
+        // change of source is a change of value, not a vanished series.
+        if let Some(now) = n.wal_source.as_deref() {
+            for source in ["streaming", "archive", "none"] {
+                let l = [("node", n.name.as_str()), ("source", source)];
+                add(F::WalSource, &l, flag(source == now));
+            }
         }
     }
     for p in r.pairs.iter().flatten() {

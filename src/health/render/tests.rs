@@ -340,3 +340,19 @@ fn encryption_and_certificates_in_every_format() {
     assert!(!prometheus(&r).contains("pgrepctl_replication_ssl"));
     assert!(!json(&r).contains("certificates"));
 }
+
+#[test]
+fn prometheus_names_the_standbys_wal_source() {
+    let mut r = sample();
+    assert!(!prometheus(&r).contains("pgrepctl_wal_source"));
+    let mut standby = r.nodes[0].clone();
+    (standby.name, standby.role) = ("s1".into(), Role::Standby);
+    standby.wal_source = Some("archive".into());
+    r.nodes.push(standby);
+    let s = prometheus(&r);
+    for (source, v) in [("streaming", 0), ("archive", 1), ("none", 0)] {
+        let line = format!("pgrepctl_wal_source{{node=\"s1\",source=\"{source}\"}} {v}\n");
+        assert!(s.contains(&line), "{line}{s}");
+    }
+    assert!(s.contains("# TYPE pgrepctl_wal_source gauge\n"), "{s}");
+}
