@@ -163,45 +163,8 @@ pub fn prometheus(r: &Report) -> String {
         .collect();
     let mut add =
         |f: F, labels: &[(&str, &str)], value: String| fams[f as usize].add(labels, value);
-    for n in &r.nodes {
-        let labels = [("node", n.name.as_str()), ("role", role_word(n.role))];
-        add(F::Up, &labels, flag(n.error.is_none()));
-        if let Some(rec) = n.in_recovery {
-            add(F::InRecovery, &labels, flag(rec));
-        }
-        if let Some(t) = n.timeline {
-            add(F::Timeline, &labels, t.to_string());
-        }
-        // One series per possible source, 1 on the current one, so an
-        // alert is `pgrepctl_wal_source{source="archive"} == 1` and a
-        // change of source is a change of value, not a vanished series.
-        if let Some(now) = n.wal_source.as_deref() {
-            for source in ["streaming", "archive", "none"] {
-                let l = [("node", n.name.as_str()), ("source", source)];
-                add(F::WalSource, &l, flag(source == now));
-            }
-        }
-    }
-    for p in r.pairs.iter().flatten() {
-        let labels = [("standby", p.standby.as_str())];
-        // NaN: the lag is unknown (the series stays, the value is no number).
-        add(
-            F::LagBytes,
-            &labels,
-            p.lag_bytes.map_or("NaN".into(), |b| b.to_string()),
-        );
-        add(
-            F::LagSeconds,
-            &labels,
-            p.lag_seconds.map_or("NaN".into(), prom_num),
-        );
-        if let Some(s) = p.streaming {
-            add(F::Streaming, &labels, flag(s));
-        }
-        if let Some(s) = p.ssl {
-            add(F::Ssl, &labels, flag(s));
-        }
-    }
+    nodes(r, &mut add);
+    pairs(r, &mut add);
     for s in r.slots.iter().flatten() {
         let labels = [
             ("slot", s.name.as_str()),
@@ -212,24 +175,7 @@ pub fn prometheus(r: &Report) -> String {
         }
         add(F::SlotActive, &labels, flag(s.active));
     }
-    if let Some(a) = &r.archive {
-        let labels = [("node", a.node.as_str())];
-        add(F::ArchivedTotal, &labels, a.archived_count.to_string());
-        add(F::FailedTotal, &labels, a.failed_count.to_string());
-        add(
-            F::ArchiveReady,
-            &labels,
-            a.ready_count.map_or("NaN".into(), |n| n.to_string()),
-        );
-        add(
-            F::ArchiveAge,
-            &labels,
-            a.last_archived_age_seconds.map_or("NaN".into(), prom_num),
-        );
-        if let Some(p) = &a.probe {
-            add(F::ArchiveProbe, &labels, flag(p.archived));
-        }
-    }
+    archive(r, &mut add);
     for c in r.certificates.iter().flatten() {
         add(
             F::CertExpiry,
@@ -250,6 +196,74 @@ pub fn prometheus(r: &Report) -> String {
         r.status.exit_code().to_string(),
     );
     exposition(&fams)
+}
+
+/// Adds one sample to a family.
+type Add<'a> = dyn FnMut(F, &[(&str, &str)], String) + 'a;
+
+fn nodes(r: &Report, add: &mut Add) {
+    for n in &r.nodes {
+        let labels = [("node", n.name.as_str()), ("role", role_word(n.role))];
+        add(F::Up, &labels, flag(n.error.is_none()));
+        if let Some(rec) = n.in_recovery {
+            add(F::InRecovery, &labels, flag(rec));
+        }
+        if let Some(t) = n.timeline {
+            add(F::Timeline, &labels, t.to_string());
+        }
+        // One series per possible source, 1 on the current one, so an
+        // alert is `pgrepctl_wal_source{source="archive"} == 1` and a
+        // change of source is a change of value, not a vanished series.
+        if let Some(now) = n.wal_source.as_deref() {
+            for source in ["streaming", "archive", "none"] {
+                let l = [("node", n.name.as_str()), ("source", source)];
+                add(F::WalSource, &l, flag(source == now));
+            }
+        }
+    }
+}
+
+fn pairs(r: &Report, add: &mut Add) {
+    for p in r.pairs.iter().flatten() {
+        let labels = [("standby", p.standby.as_str())];
+        // NaN: the lag is unknown (the series stays, the value is no number).
+        add(
+            F::LagBytes,
+            &labels,
+            p.lag_bytes.map_or("NaN".into(), |b| b.to_string()),
+        );
+        add(
+            F::LagSeconds,
+            &labels,
+            p.lag_seconds.map_or("NaN".into(), prom_num),
+        );
+        if let Some(s) = p.streaming {
+            add(F::Streaming, &labels, flag(s));
+        }
+        if let Some(s) = p.ssl {
+            add(F::Ssl, &labels, flag(s));
+        }
+    }
+}
+
+fn archive(r: &Report, add: &mut Add) {
+    let Some(a) = &r.archive else { return };
+    let labels = [("node", a.node.as_str())];
+    add(F::ArchivedTotal, &labels, a.archived_count.to_string());
+    add(F::FailedTotal, &labels, a.failed_count.to_string());
+    add(
+        F::ArchiveReady,
+        &labels,
+        a.ready_count.map_or("NaN".into(), |n| n.to_string()),
+    );
+    add(
+        F::ArchiveAge,
+        &labels,
+        a.last_archived_age_seconds.map_or("NaN".into(), prom_num),
+    );
+    if let Some(p) = &a.probe {
+        add(F::ArchiveProbe, &labels, flag(p.archived));
+    }
 }
 
 /// The families that have samples, each with its HELP and TYPE lines.
