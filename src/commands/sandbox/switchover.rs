@@ -64,40 +64,7 @@ pub async fn switchover(d: DirArg, printer: &Printer) -> Result<Outcome, Failure
         state.save(&dir)?;
     }
     let mut outcome = result?;
-    // Before 13 switchover cannot repoint a sibling from here and prints
-    // the follow command for its host: on the sandbox, that host is this one.
-    if outcome.details.contains_key("follow_commands") {
-        let flags = super::failover::Flags {
-            pwfile: dir.join("replicator.pass"),
-            primary: format!("host=127.0.0.1 port={} user=replicator", new.port),
-            bindir: BindirFlag {
-                bindir: Some(state.bindir.clone()),
-            },
-        };
-        let quiet = Printer {
-            quiet: true,
-            json: false,
-            ..*printer
-        };
-        for s in &siblings {
-            printer.step(format!("repointing {} to {}", s.name, new.name));
-            let o = crate::commands::follow::run(flags.follow(s), &quiet).await?;
-            outcome
-                .warnings
-                .retain(|w| !w.contains("runs a version before 13"));
-            for mut c in o.changes().iter().cloned() {
-                c.summary = format!("{}: {}", s.name, c.summary);
-                outcome.push(c);
-            }
-        }
-        outcome.details.remove("follow_commands");
-        // The epilogue's "repoint these on their own hosts" is done.
-        outcome.epilogue = outcome
-            .epilogue
-            .as_deref()
-            .and_then(|e| e.lines().next())
-            .map(|l| format!("{l}\n"));
-    }
+    repoint_siblings(&mut outcome, &siblings, &new, &state, &dir, printer).await?;
     outcome.command = "sandbox switchover";
     outcome.detail("primary", state.primary().map(|p| p.name.clone()));
     outcome.detail("nodes", &state.nodes);
@@ -109,6 +76,53 @@ pub async fn switchover(d: DirArg, printer: &Printer) -> Result<Outcome, Failure
     ));
     outcome.epilogue = Some(text);
     Ok(outcome)
+}
+
+/// Before 13 switchover cannot repoint a sibling from the old primary's
+/// host and prints the follow command for its host: on the sandbox, that
+/// host is this one, so it is run here.
+async fn repoint_siblings(
+    outcome: &mut Outcome,
+    siblings: &[Node],
+    new: &Node,
+    state: &super::state::State,
+    dir: &std::path::Path,
+    printer: &Printer,
+) -> Result<(), Failure> {
+    if !outcome.details.contains_key("follow_commands") {
+        return Ok(());
+    }
+    let flags = super::failover::Flags {
+        pwfile: dir.join("replicator.pass"),
+        primary: format!("host=127.0.0.1 port={} user=replicator", new.port),
+        bindir: BindirFlag {
+            bindir: Some(state.bindir.clone()),
+        },
+    };
+    let quiet = Printer {
+        quiet: true,
+        json: false,
+        ..*printer
+    };
+    for s in siblings {
+        printer.step(format!("repointing {} to {}", s.name, new.name));
+        let o = crate::commands::follow::run(flags.follow(s), &quiet).await?;
+        outcome
+            .warnings
+            .retain(|w| !w.contains("runs a version before 13"));
+        for mut c in o.changes().iter().cloned() {
+            c.summary = format!("{}: {}", s.name, c.summary);
+            outcome.push(c);
+        }
+    }
+    outcome.details.remove("follow_commands");
+    // The epilogue's "repoint these on their own hosts" is done.
+    outcome.epilogue = outcome
+        .epilogue
+        .as_deref()
+        .and_then(|e| e.lines().next())
+        .map(|l| format!("{l}\n"));
+    Ok(())
 }
 
 /// Whether the node answers as a primary.
