@@ -126,6 +126,14 @@ fn auto_compresses_across_a_shaped_link_on_15_and_later() {
     } else {
         assert!(j["compression"]["probe"].is_null(), "{j}");
     }
+    // --max-rate forbids the probe's burst: auto says it did not probe.
+    let j = clone(&["--dry-run", "--max-rate", "10M"]);
+    assert!(j["compression"]["probe"].is_null(), "{j}");
+    if p.major >= 15 {
+        assert_eq!(j["compression"]["method"], "server-zstd:level=1", "{j}");
+        let reason = j["compression"]["reason"].as_str().unwrap();
+        assert!(reason.contains("not probed"), "{reason}");
+    }
     assert!(!s.data.exists());
     shape(&hosts.server, &format!("{tag}vs"));
     shape(&hosts.client, &format!("{tag}vc"));

@@ -300,7 +300,7 @@ fn auto(e: &Ends) -> Choice {
     match e.link {
         None => zstd(
             None,
-            "remote primary, link not probed (no walsender free, too little WAL, or no answer in time): server-side zstd, level 1, no workers".into(),
+            "remote primary, link not probed (--max-rate given, no walsender free, too little WAL, or no answer in time): server-side zstd, level 1, no workers".into(),
         ),
         Some(l) if l.rate >= UNCOMPRESSED_FROM => none(format!(
             "{}: faster than zstd compresses poorly compressible data, so uncompressed",

@@ -526,9 +526,11 @@ async fn primary_sql(settings: &Settings) -> Option<SqlFacts> {
     })
 }
 
-/// The probe decides only `--compress auto` from a remote 15+ primary.
+/// The probe decides only `--compress auto` from a remote 15+ primary,
+/// and not under `--max-rate`: its burst is what that flag forbids.
 fn wants_probe(settings: &Settings, version_num: u32) -> bool {
     settings.compress == super::compress::Requested::Auto
+        && settings.max_rate.is_none()
         && Version::of(version_num).server_side_compression()
         && !crate::net::is_local(&settings.conninfo.host)
 }
