@@ -67,7 +67,11 @@ fn consistent_with_probe(j: &serde_json::Value) -> f64 {
         r if r >= 40.0 => "server-zstd:level=1,workers=2",
         _ => "server-zstd:level=1",
     };
-    assert_eq!(c["method"], want, "{j}");
+    // The report rounds to 0.1 MB/s: at a threshold either side is right.
+    let at_threshold = [40.0, 250.0].iter().any(|t: &f64| (rate - t).abs() <= 0.05);
+    if !at_threshold {
+        assert_eq!(c["method"], want, "{j}");
+    }
     let reason = c["reason"].as_str().unwrap();
     assert!(reason.starts_with("link probe: "), "{reason}");
     rate
