@@ -20,6 +20,9 @@
 # Links, shaped with tc on both veth ends:
 #   - a: 100 Mbit/s and 40 ms round trip (20 ms each way);
 #   - b: 1 Gbit/s and 2 ms round trip;
+#   - veth (only when BENCH_COMPRESS_LINKS names it): the namespaces'
+#     veth pair unshaped, a "link" as fast as the CPUs move it (what auto's
+#     probe makes of a fast link);
 #   - loopback: the client on the primary's own host, over 127.0.0.1
 #     (auto copies uncompressed there).
 # The delay needs the kernel's netem qdisc; without it (some VM kernels)
@@ -82,6 +85,13 @@ compress_shape() {  # RATE DELAY_EACH_WAY: both ends of the link
     done
 }
 
+compress_shape_off() {  # the veth pair as it is: as fast as the two CPUs move it
+    local dev
+    for dev in s c; do
+        ip netns exec "${compress_ns}$dev" tc qdisc del dev "${compress_ns}v$dev" root 2>/dev/null || true
+    done
+}
+
 compress_primary() {  # start the primary in the server namespace; sets cport, cprimary
     cprimary=$work/cprimary
     cport=$(new_port)
@@ -134,6 +144,7 @@ compress_one() {  # pgrepctl|hand HOST NS DIR: one copy; prints wall seconds
             ${BENCH_COMPRESS_METHOD:+--compress "$BENCH_COMPRESS_METHOD"} \
             >"$logs/compress-last.json" 2>"$logs/compress-last.err" ||
             { cat "$logs/compress-last.json" "$logs/compress-last.err" >&2; return 1; }
+        cp "$logs/compress-last.json" "$logs/compress-probe-$(basename "$dir").json"
     else
         ip netns exec "$ns" "${as_pg[@]}" env PGPASSFILE="$pgpass" "$bindir/pg_basebackup" -D "$dir" \
             -d "host=$host port=$cport user=replicator" -X stream --checkpoint=fast --no-password \
@@ -159,12 +170,16 @@ compress_link() {  # DATASET LINK HOST NS: medians of both, their ratio
     read -r p _ pmin _ < <(py stats "$logs/c-pgrepctl.txt")
     read -r h _ hmin _ < <(py stats "$logs/c-hand.txt")
     method=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["compression"]["method"])' "$logs/compress-last.json")
+    # What auto's link probe measured in each pgrepctl run ("-": not probed).
+    probes=$(python3 -c 'import json,sys; print(" ".join(str((json.load(open(f))["compression"].get("probe") or {}).get("rate_mb_s", "-")) for f in sys.argv[1:]))' "$logs"/compress-probe-*.json)
+    rm -f "$logs"/compress-probe-*.json
     emit "compress_${set}_${link}_pgrepctl_s" "$(calc '%.2f' "$p")" "s"
     emit "compress_${set}_${link}_by_hand_s" "$(calc '%.2f' "$h")" "s"
     emit "compress_${set}_${link}_ratio" "$(calc '%.3f' "$p / $h")" "x"
     emit "compress_${set}_${link}_pgrepctl_min_s" "$(calc '%.2f' "$pmin")" "s"
     emit "compress_${set}_${link}_by_hand_min_s" "$(calc '%.2f' "$hmin")" "s"
     emit "compress_${set}_${link}_auto_method" "$method" "-"
+    emit "compress_${set}_${link}_probe_mb_s" "${probes// /,}" "MB/s"
 }
 
 compress_wanted() {  # LINK: in BENCH_COMPRESS_LINKS (default: all three)
@@ -197,6 +212,10 @@ bench_compress() {
         if compress_wanted b; then
             compress_shape 1gbit 1ms
             compress_link "$set" b_1gbit_2ms 10.200.254.1 "${compress_ns}c"
+        fi
+        if compress_wanted veth; then
+            compress_shape_off
+            compress_link "$set" veth_unshaped 10.200.254.1 "${compress_ns}c"
         fi
         if compress_wanted loopback; then
             compress_link "$set" loopback 127.0.0.1 "${compress_ns}s"

@@ -53,6 +53,30 @@ fn wait_for(s: &Cluster, q: &str, want: &str) {
     }
 }
 
+/// What `--compress auto` reported is what its rules give for the link
+/// the probe measured (no timing is asserted: the rate is the machine's).
+fn consistent_with_probe(j: &serde_json::Value) -> f64 {
+    let c = &j["compression"];
+    eprintln!("compression: {c}");
+    let rate = c["probe"]["rate_mb_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{j}"));
+    assert!(c["probe"]["round_trip_ms"].as_f64().unwrap() >= 0.0, "{j}");
+    let want = match rate {
+        r if r >= 250.0 => "none",
+        r if r >= 40.0 => "server-zstd:level=1,workers=2",
+        _ => "server-zstd:level=1",
+    };
+    // The report rounds to 0.1 MB/s: at a threshold either side is right.
+    let at_threshold = [40.0, 250.0].iter().any(|t: &f64| (rate - t).abs() <= 0.05);
+    if !at_threshold {
+        assert_eq!(c["method"], want, "{j}");
+    }
+    let reason = c["reason"].as_str().unwrap();
+    assert!(reason.starts_with("link probe: "), "{reason}");
+    rate
+}
+
 #[test]
 fn auto_compresses_across_a_shaped_link_on_15_and_later() {
     if !netns::available() {
@@ -61,8 +85,6 @@ fn auto_compresses_across_a_shaped_link_on_15_and_later() {
     }
     let hosts = Pair::new();
     let tag = hosts.server.trim_end_matches('s');
-    shape(&hosts.server, &format!("{tag}vs"));
-    shape(&hosts.client, &format!("{tag}vc"));
     let p = Cluster::builder()
         .netns(&hosts.server)
         .conf(&format!(
@@ -76,33 +98,60 @@ fn auto_compresses_across_a_shaped_link_on_15_and_later() {
     let s = Cluster::clone_target(&p);
     let primary = format!("host={} port={} user=replicator", hosts.server_ip, p.port);
     let data = s.data.display().to_string();
-    let r = harness::run::Test::new([
-        "clone-standby",
-        "--json",
-        "--primary",
-        &primary,
-        "-D",
-        &data,
-        "--bindir",
-        s.bindir.to_str().unwrap(),
-        "--port",
-        &s.port.to_string(),
-        "--listen",
-        "localhost",
-        "--password-file",
-        pw.to_str().unwrap(),
-    ])
-    .netns(Some(&hosts.client))
-    .run();
-    let j = r.ok();
-    let (method, why) = if p.major >= 15 {
-        ("server-zstd:level=1", "remote primary")
-    } else {
-        ("none", "cannot compress")
+    let clone = |extra: &[&str]| {
+        let t = harness::run::Test::new([
+            "clone-standby",
+            "--json",
+            "--primary",
+            &primary,
+            "-D",
+            &data,
+            "--bindir",
+            s.bindir.to_str().unwrap(),
+            "--port",
+            &s.port.to_string(),
+            "--listen",
+            "localhost",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ]);
+        extra
+            .iter()
+            .fold(t, |t, a| t.arg(a))
+            .netns(Some(&hosts.client))
+            .run()
+            .ok()
     };
-    assert_eq!(j["compression"]["method"], method, "{j}");
-    let reason = j["compression"]["reason"].as_str().unwrap();
-    assert!(reason.contains(why), "{reason}");
+    // The unshaped link first (a dry run): whatever it measures, the
+    // report names the probe and follows the rules.
+    let j = clone(&["--dry-run"]);
+    if p.major >= 15 {
+        consistent_with_probe(&j);
+    } else {
+        assert!(j["compression"]["probe"].is_null(), "{j}");
+    }
+    // --max-rate forbids the probe's burst: auto says it did not probe.
+    let j = clone(&["--dry-run", "--max-rate", "10M"]);
+    assert!(j["compression"]["probe"].is_null(), "{j}");
+    if p.major >= 15 {
+        assert_eq!(j["compression"]["method"], "server-zstd:level=1", "{j}");
+        let reason = j["compression"]["reason"].as_str().unwrap();
+        assert!(reason.contains("not probed"), "{reason}");
+    }
+    assert!(!s.data.exists());
+    shape(&hosts.server, &format!("{tag}vs"));
+    shape(&hosts.client, &format!("{tag}vc"));
+    let j = clone(&[]);
+    if p.major >= 15 {
+        // 100 Mbit/s: under the workers' threshold whatever the load.
+        let rate = consistent_with_probe(&j);
+        assert!(rate < 40.0, "{j}");
+        assert_eq!(j["compression"]["method"], "server-zstd:level=1", "{j}");
+    } else {
+        assert_eq!(j["compression"]["method"], "none", "{j}");
+        let reason = j["compression"]["reason"].as_str().unwrap();
+        assert!(reason.contains("cannot compress"), "{reason}");
+    }
     assert_eq!(j["streaming"]["status"], "streaming", "{j}");
     // The copy is the primary's, and it follows what comes after.
     p.sql("INSERT INTO t SELECT i, md5(i::text), 7, 0.5 FROM generate_series(20001, 20100) i");
@@ -121,6 +170,7 @@ fn auto_never_compresses_from_this_host() {
     assert_eq!(j["compression"]["method"], "none", "{j}");
     let reason = j["compression"]["reason"].as_str().unwrap();
     assert!(reason.contains("this host"), "{reason}");
+    assert!(j["compression"]["probe"].is_null(), "{j}");
     assert!(!s.data.exists());
 }
 

@@ -438,6 +438,16 @@ struct ClonePrimary {
 struct CloneCompression {
     method: String,
     reason: String,
+    probe: Option<CloneProbe>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct CloneProbe {
+    rate_mb_s: f64,
+    round_trip_ms: f64,
+    bytes: u64,
 }
 
 #[derive(Deserialize, Debug)]

@@ -5,6 +5,7 @@
 
 use crate::error::{Code, Error, Result};
 use std::path::Path;
+use std::time::Duration;
 
 /// What `--compress` asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,21 +129,60 @@ pub struct Ends {
     pub client_lz4: bool,
     /// The primary is this host (loopback, a socket, or one of its addresses).
     pub local: bool,
+    /// What the link probe measured (see [`super::probe`]); None when it
+    /// did not run (no SQL connection, or nothing for it to decide).
+    pub link: Option<Link>,
+}
+
+/// The link to the primary as the probe measured it before the copy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Link {
+    /// Bytes a second of the primary's answer.
+    pub rate: f64,
+    /// The shorter of two `SELECT 1` round trips.
+    pub rtt: Duration,
+    /// The size of the answer the rate was measured over.
+    pub bytes: u64,
+}
+
+impl Link {
+    fn mb_s(&self) -> f64 {
+        self.rate / 1e6
+    }
+
+    fn shown(&self) -> String {
+        format!(
+            "link probe: {:.0} MB/s ({:.0} Mbit/s) over {} KiB of WAL, round trip {:.1} ms",
+            self.mb_s(),
+            self.rate * 8.0 / 1e6,
+            self.bytes / 1024,
+            self.rtt.as_secs_f64() * 1000.0
+        )
+    }
 }
 
 /// The compression chosen and why, for `--dry-run` and `--json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
     pub method: Method,
     pub reason: String,
     /// `auto` chose it: a primary whose build turns out not to offer it
     /// (unknown before the copy) is copied again without compression.
     pub auto: bool,
+    /// The probe that `auto` decided from, for the report.
+    pub probe: Option<Link>,
 }
 
 impl Choice {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({ "method": self.method.name(), "reason": self.reason })
+        let probe = self.probe.map(|l| {
+            serde_json::json!({
+                "rate_mb_s": (l.mb_s() * 10.0).round() / 10.0,
+                "round_trip_ms": (l.rtt.as_secs_f64() * 10000.0).round() / 10.0,
+                "bytes": l.bytes,
+            })
+        });
+        serde_json::json!({ "method": self.method.name(), "reason": self.reason, "probe": probe })
     }
 }
 
@@ -159,6 +199,7 @@ fn given(m: Method, e: &Ends) -> Result<Choice> {
             method: m,
             reason: "--compress none".into(),
             auto: false,
+            probe: None,
         });
     };
     let name = m.name();
@@ -196,44 +237,109 @@ fn given(m: Method, e: &Ends) -> Result<Choice> {
         method: m,
         reason: format!("--compress {name}"),
         auto: false,
+        probe: None,
     })
 }
 
-/// `auto`: server-side zstd at level 1 whenever both ends can and the
-/// primary is another host; no probe of the link. Level 1 because on a
-/// gigabit link level 3 (zstd's default) made a copy of poorly
-/// compressible data slower than no compression in bench/run, where
-/// level 1 was faster, while on a 100 Mbit/s link the two were alike
-/// (bench/README.md, "Compression"). No workers: a replication connection
-/// cannot tell how many cores the primary has to spare.
+/// From this rate on (bytes a second; 2 Gbit/s) auto copies
+/// uncompressed: zstd level 1 compressed poorly compressible data (the
+/// bench's realistic table) at 106 MB/s a core here, 149 MB/s with two
+/// threads (`zstd -b1`, bench/README.md), so over such a link compression
+/// would be what limits the copy of any data but the most compressible.
+pub const UNCOMPRESSED_FROM: f64 = 250e6;
+/// From this rate on (bytes a second; 320 Mbit/s) auto adds zstd workers:
+/// below it one core compresses even poorly compressible data at twice the
+/// link's rate or more, and the primary's cores stay with its workload.
+pub const WORKERS_FROM: f64 = 40e6;
+/// The workers auto asks for (zstd threads in the primary's walsender,
+/// besides the walsender itself): the fewest that beat one thread on a
+/// gigabit link in bench/run; a replication role cannot see how many
+/// cores the primary has, so no more than that.
+pub const WORKERS: u32 = 2;
+
+/// `auto`: never from this host, nor where either end cannot; otherwise
+/// from the link probe: uncompressed over a link faster than compression
+/// ([`UNCOMPRESSED_FROM`]), zstd level 1 with [`WORKERS`] workers over a
+/// fast one ([`WORKERS_FROM`]), without workers over a slower one or when
+/// the link was not probed. Level 1 because on a gigabit link level 3
+/// (zstd's default) made a copy of poorly compressible data slower than no
+/// compression in bench/run, where level 1 was faster, while on a 100
+/// Mbit/s link the two were alike (bench/README.md, "Compression").
 fn auto(e: &Ends) -> Choice {
-    let none = |reason: &str| Choice {
+    let none = |reason: String| Choice {
         method: Method::None,
-        reason: reason.into(),
+        reason,
         auto: true,
+        probe: e.link,
     };
     if e.local {
-        return none("the primary is on this host: compressing would only cost CPU on both ends");
+        return none(
+            "the primary is on this host: compressing would only cost CPU on both ends".into(),
+        );
     }
     if !crate::pg::version::Version::of(e.version_num).server_side_compression() {
         return none(
-            "the primary runs PostgreSQL 14 or older, which cannot compress a base backup; on a slow link, clone through pgrepctl tunnel (ssh -C compresses)",
+            "the primary runs PostgreSQL 14 or older, which cannot compress a base backup; on a slow link, clone through pgrepctl tunnel (ssh -C compresses)".into(),
         );
     }
     if e.server_zstd == Some(false) {
-        return none("the primary's PostgreSQL is built without zstd");
+        return none("the primary's PostgreSQL is built without zstd".into());
     }
     if !e.client_zstd {
-        return none("the local pg_basebackup is built without zstd");
+        return none("the local pg_basebackup is built without zstd".into());
     }
-    Choice {
+    let zstd = |workers: Option<u32>, reason: String| Choice {
         method: Method::Zstd {
             level: Some(1),
-            workers: None,
+            workers,
         },
-        reason: "remote primary (link speed not probed): server-side zstd, level 1, no workers"
-            .into(),
+        reason,
         auto: true,
+        probe: e.link,
+    };
+    match e.link {
+        None => zstd(
+            None,
+            "remote primary, link not probed (--max-rate given, no walsender free, too little WAL, or no answer in time): server-side zstd, level 1, no workers".into(),
+        ),
+        Some(l) if l.rate >= UNCOMPRESSED_FROM => none(format!(
+            "{}: faster than zstd compresses poorly compressible data, so uncompressed",
+            l.shown()
+        )),
+        Some(l) if l.rate >= WORKERS_FROM => zstd(
+            Some(WORKERS),
+            format!(
+                "{}: fast enough that one core of compression could hold the copy back, so server-side zstd, level 1, {WORKERS} workers",
+                l.shown()
+            ),
+        ),
+        Some(l) => zstd(
+            None,
+            format!(
+                "{}: slower than one core compresses, so server-side zstd, level 1, no workers",
+                l.shown()
+            ),
+        ),
+    }
+}
+
+/// What a copy refused by the primary's build (see [`server_lacks_it`])
+/// turns into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `auto` chose the method: copy again, uncompressed.
+    CopyUncompressed,
+    /// The user named the method: a usage error (nothing was copied).
+    Usage,
+    /// Another failure: reported as it is.
+    Failed,
+}
+
+pub fn refused(choice: &Choice, message: &str) -> Refused {
+    match (choice.method, server_lacks_it(message), choice.auto) {
+        (Method::None, _, _) | (_, false, _) => Refused::Failed,
+        (_, true, true) => Refused::CopyUncompressed,
+        (_, true, false) => Refused::Usage,
     }
 }
 
@@ -265,6 +371,18 @@ mod tests {
             client_zstd: true,
             client_lz4: true,
             local,
+            link: None,
+        }
+    }
+
+    fn probed(mb_s: f64) -> Ends {
+        Ends {
+            link: Some(Link {
+                rate: mb_s * 1e6,
+                rtt: Duration::from_micros(400),
+                bytes: 8 << 20,
+            }),
+            ..ends(160000, false)
         }
     }
 
@@ -310,7 +428,11 @@ mod tests {
     fn auto_is_zstd_for_a_remote_15() {
         let c = decide(Requested::Auto, &ends(150004, false)).unwrap();
         assert_eq!(c.method.name(), "server-zstd:level=1");
-        assert!(c.reason.contains("remote primary"), "{}", c.reason);
+        assert!(
+            c.reason.contains("remote primary, link not probed"),
+            "{}",
+            c.reason
+        );
         let unknown = Ends {
             server_zstd: None,
             ..ends(170000, false)
@@ -388,6 +510,57 @@ mod tests {
                 .method,
             Method::None
         );
+    }
+
+    #[test]
+    fn auto_decides_from_the_probe() {
+        // 100 Mbit/s: one core is ahead of the link.
+        let c = decide(Requested::Auto, &probed(12.0)).unwrap();
+        assert_eq!(c.method.name(), "server-zstd:level=1");
+        assert!(
+            c.reason.contains("link probe: 12 MB/s (96 Mbit/s)"),
+            "{}",
+            c.reason
+        );
+        assert!(c.reason.contains("no workers"), "{}", c.reason);
+        assert_eq!(c.json()["probe"]["rate_mb_s"], 12.0);
+        assert_eq!(c.json()["probe"]["round_trip_ms"], 0.4);
+        // 1 Gbit/s: workers.
+        let c = decide(Requested::Auto, &probed(118.0)).unwrap();
+        assert_eq!(c.method.name(), "server-zstd:level=1,workers=2");
+        assert!(c.reason.contains("2 workers"), "{}", c.reason);
+        // The boundaries belong to the faster side.
+        let at = |r: f64| decide(Requested::Auto, &probed(r / 1e6)).unwrap().method;
+        assert_eq!(at(WORKERS_FROM).name(), "server-zstd:level=1,workers=2");
+        assert_eq!(at(WORKERS_FROM - 1e5).name(), "server-zstd:level=1");
+        assert_eq!(at(UNCOMPRESSED_FROM), Method::None);
+        // 10 Gbit/s: compression would be the bottleneck.
+        let c = decide(Requested::Auto, &probed(1100.0)).unwrap();
+        assert_eq!(c.method, Method::None);
+        assert!(c.reason.contains("faster than zstd"), "{}", c.reason);
+        assert!(c.json()["probe"].is_object());
+        // Unprobed: the report says so.
+        let c = decide(Requested::Auto, &ends(160000, false)).unwrap();
+        assert!(c.reason.contains("not probed"), "{}", c.reason);
+        assert!(c.json()["probe"].is_null());
+        // What cannot compress does not, whatever the link.
+        let old = Ends {
+            version_num: 140000,
+            ..probed(12.0)
+        };
+        assert_eq!(decide(Requested::Auto, &old).unwrap().method, Method::None);
+    }
+
+    #[test]
+    fn a_build_without_zstd_falls_back_only_for_auto() {
+        let lacks = "pg_basebackup: error: could not initiate base backup: ERROR:  zstd compression is not supported by this build";
+        let auto = decide(Requested::Auto, &probed(12.0)).unwrap();
+        assert_eq!(refused(&auto, lacks), Refused::CopyUncompressed);
+        assert_eq!(refused(&auto, "connection refused"), Refused::Failed);
+        let given = decide(Requested::Given(Method::Lz4), &probed(12.0)).unwrap();
+        assert_eq!(refused(&given, lacks), Refused::Usage);
+        let none = decide(Requested::Auto, &ends(160000, true)).unwrap();
+        assert_eq!(refused(&none, lacks), Refused::Failed);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! gone; a SIGKILL of pgrepctl ends pg_basebackup too, and the next run
 //! removes what was left.
 
-use super::compress::{self, Choice, Method};
+use super::compress::{self, Choice, Method, Refused};
 use super::preflight::{Facts, space_needed};
 use super::settings::Settings;
 use super::target::TargetFacts;
@@ -101,27 +101,26 @@ pub async fn copy(
     signals: &mut Interrupt,
 ) -> Result<u64> {
     let method = compression.method;
-    match copy_once(settings, facts, method, tmp, printer, signals).await {
-        Err(e) if method != Method::None && compress::server_lacks_it(&e.message) => {
-            if compression.auto {
-                printer.info(format!(
-                    "the primary's build cannot compress with {}; copying uncompressed",
-                    method.name()
-                ));
-                copy_once(settings, facts, Method::None, tmp, printer, signals).await
-            } else {
-                Err(Error::new(
-                    Code::Usage,
-                    format!(
-                        "--compress {}: the primary's PostgreSQL is built without it ({})",
-                        method.name(),
-                        e.message
-                    ),
-                )
-                .hint("leave out --compress (auto falls back to an uncompressed copy), or pass --compress none; nothing was copied"))
-            }
+    let result = copy_once(settings, facts, method, tmp, printer, signals).await;
+    let Err(e) = result else { return result };
+    match compress::refused(compression, &e.message) {
+        Refused::CopyUncompressed => {
+            printer.info(format!(
+                "the primary's build cannot compress with {}; copying uncompressed",
+                method.name()
+            ));
+            copy_once(settings, facts, Method::None, tmp, printer, signals).await
         }
-        r => r,
+        Refused::Usage => Err(Error::new(
+            Code::Usage,
+            format!(
+                "--compress {}: the primary's PostgreSQL is built without it ({})",
+                method.name(),
+                e.message
+            ),
+        )
+        .hint("leave out --compress (auto falls back to an uncompressed copy), or pass --compress none; nothing was copied")),
+        Refused::Failed => Err(e),
     }
 }
 

@@ -12,6 +12,7 @@ mod configure;
 mod copy;
 mod plan;
 mod preflight;
+mod probe;
 mod settings;
 mod start;
 mod target;
@@ -65,7 +66,7 @@ pub struct Args {
     /// Limit the copy's transfer rate to spare the primary's disk and network, e.g. 50M (pg_basebackup --max-rate; 32k to 1024M) [default: unlimited]
     #[arg(long, value_name = "RATE")]
     pub max_rate: Option<String>,
-    /// Compress the copy on the primary before it crosses the network: auto (server-zstd:level=1 when the primary is another host running 15+ and both builds have zstd; none from this host or before 15), none, server-zstd[:level=N][,workers=N], or server-lz4
+    /// Compress the copy on the primary before it crosses the network: auto (none from this host, before 15, or where a build lacks zstd; otherwise decided from a short probe of the link before the copy: none at 250 MB/s or faster, server-zstd:level=1,workers=2 from 40 MB/s, server-zstd:level=1 below that or when the probe cannot run), none, server-zstd[:level=N][,workers=N], or server-lz4
     #[arg(long, value_name = "METHOD", default_value = "auto")]
     pub compress: String,
     /// Copy and configure, but do not start the standby

@@ -51,6 +51,7 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
             method: compress::Method::None,
             reason: "nothing is copied: the target already is a standby of this primary".into(),
             auto: false,
+            probe: None,
         },
     };
     Ok(Plan {

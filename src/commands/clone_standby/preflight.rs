@@ -149,7 +149,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         before_copy_warnings(settings, &primary, &first.listen_addresses);
     warnings.extend(cleanup_warning(settings));
     Ok(Facts {
-        ends: compression_ends(settings, &primary, &bindir),
+        ends: compression_ends(settings, &primary, &bindir, &repl).await,
         target,
         primary,
         bindir,
@@ -440,12 +440,18 @@ pub fn free_space(dir: &Path) -> Option<u64> {
     Some(s.blocks_available() as u64 * s.fragment_size() as u64)
 }
 
-/// Both ends' compression support, and whether the primary is this host.
-fn compression_ends(
+/// Both ends' compression support, whether the primary is this host, and
+/// the link probe where `--compress auto` decides from it.
+async fn compression_ends(
     settings: &Settings,
     primary: &Primary,
     bindir: &BinDir,
+    repl: &ReplClient,
 ) -> super::compress::Ends {
+    let link = match wants_probe(settings, primary.version_num) {
+        true => super::probe::link(repl, primary.wal_segment_size).await,
+        false => None,
+    };
     use super::compress::links;
     let offers = |m: &str| {
         primary
@@ -461,6 +467,7 @@ fn compression_ends(
         client_zstd: links(&basebackup, "zstd"),
         client_lz4: links(&basebackup, "lz4"),
         local: crate::net::is_local(&settings.conninfo.host),
+        link,
     }
 }
 
@@ -517,6 +524,15 @@ async fn primary_sql(settings: &Settings) -> Option<SqlFacts> {
         size,
         compression_methods,
     })
+}
+
+/// The probe decides only `--compress auto` from a remote 15+ primary,
+/// and not under `--max-rate`: its burst is what that flag forbids.
+fn wants_probe(settings: &Settings, version_num: u32) -> bool {
+    settings.compress == super::compress::Requested::Auto
+        && settings.max_rate.is_none()
+        && Version::of(version_num).server_side_compression()
+        && !crate::net::is_local(&settings.conninfo.host)
 }
 
 /// Bytes the copy needs at the target: the data plus a tenth, plus WAL

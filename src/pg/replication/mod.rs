@@ -45,6 +45,7 @@ pub fn format_lsn(lsn: u64) -> String {
 }
 
 pub use session::{CreatedSlot, ReplConnection, SlotPosition, TimelineHistory};
+pub use wire::Streamed;
 
 mod session;
 

@@ -3,7 +3,7 @@
 //! replication grammar has no parameters), so nothing can be spliced in.
 
 use super::error::ReplError;
-use super::wire::{Connection, Rows};
+use super::wire::{Connection, Rows, Streamed};
 use super::{Identity, parse_lsn, require};
 use crate::pg::version::Version;
 
@@ -68,6 +68,22 @@ impl ReplConnection {
         }
         let rows = self.conn.simple_query(&format!("SHOW {name}")).await?;
         text(&rows, 0, 0).ok_or_else(|| shape("SHOW", &rows))
+    }
+
+    /// Stream WAL from `start` on `timeline` and count what arrives (see
+    /// [`Connection::measure_stream`]); then only [`Self::close`] is left.
+    pub async fn measure_stream(
+        &mut self,
+        start: u64,
+        timeline: u32,
+        want: u64,
+        limit: std::time::Duration,
+    ) -> Result<Streamed, ReplError> {
+        let command = format!(
+            "START_REPLICATION PHYSICAL {} TIMELINE {timeline}",
+            super::format_lsn(start)
+        );
+        self.conn.measure_stream(&command, want, limit).await
     }
 
     /// The server's version, asked once.

@@ -60,6 +60,13 @@ pub struct Rows {
     pub rows: Vec<Vec<Option<Vec<u8>>>>,
 }
 
+/// WAL bytes a stream brought after its first message, and over how long.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Streamed {
+    pub bytes: u64,
+    pub over: Duration,
+}
+
 /// A logged-in replication connection.
 pub struct Connection {
     io: Box<dyn Io>,
@@ -253,6 +260,89 @@ impl Connection {
         }
     }
 
+    /// Start a stream (a START_REPLICATION command) and count the WAL
+    /// bytes that arrive after its first message, until `want` of them or
+    /// `limit` after that first message; the connection is then only good
+    /// for [`Connection::close`] (which the walsender takes in the stream).
+    pub async fn measure_stream(
+        &mut self,
+        command: &str,
+        want: u64,
+        limit: Duration,
+    ) -> Result<Streamed, ReplError> {
+        let mut out = BytesMut::new();
+        frontend::query(command, &mut out).map_err(ReplError::Io)?;
+        self.send(&out).await?;
+        self.copy_both().await?;
+        let mut first: Option<std::time::Instant> = None;
+        let mut bytes = 0;
+        while bytes < want {
+            let wait = first.map_or(self.answer_limit, |t| limit.saturating_sub(t.elapsed()));
+            let Ok(m) = tokio::time::timeout(wait, self.next()).await else {
+                break;
+            };
+            match m? {
+                // XLogData: 'w', start, end, send time (25 bytes), then WAL.
+                Message::CopyData(body) if body.data().first() == Some(&b'w') => {
+                    let n = body.data().len().saturating_sub(25) as u64;
+                    match first {
+                        None => first = Some(std::time::Instant::now()),
+                        Some(_) => bytes += n,
+                    }
+                }
+                Message::ErrorResponse(body) => {
+                    return Err(ReplError::Server {
+                        error: Box::new(server_error(&body)?),
+                        stage: Stage::Command,
+                        origin: self.origin,
+                    });
+                }
+                Message::CopyDone | Message::CommandComplete(_) => break,
+                _ => {}
+            }
+        }
+        Ok(Streamed {
+            bytes,
+            over: first.map(|t| t.elapsed()).unwrap_or_default(),
+        })
+    }
+
+    /// Wait for CopyBothResponse ('W'), which postgres-protocol does not
+    /// parse: it is taken off the buffer here.
+    async fn copy_both(&mut self) -> Result<(), ReplError> {
+        let mut failed = None;
+        loop {
+            if self.buf.len() < 5 {
+                self.fill().await?;
+                continue;
+            }
+            if self.buf[0] == b'W' {
+                let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
+                if self.buf.len() > len as usize {
+                    let _ = self.buf.split_to(1 + len as usize);
+                    return Ok(());
+                }
+                self.fill().await?;
+                continue;
+            }
+            match self.next().await? {
+                Message::ErrorResponse(body) => failed = Some(server_error(&body)?),
+                Message::ReadyForQuery(_) => {
+                    return Err(match failed {
+                        Some(error) => ReplError::Server {
+                            error: Box::new(error),
+                            stage: Stage::Command,
+                            origin: self.origin,
+                        },
+                        None => unexpected("an answer without a stream"),
+                    });
+                }
+                Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
+                _ => return Err(unexpected("a message in answer to START_REPLICATION")),
+            }
+        }
+    }
+
     /// Say goodbye (Terminate), so the server logs no "unexpected EOF".
     pub async fn close(mut self) {
         let mut out = BytesMut::new();
@@ -280,18 +370,24 @@ impl Connection {
             {
                 return Ok(m);
             }
-            let n = self
-                .io
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|e| io_error(e, self.answer_limit))?;
-            if n == 0 {
-                return Err(ReplError::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection",
-                )));
-            }
+            self.fill().await?;
         }
+    }
+
+    /// Read what the server sent next into the buffer.
+    async fn fill(&mut self) -> Result<(), ReplError> {
+        let n = self
+            .io
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(|e| io_error(e, self.answer_limit))?;
+        if n == 0 {
+            return Err(ReplError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            )));
+        }
+        Ok(())
     }
 }
 
