@@ -102,6 +102,14 @@ fn wait_synced(t: &Cluster) {
     }
 }
 
+/// A source table's pg_class.relreplident (d default, f full).
+fn identity(s: &Cluster, table: &str) -> String {
+    db(
+        s,
+        &format!("SELECT relreplident FROM pg_class WHERE relname = '{table}'"),
+    )
+}
+
 /// Nothing of the migration left on either server.
 fn nothing_left(s: &Cluster, t: &Cluster) {
     assert_eq!(
@@ -257,6 +265,7 @@ fn full_migration(source_bindir: &Path, target_bindir: &Path) {
     );
     assert_eq!(counts(&s, &TABLES), counts(&t, &TABLES));
     nothing_left(&s, &t);
+    assert_eq!(identity(&s, "pgbench_history"), "d");
     // The source is read-only for new sessions; the target takes inserts
     // whose keys come after the source's.
     assert!(
@@ -344,6 +353,8 @@ fn keyless_refused_then_abort_cleans() {
         .ok();
     assert_eq!(dry["changed"], true, "{dry}");
     nothing_left(&s, &t);
+    // A table the user made FULL: abort leaves it so.
+    db(&s, "ALTER TABLE customers REPLICA IDENTITY FULL");
     let j = migrate("start", &s, &t, &["--replica-identity-full"])
         .run()
         .ok();
@@ -351,10 +362,13 @@ fn keyless_refused_then_abort_cleans() {
     wait_synced(&t);
     caught_up(&s);
     assert_eq!(counts(&s, &TABLES), counts(&t, &TABLES));
+    assert_eq!(identity(&s, "pgbench_history"), "f");
 
     let a = migrate("abort", &s, &t, &[]).run().ok();
     assert_eq!(a["changed"], true, "{a}");
     nothing_left(&s, &t);
+    assert_eq!(identity(&s, "pgbench_history"), "d", "{a}");
+    assert_eq!(identity(&s, "customers"), "f", "{a}");
     let a = migrate("abort", &s, &t, &[]).run().ok();
     assert_eq!(a["changed"], false, "{a}");
     let st = migrate("status", &s, &t, &[]).run();
@@ -383,13 +397,16 @@ fn table_selection() {
     nothing_left(&s, &t);
 }
 
-/// A start SIGKILLed after each of its steps: abort then leaves no slot,
-/// publication or subscription (or a rerun of start finishes the job).
+/// A start SIGKILLed after each of its six steps (database, pre-data,
+/// identity and publication, slot and copy, post-data, subscription):
+/// abort then leaves no slot, publication or subscription and puts the
+/// keyless table's replica identity back (or a rerun of start finishes
+/// the job: after the copy it drops the slot and copies again).
 #[test]
 fn killed_start_then_abort() {
     let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
     populate(&s);
-    for step in 1..=5 {
+    for step in 1..=6 {
         let killed = migrate("start", &s, &t, &["--replica-identity-full"])
             .env("PGREPCTL_KILL_AFTER_STEP", step.to_string())
             .run();
@@ -406,6 +423,18 @@ fn killed_start_then_abort() {
                 .ok();
             eprintln!("step {step}: rerun {}", summaries(&j).join(" | "));
             wait_synced(&t);
+            caught_up(&s);
+            assert_eq!(counts(&s, &TABLES), counts(&t, &TABLES), "step {step}");
+            // The keys came after the copy, once.
+            assert_eq!(
+                db(
+                    &t,
+                    "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+                     WHERE i.indisprimary AND c.relnamespace = 'public'::regnamespace"
+                ),
+                "5",
+                "step {step}"
+            );
         }
         migrate("abort", &s, &t, &["--drop-schema"]).run().ok();
         nothing_left(&s, &t);
@@ -416,9 +445,9 @@ fn killed_start_then_abort() {
             ),
             "0"
         );
-        // Back to the start: each run then has the same five steps.
+        assert_eq!(identity(&s, "pgbench_history"), "d", "step {step}");
+        // Back to the start: each run then has the same six steps.
         t.sql(&format!("DROP DATABASE {DB}"));
-        db(&s, "ALTER TABLE pgbench_history REPLICA IDENTITY DEFAULT");
     }
 }
 

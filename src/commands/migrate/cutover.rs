@@ -45,7 +45,8 @@ pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failur
         .into());
     };
     let tables = ready(&tsession, &src, &sides, args.max_lag).await?;
-    let plan = steps(&sides);
+    let identity_full = inspect::identity_to_revert(&src, &sides.names.publication).await?;
+    let plan = steps(&sides, &identity_full);
     let mut outcome = Outcome::new("migrate cutover", args.dry_run.dry_run);
     if args.dry_run.dry_run {
         plan.preview_into(&mut outcome);
@@ -146,7 +147,9 @@ async fn ready(
         .collect())
 }
 
-fn steps(sides: &Sides) -> Plan<Env> {
+/// `identity_full`: the tables start made REPLICA IDENTITY FULL, put
+/// back with the publication's drop (the source may live on).
+fn steps(sides: &Sides, identity_full: &[Table]) -> Plan<Env> {
     let mut plan = Plan::default();
     plan.push(WritesOff {
         db: sides.dbname.clone(),
@@ -169,7 +172,7 @@ fn steps(sides: &Sides) -> Plan<Env> {
     });
     plan.push(Sql::new(
         Side::Source,
-        format!("DROP PUBLICATION {}", ident(&n.publication)),
+        inspect::drop_publication_sql(&n.publication, identity_full),
         None,
     ));
     plan
