@@ -46,11 +46,18 @@ pub struct CopyData {
     pub jobs: usize,
     /// Rows a killed earlier copy left there: TRUNCATE them first.
     pub truncate: bool,
+    /// The target's tables have no index yet, hence no foreign key points
+    /// at them: each is emptied in the transaction that copies it, which
+    /// lets COPY write its rows already frozen (FREEZE). The index builds
+    /// that follow then set no hint bits (no page written twice, no
+    /// full-page images where checksums are on), and no anti-wraparound
+    /// vacuum rewrites the table later.
+    pub freeze: bool,
 }
 
 impl Action<Env> for CopyData {
     fn describe(&self) -> Option<Change> {
-        let truncate = if self.truncate {
+        let truncate = if self.truncate && !self.freeze {
             "empty the tables a killed copy left (TRUNCATE), "
         } else {
             ""
@@ -58,17 +65,23 @@ impl Action<Env> for CopyData {
         Some(change(
             Kind::Sql,
             format!(
-                "on the source: {truncate}CREATE_REPLICATION_SLOT {} LOGICAL pgoutput exporting its snapshot; copy {} table(s) at that snapshot, {} at a time, largest first (COPY … TO STDOUT | COPY … FROM STDIN, before the primary keys and indexes)",
+                "on the source: {truncate}CREATE_REPLICATION_SLOT {} LOGICAL pgoutput exporting its snapshot; copy {} table(s) at that snapshot, {} at a time, largest first (COPY … TO STDOUT | {}COPY … FROM STDIN{})",
                 self.slot,
                 self.tables.len(),
-                self.jobs
+                self.jobs,
+                if self.freeze { "TRUNCATE and " } else { "" },
+                if self.freeze {
+                    " (FREEZE), before the primary keys and indexes"
+                } else {
+                    ""
+                },
             ),
         ))
     }
 
     fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
         Box::pin(async move {
-            if self.truncate && !self.tables.is_empty() {
+            if self.truncate && !self.freeze && !self.tables.is_empty() {
                 let sql = truncate_sql(&self.tables);
                 cx.printer.sql(&sql);
                 exec(&mut cx.env, Side::Target, &sql).await?;
@@ -143,7 +156,7 @@ impl CopyData {
                 let next = queue.borrow_mut().pop_front();
                 let Some(t) = next else { return Ok(rows) };
                 printer.debug(format!("copying {t}"));
-                rows += copy_table(src, dst, &t, generated).await?;
+                rows += copy_table(src, dst, &t, generated, self.freeze).await?;
             }
         });
         let rows: Vec<u64> = futures_util::future::try_join_all(work).await?;
@@ -198,15 +211,37 @@ async fn largest_first(src: &Client, tables: &[Table]) -> Result<VecDeque<Table>
 /// One table, streamed from the source's COPY into the target's, by
 /// column name (a target table made by hand may order them otherwise;
 /// generated columns are computed again by the target).
-async fn copy_table(src: &Client, dst: &Client, t: &Table, generated: bool) -> Result<u64> {
-    use futures_util::SinkExt;
+async fn copy_table(
+    src: &Client,
+    dst: &Client,
+    t: &Table,
+    generated: bool,
+    freeze: bool,
+) -> Result<u64> {
     let cols = columns(src, t, generated).await?;
+    if !freeze {
+        return pipe(src, dst, t, &cols, "").await;
+    }
+    dst.batch_execute(&format!("BEGIN; TRUNCATE {}", t.sql()))
+        .await
+        .map_err(|e| copy_error("the target", t, &e))?;
+    let rows = pipe(src, dst, t, &cols, " (FREEZE)").await?;
+    dst.batch_execute("COMMIT")
+        .await
+        .map_err(|e| copy_error("the target", t, &e))?;
+    Ok(rows)
+}
+
+/// `COPY t (cols) TO STDOUT` on the source into `COPY t (cols) FROM
+/// STDIN{options}` on the target.
+async fn pipe(src: &Client, dst: &Client, t: &Table, cols: &str, options: &str) -> Result<u64> {
+    use futures_util::SinkExt;
     let out = src
         .copy_out(&format!("COPY {} ({cols}) TO STDOUT", t.sql()))
         .await
         .map_err(|e| copy_error("the source", t, &e))?;
     let sink = dst
-        .copy_in::<_, bytes::Bytes>(&format!("COPY {} ({cols}) FROM STDIN", t.sql()))
+        .copy_in::<_, bytes::Bytes>(&format!("COPY {} ({cols}) FROM STDIN{options}", t.sql()))
         .await
         .map_err(|e| copy_error("the target", t, &e))?;
     futures_util::pin_mut!(sink);

@@ -278,6 +278,7 @@ fn push_steps(
         tables: copied_tables(source, settings),
         jobs: settings.jobs,
         truncate: work.truncate,
+        freeze: !target.indexed,
     });
     if work.post_data {
         plan.push(section(Section::PostData));

@@ -239,7 +239,10 @@ pub struct LoadSchema {
 
 impl LoadSchema {
     fn dump_args(&self, conninfo: &str) -> Vec<String> {
+        // --schema-only as well: no large objects (start says they do
+        // not move) and no materialized view data in post-data.
         let mut a: Vec<String> = [
+            "--schema-only",
             self.section.flag(),
             "--no-publications",
             "--no-subscriptions",
