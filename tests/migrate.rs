@@ -458,6 +458,30 @@ fn killed_start_then_abort() {
     }
 }
 
+/// A start that fails after its copy, or after its post-data, undoes
+/// every step: no slot, publication or subscription, the replica
+/// identity back to DEFAULT, the database it created gone.
+#[test]
+fn failed_start_undoes_the_copy() {
+    let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
+    populate(&s);
+    for step in [4, 5] {
+        migrate("start", &s, &t, &["--replica-identity-full"])
+            .env("PGREPCTL_FAIL_AFTER_STEP", step.to_string())
+            .run()
+            .fails(1, "INTERNAL");
+        nothing_left(&s, &t);
+        assert_eq!(identity(&s, "pgbench_history"), "d", "step {step}");
+        assert_eq!(
+            t.sql(&format!(
+                "SELECT count(*) FROM pg_database WHERE datname = '{DB}'"
+            )),
+            "0",
+            "step {step}"
+        );
+    }
+}
+
 /// cutover's --max-wait passes (the target's apply is stuck behind a
 /// lock): writes are enabled again on the source and nothing is dropped.
 #[test]

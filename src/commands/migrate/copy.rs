@@ -103,20 +103,40 @@ impl Action<Env> for CopyData {
                     return Err(e);
                 }
             };
-            // From here a failure leaves the slot: the undo drops it.
-            let applied = Applied::changed().undo(UndoCopy {
+            let undo = UndoCopy {
                 slot: self.slot.clone(),
                 tables: self.tables.clone(),
-            });
-            let copied = self.copy_at(cx, &slot.snapshot).await;
+            };
+            let generated = cx.env.session(Side::Source).await?.version_num >= 120000;
+            let (env, printer) = (&cx.env, cx.printer);
+            // Ctrl-C or SIGTERM stops the copy (its sessions close and the
+            // target's COPY rolls back) instead of waiting for its end.
+            let copied = tokio::select! {
+                r = self.copy_at(env, printer, generated, &slot.snapshot) => r,
+                _ = cx.interrupt.recv() => Err(crate::plan::interrupted("while copying the tables")),
+            };
             // The snapshot is needed no more once every table is copied.
             conn.close().await;
-            let (tables, rows) = copied?;
-            cx.printer.step(format!(
-                "copied {rows} row(s) of {tables} table(s) at the slot's snapshot"
-            ));
-            cx.details.insert("rows_copied".into(), rows.into());
-            Ok(applied)
+            match copied {
+                Ok((tables, rows)) => {
+                    cx.printer.step(format!(
+                        "copied {rows} row(s) of {tables} table(s) at the slot's snapshot"
+                    ));
+                    cx.details.insert("rows_copied".into(), rows.into());
+                    Ok(Applied::changed().undo(undo))
+                }
+                Err(e) => {
+                    // The engine undoes the steps that succeeded; this
+                    // one's slot and rows go here.
+                    if let Err(u) = Box::new(undo).undo(cx).await {
+                        cx.printer.warn(format!(
+                            "could not drop the slot {} or empty the copied tables: {}",
+                            self.slot, u.message
+                        ));
+                    }
+                    Err(e)
+                }
+            }
         })
     }
 }
@@ -124,9 +144,13 @@ impl Action<Env> for CopyData {
 impl CopyData {
     /// The tables, `jobs` at a time: each job's source session imports
     /// the snapshot once, in one transaction that copies all its tables.
-    async fn copy_at(&self, cx: &mut Cx<Env>, snapshot: &str) -> Result<(usize, u64)> {
-        let generated = cx.env.session(Side::Source).await?.version_num >= 120000;
-        let env = &cx.env;
+    async fn copy_at(
+        &self,
+        env: &Env,
+        printer: crate::report::Printer,
+        generated: bool,
+        snapshot: &str,
+    ) -> Result<(usize, u64)> {
         let jobs = self.jobs.clamp(1, self.tables.len().max(1));
         let mut pairs = vec![];
         for _ in 0..jobs {
@@ -149,7 +173,6 @@ impl CopyData {
             pairs.push((src, dst));
         }
         let queue = RefCell::new(largest_first(&pairs[0].0, &self.tables).await?);
-        let printer = cx.printer;
         let work = pairs.iter().map(|(src, dst)| async {
             let mut rows = 0;
             loop {

@@ -253,7 +253,7 @@ pub fn evaluate(sides: &Sides, f: &Facts, warn: u64, crit: u64) -> Report {
                 &n.slot,
                 finding::SLOT_INACTIVE,
                 "the source still has the migration's slot or publication",
-                Some("run pgrepctl migrate abort to drop them".into()),
+                Some("a start killed during its copy leaves them: run pgrepctl migrate start again (it copies again), or pgrepctl migrate abort to drop them".into()),
             );
         }
         r.migration = Some(Box::new(m));
