@@ -95,7 +95,7 @@ impl Action<Env> for CopyData {
             let made = conn
                 .create_logical_slot_exporting(&self.slot, "pgoutput")
                 .await
-                .map_err(|e| client.error(&e));
+                .map_err(|e| slot_error(&client, &e));
             let slot = match made {
                 Ok(s) => s,
                 Err(e) => {
@@ -188,6 +188,17 @@ impl CopyData {
         }
         Ok((self.tables.len(), rows.iter().sum()))
     }
+}
+
+/// The slot is made once every transaction running on the source has
+/// ended (its snapshot must be consistent): one left open makes the
+/// server keep quiet until the answer limit.
+fn slot_error(client: &ReplClient, e: &crate::pg::replication::ReplError) -> Error {
+    let mut err = client.error(e);
+    if matches!(e, crate::pg::replication::ReplError::NoAnswer { .. }) {
+        err.hint = Some("creating a logical slot waits for every transaction running on the source to end: look for an old one in pg_stat_activity (state 'idle in transaction', a long query, or a prepared transaction in pg_prepared_xacts), end it, and run migrate start again".into());
+    }
+    err
 }
 
 /// A session for one copy job, whose COPY may take as long as it takes.
