@@ -86,6 +86,7 @@ impl Action<Env> for CopyData {
                 cx.printer.sql(&sql);
                 exec(&mut cx.env, Side::Target, &sql).await?;
             }
+            let generated = cx.env.session(Side::Source).await?.version_num >= 120000;
             let client = repl_client(&cx.env)?;
             let mut conn = client.connect().await.map_err(|e| client.error(&e))?;
             cx.printer.sql(format!(
@@ -107,7 +108,6 @@ impl Action<Env> for CopyData {
                 slot: self.slot.clone(),
                 tables: self.tables.clone(),
             };
-            let generated = cx.env.session(Side::Source).await?.version_num >= 120000;
             let (env, printer) = (&cx.env, cx.printer);
             // Ctrl-C or SIGTERM stops the copy (its sessions close and the
             // target's COPY rolls back) instead of waiting for its end.
@@ -155,6 +155,13 @@ impl CopyData {
         let mut pairs = vec![];
         for _ in 0..jobs {
             let src = open(&env.sides.source, env.timeout).await?;
+            // As pg_dump: no time-out of the user's (a role's or the
+            // database's setting) cuts a long copy short.
+            src.batch_execute(
+                "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0",
+            )
+            .await
+            .map_err(|e| query_error("the source", &e))?;
             src.batch_execute(&format!(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
                 crate::pg::sql::literal(snapshot)
@@ -166,7 +173,8 @@ impl CopyData {
             // key checks (a referenced table may come later), and no
             // wait for the WAL flush at each commit.
             dst.batch_execute(
-                "SET session_replication_role = replica; SET synchronous_commit = off",
+                "SET session_replication_role = replica; SET synchronous_commit = off; \
+                 SET statement_timeout = 0; SET lock_timeout = 0",
             )
             .await
             .map_err(|e| query_error("the target", &e))?;
