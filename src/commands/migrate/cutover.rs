@@ -46,7 +46,7 @@ pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failur
     };
     let tables = ready(&tsession, &src, &sides, args.max_lag).await?;
     let identity_full = inspect::identity_to_revert(&src, &sides.names.publication).await?;
-    let plan = steps(&sides, &identity_full);
+    let plan = steps(&sides);
     let mut outcome = Outcome::new("migrate cutover", args.dry_run.dry_run);
     if args.dry_run.dry_run {
         plan.preview_into(&mut outcome);
@@ -71,6 +71,25 @@ pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failur
     // Printed and in the JSON: never the password --target may hold.
     let target = super::with_dbname(&super::without_password(&sides.target_given), &sides.dbname);
     outcome.detail("target_conninfo", &target);
+    if !identity_full.is_empty() {
+        // Not done here: ALTER TABLE waits for every reader of the table
+        // on the source, and cutover's last step would wait with it while
+        // the application waits for the conninfo. A retired source does
+        // not care; one that lives on wants the statements.
+        outcome.warnings.push(format!(
+            "the source keeps the REPLICA IDENTITY FULL start gave {}; if it takes writes again, run there: {}",
+            identity_full
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            identity_full
+                .iter()
+                .map(|t| format!("ALTER TABLE {} REPLICA IDENTITY DEFAULT;", t.sql()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
     outcome.epilogue = Some(format!(
         "the database {} now lives on the target: point the application at\n  {target}\nthe source database stays read-only (ALTER DATABASE {} RESET default_transaction_read_only to undo)\n",
         sides.dbname,
@@ -147,9 +166,7 @@ async fn ready(
         .collect())
 }
 
-/// `identity_full`: the tables start made REPLICA IDENTITY FULL, put
-/// back with the publication's drop (the source may live on).
-fn steps(sides: &Sides, identity_full: &[Table]) -> Plan<Env> {
+fn steps(sides: &Sides) -> Plan<Env> {
     let mut plan = Plan::default();
     plan.push(WritesOff {
         db: sides.dbname.clone(),
@@ -172,7 +189,7 @@ fn steps(sides: &Sides, identity_full: &[Table]) -> Plan<Env> {
     });
     plan.push(Sql::new(
         Side::Source,
-        inspect::drop_publication_sql(&n.publication, identity_full),
+        format!("DROP PUBLICATION {}", ident(&n.publication)),
         None,
     ));
     plan
