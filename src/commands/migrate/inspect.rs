@@ -242,12 +242,20 @@ pub async fn identity_to_revert(s: &Session, publication: &str) -> Result<Vec<Ta
 
 /// REPLICA IDENTITY DEFAULT for `tables`, then DROP PUBLICATION, as one
 /// statement batch (one transaction): the comment that names the tables
-/// goes only with the change it records.
+/// goes only with the change it records. ALTER TABLE waits for the
+/// table's readers, and while it waits every later query of the table
+/// waits behind it: past 5 s it gives up (the run fails, a rerun tries
+/// again) rather than stall the source's application.
 pub fn drop_publication_sql(publication: &str, tables: &[Table]) -> String {
-    let mut sql: Vec<String> = tables
-        .iter()
-        .map(|t| format!("ALTER TABLE {} REPLICA IDENTITY DEFAULT", t.sql()))
-        .collect();
+    let mut sql: Vec<String> = vec![];
+    if !tables.is_empty() {
+        sql.push("SELECT set_config('lock_timeout', '5s', true)".into());
+    }
+    sql.extend(
+        tables
+            .iter()
+            .map(|t| format!("ALTER TABLE {} REPLICA IDENTITY DEFAULT", t.sql())),
+    );
     sql.push(format!(
         "DROP PUBLICATION {}",
         crate::pg::sql::ident(publication)
