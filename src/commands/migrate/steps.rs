@@ -337,11 +337,29 @@ impl Action<Env> for LoadSchema {
                 ),
                 sides.target.get_password(),
             );
+            let load = match self.section {
+                Section::PreData => load,
+                Section::PostData => load.env("PGOPTIONS", post_data_options()),
+            };
             let what = format!("pg_dump {} | psql", self.section.flag());
             cx.printer.step(format!("copying the schema ({what})"));
             crate::tools::run(dump.pipe(load), &what)?;
             Ok(Applied::changed())
         })
+    }
+}
+
+/// The post-data session's settings, after the user's PGOPTIONS: the
+/// primary keys and indexes are built over all the rows at once, and a
+/// sort that fits in memory (PostgreSQL's default maintenance_work_mem
+/// is 64MB, which spills a few million keys to disk) is the difference;
+/// the memory is taken only as far as a sort needs it, for this one
+/// session (shared among its parallel workers).
+fn post_data_options() -> String {
+    let mine = "-c maintenance_work_mem=512MB -c synchronous_commit=off";
+    match std::env::var("PGOPTIONS") {
+        Ok(user) if !user.trim().is_empty() => format!("{user} {mine}"),
+        _ => mine.to_string(),
     }
 }
 
