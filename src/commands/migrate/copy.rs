@@ -156,9 +156,13 @@ impl CopyData {
         for _ in 0..jobs {
             let src = open(&env.sides.source, env.timeout).await?;
             // As pg_dump: no time-out of the user's (a role's or the
-            // database's setting) cuts a long copy short.
+            // database's setting) cuts a long copy short, and the text is
+            // exact and unambiguous whatever the settings — every digit
+            // of a float (10 and 11 print 15 by default, which loses
+            // precision), ISO dates, intervals in the postgres style.
             src.batch_execute(
-                "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0",
+                "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; \
+                 SET extra_float_digits = 3; SET datestyle = ISO; SET intervalstyle = postgres",
             )
             .await
             .map_err(|e| query_error("the source", &e))?;
@@ -174,7 +178,8 @@ impl CopyData {
             // wait for the WAL flush at each commit.
             dst.batch_execute(
                 "SET session_replication_role = replica; SET synchronous_commit = off; \
-                 SET statement_timeout = 0; SET lock_timeout = 0",
+                 SET statement_timeout = 0; SET lock_timeout = 0; \
+                 SET datestyle = ISO; SET intervalstyle = postgres",
             )
             .await
             .map_err(|e| query_error("the target", &e))?;
