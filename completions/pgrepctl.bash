@@ -1200,7 +1200,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__migrate__subcmd__start)
-            opts="-v -q -h -V --source --target --dbname --table --source-passfile --replica-identity-full --connect-timeout --bindir --dry-run --json --verbose --quiet --no-progress --help --version"
+            opts="-v -q -h -V --source --target --dbname --table --source-passfile --replica-identity-full --jobs --connect-timeout --bindir --dry-run --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1223,6 +1223,10 @@ _pgrepctl() {
                     return 0
                     ;;
                 --source-passfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -27,6 +27,8 @@ struct Found {
 struct SourceFound {
     slot: bool,
     publication: bool,
+    /// Tables start made REPLICA IDENTITY FULL, still so.
+    identity_full: Vec<Table>,
     /// ALTER DATABASE … SET default_transaction_read_only = on: what a
     /// cutover killed before its end leaves.
     read_only: bool,
@@ -90,6 +92,7 @@ async fn find(
         found.source = Some(SourceFound {
             slot: facts.slot.is_some(),
             publication: facts.publication,
+            identity_full: inspect::identity_to_revert(s, &sides.names.publication).await?,
             read_only: read_only(s).await?,
         });
         if let (true, Some(t)) = (drop_schema, target) {
@@ -183,7 +186,7 @@ fn decide(sides: &Sides, found: &Found) -> Plan<Env> {
             if s.publication {
                 plan.push(Sql::new(
                     Side::Source,
-                    format!("DROP PUBLICATION {}", ident(&n.publication)),
+                    inspect::drop_publication_sql(&n.publication, &s.identity_full),
                     None,
                 ));
             }

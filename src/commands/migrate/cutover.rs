@@ -45,6 +45,7 @@ pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failur
         .into());
     };
     let tables = ready(&tsession, &src, &sides, args.max_lag).await?;
+    let identity_full = inspect::identity_to_revert(&src, &sides.names.publication).await?;
     let plan = steps(&sides);
     let mut outcome = Outcome::new("migrate cutover", args.dry_run.dry_run);
     if args.dry_run.dry_run {
@@ -70,6 +71,25 @@ pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failur
     // Printed and in the JSON: never the password --target may hold.
     let target = super::with_dbname(&super::without_password(&sides.target_given), &sides.dbname);
     outcome.detail("target_conninfo", &target);
+    if !identity_full.is_empty() {
+        // Not done here: ALTER TABLE waits for every reader of the table
+        // on the source, and cutover's last step would wait with it while
+        // the application waits for the conninfo. A retired source does
+        // not care; one that lives on wants the statements.
+        outcome.warnings.push(format!(
+            "the source keeps the REPLICA IDENTITY FULL start gave {}; if it takes writes again, run there: {}",
+            identity_full
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            identity_full
+                .iter()
+                .map(|t| format!("ALTER TABLE {} REPLICA IDENTITY DEFAULT;", t.sql()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
     outcome.epilogue = Some(format!(
         "the database {} now lives on the target: point the application at\n  {target}\nthe source database stays read-only (ALTER DATABASE {} RESET default_transaction_read_only to undo)\n",
         sides.dbname,

@@ -57,6 +57,9 @@ pub struct SourceTable {
     /// identity index, or REPLICA IDENTITY FULL.
     pub identity: bool,
     pub unlogged: bool,
+    /// Has an index (a primary key, a unique constraint, …): what
+    /// post-data builds after the copy.
+    pub indexed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +92,9 @@ pub struct Target {
     /// The tables (of those start would fill) that exist there, and
     /// whether each holds rows.
     pub tables: Vec<(Table, bool)>,
+    /// Whether any of those tables has an index (post-data is loaded
+    /// after the copy in one transaction: none means not loaded yet).
+    pub indexed: bool,
 }
 
 /// pgrepctl's session with the source database.
@@ -142,7 +148,8 @@ const TABLES: &str = "SELECT n.nspname::text, c.relname::text, \
      c.relreplident = 'f' \
        OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) \
        OR (c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)), \
-     c.relpersistence = 'u' \
+     c.relpersistence = 'u', \
+     EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid) \
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
      WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
@@ -177,6 +184,7 @@ pub async fn source(s: &Session, sides: &Sides) -> Result<Source> {
             },
             identity: r.get(2),
             unlogged: r.get(3),
+            indexed: r.get(4),
         })
         .collect();
     Ok(Source {
@@ -202,6 +210,57 @@ pub async fn source(s: &Session, sides: &Sides) -> Result<Source> {
         .await?,
         slot: slot(s, &sides.names.slot).await?,
     })
+}
+
+/// The tables start gave REPLICA IDENTITY FULL (the publication's
+/// comment names them) that still have it: what abort and cutover put
+/// back to DEFAULT. Empty without the publication.
+pub async fn identity_to_revert(s: &Session, publication: &str) -> Result<Vec<Table>> {
+    let comment: Option<Option<String>> = s
+        .client
+        .query_opt(
+            "SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| query_error(&s.target, &e))?
+        .map(|r| r.get(0));
+    let mut out = vec![];
+    for t in super::names::replica_identity_full(comment.flatten().as_deref()) {
+        let full: Option<bool> = one(
+            s,
+            "SELECT (SELECT relreplident = 'f' FROM pg_class WHERE oid = to_regclass($1))",
+            &[&t.sql()],
+        )
+        .await?;
+        if full == Some(true) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// REPLICA IDENTITY DEFAULT for `tables`, then DROP PUBLICATION, as one
+/// statement batch (one transaction): the comment that names the tables
+/// goes only with the change it records. ALTER TABLE waits for the
+/// table's readers, and while it waits every later query of the table
+/// waits behind it: past 5 s it gives up (the run fails, a rerun tries
+/// again) rather than stall the source's application.
+pub fn drop_publication_sql(publication: &str, tables: &[Table]) -> String {
+    let mut sql: Vec<String> = vec![];
+    if !tables.is_empty() {
+        sql.push("SELECT set_config('lock_timeout', '5s', true)".into());
+    }
+    sql.extend(
+        tables
+            .iter()
+            .map(|t| format!("ALTER TABLE {} REPLICA IDENTITY DEFAULT", t.sql())),
+    );
+    sql.push(format!(
+        "DROP PUBLICATION {}",
+        crate::pg::sql::ident(publication)
+    ));
+    sql.join("; ")
 }
 
 /// The migration's slot on the source, and whether it is in use.
@@ -284,6 +343,7 @@ pub async fn target(
         .map_err(|e| e.message),
         subscription: None,
         tables: vec![],
+        indexed: false,
     };
     if !database {
         return Ok((t, None));
@@ -300,6 +360,12 @@ pub async fn target(
             )
             .await?;
             t.tables.push((table.clone(), rows));
+            t.indexed |= one::<bool>(
+                &s,
+                "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = $1::text::regclass)",
+                &[&table.sql()],
+            )
+            .await?;
         }
     }
     Ok((t, Some(s)))

@@ -7,6 +7,7 @@
 //! the migration stands from the two servers.
 
 mod abort;
+mod copy;
 mod cutover;
 pub mod inspect;
 pub mod names;
@@ -41,10 +42,15 @@ pub enum Action {
     /// sequences are reported (they do not move); the extensions the
     /// source database uses exist on the target; the target's tables are
     /// absent or empty; the target's major is at least the source's. Then
-    /// the schema (pg_dump --schema-only of the target's major), a
-    /// publication on the source and a subscription on the target that
-    /// copies the data and then streams changes. A migration already
-    /// started changes nothing.
+    /// the tables (pg_dump --section=pre-data of the target's major), a
+    /// publication on the source, a logical slot whose exported snapshot
+    /// --jobs sessions copy the tables at (COPY, largest first, into
+    /// tables without keys or indexes), the primary keys, indexes and
+    /// constraints (--section=post-data), and a subscription that streams
+    /// the changes since the snapshot from that slot (copy_data = false).
+    /// A migration already started changes nothing; a start killed during
+    /// its copy is finished by the next one, which drops the slot (its
+    /// snapshot is gone), empties the tables and copies them again.
     Start(StartArgs),
     /// Where a migration stands: per-table sync state, lag, WAL the slot retains, apply errors, schema drift (check's formats and exit codes)
     ///
@@ -97,6 +103,9 @@ pub struct StartArgs {
     /// Give tables with no primary key and no replica identity REPLICA IDENTITY FULL on the source instead of refusing (UPDATE and DELETE then log whole rows)
     #[arg(long)]
     pub replica_identity_full: bool,
+    /// How many tables the initial copy moves at a time (each a session on both servers)
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// How long to connect to each server, e.g. 10s
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub connect_timeout: Duration,

@@ -43,6 +43,43 @@ impl Names {
     }
 }
 
+/// What the publication's comment starts with; a JSON object follows.
+const COMMENT_PREFIX: &str = "pgrepctl migrate: ";
+
+/// The publication's comment: the tables start gave REPLICA IDENTITY
+/// FULL (--replica-identity-full), which abort and cutover put back to
+/// DEFAULT — only those, never a table the user had set so.
+pub fn publication_comment(full: &[super::inspect::Table]) -> String {
+    let tables: Vec<[&str; 2]> = full
+        .iter()
+        .map(|t| [t.schema.as_str(), t.name.as_str()])
+        .collect();
+    format!(
+        "{COMMENT_PREFIX}{}",
+        serde_json::json!({ "replica_identity_full": tables })
+    )
+}
+
+/// The tables a [`publication_comment`] names; none for any other
+/// comment (a publication of an older pgrepctl, or edited by hand).
+pub fn replica_identity_full(comment: Option<&str>) -> Vec<super::inspect::Table> {
+    let Some(json) = comment.and_then(|c| c.strip_prefix(COMMENT_PREFIX)) else {
+        return vec![];
+    };
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    v["replica_identity_full"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            Some(super::inspect::Table {
+                schema: t.get(0)?.as_str()?.to_string(),
+                name: t.get(1)?.as_str()?.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// `dbname` in `[a-z0-9_]`, plus a hash of the original when that changed
 /// it, all within what is left of 63 bytes after [`PREFIX`].
 fn suffix(dbname: &str) -> String {
@@ -73,6 +110,19 @@ fn suffix(dbname: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_comment_gives_back_its_tables() {
+        let t = super::super::inspect::Table {
+            schema: "my schema".into(),
+            name: "log\"s".into(),
+        };
+        let c = publication_comment(std::slice::from_ref(&t));
+        assert!(c.starts_with("pgrepctl migrate: {"), "{c}");
+        assert_eq!(replica_identity_full(Some(&c)), vec![t]);
+        assert!(replica_identity_full(Some("mine")).is_empty());
+        assert!(replica_identity_full(None).is_empty());
+    }
 
     fn valid(n: &str) -> bool {
         n.len() <= MAX

@@ -7,7 +7,7 @@
 //! or cleaned by abort.
 
 use super::inspect::{self, Source, Table, Target};
-use super::steps::{Env, LoadSchema, Side, Sql};
+use super::steps::{Env, LoadSchema, Section, Side, Sql};
 use super::{Sides, StartArgs};
 use crate::error::{Code, Error, Failure, Result};
 use crate::pg::sql::{ident, literal};
@@ -23,6 +23,8 @@ pub struct Settings {
     /// What the subscription connects with: --source, dbname, passfile.
     pub subscription_conninfo: String,
     pub connect_timeout: std::time::Duration,
+    /// Tables copied at a time.
+    pub jobs: usize,
     pub bindir: Option<std::path::PathBuf>,
     pub dry_run: bool,
 }
@@ -34,6 +36,7 @@ impl Settings {
             tables,
             replica_identity_full,
             source_passfile,
+            jobs,
             connect_timeout,
             bindir,
             dry_run,
@@ -67,6 +70,7 @@ impl Settings {
             replica_identity_full,
             subscription_conninfo,
             connect_timeout,
+            jobs: jobs.into(),
             bindir: bindir.checked()?,
             dry_run: dry_run.dry_run,
         })
@@ -81,9 +85,9 @@ pub async fn run(args: StartArgs, printer: &Printer) -> Result<Outcome, Failure>
     let admin = inspect::target_admin_session(&settings.sides, t).await?;
     let selected = selected_tables(&settings, &source)?;
     let (target, tsession) = inspect::target(&admin, &settings.sides, &selected, t).await?;
-    // pg_dump is needed only when the schema is to be copied: a start
-    // that finds its subscription is a no-op on any host.
-    let bindir = if target.tables.is_empty() && target.subscription.is_none() {
+    // pg_dump is needed only when (part of) the schema is to be copied:
+    // a start that finds its subscription is a no-op on any host.
+    let bindir = if target.subscription.is_none() && (target.tables.is_empty() || !target.indexed) {
         Some(crate::tools::find(
             Version::of(target.version_num).major(),
             settings.bindir.as_deref(),
@@ -185,25 +189,56 @@ pub fn decide(
     plan.warnings.extend(notes(source, selected));
     plan.warnings
         .extend(extensions(source, target, settings.tables.is_some())?);
-    let schema_present = target_tables(target, selected)?;
-    let bindir = match (schema_present, bindir) {
-        (true, _) => None,
-        (false, Some(b)) => Some(b),
-        (false, None) => return Err(Error::new(Code::Internal, "no bindir for pg_dump")),
+    if source.slot == Some(true) {
+        return Err(Error::new(
+            Code::SlotConflict,
+            format!(
+                "the slot {} is in use on the source and the target has no subscription: another migrate start is copying the data",
+                settings.sides.names.slot
+            ),
+        )
+        .hint("wait for it (pgrepctl migrate status), or end it and run pgrepctl migrate abort"));
+    }
+    let stale = source.slot.is_some();
+    let (schema_present, truncate) = target_tables(target, selected, stale)?;
+    let post_data = !schema_present
+        || (!target.indexed
+            && source
+                .tables
+                .iter()
+                .any(|t| t.indexed && selected.contains(&t.table)));
+    if (!schema_present || post_data) && bindir.is_none() {
+        return Err(Error::new(Code::Internal, "no bindir for pg_dump"));
+    }
+    let work = Work {
+        pre_data: !schema_present,
+        post_data,
+        truncate,
+        bindir,
     };
-    push_steps(&mut plan, settings, source, target, &keyless, bindir);
+    push_steps(&mut plan, settings, source, target, &keyless, work);
     Ok(plan)
 }
 
-/// The steps, each only for what is missing; `bindir` when the schema
-/// must be copied.
+/// What start does for the schema and the data, decided from the facts.
+struct Work {
+    /// Load pre-data with this pg_dump (the tables are not there yet).
+    pre_data: bool,
+    /// Load post-data after the copy (the tables have no index yet).
+    post_data: bool,
+    /// Rows a killed copy left: emptied before the copy.
+    truncate: bool,
+    bindir: Option<crate::tools::BinDir>,
+}
+
+/// The steps, each only for what is missing.
 fn push_steps(
     plan: &mut Plan<Env>,
     settings: &Settings,
     source: &Source,
     target: &Target,
     keyless: &[Table],
-    bindir: Option<crate::tools::BinDir>,
+    work: Work,
 ) {
     let names = &settings.sides.names;
     if !target.database {
@@ -217,42 +252,36 @@ fn push_steps(
             Some(format!("DROP DATABASE {}", ident(&settings.sides.dbname))),
         ));
     }
-    for t in keyless {
-        plan.push(Sql::new(
-            Side::Source,
-            format!("ALTER TABLE {} REPLICA IDENTITY FULL", t.sql()),
-            Some(format!("ALTER TABLE {} REPLICA IDENTITY DEFAULT", t.sql())),
-        ));
-    }
-    if let Some(bindir) = bindir {
-        plan.push(LoadSchema {
-            bindir,
-            tables: settings.tables.clone(),
-        });
+    let section = |section| LoadSchema {
+        bindir: work
+            .bindir
+            .clone()
+            .expect("a bindir when the schema is loaded"),
+        tables: settings.tables.clone(),
+        section,
+    };
+    if work.pre_data {
+        plan.push(section(Section::PreData));
     }
     if source.slot == Some(false) {
-        // Left by a start killed while CREATE SUBSCRIPTION ran: the slot
-        // was made, the subscription never committed.
+        // Left by a start killed during or after its copy: that copy's
+        // snapshot is gone, the copy starts over from a new slot.
         plan.push(super::steps::DropSlot {
             name: names.slot.clone(),
         });
     }
     if !source.publication {
-        let what = match &settings.tables {
-            None => "ALL TABLES".to_string(),
-            Some(t) => format!(
-                "TABLE {}",
-                t.iter().map(Table::sql).collect::<Vec<_>>().join(", ")
-            ),
-        };
-        plan.push(Sql::new(
-            Side::Source,
-            format!(
-                "CREATE PUBLICATION {} FOR {what}",
-                ident(&names.publication)
-            ),
-            Some(format!("DROP PUBLICATION {}", ident(&names.publication))),
-        ));
+        plan.push(publication(settings, keyless));
+    }
+    plan.push(super::copy::CopyData {
+        slot: names.slot.clone(),
+        tables: copied_tables(source, settings),
+        jobs: settings.jobs,
+        truncate: work.truncate,
+        freeze: !target.indexed,
+    });
+    if work.post_data {
+        plan.push(section(Section::PostData));
     }
     plan.push(Sql::new(
         Side::Target,
@@ -261,10 +290,56 @@ fn push_steps(
             ident(&names.subscription),
             literal(&settings.subscription_conninfo),
             ident(&names.publication),
-            subscription_options(source.version_num, target.version_num)
+            subscription_options(source.version_num, target.version_num, &names.slot)
         ),
         Some(format!("DROP SUBSCRIPTION {}", ident(&names.subscription))),
     ));
+}
+
+/// The selected tables the copy fills: unlogged ones are not published.
+fn copied_tables(source: &Source, settings: &Settings) -> Vec<Table> {
+    source
+        .tables
+        .iter()
+        .filter(|t| !t.unlogged)
+        .filter(|t| {
+            settings
+                .tables
+                .as_ref()
+                .is_none_or(|s| s.contains(&t.table))
+        })
+        .map(|t| t.table.clone())
+        .collect()
+}
+
+/// REPLICA IDENTITY FULL where asked, the publication and its comment
+/// naming those tables, in one transaction: abort and cutover read the
+/// comment to put the tables back to DEFAULT, and a start killed in
+/// between cannot leave a table changed without it being recorded (nor a
+/// keyless table published without an identity, which would fail its
+/// UPDATEs and DELETEs on the source).
+fn publication(settings: &Settings, keyless: &[Table]) -> Sql {
+    let names = &settings.sides.names;
+    let pubname = ident(&names.publication);
+    let what = match &settings.tables {
+        None => "ALL TABLES".to_string(),
+        Some(t) => format!(
+            "TABLE {}",
+            t.iter().map(Table::sql).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let mut sql = vec![];
+    let mut undo = vec![format!("DROP PUBLICATION {pubname}")];
+    for t in keyless {
+        sql.push(format!("ALTER TABLE {} REPLICA IDENTITY FULL", t.sql()));
+        undo.push(format!("ALTER TABLE {} REPLICA IDENTITY DEFAULT", t.sql()));
+    }
+    sql.push(format!("CREATE PUBLICATION {pubname} FOR {what}"));
+    sql.push(format!(
+        "COMMENT ON PUBLICATION {pubname} IS {}",
+        literal(&super::names::publication_comment(keyless))
+    ));
+    Sql::new(Side::Source, sql.join("; "), Some(undo.join("; ")))
 }
 
 /// Both supported, and the target at least the source's major: logical
@@ -364,9 +439,6 @@ fn notes(source: &Source, selected: &[Table]) -> Vec<String> {
             source.sequences.len()
         ));
     }
-    if source.free_slots < 3 || source.free_senders < 3 {
-        w.push("the source has fewer than 3 free replication slots or wal senders: the initial copy of each table takes one more while it runs, so tables will be copied one at a time".into());
-    }
     w.push("roles, owners and grants are not copied (roles belong to the cluster): create the roles on the target (pg_dumpall --roles-only) and grant there".into());
     w
 }
@@ -409,15 +481,18 @@ fn extensions(source: &Source, target: &Target, only_tables: bool) -> Result<Opt
 }
 
 /// Whether the schema is there already (every table exists on the
-/// target); refused when some are and some are not, or when one holds rows.
-fn target_tables(target: &Target, selected: &[Table]) -> Result<bool> {
+/// target), and whether rows must be emptied first; refused when some
+/// tables are there and some are not, or when one holds rows that no
+/// killed copy of ours left (`stale`: the slot is there, the
+/// subscription is not).
+fn target_tables(target: &Target, selected: &[Table], stale: bool) -> Result<(bool, bool)> {
     let full: Vec<String> = target
         .tables
         .iter()
         .filter(|(_, rows)| *rows)
         .map(|(t, _)| t.to_string())
         .collect();
-    if !full.is_empty() {
+    if !full.is_empty() && !stale {
         return Err(Error::new(
             Code::TargetNotEmpty,
             format!("tables on the target already hold rows: {}", full.join(", ")),
@@ -425,7 +500,7 @@ fn target_tables(target: &Target, selected: &[Table]) -> Result<bool> {
         .hint("empty them (TRUNCATE) or drop them on the target; the initial copy would duplicate rows"));
     }
     if target.tables.is_empty() {
-        return Ok(false);
+        return Ok((false, false));
     }
     if target.tables.len() < selected.len() {
         let missing: Vec<String> = selected
@@ -442,19 +517,25 @@ fn target_tables(target: &Target, selected: &[Table]) -> Result<bool> {
         )
         .hint("create the missing tables on the target, or drop the others (pgrepctl migrate abort --drop-schema) so start copies the whole schema"));
     }
-    Ok(true)
+    Ok((true, !full.is_empty()))
 }
 
-/// binary and streaming where both servers have them (14+: the
-/// subscriber asks, the publisher's pgoutput must understand).
-pub fn subscription_options(source: u32, target: u32) -> String {
+/// The slot start made and copied at: the subscription streams from it
+/// and copies nothing. binary and streaming where both servers have them
+/// (14+: the subscriber asks, the publisher's pgoutput must understand).
+pub fn subscription_options(source: u32, target: u32, slot: &str) -> String {
     let both = |f: fn(Version) -> bool| f(Version::of(source)) && f(Version::of(target));
-    let mut o = vec!["copy_data = true"];
+    let mut o = vec![
+        "copy_data = false".to_string(),
+        "create_slot = false".to_string(),
+        format!("slot_name = {}", literal(slot)),
+        "enabled = true".to_string(),
+    ];
     if both(Version::logical_binary) {
-        o.push("binary = true");
+        o.push("binary = true".into());
     }
     if both(Version::logical_streaming) {
-        o.push("streaming = on");
+        o.push("streaming = on".into());
     }
     o.join(", ")
 }
@@ -478,6 +559,7 @@ mod tests {
             tables,
             replica_identity_full: full,
             connect_timeout: std::time::Duration::from_secs(1),
+            jobs: 4,
             bindir: None,
             dry_run: true,
         }
@@ -502,11 +584,13 @@ mod tests {
                     table: t("a"),
                     identity: true,
                     unlogged: false,
+                    indexed: true,
                 },
                 SourceTable {
                     table: t("log"),
                     identity: false,
                     unlogged: false,
+                    indexed: false,
                 },
             ],
             sequences: vec![],
@@ -526,6 +610,7 @@ mod tests {
             available_extensions: Ok(vec![]),
             subscription: None,
             tables: vec![],
+            indexed: false,
         }
     }
 
@@ -554,15 +639,20 @@ mod tests {
             s[0].starts_with("on the target: CREATE DATABASE \"shop\""),
             "{s:?}"
         );
-        assert_eq!(
-            s[1],
-            "on the source: ALTER TABLE \"public\".\"log\" REPLICA IDENTITY FULL"
-        );
+        assert!(s[1].contains("--section=pre-data"), "{s:?}");
         assert!(
-            s[3].contains("CREATE PUBLICATION \"pgrepctl_migrate_shop\" FOR ALL TABLES"),
+            s[2].starts_with(
+                "on the source: ALTER TABLE \"public\".\"log\" REPLICA IDENTITY FULL; CREATE PUBLICATION \"pgrepctl_migrate_shop\" FOR ALL TABLES; COMMENT ON PUBLICATION"
+            ),
             "{s:?}"
         );
-        assert!(s[4].contains("WITH (copy_data = true)"), "{s:?}");
+        assert!(s[2].contains("[[\"public\",\"log\"]]"), "{s:?}");
+        assert!(s[3].contains("CREATE_REPLICATION_SLOT"), "{s:?}");
+        assert!(s[4].contains("--section=post-data"), "{s:?}");
+        assert!(
+            s[5].contains("WITH (copy_data = false, create_slot = false, slot_name = 'pgrepctl_migrate_shop', enabled = true)"),
+            "{s:?}"
+        );
         // Only the keyed table: nothing to refuse.
         let p = decide(
             &settings(Some(vec![t("a")]), false),
@@ -638,11 +728,46 @@ mod tests {
 
     #[test]
     fn options_by_version_pair() {
-        assert_eq!(subscription_options(100000, 160000), "copy_data = true");
-        assert_eq!(subscription_options(130000, 180000), "copy_data = true");
+        let base = "copy_data = false, create_slot = false, slot_name = 's', enabled = true";
+        assert_eq!(subscription_options(100000, 160000, "s"), base);
+        assert_eq!(subscription_options(130000, 180000, "s"), base);
         assert_eq!(
-            subscription_options(140000, 170000),
-            "copy_data = true, binary = true, streaming = on"
+            subscription_options(140000, 170000, "s"),
+            format!("{base}, binary = true, streaming = on")
+        );
+    }
+
+    #[test]
+    fn a_killed_copy_starts_over() {
+        let sel = [t("a")];
+        let s = settings(Some(sel.to_vec()), false);
+        let mut src = source();
+        let mut tg = target();
+        tg.database = true;
+        tg.tables = vec![(t("a"), true)];
+        // Rows and no slot: not ours, refused.
+        assert_eq!(
+            decide(&s, &src, &tg, &sel, bindir()).err().unwrap().code,
+            Code::TargetNotEmpty
+        );
+        // Rows and our idle slot: dropped, emptied, copied again, and
+        // post-data loaded (the tables have no index yet).
+        src.slot = Some(false);
+        src.publication = true;
+        let p = summaries(&decide(&s, &src, &tg, &sel, bindir()).unwrap());
+        assert!(p[0].contains("pg_drop_replication_slot"), "{p:?}");
+        assert!(p[1].contains("TRUNCATE"), "{p:?}");
+        assert!(p[2].contains("--section=post-data"), "{p:?}");
+        assert!(p[3].contains("CREATE SUBSCRIPTION"), "{p:?}");
+        // Indexes there already: no post-data.
+        tg.indexed = true;
+        let p = summaries(&decide(&s, &src, &tg, &sel, bindir()).unwrap());
+        assert!(!p.iter().any(|c| c.contains("post-data")), "{p:?}");
+        // A slot in use: another start is copying.
+        src.slot = Some(true);
+        assert_eq!(
+            decide(&s, &src, &tg, &sel, bindir()).err().unwrap().code,
+            Code::SlotConflict
         );
     }
 }

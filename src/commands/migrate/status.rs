@@ -220,6 +220,19 @@ pub fn evaluate(sides: &Sides, f: &Facts, warn: u64, crit: u64) -> Report {
         errors: None,
         drift: drift(f),
     };
+    if f.subscription.is_none() && f.slot.is_some_and(|s| s.0) {
+        // start holds the slot's snapshot while it copies the tables;
+        // the subscription comes after the copy and the post-data.
+        r.problem(
+            Status::Warning,
+            &n.subscription,
+            finding::SYNC_IN_PROGRESS,
+            "the initial copy is running (migrate start holds the slot's snapshot); the subscription follows it",
+            Some("wait for migrate start to finish; cutover needs every table ready".into()),
+        );
+        r.migration = Some(Box::new(m));
+        return r.finish();
+    }
     let Some(sub) = &f.subscription else {
         r.problem(
             Status::Critical,
@@ -240,7 +253,7 @@ pub fn evaluate(sides: &Sides, f: &Facts, warn: u64, crit: u64) -> Report {
                 &n.slot,
                 finding::SLOT_INACTIVE,
                 "the source still has the migration's slot or publication",
-                Some("run pgrepctl migrate abort to drop them".into()),
+                Some("a start killed during its copy leaves them: run pgrepctl migrate start again (it copies again), or pgrepctl migrate abort to drop them".into()),
             );
         }
         r.migration = Some(Box::new(m));
@@ -423,6 +436,15 @@ mod tests {
         let r = evaluate(&sides(), &Facts::default(), 1000, 2000);
         assert_eq!(r.status, Status::Critical);
         assert_eq!(codes(&r), [finding::MIGRATION_MISSING]);
+        // start copying: its slot in use, no subscription yet.
+        let copying = Facts {
+            slot: Some((true, 0, 0)),
+            publication: true,
+            ..Facts::default()
+        };
+        let r = evaluate(&sides(), &copying, 1000, 2000);
+        assert_eq!(r.status, Status::Warning);
+        assert_eq!(codes(&r), [finding::SYNC_IN_PROGRESS]);
         let mut f = facts(&[("public.a", "ready")]);
         f.slot = Some((true, 5000, 5000));
         assert_eq!(evaluate(&sides(), &f, 1000, 2000).status, Status::Critical);

@@ -205,19 +205,45 @@ impl Action<Env> for DropSlot {
     }
 }
 
-/// The source database's schema, dumped by the target major's pg_dump
-/// (a newer pg_dump reads older servers; the reverse is refused) and
-/// loaded by its psql in one transaction: all of it or nothing.
+/// Which part of the schema a [`LoadSchema`] copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// Types, functions, tables, sequences: what the copy fills.
+    PreData,
+    /// Primary keys, indexes, constraints, triggers, rules: built once
+    /// the rows are in, as pg_restore does (an index built over the
+    /// data is much cheaper than one maintained row by row).
+    PostData,
+}
+
+impl Section {
+    fn flag(self) -> &'static str {
+        match self {
+            Section::PreData => "--section=pre-data",
+            Section::PostData => "--section=post-data",
+        }
+    }
+}
+
+/// A part of the source database's schema, dumped by the target major's
+/// pg_dump (a newer pg_dump reads older servers; the reverse is refused)
+/// and loaded by its psql in one transaction: all of it or nothing, so a
+/// rerun can tell from the target's catalog whether it is there
+/// (post-data: whether the tables have any index).
 pub struct LoadSchema {
     pub bindir: BinDir,
     /// Only these tables (pg_dump -t), or the whole database.
     pub tables: Option<Vec<Table>>,
+    pub section: Section,
 }
 
 impl LoadSchema {
     fn dump_args(&self, conninfo: &str) -> Vec<String> {
+        // --schema-only as well: no large objects (start says they do
+        // not move) and no materialized view data in post-data.
         let mut a: Vec<String> = [
             "--schema-only",
+            self.section.flag(),
             "--no-publications",
             "--no-subscriptions",
             "--no-owner",
@@ -255,10 +281,14 @@ impl Action<Env> for LoadSchema {
                     .join(", ")
             ),
         };
+        let (part, flag) = match self.section {
+            Section::PreData => ("tables and types", "pre-data"),
+            Section::PostData => ("primary keys, indexes and constraints", "post-data"),
+        };
         Some(change(
             Kind::Sql,
             format!(
-                "on the target: {what}, from pg_dump --schema-only --no-owner --no-privileges (PostgreSQL {}), in one transaction",
+                "on the target: {what} ({part}), from pg_dump --section={flag} --no-owner --no-privileges (PostgreSQL {}), in one transaction",
                 self.bindir.major
             ),
         ))
@@ -307,11 +337,29 @@ impl Action<Env> for LoadSchema {
                 ),
                 sides.target.get_password(),
             );
-            cx.printer
-                .step("copying the schema (pg_dump --schema-only | psql)");
-            crate::tools::run(dump.pipe(load), "pg_dump --schema-only | psql")?;
+            let load = match self.section {
+                Section::PreData => load,
+                Section::PostData => load.env("PGOPTIONS", post_data_options()),
+            };
+            let what = format!("pg_dump {} | psql", self.section.flag());
+            cx.printer.step(format!("copying the schema ({what})"));
+            crate::tools::run(dump.pipe(load), &what)?;
             Ok(Applied::changed())
         })
+    }
+}
+
+/// The post-data session's settings, after the user's PGOPTIONS: the
+/// primary keys and indexes are built over all the rows at once, and a
+/// sort that fits in memory (PostgreSQL's default maintenance_work_mem
+/// is 64MB, which spills a few million keys to disk) is the difference;
+/// the memory is taken only as far as a sort needs it, for this one
+/// session (shared among its parallel workers).
+fn post_data_options() -> String {
+    let mine = "-c maintenance_work_mem=512MB -c synchronous_commit=off";
+    match std::env::var("PGOPTIONS") {
+        Ok(user) if !user.trim().is_empty() => format!("{user} {mine}"),
+        _ => mine.to_string(),
     }
 }
 

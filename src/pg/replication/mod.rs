@@ -44,7 +44,7 @@ pub fn format_lsn(lsn: u64) -> String {
     format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
 }
 
-pub use session::{CreatedSlot, ReplConnection, SlotPosition, TimelineHistory};
+pub use session::{CreatedSlot, ExportedSlot, ReplConnection, SlotPosition, TimelineHistory};
 pub use wire::Streamed;
 
 mod session;
@@ -62,6 +62,8 @@ pub struct ReplClient {
     /// Each host of `conninfo` with where its bytes go, in libpq's order.
     endpoints: Vec<(String, Endpoint)>,
     user: String,
+    /// Set for a logical replication connection to this database.
+    database: Option<String>,
     application_name: Option<String>,
     options: Option<String>,
     /// sslmode and the certificate files, as the walreceiver's libpq
@@ -112,6 +114,7 @@ impl ReplClient {
         Ok(ReplClient {
             run_as,
             user: config.get_user().unwrap_or("replicator").to_string(),
+            database: None,
             application_name: config.get_application_name().map(str::to_string),
             options: config.get_options().map(str::to_string),
             tls_config: config.tls.client_config()?,
@@ -123,6 +126,13 @@ impl ReplClient {
             passfile,
             timeout,
         })
+    }
+
+    /// Logical replication connections (`replication=database`) to
+    /// `dbname`, which may create logical slots and export snapshots.
+    pub fn logical(mut self, dbname: &str) -> ReplClient {
+        self.database = Some(dbname.to_string());
+        self
     }
 
     /// The password file for another child (pg_basebackup).
@@ -156,6 +166,7 @@ impl ReplClient {
         for (host, endpoint) in &self.endpoints {
             let login = wire::Login {
                 user: &self.user,
+                database: self.database.as_deref(),
                 application_name: self.application_name.as_deref(),
                 options: self.options.as_deref(),
                 ssl_mode: self.tls.mode,
@@ -294,7 +305,9 @@ impl ReplClient {
                 .and_then(|p| p.to_str()?.parse().ok())
                 .unwrap_or(5432),
         };
-        crate::pg::pgpass::lookup(&contents, host, port, "replication", &self.user).map(Secret::new)
+        // libpq matches a logical connection's database by its name.
+        let db = self.database.as_deref().unwrap_or("replication");
+        crate::pg::pgpass::lookup(&contents, host, port, db, &self.user).map(Secret::new)
     }
 
     fn pgpass_path(&self) -> Option<PathBuf> {

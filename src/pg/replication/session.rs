@@ -21,6 +21,15 @@ pub struct CreatedSlot {
     pub consistent_point: Option<u64>,
 }
 
+/// A logical slot created with its snapshot exported: other sessions
+/// see the database as the slot's first change will find it
+/// (`SET TRANSACTION SNAPSHOT`), while this connection stays idle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedSlot {
+    pub consistent_point: u64,
+    pub snapshot: String,
+}
+
 /// What TIMELINE_HISTORY answers: the history file of a timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelineHistory {
@@ -114,6 +123,39 @@ impl ReplConnection {
         Ok(CreatedSlot {
             name: text(&rows, 0, 0).unwrap_or_else(|| name.to_string()),
             consistent_point: text(&rows, 0, 1).and_then(|l| parse_lsn(&l)),
+        })
+    }
+
+    /// `CREATE_REPLICATION_SLOT name LOGICAL plugin` exporting its
+    /// snapshot, on a logical replication connection. The snapshot lives
+    /// until the next command on this connection or its end. 15+ spells
+    /// the option `(SNAPSHOT 'export')`; the older `EXPORT_SNAPSHOT` is
+    /// what 10 to 14 understand (15+ still accept it, as legacy).
+    pub async fn create_logical_slot_exporting(
+        &mut self,
+        name: &str,
+        plugin: &str,
+    ) -> Result<ExportedSlot, ReplError> {
+        slot_name(name)?;
+        slot_name(plugin)?;
+        let v = self.version().await?;
+        let option = if v.major() >= 15 {
+            "(SNAPSHOT 'export')"
+        } else {
+            "EXPORT_SNAPSHOT"
+        };
+        let rows = self
+            .conn
+            .simple_query(&format!(
+                "CREATE_REPLICATION_SLOT {name} LOGICAL {plugin} {option}"
+            ))
+            .await?;
+        let bad = || shape("CREATE_REPLICATION_SLOT", &rows);
+        Ok(ExportedSlot {
+            consistent_point: text(&rows, 0, 1)
+                .and_then(|l| parse_lsn(&l))
+                .ok_or_else(bad)?,
+            snapshot: text(&rows, 0, 2).ok_or_else(bad)?,
         })
     }
 

@@ -32,6 +32,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// Who logs in, and how.
 pub struct Login<'a> {
     pub user: &'a str,
+    /// A logical replication connection to this database
+    /// (`replication=database`), or a physical one (None).
+    pub database: Option<&'a str>,
     pub application_name: Option<&'a str>,
     /// The `options` keyword: command-line options for the server.
     pub options: Option<&'a str>,
@@ -161,7 +164,14 @@ impl Connection {
         login: &Login<'_>,
         end_point: Option<Vec<u8>>,
     ) -> Result<(), ReplError> {
-        let mut params = vec![("user", login.user), ("replication", "true")];
+        let mut params = vec![("user", login.user)];
+        match login.database {
+            Some(db) => {
+                params.push(("replication", "database"));
+                params.push(("database", db));
+            }
+            None => params.push(("replication", "true")),
+        }
         if let Some(a) = login.application_name {
             params.push(("application_name", a));
         }
