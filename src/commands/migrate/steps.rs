@@ -349,7 +349,8 @@ impl Action<Env> for LoadSchema {
     }
 }
 
-/// The post-data session's settings, after the user's PGOPTIONS: the
+/// The post-data session's settings, before the user's PGOPTIONS (a
+/// later `-c` wins, so a DBA's own maintenance_work_mem is kept): the
 /// primary keys and indexes are built over all the rows at once, and a
 /// sort that fits in memory (PostgreSQL's default maintenance_work_mem
 /// is 64MB, which spills a few million keys to disk) is the difference;
@@ -358,7 +359,7 @@ impl Action<Env> for LoadSchema {
 fn post_data_options() -> String {
     let mine = "-c maintenance_work_mem=512MB -c synchronous_commit=off";
     match std::env::var("PGOPTIONS") {
-        Ok(user) if !user.trim().is_empty() => format!("{user} {mine}"),
+        Ok(user) if !user.trim().is_empty() => format!("{mine} {user}"),
         _ => mine.to_string(),
     }
 }
