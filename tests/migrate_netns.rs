@@ -102,6 +102,8 @@ fn a_database_moves_between_two_packaged_hosts() {
     let text = j["error"].to_string();
     assert!(text.contains("wal_level"), "{j}");
     assert!(text.contains("ALTER SYSTEM SET wal_level = logical"), "{j}");
+    let restart = format!("pg_ctlcluster {} {} restart", a.version, a.name);
+    assert!(text.contains(&restart), "{j}");
     assert_eq!(
         sql(
             &b,

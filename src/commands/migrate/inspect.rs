@@ -67,6 +67,8 @@ pub struct Source {
     pub version_num: u32,
     pub superuser: bool,
     pub wal_level: String,
+    /// Debian's clusters are named "15/main": the restart a hint names.
+    pub cluster_name: String,
     pub free_slots: i64,
     pub free_senders: i64,
     pub tables: Vec<SourceTable>,
@@ -166,7 +168,8 @@ pub async fn source(s: &Session, sides: &Sides) -> Result<Source> {
              current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int, \
              current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication)::int, \
              (SELECT count(*) FROM pg_largeobject_metadata), \
-             (SELECT pg_encoding_to_char(encoding)::text FROM pg_database WHERE datname = current_database())",
+             (SELECT pg_encoding_to_char(encoding)::text FROM pg_database WHERE datname = current_database()), \
+             current_setting('cluster_name')",
             &[],
         )
         .await
@@ -195,6 +198,7 @@ pub async fn source(s: &Session, sides: &Sides) -> Result<Source> {
         free_senders: settings.get::<_, i32>(2).into(),
         large_objects: settings.get(3),
         encoding: settings.get(4),
+        cluster_name: settings.get(5),
         tables,
         sequences: sequences(s).await?,
         extensions: names(

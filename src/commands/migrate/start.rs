@@ -371,7 +371,10 @@ fn source_ready(source: &Source) -> Result<()> {
             Code::WalLevelNotLogical,
             format!("the source has wal_level = {}, not logical", source.wal_level),
         )
-        .hint("on the source run: ALTER SYSTEM SET wal_level = logical; then restart the server (a reload is not enough), e.g. pg_ctl restart -D PGDATA or systemctl restart postgresql"));
+        .hint(format!(
+            "on the source run: ALTER SYSTEM SET wal_level = logical; then restart the server (a reload is not enough): {}",
+            restart_command(&source.cluster_name)
+        )));
     }
     if source.slot.is_none() && (source.free_slots < 1 || source.free_senders < 1) {
         return Err(Error::new(
@@ -385,6 +388,21 @@ fn source_ready(source: &Source) -> Result<()> {
         .hint("raise max_replication_slots and max_wal_senders on the source (a restart), or drop an unused slot"));
     }
     Ok(())
+}
+
+/// How the source's host restarts it: Debian's packaged clusters are named
+/// "15/main" (cluster_name) and restart through pg_ctlcluster or their
+/// systemd unit; other servers through pg_ctl or their own unit.
+fn restart_command(cluster_name: &str) -> String {
+    if let Some((version, name)) = cluster_name.split_once('/') {
+        if !version.is_empty() && version.chars().all(|c| c.is_ascii_digit()) && !name.is_empty() {
+            return format!(
+                "on its host, pg_ctlcluster {version} {name} restart (or systemctl restart postgresql@{version}-{name})"
+            );
+        }
+    }
+    "on its host, pg_ctl restart -D PGDATA, or the service's restart (systemctl restart postgresql)"
+        .into()
 }
 
 /// Tables whose UPDATE and DELETE could not be replicated: refused (a
@@ -577,6 +595,7 @@ mod tests {
             version_num: 120005,
             superuser: true,
             wal_level: "logical".into(),
+            cluster_name: String::new(),
             free_slots: 10,
             free_senders: 10,
             tables: vec![
@@ -769,5 +788,20 @@ mod tests {
             decide(&s, &src, &tg, &sel, bindir()).err().unwrap().code,
             Code::SlotConflict
         );
+    }
+
+    #[test]
+    fn the_restart_hint_names_debians_tools_for_a_packaged_cluster() {
+        assert!(
+            restart_command("15/main").contains(
+                "pg_ctlcluster 15 main restart (or systemctl restart postgresql@15-main)"
+            )
+        );
+        for other in ["", "main", "pg/15", "15/"] {
+            assert!(
+                restart_command(other).contains("pg_ctl restart -D PGDATA"),
+                "{other}"
+            );
+        }
     }
 }
