@@ -448,7 +448,8 @@ async fn compression_ends(
     bindir: &BinDir,
     repl: &ReplClient,
 ) -> super::compress::Ends {
-    let link = match wants_probe(settings, primary.version_num) {
+    let local = crate::net::is_local(&settings.conninfo.host);
+    let link = match !local && wants_probe(settings, primary.version_num) {
         true => super::probe::link(repl, primary.wal_segment_size).await,
         false => None,
     };
@@ -466,7 +467,7 @@ async fn compression_ends(
         server_lz4: offers("lz4"),
         client_zstd: links(&basebackup, "zstd"),
         client_lz4: links(&basebackup, "lz4"),
-        local: crate::net::is_local(&settings.conninfo.host),
+        local,
         link,
     }
 }
@@ -526,13 +527,13 @@ async fn primary_sql(settings: &Settings) -> Option<SqlFacts> {
     })
 }
 
-/// The probe decides only `--compress auto` from a remote 15+ primary,
-/// and not under `--max-rate`: its burst is what that flag forbids.
+/// The probe decides only `--compress auto` from a remote (the caller
+/// knows) 15+ primary, and not under `--max-rate`: its burst is what that
+/// flag forbids.
 fn wants_probe(settings: &Settings, version_num: u32) -> bool {
     settings.compress == super::compress::Requested::Auto
         && settings.max_rate.is_none()
         && Version::of(version_num).server_side_compression()
-        && !crate::net::is_local(&settings.conninfo.host)
 }
 
 /// Bytes the copy needs at the target: the data plus a tenth, plus WAL

@@ -220,17 +220,14 @@ pub async fn source(s: &Session, sides: &Sides) -> Result<Source> {
 /// comment names them) that still have it: what abort and cutover put
 /// back to DEFAULT. Empty without the publication.
 pub async fn identity_to_revert(s: &Session, publication: &str) -> Result<Vec<Table>> {
-    let comment: Option<Option<String>> = s
-        .client
-        .query_opt(
-            "SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1",
-            &[&publication],
-        )
-        .await
-        .map_err(|e| query_error(&s.target, &e))?
-        .map(|r| r.get(0));
+    let comment: Option<String> = one(
+        s,
+        "SELECT (SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1)",
+        &[&publication],
+    )
+    .await?;
     let mut out = vec![];
-    for t in super::names::replica_identity_full(comment.flatten().as_deref()) {
+    for t in super::names::replica_identity_full(comment.as_deref()) {
         let full: Option<bool> = one(
             s,
             "SELECT (SELECT relreplident = 'f' FROM pg_class WHERE oid = to_regclass($1))",

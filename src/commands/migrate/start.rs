@@ -211,6 +211,7 @@ pub fn decide(
         return Err(Error::new(Code::Internal, "no bindir for pg_dump"));
     }
     let work = Work {
+        copied: copied_tables(source, selected),
         pre_data: !schema_present,
         post_data,
         truncate,
@@ -222,6 +223,8 @@ pub fn decide(
 
 /// What start does for the schema and the data, decided from the facts.
 struct Work {
+    /// The tables the copy fills.
+    copied: Vec<Table>,
     /// Load pre-data with this pg_dump (the tables are not there yet).
     pre_data: bool,
     /// Load post-data after the copy (the tables have no index yet).
@@ -275,7 +278,7 @@ fn push_steps(
     }
     plan.push(super::copy::CopyData {
         slot: names.slot.clone(),
-        tables: copied_tables(source, settings),
+        tables: work.copied.clone(),
         jobs: settings.jobs,
         truncate: work.truncate,
         freeze: !target.indexed,
@@ -297,17 +300,11 @@ fn push_steps(
 }
 
 /// The selected tables the copy fills: unlogged ones are not published.
-fn copied_tables(source: &Source, settings: &Settings) -> Vec<Table> {
+fn copied_tables(source: &Source, selected: &[Table]) -> Vec<Table> {
     source
         .tables
         .iter()
-        .filter(|t| !t.unlogged)
-        .filter(|t| {
-            settings
-                .tables
-                .as_ref()
-                .is_none_or(|s| s.contains(&t.table))
-        })
+        .filter(|t| !t.unlogged && selected.contains(&t.table))
         .map(|t| t.table.clone())
         .collect()
 }

@@ -281,14 +281,15 @@ impl Action<Env> for LoadSchema {
                     .join(", ")
             ),
         };
-        let (part, flag) = match self.section {
-            Section::PreData => ("tables and types", "pre-data"),
-            Section::PostData => ("primary keys, indexes and constraints", "post-data"),
+        let part = match self.section {
+            Section::PreData => "tables and types",
+            Section::PostData => "primary keys, indexes and constraints",
         };
         Some(change(
             Kind::Sql,
             format!(
-                "on the target: {what} ({part}), from pg_dump --section={flag} --no-owner --no-privileges (PostgreSQL {}), in one transaction",
+                "on the target: {what} ({part}), from pg_dump {} --no-owner --no-privileges (PostgreSQL {}), in one transaction",
+                self.section.flag(),
                 self.bindir.major
             ),
         ))
