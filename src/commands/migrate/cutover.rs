@@ -91,11 +91,31 @@ pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failur
         ));
     }
     outcome.epilogue = Some(format!(
-        "the database {} now lives on the target: point the application at\n  {target}\nthe source database stays read-only (ALTER DATABASE {} RESET default_transaction_read_only to undo)\n",
+        "{}the database {} now lives on the target: point the application at\n  {target}\nthe source database stays read-only (ALTER DATABASE {} RESET default_transaction_read_only to undo)\n",
+        figures(&outcome.details),
         sides.dbname,
         ident(&sides.dbname)
     ));
     Ok(outcome)
+}
+
+/// The run's figures for a reader (the JSON has them as details): how
+/// long writes were off on the source, and how many rows were verified.
+fn figures(details: &serde_json::Map<String, serde_json::Value>) -> String {
+    let n = |k: &str| details.get(k).and_then(serde_json::Value::as_i64);
+    let mut out = String::new();
+    if let Some(ms) = n("write_pause_ms") {
+        out.push_str(&format!(
+            "writes were off on the source for {:.2} s, until the data was verified\n",
+            ms as f64 / 1000.0
+        ));
+    }
+    if let (Some(rows), Some(tables)) = (n("rows_verified"), n("tables_verified")) {
+        out.push_str(&format!(
+            "{rows} row(s) of {tables} table(s) verified equal on both sides\n"
+        ));
+    }
+    out
 }
 
 /// Every subscribed table ready, the worker running and the lag at most
@@ -587,6 +607,20 @@ async fn both_sides(cx: &mut Cx<Env>, q: &str) -> Result<((i64, String), (i64, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_figures_are_told_in_words() {
+        let mut d = serde_json::Map::new();
+        assert_eq!(figures(&d), "");
+        d.insert("write_pause_ms".into(), 1234.into());
+        d.insert("rows_verified".into(), 200_300.into());
+        d.insert("tables_verified".into(), 5.into());
+        assert_eq!(
+            figures(&d),
+            "writes were off on the source for 1.23 s, until the data was verified\n\
+             200300 row(s) of 5 table(s) verified equal on both sides\n"
+        );
+    }
 
     #[test]
     fn floats_print_alike_across_12() {
