@@ -20,3 +20,4 @@ pub mod runner;
 pub mod secret;
 pub mod tools;
 pub mod units;
+pub mod writeback;

@@ -1,6 +1,7 @@
 //! The copy: `pg_basebackup -X stream --checkpoint=fast --no-sync` into a
 //! temporary directory that becomes the target only when complete and
-//! synced to disk (one syncfs). Interrupts, a killed or failed pg_basebackup and a full
+//! synced to disk (one syncfs, with the writeout started during the copy:
+//! `crate::writeback`). Interrupts, a killed or failed pg_basebackup and a full
 //! disk all end with the target as it was and the temporary directory
 //! gone; a SIGKILL of pgrepctl ends pg_basebackup too, and the next run
 //! removes what was left.
@@ -151,16 +152,7 @@ async fn run_basebackup(
     printer: &Printer,
     signals: &mut Interrupt,
 ) -> Result<u64> {
-    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::io(format!("cannot set the mode of {}", tmp.display()), e))?;
-    if let Some((uid, gid)) = facts.run_as.ids {
-        std::os::unix::fs::chown(tmp, Some(uid), Some(gid)).map_err(|e| {
-            Error::io(
-                format!("cannot hand {} to the server user", tmp.display()),
-                e,
-            )
-        })?;
-    }
+    hand_over(tmp, facts)?;
     // --sslrootcert: pg_basebackup runs as the server's user, who may not
     // read the given file; it gets the same certificate from memory.
     let root_ca = root_ca_file(settings, facts)?;
@@ -192,6 +184,7 @@ async fn run_basebackup(
     ));
     // On any failure `child` is dropped, which stops pg_basebackup.
     let mut child = LongChild::spawn("pg_basebackup", expr)?;
+    let _writeback = crate::writeback::Writeback::start(tmp);
     let wire = (method != Method::None).then(|| child.pid()).flatten();
     let mut display = Display::new(printer, wire);
     let mut copied = 0;
@@ -228,6 +221,22 @@ async fn run_basebackup(
     }
     display.finish();
     Ok(copied)
+}
+
+/// The temporary directory private (0700) and owned by the server's
+/// user, who runs pg_basebackup.
+fn hand_over(tmp: &Path, facts: &Facts) -> Result<()> {
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io(format!("cannot set the mode of {}", tmp.display()), e))?;
+    if let Some((uid, gid)) = facts.run_as.ids {
+        std::os::unix::fs::chown(tmp, Some(uid), Some(gid)).map_err(|e| {
+            Error::io(
+                format!("cannot hand {} to the server user", tmp.display()),
+                e,
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// --sslrootcert's certificate in memory, readable by pg_basebackup.

@@ -25,6 +25,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_postgres::config::ChannelBinding as BindingMode;
 
+/// How much a read asks the socket for at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// A byte stream, plain or encrypted.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -386,6 +389,9 @@ impl Connection {
 
     /// Read what the server sent next into the buffer.
     async fn fill(&mut self) -> Result<(), ReplError> {
+        // Room for a whole socket's worth: a full BytesMut offers
+        // `read_buf` only 64 bytes, one syscall per 64 bytes of a stream.
+        self.buf.reserve(READ_CHUNK);
         let n = self
             .io
             .read_buf(&mut self.buf)
@@ -630,5 +636,29 @@ pub fn describe(endpoint: &Endpoint) -> String {
         Endpoint::Tcp(h, p) if h.contains(':') => format!("[{h}]:{p}"),
         Endpoint::Tcp(h, p) => format!("{h}:{p}"),
         Endpoint::Unix(path) => path.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One read takes what the socket has, up to [`READ_CHUNK`], even when
+    /// the buffer has no room left (a full `BytesMut` offers 64 bytes).
+    #[tokio::test]
+    async fn a_read_takes_a_whole_chunk() {
+        let (client, mut server) = tokio::io::duplex(4 * READ_CHUNK);
+        server.write_all(&vec![b'x'; 2 * READ_CHUNK]).await.unwrap();
+        let mut conn = Connection {
+            io: Box::new(client),
+            buf: BytesMut::new(),
+            origin: Origin::Local,
+            answer_limit: Duration::from_secs(5),
+        };
+        conn.fill().await.unwrap();
+        assert_eq!(conn.buf.len(), READ_CHUNK);
+        conn.buf.clear();
+        conn.fill().await.unwrap();
+        assert_eq!(conn.buf.len(), READ_CHUNK);
     }
 }
