@@ -29,7 +29,9 @@
 # the rate alone is shaped with tbf and the figures say `delay not
 # emulated`. Medians and ratios pgrepctl/hand, plus the compression auto
 # chose. Knobs: BENCH_COMPRESS_METHOD (a --compress value for pgrepctl;
-# default: none given, i.e. auto), BENCH_COMPRESS_SETS ("pgbench
+# default: none given, i.e. auto), BENCH_COMPRESS_VERSUS (another pgrepctl
+# binary, e.g. an older build: a third way in the same alternation, its
+# medians as compress_SET_LINK_versus_*), BENCH_COMPRESS_SETS ("pgbench
 # realistic"), BENCH_COMPRESS_LINKS ("a b loopback"). bench/run's cleanup stops the servers by data directory and
 # compress_cleanup removes the namespaces (and the route, if it added it).
 
@@ -137,14 +139,16 @@ compress_one() {  # pgrepctl|hand HOST NS DIR: one copy; prints wall seconds
     local how=$1 host=$2 ns=$3 dir=$4 t0 t1
     started+=("$dir")
     t0=$EPOCHREALTIME
-    if [[ $how == pgrepctl ]]; then
-        ip netns exec "$ns" "$pgrepctl" clone-standby --json --no-progress --no-start \
+    if [[ $how == pgrepctl || $how == versus ]]; then
+        local bin=$pgrepctl
+        [[ $how == pgrepctl ]] || bin=$BENCH_COMPRESS_VERSUS
+        ip netns exec "$ns" "$bin" clone-standby --json --no-progress --no-start \
             --primary "host=$host port=$cport user=replicator" -D "$dir" --password-file "$pwfile" \
             --port "$(new_port)" --listen localhost --bindir "$bindir" --application-name c \
             ${BENCH_COMPRESS_METHOD:+--compress "$BENCH_COMPRESS_METHOD"} \
             >"$logs/compress-last.json" 2>"$logs/compress-last.err" ||
             { cat "$logs/compress-last.json" "$logs/compress-last.err" >&2; return 1; }
-        cp "$logs/compress-last.json" "$logs/compress-probe-$(basename "$dir").json"
+        [[ $how == versus ]] || cp "$logs/compress-last.json" "$logs/compress-probe-$(basename "$dir").json"
     else
         ip netns exec "$ns" "${as_pg[@]}" env PGPASSFILE="$pgpass" "$bindir/pg_basebackup" -D "$dir" \
             -d "host=$host port=$cport user=replicator" -X stream --checkpoint=fast --no-password \
@@ -159,8 +163,9 @@ compress_link() {  # DATASET LINK HOST NS: medians of both, their ratio
     local set=$1 link=$2 host=$3 ns=$4 i how s
     : >"$logs/c-pgrepctl.txt"
     : >"$logs/c-hand.txt"
+    : >"$logs/c-versus.txt"
     for ((i = 1; i <= compress_runs; i++)); do
-        for how in hand pgrepctl; do
+        for how in hand pgrepctl ${BENCH_COMPRESS_VERSUS:+versus}; do
             s=$(compress_one "$how" "$host" "$ns" "$standbys/c-$how-$i") || die "compress: $how copy failed ($set, $link)"
             echo "$s" >>"$logs/c-$how.txt"
             log "compress $set $link $how run $i: ${s}s"
@@ -179,6 +184,13 @@ compress_link() {  # DATASET LINK HOST NS: medians of both, their ratio
     emit "compress_${set}_${link}_pgrepctl_min_s" "$(calc '%.2f' "$pmin")" "s"
     emit "compress_${set}_${link}_by_hand_min_s" "$(calc '%.2f' "$hmin")" "s"
     emit "compress_${set}_${link}_auto_method" "$method" "-"
+    if [[ -n ${BENCH_COMPRESS_VERSUS:-} ]]; then
+        local v vmin
+        read -r v _ vmin _ < <(py stats "$logs/c-versus.txt")
+        emit "compress_${set}_${link}_versus_s" "$(calc '%.2f' "$v")" "s"
+        emit "compress_${set}_${link}_versus_ratio" "$(calc '%.3f' "$v / $h")" "x"
+        emit "compress_${set}_${link}_versus_min_s" "$(calc '%.2f' "$vmin")" "s"
+    fi
     emit "compress_${set}_${link}_probe_mb_s" "${probes// /,}" "MB/s"
 }
 
