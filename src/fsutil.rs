@@ -238,11 +238,9 @@ pub fn read_to_string(path: &Path) -> Result<String> {
     })
 }
 
-/// Flush a data directory to disk with one `syncfs` per filesystem it is
-/// on (its own, and each tablespace's): what pg_basebackup and pg_rewind
-/// run with `--no-sync` leave to pgrepctl, far cheaper than their fsync of
-/// every file. On failure, the directory whose filesystem failed.
-pub fn sync_data_dir(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+/// Where a data directory's files are: the directory itself and each
+/// tablespace its `pg_tblspc` links point to.
+pub fn data_dir_roots(dir: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![dir.to_path_buf()];
     for e in std::fs::read_dir(dir.join("pg_tblspc"))
         .into_iter()
@@ -253,7 +251,15 @@ pub fn sync_data_dir(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
             dirs.push(target);
         }
     }
-    for d in dirs {
+    dirs
+}
+
+/// Flush a data directory to disk with one `syncfs` per filesystem it is
+/// on (its own, and each tablespace's): what pg_basebackup and pg_rewind
+/// run with `--no-sync` leave to pgrepctl, far cheaper than their fsync of
+/// every file. On failure, the directory whose filesystem failed.
+pub fn sync_data_dir(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    for d in data_dir_roots(dir) {
         std::fs::File::open(&d)
             .and_then(|f| nix::unistd::syncfs(&f).map_err(std::io::Error::from))
             .map_err(|e| (d.clone(), e))?;

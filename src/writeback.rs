@@ -75,16 +75,7 @@ fn run(dir: &Path, stopped: &mpsc::Receiver<()>) {
 /// since the last pass. Errors are ignored: a file can vanish or be
 /// unreadable mid-copy, and the final sync reports what matters.
 pub(crate) fn pass(dir: &Path, written: &mut HashMap<PathBuf, u64>) {
-    let mut dirs = vec![dir.to_path_buf()];
-    for link in std::fs::read_dir(dir.join("pg_tblspc"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if let Ok(target) = std::fs::read_link(link.path()) {
-            dirs.push(target);
-        }
-    }
+    let mut dirs = crate::fsutil::data_dir_roots(dir);
     while let Some(d) = dirs.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let Ok(kind) = entry.file_type() else {
