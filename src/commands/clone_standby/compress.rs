@@ -278,9 +278,7 @@ fn auto(e: &Ends) -> Choice {
         );
     }
     if !crate::pg::version::Version::of(e.version_num).server_side_compression() {
-        return none(
-            "the primary runs PostgreSQL 14 or older, which cannot compress a base backup; on a slow link, clone through pgrepctl tunnel (ssh -C compresses)".into(),
-        );
+        return none(before_15(e.link));
     }
     if e.server_zstd == Some(false) {
         return none("the primary's PostgreSQL is built without zstd".into());
@@ -320,6 +318,22 @@ fn auto(e: &Ends) -> Choice {
                 l.shown()
             ),
         ),
+    }
+}
+
+/// Why a 10–14 primary's copy is uncompressed, and whether the SSH tunnel
+/// (whose `ssh -C` compresses) is worth suggesting: below [`WORKERS_FROM`]
+/// the link, not a compressor, is what a copy waits for.
+fn before_15(link: Option<Link>) -> String {
+    const CANNOT: &str =
+        "the primary runs PostgreSQL 14 or older, which cannot compress a base backup";
+    const TUNNEL: &str = "clone through pgrepctl tunnel (ssh -C compresses)";
+    match link {
+        None => format!("{CANNOT}; on a slow link, {TUNNEL}"),
+        Some(l) if l.rate < WORKERS_FROM => {
+            format!("{CANNOT}; {}: a slow link, so {TUNNEL}", l.shown())
+        }
+        Some(l) => format!("{CANNOT}; {}: fast enough uncompressed", l.shown()),
     }
 }
 
@@ -451,6 +465,28 @@ mod tests {
         let c = decide(Requested::Auto, &ends(140010, false)).unwrap();
         assert_eq!(c.method, Method::None);
         assert!(c.reason.contains("tunnel"));
+        // Before 15 the probe decides only whether to suggest the tunnel.
+        let old = |mb_s| Ends {
+            version_num: 100023,
+            ..probed(mb_s)
+        };
+        let slow = decide(Requested::Auto, &old(12.0)).unwrap();
+        assert_eq!(slow.method, Method::None);
+        assert!(
+            slow.reason
+                .contains("a slow link, so clone through pgrepctl tunnel"),
+            "{}",
+            slow.reason
+        );
+        assert!(slow.probe.is_some());
+        let fast = decide(Requested::Auto, &old(WORKERS_FROM / 1e6)).unwrap();
+        assert_eq!(fast.method, Method::None);
+        assert!(!fast.reason.contains("tunnel"), "{}", fast.reason);
+        assert!(
+            fast.reason.contains("fast enough uncompressed"),
+            "{}",
+            fast.reason
+        );
         let no_server = Ends {
             server_zstd: Some(false),
             ..ends(160000, false)

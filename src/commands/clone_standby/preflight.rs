@@ -449,7 +449,7 @@ async fn compression_ends(
     repl: &ReplClient,
 ) -> super::compress::Ends {
     let local = crate::net::is_local(&settings.conninfo.host);
-    let link = match !local && wants_probe(settings, primary.version_num) {
+    let link = match !local && wants_probe(settings) {
         true => super::probe::link(repl, primary.wal_segment_size).await,
         false => None,
     };
@@ -527,13 +527,12 @@ async fn primary_sql(settings: &Settings) -> Option<SqlFacts> {
     })
 }
 
-/// The probe decides only `--compress auto` from a remote (the caller
-/// knows) 15+ primary, and not under `--max-rate`: its burst is what that
-/// flag forbids.
-fn wants_probe(settings: &Settings, version_num: u32) -> bool {
-    settings.compress == super::compress::Requested::Auto
-        && settings.max_rate.is_none()
-        && Version::of(version_num).server_side_compression()
+/// The probe serves only `--compress auto` from a remote primary (the
+/// caller knows), and not under `--max-rate`: its burst is what that flag
+/// forbids. On 15+ it decides the compression; before 15, which cannot
+/// compress, it decides whether the report suggests the SSH tunnel.
+fn wants_probe(settings: &Settings) -> bool {
+    settings.compress == super::compress::Requested::Auto && settings.max_rate.is_none()
 }
 
 /// Bytes the copy needs at the target: the data plus a tenth, plus WAL
