@@ -74,7 +74,7 @@ fn run(dir: &Path, stopped: &mpsc::Receiver<()>) {
 /// One pass: queue the writeout of every regular file whose size changed
 /// since the last pass. Errors are ignored: a file can vanish or be
 /// unreadable mid-copy, and the final sync reports what matters.
-pub(crate) fn pass(dir: &Path, written: &mut HashMap<PathBuf, u64>) {
+fn pass(dir: &Path, written: &mut HashMap<PathBuf, u64>) {
     let mut dirs = crate::fsutil::data_dir_roots(dir);
     while let Some(d) = dirs.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {

@@ -1,6 +1,7 @@
 //! clone-standby --compress (issue 16): `auto` compresses on a remote 15+
 //! primary (a namespace "host" behind a shaped link) and never on a local
-//! one, and before 15 suggests the SSH tunnel only over a slow link; a method the primary cannot do is a usage error before anything is
+//! one, and before 15 suggests the SSH tunnel only over a slow link; a
+//! method the primary cannot do is a usage error before anything is
 //! copied. No timings here: the figures are in bench/run --only compress.
 
 use crate::harness::fixtures::{PW, clone, init_master, prepared_primary};

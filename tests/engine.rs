@@ -298,14 +298,20 @@ fn clone_failure_at_any_step_before_the_start_undoes_the_clone() {
 #[test]
 fn clone_onto_a_mount_point_failure_at_any_step_puts_the_old_contents_back() {
     let (p, pw) = prepared_primary(Cluster::builder());
-    let s = Cluster::clone_target(&p);
+    let mut s = Cluster::clone_target(&p);
+    // The mount point lives in a temp dir of its own, removed only after
+    // the unmount (the standby's own temp dir goes with the standby, while
+    // the filesystem is still mounted, and could not remove it).
+    let dir = harness::tempdir();
+    s.data = dir.path().join("standby");
     let Some(m) = harness::Mount::new(&s.data, "size=512m,mode=0700") else {
         return;
     };
     // Tuple fields drop in order: the standby is stopped (by its data
-    // directory) before the mount goes, even on a panic. Unmounted first,
-    // the server would keep running on the detached filesystem.
-    let held = (s, m);
+    // directory) before the mount goes, even on a panic, and the mount
+    // before its directory. Unmounted first, the server would keep running
+    // on the detached filesystem.
+    let held = (s, m, dir);
     undo_every_step_of_a_forced_clone(&p, &held.0, &pw);
 }
 

@@ -521,17 +521,10 @@ impl Mount {
     }
 }
 
-/// Unmounted, the mount point is removed, and its parent too when that is
-/// left empty: a mount on a `Cluster`'s data directory is dropped after
-/// the cluster (which must stop first), whose temp dir could not remove
-/// the mount point while it was mounted and would stay behind in /tmp.
+/// Unmounted, the mount point `new` created goes too.
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        if std::fs::remove_dir(&self.0).is_ok() {
-            if let Some(parent) = self.0.parent() {
-                let _ = std::fs::remove_dir(parent);
-            }
-        }
+        let _ = std::fs::remove_dir(&self.0);
     }
 }
