@@ -3,11 +3,13 @@
 # $pwfile, $pgpass, $pgrepctl, $scale, as_pg, py, calc, emit, log, die,
 # new_port, psql_at, stop_server, started).
 #
-# Two "hosts" (network namespaces joined by a veth pair on 10.200.254.0/30;
-# while they exist the host namespace routes 10.200.0.0/16 to
-# `unreachable`, as the tests do, so nothing leaves the machine). A primary
-# of its own in the server namespace (initdb, the real `pgrepctl
-# init-master --allow CLIENT/32`), loaded with one data set at a time:
+# Two "hosts", network namespaces with the server on 10.200.254.1 and the
+# client on 10.200.254.6, and a router namespace between them, joined by
+# veth pairs (10.200.254.0/30 and 10.200.254.4/30). While they exist the
+# host namespace routes 10.200.0.0/16 to `unreachable`, as the tests do, so
+# nothing leaves the machine. A primary of its own in the server namespace
+# (initdb, the real `pgrepctl init-master --allow CLIENT/32`), loaded with
+# one data set at a time:
 #   - pgbench: `pgbench -i -s SCALE`;
 #   - realistic: a table of md5 text and random numbers, SCALE × 120000
 #     rows (about the same size as pgbench's at the same scale, but only
@@ -17,81 +19,125 @@
 # (default --compress auto) against `pg_basebackup -X stream
 # --checkpoint=fast` by hand (the README's default; it syncs its files
 # itself). --no-start: both are copy-to-disk, so the ratio is the copy's.
-# Links, shaped with tc on both veth ends:
+# Links:
 #   - a: 100 Mbit/s and 40 ms round trip (20 ms each way);
 #   - b: 1 Gbit/s and 2 ms round trip;
-#   - veth (only when BENCH_COMPRESS_LINKS names it): the namespaces'
-#     veth pair unshaped, a "link" as fast as the CPUs move it (what auto's
-#     probe makes of a fast link);
+#   - veth (only when BENCH_COMPRESS_LINKS names it): no rate limit and no
+#     added delay, a "link" as fast as the CPUs move it (what auto's probe
+#     makes of a fast link);
 #   - loopback: the client on the primary's own host, over 127.0.0.1
 #     (auto copies uncompressed there).
-# The delay needs the kernel's netem qdisc; without it (some VM kernels)
-# the rate alone is shaped with tbf and the figures say `delay not
-# emulated`. Medians and ratios pgrepctl/hand, plus the compression auto
-# chose. Knobs: BENCH_COMPRESS_METHOD (a --compress value for pgrepctl;
-# default: none given, i.e. auto), BENCH_COMPRESS_VERSUS (another pgrepctl
-# binary, e.g. an older build: a third way in the same alternation, its
-# medians as compress_SET_LINK_versus_*), BENCH_COMPRESS_SETS ("pgbench
-# realistic"), BENCH_COMPRESS_LINKS ("a b loopback"). bench/run's cleanup stops the servers by data directory and
-# compress_cleanup removes the namespaces (and the route, if it added it).
+# The rate is shaped with tbf on the hosts' ends of the links. The round
+# trip comes from examples/netdelay.rs (bench/run builds it): in
+# the router, policy routes send what arrives from each host into one of
+# two tun devices, and netdelay writes it to the other device half the
+# round trip later, from where the router forwards it on. Kernels without
+# the netem qdisc (some VM kernels have only tbf and htb) can delay this
+# way too, and one way on every kernel keeps the figures comparable.
+# Medians and ratios pgrepctl/hand, plus the compression auto chose.
+# Knobs: BENCH_COMPRESS_METHOD (a --compress value for pgrepctl; default:
+# none given, i.e. auto), BENCH_COMPRESS_VERSUS (another pgrepctl binary,
+# e.g. an older build: a third way in the same alternation, its medians as
+# compress_SET_LINK_versus_*), BENCH_COMPRESS_SETS ("pgbench realistic"),
+# BENCH_COMPRESS_LINKS ("a b loopback"). bench/run's cleanup stops the
+# servers by data directory; compress_cleanup then kills netdelay (by PID)
+# and removes the namespaces (and the route, if it added it).
 
 compress_ns=""      # namespace prefix while they exist
 compress_route=""   # set when this script added the unreachable route
-compress_netem=""   # set when the kernel has netem
+compress_delay_pid=""  # netdelay, while it runs
 
 compress_cleanup() {
+    compress_delay_stop
     [[ -n $compress_ns ]] || return 0
-    ip netns del "${compress_ns}s" 2>/dev/null || true
-    ip netns del "${compress_ns}c" 2>/dev/null || true
+    local n
+    for n in s c r; do
+        ip netns del "${compress_ns}$n" 2>/dev/null || true
+    done
     if [[ -n $compress_route ]] && ! ip netns list | grep -q '^pgrt'; then
         ip route del unreachable 10.200.0.0/16 2>/dev/null || true
     fi
     compress_ns=""
 }
 
-compress_hosts() {  # the two namespaces, the veth pair, the guard
-    local p=pgbc$$ s c
-    s=${p}s
-    c=${p}c
+compress_hosts() {  # the three namespaces, the veth pairs, the router's tun devices, the guard
+    local p=pgbc$$ n k
     if ! ip route show 10.200.0.0/16 | grep -q unreachable; then
         ip route add unreachable 10.200.0.0/16
         compress_route=1
     fi
     compress_ns=$p
-    ip netns add "$s"
-    ip netns add "$c"
-    ip link add "${p}vs" netns "$s" type veth peer name "${p}vc" netns "$c"
-    ip -n "$s" addr add 10.200.254.1/30 dev "${p}vs"
-    ip -n "$c" addr add 10.200.254.2/30 dev "${p}vc"
-    for n in "$s" "$c"; do
-        ip -n "$n" link set lo up
+    for n in s c r; do
+        ip netns add "$p$n"
+        ip -n "$p$n" link set lo up
     done
-    ip -n "$s" link set "${p}vs" up
-    ip -n "$c" link set "${p}vc" up
-    if ip netns exec "$s" tc qdisc add dev lo root netem delay 0ms 2>/dev/null; then
-        compress_netem=1
-        ip netns exec "$s" tc qdisc del dev lo root
-    fi
+    ip link add "${p}vs" netns "${p}s" type veth peer name "${p}rs" netns "${p}r"
+    ip link add "${p}vc" netns "${p}c" type veth peer name "${p}rc" netns "${p}r"
+    ip -n "${p}s" addr add 10.200.254.1/30 dev "${p}vs"
+    ip -n "${p}r" addr add 10.200.254.2/30 dev "${p}rs"
+    ip -n "${p}c" addr add 10.200.254.6/30 dev "${p}vc"
+    ip -n "${p}r" addr add 10.200.254.5/30 dev "${p}rc"
+    for n in s:vs c:vc r:rs r:rc; do
+        ip -n "$p${n%%:*}" link set "$p${n#*:}" up
+    done
+    ip -n "${p}s" route add default via 10.200.254.2
+    ip -n "${p}c" route add default via 10.200.254.5
+    # The router: what arrives from the server goes into d0, what arrives
+    # from the client into d1; what netdelay writes to one device leaves by
+    # the main table (rp_filter off: these packets arrive on the "wrong" side).
+    ip netns exec "${p}r" sysctl -qw net.ipv4.ip_forward=1
+    for n in d0 d1; do
+        ip -n "${p}r" tuntap add dev "$p$n" mode tun vnet_hdr
+        ip -n "${p}r" link set "$p$n" up txqueuelen 10000
+    done
+    for k in all default "${p}d0" "${p}d1" "${p}rs" "${p}rc"; do
+        ip netns exec "${p}r" sysctl -qw "net.ipv4.conf.$k.rp_filter=0"
+    done
+    ip -n "${p}r" route add default dev "${p}d0" table 100
+    ip -n "${p}r" route add default dev "${p}d1" table 101
+    ip -n "${p}r" rule add iif "${p}rs" lookup 100 pref 100
+    ip -n "${p}r" rule add iif "${p}rc" lookup 101 pref 101
 }
 
-compress_shape() {  # RATE DELAY_EACH_WAY: both ends of the link
+compress_delay_stop() {
+    [[ -n $compress_delay_pid ]] || return 0
+    kill "$compress_delay_pid" 2>/dev/null || true
+    wait "$compress_delay_pid" 2>/dev/null || true
+    compress_delay_pid=""
+}
+
+compress_delay() {  # MICROSECONDS each way: (re)start netdelay in the router
+    compress_delay_stop
+    ip netns exec "${compress_ns}r" "$repo/target/release/examples/netdelay" "${compress_ns}d0" "${compress_ns}d1" "$1" \
+        2>>"$logs/netdelay.log" &
+    compress_delay_pid=$!
+    # Ready when a TCP handshake crosses (a refused port answers too).
+    local i
+    for ((i = 0; i < 50; i++)); do
+        if ip netns exec "${compress_ns}c" python3 -c 'import socket,sys
+s = socket.socket(); s.settimeout(1)
+try: s.connect(("10.200.254.1", 9))
+except ConnectionRefusedError: sys.exit(0)
+except OSError: sys.exit(1)
+sys.exit(0)' 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$compress_delay_pid" 2>/dev/null || { cat "$logs/netdelay.log" >&2; die "netdelay exited"; }
+        sleep 0.1
+    done
+    die "the namespaces' link does not carry packets through netdelay"
+}
+
+compress_shape() {  # RATE MICROSECONDS_EACH_WAY: tbf on both hosts' ends, netdelay between
     local dev ns
     for dev in s c; do
         ns=${compress_ns}$dev
         ip netns exec "$ns" tc qdisc del dev "${compress_ns}v$dev" root 2>/dev/null || true
-        if [[ -n $compress_netem ]]; then
-            ip netns exec "$ns" tc qdisc add dev "${compress_ns}v$dev" root netem delay "$2" rate "$1" limit 100000
-        else
+        if [[ $1 != none ]]; then
             ip netns exec "$ns" tc qdisc add dev "${compress_ns}v$dev" root tbf rate "$1" burst 1mb latency 50ms
         fi
     done
-}
-
-compress_shape_off() {  # the veth pair as it is: as fast as the two CPUs move it
-    local dev
-    for dev in s c; do
-        ip netns exec "${compress_ns}$dev" tc qdisc del dev "${compress_ns}v$dev" root 2>/dev/null || true
-    done
+    compress_delay "$2"
 }
 
 compress_primary() {  # start the primary in the server namespace; sets cport, cprimary
@@ -116,7 +162,7 @@ EOF
     started+=("$cprimary")
     ip netns exec "${compress_ns}s" "${as_pg[@]}" "$bindir/pg_ctl" -D "$cprimary" -l "$logs/cprimary.log" -w -t 60 start >/dev/null ||
         { cat "$logs/cprimary.log" >&2; die "the compress primary did not start"; }
-    "$pgrepctl" init-master --json -D "$cprimary" --allow 10.200.254.2/32 --allow 127.0.0.1/32 \
+    "$pgrepctl" init-master --json -D "$cprimary" --allow 10.200.254.6/32 --allow 127.0.0.1/32 \
         --password-file "$pwfile" --restart if-needed >"$logs/cinit-master.json" 2>"$logs/cinit-master.log" ||
         { cat "$logs/cinit-master.json" "$logs/cinit-master.log" >&2; die "init-master failed"; }
 }
@@ -207,10 +253,6 @@ bench_compress() {
     fi
     compress_hosts
     compress_primary
-    if [[ -z $compress_netem ]]; then
-        log "compress: no netem qdisc in this kernel: the links are rate-limited (tbf), delay not emulated"
-    fi
-    emit compress_delay_emulated "$([[ -n $compress_netem ]] && echo yes || echo no)" "-"
     local set size
     for set in ${BENCH_COMPRESS_SETS:-pgbench realistic}; do
         compress_load "$set"
@@ -218,15 +260,15 @@ bench_compress() {
         log "compress: $set data, $size MB"
         emit "compress_${set}_size_mb" "$size" MB
         if compress_wanted a; then
-            compress_shape 100mbit 20ms
+            compress_shape 100mbit 20000
             compress_link "$set" a_100mbit_40ms 10.200.254.1 "${compress_ns}c"
         fi
         if compress_wanted b; then
-            compress_shape 1gbit 1ms
+            compress_shape 1gbit 1000
             compress_link "$set" b_1gbit_2ms 10.200.254.1 "${compress_ns}c"
         fi
         if compress_wanted veth; then
-            compress_shape_off
+            compress_shape none 0
             compress_link "$set" veth_unshaped 10.200.254.1 "${compress_ns}c"
         fi
         if compress_wanted loopback; then
