@@ -7,7 +7,7 @@ use super::settings::Settings;
 use super::target::TargetFacts;
 use crate::conf::pgconf;
 use crate::error::{Code, Error, Result};
-use crate::pg::replication::{Identity, ReplClient, format_lsn};
+use crate::pg::replication::{Identity, ReplClient, ReplConnection, format_lsn};
 use crate::report::{Outcome, Printer};
 use crate::tools::{self, BinDir, RunAs};
 use crate::units::human_bytes;
@@ -81,7 +81,11 @@ impl Facts {
 /// The order matters: the replication connection first (the standby's
 /// own credentials and the primary's settings are the first things that
 /// can be wrong), then local binaries and the target, then a second
-/// sample of the primary's WAL position for the WAL rate.
+/// sample of the primary's WAL position for the WAL rate. Round trips
+/// count on a long-distance link: the first sample's commands go in one
+/// write, its connection serves the second sample and the link probe
+/// (unless channel binding needs a new one), and the normal connection
+/// for the size is tried while the first sample runs.
 pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer) -> Result<Facts> {
     let run_as = run_as_for(&target.path);
     let mut repl = ReplClient::new(
@@ -97,16 +101,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         settings.conninfo.user
     ));
     let t0 = Instant::now();
-    let mut names = vec![
-        "server_version_num",
-        "wal_level",
-        "wal_segment_size",
-        "listen_addresses",
-    ];
-    names.extend(HOT_STANDBY_SETTINGS);
-    let (identity, values) = repl.sample(&names).await?;
-    let first = FirstSample::parse(identity, &values)?;
-    require_replica(&first.wal_level)?;
+    let (conn, first, sql) = first_sample(&repl, settings).await?;
     let major = crate::pg::version::Version::of(first.version_num).major();
     printer.debug(format!(
         "primary: PostgreSQL {major}, system {}",
@@ -115,23 +110,28 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
 
     let channel_binding =
         settings.root_ca.is_some() && Version::of(first.version_num).has_channel_binding();
+    let mut kept = Some(conn);
     if channel_binding {
+        if let Some(c) = kept.take() {
+            c.close().await;
+        }
         repl = bound_client(settings, run_as)?;
     }
-    let bindir = find_bindir(major, settings.bindir.as_deref())?;
-    printer.debug(format!("binaries: {}", bindir.path.display()));
-    let debian = debian_config_dir(&target.path, major);
-    writable(&target.space_dir)?;
-    if let Some(r) = &settings.restore {
-        check_restore(r, &target.path, run_as, &bindir)?;
-    }
-    let free_bytes = free_space(&target.space_dir);
-    let sql = primary_sql(settings).await;
+    let local = match local_checks(settings, &target, major, run_as) {
+        Ok(l) => l,
+        Err(e) => {
+            if let Some(c) = kept {
+                c.close().await;
+            }
+            return Err(e);
+        }
+    };
+    printer.debug(format!("binaries: {}", local.bindir.path.display()));
 
     // Second sample: the WAL rate over the time the local checks took.
     let wal_keep = Version::of(first.version_num).wal_keep();
     let elapsed = t0.elapsed().max(Duration::from_millis(1));
-    let (id2, keep) = repl.sample(&[wal_keep.setting()]).await?;
+    let (conn, (id2, keep)) = resample(kept, &repl, &[wal_keep.setting()]).await?;
     let (wal_keep_bytes, wal_rate) = second_sample(&id2, &keep, wal_keep, &first, elapsed);
 
     let primary = Primary {
@@ -149,17 +149,92 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         before_copy_warnings(settings, &primary, &first.listen_addresses);
     warnings.extend(cleanup_warning(settings));
     Ok(Facts {
-        ends: compression_ends(settings, &primary, &bindir, &repl).await,
+        ends: compression_ends(settings, &primary, &local.bindir, &repl, conn).await,
         target,
         primary,
-        bindir,
+        bindir: local.bindir,
         run_as,
-        free_bytes,
-        debian,
+        free_bytes: local.free_bytes,
+        debian: local.debian,
         listen_override,
         repl,
         warnings,
         channel_binding,
+    })
+}
+
+/// The first sample, with the normal connection for the size tried
+/// meanwhile; an answer that rules the primary out closes the connection.
+async fn first_sample(
+    repl: &ReplClient,
+    settings: &Settings,
+) -> Result<(ReplConnection, FirstSample, Option<SqlFacts>)> {
+    let mut names = vec![
+        "server_version_num",
+        "wal_level",
+        "wal_segment_size",
+        "listen_addresses",
+    ];
+    names.extend(HOT_STANDBY_SETTINGS);
+    let (sampled, sql) = tokio::join!(repl.sample_keeping(&names), primary_sql(settings));
+    let (conn, (identity, values)) = sampled?;
+    let first = FirstSample::parse(identity, &values).and_then(|f| {
+        require_replica(&f.wal_level)?;
+        Ok(f)
+    });
+    match first {
+        Ok(f) => Ok((conn, f, sql)),
+        Err(e) => {
+            conn.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// IDENTIFY_SYSTEM and `names` again, on the kept connection when there
+/// is one, else on a new one (kept open in turn).
+async fn resample(
+    kept: Option<ReplConnection>,
+    repl: &ReplClient,
+    names: &[&str],
+) -> Result<(ReplConnection, (Identity, Vec<String>))> {
+    let Some(mut conn) = kept else {
+        return repl.sample_keeping(names).await;
+    };
+    match conn.identify_and_show(names).await {
+        Ok(answer) => Ok((conn, answer)),
+        Err(e) => {
+            conn.close().await;
+            Err(repl.error(&e))
+        }
+    }
+}
+
+/// What inspect finds on this host between its two samples.
+struct Local {
+    bindir: BinDir,
+    debian: Option<(String, String, PathBuf)>,
+    free_bytes: Option<u64>,
+}
+
+/// Binaries of the primary's major, the Debian cluster the target
+/// belongs to, a writable target, a usable archive, the free space.
+fn local_checks(
+    settings: &Settings,
+    target: &TargetFacts,
+    major: u32,
+    run_as: RunAs,
+) -> Result<Local> {
+    let bindir = find_bindir(major, settings.bindir.as_deref())?;
+    let debian = debian_config_dir(&target.path, major);
+    writable(&target.space_dir)?;
+    if let Some(r) = &settings.restore {
+        check_restore(r, &target.path, run_as, &bindir)?;
+    }
+    Ok(Local {
+        free_bytes: free_space(&target.space_dir),
+        bindir,
+        debian,
     })
 }
 
@@ -447,11 +522,15 @@ async fn compression_ends(
     primary: &Primary,
     bindir: &BinDir,
     repl: &ReplClient,
+    conn: ReplConnection,
 ) -> super::compress::Ends {
     let local = crate::net::is_local(&settings.conninfo.host);
     let link = match !local && wants_probe(settings) {
-        true => super::probe::link(repl, primary.wal_segment_size).await,
-        false => None,
+        true => super::probe::link(conn, repl, primary.wal_segment_size).await,
+        false => {
+            conn.close().await;
+            None
+        }
     };
     use super::compress::links;
     let offers = |m: &str| {

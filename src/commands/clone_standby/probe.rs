@@ -28,17 +28,17 @@ pub const ENOUGH: u64 = 256 * 1024;
 /// primary that was not probed.
 const ALL: Duration = Duration::from_secs(5);
 
-/// Measure the link to the primary; None when the probe could not
-/// (no free walsender, too little WAL, a timeout).
-pub async fn link(repl: &ReplClient, wal_segment_size: u64) -> Option<Link> {
-    tokio::time::timeout(ALL, measure(repl, wal_segment_size))
+/// Measure the link to the primary on `conn` (preflight's, which it
+/// ends); None when the probe could not (no free walsender, too little
+/// WAL, a timeout).
+pub async fn link(conn: ReplConnection, repl: &ReplClient, wal_segment_size: u64) -> Option<Link> {
+    tokio::time::timeout(ALL, measure(conn, repl, wal_segment_size))
         .await
         .ok()
         .flatten()
 }
 
-async fn measure(repl: &ReplClient, segment: u64) -> Option<Link> {
-    let mut conn = repl.connect().await.ok()?;
+async fn measure(mut conn: ReplConnection, repl: &ReplClient, segment: u64) -> Option<Link> {
     let mut rtt = Duration::MAX;
     let mut identity = None;
     for _ in 0..2 {

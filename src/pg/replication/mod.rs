@@ -192,21 +192,30 @@ impl ReplClient {
         Err(last.expect("at least one endpoint"))
     }
 
-    /// IDENTIFY_SYSTEM, then `SHOW` each of `names`, in one connection.
+    /// IDENTIFY_SYSTEM, then `SHOW` each of `names`, in one connection
+    /// and one round trip.
     pub async fn sample(&self, names: &[&str]) -> Result<(Identity, Vec<String>)> {
+        let (conn, answer) = self.sample_keeping(names).await?;
+        conn.close().await;
+        Ok(answer)
+    }
+
+    /// [`Self::sample`], with the connection left open for what comes
+    /// next on it (a second sample, the link probe): each login saved is
+    /// three to five round trips, which a long-distance link feels.
+    pub async fn sample_keeping(
+        &self,
+        names: &[&str],
+    ) -> Result<(ReplConnection, (Identity, Vec<String>))> {
         let run = async {
             let mut conn = self.connect().await?;
-            let answer = async {
-                let identity = conn.identify_system().await?;
-                let mut values = vec![];
-                for n in names {
-                    values.push(conn.show(n).await?);
+            match conn.identify_and_show(names).await {
+                Ok(answer) => Ok((conn, answer)),
+                Err(e) => {
+                    conn.close().await;
+                    Err(e)
                 }
-                Ok((identity, values))
             }
-            .await;
-            conn.close().await;
-            answer
         };
         run.await.map_err(|e: ReplError| self.error(&e))
     }

@@ -68,15 +68,29 @@ impl ReplConnection {
 
     /// A setting's value as SHOW prints it ("16MB", "replica").
     pub async fn show(&mut self, name: &str) -> Result<String, ReplError> {
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
-        {
-            return Err(ReplError::InvalidName(name.to_string()));
-        }
-        let rows = self.conn.simple_query(&format!("SHOW {name}")).await?;
+        let rows = self.conn.simple_query(&show_command(name)?).await?;
         text(&rows, 0, 0).ok_or_else(|| shape("SHOW", &rows))
+    }
+
+    /// IDENTIFY_SYSTEM and `SHOW` each of `names`, sent together and
+    /// answered in one round trip; the first failure is the error.
+    pub async fn identify_and_show(
+        &mut self,
+        names: &[&str],
+    ) -> Result<(Identity, Vec<String>), ReplError> {
+        let mut commands = vec!["IDENTIFY_SYSTEM".to_string()];
+        for n in names {
+            commands.push(show_command(n)?);
+        }
+        let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+        let mut answers = self.conn.pipelined(&commands).await?.into_iter();
+        let identity = parse_identity(&answers.next().expect("an answer per command")?)?;
+        let mut values = Vec::with_capacity(names.len());
+        for rows in answers {
+            let rows = rows?;
+            values.push(text(&rows, 0, 0).ok_or_else(|| shape("SHOW", &rows))?);
+        }
+        Ok((identity, values))
     }
 
     /// Stream WAL from `start` on `timeline` and count what arrives (see
@@ -205,6 +219,18 @@ impl ReplConnection {
     /// End the connection politely.
     pub async fn close(self) {
         self.conn.close().await
+    }
+}
+
+/// `SHOW name` for a plain setting name (nothing a command could hide in).
+fn show_command(name: &str) -> Result<String, ReplError> {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+    match plain {
+        true => Ok(format!("SHOW {name}")),
+        false => Err(ReplError::InvalidName(name.to_string())),
     }
 }
 
