@@ -39,7 +39,9 @@
 # none given, i.e. auto), BENCH_COMPRESS_VERSUS (another pgrepctl binary,
 # e.g. an older build: a third way in the same alternation, its medians as
 # compress_SET_LINK_versus_*), BENCH_COMPRESS_SETS ("pgbench realistic"),
-# BENCH_COMPRESS_LINKS ("a b loopback"). bench/run's cleanup stops the
+# BENCH_COMPRESS_LINKS ("a b loopback"), BENCH_COMPRESS_RTT (off: the
+# links without their round trip, netdelay still forwarding; to tell the
+# delay's effect from the forwarding's). bench/run's cleanup stops the
 # servers by data directory; compress_cleanup then kills netdelay (by PID)
 # and removes the namespaces (and the route, if it added it).
 
@@ -82,9 +84,10 @@ compress_hosts() {  # the three namespaces, the veth pairs, the router's tun dev
     done
     ip -n "${p}s" route add default via 10.200.254.2
     ip -n "${p}c" route add default via 10.200.254.5
-    # The router: what arrives from the server goes into d0, what arrives
-    # from the client into d1; what netdelay writes to one device leaves by
-    # the main table (rp_filter off: these packets arrive on the "wrong" side).
+    # The router (compress_delay): what arrives from the server goes into
+    # d0, what arrives from the client into d1; what netdelay writes to one
+    # device leaves by the main table (rp_filter off: these packets arrive
+    # on the "wrong" side). Without a delay it just forwards.
     ip netns exec "${p}r" sysctl -qw net.ipv4.ip_forward=1
     for n in d0 d1; do
         ip -n "${p}r" tuntap add dev "$p$n" mode tun vnet_hdr
@@ -95,8 +98,6 @@ compress_hosts() {  # the three namespaces, the veth pairs, the router's tun dev
     done
     ip -n "${p}r" route add default dev "${p}d0" table 100
     ip -n "${p}r" route add default dev "${p}d1" table 101
-    ip -n "${p}r" rule add iif "${p}rs" lookup 100 pref 100
-    ip -n "${p}r" rule add iif "${p}rc" lookup 101 pref 101
 }
 
 compress_delay_stop() {
@@ -106,11 +107,22 @@ compress_delay_stop() {
     compress_delay_pid=""
 }
 
-compress_delay() {  # MICROSECONDS each way: (re)start netdelay in the router
+compress_delay() {  # MICROSECONDS each way: the router forwards through netdelay (0: directly)
+    local r=${compress_ns}r
     compress_delay_stop
-    ip netns exec "${compress_ns}r" "$repo/target/release/examples/netdelay" "${compress_ns}d0" "${compress_ns}d1" "$1" \
-        2>>"$logs/netdelay.log" &
-    compress_delay_pid=$!
+    ip -n "$r" rule del pref 100 2>/dev/null || true
+    ip -n "$r" rule del pref 101 2>/dev/null || true
+    if (($1 > 0)); then
+        ip -n "$r" rule add iif "${compress_ns}rs" lookup 100 pref 100
+        ip -n "$r" rule add iif "${compress_ns}rc" lookup 101 pref 101
+        # Real-time priority: the copies keep both vCPUs busy, and a delay
+        # line waiting for a time slice would add milliseconds of jitter
+        # (and cost the CPU-bound compressed copies most). It sleeps
+        # between packets and uses a few percent of a core.
+        ip netns exec "$r" chrt -f 10 "$repo/target/release/examples/netdelay" \
+            "${compress_ns}d0" "${compress_ns}d1" "$1" 2>>"$logs/netdelay.log" &
+        compress_delay_pid=$!
+    fi
     # Ready when a TCP handshake crosses (a refused port answers too).
     local i
     for ((i = 0; i < 50; i++)); do
@@ -122,10 +134,13 @@ except OSError: sys.exit(1)
 sys.exit(0)' 2>/dev/null; then
             return 0
         fi
-        kill -0 "$compress_delay_pid" 2>/dev/null || { cat "$logs/netdelay.log" >&2; die "netdelay exited"; }
+        if [[ -n $compress_delay_pid ]] && ! kill -0 "$compress_delay_pid" 2>/dev/null; then
+            cat "$logs/netdelay.log" >&2
+            die "netdelay exited"
+        fi
         sleep 0.1
     done
-    die "the namespaces' link does not carry packets through netdelay"
+    die "the namespaces' link does not carry packets"
 }
 
 compress_shape() {  # RATE MICROSECONDS_EACH_WAY: tbf on both hosts' ends, netdelay between
@@ -137,7 +152,7 @@ compress_shape() {  # RATE MICROSECONDS_EACH_WAY: tbf on both hosts' ends, netde
             ip netns exec "$ns" tc qdisc add dev "${compress_ns}v$dev" root tbf rate "$1" burst 1mb latency 50ms
         fi
     done
-    compress_delay "$2"
+    compress_delay "$([[ ${BENCH_COMPRESS_RTT:-on} == off ]] && echo 0 || echo "$2")"
 }
 
 compress_primary() {  # start the primary in the server namespace; sets cport, cprimary

@@ -190,6 +190,25 @@ fn commands_answer_typed_on_a_promoted_standby() {
         assert_eq!(points[0].0, 1);
         assert!(points[0].1 > 0 && points[0].1 <= id.lsn, "{h:?} {id:?}");
         assert_eq!(conn.show("wal_level").await.unwrap(), "replica");
+        // Pipelined (one write, the answers in order): a setting the
+        // server does not know fails the call, and the connection stays
+        // in step for the next command.
+        let (again, values) = conn
+            .identify_and_show(&["wal_level", "max_wal_senders"])
+            .await
+            .unwrap();
+        assert_eq!((again.timeline, values[0].as_str()), (2, "replica"));
+        assert!(values[1].parse::<u32>().is_ok(), "{values:?}");
+        let unknown = conn
+            .identify_and_show(&["wal_level", "no_such_setting", "port"])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            unknown.sqlstate(),
+            Some(sqlstate::UNDEFINED_OBJECT),
+            "{unknown}"
+        );
+        assert_eq!(conn.show("port").await.unwrap(), s.port.to_string());
 
         let made = conn.create_physical_slot("typed_slot").await.unwrap();
         assert_eq!(made.name, "typed_slot");

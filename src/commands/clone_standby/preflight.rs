@@ -176,7 +176,7 @@ async fn first_sample(
         "listen_addresses",
     ];
     names.extend(HOT_STANDBY_SETTINGS);
-    let (sampled, sql) = tokio::join!(repl.sample_keeping(&names), primary_sql(settings));
+    let (sampled, sql) = tokio::join!(repl.sample(&names), primary_sql(settings));
     let (conn, (identity, values)) = sampled?;
     let first = FirstSample::parse(identity, &values).and_then(|f| {
         require_replica(&f.wal_level)?;
@@ -199,7 +199,7 @@ async fn resample(
     names: &[&str],
 ) -> Result<(ReplConnection, (Identity, Vec<String>))> {
     let Some(mut conn) = kept else {
-        return repl.sample_keeping(names).await;
+        return repl.sample(names).await;
     };
     match conn.identify_and_show(names).await {
         Ok(answer) => Ok((conn, answer)),

@@ -192,18 +192,11 @@ impl ReplClient {
         Err(last.expect("at least one endpoint"))
     }
 
-    /// IDENTIFY_SYSTEM, then `SHOW` each of `names`, in one connection
-    /// and one round trip.
-    pub async fn sample(&self, names: &[&str]) -> Result<(Identity, Vec<String>)> {
-        let (conn, answer) = self.sample_keeping(names).await?;
-        conn.close().await;
-        Ok(answer)
-    }
-
-    /// [`Self::sample`], with the connection left open for what comes
-    /// next on it (a second sample, the link probe): each login saved is
-    /// three to five round trips, which a long-distance link feels.
-    pub async fn sample_keeping(
+    /// IDENTIFY_SYSTEM, then `SHOW` each of `names`, in one round trip,
+    /// with the connection left open for what comes next on it (a second
+    /// sample, the link probe): each login saved is three to five round
+    /// trips, which a long-distance link feels.
+    pub async fn sample(
         &self,
         names: &[&str],
     ) -> Result<(ReplConnection, (Identity, Vec<String>))> {
