@@ -102,6 +102,10 @@ compress_hosts() {  # the three namespaces, the veth pairs, the router's tun dev
 
 compress_delay_stop() {
     [[ -n $compress_delay_pid ]] || return 0
+    # What the delay line cost the two vCPUs the hosts share (user + system).
+    local ticks
+    ticks=$(awk '{print $14 + $15}' "/proc/$compress_delay_pid/stat" 2>/dev/null || echo "")
+    [[ -z $ticks ]] || log "compress: netdelay used $(calc '%.2f' "$ticks / $(getconf CLK_TCK)") s of CPU"
     kill "$compress_delay_pid" 2>/dev/null || true
     wait "$compress_delay_pid" 2>/dev/null || true
     compress_delay_pid=""
