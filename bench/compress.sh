@@ -246,7 +246,8 @@ compress_link() {  # DATASET LINK HOST NS: medians of both, their ratio
     local p h pmin hmin method
     read -r p _ pmin _ < <(py stats "$logs/c-pgrepctl.txt")
     read -r h _ hmin _ < <(py stats "$logs/c-hand.txt")
-    method=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["compression"]["method"])' "$logs/compress-last.json")
+    # What auto chose in the pgrepctl runs (not BENCH_COMPRESS_VERSUS's), each choice once.
+    method=$(python3 -c 'import json,sys; print(";".join(sorted({json.load(open(f))["compression"]["method"] for f in sys.argv[1:]})))' "$logs"/compress-probe-*.json)
     # What auto's link probe measured in each pgrepctl run ("-": not probed).
     probes=$(python3 -c 'import json,sys; print(" ".join(str((json.load(open(f))["compression"].get("probe") or {}).get("rate_mb_s", "-")) for f in sys.argv[1:]))' "$logs"/compress-probe-*.json)
     rm -f "$logs"/compress-probe-*.json

@@ -251,13 +251,6 @@ pub const UNCOMPRESSED_FROM: f64 = 250e6;
 /// below it one core compresses even poorly compressible data at twice the
 /// link's rate or more, and the primary's cores stay with its workload.
 pub const WORKERS_FROM: f64 = 40e6;
-/// From this round trip on a probe reading below [`WORKERS_FROM`] says
-/// nothing about the link: the probe's window ([`super::probe::LIMIT`],
-/// 0.1 s) then holds at most eight round trips, and TCP's slow start
-/// (ten segments at first, doubling each round trip) delivers about
-/// 3.7 MB in eight: under 40 MB/s however fast the link. A link across
-/// an ocean can be a gigabit one.
-pub const WINDOW_BOUND_RTT: Duration = Duration::from_micros(12_500);
 /// The workers auto asks for (zstd threads in the primary's walsender,
 /// besides the walsender itself): the fewest that beat one thread on a
 /// gigabit link in bench/run; a replication role cannot see how many
@@ -267,11 +260,8 @@ pub const WORKERS: u32 = 2;
 /// `auto`: never from this host, nor where either end cannot; otherwise
 /// from the link probe: uncompressed over a link faster than compression
 /// ([`UNCOMPRESSED_FROM`]), zstd level 1 with [`WORKERS`] workers over a
-/// fast one ([`WORKERS_FROM`]) or one whose speed the probe could not
-/// see for the round trip ([`WINDOW_BOUND_RTT`]: the workers wait on a
-/// slow link, where the work is the same, and keep up with a fast one),
-/// without workers over a slower one or when the link was not probed.
-/// Level 1 because on a gigabit link level 3
+/// fast one ([`WORKERS_FROM`]), without workers over a slower one or when
+/// the link was not probed. Level 1 because on a gigabit link level 3
 /// (zstd's default) made a copy of poorly compressible data slower than no
 /// compression in bench/run, where level 1 was faster, while on a 100
 /// Mbit/s link the two were alike (bench/README.md, "Compression").
@@ -318,13 +308,6 @@ fn auto(e: &Ends) -> Choice {
             Some(WORKERS),
             format!(
                 "{}: fast enough that one core of compression could hold the copy back, so server-side zstd, level 1, {WORKERS} workers",
-                l.shown()
-            ),
-        ),
-        Some(l) if l.rtt >= WINDOW_BOUND_RTT => zstd(
-            Some(WORKERS),
-            format!(
-                "{}: too long a round trip for the probe to tell a slow link from a fast one (TCP's window was still opening), so server-side zstd, level 1, {WORKERS} workers, which wait on a slow link and keep up with a fast one",
                 l.shown()
             ),
         ),
@@ -587,24 +570,6 @@ mod tests {
         assert_eq!(at(WORKERS_FROM).name(), "server-zstd:level=1,workers=2");
         assert_eq!(at(WORKERS_FROM - 1e5).name(), "server-zstd:level=1");
         assert_eq!(at(UNCOMPRESSED_FROM), Method::None);
-        // A long round trip: the reading is TCP's slow start, not the
-        // link, so workers (a fast long-distance link needs them).
-        let far = |ms: u64, mb_s: f64| {
-            let mut e = probed(mb_s);
-            e.link.as_mut().unwrap().rtt = Duration::from_millis(ms);
-            decide(Requested::Auto, &e).unwrap()
-        };
-        let c = far(40, 5.2);
-        assert_eq!(c.method.name(), "server-zstd:level=1,workers=2");
-        assert!(
-            c.reason
-                .contains("round trip 40.0 ms: too long a round trip"),
-            "{}",
-            c.reason
-        );
-        assert_eq!(far(12, 5.2).method.name(), "server-zstd:level=1");
-        assert_eq!(far(13, 5.2).method.name(), "server-zstd:level=1,workers=2");
-        assert_eq!(far(40, 300.0).method, Method::None);
         // 10 Gbit/s: compression would be the bottleneck.
         let c = decide(Requested::Auto, &probed(1100.0)).unwrap();
         assert_eq!(c.method, Method::None);
