@@ -345,6 +345,52 @@ fn follow_args(s: &SiblingPlan, primary: String, cx: &Cx<Env>) -> follow::Args {
     }
 }
 
+/// How long the final check is repeated while a wal sender is still
+/// catching up: a standby that was just restarted (this node, or a
+/// sibling cascading from it before 13) shows `catchup` for a moment.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// check of the new primary and `standbys`, again every 200 ms while a
+/// wal sender is still catching up, for at most [`SETTLE`]: the report
+/// is of the cluster once it has settled, not of its first moment.
+async fn settled_check(
+    cx: &mut Cx<Env>,
+    standbys: Vec<String>,
+    quiet: &Printer,
+) -> Result<crate::health::Report> {
+    use crate::health::finding::SENDER_NOT_STREAMING;
+    let started = Instant::now();
+    loop {
+        let report = check::run(
+            check::Args {
+                primary: Some(cx.env.settings.candidate.clone()),
+                standby: standbys.clone(),
+                warn_lag: vec![],
+                crit_lag: vec![],
+                expect_standbys: None,
+                archive: Default::default(),
+                tls: Default::default(),
+                timeout: TimeoutFlag::default(),
+                format: FormatFlag::default(),
+            },
+            quiet,
+        )
+        .await
+        .map_err(|f| f.error)?;
+        let catching_up = report
+            .problems
+            .iter()
+            .any(|p| p.code == SENDER_NOT_STREAMING);
+        if !catching_up || started.elapsed() >= SETTLE {
+            return Ok(report);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = cx.interrupt.recv() => return Err(interrupted("while checking the switched-over cluster; the switchover is done, see pgrepctl check")),
+        }
+    }
+}
+
 /// The slots the candidate and the siblings streamed through here: on a
 /// standby nobody streams through them, and they would keep WAL forever.
 struct DropOldSlots(Vec<String>);
@@ -432,22 +478,7 @@ fn verify(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
             "smoke-test through the new primary",
             "the switchover is done; see which standby failed with pgrepctl smoke-test",
         )?;
-        let report = check::run(
-            check::Args {
-                primary: Some(cx.env.settings.candidate.clone()),
-                standby: standbys,
-                warn_lag: vec![],
-                crit_lag: vec![],
-                expect_standbys: None,
-                archive: Default::default(),
-                tls: Default::default(),
-                timeout: TimeoutFlag::default(),
-                format: FormatFlag::default(),
-            },
-            &quiet,
-        )
-        .await
-        .map_err(|f| f.error)?;
+        let report = settled_check(cx, standbys, &quiet).await?;
         cx.detail("check", report.status.as_str());
         // A failing archiver (or an expiring certificate) is reported, but
         // does not make a switchover that replicates fine a failure.
