@@ -86,6 +86,24 @@ pub struct Args {
     pub format: FormatFlag,
 }
 
+impl Args {
+    /// These nodes with every threshold and format at its default: the
+    /// check other commands run to verify what they did.
+    pub fn of(primary: Option<String>, standby: Vec<String>) -> Args {
+        Args {
+            primary,
+            standby,
+            warn_lag: vec![],
+            crit_lag: vec![],
+            expect_standbys: None,
+            archive: Default::default(),
+            tls: Default::default(),
+            timeout: TimeoutFlag::default(),
+            format: FormatFlag::default(),
+        }
+    }
+}
+
 /// The archiver's flags (a group, so that commands that run check for
 /// their own proof take the defaults with `Default::default()`).
 #[derive(clap::Args, Debug, Clone)]

@@ -211,17 +211,10 @@ pub(super) fn clone_args(
 /// `check` on every node of the sandbox, as `sandbox status` and the
 /// printed check command run it.
 pub fn check_args(state: &State) -> check::Args {
-    check::Args {
-        primary: state.primary().map(Node::conninfo),
-        standby: state.standbys().map(Node::conninfo).collect(),
-        warn_lag: vec![],
-        crit_lag: vec![],
-        expect_standbys: None,
-        archive: Default::default(),
-        tls: Default::default(),
-        timeout: TimeoutFlag::default(),
-        format: FormatFlag::default(),
-    }
+    check::Args::of(
+        state.primary().map(Node::conninfo),
+        state.standbys().map(Node::conninfo).collect(),
+    )
 }
 
 pub(super) fn smoke_args(state: &State) -> smoke_test::Args {

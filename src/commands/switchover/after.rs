@@ -362,17 +362,7 @@ async fn settled_check(
     let started = Instant::now();
     loop {
         let report = check::run(
-            check::Args {
-                primary: Some(cx.env.settings.candidate.clone()),
-                standby: standbys.clone(),
-                warn_lag: vec![],
-                crit_lag: vec![],
-                expect_standbys: None,
-                archive: Default::default(),
-                tls: Default::default(),
-                timeout: TimeoutFlag::default(),
-                format: FormatFlag::default(),
-            },
+            check::Args::of(Some(cx.env.settings.candidate.clone()), standbys.clone()),
             quiet,
         )
         .await
