@@ -123,8 +123,9 @@ compress_delay() {  # MICROSECONDS each way: the router forwards through netdela
         ip -n "$r" rule add iif "${compress_ns}rc" lookup 101 pref 101
         # Real-time priority: the copies keep both vCPUs busy, and a delay
         # line waiting for a time slice would add milliseconds of jitter
-        # (and cost the CPU-bound compressed copies most). It sleeps
-        # between packets and uses a few percent of a core.
+        # (and cost the CPU-bound compressed copies most). It sleeps in
+        # ppoll between bursts: about a fifth of a core at 1 Gbit/s, most
+        # of it the kernel forwarding what it writes.
         local rt=(chrt -f 10)
         if ! chrt -f 10 true 2>/dev/null; then
             log "compress: no real-time priority here (chrt -f failed): netdelay runs at normal priority"
