@@ -194,7 +194,7 @@ json\t'One JSON object (same as --json)'
 nagios\t'One Nagios/Icinga status line with perfdata'
 prometheus\t'Prometheus text exposition format (node_exporter textfile collector)'"
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l archive-probe -d 'With --primary: switch WAL (pg_switch_wal(), needs a superuser) and wait, within --timeout, until the archiver has archived that segment; CRITICAL if not'
-complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l require-ssl -d 'WARNING for each replication link over TCP that is not encrypted (pg_stat_ssl); without it plaintext is only reported'
+complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l require-ssl -d 'WARNING for each replication link from another host that is not encrypted (pg_stat_ssl); without it plaintext is only reported. A client on the upstream\'s own host (a Unix socket, or a loopback address: a local standby, an SSH tunnel\'s far end) is not counted'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -l json -d 'Print one JSON object on stdout and nothing else there'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s v -l verbose -d 'More detail on stderr: -v each step as it is applied, -vv also the SQL text (secrets redacted)'
 complete -c pgrepctl -n "__fish_pgrepctl_using_subcommand check" -s q -l quiet -d 'Only warnings and errors'

@@ -33,7 +33,7 @@ findings! {
     ARCHIVE_BACKLOG: "WAL segments waiting to be archived (.ready files in pg_wal/archive_status) reach --archive-ready-warn/--archive-ready-crit, also when the failures are not counted (an archive_command exiting above 125 or killed by a signal)",
     ARCHIVE_STALE: "WAL waits to be archived and the last archived segment is older than 3 (WARNING) or 10 (CRITICAL) times archive_timeout",
     ARCHIVE_PROBE_FAILED: "check --archive-probe: the segment pg_switch_wal() closed was not archived within --timeout (or WAL could not be switched)",
-    REPLICATION_PLAINTEXT: "check --require-ssl: a standby's replication connection over TCP is not encrypted (pg_stat_ssl); a link over a Unix socket never is and is not counted",
+    REPLICATION_PLAINTEXT: "check --require-ssl: a standby's replication connection over TCP is not encrypted (pg_stat_ssl); a link from the upstream's own host (a Unix socket, or a loopback address: a local standby or an SSH tunnel's far end) is not counted",
     CERT_EXPIRING: "a node's server certificate (ssl_cert_file) expires within --cert-warn-days (WARNING) or --cert-crit-days (CRITICAL), or has expired (CRITICAL)",
     INSUFFICIENT_PRIVILEGE: "the role cannot see what is asked (grant pg_monitor)",
     PROBE_TIMEOUT: "smoke-test: the standby did not replay the probe within --timeout",

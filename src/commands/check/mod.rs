@@ -125,7 +125,7 @@ pub struct ArchiveArgs {
 /// Encryption's flags (a group with defaults, like [`ArchiveArgs`]).
 #[derive(clap::Args, Debug, Clone)]
 pub struct TlsArgs {
-    /// WARNING for each replication link over TCP that is not encrypted (pg_stat_ssl); without it plaintext is only reported
+    /// WARNING for each replication link from another host that is not encrypted (pg_stat_ssl); without it plaintext is only reported. A client on the upstream's own host (a Unix socket, or a loopback address: a local standby, an SSH tunnel's far end) is not counted
     #[arg(long)]
     pub require_ssl: bool,
     /// Days before a node's server certificate expires that make WARNING

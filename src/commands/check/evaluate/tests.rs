@@ -563,6 +563,8 @@ fn tls_facts() -> Vec<NodeFacts> {
                 tls_sender("enc", Some("TLSv1.3"), Some("10.0.0.2")),
                 tls_sender("plain", None, Some("10.0.0.3")),
                 tls_sender("local", None, None),
+                tls_sender("tunnel", None, Some("127.0.0.1")),
+                tls_sender("tunnel6", None, Some("::1")),
             ],
             vec![],
         ),
@@ -591,7 +593,8 @@ fn plaintext_links_warn_only_with_require_ssl() {
     };
     let r = evaluate(&tls_facts(), &o);
     assert_eq!(r.status, Status::Warning);
-    // Only the TCP link in plaintext: not the encrypted one, not the socket.
+    // Only the TCP link in plaintext from another host: not the encrypted
+    // one, not the socket, not the loopback clients (a tunnel's far end).
     assert_eq!(codes(&r), vec![(REPLICATION_PLAINTEXT, Status::Warning)]);
     let p = &r.problems[0];
     assert_eq!(p.subject, "plain");
@@ -599,6 +602,7 @@ fn plaintext_links_warn_only_with_require_ssl() {
     let pairs = r.pairs.as_ref().unwrap();
     let by = |n: &str| pairs.iter().find(|p| p.standby == n).unwrap().status;
     assert_eq!((by("enc"), by("plain")), (Status::Ok, Status::Warning));
+    assert_eq!((by("tunnel"), by("tunnel6")), (Status::Ok, Status::Ok));
 }
 
 fn with_cert(cert: CertFacts) -> Vec<NodeFacts> {

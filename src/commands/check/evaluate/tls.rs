@@ -27,15 +27,23 @@ impl Default for TlsLimits {
 
 const DAY: i64 = 86_400;
 
-/// With `--require-ssl`, each link over TCP that is not encrypted: a
-/// WARNING on its pair. A link over a Unix socket (no client address)
-/// cannot be encrypted and never leaves the host: not counted.
+/// With `--require-ssl`, each link over the network that is not
+/// encrypted: a WARNING on its pair. A link whose client is the
+/// upstream's own host is not counted: over a Unix socket (no client
+/// address) it cannot be encrypted, and from a loopback address it is
+/// either a standby on the same host or the far end of an SSH tunnel
+/// (`pgrepctl tunnel`), which ssh encrypts. Neither hop crosses a
+/// network, and check cannot see past it.
 pub(super) fn links(r: &mut Report, pairs: &mut [Pair], l: &TlsLimits) {
     if !l.require_ssl {
         return;
     }
     for p in pairs.iter_mut() {
-        let Some(addr) = p.client_addr.as_deref().filter(|_| p.ssl == Some(false)) else {
+        let Some(addr) = p
+            .client_addr
+            .as_deref()
+            .filter(|a| p.ssl == Some(false) && !crate::net::is_loopback(a))
+        else {
             continue;
         };
         let app = p
@@ -54,7 +62,7 @@ pub(super) fn links(r: &mut Report, pairs: &mut [Pair], l: &TlsLimits) {
             &p.standby,
             REPLICATION_PLAINTEXT,
             format!("replicates{from} in plaintext (client {addr}{app}): WAL crosses the network unencrypted"),
-            Some("put sslmode=require, or better verify-full with sslrootcert, in the standby's primary_conninfo (pgrepctl clone-standby --sslrootcert does), and refuse plaintext on the upstream with a hostnossl … reject line (pgrepctl init-master --ssl); a link through an SSH tunnel shows as plaintext from a loopback address".into()),
+            Some("put sslmode=require, or better verify-full with sslrootcert, in the standby's primary_conninfo (pgrepctl clone-standby --sslrootcert does), and refuse plaintext on the upstream with a hostnossl … reject line (pgrepctl init-master --ssl), or carry it through an SSH tunnel (pgrepctl tunnel)".into()),
         );
         p.status = p.status.worst(Status::Warning);
     }
