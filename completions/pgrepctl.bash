@@ -1036,7 +1036,7 @@ _pgrepctl() {
             return 0
             ;;
         pgrepctl__subcmd__migrate__subcmd__abort)
-            opts="-v -q -h -V --source --target --dbname --drop-schema --connect-timeout --dry-run --json --verbose --quiet --no-progress --help --version"
+            opts="-v -q -h -V --source --target --dbname --drop-schema --connect-timeout --bindir --dry-run --json --verbose --quiet --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1055,6 +1055,10 @@ _pgrepctl() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bindir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -81,7 +81,8 @@ fn migrate(action: &str, s: &Cluster, t: &Cluster, extra: &[&str]) -> Test {
         "--dbname",
         DB,
     ]);
-    if action == "start" {
+    // The target major's pg_dump and psql, for the schema.
+    if action == "start" || extra.contains(&"--drop-schema") {
         test = test.arg("--bindir").arg(&t.bindir);
     }
     for a in extra {
@@ -400,6 +401,17 @@ fn table_selection() {
     populate(&s);
     let sel = ["--table", "public.customers", "--table", "public.orders"];
     migrate("start", &s, &t, &sel).run().ok();
+    // abort --drop-schema drops those two (pg_dump -t), and start again.
+    let a = migrate("abort", &s, &t, &["--drop-schema"]).run().ok();
+    assert!(
+        summaries(&a)
+            .iter()
+            .any(|x| x.contains("drop the schema of public.customers, public.orders")),
+        "{a}"
+    );
+    nothing_left(&s, &t);
+    assert_eq!(user_objects(&t), "0", "{a}");
+    migrate("start", &s, &t, &sel).run().ok();
     wait_synced(&t);
     assert_eq!(db(&t, "SELECT count(*) FROM pg_subscription_rel"), "2");
     assert_eq!(
@@ -415,11 +427,12 @@ fn table_selection() {
     nothing_left(&s, &t);
 }
 
-/// A start SIGKILLed after each of its six steps (database, pre-data,
-/// identity and publication, slot and copy, post-data, subscription):
-/// abort then leaves no slot, publication or subscription and puts the
-/// keyless table's replica identity back (or a rerun of start finishes
-/// the job: after the copy it drops the slot and copies again).
+/// A start SIGKILLed after each of its six steps (database, identity
+/// and publication, pre-data, slot and copy, post-data, subscription):
+/// abort --drop-schema then leaves no slot, publication, subscription or
+/// copied object and puts the keyless table's replica identity back (or
+/// a rerun of start finishes the job: after the copy it drops the slot
+/// and copies again).
 #[test]
 fn killed_start_then_abort() {
     let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
@@ -456,16 +469,134 @@ fn killed_start_then_abort() {
         }
         migrate("abort", &s, &t, &["--drop-schema"]).run().ok();
         nothing_left(&s, &t);
-        assert_eq!(
-            db(
-                &t,
-                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
-            ),
-            "0"
-        );
+        assert_eq!(user_objects(&t), "0", "step {step}");
         assert_eq!(identity(&s, "pgbench_history"), "d", "step {step}");
         // Back to the start: each run then has the same six steps.
         t.sql(&format!("DROP DATABASE {DB}"));
+    }
+}
+
+/// What start loads into the target database, counted: relations,
+/// types, functions and schemas of the database's own (not the
+/// catalogs', not an extension's), one figure ("0" once dropped).
+fn user_objects(t: &Cluster) -> String {
+    db(
+        t,
+        "WITH own AS (SELECT oid FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') \
+           AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%'), \
+         mine AS (SELECT objid FROM pg_depend WHERE deptype = 'e') \
+         SELECT (SELECT count(*) FROM pg_class WHERE relnamespace IN (SELECT oid FROM own) AND oid NOT IN (SELECT objid FROM mine)) \
+              + (SELECT count(*) FROM pg_type WHERE typnamespace IN (SELECT oid FROM own) AND oid NOT IN (SELECT objid FROM mine)) \
+              + (SELECT count(*) FROM pg_proc WHERE pronamespace IN (SELECT oid FROM own) AND oid NOT IN (SELECT objid FROM mine)) \
+              + (SELECT count(*) FROM pg_namespace WHERE oid IN (SELECT oid FROM own) AND nspname <> 'public')",
+    )
+}
+
+/// abort --drop-schema drops all that start loaded (a schema, a
+/// function, a view, a domain and an enum type besides the tables),
+/// so that start runs again on the same database; after a cutover it
+/// refuses, and the tables, which are the database now, stay.
+#[test]
+fn drop_schema_then_start_again_then_refused_after_cutover() {
+    let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
+    populate(&s);
+    db(
+        &s,
+        "CREATE SCHEMA app;
+         CREATE FUNCTION app.twice(i int) RETURNS int LANGUAGE sql AS 'SELECT 2 * i';
+         CREATE DOMAIN app.positive AS int CHECK (VALUE > 0);
+         CREATE VIEW app.big AS SELECT id, app.twice(id) AS twice FROM customers WHERE score > 10;",
+    );
+    let start = || {
+        migrate("start", &s, &t, &["--replica-identity-full"])
+            .run()
+            .ok();
+        wait_synced(&t);
+        caught_up(&s);
+        assert_eq!(counts(&s, &TABLES), counts(&t, &TABLES));
+    };
+    start();
+    assert_ne!(user_objects(&t), "0");
+    let dry = migrate("abort", &s, &t, &["--drop-schema", "--dry-run"])
+        .run()
+        .ok();
+    assert!(
+        summaries(&dry)
+            .iter()
+            .any(|x| x.starts_with("on the target: drop the source database's schema")),
+        "{dry}"
+    );
+    assert_eq!(
+        db(&t, "SELECT count(*) FROM app.big"),
+        db(&s, "SELECT count(*) FROM app.big")
+    );
+
+    let j = migrate("abort", &s, &t, &["--drop-schema"]).run().ok();
+    assert_eq!(j["changed"], true, "{j}");
+    nothing_left(&s, &t);
+    assert_eq!(user_objects(&t), "0", "{j}");
+    assert_eq!(identity(&s, "pgbench_history"), "d");
+    // The database stays; a rerun finds nothing to do.
+    assert_eq!(
+        t.sql(&format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{DB}'"
+        )),
+        "1"
+    );
+    let j = migrate("abort", &s, &t, &["--drop-schema"]).run().ok();
+    assert_eq!(j["changed"], false, "{j}");
+
+    // start again on that database: its schema loads as on the first day.
+    start();
+    let c = migrate("cutover", &s, &t, &[]).run().ok();
+    assert_eq!(c["changed"], true, "{c}");
+    let after = counts(&t, &TABLES);
+    let objects = user_objects(&t);
+    let j = migrate("abort", &s, &t, &["--drop-schema"])
+        .run()
+        .fails(1, "NO_MIGRATION");
+    let hint = j["error"]["hint"].as_str().unwrap();
+    assert!(hint.contains("DROP DATABASE \"shop\""), "{j}");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("public.customers"),
+        "{j}"
+    );
+    assert_eq!(counts(&t, &TABLES), after, "the migrated tables stay");
+    assert_eq!(user_objects(&t), objects);
+    // Without --drop-schema there is nothing left to abort.
+    let j = migrate("abort", &s, &t, &[]).run().ok();
+    assert_eq!(j["changed"], false, "{j}");
+}
+
+/// abort --drop-schema SIGKILLed after each of its steps (the
+/// subscription, the schema, the publication): a rerun finishes it and
+/// leaves nothing behind on either side.
+#[test]
+fn killed_abort_drop_schema_then_rerun() {
+    let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
+    populate(&s);
+    for step in 1..=3 {
+        migrate("start", &s, &t, &["--replica-identity-full"])
+            .run()
+            .ok();
+        let killed = migrate("abort", &s, &t, &["--drop-schema"])
+            .env("PGREPCTL_KILL_AFTER_STEP", step.to_string())
+            .run();
+        assert_eq!(
+            killed.code(),
+            -1,
+            "step {step}: {}\n{}",
+            killed.stdout(),
+            killed.stderr()
+        );
+        let j = migrate("abort", &s, &t, &["--drop-schema"]).run().ok();
+        eprintln!("step {step}: rerun {}", summaries(&j).join(" | "));
+        nothing_left(&s, &t);
+        assert_eq!(user_objects(&t), "0", "step {step}");
+        assert_eq!(identity(&s, "pgbench_history"), "d", "step {step}");
     }
 }
 

@@ -2,14 +2,21 @@
 //! (running, half-started by a killed start, half-aborted): the
 //! subscription on the target (with its slot when the source answers;
 //! else detached from its slot first, and the slot named for later), the
-//! slot and the publication on the source, and with --drop-schema the
-//! tables and sequences copied into the target database. Each object is
-//! dropped only when it exists, so a rerun changes nothing.
+//! slot and the publication on the source, and with --drop-schema what
+//! start loaded into the target database (its tables, sequences, types,
+//! functions, views, schemas: see [`super::schema::DropSchema`]). Each
+//! object is dropped only when it exists, so a rerun changes nothing.
+//!
+//! The publication is the migration's mark: start creates it before
+//! anything lands in the target database, abort drops it last. Without
+//! it (after a cutover, an abort, or before any start) the target's
+//! tables are not the migration's to drop, and --drop-schema refuses.
 
 use super::inspect::{self, Table};
+use super::schema::DropSchema;
 use super::steps::{DropSlot, Env, Side, Sql};
 use super::{AbortArgs, Sides};
-use crate::error::{Failure, Result};
+use crate::error::{Code, Error, Failure, Result};
 use crate::pg::Session;
 use crate::pg::sql::ident;
 use crate::plan::{self, Cx, Plan};
@@ -20,8 +27,8 @@ struct Found {
     /// None: the source did not answer.
     source: Option<SourceFound>,
     subscription: bool,
-    /// Tables and sequences in the target database that the source has too.
-    copied: Vec<(Table, bool)>,
+    /// --drop-schema, the source answering and its publication there.
+    schema: Option<DropSchema>,
 }
 
 struct SourceFound {
@@ -49,15 +56,26 @@ pub async fn run(args: AbortArgs, printer: &Printer) -> Result<Outcome, Failure>
     };
     let admin = inspect::target_admin_session(&sides, t).await?;
     let (target, tsession) = inspect::target(&admin, &sides, &[], t).await?;
+    let schema = Schema {
+        asked: args.drop_schema,
+        target_major: crate::pg::version::Version::of(target.version_num).major(),
+        bindir: args.bindir.checked()?,
+    };
     let found = find(
         &sides,
         src.as_ref(),
         target.subscription.is_some(),
         tsession.as_ref(),
-        args.drop_schema,
+        &schema,
     )
     .await?;
-    let plan = decide(&sides, &found);
+    let mut plan = decide(&sides, &found);
+    if args.drop_schema && found.source.is_none() {
+        plan.warnings.push(format!(
+            "--drop-schema dropped nothing: the source's schema names what start loaded, and the source did not answer; run abort --drop-schema again once it does (its publication {} still marks the migration)",
+            sides.names.publication
+        ));
+    }
     let mut outcome = Outcome::new("migrate abort", args.dry_run.dry_run);
     if args.dry_run.dry_run {
         plan.preview_into(&mut outcome);
@@ -75,40 +93,91 @@ pub async fn run(args: AbortArgs, printer: &Printer) -> Result<Outcome, Failure>
     Ok(outcome)
 }
 
+/// What --drop-schema needs to know before anything is read.
+struct Schema {
+    asked: bool,
+    target_major: u32,
+    bindir: Option<std::path::PathBuf>,
+}
+
 async fn find(
     sides: &Sides,
     src: Option<&Session>,
     subscription: bool,
     target: Option<&Session>,
-    drop_schema: bool,
+    schema: &Schema,
 ) -> Result<Found> {
     let mut found = Found {
         source: None,
         subscription,
-        copied: vec![],
+        schema: None,
     };
-    if let Some(s) = src {
-        let facts = inspect::source(s, sides).await?;
-        found.source = Some(SourceFound {
-            slot: facts.slot.is_some(),
-            publication: facts.publication,
-            identity_full: inspect::identity_to_revert(s, &sides.names.publication).await?,
-            read_only: read_only(s).await?,
+    let Some(s) = src else {
+        return Ok(found);
+    };
+    let facts = inspect::source(s, sides).await?;
+    found.source = Some(SourceFound {
+        slot: facts.slot.is_some(),
+        publication: facts.publication,
+        identity_full: inspect::identity_to_revert(s, &sides.names.publication).await?,
+        read_only: read_only(s).await?,
+    });
+    let Some(t) = target.filter(|_| schema.asked) else {
+        return Ok(found);
+    };
+    if facts.publication {
+        found.schema = Some(DropSchema {
+            bindir: crate::tools::find(schema.target_major, schema.bindir.as_deref())?,
+            tables: published(s, &sides.names.publication).await?,
         });
-        if let (true, Some(t)) = (drop_schema, target) {
-            for table in facts.tables.iter().map(|x| &x.table) {
-                if exists(t, table).await? {
-                    found.copied.push((table.clone(), false));
-                }
-            }
-            for seq in &facts.sequences {
-                if exists(t, seq).await? {
-                    found.copied.push((seq.clone(), true));
-                }
-            }
+        return Ok(found);
+    }
+    let mut left = vec![];
+    for table in facts
+        .tables
+        .iter()
+        .map(|x| &x.table)
+        .chain(&facts.sequences)
+    {
+        if exists(t, table).await? {
+            left.push(table.to_string());
         }
     }
-    Ok(found)
+    if left.is_empty() {
+        return Ok(found);
+    }
+    Err(Error::new(
+        Code::NoMigration,
+        format!(
+            "no migration of {} is there to abort (no publication {} on the source: cut over, aborted, or never started), and the target database holds the source's tables and sequences: {}",
+            sides.dbname,
+            sides.names.publication,
+            left.join(", ")
+        ),
+    )
+    .hint(format!(
+        "nothing was changed: --drop-schema drops the copied schema only while the migration is there, as after a cutover these tables are the database; if they are indeed to go, drop them on the target yourself (DROP DATABASE {} there, if it holds nothing else), and run abort without --drop-schema for anything else left",
+        crate::pg::sql::ident(&sides.dbname)
+    )))
+}
+
+/// The tables start's publication names: None for FOR ALL TABLES (start
+/// loaded the whole database's schema), else the --table selection.
+async fn published(s: &Session, publication: &str) -> Result<Option<Vec<Table>>> {
+    let all: bool = s
+        .client
+        .query_one(
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(|e| crate::pg::query_error(&s.target, &e))?
+        .get(0);
+    if all {
+        return Ok(None);
+    }
+    let q = "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2";
+    Ok(Some(inspect::tables(s, q, &[&publication]).await?))
 }
 
 async fn read_only(s: &Session) -> Result<bool> {
@@ -178,6 +247,13 @@ fn decide(sides: &Sides, found: &Found) -> Plan<Env> {
                     None,
                 ));
             }
+            // Before the publication, the mark a rerun needs to drop it.
+            if let Some(d) = &found.schema {
+                plan.push(DropSchema {
+                    bindir: d.bindir.clone(),
+                    tables: d.tables.clone(),
+                });
+            }
             if s.slot && !found.subscription {
                 plan.push(DropSlot {
                     name: n.slot.clone(),
@@ -191,14 +267,6 @@ fn decide(sides: &Sides, found: &Found) -> Plan<Env> {
                 ));
             }
         }
-    }
-    for (t, sequence) in &found.copied {
-        let kind = if *sequence { "SEQUENCE" } else { "TABLE" };
-        plan.push(Sql::new(
-            Side::Target,
-            format!("DROP {kind} IF EXISTS {} CASCADE", t.sql()),
-            None,
-        ));
     }
     plan
 }

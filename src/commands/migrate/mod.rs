@@ -11,6 +11,7 @@ mod copy;
 mod cutover;
 pub mod inspect;
 pub mod names;
+pub mod schema;
 mod start;
 mod status;
 pub mod steps;
@@ -172,12 +173,15 @@ pub struct CutoverArgs {
 pub struct AbortArgs {
     #[command(flatten)]
     pub endpoints: Endpoints,
-    /// Also drop the tables and other objects start copied into the target database (the database itself stays)
+    /// Also drop what start loaded into the target database: its tables, sequences, types, functions, views and schemas, by the DROP statements of pg_dump --clean (the database itself stays); refused once the migration is gone (after a cutover the tables are the database)
     #[arg(long)]
     pub drop_schema: bool,
     /// How long to connect to each server, e.g. 10s; a source that does not answer in time is left as it is (the subscription is dropped without its slot, which abort names)
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub connect_timeout: Duration,
+    // --drop-schema runs the target major's pg_dump and psql.
+    #[command(flatten)]
+    pub bindir: crate::cli::flags::BindirFlag,
     #[command(flatten)]
     pub dry_run: DryRunFlag,
 }

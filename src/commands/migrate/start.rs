@@ -1,13 +1,14 @@
 //! `migrate start`: read both servers, decide with no I/O ([`decide`]),
 //! then create what is missing, in this order — the database on the
-//! target, REPLICA IDENTITY FULL where asked, the schema, the publication,
-//! the subscription (which creates the slot on the source and starts the
-//! copy). A failure undoes what this run created; a run killed half-way
+//! target; REPLICA IDENTITY FULL where asked and the publication on the
+//! source; the schema's pre-data; the slot and the copy at its snapshot;
+//! post-data; the subscription, which streams from that slot. A failure undoes what this run created; a run killed half-way
 //! is finished by the next run (each object is created only when absent)
 //! or cleaned by abort.
 
 use super::inspect::{self, Source, Table, Target};
-use super::steps::{Env, LoadSchema, Section, Side, Sql};
+use super::schema::{LoadSchema, Section};
+use super::steps::{Env, Side, Sql};
 use super::{Sides, StartArgs};
 use crate::error::{Code, Error, Failure, Result};
 use crate::pg::sql::{ident, literal};
@@ -263,6 +264,12 @@ fn push_steps(
         tables: settings.tables.clone(),
         section,
     };
+    // The publication before anything lands in the target database: it
+    // is what tells abort --drop-schema that a migration is there, and so
+    // that what is in the target database is start's to drop.
+    if !source.publication {
+        plan.push(publication(settings, keyless));
+    }
     if work.pre_data {
         plan.push(section(Section::PreData));
     }
@@ -272,9 +279,6 @@ fn push_steps(
         plan.push(super::steps::DropSlot {
             name: names.slot.clone(),
         });
-    }
-    if !source.publication {
-        plan.push(publication(settings, keyless));
     }
     plan.push(super::copy::CopyData {
         slot: names.slot.clone(),
@@ -655,14 +659,15 @@ mod tests {
             s[0].starts_with("on the target: CREATE DATABASE \"shop\""),
             "{s:?}"
         );
-        assert!(s[1].contains("--section=pre-data"), "{s:?}");
+        // The publication before the schema: abort --drop-schema's sign.
         assert!(
-            s[2].starts_with(
+            s[1].starts_with(
                 "on the source: ALTER TABLE \"public\".\"log\" REPLICA IDENTITY FULL; CREATE PUBLICATION \"pgrepctl_migrate_shop\" FOR ALL TABLES; COMMENT ON PUBLICATION"
             ),
             "{s:?}"
         );
-        assert!(s[2].contains("[[\"public\",\"log\"]]"), "{s:?}");
+        assert!(s[1].contains("[[\"public\",\"log\"]]"), "{s:?}");
+        assert!(s[2].contains("--section=pre-data"), "{s:?}");
         assert!(s[3].contains("CREATE_REPLICATION_SLOT"), "{s:?}");
         assert!(s[4].contains("--section=post-data"), "{s:?}");
         assert!(
