@@ -779,7 +779,8 @@ fn abort_without_the_source() {
 
 /// A cutover killed right after writes went off leaves the source
 /// read-only: a rerun finishes the cutover; after another kill, abort
-/// turns writes back on with the rest.
+/// turns writes back on with the rest. Killed past its commit point,
+/// abort leaves the source read-only and --drop-schema refuses.
 #[test]
 fn killed_cutover_rerun_or_abort() {
     let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
@@ -791,9 +792,9 @@ fn killed_cutover_rerun_or_abort() {
         wait_synced(t);
         caught_up(s);
     };
-    let kill_cutover = |s: &Cluster, t: &Cluster| {
+    let kill_cutover = |s: &Cluster, t: &Cluster, step: &str| {
         let k = migrate("cutover", s, t, &[])
-            .env("PGREPCTL_KILL_AFTER_STEP", "1")
+            .env("PGREPCTL_KILL_AFTER_STEP", step)
             .run();
         assert_eq!(k.code(), -1, "{}\n{}", k.stdout(), k.stderr());
         assert!(
@@ -805,7 +806,7 @@ fn killed_cutover_rerun_or_abort() {
         );
     };
     start(&s, &t);
-    kill_cutover(&s, &t);
+    kill_cutover(&s, &t, "1");
     let c = migrate("cutover", &s, &t, &[]).run().ok();
     assert_eq!(c["changed"], true, "{c}");
     nothing_left(&s, &t);
@@ -814,7 +815,7 @@ fn killed_cutover_rerun_or_abort() {
     s.sql("ALTER DATABASE shop RESET default_transaction_read_only");
     t.sql(&format!("DROP DATABASE {DB}"));
     start(&s, &t);
-    kill_cutover(&s, &t);
+    kill_cutover(&s, &t, "1");
     let a = migrate("abort", &s, &t, &[]).run().ok();
     assert!(
         a.to_string()
@@ -823,4 +824,45 @@ fn killed_cutover_rerun_or_abort() {
     );
     nothing_left(&s, &t);
     db(&s, "INSERT INTO customers (name) VALUES ('writable again')");
+
+    // Killed past the commit point (writes off, sequences set, tables
+    // verified, the publication marked cut over, the subscription
+    // dropped): the target is the database now. --drop-schema refuses
+    // and changes nothing; abort drops what is left and leaves the
+    // source read-only.
+    t.sql(&format!("DROP DATABASE {DB}"));
+    start(&s, &t);
+    kill_cutover(&s, &t, "6");
+    assert_eq!(t.sql("SELECT count(*) FROM pg_subscription"), "0");
+    let migrated = counts(&t, &TABLES);
+    assert_eq!(counts(&s, &TABLES), migrated);
+    let j = migrate("abort", &s, &t, &["--drop-schema"])
+        .run()
+        .fails(1, "NO_MIGRATION");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("passed its commit point"),
+        "{j}"
+    );
+    assert_eq!(counts(&t, &TABLES), migrated);
+    // DROP SUBSCRIPTION took the slot with it; the publication is left.
+    assert_eq!(db(&s, "SELECT count(*) FROM pg_publication"), "1");
+    let a = migrate("abort", &s, &t, &[]).run().ok();
+    assert!(
+        !a.to_string()
+            .contains("RESET default_transaction_read_only"),
+        "{a}"
+    );
+    nothing_left(&s, &t);
+    assert_eq!(counts(&t, &TABLES), migrated);
+    assert!(
+        s.psql(
+            &[("dbname", DB)],
+            "INSERT INTO customers (name) VALUES ('x')"
+        )
+        .is_err(),
+        "the source stays read-only"
+    );
 }

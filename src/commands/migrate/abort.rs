@@ -10,7 +10,10 @@
 //! The publication is the migration's mark: start creates it before
 //! anything lands in the target database, abort drops it last. Without
 //! it (after a cutover, an abort, or before any start) the target's
-//! tables are not the migration's to drop, and --drop-schema refuses.
+//! tables are not the migration's to drop, and --drop-schema refuses;
+//! so it does when the publication's comment says a cutover passed its
+//! commit point (killed before it dropped the publication), and the
+//! source then stays read-only.
 
 use super::inspect::{self, Table};
 use super::schema::DropSchema;
@@ -39,6 +42,9 @@ struct SourceFound {
     /// ALTER DATABASE … SET default_transaction_read_only = on: what a
     /// cutover killed before its end leaves.
     read_only: bool,
+    /// A cutover passed its commit point (the publication's comment):
+    /// the target is the database, the source stays read-only.
+    cut_over: bool,
 }
 
 pub async fn run(args: AbortArgs, printer: &Printer) -> Result<Outcome, Failure> {
@@ -116,15 +122,28 @@ async fn find(
         return Ok(found);
     };
     let facts = inspect::source(s, sides).await?;
+    let comment = inspect::publication_comment(s, &sides.names.publication).await?;
+    let cut_over = super::names::is_cut_over(comment.as_deref());
     found.source = Some(SourceFound {
         slot: facts.slot.is_some(),
         publication: facts.publication,
         identity_full: inspect::identity_to_revert(s, &sides.names.publication).await?,
         read_only: read_only(s).await?,
+        cut_over,
     });
     let Some(t) = target.filter(|_| schema.asked) else {
         return Ok(found);
     };
+    if cut_over {
+        return Err(Error::new(
+            Code::NoMigration,
+            format!(
+                "the cutover of {} passed its commit point (the comment on the publication {} says so): the target database is the database now, and --drop-schema would drop it",
+                sides.dbname, sides.names.publication
+            ),
+        )
+        .hint("nothing was changed: run migrate cutover again to finish it (while its subscription is there), or abort without --drop-schema to drop what it left; the source stays read-only either way"));
+    }
     if facts.publication {
         found.schema = Some(DropSchema {
             bindir: crate::tools::find(schema.target_major, schema.bindir.as_deref())?,
@@ -235,9 +254,10 @@ fn decide(sides: &Sides, found: &Found) -> Plan<Env> {
             n.slot, n.slot, n.publication, sides.dbname
         )),
         Some(s) => {
-            // Only while the migration is still there: after a finished
-            // cutover the source stays read-only on purpose.
-            if s.read_only && (found.subscription || s.slot || s.publication) {
+            // Only while the migration is still there: after a cutover
+            // (finished, or killed past its commit point) the source
+            // stays read-only on purpose.
+            if s.read_only && !s.cut_over && (found.subscription || s.slot || s.publication) {
                 plan.push(Sql::new(
                     Side::Source,
                     format!(

@@ -3,8 +3,10 @@
 //! commit point, puts them back: a timeout or a failed verification
 //! switches nothing), the remaining writers ended after --grace, the
 //! source's LSN noted and waited for on the slot, sequences set on the
-//! target, tables verified; past the commit point the subscription,
-//! publication and slot are dropped. The source stays read-only.
+//! target, tables verified; past the commit point the publication is
+//! marked cut over (for an abort after a kill from there on), then the
+//! subscription, slot and publication are dropped. The source stays
+//! read-only.
 
 use super::inspect::{self, Table};
 use super::steps::{DropSlot, Env, Side, Sql, exec};
@@ -46,7 +48,8 @@ pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failur
     };
     let tables = ready(&tsession, &src, &sides, args.max_lag).await?;
     let identity_full = inspect::identity_to_revert(&src, &sides.names.publication).await?;
-    let plan = steps(&sides);
+    let comment = inspect::publication_comment(&src, &sides.names.publication).await?;
+    let plan = steps(&sides, comment.as_deref());
     let mut outcome = Outcome::new("migrate cutover", args.dry_run.dry_run);
     if args.dry_run.dry_run {
         plan.preview_into(&mut outcome);
@@ -186,7 +189,7 @@ async fn ready(
         .collect())
 }
 
-fn steps(sides: &Sides) -> Plan<Env> {
+fn steps(sides: &Sides, comment: Option<&str>) -> Plan<Env> {
     let mut plan = Plan::default();
     plan.push(WritesOff {
         db: sides.dbname.clone(),
@@ -199,6 +202,17 @@ fn steps(sides: &Sides) -> Plan<Env> {
     plan.push(WaitFor::new("verify the tables on both sides", verify));
     plan.commit();
     let n = &sides.names;
+    // First past the commit point: the mark that the target is the
+    // database now, for an abort after a cutover killed from here on.
+    plan.push(Sql::new(
+        Side::Source,
+        format!(
+            "COMMENT ON PUBLICATION {} IS {}",
+            ident(&n.publication),
+            crate::pg::sql::literal(&super::names::cut_over_comment(comment))
+        ),
+        None,
+    ));
     plan.push(Sql::new(
         Side::Target,
         format!("DROP SUBSCRIPTION {}", ident(&n.subscription)),

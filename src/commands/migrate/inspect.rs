@@ -220,12 +220,7 @@ pub async fn source(s: &Session, sides: &Sides) -> Result<Source> {
 /// comment names them) that still have it: what abort and cutover put
 /// back to DEFAULT. Empty without the publication.
 pub async fn identity_to_revert(s: &Session, publication: &str) -> Result<Vec<Table>> {
-    let comment: Option<String> = one(
-        s,
-        "SELECT (SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1)",
-        &[&publication],
-    )
-    .await?;
+    let comment = publication_comment(s, publication).await?;
     let mut out = vec![];
     for t in super::names::replica_identity_full(comment.as_deref()) {
         let full: Option<bool> = one(
@@ -239,6 +234,17 @@ pub async fn identity_to_revert(s: &Session, publication: &str) -> Result<Vec<Ta
         }
     }
     Ok(out)
+}
+
+/// The comment on the migration's publication (None without one, or
+/// without the publication): see [`super::names::publication_comment`].
+pub async fn publication_comment(s: &Session, publication: &str) -> Result<Option<String>> {
+    one(
+        s,
+        "SELECT (SELECT obj_description(oid, 'pg_publication') FROM pg_publication WHERE pubname = $1)",
+        &[&publication],
+    )
+    .await
 }
 
 /// REPLICA IDENTITY DEFAULT for `tables`, then DROP PUBLICATION, as one

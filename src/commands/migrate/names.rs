@@ -60,14 +60,37 @@ pub fn publication_comment(full: &[super::inspect::Table]) -> String {
     )
 }
 
-/// The tables a [`publication_comment`] names; none for any other
+/// The JSON object of a [`publication_comment`]; null for any other
 /// comment (a publication of an older pgrepctl, or edited by hand).
+fn comment_json(comment: Option<&str>) -> serde_json::Value {
+    comment
+        .and_then(|c| c.strip_prefix(COMMENT_PREFIX))
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
+}
+
+/// The publication's comment once cutover has passed its commit point:
+/// the same, with `"cut_over": true`. From then on the target is the
+/// database: abort leaves the source read-only and refuses
+/// --drop-schema, whatever a killed cutover left of the replication.
+pub fn cut_over_comment(comment: Option<&str>) -> String {
+    let mut v = comment_json(comment);
+    if !v.is_object() {
+        v = serde_json::json!({ "replica_identity_full": [] });
+    }
+    v["cut_over"] = true.into();
+    format!("{COMMENT_PREFIX}{v}")
+}
+
+/// Whether a [`cut_over_comment`] says the cutover passed its commit point.
+pub fn is_cut_over(comment: Option<&str>) -> bool {
+    comment_json(comment)["cut_over"] == true
+}
+
+/// The tables a [`publication_comment`] names; none for any other
+/// comment.
 pub fn replica_identity_full(comment: Option<&str>) -> Vec<super::inspect::Table> {
-    let Some(json) = comment.and_then(|c| c.strip_prefix(COMMENT_PREFIX)) else {
-        return vec![];
-    };
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-    v["replica_identity_full"]
+    comment_json(comment)["replica_identity_full"]
         .as_array()
         .into_iter()
         .flatten()
@@ -122,6 +145,26 @@ mod tests {
         assert_eq!(replica_identity_full(Some(&c)), vec![t]);
         assert!(replica_identity_full(Some("mine")).is_empty());
         assert!(replica_identity_full(None).is_empty());
+    }
+
+    #[test]
+    fn the_cut_over_mark_keeps_the_tables() {
+        let t = super::super::inspect::Table {
+            schema: "public".into(),
+            name: "log".into(),
+        };
+        let c = publication_comment(std::slice::from_ref(&t));
+        assert!(!is_cut_over(Some(&c)));
+        let cut = cut_over_comment(Some(&c));
+        assert!(is_cut_over(Some(&cut)), "{cut}");
+        assert_eq!(replica_identity_full(Some(&cut)), vec![t]);
+        // A comment of someone else's, or none: marked all the same.
+        for other in [None, Some("mine")] {
+            let cut = cut_over_comment(other);
+            assert!(is_cut_over(Some(&cut)), "{cut}");
+            assert!(replica_identity_full(Some(&cut)).is_empty());
+        }
+        assert!(!is_cut_over(Some("mine")));
     }
 
     fn valid(n: &str) -> bool {
