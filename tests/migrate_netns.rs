@@ -165,6 +165,23 @@ fn a_database_moves_between_two_packaged_hosts() {
     assert_eq!(j["changed"], true, "{j}");
     assert!(!j.to_string().contains(SU_PW), "{j}");
 
+    // The DBA changes their mind: abort --drop-schema (B's own pg_dump,
+    // found where Debian puts it) empties shop on B, and start begins again.
+    let j = migrate(&hosts, &a, &b, &["abort", "--drop-schema"], &root_pgpass).ok();
+    assert_eq!(j["changed"], true, "{j}");
+    assert_eq!(
+        shop(
+            &b,
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        ),
+        "0",
+        "{j}"
+    );
+    assert_eq!(shop(&b, "SELECT count(*) FROM pg_subscription"), "0");
+    assert_eq!(shop(&a, "SELECT count(*) FROM pg_publication"), "0");
+    let j = migrate(&hosts, &a, &b, &start, &root_pgpass).ok();
+    assert_eq!(j["changed"], true, "{j}");
+
     // A keeps taking writes while B copies and then follows.
     on_host(&a, "pgbench", &["-n", "-c", "2", "-T", "3", DB]).unwrap();
     shop(
@@ -203,6 +220,11 @@ fn a_database_moves_between_two_packaged_hosts() {
     // The application moves to B: its next order does not collide, and A
     // is read-only until the DBA says otherwise.
     shop(&b, "INSERT INTO orders (item) VALUES ('first on B')");
+    // The database lives on B now: abort --drop-schema refuses to touch it.
+    let on_b = fingerprint(&b);
+    let r = migrate(&hosts, &a, &b, &["abort", "--drop-schema"], &root_pgpass);
+    r.fails(1, "NO_MIGRATION");
+    assert_eq!(fingerprint(&b), on_b);
     assert!(
         on_host(
             &a,
