@@ -531,6 +531,29 @@ fn drop_schema_then_start_again_then_refused_after_cutover() {
         db(&s, "SELECT count(*) FROM app.big")
     );
 
+    // A view made on the target since depends on a copied table: the
+    // drop stops, drops nothing of the schema, and says what to do.
+    db(&t, "CREATE VIEW mine AS SELECT name FROM customers");
+    let objects = user_objects(&t);
+    let j = migrate("abort", &s, &t, &["--drop-schema"])
+        .run()
+        .fails(1, "TOOL_FAILED");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("other objects depend on it"),
+        "{j}"
+    );
+    assert!(
+        j["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("run abort --drop-schema again"),
+        "{j}"
+    );
+    assert_eq!(user_objects(&t), objects, "{j}");
+    db(&t, "DROP VIEW mine");
     let j = migrate("abort", &s, &t, &["--drop-schema"]).run().ok();
     assert_eq!(j["changed"], true, "{j}");
     nothing_left(&s, &t);

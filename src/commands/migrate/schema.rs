@@ -232,7 +232,13 @@ impl Action<Env> for DropSchema {
                 .step("dropping the copied schema (pg_dump --clean --if-exists | psql)");
             let script = crate::tools::run(dump, "pg_dump --schema-only --clean")?;
             let drops = drop_statements(&script);
-            crate::tools::run(psql.stdin_bytes(drops), "psql (the DROP statements)")?;
+            crate::tools::run(psql.stdin_bytes(drops), "psql (the DROP statements)").map_err(|mut e| {
+                e.hint = Some(format!(
+                    "nothing of the schema was dropped (one transaction); when an object made on the target since depends on the copied ones (\"other objects depend on it\"), drop or move it, then run abort --drop-schema again (the publication {} on the source still marks the migration)",
+                    sides.names.publication
+                ));
+                e
+            })?;
             Ok(Applied::changed())
         })
     }
