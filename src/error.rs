@@ -73,6 +73,7 @@ codes! {
     StartFailed,
     Timeout,
     NotAStandby,
+    NotAPrimary,
     UpstreamAlive,
     PromoteFailed,
     RewindNeeded,

@@ -129,6 +129,27 @@ fn a_cleanly_stopped_primary_follows_without_a_rewind() {
         return;
     }
     p.stop();
+    // S not promoted yet: a standby is no new primary, with or without
+    // --reclone-on-failure; P's directory is left as it was.
+    let control = std::fs::read(p.data.join("global/pg_control")).unwrap();
+    let files = harness::listing(&p.data);
+    for extra in [&[][..], &["--reclone-on-failure"][..]] {
+        let j = rejoin(&p, &s, extra).fails(1, "NOT_A_PRIMARY");
+        assert!(
+            j["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("pgrepctl promote"),
+            "{j}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(p.data.join("global/pg_control")).unwrap(),
+        control
+    );
+    assert_eq!(harness::listing(&p.data), files);
+    assert!(!p.running());
+    assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "t");
     promote(&s);
 
     let dry = rejoin(&p, &s, &["--dry-run", "--slot", "old_primary"]).ok();

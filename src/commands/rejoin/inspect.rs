@@ -240,7 +240,7 @@ pub async fn inspect(args: &Args, settings: &mut Settings, printer: &Printer) ->
         settings.standby.primary_name(),
         repl.user()
     ));
-    let (primary, primary_version, points) = ask_primary(&repl).await?;
+    let (primary, primary_version, points, standby) = ask_primary(&repl).await?;
     if primary_version.major() != version.major() {
         return Err(Error::new(
             Code::VersionMismatch,
@@ -263,6 +263,18 @@ pub async fn inspect(args: &Args, settings: &mut Settings, printer: &Printer) ->
             node: Node::Following,
         });
     }
+    // A stopped node only: one that runs already streams (a rerun) or is
+    // refused above for running.
+    if standby == Some(true) {
+        return Err(Error::new(
+            Code::NotAPrimary,
+            format!(
+                "{} is a standby (in recovery), not a new primary: following it would leave this node and it with no primary to stream from, and a re-clone would copy what it has replayed so far",
+                settings.standby.primary_name()
+            ),
+        )
+        .hint("promote the new primary first (pgrepctl promote on its host), then run rejoin again with it as --primary"));
+    }
     let node = match stopped(&cluster, settings, &primary, &primary_history) {
         Ok(s) => Node::Stopped(Box::new(s)),
         Err(e) if e.code == Code::ToolNotFound && args.reclone_on_failure => {
@@ -283,12 +295,16 @@ pub async fn inspect(args: &Args, settings: &mut Settings, printer: &Printer) ->
     })
 }
 
-/// IDENTIFY_SYSTEM, the server's version, and the history of its timeline.
-async fn ask_primary(repl: &ReplClient) -> Result<(Identity, Version, Vec<(u32, u64)>)> {
+/// IDENTIFY_SYSTEM, the server's version, the history of its timeline,
+/// and whether it is in recovery (None: cannot tell).
+async fn ask_primary(
+    repl: &ReplClient,
+) -> Result<(Identity, Version, Vec<(u32, u64)>, Option<bool>)> {
     let mut conn = repl.connect().await.map_err(|e| repl.error(&e))?;
     let answer = async {
         let identity = conn.identify_system().await?;
         let version = conn.version().await?;
+        let standby = conn.in_recovery().await?;
         let points = if identity.timeline > 1 {
             conn.timeline_history(identity.timeline)
                 .await?
@@ -296,7 +312,7 @@ async fn ask_primary(repl: &ReplClient) -> Result<(Identity, Version, Vec<(u32, 
         } else {
             vec![]
         };
-        Ok((identity, version, points))
+        Ok((identity, version, points, standby))
     }
     .await;
     conn.close().await;

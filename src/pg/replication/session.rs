@@ -72,6 +72,21 @@ impl ReplConnection {
         text(&rows, 0, 0).ok_or_else(|| shape("SHOW", &rows))
     }
 
+    /// Whether the server is a standby (in recovery), as a replication
+    /// connection can tell: `in_hot_standby` on 14+; before, a SHOW runs
+    /// in a transaction of its own, read-only in recovery, so
+    /// `transaction_read_only` says it unless `default_transaction_read_only`
+    /// is on (None: cannot tell).
+    pub async fn in_recovery(&mut self) -> Result<Option<bool>, ReplError> {
+        if self.version().await?.shows_in_hot_standby() {
+            return Ok(Some(self.show("in_hot_standby").await? == "on"));
+        }
+        if self.show("transaction_read_only").await? == "off" {
+            return Ok(Some(false));
+        }
+        Ok((self.show("default_transaction_read_only").await? == "off").then_some(true))
+    }
+
     /// IDENTIFY_SYSTEM and `SHOW` each of `names`, sent together and
     /// answered in one round trip; the first failure is the error.
     pub async fn identify_and_show(
