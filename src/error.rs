@@ -74,6 +74,7 @@ codes! {
     Timeout,
     NotAStandby,
     NotAPrimary,
+    NotResumable,
     UpstreamAlive,
     PromoteFailed,
     RewindNeeded,

@@ -626,7 +626,10 @@ fn kill_after_each_step(first: usize, last: usize) -> bool {
         assert!(primaries <= 1, "two primaries after a kill at step {step}");
         let again = run(None);
         let j = again.json();
-        eprintln!("rerun: {:?}", summaries(&j));
+        match j["changes"].is_array() {
+            true => eprintln!("rerun: {:?}", summaries(&j)),
+            false => eprintln!("rerun: {j}"),
+        }
         assert_eq!(
             again.code(),
             0,
@@ -671,6 +674,68 @@ fn a_kill_after_step_13_or_later_is_finished_by_a_rerun() {
         kill_after_each_step(13, 30),
         "a run with PGREPCTL_KILL_AFTER_STEP=30 was still killed"
     );
+}
+
+/// A failover by hand (P stopped cleanly, S2 promoted) followed by a
+/// switchover run on P's host by mistake: P stopped with no switchover
+/// to resume, so S1 is not promoted (that would make a second primary)
+/// and P is not started; once S1 follows S2, its timeline says why too.
+#[test]
+fn a_node_stopped_outside_a_switchover_is_not_resumed() {
+    if skipped() {
+        return;
+    }
+    let n = nodes(Cluster::builder(), true);
+    let (p, s1, s2) = (&n.p, &n.s1, n.s2.as_ref().unwrap());
+    p.stop();
+    harness::pgrepctl(["promote", "--json", "-D", s2.data.to_str().unwrap()]).ok();
+    let refused = |why: &str| {
+        let dirs = [p.data.clone(), s1.data.clone()];
+        let before = Files::of(&dirs);
+        let j = Test::new([
+            "switchover",
+            "--json",
+            "-D",
+            p.data.to_str().unwrap(),
+            "--candidate",
+            &tcp(s1),
+            "--password-file",
+            n.pw.to_str().unwrap(),
+            "--bindir",
+            p.bindir.to_str().unwrap(),
+        ])
+        .run()
+        .fails(1, "NOT_RESUMABLE");
+        let message = j["error"]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{j}");
+        assert!(
+            j["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("pgrepctl rejoin"),
+            "{j}"
+        );
+        assert_eq!(
+            Files::of(&dirs).changed_since(&before),
+            Vec::<PathBuf>::new()
+        );
+        assert!(!p.running());
+        assert_eq!(s1.sql("SELECT pg_is_in_recovery()"), "t");
+    };
+    refused("nothing in its configuration says a switchover");
+    let primary = format!("host=127.0.0.1 port={} user=replicator", s2.port);
+    harness::pgrepctl([
+        "follow",
+        "--json",
+        "-D",
+        s1.data.to_str().unwrap(),
+        "--primary",
+        &primary,
+        "--password-file",
+        n.pw.to_str().unwrap(),
+    ])
+    .ok();
+    refused("a standby was promoted since");
 }
 
 #[test]

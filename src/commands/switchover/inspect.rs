@@ -67,6 +67,55 @@ pub struct Old {
     /// identifier, tells this server from another of the same system.
     pub started: Option<String>,
     pub session: Option<Session>,
+    /// Stopped: what its configuration says of the switchover that
+    /// stopped it (default when running).
+    pub leftover: Leftover,
+}
+
+/// What a stopped node's configuration holds of a switchover: the drain
+/// marker (written when it turned writes off, dropped by the fence's
+/// last edit), and where the fence pointed it: a kill at any step
+/// between the two leaves one or the other. A node stopped by hand, or made another primary's
+/// standby since, has neither marker nor the candidate as upstream.
+#[derive(Debug, Clone, Default)]
+pub struct Leftover {
+    pub marker: bool,
+    /// `(host, port)` of its primary_conninfo (postgresql.auto.conf, or
+    /// recovery.conf before 12).
+    pub upstream: Option<(String, u16)>,
+}
+
+impl Leftover {
+    fn read(data_dir: &std::path::Path, version_num: u32) -> Leftover {
+        use crate::conf::pgconf;
+        let file = |name: &str| {
+            std::fs::read_to_string(data_dir.join(name))
+                .ok()
+                .and_then(|t| pgconf::parse(&t).ok())
+        };
+        let value = |f: &pgconf::ConfFile, name: &str| {
+            f.last_active(name)
+                .and_then(|l| f.setting_at(l))
+                .map(|(_, v)| v)
+        };
+        let auto = file("postgresql.auto.conf");
+        let marker = auto.as_ref().and_then(|f| value(f, DRAIN_MARKER)).is_some();
+        let standby = if crate::conf::standby::uses_recovery_conf(version_num) {
+            file("recovery.conf")
+        } else {
+            auto
+        };
+        // Read key by key: the conninfo a fence writes holds passfile,
+        // which a full parse for connecting refuses.
+        let upstream = standby
+            .and_then(|f| value(&f, "primary_conninfo"))
+            .and_then(|c| {
+                let key = |k| crate::commands::check::inspect::conninfo_value(&c, k);
+                let port = key("port").map_or(Some(5432), |p| p.parse().ok())?;
+                Some((key("host")?, port))
+            });
+        Leftover { marker, upstream }
+    }
 }
 
 /// The candidate or a sibling, over a superuser session.
@@ -214,6 +263,7 @@ async fn old(cluster: LocalCluster) -> Result<Old> {
         started: Some(row.get(6)),
         session: Some(session),
         cluster,
+        leftover: Leftover::default(),
     })
 }
 
@@ -237,8 +287,10 @@ fn stopped(cluster: LocalCluster) -> Result<Old> {
     } else {
         cluster.data_dir.join("standby.signal").exists()
     };
+    let version_num = control_version(&cluster)?;
     Ok(Old {
-        version: Version::new(control_version(&cluster)?)?,
+        leftover: Leftover::read(&cluster.data_dir, version_num),
+        version: Version::new(version_num)?,
         system_id: control.system_identifier.to_string(),
         timeline: control.timeline,
         phase: if fenced {
@@ -454,4 +506,42 @@ pub async fn positions(session: &Session) -> Result<(bool, Option<u64>, Option<u
         .map_err(|e| crate::pg::query_error(&session.target, &e))?;
     let lsn = |i: usize| row.get::<_, Option<String>>(i).and_then(|s| parse_lsn(&s));
     Ok((row.get(0), lsn(1), lsn(2)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftover_reads_the_marker_and_the_fenced_upstream() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let auto = |text: &str| std::fs::write(d.join("postgresql.auto.conf"), text).unwrap();
+        // Drained, not fenced yet.
+        auto("default_transaction_read_only = 'on'\npgrepctl.switchover = 'draining'\n");
+        let l = Leftover::read(d, 150000);
+        assert!(l.marker && l.upstream.is_none(), "{l:?}");
+        // Fenced: the conninfo a fence writes, passfile and all.
+        auto(
+            "primary_conninfo = 'host=127.0.0.1 port=5433 user=replicator passfile=''/x/pgrepctl.pgpass'' application_name=vm'\n",
+        );
+        let l = Leftover::read(d, 150000);
+        assert!(!l.marker, "{l:?}");
+        assert_eq!(l.upstream, Some(("127.0.0.1".to_string(), 5433)));
+        // Before 12 the upstream is in recovery.conf, not auto.conf.
+        assert_eq!(Leftover::read(d, 110000).upstream, None);
+        std::fs::write(
+            d.join("recovery.conf"),
+            "standby_mode = 'on'\nprimary_conninfo = 'host=/run/postgresql user=r'\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Leftover::read(d, 110000).upstream,
+            Some(("/run/postgresql".to_string(), 5432))
+        );
+        // Nothing there: a node stopped by hand.
+        let empty = tempfile::tempdir().unwrap();
+        let l = Leftover::read(empty.path(), 150000);
+        assert!(!l.marker && l.upstream.is_none(), "{l:?}");
+    }
 }

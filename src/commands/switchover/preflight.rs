@@ -93,6 +93,9 @@ pub fn check(settings: &Settings, facts: &Facts) -> Result<Checked> {
         )
         .hint("switch over by hand: pgrepctl check, stop this primary (pg_ctl stop -m fast), pgrepctl promote -D … on the candidate's host, then pgrepctl rejoin -D … here"));
     }
+    if matches!(old.phase, Phase::Stopped | Phase::Fenced) && cand.in_recovery {
+        resumable(settings, old, cand)?;
+    }
     let mut c = decide(settings, facts, sender.as_ref())?;
     if matches!(old.phase, Phase::Primary { .. }) {
         c.lag = Some(lag(settings, old, cand)?);
@@ -102,6 +105,43 @@ pub fn check(settings: &Settings, facts: &Facts) -> Result<Checked> {
         limits(old, cand)?;
     }
     Ok(c)
+}
+
+/// A stopped node is taken for a switchover to resume (the candidate
+/// promoted; on failure, this node started again as the primary) only
+/// when a switchover to this candidate stopped it and no other primary
+/// came up since. Otherwise promoting the candidate could make a second
+/// primary beside one promoted meanwhile (a failover), and a rollback
+/// would start this node as one.
+fn resumable(settings: &Settings, old: &Old, cand: &Node) -> Result<()> {
+    // Where the fence points this node: the candidate as --candidate names it.
+    let config = crate::pg::conninfo::resolve_node(&settings.candidate)?;
+    let candidate = crate::pg::conninfo::first_host_port(&config);
+    let fenced_to_candidate = old.leftover.upstream.as_ref() == Some(&candidate);
+    let streaming = cand
+        .receiver
+        .as_ref()
+        .is_some_and(|r| r.status == "streaming");
+    let why = if cand.timeline != old.timeline {
+        format!(
+            "the candidate is on timeline {} and this node stopped on timeline {}: a standby was promoted since",
+            cand.timeline, old.timeline
+        )
+    } else if streaming {
+        "the candidate streams from a running server, which is not this stopped node: another primary (or upstream) is up".to_string()
+    } else if fenced_to_candidate || old.leftover.marker {
+        return Ok(());
+    } else {
+        "nothing in its configuration says a switchover to this candidate stopped it (no drain marker, no primary_conninfo naming the candidate): it was stopped by hand, or follows another primary".to_string()
+    };
+    Err(Error::new(
+        Code::NotResumable,
+        format!(
+            "{} is stopped and there is no switchover of it to resume: {why}",
+            old.cluster.data_dir.display()
+        ),
+    )
+    .hint("to switch over, start this node as the primary and rerun; if another node is the primary now, bring this one back with pgrepctl rejoin -D … --primary … (and promote a standby only with pgrepctl promote on its host)"))
 }
 
 fn same_system(old: &Old, cand: &Node) -> Result<()> {
