@@ -517,6 +517,29 @@ fn drop_schema_then_start_again_then_refused_after_cutover() {
     };
     start();
     assert_ne!(user_objects(&t), "0");
+    // Another server as --target (a typo), with a shop of its own: this
+    // migration is not its own, so nothing is dropped on either side.
+    let other = target_of(&harness::bindir());
+    other.sql(&format!("CREATE DATABASE {DB}"));
+    db(&other, "CREATE TABLE customers (id int)");
+    let j = migrate("abort", &s, &other, &["--drop-schema"])
+        .run()
+        .fails(1, "SYSTEM_ID_MISMATCH");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("goes to another server"),
+        "{j}"
+    );
+    assert_eq!(
+        db(&other, "SELECT to_regclass('customers') IS NOT NULL"),
+        "t"
+    );
+    assert_eq!(db(&s, "SELECT count(*) FROM pg_publication"), "1");
+    assert_eq!(s.sql("SELECT count(*) FROM pg_replication_slots"), "1");
+    assert_eq!(db(&t, "SELECT count(*) FROM pg_subscription"), "1");
+    drop(other);
     let dry = migrate("abort", &s, &t, &["--drop-schema", "--dry-run"])
         .run()
         .ok();

@@ -65,6 +65,7 @@ pub async fn run(args: AbortArgs, printer: &Printer) -> Result<Outcome, Failure>
     let schema = Schema {
         asked: args.drop_schema,
         target_major: crate::pg::version::Version::of(target.version_num).major(),
+        target_system: target.system_id.clone(),
         bindir: args.bindir.checked()?,
     };
     let found = find(
@@ -99,10 +100,11 @@ pub async fn run(args: AbortArgs, printer: &Printer) -> Result<Outcome, Failure>
     Ok(outcome)
 }
 
-/// What --drop-schema needs to know before anything is read.
+/// What --drop-schema needs to know, and the target's system identifier.
 struct Schema {
     asked: bool,
     target_major: u32,
+    target_system: Option<String>,
     bindir: Option<std::path::PathBuf>,
 }
 
@@ -123,6 +125,7 @@ async fn find(
     };
     let facts = inspect::source(s, sides).await?;
     let comment = inspect::publication_comment(s, &sides.names.publication).await?;
+    other_target(sides, comment.as_deref(), schema.target_system.as_deref())?;
     let cut_over = super::names::is_cut_over(comment.as_deref());
     found.source = Some(SourceFound {
         slot: facts.slot.is_some(),
@@ -178,6 +181,27 @@ async fn find(
         "nothing was changed: --drop-schema drops the copied schema only while the migration is there, as after a cutover these tables are the database; if they are indeed to go, drop them on the target yourself (DROP DATABASE {} there, if it holds nothing else), and run abort without --drop-schema for anything else left",
         crate::pg::sql::ident(&sides.dbname)
     )))
+}
+
+/// A migration whose start recorded another target server than this
+/// one (a --target mistyped, the database moved to two servers in turn):
+/// abort would drop that migration's publication and slot, and with
+/// --drop-schema this server's tables. Refused, nothing changed.
+fn other_target(sides: &Sides, comment: Option<&str>, here: Option<&str>) -> Result<()> {
+    let (Some(recorded), Some(here)) = (super::names::target_system(comment), here) else {
+        return Ok(());
+    };
+    if recorded == here {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::SystemIdMismatch,
+        format!(
+            "the migration of {} on the source goes to another server (system identifier {recorded}), not to this --target (system identifier {here})",
+            sides.dbname
+        ),
+    )
+    .hint("nothing was changed: give the --target that migrate start was run with"))
 }
 
 /// The tables start's publication names: None for FOR ALL TABLES (start

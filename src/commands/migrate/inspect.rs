@@ -97,6 +97,10 @@ pub struct Target {
     /// Whether any of those tables has an index (post-data is loaded
     /// after the copy in one transaction: none means not loaded yet).
     pub indexed: bool,
+    /// pg_control_system()'s system identifier (None: not readable),
+    /// which start records in the publication's comment: abort then
+    /// knows a migration to another server from one to this.
+    pub system_id: Option<String>,
 }
 
 /// pgrepctl's session with the source database.
@@ -351,6 +355,15 @@ pub async fn target(
         subscription: None,
         tables: vec![],
         indexed: false,
+        system_id: admin
+            .client
+            .query_one(
+                "SELECT system_identifier::text FROM pg_control_system()",
+                &[],
+            )
+            .await
+            .ok()
+            .map(|r| r.get(0)),
     };
     if !database {
         return Ok((t, None));

@@ -49,15 +49,25 @@ const COMMENT_PREFIX: &str = "pgrepctl migrate: ";
 /// The publication's comment: the tables start gave REPLICA IDENTITY
 /// FULL (--replica-identity-full), which abort and cutover put back to
 /// DEFAULT — only those, never a table the user had set so.
-pub fn publication_comment(full: &[super::inspect::Table]) -> String {
+/// With them, the target's system identifier (when start could read it):
+/// abort refuses a --target that is another server.
+pub fn publication_comment(full: &[super::inspect::Table], target: Option<&str>) -> String {
     let tables: Vec<[&str; 2]> = full
         .iter()
         .map(|t| [t.schema.as_str(), t.name.as_str()])
         .collect();
-    format!(
-        "{COMMENT_PREFIX}{}",
-        serde_json::json!({ "replica_identity_full": tables })
-    )
+    let mut v = serde_json::json!({ "replica_identity_full": tables });
+    if let Some(t) = target {
+        v["target_system_identifier"] = t.into();
+    }
+    format!("{COMMENT_PREFIX}{v}")
+}
+
+/// The target's system identifier a [`publication_comment`] records.
+pub fn target_system(comment: Option<&str>) -> Option<String> {
+    comment_json(comment)["target_system_identifier"]
+        .as_str()
+        .map(str::to_string)
 }
 
 /// The JSON object of a [`publication_comment`]; null for any other
@@ -140,7 +150,7 @@ mod tests {
             schema: "my schema".into(),
             name: "log\"s".into(),
         };
-        let c = publication_comment(std::slice::from_ref(&t));
+        let c = publication_comment(std::slice::from_ref(&t), None);
         assert!(c.starts_with("pgrepctl migrate: {"), "{c}");
         assert_eq!(replica_identity_full(Some(&c)), vec![t]);
         assert!(replica_identity_full(Some("mine")).is_empty());
@@ -153,11 +163,14 @@ mod tests {
             schema: "public".into(),
             name: "log".into(),
         };
-        let c = publication_comment(std::slice::from_ref(&t));
+        let c = publication_comment(std::slice::from_ref(&t), Some("7311"));
         assert!(!is_cut_over(Some(&c)));
+        assert_eq!(target_system(Some(&c)).as_deref(), Some("7311"));
         let cut = cut_over_comment(Some(&c));
         assert!(is_cut_over(Some(&cut)), "{cut}");
         assert_eq!(replica_identity_full(Some(&cut)), vec![t]);
+        assert_eq!(target_system(Some(&cut)).as_deref(), Some("7311"));
+        assert_eq!(target_system(Some("mine")), None);
         // A comment of someone else's, or none: marked all the same.
         for other in [None, Some("mine")] {
             let cut = cut_over_comment(other);

@@ -268,7 +268,7 @@ fn push_steps(
     // is what tells abort --drop-schema that a migration is there, and so
     // that what is in the target database is start's to drop.
     if !source.publication {
-        plan.push(publication(settings, keyless));
+        plan.push(publication(settings, keyless, target.system_id.as_deref()));
     }
     if work.pre_data {
         plan.push(section(Section::PreData));
@@ -319,7 +319,7 @@ fn copied_tables(source: &Source, selected: &[Table]) -> Vec<Table> {
 /// between cannot leave a table changed without it being recorded (nor a
 /// keyless table published without an identity, which would fail its
 /// UPDATEs and DELETEs on the source).
-fn publication(settings: &Settings, keyless: &[Table]) -> Sql {
+fn publication(settings: &Settings, keyless: &[Table], target: Option<&str>) -> Sql {
     let names = &settings.sides.names;
     let pubname = ident(&names.publication);
     let what = match &settings.tables {
@@ -338,7 +338,7 @@ fn publication(settings: &Settings, keyless: &[Table]) -> Sql {
     sql.push(format!("CREATE PUBLICATION {pubname} FOR {what}"));
     sql.push(format!(
         "COMMENT ON PUBLICATION {pubname} IS {}",
-        literal(&super::names::publication_comment(keyless))
+        literal(&super::names::publication_comment(keyless, target))
     ));
     Sql::new(Side::Source, sql.join("; "), Some(undo.join("; ")))
 }
@@ -631,6 +631,7 @@ mod tests {
             subscription: None,
             tables: vec![],
             indexed: false,
+            system_id: Some("7311".into()),
         }
     }
 
