@@ -91,6 +91,13 @@ fn migrate(action: &str, s: &Cluster, t: &Cluster, extra: &[&str]) -> Test {
     test
 }
 
+/// `test` run with PGREPCTL_KILL_AFTER_STEP=`step`: it must have died
+/// by that SIGKILL.
+fn killed_after(test: Test, step: usize) {
+    let k = test.env("PGREPCTL_KILL_AFTER_STEP", step.to_string()).run();
+    assert_eq!(k.code(), -1, "step {step}: {}\n{}", k.stdout(), k.stderr());
+}
+
 /// Until every table of the subscription is ready (bounded).
 fn wait_synced(t: &Cluster) {
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -438,16 +445,7 @@ fn killed_start_then_abort() {
     let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
     populate(&s);
     for step in 1..=6 {
-        let killed = migrate("start", &s, &t, &["--replica-identity-full"])
-            .env("PGREPCTL_KILL_AFTER_STEP", step.to_string())
-            .run();
-        assert_eq!(
-            killed.code(),
-            -1,
-            "step {step}: {}\n{}",
-            killed.stdout(),
-            killed.stderr()
-        );
+        killed_after(migrate("start", &s, &t, &["--replica-identity-full"]), step);
         if step % 2 == 0 {
             let j = migrate("start", &s, &t, &["--replica-identity-full"])
                 .run()
@@ -628,16 +626,7 @@ fn killed_abort_drop_schema_then_rerun() {
         migrate("start", &s, &t, &["--replica-identity-full"])
             .run()
             .ok();
-        let killed = migrate("abort", &s, &t, &["--drop-schema"])
-            .env("PGREPCTL_KILL_AFTER_STEP", step.to_string())
-            .run();
-        assert_eq!(
-            killed.code(),
-            -1,
-            "step {step}: {}\n{}",
-            killed.stdout(),
-            killed.stderr()
-        );
+        killed_after(migrate("abort", &s, &t, &["--drop-schema"]), step);
         let j = migrate("abort", &s, &t, &["--drop-schema"]).run().ok();
         eprintln!("step {step}: rerun {}", summaries(&j).join(" | "));
         nothing_left(&s, &t);
@@ -838,11 +827,8 @@ fn killed_cutover_rerun_or_abort() {
         wait_synced(t);
         caught_up(s);
     };
-    let kill_cutover = |s: &Cluster, t: &Cluster, step: &str| {
-        let k = migrate("cutover", s, t, &[])
-            .env("PGREPCTL_KILL_AFTER_STEP", step)
-            .run();
-        assert_eq!(k.code(), -1, "{}\n{}", k.stdout(), k.stderr());
+    let kill_cutover = |s: &Cluster, t: &Cluster, step: usize| {
+        killed_after(migrate("cutover", s, t, &[]), step);
         assert!(
             s.psql(
                 &[("dbname", DB)],
@@ -852,7 +838,7 @@ fn killed_cutover_rerun_or_abort() {
         );
     };
     start(&s, &t);
-    kill_cutover(&s, &t, "1");
+    kill_cutover(&s, &t, 1);
     let c = migrate("cutover", &s, &t, &[]).run().ok();
     assert_eq!(c["changed"], true, "{c}");
     nothing_left(&s, &t);
@@ -861,7 +847,7 @@ fn killed_cutover_rerun_or_abort() {
     s.sql("ALTER DATABASE shop RESET default_transaction_read_only");
     t.sql(&format!("DROP DATABASE {DB}"));
     start(&s, &t);
-    kill_cutover(&s, &t, "1");
+    kill_cutover(&s, &t, 1);
     let a = migrate("abort", &s, &t, &[]).run().ok();
     assert!(
         a.to_string()
@@ -878,7 +864,7 @@ fn killed_cutover_rerun_or_abort() {
     // source read-only.
     t.sql(&format!("DROP DATABASE {DB}"));
     start(&s, &t);
-    kill_cutover(&s, &t, "6");
+    kill_cutover(&s, &t, 6);
     assert_eq!(t.sql("SELECT count(*) FROM pg_subscription"), "0");
     let migrated = counts(&t, &TABLES);
     assert_eq!(counts(&s, &TABLES), migrated);
