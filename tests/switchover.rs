@@ -692,20 +692,7 @@ fn a_node_stopped_outside_a_switchover_is_not_resumed() {
     let refused = |why: &str| {
         let dirs = [p.data.clone(), s1.data.clone()];
         let before = Files::of(&dirs);
-        let j = Test::new([
-            "switchover",
-            "--json",
-            "-D",
-            p.data.to_str().unwrap(),
-            "--candidate",
-            &tcp(s1),
-            "--password-file",
-            n.pw.to_str().unwrap(),
-            "--bindir",
-            p.bindir.to_str().unwrap(),
-        ])
-        .run()
-        .fails(1, "NOT_RESUMABLE");
+        let j = n.switchover(p, s1, &[]).run().fails(1, "NOT_RESUMABLE");
         let message = j["error"]["message"].as_str().unwrap();
         assert!(message.contains(why), "{j}");
         assert!(

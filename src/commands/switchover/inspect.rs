@@ -105,15 +105,12 @@ impl Leftover {
         } else {
             auto
         };
-        // Read key by key: the conninfo a fence writes holds passfile,
-        // which a full parse for connecting refuses.
+        // As pgrepctl's clients take a primary_conninfo (without the
+        // passfile a fence writes), host and port as --candidate's are read.
         let upstream = standby
             .and_then(|f| value(&f, "primary_conninfo"))
-            .and_then(|c| {
-                let key = |k| crate::commands::check::inspect::conninfo_value(&c, k);
-                let port = key("port").map_or(Some(5432), |p| p.parse().ok())?;
-                Some((key("host")?, port))
-            });
+            .and_then(|c| crate::pg::conninfo::parse(&crate::pg::conninfo::for_client(&c).0).ok())
+            .map(|c| crate::pg::conninfo::first_host_port(&c));
         Leftover { marker, upstream }
     }
 }
