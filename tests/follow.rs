@@ -381,13 +381,11 @@ fn follows_a_standby_as_a_cascade() {
     let j = local(&s2, &s1, &[]).ok();
     assert_eq!(j["relation"], "same_timeline", "{j}");
     assert_eq!(j["changed"], true, "{j}");
-    if s1.major >= 14 {
-        assert_eq!(j["primary"]["in_recovery"], true, "{j}");
-        assert!(
-            j["warnings"].to_string().contains("itself a standby"),
-            "{j}"
-        );
-    }
+    assert_eq!(j["primary"]["in_recovery"], true, "{j}");
+    assert!(
+        j["warnings"].to_string().contains("itself a standby"),
+        "{j}"
+    );
     let port_col = if s2.major >= 11 {
         "sender_port::text"
     } else {

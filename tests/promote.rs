@@ -95,17 +95,26 @@ fn promotes_a_standby_whose_primary_was_killed() {
 }
 
 #[test]
+fn a_cascaded_standby_says_its_upstream_answers_as_a_standby() {
+    let p = Cluster::new();
+    let s1 = Cluster::standby_of(&p, "s1");
+    let s2 = Cluster::cascade_of(&p, &s1, "s2");
+    let j = promote(&s2, &[]).fails(1, "UPSTREAM_ALIVE");
+    let message = j["error"]["message"].as_str().unwrap();
+    assert!(message.contains("answers (as a standby)"), "{j}");
+    assert_eq!(s2.sql("SELECT pg_is_in_recovery()"), "t", "nothing changed");
+}
+
+#[test]
 fn refuses_while_the_primary_answers_unless_forced() {
     let p = Cluster::new();
     let s = Cluster::standby_of(&p, "s1");
     let j = promote(&s, &[]).fails(1, "UPSTREAM_ALIVE");
-    assert!(
-        j["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("two primaries"),
-        "{j}"
-    );
+    let message = j["error"]["message"].as_str().unwrap();
+    assert!(message.contains("two primaries"), "{j}");
+    // Every major tells a primary from a standby (before 14 through
+    // transaction_read_only).
+    assert!(message.contains("answers as a primary"), "{j}");
     assert_eq!(s.sql("SELECT pg_is_in_recovery()"), "t", "nothing changed");
     let forced = promote(&s, &["--force"]).ok();
     assert_eq!(forced["changed"], true, "{forced}");

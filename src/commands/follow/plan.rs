@@ -92,7 +92,7 @@ pub fn decide(
             want.target.name()
         )),
         None => notes.push(format!(
-            "{} runs PostgreSQL {}, which cannot tell over a replication connection whether it is a primary or a standby; a standby there makes this a cascade",
+            "{} cannot tell over a replication connection whether it is a primary or a standby (PostgreSQL {} with default_transaction_read_only on); a standby there makes this a cascade",
             want.target.name(),
             primary.version.major()
         )),

@@ -16,7 +16,8 @@ use std::time::Duration;
 pub struct Primary {
     pub identity: Identity,
     pub version: Version,
-    /// Itself in recovery (a cascade); `None` before 14, which cannot tell.
+    /// Itself in recovery (a cascade); `None` when it cannot tell (before
+    /// 14 with default_transaction_read_only on).
     pub standby: Option<bool>,
     pub switch_points: Vec<(u32, u64)>,
     /// Whether the slot asked for exists; `None` when not asked or before
@@ -99,11 +100,7 @@ type Answer = (
 async fn ask(conn: &mut ReplConnection, slot: Option<&str>) -> Result<Answer, ReplError> {
     let identity = conn.identify_system().await?;
     let version = conn.version().await?;
-    let standby = if version.shows_in_hot_standby() {
-        Some(conn.show("in_hot_standby").await? == "on")
-    } else {
-        None
-    };
+    let standby = conn.in_recovery().await?;
     let switch_points = if identity.timeline > 1 {
         conn.timeline_history(identity.timeline)
             .await?

@@ -42,8 +42,8 @@ pub enum UpstreamState {
     Primary,
     /// It answers and is itself a standby (a cascade).
     Standby,
-    /// It answers (before 14 a replication connection cannot tell a
-    /// primary from a standby; a refusal is an answer too).
+    /// It answers, but cannot say which it is (default_transaction_read_only
+    /// on before 14 hides it; a refusal is an answer too).
     Answers,
     /// It did not take the connection, or did not answer in time.
     Down,
@@ -185,12 +185,9 @@ async fn probe(
         }
         Err(_) => return UpstreamState::Answers,
     };
-    let state = match conn.version().await {
-        Ok(v) if v.shows_in_hot_standby() => match conn.show("in_hot_standby").await {
-            Ok(s) if s == "on" => UpstreamState::Standby,
-            Ok(_) => UpstreamState::Primary,
-            Err(_) => UpstreamState::Answers,
-        },
+    let state = match conn.in_recovery().await {
+        Ok(Some(true)) => UpstreamState::Standby,
+        Ok(Some(false)) => UpstreamState::Primary,
         _ => UpstreamState::Answers,
     };
     conn.close().await;
