@@ -2,7 +2,7 @@
 //! code, the target exactly as it was, no temporary copy left behind, and
 //! nothing left on the primary (no slot, no connection).
 
-use crate::harness::fixtures::{PW, clone, prepared_primary};
+use crate::harness::fixtures::{PW, clone, clone_test, prepared_primary};
 use crate::harness::{self, Cluster, run::password_file};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -160,6 +160,86 @@ fn never_replaces_a_running_server_or_the_primary() {
     assert!(p.running());
     s.data = s.tmp.path().join("standby");
     assert_untouched(&p, &s);
+}
+
+#[test]
+fn a_server_started_during_the_copy_is_never_moved_aside() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let mut other = Cluster::builder().stopped().init();
+    let version = std::fs::read(other.data.join("PG_VERSION")).unwrap();
+    let before = harness::listing(other.tmp.path());
+    let mut s = Cluster::clone_target(&p);
+    s.data = other.data.clone();
+    // Steps: the copy, its configuration, then the swap. A server started
+    // on the target in between (systemd, a package upgrade) is seen again
+    // before the swap.
+    let mut guard = None;
+    let r = clone_test(&p, &s, Some(&pw), &["--force"]).run_paused(2, || {
+        other.start();
+        guard = Some(harness::KillOnDrop::postmaster_of(&other.data));
+    });
+    let j = r.fails(1, "POSTMASTER_RUNNING");
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("while the copy ran"),
+        "{j}"
+    );
+    assert!(other.running());
+    assert_eq!(
+        std::fs::read(other.data.join("PG_VERSION")).unwrap(),
+        version
+    );
+    assert_eq!(harness::listing(other.tmp.path()), before, "no copy left");
+    assert_eq!(p.sql("SELECT count(*) FROM pg_replication_slots"), "0");
+}
+
+#[test]
+fn a_server_running_in_the_replaced_directory_keeps_it() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let other = Cluster::builder().stopped().init();
+    let mut s = Cluster::clone_target(&p);
+    s.data = other.data.clone();
+    let mut kept = None;
+    // After the swap (step 3) the old directory is aside; a server
+    // started on the target just before the swap would run there now.
+    let r = clone_test(&p, &s, Some(&pw), &["--force"]).run_paused(3, || {
+        let aside = std::fs::read_dir(other.tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().contains(".pgrepctl-old."))
+            .expect("the replaced directory is kept aside");
+
+        let opts = format!(
+            "-p {} -k {} -c fsync=off",
+            harness::free_port(),
+            other.sock.display()
+        );
+        harness::check(
+            harness::as_pg(other.bindir.join("pg_ctl"))
+                .arg("-D")
+                .arg(&aside)
+                .arg("-l")
+                .arg(other.log.with_file_name("aside.log"))
+                .args(["-w", "-o", &opts, "start"])
+                .output()
+                .unwrap(),
+            "pg_ctl start",
+        );
+        kept = Some((harness::KillOnDrop::postmaster_of(&aside), aside));
+    });
+    let j = r.ok();
+    let (_guard, kept) = kept.unwrap();
+    assert!(
+        j["warnings"]
+            .to_string()
+            .contains("kept the replaced directory"),
+        "{j}"
+    );
+    assert_eq!(j["streaming"]["status"], "streaming", "{j}");
+    assert!(kept.join("PG_VERSION").exists(), "not removed");
 }
 
 #[test]

@@ -71,6 +71,7 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
     let mut uncommitted = 0;
     let fail_after = injected("PGREPCTL_FAIL_AFTER_STEP");
     let kill_after = injected("PGREPCTL_KILL_AFTER_STEP");
+    let pause_after = injected("PGREPCTL_PAUSE_AFTER_STEP");
     let mut applied = 0;
     let mut result = Ok(());
     for step in steps {
@@ -113,6 +114,11 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
             // A SIGKILL, as an operator's or the OOM killer's: no undo, no
             // report, nothing flushed.
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+        if pause_after == Some(applied) {
+            // Stopped until a SIGCONT: the test changes the world between
+            // two steps (a server started by someone else mid-run).
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
         }
         if fail_after == Some(applied) {
             result = Err(Error::new(
@@ -176,7 +182,9 @@ async fn undo_all<E>(
 /// Tests prove that a failure at any step undoes what came before by
 /// making step N fail (`PGREPCTL_FAIL_AFTER_STEP`), and that a rerun
 /// converges after pgrepctl is killed right after step N
-/// (`PGREPCTL_KILL_AFTER_STEP`); only debug builds (the ones tests run)
+/// (`PGREPCTL_KILL_AFTER_STEP`), and what a run does when the world
+/// changes under it by stopping it after step N until a SIGCONT
+/// (`PGREPCTL_PAUSE_AFTER_STEP`); only debug builds (the ones tests run)
 /// read these.
 fn injected(name: &str) -> Option<usize> {
     if cfg!(debug_assertions) {

@@ -44,6 +44,20 @@ pub fn clone_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Run {
+    let mut t = clone_test(primary, target, pw, extra);
+    for (k, v) in env {
+        t = t.env(k, v);
+    }
+    t.run()
+}
+
+/// The [`clone`] command line, to run some other way.
+pub fn clone_test(
+    primary: &Cluster,
+    target: &Cluster,
+    pw: Option<&PathBuf>,
+    extra: &[&str],
+) -> crate::harness::run::Test {
     let mut args: Vec<String> = vec![
         "clone-standby".into(),
         "--json".into(),
@@ -65,7 +79,7 @@ pub fn clone_env(
         args.extend(["--password-file".into(), p.display().to_string()]);
     }
     args.extend(extra.iter().map(|s| s.to_string()));
-    crate::harness::run::pgrepctl_env(args, env)
+    crate::harness::run::Test::new(args)
 }
 
 impl Cluster {

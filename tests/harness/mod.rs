@@ -500,6 +500,35 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// Stops, on drop (also on panic), the postmaster running at this data
+/// directory now, by its PID: found even after its directory was renamed
+/// or removed under it (what the test may be proving does not happen).
+pub struct KillOnDrop(i32);
+
+impl KillOnDrop {
+    pub fn postmaster_of(data: &Path) -> KillOnDrop {
+        let text = std::fs::read_to_string(data.join("postmaster.pid")).unwrap();
+        KillOnDrop(text.lines().next().unwrap().trim().parse().unwrap())
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        let pid = nix::unistd::Pid::from_raw(self.0);
+        // SIGQUIT: the postmaster's immediate shutdown, children and all.
+        if kill(pid, Signal::SIGQUIT).is_err() {
+            return;
+        }
+        for _ in 0..500 {
+            if kill(pid, None).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// A tmpfs mounted for the test's lifetime (root only).
 pub struct Mount(PathBuf);
 

@@ -92,6 +92,19 @@ impl Test {
     }
 
     pub fn run(self) -> Run {
+        self.run_pausing(None)
+    }
+
+    /// Run, stopped after step `step` of its plan (a debug build's
+    /// `PGREPCTL_PAUSE_AFTER_STEP`) while `meanwhile` changes the world
+    /// under it, then continued. It always continues, even when
+    /// `meanwhile` panics.
+    pub fn run_paused(self, step: usize, meanwhile: impl FnOnce()) -> Run {
+        self.env("PGREPCTL_PAUSE_AFTER_STEP", step.to_string())
+            .run_pausing(Some(Box::new(meanwhile)))
+    }
+
+    fn run_pausing(self, meanwhile: Option<Box<dyn FnOnce() + '_>>) -> Run {
         use std::os::unix::process::CommandExt;
         let bin = env!("CARGO_BIN_EXE_pgrepctl");
         let mut c = match &self.netns {
@@ -130,6 +143,9 @@ impl Test {
             // A command that does not read stdin may exit first: not an error.
             let _ = s.write_all(input);
         }
+        if let Some(meanwhile) = meanwhile {
+            paused(&mut child, meanwhile);
+        }
         let out = child.wait_with_output().expect("pgrepctl runs");
         let written = self
             .watch
@@ -138,6 +154,36 @@ impl Test {
             .flat_map(|(d, b)| Tree::of(d).changed_since(b))
             .collect();
         Run { out, written }
+    }
+}
+
+/// Wait until the child stops itself, run `meanwhile`, and let it go on.
+fn paused(child: &mut std::process::Child, meanwhile: Box<dyn FnOnce() + '_>) {
+    use nix::sys::signal::{Signal, kill};
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let t = std::time::Instant::now();
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
+        if state == Some("T") {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("pgrepctl ended ({status}) before the step it was to pause after");
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(120),
+            "pgrepctl never paused"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(meanwhile));
+    kill(pid, Signal::SIGCONT).unwrap();
+    if let Err(p) = r {
+        let _ = child.wait();
+        std::panic::resume_unwind(p);
     }
 }
 

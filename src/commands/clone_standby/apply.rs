@@ -476,10 +476,20 @@ impl Undo<Env> for PutBack {
         Box::pin(async move { r })
     }
 
-    /// The new standby runs: the replaced directory goes. A failure is
-    /// retried (a file appearing mid-removal), then reported, never silent.
+    /// The new standby runs: the replaced directory goes, unless a server
+    /// runs in it (started on the target just before it was moved aside).
+    /// A failure is retried (a file appearing mid-removal), then reported,
+    /// never silent.
     fn commit(self: Box<Self>, cx: &mut Cx<Env>) {
         let Some(old) = &self.kept else { return };
+        if let Some(dir) = super::target::server_in(old) {
+            cx.warnings.push(format!(
+                "kept the replaced directory at {}: a server runs in {}; stop it, then remove the directory by hand",
+                old.display(),
+                dir.display()
+            ));
+            return;
+        }
         let mut last = None;
         for _ in 0..3 {
             match std::fs::remove_dir_all(old) {

@@ -504,6 +504,18 @@ pub fn put_in_place(
     let mut kept = None;
     let path = &target.path;
     let io = |what: String| move |e| Error::io(what, e);
+    if replace {
+        if let Some(dir) = super::target::server_in(path) {
+            return Err(Error::new(
+                Code::PostmasterRunning,
+                format!(
+                    "a server started on {} while the copy ran; the copy is discarded and the directory left as it is",
+                    dir.display()
+                ),
+            )
+            .hint("stop that server (and whatever started it: a package upgrade, systemd) and rerun; pgrepctl never replaces a directory a server is using"));
+        }
+    }
     if target.mount_point {
         if replace {
             // Kept inside the mount point (same filesystem: renames).

@@ -194,6 +194,20 @@ pub fn guard(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A running server's data directory at or under `path` (its pid file, or
+/// a postmaster working there), looked at again right before the target is
+/// moved aside or removed: the inspection is a whole copy old by then, and
+/// a package upgrade or systemd may have started a server in between.
+pub fn server_in(path: &Path) -> Option<PathBuf> {
+    if pidfile::running(path).is_some() {
+        return Some(path.to_path_buf());
+    }
+    let canon = std::fs::canonicalize(path).ok()?;
+    running_data_dirs()
+        .into_iter()
+        .find(|d| d.starts_with(&canon))
+}
+
 /// The data directory of every running postmaster this process can see:
 /// a postmaster's working directory is its data directory.
 fn running_data_dirs() -> Vec<PathBuf> {
