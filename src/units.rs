@@ -21,6 +21,17 @@ pub fn utc(epoch: i64) -> [i64; 6] {
     [y, m, d, secs / 3600, secs % 3600 / 60, secs % 60]
 }
 
+/// Now as a compact UTC timestamp (`20261202T061500Z`), for the names of
+/// directories kept aside.
+pub fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let [y, m, d, h, mi, sec] = utc(secs);
+    format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{sec:02}Z")
+}
+
 /// Bytes, 1024-based like PostgreSQL (`kB`, `MB`, `GB`, `TB`); a bare
 /// number is bytes. Case-insensitive so `1gb` is not a surprise.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {

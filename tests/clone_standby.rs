@@ -180,3 +180,50 @@ fn no_start_leaves_a_configured_stopped_standby() {
     assert_eq!(j2["streaming"]["status"], "streaming", "{j2}");
     assert!(j2.to_string().contains("started"), "{j2}");
 }
+
+/// A former primary replaced with --force (the command check and rejoin
+/// suggest after a failover) is kept beside the target: it may hold commits
+/// the new primary never received. A former standby is not.
+#[test]
+fn force_over_a_former_primary_keeps_it_beside_the_target() {
+    let (old, pw) = prepared_primary(Cluster::builder());
+    let new = Cluster::standby_of(&old, "s1");
+    old.stop();
+    harness::pgrepctl(["promote", "--json", "-D", new.data.to_str().unwrap()]).ok();
+    std::fs::write(old.data.join("marker"), "the old primary's").unwrap();
+    let kept_beside = |c: &Cluster| -> Vec<String> {
+        harness::listing(c.tmp.path())
+            .into_iter()
+            .filter(|n| n.starts_with("data.replaced-"))
+            .collect()
+    };
+
+    let dry = clone(&new, &old, Some(&pw), &["--force", "--dry-run"]).ok();
+    assert!(
+        dry["warnings"]
+            .to_string()
+            .contains("last ran as a primary of this cluster"),
+        "{dry}"
+    );
+    assert!(
+        old.data.join("marker").exists(),
+        "a dry run changes nothing"
+    );
+    assert_eq!(kept_beside(&old), Vec::<String>::new());
+
+    let j = clone(&new, &old, Some(&pw), &["--force"]).ok();
+    assert_eq!(j["streaming"]["status"], "streaming", "{j}");
+    let at = std::path::PathBuf::from(j["replaced_kept_at"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(at.join("marker")).unwrap(),
+        "the old primary's"
+    );
+    assert_eq!(kept_beside(&old).len(), 1);
+    assert!(!old.data.join("marker").exists());
+
+    // The standby it is now, stopped and replaced again: nothing kept.
+    old.stop();
+    let again = clone(&new, &old, Some(&pw), &["--force"]).ok();
+    assert!(again["replaced_kept_at"].is_null(), "{again}");
+    assert_eq!(kept_beside(&old).len(), 1);
+}

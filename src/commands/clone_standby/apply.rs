@@ -7,7 +7,7 @@
 
 use super::configure::{self, Edit};
 use super::copy;
-use super::plan::{Action as Decision, Plan as Decided};
+use super::plan::{Action as Decision, Plan as Decided, Replace};
 use super::preflight::Facts;
 use super::settings::Settings;
 use super::start;
@@ -39,6 +39,22 @@ pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<en
     match decided.action {
         Decision::Clone { replace } => {
             let tmp = copy::temp_dir(&facts.target);
+            let keep_at = (replace == Replace::Keep).then(|| {
+                PathBuf::from(format!(
+                    "{}.replaced-{}",
+                    settings.pgdata.display(),
+                    crate::units::utc_stamp()
+                ))
+            });
+            if let Some(at) = &keep_at {
+                plan.warnings.push(format!(
+                    "{} last ran as a primary of this cluster and may hold commits {} never received: it is kept at {} once the new standby runs; remove it when nothing there is needed",
+                    settings.pgdata.display(),
+                    settings.primary_name(),
+                    at.display()
+                ));
+            }
+            let replace = replace != Replace::Nothing;
             if let Some(slot) = &settings.slot {
                 plan.push(EnsureSlot {
                     slot: slot.to_string(),
@@ -61,6 +77,7 @@ pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<en
                 tmp,
                 target: settings.pgdata.clone(),
                 replace,
+                keep_at,
             });
             if !settings.no_start {
                 plan.push(Start {
@@ -463,10 +480,13 @@ struct Swap {
     tmp: PathBuf,
     target: PathBuf,
     replace: bool,
+    /// Where a former primary's directory stays for good (else removed).
+    keep_at: Option<PathBuf>,
 }
 
 struct PutBack {
     kept: Option<PathBuf>,
+    keep_at: Option<PathBuf>,
 }
 
 impl Undo<Env> for PutBack {
@@ -482,6 +502,21 @@ impl Undo<Env> for PutBack {
     /// never silent.
     fn commit(self: Box<Self>, cx: &mut Cx<Env>) {
         let Some(old) = &self.kept else { return };
+        if let Some(at) = &self.keep_at {
+            match std::fs::rename(old, at) {
+                Ok(()) => {
+                    cx.details
+                        .insert("replaced_kept_at".into(), at.display().to_string().into());
+                }
+                Err(e) => cx.warnings.push(format!(
+                    "could not move the replaced directory from {} to {}: {e}; it stays at {}",
+                    old.display(),
+                    at.display(),
+                    old.display()
+                )),
+            }
+            return;
+        }
         if let Some(dir) = super::target::server_in(old) {
             cx.warnings.push(format!(
                 "kept the replaced directory at {}: a server runs in {}; stop it, then remove the directory by hand",
@@ -524,7 +559,12 @@ impl Action<Env> for Swap {
             self.replace,
             cx.env.facts.run_as.ids,
         )
-        .map(|kept| Applied::unchanged().undo(PutBack { kept }));
+        .map(|kept| {
+            Applied::unchanged().undo(PutBack {
+                kept,
+                keep_at: self.keep_at.clone(),
+            })
+        });
         Box::pin(async move { r })
     }
 }

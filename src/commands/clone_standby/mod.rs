@@ -60,7 +60,8 @@ pub struct Args {
     pub listen: Option<String>,
     #[command(flatten)]
     pub bindir: BindirFlag,
-    /// Replace a non-empty target directory (never one a postmaster runs on)
+    /// Replace a non-empty target directory (never one a postmaster runs on;
+    /// a former primary of this cluster is kept at PGDATA.replaced-TIMESTAMP)
     #[arg(long)]
     pub force: bool,
     /// Limit the copy's transfer rate to spare the primary's disk and network, e.g. 50M (pg_basebackup --max-rate; 32k to 1024M) [default: unlimited]

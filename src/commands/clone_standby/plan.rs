@@ -10,11 +10,24 @@ use crate::units::human_bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Copy the primary into place; `replace` a non-empty target (--force).
-    Clone { replace: bool },
+    /// Copy the primary into place, replacing what is there (--force).
+    Clone { replace: Replace },
     /// The target already is a standby of this primary: re-check its
     /// configuration, start it if stopped, and wait for streaming.
     Reconcile { running: bool },
+}
+
+/// What becomes of the target's old contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// Absent or empty: nothing to replace.
+    Nothing,
+    /// Kept aside until the new standby runs, then removed.
+    Discard,
+    /// A former primary of this cluster (pg_control: it last ran outside
+    /// recovery). It may hold commits the primary never received, so it
+    /// is kept for good beside the target, as rejoin's re-clone keeps one.
+    Keep,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +43,8 @@ pub struct Inputs<'a> {
     pub path: &'a std::path::Path,
     pub primary_system_id: &'a str,
     pub force: bool,
+    /// The target is a mount point: what it held cannot be kept beside it.
+    pub mount_point: bool,
     pub size: Option<u64>,
     pub wal_segment_size: u64,
     pub free: Option<u64>,
@@ -41,6 +56,7 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         path: &facts.target.path,
         primary_system_id: &facts.primary.identity.system_id,
         force: settings.force,
+        mount_point: facts.target.mount_point,
         size: facts.primary.size,
         wal_segment_size: facts.primary.wal_segment_size,
         free: facts.free_bytes,
@@ -63,10 +79,13 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
 pub fn decide(i: &Inputs) -> Result<Action> {
     let dir = i.path.display();
     let action = match i.target {
-        Target::Absent | Target::Empty => Action::Clone { replace: false },
+        Target::Absent | Target::Empty => Action::Clone {
+            replace: Replace::Nothing,
+        },
         Target::DataDir {
             system_id,
             standby,
+            ran_as_primary,
             running,
         } => {
             let same = system_id.as_deref() == Some(i.primary_system_id);
@@ -84,7 +103,19 @@ pub fn decide(i: &Inputs) -> Result<Action> {
                 (true, true, Some(_)) => Action::Reconcile { running: true },
                 (true, true, None) if !i.force => Action::Reconcile { running: false },
                 (_, _, Some(_)) => return Err(running_error(&dir.to_string())),
-                (_, _, None) if i.force => Action::Clone { replace: true },
+                // Even with a standby.signal: a rejoin stopped before its
+                // start leaves one in a former primary.
+                (true, _, None) if i.force && *ran_as_primary => {
+                    if i.mount_point {
+                        return Err(former_primary_on_mount_point(&dir.to_string()));
+                    }
+                    Action::Clone {
+                        replace: Replace::Keep,
+                    }
+                }
+                (_, _, None) if i.force => Action::Clone {
+                    replace: Replace::Discard,
+                },
                 (_, _, None) => {
                     let why = if same {
                         "a data directory of this primary's cluster that is not a standby"
@@ -97,7 +128,9 @@ pub fn decide(i: &Inputs) -> Result<Action> {
             }
         }
         Target::Other { running: Some(_) } => return Err(running_error(&dir.to_string())),
-        Target::Other { running: None } if i.force => Action::Clone { replace: true },
+        Target::Other { running: None } if i.force => Action::Clone {
+            replace: Replace::Discard,
+        },
         Target::Other { running: None } => {
             return Err(
                 Error::new(Code::PgdataNotEmpty, format!("{dir} is not empty"))
@@ -140,6 +173,14 @@ pub fn decide(i: &Inputs) -> Result<Action> {
     Ok(action)
 }
 
+fn former_primary_on_mount_point(dir: &str) -> Error {
+    Error::new(
+        Code::PgdataNotEmpty,
+        format!("{dir} holds a former primary of this cluster, and it is a mount point: pgrepctl keeps a former primary's directory aside (it may hold commits the primary never received), and on this filesystem only inside the new standby's data directory"),
+    )
+    .hint(format!("move what {dir} holds elsewhere (or delete it if nothing there is needed) and rerun; or make it a standby again without a copy: pgrepctl rejoin -D {dir} --primary …"))
+}
+
 fn running_error(dir: &str) -> Error {
     Error::new(
         Code::PostmasterRunning,
@@ -170,6 +211,7 @@ mod tests {
             path: Path::new("/d"),
             primary_system_id: "42",
             force,
+            mount_point: false,
             size: Some(100),
             wal_segment_size: 16,
             free: Some(1 << 40),
@@ -180,6 +222,7 @@ mod tests {
         Target::DataDir {
             system_id: Some(id.into()),
             standby,
+            ran_as_primary: !standby,
             running,
         }
     }
@@ -188,11 +231,15 @@ mod tests {
     fn empty_or_absent_clone() {
         assert_eq!(
             run(Target::Absent, false).unwrap(),
-            Action::Clone { replace: false }
+            Action::Clone {
+                replace: Replace::Nothing
+            }
         );
         assert_eq!(
             run(Target::Empty, true).unwrap(),
-            Action::Clone { replace: false }
+            Action::Clone {
+                replace: Replace::Nothing
+            }
         );
     }
 
@@ -208,13 +255,52 @@ mod tests {
         );
         assert_eq!(
             run(dd("42", true, None), true).unwrap(),
-            Action::Clone { replace: true }
+            Action::Clone {
+                replace: Replace::Discard
+            }
         );
         // --force on a running standby of the same primary: the same no-op.
         assert_eq!(
             run(dd("42", true, pid()), true).unwrap(),
             Action::Reconcile { running: true }
         );
+    }
+
+    #[test]
+    fn a_former_primary_of_this_cluster_is_kept() {
+        let keep = Action::Clone {
+            replace: Replace::Keep,
+        };
+        assert_eq!(run(dd("42", false, None), true).unwrap(), keep);
+        // A rejoin stopped before its start leaves a standby.signal in it.
+        let signalled = Target::DataDir {
+            system_id: Some("42".into()),
+            standby: true,
+            ran_as_primary: true,
+            running: None,
+        };
+        assert_eq!(run(signalled, true).unwrap(), keep);
+        // Another cluster's primary is replaced as asked.
+        assert_eq!(
+            run(dd("7", false, None), true).unwrap(),
+            Action::Clone {
+                replace: Replace::Discard
+            }
+        );
+        // On a mount point it could only be kept inside the new standby.
+        let e = decide(&Inputs {
+            target: &dd("42", false, None),
+            path: Path::new("/d"),
+            primary_system_id: "42",
+            force: true,
+            mount_point: true,
+            size: Some(100),
+            wal_segment_size: 16,
+            free: Some(1 << 40),
+        })
+        .unwrap_err();
+        assert_eq!(e.code, Code::PgdataNotEmpty);
+        assert!(e.message.contains("former primary"), "{}", e.message);
     }
 
     #[test]
@@ -245,7 +331,9 @@ mod tests {
         );
         assert_eq!(
             run(Target::Other { running: None }, true).unwrap(),
-            Action::Clone { replace: true }
+            Action::Clone {
+                replace: Replace::Discard
+            }
         );
     }
 
@@ -256,6 +344,7 @@ mod tests {
             path: Path::new("/d"),
             primary_system_id: "42",
             force: false,
+            mount_point: false,
             size: None,
             wal_segment_size: 16 << 20,
             free: Some(8 << 20),
@@ -271,6 +360,7 @@ mod tests {
             path: Path::new("/d"),
             primary_system_id: "42",
             force: false,
+            mount_point: false,
             size: Some(1 << 30),
             wal_segment_size: 16 << 20,
             free: Some(1 << 29),

@@ -18,6 +18,9 @@ pub enum Target {
         system_id: Option<String>,
         /// `standby.signal` or `recovery.conf` is present.
         standby: bool,
+        /// pg_control says it last ran outside recovery (stopped or
+        /// crashed as a primary): it may hold commits no standby has.
+        ran_as_primary: bool,
         running: Option<PidFile>,
     },
     /// Something else that is not empty.
@@ -117,6 +120,7 @@ fn existing(path: &Path) -> Result<Target> {
         Target::DataDir {
             system_id: system_id(path),
             standby: path.join("standby.signal").exists() || path.join("recovery.conf").exists(),
+            ran_as_primary: ran_as_primary(path),
             running: pidfile::running(path),
         }
     } else {
@@ -124,6 +128,27 @@ fn existing(path: &Path) -> Result<Target> {
             running: pidfile::running(path),
         }
     })
+}
+
+/// Whether `global/pg_control`'s state (`ControlFileData.state`, a
+/// native int after the identifier and two version numbers, the same
+/// layout on 10–18) is one a primary leaves: anything but "shut down in
+/// recovery" (2) and "in archive recovery" (5). Unreadable: false. A base
+/// backup never started (backup_label) carries its primary's state, but
+/// nothing of its own.
+pub fn ran_as_primary(data_dir: &Path) -> bool {
+    use std::io::Read;
+    if data_dir.join("backup_label").exists() {
+        return false;
+    }
+    let mut buf = [0u8; 20];
+    let read = std::fs::File::open(data_dir.join("global/pg_control"))
+        .and_then(|mut f| f.read_exact(&mut buf));
+    if read.is_err() {
+        return false;
+    }
+    let state = i32::from_ne_bytes(buf[16..20].try_into().unwrap_or_default());
+    !matches!(state, 2 | 5)
 }
 
 /// The database system identifier: the first eight bytes of

@@ -57,7 +57,11 @@ impl Child {
             a.extend(["--bindir".into(), b.display().to_string()]);
         }
         Child {
-            aside: PathBuf::from(format!("{}.rejoin-{}", pgdata.display(), stamp())),
+            aside: PathBuf::from(format!(
+                "{}.rejoin-{}",
+                pgdata.display(),
+                crate::units::utc_stamp()
+            )),
             pgdata,
             args: a,
             password: settings.password.clone(),
@@ -71,15 +75,6 @@ impl Child {
 }
 
 /// A UTC timestamp for the kept directory's name, e.g. 20261201T053000Z.
-fn stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let [y, m, d, h, mi, sec] = crate::units::utc(secs);
-    format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{sec:02}Z")
-}
-
 pub fn steps(plan: &mut engine::Plan<Env>, child: &Child) {
     plan.push(MoveAside {
         from: child.pgdata.clone(),
