@@ -343,6 +343,49 @@ fn prune_keeps_what_the_standby_and_the_slot_still_need() {
     );
 }
 
+/// The positions of another cluster's servers say nothing about this
+/// archive's WAL: refused before anything is removed.
+#[test]
+fn prune_by_another_clusters_positions_is_refused() {
+    let (_t, dir) = archive_dir();
+    let a = archiving_primary(&dir);
+    switch_and_archive(&a, &dir);
+    let newest = switch_and_archive(&a, &dir);
+    let b = Cluster::new();
+    let b_standby = Cluster::standby_of(&b, "sb");
+    let before = harness::listing(&dir);
+    let prune = |extra: &[&str]| {
+        let mut args = vec!["--json", "wal-prune", dir.to_str().unwrap()];
+        args.extend(extra);
+        Test::new(args).run()
+    };
+
+    let j =
+        prune(&["--primary", &b.conninfo(), "--keep-from", &newest]).fails(1, "SYSTEM_ID_MISMATCH");
+    let message = j["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("({newest}) was written by")),
+        "{j}"
+    );
+    assert_eq!(harness::listing(&dir), before);
+
+    let j = prune(&[
+        "--primary",
+        &a.conninfo(),
+        "--standby",
+        &b_standby.conninfo(),
+    ])
+    .fails(1, "SYSTEM_ID_MISMATCH");
+    let message = j["error"]["message"].as_str().unwrap();
+    assert!(message.contains("different database systems"), "{j}");
+    assert_eq!(harness::listing(&dir), before);
+
+    // The archiving cluster's own primary: pruned as asked.
+    let j = prune(&["--primary", &a.conninfo(), "--keep-from", &newest]).ok();
+    assert_eq!(j["changed"], true, "{j}");
+    assert!(harness::listing(&dir).contains(&newest));
+}
+
 #[test]
 fn an_interrupted_prune_leaves_no_hole_and_a_rerun_finishes() {
     let (_t, dir) = archive_dir();

@@ -21,27 +21,50 @@ pub struct KeepPoint {
     pub segment: String,
     #[serde(skip)]
     pub no: SegmentNo,
+    /// The database system of the server that set it (none for
+    /// --keep-from).
+    #[serde(skip)]
+    pub system: Option<System>,
+}
+
+/// A database system identifier, and which server said it.
+#[derive(Debug, Clone)]
+pub struct System {
+    pub id: u64,
+    pub who: String,
 }
 
 impl KeepPoint {
-    pub fn new(source: String, no: SegmentNo, timeline: u32) -> KeepPoint {
+    fn of(source: String, no: SegmentNo, server: &Server) -> KeepPoint {
         KeepPoint {
-            source,
-            segment: no.file_name(timeline),
+            source: source.clone(),
+            segment: no.file_name(server.timeline),
             no,
+            system: Some(System {
+                id: server.system_id,
+                who: source.clone(),
+            }),
         }
     }
 }
 
-/// The primary's physical slots that hold a position. A slot never used
-/// (no restart_lsn) keeps nothing and is named in a warning.
+/// What every keep point needs to know of the server that sets it.
+struct Server {
+    segment_size: u64,
+    timeline: u32,
+    system_id: u64,
+}
+
+/// The primary's physical slots that hold a position, and the primary's
+/// system identifier (also when no slot sets a keep point). A slot never
+/// used (no restart_lsn) keeps nothing and is named in a warning.
 pub async fn primary(
     conninfo: &str,
     timeout: Duration,
     warnings: &mut Vec<String>,
-) -> Result<Vec<KeepPoint>> {
+) -> Result<(Vec<KeepPoint>, System)> {
     let s = session(conninfo, timeout).await?;
-    let (size, timeline) = segment_size_and_timeline(&s).await?;
+    let server = server(&s).await?;
     let rows = s
         .client
         .query(
@@ -58,10 +81,10 @@ pub async fn primary(
             .as_deref()
             .and_then(pg::replication::parse_lsn)
         {
-            Some(lsn) => out.push(KeepPoint::new(
+            Some(lsn) => out.push(KeepPoint::of(
                 format!("primary {} slot {slot}", s.target),
-                SegmentNo::of_lsn(lsn, size),
-                timeline,
+                SegmentNo::of_lsn(lsn, server.segment_size),
+                &server,
             )),
             None => warnings.push(format!(
                 "slot {slot} on {} has no restart_lsn (never used): it keeps nothing",
@@ -75,14 +98,18 @@ pub async fn primary(
             s.target
         ));
     }
-    Ok(out)
+    let system = System {
+        id: server.system_id,
+        who: format!("the primary {}", s.target),
+    };
+    Ok((out, system))
 }
 
 /// A standby's oldest need: the least of its last restartpoint's redo,
 /// its replay and its receive positions.
 pub async fn standby(conninfo: &str, timeout: Duration) -> Result<KeepPoint> {
     let s = session(conninfo, timeout).await?;
-    let (size, timeline) = segment_size_and_timeline(&s).await?;
+    let server = server(&s).await?;
     let row = s
         .client
         .query_one(
@@ -112,10 +139,10 @@ pub async fn standby(conninfo: &str, timeout: Duration) -> Result<KeepPoint> {
             )
             .hint("wait until the standby has started recovery, then rerun")
         })?;
-    Ok(KeepPoint::new(
+    Ok(KeepPoint::of(
         format!("standby {}", s.target),
-        SegmentNo::of_lsn(least, size),
-        timeline,
+        SegmentNo::of_lsn(least, server.segment_size),
+        &server,
     ))
 }
 
@@ -125,15 +152,17 @@ async fn session(conninfo: &str, timeout: Duration) -> Result<Session> {
 }
 
 /// The server's WAL segment size in bytes (pg_settings gives it in 8kB
-/// units on 10, in bytes since 11: the unit column says which) and its
-/// timeline (from pg_control, which a standby updates at restartpoints).
-async fn segment_size_and_timeline(s: &Session) -> Result<(u64, u32)> {
+/// units on 10, in bytes since 11: the unit column says which), its
+/// timeline (from pg_control, which a standby updates at restartpoints)
+/// and its database system identifier.
+async fn server(s: &Session) -> Result<Server> {
     let row = s
         .client
         .query_one(
             "SELECT (setting::bigint * CASE unit WHEN 'B' THEN 1 WHEN 'kB' THEN 1024 \
              WHEN '8kB' THEN 8192 WHEN 'MB' THEN 1048576 ELSE 0 END)::bigint, \
-             (SELECT timeline_id FROM pg_control_checkpoint()) \
+             (SELECT timeline_id FROM pg_control_checkpoint()), \
+             (SELECT system_identifier FROM pg_control_system())::text \
              FROM pg_settings WHERE name = 'wal_segment_size'",
             &[],
         )
@@ -141,6 +170,7 @@ async fn segment_size_and_timeline(s: &Session) -> Result<(u64, u32)> {
         .map_err(|e| pg::query_error(&s.target, &e))?;
     let size = row.get::<_, i64>(0);
     let timeline = row.get::<_, i32>(1);
+    let system_id = row.get::<_, String>(2).parse().unwrap_or_default();
     if size <= 0 || (size as u64) & (size as u64 - 1) != 0 {
         return Err(Error::new(
             Code::Internal,
@@ -150,5 +180,9 @@ async fn segment_size_and_timeline(s: &Session) -> Result<(u64, u32)> {
             ),
         ));
     }
-    Ok((size as u64, timeline as u32))
+    Ok(Server {
+        segment_size: size as u64,
+        timeline: timeline as u32,
+        system_id,
+    })
 }

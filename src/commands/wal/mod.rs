@@ -67,7 +67,9 @@ pub struct FetchArgs {
 /// keep point is the oldest of --keep-from, the primary's physical slots
 /// (--primary: each slot's restart_lsn) and each --standby's last
 /// restartpoint redo, replay and receive positions (any role that may log
-/// in: these are readable by all); a server that does not answer stops the prune.
+/// in: these are readable by all); a server that does not answer stops the prune,
+/// and so do servers of another database system than the one that wrote the
+/// archive's newest segment.
 /// Segments and .partial files whose segment number is lower go (the
 /// timeline is ignored, as pg_archivecleanup does); .backup files stay
 /// unless --clean-backup-history; .history files always stay; other files
@@ -174,11 +176,15 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
             source: "--keep-from".into(),
             segment: k,
             no,
+            system: None,
         });
     }
     check_archive_dir("wal-prune", &archive_dir)?;
+    let mut systems = vec![];
     if let Some(p) = primary {
-        points.extend(keep::primary(&p, timeout, &mut warnings).await?);
+        let (slots, system) = keep::primary(&p, timeout, &mut warnings).await?;
+        points.extend(slots);
+        systems.push(system);
     }
     for s in &standby {
         points.push(keep::standby(s, timeout).await?);
@@ -192,6 +198,8 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
         .into());
     };
     let names = list(&archive_dir)?;
+    systems.extend(points.iter().filter_map(|p| p.system.clone()));
+    same_system(&archive_dir, &names, &systems)?;
     if prune::newest(&names).is_some_and(|n| keep.no > n) {
         warnings.push(format!(
             "the keep point {} is newer than every segment in {}: every segment goes",
@@ -216,6 +224,42 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
         .await
         .map_err(|e| o.failure(e))?;
     Ok(o)
+}
+
+/// Prune by the positions of the cluster whose WAL the archive holds,
+/// never another's (a mistyped --primary, the wrong archive directory):
+/// the servers asked must be one database system, and the archive's
+/// newest segment must have been written by it.
+fn same_system(dir: &Path, names: &[String], systems: &[keep::System]) -> Result<()> {
+    let Some(first) = systems.first() else {
+        return Ok(());
+    };
+    if let Some(other) = systems.iter().find(|s| s.id != first.id) {
+        return Err(Error::new(
+            Code::SystemIdMismatch,
+            format!(
+                "{} and {} are different database systems ({} and {}): their WAL positions cannot be compared",
+                first.who, other.who, first.id, other.id
+            ),
+        )
+        .hint("give the primary and the standbys of the one cluster that archives into this directory"));
+    }
+    let Some(newest) = prune::newest_segment_file(names) else {
+        return Ok(());
+    };
+    match prune::written_by(&dir.join(newest)) {
+        Some(writer) if writer != first.id => Err(Error::new(
+            Code::SystemIdMismatch,
+            format!(
+                "the newest segment in {} ({newest}) was written by database system {writer}, but {} is system {}: nothing was removed",
+                dir.display(),
+                first.who,
+                first.id
+            ),
+        )
+        .hint("give the --primary and --standby of the cluster whose archive_command writes into this directory, or --keep-from alone")),
+        _ => Ok(()),
+    }
 }
 
 /// The archive's file names (not its subdirectories).

@@ -52,6 +52,32 @@ pub fn newest(names: &[String]) -> Option<SegmentNo> {
         .max()
 }
 
+/// The newest WAL segment file (complete or `.partial`) in the archive.
+pub fn newest_segment_file(names: &[String]) -> Option<&String> {
+    names
+        .iter()
+        .filter_map(|n| match name::parse(n)? {
+            Kind::Segment { segment, .. } | Kind::Partial { segment, .. } => Some((segment, n)),
+            _ => None,
+        })
+        .max()
+        .map(|(_, n)| n)
+}
+
+/// The database system identifier that wrote a WAL segment: its first
+/// page has the long header (`xlp_info` has XLP_LONG_HEADER, 0x0002),
+/// whose `xlp_sysid` follows the 24-byte short header, in the server's
+/// byte order. None when the file is not a readable, uncompressed segment.
+pub fn written_by(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    let mut head = [0u8; 32];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .ok()?;
+    let info = u16::from_ne_bytes([head[2], head[3]]);
+    (info & 0x0002 != 0).then(|| u64::from_ne_bytes(head[24..32].try_into().unwrap_or_default()))
+}
+
 /// The plan: one removal per file, after a commit point (a removed file
 /// cannot come back; an interruption stops between two removals).
 pub fn plan(dir: &Path, doomed: &[String], keep_name: &str) -> Plan<()> {
@@ -171,6 +197,36 @@ mod tests {
             .is_empty()
         );
         assert_eq!(newest(&all), Some(keep));
+    }
+
+    #[test]
+    fn the_writer_of_the_newest_segment() {
+        let all = names(&[
+            "000000010000000000000010",
+            "000000010000000000000011.partial",
+            "00000002.history",
+            "000000010000000000000010.00000028.backup",
+        ]);
+        assert_eq!(
+            newest_segment_file(&all).map(String::as_str),
+            Some("000000010000000000000011.partial")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut page = vec![0u8; 8192];
+        page[2..4].copy_from_slice(&0x0002u16.to_ne_bytes());
+        page[24..32].copy_from_slice(&7_000_000_000_000_000_042u64.to_ne_bytes());
+        std::fs::write(dir.path().join("long"), &page).unwrap();
+        assert_eq!(
+            written_by(&dir.path().join("long")),
+            Some(7_000_000_000_000_000_042)
+        );
+        // No long header (a compressed or foreign file), too short, absent.
+        page[2..4].copy_from_slice(&0u16.to_ne_bytes());
+        std::fs::write(dir.path().join("short_header"), &page).unwrap();
+        std::fs::write(dir.path().join("tiny"), b"zstd").unwrap();
+        for f in ["short_header", "tiny", "absent"] {
+            assert_eq!(written_by(&dir.path().join(f)), None, "{f}");
+        }
     }
 
     #[test]
