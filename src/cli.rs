@@ -223,8 +223,9 @@ pub enum Command {
     /// physical slots' restart_lsn (--primary) and, for each --standby, the
     /// least of its last restartpoint's redo, replay and receive positions.
     /// A server that does not answer stops the prune before anything goes,
-    /// and so do servers of another database system than the one that
-    /// wrote the archive's newest segment (SYSTEM_ID_MISMATCH). Segments, .partial and .backup files with a lower segment number are
+    /// and so do servers of two database systems, or of another one than
+    /// the one that wrote the archive's newest segment (SYSTEM_ID_MISMATCH).
+    /// Segments, .partial and .backup files with a lower segment number are
     /// removed, whatever their timeline (as pg_archivecleanup compares
     /// names); .history files and other files stay. Files go oldest first,
     /// one at a time: an interrupted prune leaves a contiguous archive, and

@@ -94,6 +94,7 @@ codes! {
     NoMigration,
     NotSynchronized,
     ServerReadOnly,
+    Busy,
     Io,
     Internal,
 }

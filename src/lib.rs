@@ -11,6 +11,7 @@ pub mod docs;
 pub mod error;
 pub mod fsutil;
 pub mod health;
+pub mod lock;
 pub mod net;
 pub mod pg;
 pub mod plan;

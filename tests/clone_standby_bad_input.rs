@@ -243,6 +243,31 @@ fn a_server_running_in_the_replaced_directory_keeps_it() {
 }
 
 #[test]
+fn a_second_run_on_the_same_directory_waits_its_turn() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    let data = s.data.to_str().unwrap();
+    let mut during = vec![];
+    // Paused after the copy (the target not made yet): another clone, a
+    // promote of that directory, and a dry run.
+    let first = clone_test(&p, &s, Some(&pw), &[]).run_paused(1, || {
+        during.push(clone(&p, &s, Some(&pw), &["--force"]));
+        during.push(harness::pgrepctl(["promote", "--json", "-D", data]));
+        during.push(clone(&p, &s, Some(&pw), &["--dry-run"]));
+    });
+    for r in &during[..2] {
+        let j = r.fails(1, "BUSY");
+        let message = j["error"]["message"].as_str().unwrap();
+        assert!(message.contains("another pgrepctl run is changing"), "{j}");
+    }
+    assert_eq!(during[2].ok()["dry_run"], true, "a dry run takes no lock");
+    let j = first.ok();
+    assert_eq!(j["streaming"]["status"], "streaming", "{j}");
+    // Once it ended, the directory is free again.
+    assert_eq!(clone(&p, &s, Some(&pw), &[]).ok()["changed"], false);
+}
+
+#[test]
 fn local_binaries_of_another_major_are_refused() {
     // The primary runs another major than every binary pgrepctl can find
     // without --bindir (Debian's 15 here); say what was found and why not.

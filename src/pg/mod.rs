@@ -399,6 +399,16 @@ fn connect_error_uncaused(target: &str, e: &tokio_postgres::Error) -> Error {
     .hint("check that the server is running and that host and port are right")
 }
 
+/// `pg_control_system()`'s identifier as IDENTIFY_SYSTEM and pg_controldata
+/// print it: unsigned. SQL's int8 turns it negative once its high bit is
+/// set (identifiers made from 2038 on), and the two must compare equal.
+pub fn unsigned_system_id(sql_text: String) -> String {
+    match sql_text.parse::<i64>() {
+        Ok(v) if v < 0 => (v as u64).to_string(),
+        _ => sql_text,
+    }
+}
+
 pub fn query_error(target: &str, e: &tokio_postgres::Error) -> Error {
     query_error_uncaused(target, e).caused_by(e)
 }
@@ -469,4 +479,14 @@ pub fn version_string(num: u32) -> String {
 
 pub fn check_supported(version_num: u32) -> Result<()> {
     version::Version::new(version_num).map(|_| ())
+}
+
+#[cfg(test)]
+mod system_id_tests {
+    #[test]
+    fn a_negative_int8_is_the_unsigned_identifier() {
+        let id = super::unsigned_system_id;
+        assert_eq!(id("-1".into()), "18446744073709551615");
+        assert_eq!(id("7403926472918836511".into()), "7403926472918836511");
+    }
 }

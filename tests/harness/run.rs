@@ -158,9 +158,16 @@ impl Test {
 }
 
 /// Wait until the child stops itself, run `meanwhile`, and let it go on.
+/// When the test fails on the way, the child is continued and killed
+/// (so neither it nor what it started outlives the test).
 fn paused(child: &mut std::process::Child, meanwhile: Box<dyn FnOnce() + '_>) {
     use nix::sys::signal::{Signal, kill};
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let give_up = |child: &mut std::process::Child| {
+        let _ = kill(pid, Signal::SIGCONT);
+        let _ = child.kill();
+        let _ = child.wait();
+    };
     let t = std::time::Instant::now();
     loop {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -171,20 +178,24 @@ fn paused(child: &mut std::process::Child, meanwhile: Box<dyn FnOnce() + '_>) {
             break;
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("pgrepctl ended ({status}) before the step it was to pause after");
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("pgrepctl ended ({status}) before the step it was to pause after:\n{err}");
         }
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(120),
-            "pgrepctl never paused"
-        );
+        if t.elapsed() > std::time::Duration::from_secs(120) {
+            give_up(child);
+            panic!("pgrepctl never paused");
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(meanwhile));
-    kill(pid, Signal::SIGCONT).unwrap();
     if let Err(p) = r {
-        let _ = child.wait();
+        give_up(child);
         std::panic::resume_unwind(p);
     }
+    kill(pid, Signal::SIGCONT).unwrap();
 }
 
 /// Each file under a directory, with its size, mtime and contents' hash.

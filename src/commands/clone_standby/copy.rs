@@ -573,7 +573,13 @@ fn move_entries(from: &Path, to: &Path, skip: &[&Path]) -> Result<()> {
         .flatten()
     {
         let p = e.path();
-        if e.file_name() == "lost+found" || skip.contains(&p.as_path()) {
+        // What an interrupted run kept aside here is never swept into this
+        // run's (removed once the new standby runs).
+        let kept = e
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".pgrepctl-old.");
+        if e.file_name() == "lost+found" || kept || skip.contains(&p.as_path()) {
             continue;
         }
         std::fs::rename(&p, to.join(e.file_name())).map_err(io(format!(

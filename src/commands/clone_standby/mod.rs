@@ -97,6 +97,7 @@ pub struct Args {
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let mut settings = Settings::from_args(args)?;
+    let _lock = crate::lock::unless_dry_run(&settings.pgdata, "clone-standby", settings.dry_run)?;
     let aside = aside::recover(&settings.pgdata, settings.dry_run, printer)?;
     let target = target::inspect(&settings.pgdata)?;
     let mut facts = preflight::inspect(&settings, target, printer).await?;

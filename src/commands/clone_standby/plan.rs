@@ -87,46 +87,13 @@ pub fn decide(i: &Inputs) -> Result<Action> {
             standby,
             ran_as_primary,
             running,
-        } => {
-            let same = system_id.as_deref() == Some(i.primary_system_id);
-            match (same, standby, running) {
-                (true, false, Some(_)) => {
-                    return Err(Error::new(
-                        Code::TargetIsPrimary,
-                        format!("{dir} is the running primary itself (same system identifier, not a standby)"),
-                    )
-                    .hint("run clone-standby on the standby host, with -D naming the standby's own data directory"));
-                }
-                // A running standby of this primary is reconciled, with or
-                // without --force: --force replaces only what no server
-                // runs on, and the README's clone command has it.
-                (true, true, Some(_)) => Action::Reconcile { running: true },
-                (true, true, None) if !i.force => Action::Reconcile { running: false },
-                (_, _, Some(_)) => return Err(running_error(&dir.to_string())),
-                // Even with a standby.signal: a rejoin stopped before its
-                // start leaves one in a former primary.
-                (true, _, None) if i.force && *ran_as_primary => {
-                    if i.mount_point {
-                        return Err(former_primary_on_mount_point(&dir.to_string()));
-                    }
-                    Action::Clone {
-                        replace: Replace::Keep,
-                    }
-                }
-                (_, _, None) if i.force => Action::Clone {
-                    replace: Replace::Discard,
-                },
-                (_, _, None) => {
-                    let why = if same {
-                        "a data directory of this primary's cluster that is not a standby"
-                    } else {
-                        "a data directory of another cluster"
-                    };
-                    return Err(Error::new(Code::PgdataNotEmpty, format!("{dir} is {why}"))
-                        .hint("choose an empty -D, or pass --force to replace it (its contents will be lost)"));
-                }
-            }
-        }
+        } => data_dir_action(
+            i,
+            system_id.as_deref() == Some(i.primary_system_id),
+            *standby,
+            *ran_as_primary,
+            running.is_some(),
+        )?,
         Target::Other { running: Some(_) } => return Err(running_error(&dir.to_string())),
         Target::Other { running: None } if i.force => Action::Clone {
             replace: Replace::Discard,
@@ -173,12 +140,73 @@ pub fn decide(i: &Inputs) -> Result<Action> {
     Ok(action)
 }
 
+/// The target is a data directory: reconcile a standby of this primary,
+/// replace (--force) or keep a stopped one, refuse a running one.
+fn data_dir_action(
+    i: &Inputs,
+    same: bool,
+    standby: bool,
+    ran_as_primary: bool,
+    running: bool,
+) -> Result<Action> {
+    let dir = i.path.display().to_string();
+    Ok(match (same, standby, running) {
+        (true, false, true) => {
+            return Err(Error::new(
+                Code::TargetIsPrimary,
+                format!("{dir} is the running primary itself (same system identifier, not a standby)"),
+            )
+            .hint("run clone-standby on the standby host, with -D naming the standby's own data directory"));
+        }
+        // A running standby of this primary is reconciled, with or
+        // without --force: --force replaces only what no server runs on,
+        // and the README's clone command has it.
+        (true, true, true) => Action::Reconcile { running: true },
+        (true, true, false) if !i.force => Action::Reconcile { running: false },
+        (_, _, true) => return Err(running_error(&dir)),
+        // Even with a standby.signal: a rejoin stopped before its start
+        // leaves one in a former primary.
+        (true, _, false) if i.force && ran_as_primary => {
+            if i.mount_point {
+                return Err(former_primary_on_mount_point(&dir));
+            }
+            Action::Clone {
+                replace: Replace::Keep,
+            }
+        }
+        (_, _, false) if i.force => Action::Clone {
+            replace: Replace::Discard,
+        },
+        (_, _, false) => {
+            let (why, then) = match (same, ran_as_primary) {
+                (true, true) => (
+                    "a former primary of this primary's cluster",
+                    "it is kept beside it as PGDATA.replaced-TIMESTAMP",
+                ),
+                (true, false) => (
+                    "a data directory of this primary's cluster that is not a standby",
+                    "its contents will be lost",
+                ),
+                _ => (
+                    "a data directory of another cluster",
+                    "its contents will be lost",
+                ),
+            };
+            return Err(
+                Error::new(Code::PgdataNotEmpty, format!("{dir} is {why}")).hint(format!(
+                    "choose an empty -D, or pass --force to replace it ({then})"
+                )),
+            );
+        }
+    })
+}
+
 fn former_primary_on_mount_point(dir: &str) -> Error {
     Error::new(
         Code::PgdataNotEmpty,
         format!("{dir} holds a former primary of this cluster, and it is a mount point: pgrepctl keeps a former primary's directory aside (it may hold commits the primary never received), and on this filesystem only inside the new standby's data directory"),
     )
-    .hint(format!("move what {dir} holds elsewhere (or delete it if nothing there is needed) and rerun; or make it a standby again without a copy: pgrepctl rejoin -D {dir} --primary …"))
+    .hint(format!("move what {dir} holds to another filesystem (a directory inside {dir} would be replaced with the rest), or delete it if nothing there is needed, and rerun; if pg_rewind can bring it back, pgrepctl rejoin -D {dir} --primary … needs no copy"))
 }
 
 fn running_error(dir: &str) -> Error {

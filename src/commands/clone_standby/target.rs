@@ -135,11 +135,14 @@ fn existing(path: &Path) -> Result<Target> {
 /// layout on 10–18) is one a primary leaves: anything but "shut down in
 /// recovery" (2) and "in archive recovery" (5). Unreadable: false. A base
 /// backup never started (backup_label) carries its primary's state, but
-/// nothing of its own.
+/// nothing of its own; the label an exclusive pg_start_backup (10–14)
+/// leaves in the primary itself does not make it a copy.
 pub fn ran_as_primary(data_dir: &Path) -> bool {
     use std::io::Read;
-    if data_dir.join("backup_label").exists() {
-        return false;
+    if let Ok(label) = std::fs::read_to_string(data_dir.join("backup_label")) {
+        if !label.contains("BACKUP METHOD: pg_start_backup") {
+            return false;
+        }
     }
     let mut buf = [0u8; 20];
     let read = std::fs::File::open(data_dir.join("global/pg_control"))
@@ -219,32 +222,42 @@ pub fn guard(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A running server's data directory at or under `path` (its pid file, or
-/// a postmaster working there), looked at again right before the target is
-/// moved aside or removed: the inspection is a whole copy old by then, and
-/// a package upgrade or systemd may have started a server in between.
+/// A running server's data directory at or under `path`, looked at again
+/// right before the target is moved aside or removed: the inspection is a
+/// whole copy old by then, and a package upgrade or systemd may have
+/// started a server in between. Only a live postmaster counts: a stale
+/// pid file (a crashed primary's), its PID reused by another process, or
+/// a shell working in the directory is no server.
 pub fn server_in(path: &Path) -> Option<PathBuf> {
-    if pidfile::running(path).is_some() {
-        return Some(path.to_path_buf());
-    }
     let canon = std::fs::canonicalize(path).ok()?;
+    if let Some(pf) = pidfile::running(path) {
+        // The postmaster works in its data directory; a PID whose working
+        // directory is elsewhere was reused. Unreadable (another user
+        // without root): trust the pid file.
+        match std::fs::read_link(format!("/proc/{}/cwd", pf.pid)) {
+            Ok(cwd) if cwd != canon => {}
+            _ => return Some(path.to_path_buf()),
+        }
+    }
     running_data_dirs()
         .into_iter()
         .find(|d| d.starts_with(&canon))
 }
 
 /// The data directory of every running postmaster this process can see:
-/// a postmaster's working directory is its data directory.
+/// a process working in a directory whose postmaster.pid names it.
 fn running_data_dirs() -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return vec![];
     };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
         .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
             let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
-            cwd.join("postmaster.pid").is_file().then_some(cwd)
+            let text = std::fs::read_to_string(cwd.join("postmaster.pid")).ok()?;
+            let named = text.lines().next()?.trim().parse::<i32>().ok()?;
+            (named == pid).then_some(cwd)
         })
         .collect()
 }

@@ -238,7 +238,7 @@ async fn session_facts(session: &Session, pgdata: Option<&Path>) -> Result<Sessi
     let tli = |i: usize| row.get::<_, Option<i32>>(i).unwrap_or(0).max(0) as u32;
     Ok(SessionFacts {
         version: Version::new(session.version_num)?,
-        system_id: row.get(1),
+        system_id: crate::pg::unsigned_system_id(row.get(1)),
         timeline: tli(2).max(tli(3)),
         wal_end: lsn(4).max(lsn(5)),
         replayed: lsn(5),

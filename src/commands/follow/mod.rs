@@ -145,6 +145,10 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
 /// follow with settings already checked (switchover repoints its siblings
 /// through this).
 pub async fn run_settings(settings: Settings, printer: &Printer) -> Result<Outcome, Failure> {
+    let _lock = match &settings.mode {
+        Mode::Local(d) => crate::lock::unless_dry_run(d, "follow", settings.dry_run)?,
+        Mode::Remote(_) => None,
+    };
     let node = match &settings.mode {
         Mode::Local(d) => inspect::local(&settings, d).await?,
         Mode::Remote(c) => inspect::remote(c, settings.connect_timeout).await?,

@@ -119,6 +119,8 @@ pub struct Args {
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let settings = Settings::from_args(args)?;
     let facts = inspect::inspect(&settings, printer).await?;
+    let _lock =
+        crate::lock::unless_dry_run(&facts.data_directory, "init-master", settings.dry_run)?;
     let plan = plan::plan(&settings, &facts).map_err(|error| Failure {
         error,
         warnings: vec![],

@@ -27,16 +27,22 @@ pub fn plan(args: &Args, facts: &Facts) -> Result<engine::Plan<Env>> {
         return Ok(plan);
     }
     if let Some(u) = facts.upstream.as_ref().filter(|u| u.state.alive()) {
-        let what = match u.state {
-            UpstreamState::Primary => "answers as a primary",
-            UpstreamState::Standby => "answers (as a standby)",
-            _ => "answers",
+        let (what, why) = match u.state {
+            UpstreamState::Standby => (
+                "answers as a standby (this node cascades from it)",
+                "the primary at the top of that chain may still take writes, and promoting now could make two primaries",
+            ),
+            UpstreamState::Primary => (
+                "answers as a primary",
+                "promoting now would make two primaries",
+            ),
+            _ => ("answers", "promoting now would make two primaries"),
         };
         if !args.force {
             return Err(Error::new(
                 Code::UpstreamAlive,
                 format!(
-                    "the upstream in primary_conninfo ({}) {what}: promoting now would make two primaries",
+                    "the upstream in primary_conninfo ({}) {what}: {why}",
                     u.conninfo
                 ),
             )

@@ -38,6 +38,7 @@ pub struct Args {
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let bindir = args.bindir.checked()?;
+    let _lock = crate::lock::unless_dry_run(&args.pgdata, "promote", args.dry_run.dry_run)?;
     let facts = inspect::inspect(&args, bindir.as_deref(), printer).await?;
     let plan = apply::plan(&args, &facts)?;
     let mut outcome = Outcome::new("promote", args.dry_run.dry_run);

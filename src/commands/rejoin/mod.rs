@@ -75,6 +75,7 @@ pub enum RewindMode {
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let mut settings = inspect::Settings::from_args(&args)?;
+    let _lock = crate::lock::unless_dry_run(&args.pgdata, "rejoin", args.dry_run.dry_run)?;
     let facts = inspect::inspect(&args, &mut settings, printer).await?;
     let mut decision = plan::decide(&args, &facts)?;
     let checks = match rewind::preflight(&args, &settings, &facts, &decision, printer).await {

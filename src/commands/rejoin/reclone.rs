@@ -74,7 +74,7 @@ impl Child {
     }
 }
 
-/// A UTC timestamp for the kept directory's name, e.g. 20261201T053000Z.
+/// Move the old directory aside, then run clone-standby into its place.
 pub fn steps(plan: &mut engine::Plan<Env>, child: &Child) {
     plan.push(MoveAside {
         from: child.pgdata.clone(),
@@ -153,7 +153,12 @@ impl Action<Env> for Reclone {
 async fn run_child(child: &Child, cx: &mut Cx<Env>) -> Result<serde_json::Value> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("cannot find pgrepctl's own executable", e))?;
-    let mut expr = duct::cmd(exe, &child.args).env_remove("PGREPCTL_FAIL_AFTER_STEP");
+    // The test hooks are for this run's steps, not the child's.
+    let mut expr = duct::cmd(exe, &child.args)
+        .env_remove("PGREPCTL_FAIL_AFTER_STEP")
+        .env_remove("PGREPCTL_KILL_AFTER_STEP")
+        .env_remove("PGREPCTL_PAUSE_AFTER_STEP")
+        .env(crate::lock::HELD_BY_PARENT, crate::lock::key(&child.pgdata));
     if let Some(p) = &child.password {
         expr = expr.env("PGREPCTL_REPLICATION_PASSWORD", p.expose());
     }

@@ -247,7 +247,7 @@ async fn old(cluster: LocalCluster) -> Result<Old> {
     let limits = limits(&session).await?;
     Ok(Old {
         version,
-        system_id: row.get(1),
+        system_id: crate::pg::unsigned_system_id(row.get(1)),
         lsn: row
             .get::<_, Option<String>>(2)
             .and_then(|s| parse_lsn(&s))
@@ -421,7 +421,7 @@ pub async fn node(given: &str, timeout: Duration) -> Result<Node> {
         given: given.to_string(),
         version,
         superuser: row.get::<_, Option<bool>>(0).unwrap_or(false),
-        system_id: row.get(1),
+        system_id: crate::pg::unsigned_system_id(row.get(1)),
         in_recovery: row.get(2),
         timeline: receiver
             .as_ref()

@@ -145,6 +145,7 @@ impl Settings {
 
 pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let settings = Settings::from_args(args)?;
+    let _lock = crate::lock::unless_dry_run(&settings.pgdata, "switchover", settings.dry_run)?;
     let facts = inspect::inspect(&settings, printer).await?;
     let checked = preflight::check(&settings, &facts)?;
     for n in &checked.notes {

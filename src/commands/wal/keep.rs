@@ -170,7 +170,14 @@ async fn server(s: &Session) -> Result<Server> {
         .map_err(|e| pg::query_error(&s.target, &e))?;
     let size = row.get::<_, i64>(0);
     let timeline = row.get::<_, i32>(1);
-    let system_id = row.get::<_, String>(2).parse().unwrap_or_default();
+    let system_id = pg::unsigned_system_id(row.get(2))
+        .parse::<u64>()
+        .map_err(|_| {
+            Error::new(
+                Code::Internal,
+                format!("{} reports an unreadable system identifier", s.target),
+            )
+        })?;
     if size <= 0 || (size as u64) & (size as u64 - 1) != 0 {
         return Err(Error::new(
             Code::Internal,

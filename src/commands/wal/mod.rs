@@ -199,7 +199,7 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
     };
     let names = list(&archive_dir)?;
     systems.extend(points.iter().filter_map(|p| p.system.clone()));
-    same_system(&archive_dir, &names, &systems)?;
+    warnings.extend(same_system(&archive_dir, &names, &systems)?);
     if prune::newest(&names).is_some_and(|n| keep.no > n) {
         warnings.push(format!(
             "the keep point {} is newer than every segment in {}: every segment goes",
@@ -229,10 +229,11 @@ pub async fn run_prune(args: PruneArgs, printer: &Printer) -> Result<Outcome, Fa
 /// Prune by the positions of the cluster whose WAL the archive holds,
 /// never another's (a mistyped --primary, the wrong archive directory):
 /// the servers asked must be one database system, and the archive's
-/// newest segment must have been written by it.
-fn same_system(dir: &Path, names: &[String], systems: &[keep::System]) -> Result<()> {
+/// newest segment must have been written by it. A segment whose header
+/// cannot be read (compressed by another archive_command) is a warning.
+fn same_system(dir: &Path, names: &[String], systems: &[keep::System]) -> Result<Option<String>> {
     let Some(first) = systems.first() else {
-        return Ok(());
+        return Ok(None);
     };
     if let Some(other) = systems.iter().find(|s| s.id != first.id) {
         return Err(Error::new(
@@ -245,9 +246,14 @@ fn same_system(dir: &Path, names: &[String], systems: &[keep::System]) -> Result
         .hint("give the primary and the standbys of the one cluster that archives into this directory"));
     }
     let Some(newest) = prune::newest_segment_file(names) else {
-        return Ok(());
+        return Ok(None);
     };
     match prune::written_by(&dir.join(newest)) {
+        None => Ok(Some(format!(
+            "could not read which database system wrote {newest} (not a plain WAL segment: compressed?): that {} is the cluster archiving into {} was not checked",
+            first.who,
+            dir.display()
+        ))),
         Some(writer) if writer != first.id => Err(Error::new(
             Code::SystemIdMismatch,
             format!(
@@ -257,8 +263,8 @@ fn same_system(dir: &Path, names: &[String], systems: &[keep::System]) -> Result
                 first.id
             ),
         )
-        .hint("give the --primary and --standby of the cluster whose archive_command writes into this directory, or --keep-from alone")),
-        _ => Ok(()),
+        .hint("give the --primary and --standby of the cluster whose archive_command writes into this directory, or --keep-from alone; if two clusters archive here (a new initdb, a migrated database), give each its own directory")),
+        _ => Ok(None),
     }
 }
 

@@ -65,17 +65,30 @@ pub fn newest_segment_file(names: &[String]) -> Option<&String> {
 }
 
 /// The database system identifier that wrote a WAL segment: its first
-/// page has the long header (`xlp_info` has XLP_LONG_HEADER, 0x0002),
-/// whose `xlp_sysid` follows the 24-byte short header, in the server's
-/// byte order. None when the file is not a readable, uncompressed segment.
+/// page has the long header (XLogLongPageHeaderData: `xlp_info` has
+/// XLP_LONG_HEADER, 0x0002; `xlp_pageaddr` at 8; `xlp_sysid` at 24, after
+/// the 24-byte short header; `xlp_seg_size` and `xlp_xlog_blcksz` at 32
+/// and 36), in the server's byte order. None when the file is not a
+/// readable, uncompressed segment: a compressor's magic can set the flag
+/// bit, but not also give a power-of-two segment and block size and a
+/// page address on a segment boundary.
 pub fn written_by(path: &Path) -> Option<u64> {
     use std::io::Read;
-    let mut head = [0u8; 32];
+    let mut head = [0u8; 40];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))
         .ok()?;
+    let u32_at = |i: usize| u32::from_ne_bytes(head[i..i + 4].try_into().unwrap_or_default());
+    let u64_at = |i: usize| u64::from_ne_bytes(head[i..i + 8].try_into().unwrap_or_default());
     let info = u16::from_ne_bytes([head[2], head[3]]);
-    (info & 0x0002 != 0).then(|| u64::from_ne_bytes(head[24..32].try_into().unwrap_or_default()))
+    let (seg_size, block) = (u32_at(32), u32_at(36));
+    let plausible = info & 0x0002 != 0
+        && seg_size.is_power_of_two()
+        && (1 << 20..=1 << 30).contains(&seg_size)
+        && block.is_power_of_two()
+        && (1 << 10..=1 << 15).contains(&block)
+        && u64_at(8) % u64::from(seg_size) == 0;
+    plausible.then(|| u64_at(24))
 }
 
 /// The plan: one removal per file, after a commit point (a removed file
@@ -214,17 +227,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut page = vec![0u8; 8192];
         page[2..4].copy_from_slice(&0x0002u16.to_ne_bytes());
+        page[8..16].copy_from_slice(&(0x11u64 << 24).to_ne_bytes());
         page[24..32].copy_from_slice(&7_000_000_000_000_000_042u64.to_ne_bytes());
+        page[32..36].copy_from_slice(&(16u32 << 20).to_ne_bytes());
+        page[36..40].copy_from_slice(&8192u32.to_ne_bytes());
         std::fs::write(dir.path().join("long"), &page).unwrap();
         assert_eq!(
             written_by(&dir.path().join("long")),
             Some(7_000_000_000_000_000_042)
         );
-        // No long header (a compressed or foreign file), too short, absent.
+        // A zstd or xz frame sets the flag bit by chance: the rest of the
+        // header gives it away.
+        let mut zstd = vec![0x28, 0xb5, 0x2f, 0xfd];
+        zstd.extend((0u8..=255).cycle().take(8188));
+        std::fs::write(dir.path().join("zstd"), &zstd).unwrap();
+        let mut xz = vec![0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00];
+        xz.extend(std::iter::repeat_n(0x41, 8186));
+        std::fs::write(dir.path().join("xz"), &xz).unwrap();
+        // No long header, too short, absent.
         page[2..4].copy_from_slice(&0u16.to_ne_bytes());
         std::fs::write(dir.path().join("short_header"), &page).unwrap();
         std::fs::write(dir.path().join("tiny"), b"zstd").unwrap();
-        for f in ["short_header", "tiny", "absent"] {
+        for f in ["zstd", "xz", "short_header", "tiny", "absent"] {
             assert_eq!(written_by(&dir.path().join(f)), None, "{f}");
         }
     }
