@@ -654,6 +654,29 @@ mod tests {
     }
 
     #[test]
+    fn what_an_earlier_run_kept_aside_is_never_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("from"), dir.path().join("to"));
+        for d in [&from, &to] {
+            std::fs::create_dir(d).unwrap();
+        }
+        for n in ["base", ".pgrepctl-old.77", "lost+found", "skipped"] {
+            std::fs::create_dir(from.join(n)).unwrap();
+        }
+        move_entries(&from, &to, &[&from.join("skipped")]).unwrap();
+        let names = |d: &Path| {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&to), ["base"]);
+        assert_eq!(names(&from), [".pgrepctl-old.77", "lost+found", "skipped"]);
+    }
+
+    #[test]
     fn progress_lines() {
         assert_eq!(
             parse_progress("123/456 kB (26%), 0/1 tablespace"),

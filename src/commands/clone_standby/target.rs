@@ -261,3 +261,76 @@ fn running_data_dirs() -> Vec<PathBuf> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data_dir(state: i32) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("global")).unwrap();
+        let mut control = vec![0u8; 512];
+        control[16..20].copy_from_slice(&state.to_ne_bytes());
+        std::fs::write(d.path().join("global/pg_control"), control).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_former_primary_by_its_control_file_state() {
+        // shut down, in production, in crash recovery: a primary's states.
+        for state in [1, 4, 6] {
+            assert!(ran_as_primary(data_dir(state).path()), "{state}");
+        }
+        // shut down in recovery, in archive recovery: a standby's.
+        for state in [2, 5] {
+            assert!(!ran_as_primary(data_dir(state).path()), "{state}");
+        }
+        let d = data_dir(6);
+        let label = d.path().join("backup_label");
+        // A copy never started carries its primary's state.
+        std::fs::write(
+            &label,
+            "START WAL LOCATION: 0/2000028\nBACKUP METHOD: streamed\n",
+        )
+        .unwrap();
+        assert!(!ran_as_primary(d.path()));
+        // An exclusive backup's label sits in the primary itself (10–14).
+        std::fs::write(&label, "BACKUP METHOD: pg_start_backup\n").unwrap();
+        assert!(ran_as_primary(d.path()));
+        assert!(!ran_as_primary(&d.path().join("absent")));
+    }
+
+    #[test]
+    fn only_a_live_postmaster_is_a_server() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        // postmaster.pid as a postmaster writes it: pid, data directory,
+        // start time, port, socket directory, listen address.
+        let pid_file = |pid: u32| {
+            let text = format!("{pid}\n{}\n1764650000\n5432\n/tmp\n*\n", data.display());
+            std::fs::write(data.join("postmaster.pid"), text).unwrap();
+        };
+        // A process working in the directory, with a stale pid file naming
+        // another (a shell in a crashed primary's directory).
+        let mut shell = std::process::Command::new("sleep")
+            .arg("30")
+            .current_dir(&data)
+            .spawn()
+            .unwrap();
+        pid_file(999_999_999);
+        let seen = server_in(&data);
+        // The same process named by the pid file: it is the postmaster.
+        pid_file(shell.id());
+        let named = server_in(&data);
+        // A live PID in the pid file whose process works elsewhere (reused).
+        pid_file(std::process::id());
+        assert!(pidfile::running(&data).is_some(), "a complete pid file");
+        let reused = server_in(&data);
+        let _ = shell.kill();
+        let _ = shell.wait();
+        assert_eq!(seen, None);
+        assert_eq!(named, Some(data.clone()));
+        assert_eq!(reused, None);
+    }
+}
