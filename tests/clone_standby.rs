@@ -198,6 +198,15 @@ fn force_over_a_former_primary_keeps_it_beside_the_target() {
             .collect()
     };
 
+    // A standby.signal put in it by hand does not make it a standby to
+    // start as it is: it may have diverged.
+    let signal = old.data.join("standby.signal");
+    std::fs::write(&signal, "").unwrap();
+    let j = clone(&new, &old, Some(&pw), &[]).fails(1, "PGDATA_NOT_EMPTY");
+    assert!(j["error"]["hint"].to_string().contains("rejoin"), "{j}");
+    assert!(!old.running());
+    std::fs::remove_file(&signal).unwrap();
+
     let dry = clone(&new, &old, Some(&pw), &["--force", "--dry-run"]).ok();
     assert!(
         dry["warnings"]

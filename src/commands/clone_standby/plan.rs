@@ -162,6 +162,16 @@ fn data_dir_action(
         // without --force: --force replaces only what no server runs on,
         // and the README's clone command has it.
         (true, true, true) => Action::Reconcile { running: true },
+        // A standby.signal in a former primary (put there by hand, or by
+        // a rejoin stopped before its start): it may have diverged, which
+        // only rejoin checks.
+        (true, true, false) if !i.force && ran_as_primary => {
+            return Err(Error::new(
+                Code::PgdataNotEmpty,
+                format!("{dir} has a standby.signal but last ran as a primary (pg_control): it may hold WAL this primary never had"),
+            )
+            .hint(format!("bring it back with pgrepctl rejoin -D {dir} --primary … (it rewinds it if it diverged), or pass --force to replace it (it is kept beside it as PGDATA.replaced-TIMESTAMP)")));
+        }
         (true, true, false) if !i.force => Action::Reconcile { running: false },
         (_, _, true) => return Err(running_error(&dir)),
         // Even with a standby.signal: a rejoin stopped before its start
@@ -307,7 +317,12 @@ mod tests {
             ran_as_primary: true,
             running: None,
         };
-        assert_eq!(run(signalled, true).unwrap(), keep);
+        assert_eq!(run(signalled.clone(), true).unwrap(), keep);
+        // Without --force it is not started as a standby as it is: only
+        // rejoin checks that it did not diverge.
+        let e = run(signalled, false).unwrap_err();
+        assert_eq!(e.code, Code::PgdataNotEmpty);
+        assert!(e.hint.unwrap().contains("pgrepctl rejoin"));
         // Another cluster's primary is replaced as asked.
         assert_eq!(
             run(dd("7", false, None), true).unwrap(),
