@@ -14,8 +14,7 @@ fn promote(s: &Cluster, extra: &[&str]) -> harness::Run {
 
 /// SIGKILL the postmaster, by the PID in its own postmaster.pid.
 pub fn kill_hard(c: &Cluster) {
-    let pid = std::fs::read_to_string(c.data.join("postmaster.pid")).unwrap();
-    let pid: i32 = pid.lines().next().unwrap().trim().parse().unwrap();
+    let pid = harness::postmaster_pid(&c.data);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,

@@ -27,6 +27,21 @@ pub enum ClusterState {
 }
 
 impl ClusterState {
+    /// From `ControlFileData.state` as the control file stores it (the
+    /// `DBState` enum, numbered the same on 10–18).
+    pub fn from_db_state(n: i32) -> ClusterState {
+        match n {
+            0 => ClusterState::StartingUp,
+            1 => ClusterState::ShutDown,
+            2 => ClusterState::ShutDownInRecovery,
+            3 => ClusterState::ShuttingDown,
+            4 => ClusterState::InCrashRecovery,
+            5 => ClusterState::InArchiveRecovery,
+            6 => ClusterState::InProduction,
+            other => ClusterState::Other(other.to_string()),
+        }
+    }
+
     fn parse(s: &str) -> ClusterState {
         match s {
             "starting up" => ClusterState::StartingUp,

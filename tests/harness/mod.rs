@@ -507,9 +507,14 @@ pub struct KillOnDrop(i32);
 
 impl KillOnDrop {
     pub fn postmaster_of(data: &Path) -> KillOnDrop {
-        let text = std::fs::read_to_string(data.join("postmaster.pid")).unwrap();
-        KillOnDrop(text.lines().next().unwrap().trim().parse().unwrap())
+        KillOnDrop(postmaster_pid(data))
     }
+}
+
+/// The PID of the postmaster running at `data`, from its postmaster.pid.
+pub fn postmaster_pid(data: &Path) -> i32 {
+    let text = std::fs::read_to_string(data.join("postmaster.pid")).unwrap();
+    text.lines().next().unwrap().trim().parse().unwrap()
 }
 
 impl Drop for KillOnDrop {

@@ -130,42 +130,46 @@ fn existing(path: &Path) -> Result<Target> {
     })
 }
 
-/// Whether `global/pg_control`'s state (`ControlFileData.state`, a
-/// native int after the identifier and two version numbers, the same
-/// layout on 10–18) is one a primary leaves: anything but "shut down in
-/// recovery" (2) and "in archive recovery" (5). Unreadable: false. A base
-/// backup never started (backup_label) carries its primary's state, but
-/// nothing of its own; the label an exclusive pg_start_backup (10–14)
-/// leaves in the primary itself does not make it a copy.
+/// Whether pg_control's state is one a primary leaves: anything but
+/// "shut down in recovery" and "in archive recovery". Unreadable: false.
+/// A base backup never started (backup_label) carries its primary's
+/// state, but nothing of its own; the label an exclusive pg_start_backup
+/// (10–14) leaves in the primary itself does not make it a copy.
 pub fn ran_as_primary(data_dir: &Path) -> bool {
-    use std::io::Read;
+    use crate::pg::controldata::ClusterState;
     if let Ok(label) = std::fs::read_to_string(data_dir.join("backup_label")) {
         if !label.contains("BACKUP METHOD: pg_start_backup") {
             return false;
         }
     }
-    let mut buf = [0u8; 20];
-    let read = std::fs::File::open(data_dir.join("global/pg_control"))
-        .and_then(|mut f| f.read_exact(&mut buf));
-    if read.is_err() {
+    let Some(head) = control_head(data_dir) else {
         return false;
-    }
-    let state = i32::from_ne_bytes(buf[16..20].try_into().unwrap_or_default());
-    !matches!(state, 2 | 5)
+    };
+    let state = i32::from_ne_bytes([head[16], head[17], head[18], head[19]]);
+    !matches!(
+        ClusterState::from_db_state(state),
+        ClusterState::ShutDownInRecovery | ClusterState::InArchiveRecovery
+    )
 }
 
 /// The database system identifier: the first eight bytes of
 /// `global/pg_control` (`ControlFileData.system_identifier`, native byte
-/// order), the same number `IDENTIFY_SYSTEM` reports. Read directly because
-/// pg_controldata is missing from some installations.
+/// order), the same number `IDENTIFY_SYSTEM` reports.
 pub fn system_id(data_dir: &Path) -> Option<String> {
+    let head = control_head(data_dir)?;
+    Some(u64::from_ne_bytes(head[..8].try_into().ok()?).to_string())
+}
+
+/// The start of `global/pg_control`, read directly because pg_controldata
+/// is missing from some installations: the system identifier, two version
+/// numbers and the cluster state (`DBState`), the same layout on 10–18.
+fn control_head(data_dir: &Path) -> Option<[u8; 20]> {
     use std::io::Read;
-    let mut buf = [0u8; 8];
+    let mut buf = [0u8; 20];
     std::fs::File::open(data_dir.join("global/pg_control"))
-        .ok()?
-        .read_exact(&mut buf)
+        .and_then(|mut f| f.read_exact(&mut buf))
         .ok()?;
-    Some(u64::from_ne_bytes(buf).to_string())
+    Some(buf)
 }
 
 /// Refuse a target that is some cluster's configuration directory, or
@@ -256,8 +260,7 @@ fn running_data_dirs() -> Vec<PathBuf> {
             let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
             let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
             let text = std::fs::read_to_string(cwd.join("postmaster.pid")).ok()?;
-            let named = text.lines().next()?.trim().parse::<i32>().ok()?;
-            (named == pid).then_some(cwd)
+            (pidfile::parse(&text)?.pid == pid).then_some(cwd)
         })
         .collect()
 }
