@@ -146,7 +146,7 @@ impl LongChild {
     /// Stop the tool and its group now, and wait (a few seconds at most)
     /// until every member is gone: a caller removes the files the tool was
     /// writing next, and a member still dying could write one more.
-    pub fn kill(&self) {
+    pub fn kill(&mut self) {
         self.group.kill();
         let _ = self.handle.kill();
         self.group.wait_gone(Duration::from_secs(5));
@@ -201,10 +201,16 @@ struct ProcessGroup {
 }
 
 impl ProcessGroup {
-    fn kill(&self) {
-        if let Some(g) = self.leader {
-            let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
+    /// SIGKILL every member. A group seen empty (not even a zombie left)
+    /// is forgotten first: its id is free, and the kernel may already have
+    /// given it to an unrelated process that leads a group of its own.
+    fn kill(&mut self) {
+        let Some(g) = self.leader else { return };
+        if !group_exists(g.as_raw()) {
+            self.disarm();
+            return;
         }
+        let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
     }
 
     /// Poll until no live process of the group is left. Zombies do not
@@ -232,13 +238,24 @@ impl Drop for ProcessGroup {
     }
 }
 
-/// Whether a process in group `pgid` is alive (not a zombie), from
-/// /proc/PID/stat: "pid (comm) state ppid pgrp …", comm may hold spaces.
+/// Whether a process in group `pgid` is alive (not a zombie).
 fn live_members(pgid: i32) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.filter_map(|e| e.ok())
+    group_states(pgid).any(|state| state != "Z" && state != "X")
+}
+
+/// Whether any process, a zombie included, is in group `pgid`: while one
+/// is, the kernel does not hand the id to another process.
+fn group_exists(pgid: i32) -> bool {
+    group_states(pgid).next().is_some()
+}
+
+/// The states of the processes in group `pgid`, from /proc/PID/stat:
+/// "pid (comm) state ppid pgrp …", comm may hold spaces.
+fn group_states(pgid: i32) -> impl Iterator<Item = String> {
+    let dir = std::fs::read_dir("/proc").ok();
+    dir.into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
         .filter(|e| {
             e.file_name()
                 .to_string_lossy()
@@ -246,12 +263,10 @@ fn live_members(pgid: i32) -> bool {
                 .all(|b| b.is_ascii_digit())
         })
         .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .any(|stat| {
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                return false;
-            };
+        .filter_map(move |stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
             let f: Vec<&str> = rest.split_whitespace().collect();
-            f.len() > 2 && f[0] != "Z" && f[0] != "X" && f[2].parse() == Ok(pgid)
+            (f.len() > 2 && f[2].parse() == Ok(pgid)).then(|| f[0].to_string())
         })
 }
 
@@ -274,7 +289,7 @@ mod tests {
             assert!(start.elapsed() < Duration::from_secs(5));
             std::thread::sleep(Duration::from_millis(5));
         }
-        let group = ProcessGroup {
+        let mut group = ProcessGroup {
             leader: Some(nix::unistd::Pid::from_raw(pgid)),
             guard: None,
         };
@@ -283,5 +298,47 @@ mod tests {
         group.wait_gone(Duration::from_secs(5));
         assert!(!live_members(pgid), "members still alive after SIGKILL");
         let _ = child.wait();
+    }
+
+    #[test]
+    fn an_emptied_group_is_forgotten_not_signalled() {
+        let mut child = std::process::Command::new("true")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i32;
+        // Reaped: the group is empty and its id free for reuse.
+        child.wait().unwrap();
+        assert!(!group_exists(pgid));
+        let mut group = ProcessGroup {
+            leader: Some(nix::unistd::Pid::from_raw(pgid)),
+            guard: None,
+        };
+        group.kill();
+        assert!(group.leader.is_none(), "an empty group's id is kept");
+    }
+
+    #[test]
+    fn a_zombie_leader_keeps_its_group() {
+        let mut child = std::process::Command::new("true")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i32;
+        // Not reaped yet: a zombie, which still holds the group's id.
+        let start = std::time::Instant::now();
+        while live_members(pgid) {
+            assert!(start.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(group_exists(pgid));
+        let mut group = ProcessGroup {
+            leader: Some(nix::unistd::Pid::from_raw(pgid)),
+            guard: None,
+        };
+        group.kill();
+        assert!(group.leader.is_some());
+        child.wait().unwrap();
+        group.disarm();
     }
 }

@@ -22,7 +22,9 @@ impl BinDir {
 
 /// Every child pgrepctl runs: it dies with pgrepctl (see
 /// [`crate::child::die_with_parent`]) and does not inherit the
-/// replication password's environment variable.
+/// replication password's environment variable, nor the marker of a lock
+/// held by a parent run (a server started here would carry it to every
+/// `archive_command` it runs).
 pub fn cmd<I, S>(program: impl AsRef<Path>, args: I) -> duct::Expression
 where
     I: IntoIterator<Item = S>,
@@ -30,6 +32,7 @@ where
 {
     duct::cmd(program.as_ref().as_os_str(), args)
         .env_remove(crate::commands::password::ENV)
+        .env_remove(crate::lock::HELD_BY_PARENT)
         .before_spawn(|c| {
             crate::child::die_with_parent(c);
             Ok(())
@@ -319,6 +322,19 @@ pub fn framed(stderr: &[u8], stdout: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_inherit_neither_the_password_nor_a_parents_lock() {
+        // duct applies the innermost change last: cmd()'s removals win
+        // over variables a caller (or pgrepctl's own environment) sets.
+        let script = "echo ${PGREPCTL_REPLICATION_PASSWORD-unset} ${PGREPCTL_DIR_LOCK_HELD-unset}";
+        let out = cmd("sh", ["-c", script])
+            .env(crate::commands::password::ENV, "secret")
+            .env(crate::lock::HELD_BY_PARENT, "/some/dir")
+            .read()
+            .unwrap();
+        assert_eq!(out, "unset unset");
+    }
 
     #[test]
     fn parses_tool_versions() {
