@@ -1,8 +1,9 @@
-//! Real PostgreSQL clusters for tests: initdb'd into a private temp dir,
-//! listening on a free loopback port and a private socket directory, run as
-//! the `postgres` OS user when the tests run as root, and stopped on drop —
-//! also when the test panics. The PostgreSQL bin directory is a parameter
-//! (`PGREPCTL_TEST_BINDIR`) so the same suite runs on every major.
+//! Real PostgreSQL clusters for tests: initdb'd (a copy of a template, see
+//! [`template`]) into a private temp dir, listening on a free loopback port
+//! and a private socket directory, run as the `postgres` OS user when the
+//! tests run as root, and stopped on drop — also when the test panics. The
+//! PostgreSQL bin directory is a parameter (`PGREPCTL_TEST_BINDIR`) so the
+//! same suite runs on every major.
 
 #![allow(dead_code)]
 
@@ -11,6 +12,7 @@ pub mod fixtures;
 pub mod netns;
 pub mod run;
 pub mod sshd;
+pub mod template;
 pub mod two_hosts;
 
 use std::os::unix::fs::PermissionsExt;
@@ -189,8 +191,7 @@ impl Builder {
     pub fn init(self) -> Cluster {
         let bindir = self.bindir.clone().unwrap_or_else(bindir);
         let (tmp, data, sock, logdir) = node_dirs();
-        let mut c = as_pg(bindir.join("initdb"));
-        c.args(["-D"]).arg(&data).args([
+        let args: Vec<String> = [
             "-U",
             "postgres",
             "--auth=trust",
@@ -198,9 +199,12 @@ impl Builder {
             "UTF8",
             "--locale=C",
             "--no-sync",
-        ]);
-        c.args(&self.initdb_args);
-        check(c.output().unwrap(), "initdb");
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain(self.initdb_args.iter().cloned())
+        .collect();
+        template::init_into(&bindir, &args, &data);
         let mut cluster = Cluster {
             log: logdir.join("server.log"),
             tmp,
