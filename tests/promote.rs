@@ -154,3 +154,33 @@ fn bad_input_is_refused_and_changes_nothing() {
 fn promote_dir(dir: &std::path::Path) -> harness::Run {
     pgrepctl(["promote", "--json", "-D", dir.to_str().unwrap()])
 }
+
+/// A -D that is no data directory (missing, a file, an empty directory) is
+/// said to be one, for every command that acts on a local node, rather
+/// than blamed on permissions.
+#[test]
+fn a_wrong_data_directory_is_named_as_such() {
+    let tmp = harness::tempdir();
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let missing = tmp.path().join("missing");
+    for (dir, why) in [
+        (missing.as_path(), "it does not exist"),
+        (file.as_path(), "not a directory"),
+        (tmp.path(), "no PG_VERSION"),
+    ] {
+        let d = dir.to_str().unwrap();
+        for args in [
+            vec!["promote", "--json", "-D", d],
+            vec!["follow", "--json", "-D", d, "--primary", "host=127.0.0.1"],
+            vec!["rejoin", "--json", "-D", d, "--primary", "host=127.0.0.1"],
+        ] {
+            let r = pgrepctl(&args);
+            let j = r.fails(1, "NOT_A_DATA_DIRECTORY");
+            let msg = j["error"]["message"].as_str().unwrap();
+            assert!(msg.contains(why), "{args:?}: {msg}");
+            assert!(!r.stderr().contains("OS user"), "{}", r.stderr());
+        }
+    }
+    assert!(!missing.exists());
+}

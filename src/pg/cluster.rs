@@ -13,6 +13,7 @@ use crate::pg::debian::{self, DebianCluster};
 use crate::pg::pidfile::{self, PidFile};
 use crate::tools::{self, BinDir, RunAs};
 use std::ffi::OsString;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -339,7 +340,29 @@ impl LocalCluster {
 /// The major version a data directory was made by (`PG_VERSION`).
 pub fn major_of(data_dir: &Path) -> Result<u32> {
     let path = data_dir.join("PG_VERSION");
-    let text = crate::fsutil::read_to_string(&path)?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        // No such directory, a file given as one, or a directory without
+        // PG_VERSION: a wrong -D, not a missing permission.
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            return Err(Error::new(
+                Code::NotADataDirectory,
+                format!(
+                    "{} is not a PostgreSQL data directory ({})",
+                    data_dir.display(),
+                    if data_dir.is_dir() {
+                        "no PG_VERSION"
+                    } else if data_dir.exists() {
+                        "not a directory"
+                    } else {
+                        "it does not exist"
+                    }
+                ),
+            )
+            .hint("give the cluster's data directory with -D, e.g. /var/lib/postgresql/15/main"));
+        }
+        Err(_) => crate::fsutil::read_to_string(&path)?,
+    };
     text.trim().parse().map_err(|_| {
         Error::new(
             Code::NotADataDirectory,

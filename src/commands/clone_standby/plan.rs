@@ -48,9 +48,16 @@ pub struct Inputs<'a> {
     pub size: Option<u64>,
     pub wal_segment_size: u64,
     pub free: Option<u64>,
+    /// How this target's server is stopped (pg_ctlcluster for a Debian
+    /// cluster), for the hint when one runs there.
+    pub stop_command: &'a str,
 }
 
 pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
+    let stop_command = match &facts.debian {
+        Some((version, cluster, _)) => format!("pg_ctlcluster {version} {cluster} stop"),
+        None => format!("pg_ctl -D {} stop -m fast", facts.target.path.display()),
+    };
     let action = decide(&Inputs {
         target: &facts.target.state,
         path: &facts.target.path,
@@ -60,6 +67,7 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         size: facts.primary.size,
         wal_segment_size: facts.primary.wal_segment_size,
         free: facts.free_bytes,
+        stop_command: &stop_command,
     })?;
     let compression = match action {
         Action::Clone { .. } => compress::decide(settings.compress, &facts.ends)?,
@@ -94,7 +102,9 @@ pub fn decide(i: &Inputs) -> Result<Action> {
             *ran_as_primary,
             running.is_some(),
         )?,
-        Target::Other { running: Some(_) } => return Err(running_error(&dir.to_string())),
+        Target::Other { running: Some(_) } => {
+            return Err(running_error(&dir.to_string(), i.stop_command));
+        }
         Target::Other { running: None } if i.force => Action::Clone {
             replace: Replace::Discard,
         },
@@ -173,7 +183,7 @@ fn data_dir_action(
             .hint(format!("bring it back with pgrepctl rejoin -D {dir} --primary … (it rewinds it if it diverged), or pass --force to replace it (it is kept beside it as PGDATA.replaced-TIMESTAMP)")));
         }
         (true, true, false) if !i.force => Action::Reconcile { running: false },
-        (_, _, true) => return Err(running_error(&dir)),
+        (_, _, true) => return Err(running_error(&dir, i.stop_command)),
         // Even with a standby.signal: a rejoin stopped before its start
         // leaves one in a former primary.
         (true, _, false) if i.force && ran_as_primary => {
@@ -219,12 +229,14 @@ fn former_primary_on_mount_point(dir: &str) -> Error {
     .hint(format!("move what {dir} holds to another filesystem (a directory inside {dir} would be replaced with the rest), or delete it if nothing there is needed, and rerun; if pg_rewind can bring it back, pgrepctl rejoin -D {dir} --primary … needs no copy"))
 }
 
-fn running_error(dir: &str) -> Error {
+fn running_error(dir: &str, stop: &str) -> Error {
     Error::new(
         Code::PostmasterRunning,
         format!("a postmaster is running on {dir}"),
     )
-    .hint(format!("stop it first (pg_ctl -D {dir} stop -m fast); pgrepctl never replaces a directory a server is using"))
+    .hint(format!(
+        "stop it first ({stop}); pgrepctl never replaces a directory a server is using"
+    ))
 }
 
 #[cfg(test)]
@@ -253,6 +265,7 @@ mod tests {
             size: Some(100),
             wal_segment_size: 16,
             free: Some(1 << 40),
+            stop_command: "pg_ctl -D /d stop -m fast",
         })
     }
 
@@ -340,6 +353,7 @@ mod tests {
             size: Some(100),
             wal_segment_size: 16,
             free: Some(1 << 40),
+            stop_command: "pg_ctl -D /d stop -m fast",
         })
         .unwrap_err();
         assert_eq!(e.code, Code::PgdataNotEmpty);
@@ -391,6 +405,7 @@ mod tests {
             size: None,
             wal_segment_size: 16 << 20,
             free: Some(8 << 20),
+            stop_command: "pg_ctl -D /d stop -m fast",
         })
         .unwrap_err();
         assert_eq!(e.code, Code::DiskSpace);
@@ -407,6 +422,7 @@ mod tests {
             size: Some(1 << 30),
             wal_segment_size: 16 << 20,
             free: Some(1 << 29),
+            stop_command: "pg_ctl -D /d stop -m fast",
         })
         .unwrap_err();
         assert_eq!(e.code, Code::DiskSpace);
