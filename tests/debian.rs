@@ -257,10 +257,7 @@ fn config_dirs_and_running_clusters_are_never_targets() {
     let r = pgrepctl_on(None, &clone_args(&primary, &data, &pw, &["--force"]));
     let j = r.fails(1, "POSTMASTER_RUNNING");
     let stop = format!("pg_ctlcluster {} {} stop", other.version, other.name);
-    assert!(
-        j["error"]["hint"].as_str().unwrap().contains(&stop),
-        "{j}"
-    );
+    assert!(j["error"]["hint"].as_str().unwrap().contains(&stop), "{j}");
     assert!(other.running());
 
     // A plain directory that holds a running server's data directory.

@@ -570,6 +570,55 @@ fn a_candidate_whose_hba_refuses_the_old_primary_is_refused() {
     assert_eq!(s1.sql("SELECT pg_is_in_recovery()"), "t");
 }
 
+/// A candidate given by its Unix socket, whose pg_hba.conf lets the
+/// socket in by peer (Debian's `local replication all peer`): the old
+/// primary's walreceiver would connect as the replication role from the
+/// server's OS user, which peer refuses. Refused before anything changes.
+#[test]
+fn a_socket_candidate_that_peer_would_refuse_is_refused() {
+    if skipped() {
+        return;
+    }
+    let n = nodes(Cluster::builder(), false);
+    let (p, s1) = (&n.p, &n.s1);
+    let hba = s1.file("pg_hba.conf");
+    s1.write_as_pg(
+        &s1.hba_path(),
+        &format!("local replication all peer\n{hba}"),
+    );
+    s1.sql("SELECT pg_reload_conf()");
+    let before = n.files();
+    let socket = format!(
+        "host={} port={} user=postgres dbname=postgres",
+        s1.sock.display(),
+        s1.port
+    );
+    let r = Test::new([
+        "switchover",
+        "--json",
+        "-D",
+        p.data.to_str().unwrap(),
+        "--candidate",
+        &socket,
+        "--password-file",
+        n.pw.to_str().unwrap(),
+        "--bindir",
+        p.bindir.to_str().unwrap(),
+    ])
+    .run();
+    let j = r.fails(1, "HBA_REJECTED");
+    let msg = j["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("line 1 authenticates by peer"), "{j}");
+    assert!(
+        j["error"]["hint"].as_str().unwrap().contains("TCP address"),
+        "{j}"
+    );
+    assert_eq!(j["changed"], false, "{j}");
+    assert_eq!(n.files().changed_since(&before), Vec::<PathBuf>::new());
+    writable(p);
+    assert_eq!(s1.sql("SELECT pg_is_in_recovery()"), "t");
+}
+
 /// Kill pgrepctl right after step N, for every N from `first` until a
 /// run is no longer killed (or `last`), switching direction each time:
 /// the rerun of the same command finishes, with one primary, the other

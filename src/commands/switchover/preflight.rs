@@ -505,6 +505,21 @@ fn accepts(facts: &Facts, c: &Checked) -> Result<()> {
         .or(s.own_addr);
         who.push((format!("the sibling {}", node.name), user, addr));
     }
+    if c.host.starts_with('/') {
+        let os_user = os_user_of(&facts.old.cluster.data_dir);
+        if let Some(why) = refused_on_socket(&file, &c.user, &os_user) {
+            return Err(Error::new(
+                Code::HbaRejected,
+                format!(
+                    "the candidate {} would refuse this node's replication connection as {} over the socket in {}: {why}",
+                    cand.name(),
+                    c.user,
+                    c.host
+                ),
+            )
+            .hint("give --candidate by a TCP address (host=127.0.0.1 or the host's address) that the candidate's pg_hba.conf lets the role in from, or add a local replication line for the role with scram-sha-256 on the candidate, then rerun"));
+        }
+    }
     for (name, user, addr) in who {
         let Some(addr) = addr else { continue };
         if let Some(line) = refused_by(&file, &user, addr, cand.ssl) {
@@ -523,6 +538,47 @@ fn accepts(facts: &Facts, c: &Checked) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Why the file would refuse a replication connection over the Unix
+/// socket as `role` from a server that runs as the OS user `os_user`
+/// (None: a record lets it in, or whether one does cannot be told). peer
+/// (and ident, which is peer on a socket) lets in only the role named like
+/// the OS user, unless a user name map says otherwise.
+pub fn refused_on_socket(file: &hba::HbaFile, role: &str, os_user: &str) -> Option<String> {
+    let ctx = MatchContext::default();
+    for rec in file.records() {
+        match hba::local_record_matches(&rec, role, &ctx) {
+            Match::No => continue,
+            Match::Maybe => return None,
+            Match::Yes if rec.method == "reject" => {
+                return Some(format!("line {} rejects it", rec.line));
+            }
+            Match::Yes
+                if matches!(rec.method.as_str(), "peer" | "ident")
+                    && role != os_user
+                    && !rec.options.iter().any(|o| o.starts_with("map=")) =>
+            {
+                return Some(format!(
+                    "line {} authenticates by {}, and this node's server runs as the OS user {os_user}, not {role}",
+                    rec.line, rec.method
+                ));
+            }
+            Match::Yes => return None,
+        }
+    }
+    Some("no local replication line matches".into())
+}
+
+/// The name of the OS user a data directory belongs to (the user its
+/// server runs as).
+fn os_user_of(data_dir: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(data_dir)
+        .ok()
+        .and_then(|m| nix::unistd::User::from_uid(m.uid().into()).ok().flatten())
+        .map(|u| u.name)
+        .unwrap_or_else(|| "postgres".into())
 }
 
 /// Why the file would refuse the connection (None: a record lets it in,
@@ -676,6 +732,43 @@ mod tests {
                 .contains("no replication line")
         );
         assert!(refused_by(&file, "other", a("10.0.0.2"), false).is_some());
+    }
+
+    #[test]
+    fn socket_refusals_know_peer_authentication() {
+        // Debian's pg_hba.conf as pg_createcluster writes it.
+        let debian = hba::parse(
+            "local all postgres peer\n\
+             local all all peer\n\
+             host all all 127.0.0.1/32 scram-sha-256\n\
+             local replication all peer\n\
+             host replication all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+        let why = refused_on_socket(&debian, "replicator", "postgres").unwrap();
+        assert!(why.contains("line 4 authenticates by peer"), "{why}");
+        assert!(why.contains("OS user postgres, not replicator"), "{why}");
+        // The role named like the server's OS user passes peer.
+        assert_eq!(refused_on_socket(&debian, "postgres", "postgres"), None);
+        let allowed =
+            |text: &str| refused_on_socket(&hba::parse(text).unwrap(), "replicator", "postgres");
+        assert_eq!(allowed("local replication all peer map=repl\n"), None);
+        assert_eq!(
+            allowed("local replication replicator scram-sha-256\nlocal replication all peer\n"),
+            None
+        );
+        assert_eq!(
+            allowed("local replication all reject\n").unwrap(),
+            "line 1 rejects it"
+        );
+        // `all` in the database column is no replication line.
+        assert!(
+            allowed("local all all trust\n")
+                .unwrap()
+                .contains("no local replication line")
+        );
+        // TCP lines do not decide a socket connection.
+        assert!(allowed("host replication all 127.0.0.1/32 trust\n").is_some());
     }
 
     #[test]

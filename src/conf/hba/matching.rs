@@ -153,6 +153,18 @@ pub fn record_matches(rec: &Record, conn: &ReplConn, ctx: &MatchContext) -> Matc
     ])
 }
 
+/// Would this record decide a replication connection over the Unix
+/// socket as `role`?
+pub fn local_record_matches(rec: &Record, role: &str, ctx: &MatchContext) -> Match {
+    if rec.conn_type != ConnType::Local {
+        return Match::No;
+    }
+    all3([
+        db_matches(&rec.databases, ctx),
+        user_matches(&rec.users, role, ctx),
+    ])
+}
+
 fn yes_if(b: bool) -> Match {
     if b { Match::Yes } else { Match::No }
 }

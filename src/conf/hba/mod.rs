@@ -17,8 +17,8 @@ pub use edit::{
     ensure_db_lines, format_db_record, format_record, format_reject_nossl, quote_token,
 };
 pub use matching::{
-    DbConn, HbaDecision, Match, MatchContext, ReplConn, decide, decide_db, record_matches,
-    record_matches_db,
+    DbConn, HbaDecision, Match, MatchContext, ReplConn, decide, decide_db, local_record_matches,
+    record_matches, record_matches_db,
 };
 pub use parse::{Syntax, has_line_continuation, parse, parse_with};
 
