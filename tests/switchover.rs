@@ -619,6 +619,36 @@ fn a_socket_candidate_that_peer_would_refuse_is_refused() {
     assert_eq!(s1.sql("SELECT pg_is_in_recovery()"), "t");
 }
 
+/// This primary archives and the candidate would not once promoted: the
+/// plan warns that the archive stops at the switchover; once the
+/// candidate archives too, no warning.
+#[test]
+fn a_candidate_that_would_not_archive_is_warned_about() {
+    if skipped() {
+        return;
+    }
+    let builder = Cluster::builder()
+        .conf("archive_mode = on")
+        .conf("archive_command = 'true'");
+    let n = nodes(builder, false);
+    let warned = |n: &Nodes| {
+        let j = n.switchover(&n.p, &n.s1, &["--dry-run"]).run().ok();
+        j["warnings"]
+            .to_string()
+            .contains("nothing is archived after the switchover")
+    };
+    assert!(!warned(&n), "both archive");
+    n.s1.sql("ALTER SYSTEM SET archive_mode = off");
+    n.s1.local()
+        .ctl(
+            pgrepctl::pg::cluster::Ctl::Restart,
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+    n.s1.wait_streaming();
+    assert!(warned(&n), "the candidate does not archive");
+}
+
 /// Kill pgrepctl right after step N, for every N from `first` until a
 /// run is no longer killed (or `last`), switching direction each time:
 /// the rerun of the same command finishes, with one primary, the other

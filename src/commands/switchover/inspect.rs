@@ -66,6 +66,8 @@ pub struct Old {
     /// `pg_postmaster_start_time()` (running only): with the system
     /// identifier, tells this server from another of the same system.
     pub started: Option<String>,
+    /// `archive_mode` (running only).
+    pub archive_mode: Option<String>,
     pub session: Option<Session>,
     /// Stopped: what its configuration says of the switchover that
     /// stopped it (default when running).
@@ -144,6 +146,8 @@ pub struct Node {
     pub started: String,
     /// wal_receiver_status_interval, in seconds (0: no periodic replies).
     pub status_interval: f64,
+    /// off, on or always.
+    pub archive_mode: String,
     pub limits: Vec<(String, i64)>,
 }
 
@@ -225,7 +229,8 @@ async fn old(cluster: LocalCluster) -> Result<Old> {
                          ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, \
                     EXISTS (SELECT 1 FROM pg_file_settings WHERE name = $1 \
                             AND sourcefile LIKE '%/postgresql.auto.conf'), \
-                    current_setting('hot_standby') = 'on', pg_postmaster_start_time()::text",
+                    current_setting('hot_standby') = 'on', pg_postmaster_start_time()::text, \
+                    current_setting('archive_mode')",
             &[&DRAIN_MARKER],
         )
         .await
@@ -258,6 +263,7 @@ async fn old(cluster: LocalCluster) -> Result<Old> {
         limits,
         hot_standby: row.get(5),
         started: Some(row.get(6)),
+        archive_mode: Some(row.get(7)),
         session: Some(session),
         cluster,
         leftover: Leftover::default(),
@@ -300,6 +306,7 @@ fn stopped(cluster: LocalCluster) -> Result<Old> {
         limits: vec![],
         hot_standby: true,
         started: None,
+        archive_mode: None,
         session: None,
         cluster,
     })
@@ -399,7 +406,8 @@ pub async fn node(given: &str, timeout: Duration) -> Result<Node> {
                     current_setting('max_replication_slots')::bigint, \
                     current_setting('synchronous_standby_names'), current_setting('ssl') = 'on', \
                     pg_postmaster_start_time()::text, \
-                    (SELECT setting::float8 FROM pg_settings WHERE name = 'wal_receiver_status_interval')"
+                    (SELECT setting::float8 FROM pg_settings WHERE name = 'wal_receiver_status_interval'), \
+                    current_setting('archive_mode')"
             ),
             &[],
         )
@@ -441,6 +449,7 @@ pub async fn node(given: &str, timeout: Duration) -> Result<Node> {
         ssl: row.get(14),
         started: row.get(15),
         status_interval: row.get::<_, Option<f64>>(16).unwrap_or(10.0),
+        archive_mode: row.get(17),
         slots,
         receiver,
         limits,

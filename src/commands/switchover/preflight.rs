@@ -318,6 +318,7 @@ fn decide(settings: &Settings, facts: &Facts, sender: Option<&Sender>) -> Result
     for w in unlisted(old, sender, facts) {
         warnings.push(w);
     }
+    warnings.extend(archiving(old, cand));
     Ok(Checked {
         notes,
         warnings,
@@ -568,6 +569,18 @@ pub fn refused_on_socket(file: &hba::HbaFile, role: &str, os_user: &str) -> Opti
         }
     }
     Some("no local replication line matches".into())
+}
+
+/// This primary archives its WAL and the candidate would not once
+/// promoted (`archive_mode = off`): the archive would silently stop
+/// growing at the switchover, and a restore or a standby's catch-up from
+/// it would find nothing after it.
+fn archiving(old: &Old, cand: &Node) -> Option<String> {
+    let ours = old.archive_mode.as_deref()?;
+    (ours != "off" && cand.archive_mode == "off").then(|| format!(
+        "this primary archives its WAL (archive_mode = {ours}) and the candidate {} does not (archive_mode = off): nothing is archived after the switchover; set archive_mode and archive_command on the candidate (pgrepctl init-master -D PGDATA --archive-dir DIR on its host, then a restart)",
+        cand.name()
+    ))
 }
 
 /// The name of the OS user a data directory belongs to (the user its
