@@ -621,3 +621,112 @@ fn a_role_without_pg_monitor_is_unknown_not_critical() {
     assert_eq!(j["nodes"][1]["status"], "UNKNOWN", "{j}");
     assert_eq!(r.code(), 3, "{}", r.stdout());
 }
+
+#[test]
+fn a_primary_left_read_only_is_critical() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    let args = |format: &'static str| {
+        [
+            "check".to_string(),
+            "--format".into(),
+            format.into(),
+            "--primary".into(),
+            p.conninfo(),
+            "--standby".into(),
+            s.conninfo(),
+        ]
+    };
+    p.sql("ALTER SYSTEM SET default_transaction_read_only = on");
+    p.sql("SELECT pg_reload_conf()");
+    let r = pgrepctl(args("nagios"));
+    assert_eq!(r.code(), 2, "{}", r.stdout());
+    assert!(
+        r.stdout().starts_with("PGREPCTL CRITICAL - "),
+        "{}",
+        r.stdout()
+    );
+    assert!(r.stdout().contains("refuses writes"), "{}", r.stdout());
+    let r = pgrepctl(args("json"));
+    let j = r.json();
+    assert_eq!(problem_codes(&j), ["PRIMARY_READ_ONLY"], "{j}");
+    assert_eq!(j["nodes"][0]["read_only"], true, "{j}");
+    assert_eq!(j["nodes"][0]["status"], "CRITICAL", "{j}");
+    let hint = j["problems"][0]["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("ALTER SYSTEM RESET default_transaction_read_only"),
+        "{hint}"
+    );
+    let r = pgrepctl(args("prometheus"));
+    assert!(
+        r.stdout()
+            .contains("pgrepctl_read_only{node=\"primary\",role=\"primary\"} 1\n"),
+        "{}",
+        r.stdout()
+    );
+
+    // Left by switchover's drain (its marker beside it): rerun switchover.
+    // (switchover defines the placeholder in its session first, as here.)
+    p.psql(
+        &[("options", "-c pgrepctl.switchover=draining")],
+        "ALTER SYSTEM SET pgrepctl.switchover = 'draining'",
+    )
+    .unwrap();
+    p.sql("SELECT pg_reload_conf()");
+    let j = pgrepctl(args("json")).json();
+    let hint = j["problems"][0]["hint"].as_str().unwrap();
+    assert!(hint.contains("pgrepctl switchover again"), "{hint}");
+
+    // A monitoring role read-only by its own setting is no finding.
+    p.sql("ALTER SYSTEM RESET ALL");
+    p.sql("SELECT pg_reload_conf()");
+    p.sql("ALTER ROLE postgres SET default_transaction_read_only = on");
+    let r = pgrepctl(args("json"));
+    assert_eq!(r.code(), 0, "{}", r.stdout());
+    p.psql(
+        &[("options", "-c default_transaction_read_only=off")],
+        "ALTER ROLE postgres RESET default_transaction_read_only",
+    )
+    .unwrap();
+    let r = pgrepctl(args("prometheus"));
+    assert_eq!(r.code(), 0, "{}", r.stdout());
+    assert!(
+        r.stdout()
+            .contains("pgrepctl_read_only{node=\"primary\",role=\"primary\"} 0\n"),
+        "{}",
+        r.stdout()
+    );
+}
+
+#[test]
+fn one_server_given_twice_is_unknown_not_a_split_brain() {
+    let p = Cluster::new();
+    let _s = Cluster::standby_of(&p, "s1");
+    // The same server by two addresses: its socket and its loopback port.
+    let tcp = format!("host=127.0.0.1 port={} user=postgres", p.port);
+    let r = pgrepctl([
+        "check",
+        "--format",
+        "nagios",
+        "--primary",
+        &p.conninfo(),
+        "--standby",
+        &tcp,
+    ]);
+    assert_eq!(r.code(), 3, "{}", r.stdout());
+    assert!(
+        r.stdout().starts_with("PGREPCTL UNKNOWN - ") && r.stdout().contains("same server"),
+        "{}",
+        r.stdout()
+    );
+    assert!(!r.stdout().contains("split brain"), "{}", r.stdout());
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &p.conninfo(),
+        "--standby",
+        &p.conninfo(),
+    ]);
+    r.fails(3, "CONFLICTING_FLAGS");
+}

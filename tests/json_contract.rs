@@ -153,6 +153,8 @@ struct Node {
     #[serde(deserialize_with = "nullable")]
     wal_source: Option<String>,
     replay: Option<Replay>,
+    #[serde(deserialize_with = "nullable")]
+    read_only: Option<bool>,
     error: Option<ErrorBody>,
 }
 
@@ -362,6 +364,10 @@ fn check_and_smoke_test_json() {
     assert_eq!(o.pairs[0].upstream.as_deref(), Some("primary"));
     assert_eq!((o.pairs.len(), o.slots.len()), (1, 1));
     assert_eq!(o.nodes[1].wal_source.as_deref(), Some("streaming"));
+    assert_eq!(
+        (o.nodes[0].read_only, o.nodes[1].read_only),
+        (Some(false), None)
+    );
     let a = o.archive.as_ref().unwrap();
     assert_eq!((a.archive_mode.as_str(), a.status.as_str()), ("on", "OK"));
     assert!(a.probe.as_ref().unwrap().archived, "{}", r.stdout());

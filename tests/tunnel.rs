@@ -335,7 +335,7 @@ fn standby_streams_through_a_supervised_tunnel() {
         let j = r.json();
         r.code() == 2
             && j.to_string()
-                .contains("refuses connections: is the tunnel up?")
+                .contains("refuses connections: is it running?")
     });
 }
 

@@ -15,6 +15,7 @@ macro_rules! findings {
 findings! {
     NOT_A_PRIMARY: "the node given as --primary is in recovery (a standby)",
     NOT_A_STANDBY: "a node given as --standby is not in recovery (a primary)",
+    PRIMARY_READ_ONLY: "the primary refuses writes: default_transaction_read_only is on in its configuration (an interrupted switchover's drain, or set by hand)",
     SPLIT_BRAIN: "more than one node given is not in recovery: each takes writes the others never see",
     TIMELINE_DIVERGED: "a standby on an older timeline than the primary's that cannot follow it (it went past the switch point, or it does not stream and check cannot see the histories): run pgrepctl rejoin",
     TIMELINE_BEHIND: "a standby on an older timeline than the primary's that could follow it but does not stream: run pgrepctl follow",

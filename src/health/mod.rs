@@ -148,6 +148,10 @@ pub struct Node {
     /// known (restore_command hidden from the role).
     pub wal_source: Option<String>,
     pub replay: Option<Replay>,
+    /// Primary only: it refuses writes (`default_transaction_read_only`
+    /// on in its configuration); null for a standby, or when a database
+    /// or role setting hides the server's value.
+    pub read_only: Option<bool>,
     pub error: Option<NodeError>,
 }
 

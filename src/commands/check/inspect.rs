@@ -8,6 +8,7 @@
 //! where absent).
 
 use super::archive::{self, ArchiverFacts};
+use crate::commands::switchover::DRAIN_MARKER;
 use crate::error::{Error, Result};
 use crate::health::{Receiver, Replay, Role};
 use crate::pg::conninfo::ConnConfig;
@@ -78,6 +79,25 @@ pub struct Data {
     pub upstream: Option<(String, u16)>,
     /// The server certificate, when `ssl` is on.
     pub certificate: super::tls::CertFacts,
+    /// `default_transaction_read_only` is on server-wide (set in a
+    /// configuration file or on the command line): every write fails.
+    /// None when a database or role setting hides the server's value.
+    pub read_only: Option<bool>,
+    /// switchover's drain marker ([`DRAIN_MARKER`] = 'draining') is set:
+    /// an interrupted switchover turned writes off.
+    pub draining: bool,
+    /// Which server this is, to tell one node given twice:
+    /// `pg_control_system()`'s system identifier, the postmaster's start
+    /// time and its port.
+    pub identity: Option<Identity>,
+}
+
+/// One running server, whatever address reached it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Identity {
+    pub system_identifier: String,
+    pub started: String,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -272,6 +292,14 @@ fn facts_sql(role: Role) -> String {
   'data_directory', CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
       THEN current_setting('data_directory') END,
   'in_recovery', pg_is_in_recovery(),
+  'read_only', (SELECT s.setting = 'on' FROM pg_show_all_settings() s
+      WHERE s.name = 'default_transaction_read_only' AND s.source IN
+      ('default', 'environment variable', 'configuration file', 'command line', 'global')),
+  'draining', coalesce(current_setting('{DRAIN_MARKER}', true) = 'draining', false),
+  'identity', json_build_object(
+      'system_identifier', (SELECT system_identifier FROM pg_control_system())::text,
+      'started', pg_postmaster_start_time()::text,
+      'port', current_setting('port')::int),
   {}
   'server_addr', host(inet_server_addr()),
   'cluster_name', current_setting('cluster_name'),
@@ -318,6 +346,9 @@ struct Raw {
     data_directory: Option<String>,
     archiver: Option<ArchiverFacts>,
     restore_command: Option<String>,
+    read_only: Option<bool>,
+    draining: bool,
+    identity: Option<Identity>,
     #[serde(flatten)]
     access: super::tls::FileAccess,
 }
@@ -479,6 +510,9 @@ fn data(raw: Raw, history_text: Option<String>) -> Data {
         archive_probe: None,
         upstream_refused: None,
         certificate: Default::default(),
+        read_only: raw.read_only.filter(|_| !raw.in_recovery),
+        draining: raw.draining,
+        identity: raw.identity,
         upstream: raw
             .primary_conninfo
             .as_deref()

@@ -277,6 +277,9 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     let primary = nodes.first().filter(|(r, _)| *r == Role::Primary).cloned();
     let timeout = args.timeout.timeout;
     let mut facts = inspect::inspect_all(nodes, timeout, printer).await;
+    if let Some(e) = evaluate::same_server(&facts) {
+        return Err(e.into());
+    }
     if let (true, Some((_, config))) = (args.archive.archive_probe, primary) {
         probe_archive(&mut facts[0], &config, timeout, printer).await;
     }

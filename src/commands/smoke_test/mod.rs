@@ -125,6 +125,7 @@ fn node(name: String, role: Role, target: String, conn: &Connected) -> Node {
         upstream: None,
         wal_receiver: None,
         wal_source: None,
+        read_only: None,
         replay: None,
         error: conn.as_ref().err().map(|f| NodeError::from(&f.error)),
     }

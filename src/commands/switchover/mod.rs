@@ -21,6 +21,8 @@ mod inspect;
 mod preflight;
 mod steps;
 
+pub use inspect::DRAIN_MARKER;
+
 use crate::cli::flags::{BindirFlag, DryRunFlag, PasswordFlag, duration};
 use crate::cli::names::{ApplicationName, SlotName};
 use crate::error::{Code, Error, Failure, Result};

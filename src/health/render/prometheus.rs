@@ -48,7 +48,7 @@ fn prom_num(v: f64) -> String {
 }
 
 /// The families, in the order they are printed, each with its HELP text.
-const FAMILIES: [(&str, &str); 19] = [
+const FAMILIES: [(&str, &str); 20] = [
     (
         "pgrepctl_up",
         "Whether the node answered and could be inspected (1) or not (0).",
@@ -56,6 +56,10 @@ const FAMILIES: [(&str, &str); 19] = [
     (
         "pgrepctl_in_recovery",
         "Whether the node is in recovery (a standby).",
+    ),
+    (
+        "pgrepctl_read_only",
+        "Whether the primary refuses writes (1: default_transaction_read_only on in its configuration) or not (0).",
     ),
     (
         "pgrepctl_timeline",
@@ -132,6 +136,7 @@ const FAMILIES: [(&str, &str); 19] = [
 enum F {
     Up,
     InRecovery,
+    ReadOnly,
     Timeline,
     LagBytes,
     LagSeconds,
@@ -207,6 +212,9 @@ fn nodes(r: &Report, add: &mut Add) {
         add(F::Up, &labels, flag(n.error.is_none()));
         if let Some(rec) = n.in_recovery {
             add(F::InRecovery, &labels, flag(rec));
+        }
+        if let Some(ro) = n.read_only {
+            add(F::ReadOnly, &labels, flag(ro));
         }
         if let Some(t) = n.timeline {
             add(F::Timeline, &labels, t.to_string());

@@ -16,6 +16,7 @@ fn sample() -> Report {
         upstream: None,
         wal_receiver: None,
         wal_source: None,
+        read_only: Some(false),
         replay: None,
         error: None,
     });
@@ -105,6 +106,10 @@ fn prometheus_text() {
     assert!(s.contains("pgrepctl_replication_lag_seconds{standby=\"s\\\"1 x\"} 0.25\n"));
     assert!(s.contains("pgrepctl_slot_retained_bytes{slot=\"old\",slot_type=\"physical\"} 2048\n"));
     assert!(s.contains("pgrepctl_check_status{command=\"check\"} 1\n"));
+    assert!(
+        s.contains("pgrepctl_read_only{node=\"primary\",role=\"primary\"} 0\n"),
+        "{s}"
+    );
     for line in s.lines() {
         assert!(
             line.starts_with("# ") || line.starts_with("pgrepctl_"),

@@ -228,6 +228,44 @@ impl<'a> Chain<'a> {
     }
 }
 
+/// Two nodes given that are one server (the same system identifier,
+/// postmaster start time and port, whatever address reached it): a usage
+/// error, since the rest of the report would judge one server as two (a
+/// primary given as --standby too would look like a split brain).
+pub fn same_server(facts: &[NodeFacts]) -> Option<crate::error::Error> {
+    let flag = |f: &NodeFacts| match f.role {
+        Role::Primary => "--primary",
+        Role::Standby => "--standby",
+    };
+    for (j, b) in facts.iter().enumerate() {
+        let Some(idb) = b.data.as_ref().ok().and_then(|d| d.identity.as_ref()) else {
+            continue;
+        };
+        let first = facts[..j]
+            .iter()
+            .find(|a| a.data.as_ref().ok().and_then(|d| d.identity.as_ref()) == Some(idb));
+        if let Some(a) = first {
+            return Some(
+                crate::error::Error::new(
+                    crate::error::Code::ConflictingFlags,
+                    format!(
+                        "{} '{}' and {} '{}' are the same server (system identifier {}, port {}, started {}): one node given twice",
+                        flag(a),
+                        a.target,
+                        flag(b),
+                        b.target,
+                        idb.system_identifier,
+                        idb.port,
+                        idb.started
+                    ),
+                )
+                .hint("give each node once: the primary with --primary, each standby (a server in recovery) with --standby"),
+            );
+        }
+    }
+    None
+}
+
 /// Two or more nodes out of recovery: whatever role they were given, each
 /// takes writes the others never see. Named as what it is, on every one,
 /// with each one's timeline: after a promotion the promoted node is on a

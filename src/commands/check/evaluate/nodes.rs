@@ -26,6 +26,7 @@ pub(super) fn node(r: &mut Report, chain: &Chain, i: usize) -> Node {
         wal_receiver: None,
         wal_source: None,
         replay: None,
+        read_only: None,
         error: None,
     };
     match &f.data {
@@ -38,9 +39,14 @@ pub(super) fn node(r: &mut Report, chain: &Chain, i: usize) -> Node {
             node.in_recovery = Some(d.in_recovery);
             node.timeline = d.timeline;
             node.wal_lsn = d.wal_lsn.clone();
-            if !wrong_role(r, name, f.role, d.in_recovery) && f.role == Role::Standby {
-                let low = chain.primary.map(|(_, p)| settings_too_low(p, d));
-                standby_node(r, name, d, low.as_deref(), &mut node)
+            if !wrong_role(r, name, f.role, d.in_recovery) {
+                if f.role == Role::Standby {
+                    let low = chain.primary.map(|(_, p)| settings_too_low(p, d));
+                    standby_node(r, name, d, low.as_deref(), &mut node)
+                } else {
+                    node.read_only = d.read_only;
+                    read_only(r, name, d);
+                }
             }
         }
     }
@@ -48,6 +54,37 @@ pub(super) fn node(r: &mut Report, chain: &Chain, i: usize) -> Node {
         .iter()
         .fold(Status::Ok, |s, p| s.worst(p.status));
     node
+}
+
+/// A primary that refuses writes: `default_transaction_read_only` on in
+/// its configuration. Left by an interrupted switchover's drain (its
+/// marker says so), a rerun of that switchover finishes or rolls back;
+/// otherwise someone set it, and resetting it gives writes back.
+fn read_only(r: &mut Report, name: &str, d: &Data) {
+    if d.read_only != Some(true) {
+        return;
+    }
+    let (why, hint) = if d.draining {
+        (
+            format!(
+                " (left by an interrupted pgrepctl switchover: {} = 'draining' in postgresql.auto.conf)",
+                crate::commands::switchover::DRAIN_MARKER
+            ),
+            "run the same pgrepctl switchover again on this node's host: it finishes the switchover, or rolls back to this primary taking writes while nothing was promoted",
+        )
+    } else {
+        (
+            String::new(),
+            "if it should take writes: ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf(); (and remove the setting from postgresql.conf if it is set there)",
+        )
+    };
+    r.problem(
+        Status::Critical,
+        name,
+        PRIMARY_READ_ONLY,
+        format!("the primary refuses writes: default_transaction_read_only is on{why}"),
+        Some(hint.into()),
+    );
 }
 
 /// A standby's own findings: its receiver, its settings against the
@@ -74,7 +111,7 @@ fn standby_node(
     node.wal_source = wal_source(status, d.restore_command.as_deref());
     let log_hint = match &d.upstream_refused {
         Some(_) => {
-            "start the tunnel (pgrepctl tunnel run …, or systemctl start the unit pgrepctl tunnel unit wrote) and check its log"
+            "start the upstream: the server on this host (pg_ctlcluster, systemctl or pg_ctl), or the tunnel whose local end this is (pgrepctl tunnel run …, or systemctl start the unit pgrepctl tunnel unit wrote), and check its log"
         }
         None => {
             "check the standby's log: is its upstream up, is primary_conninfo right, does the upstream's pg_hba.conf allow it?"
@@ -89,7 +126,9 @@ fn standby_node(
         "the standby is not receiving WAL"
     };
     let meanwhile = match &d.upstream_refused {
-        Some(hp) => format!("upstream {hp} refuses connections: is the tunnel up? ({meanwhile})"),
+        Some(hp) => format!(
+            "upstream {hp} (a server on this host, or a tunnel's local end) refuses connections: is it running? ({meanwhile})"
+        ),
         None => meanwhile.to_string(),
     };
     match &d.receiver {

@@ -673,3 +673,98 @@ fn an_unknown_certificate_is_no_failure() {
     // ssl off: no certificate at all.
     assert!(check(&tls_facts()).certificates.is_none());
 }
+
+#[test]
+fn a_read_only_primary_is_critical_with_the_fix_for_its_cause() {
+    let healthy = [
+        primary(vec![sender("s1", 0)], vec![]),
+        standby("s1", Some("streaming")),
+    ];
+    let r = check(&healthy);
+    assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+    assert_eq!(r.nodes[0].read_only, None);
+
+    let mut facts = healthy.clone();
+    data(&mut facts[0]).read_only = Some(true);
+    let r = check(&facts);
+    assert_eq!(codes(&r), [(PRIMARY_READ_ONLY, Status::Critical)]);
+    assert_eq!(r.nodes[0].status, Status::Critical);
+    assert_eq!(r.nodes[0].read_only, Some(true));
+    let hint = r.problems[0].hint.as_deref().unwrap();
+    assert!(
+        hint.contains("ALTER SYSTEM RESET default_transaction_read_only"),
+        "{hint}"
+    );
+
+    data(&mut facts[0]).draining = true;
+    let r = check(&facts);
+    let p = &r.problems[0];
+    assert!(
+        p.message.contains("interrupted pgrepctl switchover"),
+        "{}",
+        p.message
+    );
+    let hint = p.hint.as_deref().unwrap();
+    assert!(
+        hint.contains("run the same pgrepctl switchover again"),
+        "{hint}"
+    );
+
+    // Off, or hidden by a role or database setting: no finding.
+    data(&mut facts[0]).read_only = Some(false);
+    assert_eq!(check(&facts).status, Status::Ok);
+    assert_eq!(check(&facts).nodes[0].read_only, Some(false));
+}
+
+#[test]
+fn one_server_given_twice_is_a_usage_error() {
+    let id = |port| {
+        Some(super::super::inspect::Identity {
+            system_identifier: "7300000000000000001".into(),
+            started: "2025-01-01 10:00:00.123456+00".into(),
+            port,
+        })
+    };
+    let mut p = primary(vec![], vec![]);
+    data(&mut p).identity = id(5492);
+    let mut twice = p.clone();
+    twice.role = Role::Standby;
+    twice.target = "host=/var/run/postgresql port=5492".into();
+    let e = same_server(&[p.clone(), twice.clone()]).unwrap();
+    assert_eq!(e.code, crate::error::Code::ConflictingFlags);
+    assert!(e.message.contains("same server"), "{}", e.message);
+    assert!(
+        e.message.contains("--primary 'host=p port=5432'"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.message
+            .contains("--standby 'host=/var/run/postgresql port=5492'"),
+        "{}",
+        e.message
+    );
+    // Another postmaster (a copy of the data directory) is another node.
+    data(&mut twice).identity = id(5493);
+    assert!(same_server(&[p.clone(), twice.clone()]).is_none());
+    // Unknown identities never match.
+    data(&mut twice).identity = None;
+    data(&mut p).identity = None;
+    assert!(same_server(&[p, twice]).is_none());
+}
+
+#[test]
+fn a_refused_loopback_upstream_may_be_a_server_or_a_tunnel() {
+    let mut s = standby("s1", None);
+    data(&mut s).upstream_refused = Some("127.0.0.1:5492".into());
+    let r = check(&[s]);
+    let p = finding(&r, STANDBY_NOT_STREAMING).unwrap();
+    assert!(
+        p.message.contains("upstream 127.0.0.1:5492 (a server on this host, or a tunnel's local end) refuses connections: is it running?"),
+        "{}",
+        p.message
+    );
+    let hint = p.hint.as_deref().unwrap();
+    assert!(hint.contains("the server on this host"), "{hint}");
+    assert!(hint.contains("pgrepctl tunnel run"), "{hint}");
+}
