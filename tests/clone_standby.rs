@@ -270,6 +270,46 @@ fn rerun(primary: &str, s: &Cluster, pw: &std::path::Path, extra: &[&str]) -> cr
 }
 
 #[test]
+fn rerun_without_slot_or_name_keeps_the_standbys_own() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    // --application-name s1 is the fixture's.
+    clone(&p, &s, Some(&pw), &["--slot", "s1"]).ok();
+    let config = standby_config(&s);
+    let pid = harness::postmaster_pid(&s.data);
+    let started = s.sql("SELECT pg_postmaster_start_time()");
+    let primary = format!("host=127.0.0.1 port={} user=replicator", p.port);
+
+    let dry = rerun(&primary, &s, &pw, &["--dry-run"]).ok();
+    assert_eq!(dry["changed"], false, "{dry}");
+    let j = rerun(&primary, &s, &pw, &[]).ok();
+    assert_eq!(j["changed"], false, "{j}");
+    assert_eq!(j["changes"].as_array().unwrap().len(), 0, "{j}");
+    assert_eq!(standby_config(&s), config, "files untouched");
+    assert_eq!(harness::postmaster_pid(&s.data), pid, "not restarted");
+    assert_eq!(s.sql("SELECT pg_postmaster_start_time()"), started);
+    assert_eq!(
+        p.sql("SELECT slot_name || ' ' || active FROM pg_replication_slots"),
+        "s1 true"
+    );
+    assert_eq!(
+        p.sql("SELECT application_name FROM pg_stat_replication"),
+        "s1"
+    );
+
+    // Flags given still win.
+    let j = rerun(
+        &primary,
+        &s,
+        &pw,
+        &["--application-name", "s2", "--dry-run"],
+    )
+    .ok();
+    assert_eq!(j["changed"], true, "{j}");
+    assert!(j.to_string().contains("application_name=s2"), "{j}");
+}
+
+#[test]
 fn force_pointed_at_the_standby_itself_is_refused() {
     let (p, pw) = prepared_primary(Cluster::builder());
     let s = Cluster::clone_target(&p);
