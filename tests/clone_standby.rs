@@ -236,3 +236,103 @@ fn force_over_a_former_primary_keeps_it_beside_the_target() {
     assert!(again["replaced_kept_at"].is_null(), "{again}");
     assert_eq!(kept_beside(&old).len(), 1);
 }
+
+/// The standby's configuration files clone-standby writes, as bytes.
+fn standby_config(s: &Cluster) -> Vec<(std::path::PathBuf, Option<Vec<u8>>)> {
+    let files = [
+        s.data.join("postgresql.auto.conf"),
+        s.data.join("recovery.conf"),
+        s.data.join("standby.signal"),
+        s.data.join("pgrepctl.pgpass"),
+    ];
+    harness::snapshot(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>())
+}
+
+/// clone-standby with only --primary and -D (and the password file and
+/// binaries), as the hint of check says to rerun it.
+fn rerun(primary: &str, s: &Cluster, pw: &std::path::Path, extra: &[&str]) -> crate::harness::Run {
+    let mut args = vec![
+        "clone-standby".to_string(),
+        "--json".into(),
+        "--primary".into(),
+        primary.into(),
+        "-D".into(),
+        s.data.display().to_string(),
+        "--password-file".into(),
+        pw.display().to_string(),
+        "--bindir".into(),
+        s.bindir.display().to_string(),
+        "--wait".into(),
+        "30".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    crate::harness::run::Test::new(args).run()
+}
+
+#[test]
+fn rerun_without_slot_or_name_keeps_the_standbys_own() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    // --application-name s1 is the fixture's.
+    clone(&p, &s, Some(&pw), &["--slot", "s1"]).ok();
+    let config = standby_config(&s);
+    let pid = harness::postmaster_pid(&s.data);
+    let started = s.sql("SELECT pg_postmaster_start_time()");
+    let primary = format!("host=127.0.0.1 port={} user=replicator", p.port);
+
+    let dry = rerun(&primary, &s, &pw, &["--dry-run"]).ok();
+    assert_eq!(dry["changed"], false, "{dry}");
+    let j = rerun(&primary, &s, &pw, &[]).ok();
+    assert_eq!(j["changed"], false, "{j}");
+    assert_eq!(j["changes"].as_array().unwrap().len(), 0, "{j}");
+    assert_eq!(standby_config(&s), config, "files untouched");
+    assert_eq!(harness::postmaster_pid(&s.data), pid, "not restarted");
+    assert_eq!(s.sql("SELECT pg_postmaster_start_time()"), started);
+    assert_eq!(
+        p.sql("SELECT slot_name || ' ' || active FROM pg_replication_slots"),
+        "s1 true"
+    );
+    assert_eq!(
+        p.sql("SELECT application_name FROM pg_stat_replication"),
+        "s1"
+    );
+
+    // Flags given still win.
+    let j = rerun(
+        &primary,
+        &s,
+        &pw,
+        &["--application-name", "s2", "--dry-run"],
+    )
+    .ok();
+    assert_eq!(j["changed"], true, "{j}");
+    assert!(j.to_string().contains("application_name=s2"), "{j}");
+}
+
+#[test]
+fn force_pointed_at_the_standby_itself_is_refused() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    clone(&p, &s, Some(&pw), &[]).ok();
+    let config = standby_config(&s);
+    let pid = harness::postmaster_pid(&s.data);
+    let itself = format!("host=127.0.0.1 port={} user=replicator", s.port);
+    for extra in [&["--force", "--dry-run"][..], &["--force"]] {
+        let j = rerun(&itself, &s, &pw, extra).fails(2, "INVALID_ADDRESS");
+        let message = j["error"]["message"].as_str().unwrap();
+        assert!(message.contains("itself"), "{j}");
+        assert!(
+            j["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("primary's address"),
+            "{j}"
+        );
+    }
+    assert_eq!(standby_config(&s), config, "nothing changed");
+    assert_eq!(harness::postmaster_pid(&s.data), pid, "not restarted");
+    assert_eq!(
+        p.sql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"),
+        "1"
+    );
+}

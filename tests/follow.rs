@@ -396,3 +396,27 @@ fn follows_a_standby_as_a_cascade() {
     p.sql("INSERT INTO t VALUES (7)");
     replayed(&s2, "SELECT count(*) FROM t WHERE i = 7", "1");
 }
+
+#[test]
+fn refuses_to_point_a_standby_at_itself() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    let before = standby_files(&s);
+    let started = start_time(&s);
+    for extra in [&["--dry-run"][..], &[]] {
+        let j = local(&s, &s, extra).fails(2, "INVALID_ADDRESS");
+        assert!(
+            j["error"]["message"].as_str().unwrap().contains("itself"),
+            "{j}"
+        );
+        assert!(
+            j["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("primary's address"),
+            "{j}"
+        );
+    }
+    assert_eq!(standby_files(&s), before, "nothing changed");
+    assert_eq!(start_time(&s), started, "not restarted");
+}

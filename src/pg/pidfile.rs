@@ -41,6 +41,42 @@ pub fn running(data_dir: &Path) -> Option<PidFile> {
     if pid_alive(pf.pid) { Some(pf) } else { None }
 }
 
+impl PidFile {
+    /// Whether a connection to `host` and `port` reaches this postmaster:
+    /// its socket directory (a socket file is one server's), or an address
+    /// of this host it listens on, at its port. Two servers of one host
+    /// cannot listen at the same socket or address and port.
+    pub fn serves(&self, host: &str, port: u16) -> bool {
+        if port != self.port {
+            return false;
+        }
+        if host.starts_with('/') {
+            let canon = |p: &str| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p));
+            return !self.socket_dir.is_empty() && canon(host) == canon(&self.socket_dir);
+        }
+        match self.listen_addr.as_str() {
+            "" => false,
+            "*" | "0.0.0.0" | "::" => crate::net::is_local(host),
+            "localhost" => crate::net::is_loopback(host),
+            addr => {
+                host == addr
+                    || (crate::net::is_loopback(host) && crate::net::is_loopback(addr))
+                    || resolves_to(host, addr)
+            }
+        }
+    }
+}
+
+/// Whether `host` (a name or an address) resolves to the address `addr`.
+fn resolves_to(host: &str, addr: &str) -> bool {
+    let Ok(want) = addr.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+        .map(|mut it| it.any(|a| a.ip() == want))
+        .unwrap_or(false)
+}
+
 /// Whether a pid file exists at all (stale or not).
 pub fn exists(data_dir: &Path) -> bool {
     data_dir.join("postmaster.pid").exists()
@@ -99,5 +135,25 @@ mod tests {
         assert_eq!(p.socket_dir, "/var/run/postgresql");
         assert_eq!(p.listen_addr, "*");
         assert!(parse("garbage").is_none());
+    }
+
+    #[test]
+    fn serves_its_socket_and_addresses_at_its_port() {
+        let t = "4242\n/d\n1700000000\n5433\n/tmp\n*\n";
+        let p = parse(t).unwrap();
+        assert!(p.serves("/tmp", 5433));
+        assert!(p.serves("127.0.0.1", 5433));
+        assert!(p.serves("localhost", 5433));
+        assert!(!p.serves("127.0.0.1", 5432));
+        assert!(!p.serves("/var/empty", 5433));
+        assert!(!p.serves("192.0.2.1", 5433));
+        let only = parse("4242\n/d\n1700000000\n5433\n/tmp\n192.0.2.7\n").unwrap();
+        assert!(
+            !only.serves("127.0.0.1", 5433),
+            "another server may listen on loopback"
+        );
+        assert!(only.serves("192.0.2.7", 5433));
+        let no_tcp = parse("4242\n/d\n1700000000\n5433\n/tmp\n\n").unwrap();
+        assert!(!no_tcp.serves("127.0.0.1", 5433));
     }
 }

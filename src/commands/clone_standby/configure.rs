@@ -50,6 +50,47 @@ pub fn compute(
     Ok(edits)
 }
 
+/// What a standby in place streams with now, from the file pgrepctl
+/// writes it to (recovery.conf on 10–11, postgresql.auto.conf from 12).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Current {
+    /// primary_conninfo's application_name.
+    pub application_name: Option<String>,
+    /// primary_slot_name.
+    pub slot: Option<String>,
+}
+
+pub fn current(dir: &Path, version_num: u32) -> Result<Current> {
+    let name = if standby::uses_recovery_conf(version_num) {
+        "recovery.conf"
+    } else {
+        "postgresql.auto.conf"
+    };
+    let path = dir.join(name);
+    let Some(text) = read_optional(&path)? else {
+        return Ok(Current::default());
+    };
+    current_of(&text).map_err(|e| parse_error(&path, e))
+}
+
+fn current_of(text: &str) -> std::result::Result<Current, crate::conf::ParseError> {
+    let conf = crate::conf::pgconf::parse(text)?;
+    let get = |n: &str| {
+        conf.last_active(n)
+            .and_then(|l| conf.setting_at(l))
+            .map(|(_, v)| v)
+    };
+    Ok(Current {
+        application_name: get("primary_conninfo").and_then(|c| {
+            crate::pg::conninfo::pairs(&c)
+                .into_iter()
+                .rfind(|(k, _)| k == "application_name")
+                .map(|(_, v)| v)
+        }),
+        slot: get("primary_slot_name"),
+    })
+}
+
 /// A file of the standby: where it is now, and where it will be.
 struct At<'a> {
     dir: &'a Path,
@@ -470,4 +511,24 @@ fn effective_int(facts: &Facts, dir: &Path, config_file: Option<&Path>, name: &s
             format!("{shown} printed {:?}, not a number", out.trim()),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_application_name_and_slot() {
+        let text = "# Do not edit\nprimary_conninfo = 'host=10.0.0.1 port=5432 user=replicator application_name=xd passfile=''/d/p'''\nprimary_slot_name = 'xd'\n";
+        assert_eq!(
+            current_of(text).unwrap(),
+            Current {
+                application_name: Some("xd".into()),
+                slot: Some("xd".into()),
+            }
+        );
+        let later = format!("{text}primary_slot_name = ''\n");
+        assert_eq!(current_of(&later).unwrap().slot.as_deref(), Some(""));
+        assert_eq!(current_of("").unwrap(), Current::default());
+    }
 }

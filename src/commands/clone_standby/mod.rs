@@ -109,16 +109,20 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
             .ssl_files
             .push(("channel_binding", "require".into()));
     }
-    let plan = plan::plan(&settings, &facts).map_err(|error| Failure {
+    let failure = |error, facts: &preflight::Facts| Failure {
         error,
         warnings: facts.warnings.clone(),
         changed: false,
-    })?;
-    let steps = apply::steps(&settings, &facts, &plan).map_err(|error| Failure {
-        error,
-        warnings: facts.warnings.clone(),
-        changed: false,
-    })?;
+    };
+    let plan = plan::plan(&settings, &facts).map_err(|e| failure(e, &facts))?;
+    if let plan::Action::Reconcile { .. } = plan.action {
+        // A rerun on the standby in place: what the flags do not say stays
+        // as it is (not this host's name, not "no slot").
+        let current = configure::current(&settings.pgdata, facts.primary.version_num)
+            .map_err(|e| failure(e, &facts))?;
+        settings.keep_current(&current);
+    }
+    let steps = apply::steps(&settings, &facts, &plan).map_err(|e| failure(e, &facts))?;
     let mut outcome = Outcome::new("clone-standby", settings.dry_run);
     outcome.warnings = facts.warnings.clone();
     facts.report_into(&mut outcome);

@@ -51,6 +51,10 @@ pub struct Inputs<'a> {
     /// How this target's server is stopped (pg_ctlcluster for a Debian
     /// cluster), for the hint when one runs there.
     pub stop_command: &'a str,
+    /// --primary reaches the server running on the target itself.
+    pub upstream_is_target: bool,
+    /// --primary as the standby will use it, for messages.
+    pub primary_name: &'a str,
 }
 
 pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
@@ -68,6 +72,8 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         wal_segment_size: facts.primary.wal_segment_size,
         free: facts.free_bytes,
         stop_command: &stop_command,
+        upstream_is_target: facts.upstream_is_target,
+        primary_name: &settings.primary_name(),
     })?;
     let compression = match action {
         Action::Clone { .. } => compress::decide(settings.compress, &facts.ends)?,
@@ -160,6 +166,16 @@ fn data_dir_action(
     running: bool,
 ) -> Result<Action> {
     let dir = i.path.display().to_string();
+    if same && standby && running && i.upstream_is_target {
+        return Err(Error::new(
+            Code::InvalidAddress,
+            format!(
+                "--primary {} is the standby at {dir} itself (same system identifier, and its postmaster listens there): a standby streaming from itself never advances",
+                i.primary_name
+            ),
+        )
+        .hint("give the primary's address in --primary (or an upstream standby's), not this standby's own"));
+    }
     Ok(match (same, standby, running) {
         (true, false, true) => {
             return Err(Error::new(
@@ -266,6 +282,8 @@ mod tests {
             wal_segment_size: 16,
             free: Some(1 << 40),
             stop_command: "pg_ctl -D /d stop -m fast",
+            upstream_is_target: false,
+            primary_name: "host=p port=5432",
         })
     }
 
@@ -354,10 +372,33 @@ mod tests {
             wal_segment_size: 16,
             free: Some(1 << 40),
             stop_command: "pg_ctl -D /d stop -m fast",
+            upstream_is_target: false,
+            primary_name: "host=p port=5432",
         })
         .unwrap_err();
         assert_eq!(e.code, Code::PgdataNotEmpty);
         assert!(e.message.contains("former primary"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_running_standby_is_not_its_own_primary() {
+        let e = decide(&Inputs {
+            target: &dd("42", true, pid()),
+            path: Path::new("/d"),
+            primary_system_id: "42",
+            force: true,
+            mount_point: false,
+            size: Some(100),
+            wal_segment_size: 16,
+            free: Some(1 << 40),
+            stop_command: "pg_ctl -D /d stop -m fast",
+            upstream_is_target: true,
+            primary_name: "host=127.0.0.1 port=5432",
+        })
+        .unwrap_err();
+        assert_eq!(e.code, Code::InvalidAddress);
+        assert!(e.message.contains("itself"), "{}", e.message);
+        assert!(e.code.is_usage());
     }
 
     #[test]
@@ -406,6 +447,8 @@ mod tests {
             wal_segment_size: 16 << 20,
             free: Some(8 << 20),
             stop_command: "pg_ctl -D /d stop -m fast",
+            upstream_is_target: false,
+            primary_name: "host=p port=5432",
         })
         .unwrap_err();
         assert_eq!(e.code, Code::DiskSpace);
@@ -423,6 +466,8 @@ mod tests {
             wal_segment_size: 16 << 20,
             free: Some(1 << 29),
             stop_command: "pg_ctl -D /d stop -m fast",
+            upstream_is_target: false,
+            primary_name: "host=p port=5432",
         })
         .unwrap_err();
         assert_eq!(e.code, Code::DiskSpace);

@@ -57,6 +57,10 @@ pub struct Facts {
     pub channel_binding: bool,
     /// What `--compress auto` is decided from.
     pub ends: super::compress::Ends,
+    /// --primary reaches the server running on the target itself (same
+    /// system identifier, and its postmaster.pid's socket or address and
+    /// port): a standby streaming from itself never advances.
+    pub upstream_is_target: bool,
 }
 
 impl Facts {
@@ -148,7 +152,9 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     let (listen_override, mut warnings) =
         before_copy_warnings(settings, &primary, &first.listen_addresses);
     warnings.extend(cleanup_warning(settings));
+    let upstream_is_target = upstream_is_target(settings, &target, &primary.identity.system_id);
     Ok(Facts {
+        upstream_is_target,
         ends: compression_ends(settings, &primary, &local.bindir, &repl, conn).await,
         target,
         primary,
@@ -161,6 +167,19 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         warnings,
         channel_binding,
     })
+}
+
+/// Whether --primary names the server that runs on the target: the same
+/// system, at the socket or address and port of the target's postmaster.
+fn upstream_is_target(settings: &Settings, target: &TargetFacts, system_id: &str) -> bool {
+    match &target.state {
+        super::target::Target::DataDir {
+            system_id: Some(id),
+            running: Some(pid),
+            ..
+        } => id == system_id && pid.serves(&settings.conninfo.host, settings.conninfo.port),
+        _ => false,
+    }
 }
 
 /// The first sample, with the normal connection for the size tried

@@ -19,6 +19,9 @@ pub struct Settings {
     /// it goes into the conninfo).
     pub passfile: Option<PathBuf>,
     pub slot: Option<SlotName>,
+    /// --application-name was given (else `conninfo` holds the default,
+    /// which a rerun on a standby in place replaces with its current one).
+    pub application_name_given: bool,
     pub port: Option<u16>,
     pub listen: Option<String>,
     pub bindir: Option<PathBuf>,
@@ -108,6 +111,7 @@ impl Settings {
         } = a;
         let restore = restore_settings(restore_dir, restore_command, archive_cleanup)?;
         let upstream = Upstream::parse(&primary)?;
+        let application_name_given = application_name.is_some();
         let application_name = ApplicationName::parse(
             "--application-name",
             &application_name
@@ -152,6 +156,7 @@ impl Settings {
             password,
             passfile,
             slot,
+            application_name_given,
             port,
             listen,
             bindir,
@@ -165,6 +170,29 @@ impl Settings {
             restore,
             root_ca,
         })
+    }
+
+    /// A standby already in place keeps what the flags do not say: its
+    /// application_name (from its primary_conninfo) and its slot
+    /// (primary_slot_name), when valid, instead of the defaults (this
+    /// host's name, no slot).
+    pub fn keep_current(&mut self, current: &super::configure::Current) {
+        if !self.application_name_given
+            && let Some(name) = current
+                .application_name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .and_then(|n| ApplicationName::parse("application_name", n).ok())
+        {
+            self.conninfo.application_name = name.into();
+        }
+        if self.slot.is_none() {
+            self.slot = current
+                .slot
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .and_then(|s| SlotName::parse("primary_slot_name", s).ok());
+        }
     }
 
     /// The conninfo for pgrepctl's own replication connections: the

@@ -179,6 +179,7 @@ pub async fn run_settings(settings: Settings, printer: &Printer) -> Result<Outco
         slot,
         target: &settings.target,
         passfile,
+        upstream_is_self: upstream_is_self(&settings, &node, &primary),
     };
     let decided = plan::decide(&settings, &node, &primary, &want)?;
     printer.info(standing(&node, &primary, &decided.relation));
@@ -207,6 +208,30 @@ pub async fn run_settings(settings: Settings, printer: &Printer) -> Result<Outco
         .await
         .map_err(|error| outcome.failure(error))?;
     Ok(outcome)
+}
+
+/// Whether --primary reaches the standby itself: the same system, at the
+/// socket or address and port its postmaster.pid names (on this host), or
+/// at --standby's own host and port.
+fn upstream_is_self(settings: &Settings, node: &inspect::Node, primary: &probe::Primary) -> bool {
+    if node.system_id != primary.identity.system_id {
+        return false;
+    }
+    let target = &settings.target;
+    match &settings.mode {
+        Mode::Local(_) => node
+            .cluster()
+            .and_then(|c| c.running())
+            .is_some_and(|pid| pid.serves(&target.host, target.port)),
+        Mode::Remote(standby) => crate::pg::conninfo::parse(standby).is_ok_and(|c| {
+            let host = match c.get_hosts() {
+                [tokio_postgres::config::Host::Tcp(h)] => h.clone(),
+                [tokio_postgres::config::Host::Unix(p)] => p.display().to_string(),
+                _ => return false,
+            };
+            host == target.host && c.get_ports().first().copied().unwrap_or(5432) == target.port
+        }),
+    }
 }
 
 /// The standby's conninfo repointed at --primary, and with

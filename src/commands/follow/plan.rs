@@ -67,6 +67,9 @@ pub struct Wanted<'a> {
     pub target: &'a Target,
     /// --password-file: the passfile and the line for it.
     pub passfile: Option<(PathBuf, String)>,
+    /// --primary reaches the standby's own server (its postmaster.pid's
+    /// socket or address and port; --standby's host and port).
+    pub upstream_is_self: bool,
 }
 
 pub fn decide(
@@ -76,6 +79,17 @@ pub fn decide(
     want: &Wanted,
 ) -> Result<Decided> {
     same_system(node, primary, &settings.primary)?;
+    if want.upstream_is_self {
+        return Err(Error::new(
+            Code::InvalidAddress,
+            format!(
+                "--primary {} is the standby {} itself (same system identifier, and it listens there): a standby streaming from itself never advances",
+                want.target.name(),
+                node.name()
+            ),
+        )
+        .hint("give the new primary's address in --primary (or an upstream standby's), not this standby's own"));
+    }
     let relation = timeline::relation(
         &History::new(&node.switch_points, node.timeline),
         node.wal_end,
@@ -402,6 +416,7 @@ mod tests {
             slot,
             target: &s.target,
             passfile: None,
+            upstream_is_self: false,
         };
         decide(&s, n, &primary(), &want)
     }
