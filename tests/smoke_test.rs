@@ -223,4 +223,30 @@ fn replay_paused_by_a_raised_setting_is_not_to_be_resumed() {
     assert!(hint.contains("max_connections"), "{hint}");
     assert!(!hint.contains("resume"), "{hint}");
     assert_eq!(probe_rows(&p), "0", "the probe row was removed");
+
+    // The primary back to its old value: the standby stays paused on the
+    // higher one it replayed, and resuming would still shut it down, which
+    // check's hint must say although the settings now look equal.
+    p.sql("ALTER SYSTEM RESET max_connections");
+    p.stop();
+    p.start();
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &p.conninfo(),
+        "--standby",
+        &s.conninfo(),
+    ]);
+    let j = r.json();
+    let paused = j["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["code"] == "REPLAY_PAUSED")
+        .unwrap_or_else(|| panic!("{j}"));
+    let hint = paused["hint"].as_str().unwrap();
+    assert!(hint.contains("insufficient parameter settings"), "{hint}");
+    assert!(hint.contains("where its value was"), "{hint}");
+    assert_eq!(s.sql("SELECT pg_is_wal_replay_paused()"), "t");
 }

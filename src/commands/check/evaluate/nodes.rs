@@ -179,6 +179,10 @@ fn standby_node(
 /// a standby whose hot-standby settings are below the primary's, and
 /// resuming then shuts it down: never advise that when a setting is low,
 /// and warn about it when the primary's settings are not known.
+fn pauses_on_low(version_num: u32) -> bool {
+    crate::pg::version::Version::of(version_num).pauses_on_insufficient_parameters()
+}
+
 pub fn paused_advice(version_num: u32, low: Option<&[(&str, i64, i64)]>) -> (String, String) {
     let resume = "resume it on the standby with SELECT pg_wal_replay_resume()";
     match low {
@@ -188,17 +192,21 @@ pub fn paused_advice(version_num: u32, low: Option<&[(&str, i64, i64)]>) -> (Str
             ),
             setting_fix(setting, *pv),
         ),
+        // The primary's settings as they are now may have been lowered
+        // since the standby replayed a higher value and paused on it.
+        Some(_) if pauses_on_low(version_num) => (
+            "WAL replay is paused".into(),
+            format!(
+                "if the standby's log says \"insufficient parameter settings\", the primary ran with a higher value when the standby paused (it may have been lowered since): raise that setting on the standby to the value the log names (\"where its value was N\") and restart it (unpausing would shut it down); otherwise {resume}"
+            ),
+        ),
         Some(_) => ("WAL replay is paused".into(), resume.into()),
-        None if crate::pg::version::Version::of(version_num)
-            .pauses_on_insufficient_parameters() =>
-        {
-            (
-                "WAL replay is paused".into(),
-                format!(
-                    "if the standby's log says \"insufficient parameter settings\", rerun pgrepctl clone-standby on the standby host (unpausing would shut it down; give --primary to check the settings); otherwise {resume}"
-                ),
-            )
-        }
+        None if pauses_on_low(version_num) => (
+            "WAL replay is paused".into(),
+            format!(
+                "if the standby's log says \"insufficient parameter settings\", rerun pgrepctl clone-standby on the standby host (unpausing would shut it down; give --primary to check the settings); otherwise {resume}"
+            ),
+        ),
         None => ("WAL replay is paused".into(), resume.into()),
     }
 }

@@ -393,11 +393,18 @@ fn a_low_setting_is_fixed_by_clone_standby_never_by_resuming() {
         assert!(!h.contains("postgresql.conf and restart"), "{h}");
     }
 
-    // Settings fine: a user's pause, resume it.
+    // Settings fine now: a user's pause, or on 14+ a pause on a value the
+    // primary had then and has lowered since: say which is which.
     let mut s = standby("s1", Some("streaming"));
     data(&mut s).replay.as_mut().unwrap().paused = Some(true);
     let r = check(&[primary(vec![sender("s1", 0)], vec![]), s]);
     let h = r.problems[0].hint.as_deref().unwrap();
+    assert!(h.contains("pg_wal_replay_resume()"), "{h}");
+    let (_, h) = paused_advice(150000, Some(&[]));
+    assert!(h.contains("insufficient parameter settings"), "{h}");
+    assert!(h.contains("where its value was N"), "{h}");
+    let (_, h) = paused_advice(130000, Some(&[]));
+    assert!(!h.contains("insufficient"), "{h}");
     assert!(h.contains("pg_wal_replay_resume()"), "{h}");
 
     // The standby alone on 14+: say which case is which.
