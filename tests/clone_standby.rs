@@ -237,17 +237,6 @@ fn force_over_a_former_primary_keeps_it_beside_the_target() {
     assert_eq!(kept_beside(&old).len(), 1);
 }
 
-/// The standby's configuration files clone-standby writes, as bytes.
-fn standby_config(s: &Cluster) -> Vec<(std::path::PathBuf, Option<Vec<u8>>)> {
-    let files = [
-        s.data.join("postgresql.auto.conf"),
-        s.data.join("recovery.conf"),
-        s.data.join("standby.signal"),
-        s.data.join("pgrepctl.pgpass"),
-    ];
-    harness::snapshot(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>())
-}
-
 /// clone-standby with only --primary and -D (and the password file and
 /// binaries), as the hint of check says to rerun it.
 fn rerun(primary: &str, s: &Cluster, pw: &std::path::Path, extra: &[&str]) -> crate::harness::Run {
@@ -275,7 +264,7 @@ fn rerun_without_slot_or_name_keeps_the_standbys_own() {
     let s = Cluster::clone_target(&p);
     // --application-name s1 is the fixture's.
     clone(&p, &s, Some(&pw), &["--slot", "s1"]).ok();
-    let config = standby_config(&s);
+    let config = s.standby_files();
     let pid = harness::postmaster_pid(&s.data);
     let started = s.sql("SELECT pg_postmaster_start_time()");
     let primary = format!("host=127.0.0.1 port={} user=replicator", p.port);
@@ -285,7 +274,7 @@ fn rerun_without_slot_or_name_keeps_the_standbys_own() {
     let j = rerun(&primary, &s, &pw, &[]).ok();
     assert_eq!(j["changed"], false, "{j}");
     assert_eq!(j["changes"].as_array().unwrap().len(), 0, "{j}");
-    assert_eq!(standby_config(&s), config, "files untouched");
+    assert_eq!(s.standby_files(), config, "files untouched");
     assert_eq!(harness::postmaster_pid(&s.data), pid, "not restarted");
     assert_eq!(s.sql("SELECT pg_postmaster_start_time()"), started);
     assert_eq!(
@@ -314,7 +303,7 @@ fn force_pointed_at_the_standby_itself_is_refused() {
     let (p, pw) = prepared_primary(Cluster::builder());
     let s = Cluster::clone_target(&p);
     clone(&p, &s, Some(&pw), &[]).ok();
-    let config = standby_config(&s);
+    let config = s.standby_files();
     let pid = harness::postmaster_pid(&s.data);
     let itself = format!("host=127.0.0.1 port={} user=replicator", s.port);
     for extra in [&["--force", "--dry-run"][..], &["--force"]] {
@@ -329,7 +318,7 @@ fn force_pointed_at_the_standby_itself_is_refused() {
             "{j}"
         );
     }
-    assert_eq!(standby_config(&s), config, "nothing changed");
+    assert_eq!(s.standby_files(), config, "nothing changed");
     assert_eq!(harness::postmaster_pid(&s.data), pid, "not restarted");
     assert_eq!(
         p.sql("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"),

@@ -27,17 +27,6 @@ fn primary_arg(c: &Cluster) -> String {
     format!("host={} port={} user=postgres", c.sock.display(), c.port)
 }
 
-/// The files follow may write on a standby.
-fn standby_files(s: &Cluster) -> Vec<(std::path::PathBuf, Option<Vec<u8>>)> {
-    let files = [
-        s.data.join("postgresql.auto.conf"),
-        s.data.join("recovery.conf"),
-        s.data.join("standby.signal"),
-        s.data.join("pgrepctl.pgpass"),
-    ];
-    harness::snapshot(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>())
-}
-
 fn summaries(j: &serde_json::Value) -> Vec<String> {
     j["changes"]
         .as_array()
@@ -100,11 +89,11 @@ fn streams_from(s: &Cluster, upstream: &Cluster, row: i32) {
 fn repoints_a_standby_to_the_promoted_one() {
     let (_p, s1, s2) = failed_over();
     let started = start_time(&s2);
-    let before = standby_files(&s2);
+    let before = s2.standby_files();
     let dry = local(&s2, &s1, &["--slot", "s2", "--dry-run"]).ok();
     assert_eq!(dry["changed"], true, "{dry}");
     assert_eq!(dry["relation"], "before_fork", "{dry}");
-    assert_eq!(standby_files(&s2), before, "a dry run changes nothing");
+    assert_eq!(s2.standby_files(), before, "a dry run changes nothing");
     assert_eq!(s1.sql("SELECT count(*) FROM pg_replication_slots"), "0");
 
     let j = local(&s2, &s1, &["--slot", "s2"]).ok();
@@ -142,11 +131,11 @@ fn repoints_a_standby_to_the_promoted_one() {
         assert_eq!(j["service"], "restart", "{j}");
     }
 
-    let files = standby_files(&s2);
+    let files = s2.standby_files();
     let again = local(&s2, &s1, &["--slot", "s2"]).ok();
     assert_eq!(again["changed"], false, "{again}");
     assert_eq!(summaries(&again), Vec::<String>::new());
-    assert_eq!(standby_files(&s2), files, "a second run writes nothing");
+    assert_eq!(s2.standby_files(), files, "a second run writes nothing");
 }
 
 #[test]
@@ -165,7 +154,7 @@ fn refuses_a_standby_that_diverged() {
     s1.start();
     promote(&s1);
 
-    let before = standby_files(&s2);
+    let before = s2.standby_files();
     let j = local(&s2, &s1, &[]).fails(1, "DIVERGED");
     let message = j["error"]["message"].as_str().unwrap();
     assert!(message.contains("diverged from"), "{j}");
@@ -176,7 +165,7 @@ fn refuses_a_standby_that_diverged() {
             .contains("pgrepctl rejoin -D"),
         "{j}"
     );
-    assert_eq!(standby_files(&s2), before, "nothing changed");
+    assert_eq!(s2.standby_files(), before, "nothing changed");
     assert_eq!(s2.sql("SELECT pg_is_in_recovery()"), "t");
 }
 
@@ -185,7 +174,7 @@ fn refuses_a_primary_of_another_cluster() {
     let p = Cluster::new();
     let s = Cluster::standby_of(&p, "s1");
     let other = Cluster::new();
-    let before = standby_files(&s);
+    let before = s.standby_files();
     let j = local(&s, &other, &[]).fails(1, "SYSTEM_ID_MISMATCH");
     assert!(
         j["error"]["hint"]
@@ -194,7 +183,7 @@ fn refuses_a_primary_of_another_cluster() {
             .contains("clone-standby"),
         "{j}"
     );
-    assert_eq!(standby_files(&s), before, "nothing changed");
+    assert_eq!(s.standby_files(), before, "nothing changed");
     // A primary is not a standby: rejoin is for it.
     let j = local(&p, &other, &[]).fails(1, "NOT_A_STANDBY");
     assert!(
@@ -225,10 +214,10 @@ fn repoints_a_remote_standby_on_13_and_later() {
         return;
     }
     let started = start_time(&s2);
-    let before = standby_files(&s2);
+    let before = s2.standby_files();
     let dry = remote(&["--dry-run"]).ok();
     assert_eq!(dry["changed"], true, "{dry}");
-    assert_eq!(standby_files(&s2), before, "a dry run changes nothing");
+    assert_eq!(s2.standby_files(), before, "a dry run changes nothing");
     let j = remote(&[]).ok();
     assert_eq!(
         summaries(&dry),
@@ -266,7 +255,7 @@ fn configures_and_starts_a_stopped_standby_with_a_password_file() {
     s2.stop();
     let tmp = harness::tempdir();
     let pw = harness::run::password_file(tmp.path(), "s3cret-follow");
-    let before = standby_files(&s2);
+    let before = s2.standby_files();
     // A stopped server cannot point to its binaries.
     let bindir = s2.bindir.to_str().unwrap();
     let args = ["--password-file", pw.to_str().unwrap(), "--bindir", bindir];
@@ -275,13 +264,13 @@ fn configures_and_starts_a_stopped_standby_with_a_password_file() {
         // without it, and follow says so.
         eprintln!("skipped: no pg_controldata in {bindir}");
         local(&s2, &s1, &args).fails(1, "TOOL_NOT_FOUND");
-        assert_eq!(standby_files(&s2), before, "nothing changed");
+        assert_eq!(s2.standby_files(), before, "nothing changed");
         return;
     }
     let dry = local(&s2, &s1, &[&args[..], &["--dry-run"]].concat()).ok();
     assert_eq!(dry["service"], "start", "{dry}");
     assert!(!dry.to_string().contains("s3cret-follow"), "{dry}");
-    assert_eq!(standby_files(&s2), before, "a dry run changes nothing");
+    assert_eq!(s2.standby_files(), before, "a dry run changes nothing");
     assert!(!s2.running());
 
     let j = local(&s2, &s1, &args).ok();
@@ -401,7 +390,7 @@ fn follows_a_standby_as_a_cascade() {
 fn refuses_to_point_a_standby_at_itself() {
     let p = Cluster::new();
     let s = Cluster::standby_of(&p, "s1");
-    let before = standby_files(&s);
+    let before = s.standby_files();
     let started = start_time(&s);
     for extra in [&["--dry-run"][..], &[]] {
         let j = local(&s, &s, extra).fails(2, "INVALID_ADDRESS");
@@ -417,6 +406,6 @@ fn refuses_to_point_a_standby_at_itself() {
             "{j}"
         );
     }
-    assert_eq!(standby_files(&s), before, "nothing changed");
+    assert_eq!(s.standby_files(), before, "nothing changed");
     assert_eq!(start_time(&s), started, "not restarted");
 }

@@ -83,6 +83,18 @@ pub fn clone_test(
 }
 
 impl Cluster {
+    /// The standby configuration files clone-standby and follow may
+    /// write, as bytes (None: absent), to compare before and after a run.
+    pub fn standby_files(&self) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+        let files = [
+            self.data.join("postgresql.auto.conf"),
+            self.data.join("recovery.conf"),
+            self.data.join("standby.signal"),
+            self.data.join("pgrepctl.pgpass"),
+        ];
+        super::snapshot(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>())
+    }
+
     /// A hot standby of `primary`, built by hand (pg_basebackup plus a
     /// minimal standby config), started and streaming as `name`. Tests of
     /// `check` and `smoke-test` use it so they do not depend on
