@@ -47,18 +47,20 @@ fn skipped() -> bool {
 /// directory in its own configuration: switchover starts the servers
 /// with pg_ctl, without the harness's command-line options.
 fn nodes(builder: Builder, sibling: bool) -> Nodes {
+    nodes_with(
+        builder,
+        sibling.then_some(&["--application-name", "s2", "--slot", "s2"][..]),
+    )
+}
+
+/// [`nodes`], with a sibling cloned with `sibling`'s flags when given.
+fn nodes_with(builder: Builder, sibling: Option<&[&str]>) -> Nodes {
     let (p, pw) = prepared_primary(builder.conf("fsync = off"));
     let s1 = Cluster::clone_target(&p);
     clone(&p, &s1, Some(&pw), &["--slot", "s1"]).ok();
-    let s2 = sibling.then(|| {
+    let s2 = sibling.map(|flags| {
         let s2 = Cluster::clone_target(&p);
-        clone(
-            &p,
-            &s2,
-            Some(&pw),
-            &["--application-name", "s2", "--slot", "s2"],
-        )
-        .ok();
+        clone(&p, &s2, Some(&pw), flags).ok();
         s2
     });
     let conf = std::fs::read_to_string(p.conf_path()).unwrap();
@@ -613,6 +615,41 @@ fn refused_by_candidate_hba(
     writable(p);
     assert_eq!(s1.sql("SELECT pg_is_in_recovery()"), "t");
     j
+}
+
+/// Two standbys stream under one application_name (as two standbys of
+/// one host do by default: its name), each through its own slot, from one
+/// address: the switchover tells their walsenders apart by slot, so the
+/// candidate's slot here is dropped and the sibling's is not taken for it.
+#[test]
+fn standbys_sharing_the_hosts_name_are_told_apart_by_slot() {
+    if skipped() {
+        return;
+    }
+    let n = nodes_with(Cluster::builder(), Some(&["--slot", "s2"]));
+    let s2 = n.s2.as_ref().unwrap();
+    assert_eq!(
+        n.p.sql(
+            "SELECT count(DISTINCT application_name) || ' ' || count(*) FROM pg_stat_replication"
+        ),
+        "1 2",
+        "both under one name"
+    );
+    let j = n.switchover(&n.p, &n.s1, &[]).run().ok();
+    let slots_here =
+        n.p.sql("SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots");
+    assert!(
+        !slots_here.contains("s1"),
+        "the candidate's slot stays on the old primary: {slots_here}\n{j}"
+    );
+    if n.s1.major >= 13 {
+        // The sibling was repointed from here: its slot here goes too.
+        assert!(!slots_here.contains("s2"), "{slots_here}\n{j}");
+    }
+    settled(&n.s1, &[&n.p]);
+    if n.s1.major >= 13 {
+        settled(&n.s1, &[&n.p, s2]);
+    }
 }
 
 /// This primary archives and the candidate would not once promoted: the

@@ -201,13 +201,12 @@ fn candidate_streams(old: &Old, cand: &Node) -> Result<Sender> {
     let Some(r) = cand.receiver.as_ref().filter(|r| r.status == "streaming") else {
         return Err(not("its WAL receiver is not streaming".into()));
     };
-    let sender = find_sender(&old.senders, r.application_name.as_deref(), cand.own_addr)
-        .ok_or_else(|| {
-            not(format!(
-                "pg_stat_replication here shows no walsender for application_name {}",
-                r.application_name.as_deref().unwrap_or("(none)")
-            ))
-        })?;
+    let sender = sender_of(&old.senders, cand).ok_or_else(|| {
+        not(format!(
+            "pg_stat_replication here shows no walsender for application_name {}",
+            r.application_name.as_deref().unwrap_or("(none)")
+        ))
+    })?;
     if sender.state != "streaming" {
         return Err(not(format!(
             "its walsender here is in state {}",
@@ -241,24 +240,43 @@ pub fn silent(reply_age: Option<f64>, status_interval: f64) -> Option<String> {
     })
 }
 
-/// The walsender for a standby: by application_name, and by address when
-/// several share the name.
+/// The walsender of a node that streams from this one (see [`find_sender`]).
+pub fn sender_of<'a>(senders: &'a [Sender], node: &Node) -> Option<&'a Sender> {
+    let r = node.receiver.as_ref();
+    find_sender(
+        senders,
+        r.and_then(|r| r.application_name.as_deref()),
+        node.own_addr,
+        r.and_then(|r| r.slot.as_deref()),
+    )
+}
+
+/// The walsender for a standby: by application_name, and when several
+/// share the name (the default is the host's name, the same for two
+/// standbys of one host) by the standby's address and slot; still more
+/// than one is no answer, never a guess (a wrong one would have its slot
+/// dropped).
 pub fn find_sender<'a>(
     senders: &'a [Sender],
     app: Option<&str>,
     addr: Option<IpAddr>,
+    slot: Option<&str>,
 ) -> Option<&'a Sender> {
     let named: Vec<&Sender> = senders
         .iter()
         .filter(|s| Some(s.application_name.as_str()) == app)
         .collect();
-    match named.len() {
-        0 => None,
-        1 => named.first().copied(),
-        _ => named
-            .iter()
-            .find(|s| addr.is_some() && s.addr == addr)
-            .copied(),
+    if named.len() <= 1 {
+        return named.first().copied();
+    }
+    let fits: Vec<&Sender> = named
+        .into_iter()
+        .filter(|s| addr.is_none_or(|a| s.addr == Some(a)))
+        .filter(|s| slot.is_none_or(|sl| s.slot.as_deref() == Some(sl)))
+        .collect();
+    match fits.as_slice() {
+        [one] => Some(one),
+        _ => None,
     }
 }
 
@@ -291,17 +309,11 @@ fn decide(settings: &Settings, facts: &Facts, sender: Option<&Sender>) -> Result
     for s in &facts.siblings {
         same_system(old, s)?;
         let plan = sibling(s)?;
-        if let Some(sl) = find_sender(
-            &old.senders,
-            s.receiver
-                .as_ref()
-                .and_then(|r| r.application_name.as_deref()),
-            s.own_addr,
-        )
-        .and_then(|x| x.slot.clone())
-        // A sibling repointed by hand later (before 13) cascades from
-        // this node until then: its slot here stays.
-        .filter(|_| plan.remote)
+        if let Some(sl) = sender_of(&old.senders, s)
+            .and_then(|x| x.slot.clone())
+            // A sibling repointed by hand later (before 13) cascades from
+            // this node until then: its slot here stays.
+            .filter(|_| plan.remote)
         {
             old_slots.push(sl);
         }
@@ -367,15 +379,7 @@ fn unlisted(old: &Old, cand: Option<&Sender>, facts: &Facts) -> Vec<String> {
     let listed: Vec<&Sender> = facts
         .siblings
         .iter()
-        .filter_map(|s| {
-            find_sender(
-                &old.senders,
-                s.receiver
-                    .as_ref()
-                    .and_then(|r| r.application_name.as_deref()),
-                s.own_addr,
-            )
-        })
+        .filter_map(|s| sender_of(&old.senders, s))
         .chain(cand)
         .collect();
     old.senders
@@ -495,15 +499,9 @@ fn accepts(facts: &Facts, c: &Checked) -> Result<()> {
             .as_ref()
             .and_then(|r| r.user.clone())
             .unwrap_or_else(|| c.user.clone());
-        let addr = find_sender(
-            &facts.old.senders,
-            s.receiver
-                .as_ref()
-                .and_then(|r| r.application_name.as_deref()),
-            s.own_addr,
-        )
-        .and_then(|x| x.addr)
-        .or(s.own_addr);
+        let addr = sender_of(&facts.old.senders, s)
+            .and_then(|x| x.addr)
+            .or(s.own_addr);
         who.push((format!("the sibling {}", node.name), user, addr));
     }
     if c.host.starts_with('/') {
@@ -709,20 +707,36 @@ mod tests {
     }
 
     #[test]
-    fn senders_are_found_by_name_then_address() {
+    fn senders_are_found_by_name_then_address_and_slot() {
+        let slotted = |app: &str, addr: &str, slot: &str| Sender {
+            slot: Some(slot.into()),
+            ..sender(app, addr)
+        };
         let s = [
             sender("a", "10.0.0.2"),
             sender("b", "10.0.0.3"),
             sender("b", "10.0.0.4"),
+            // Two standbys of one host under its name (the default).
+            slotted("vm", "127.0.0.1", "xa"),
+            slotted("vm", "127.0.0.1", "xc"),
         ];
+        let ip = |a: &str| a.parse::<IpAddr>().ok();
         assert_eq!(
-            find_sender(&s, Some("a"), None).unwrap().application_name,
+            find_sender(&s, Some("a"), None, None)
+                .unwrap()
+                .application_name,
             "a"
         );
-        assert!(find_sender(&s, Some("c"), None).is_none());
-        let b = find_sender(&s, Some("b"), "10.0.0.4".parse().ok()).unwrap();
-        assert_eq!(b.addr, "10.0.0.4".parse().ok());
-        assert!(find_sender(&s, Some("b"), None).is_none());
+        assert!(find_sender(&s, Some("c"), None, None).is_none());
+        let b = find_sender(&s, Some("b"), ip("10.0.0.4"), None).unwrap();
+        assert_eq!(b.addr, ip("10.0.0.4"));
+        assert!(find_sender(&s, Some("b"), None, None).is_none());
+        let local = ip("127.0.0.1");
+        let xc = find_sender(&s, Some("vm"), local, Some("xc")).unwrap();
+        assert_eq!(xc.slot.as_deref(), Some("xc"));
+        // Same name, same address, no slot to tell them apart: no guess.
+        assert!(find_sender(&s, Some("vm"), local, None).is_none());
+        assert!(find_sender(&s, Some("vm"), local, Some("other")).is_none());
     }
 
     #[test]
