@@ -606,3 +606,32 @@ fn rewindable_turns_wal_log_hints_on_without_checksums() {
     );
     assert_eq!(init_master(&c, &args).ok()["changed"], false);
 }
+
+/// init-master on a standby (a cascade's upstream) plans as ever, and
+/// says the node is a standby; on the primary it does not.
+#[test]
+fn on_a_standby_it_says_so() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "s1");
+    let tmp = harness::tempdir();
+    let pw = password_file(tmp.path(), PW);
+    let warned = |c: &Cluster| {
+        let j = pgrepctl([
+            "init-master",
+            "--json",
+            "--dry-run",
+            "-D",
+            c.data.to_str().unwrap(),
+            "--allow",
+            "127.0.0.2/32",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ])
+        .ok();
+        j["warnings"]
+            .to_string()
+            .contains("is a standby (in recovery)")
+    };
+    assert!(warned(&s));
+    assert!(!warned(&p));
+}

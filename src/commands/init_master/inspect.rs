@@ -45,6 +45,9 @@ pub struct RoleFacts {
 #[derive(Debug, Clone)]
 pub struct Facts {
     pub version_num: u32,
+    /// The server is a standby: what init-master sets there serves
+    /// standbys that would cascade from it.
+    pub in_recovery: bool,
     pub data_directory: PathBuf,
     pub config_file: PathBuf,
     pub hba_file: PathBuf,
@@ -133,8 +136,14 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
     let hba_text = fsutil::read_to_string(&hba_file)?;
     let at_files = read_at_files(&hba_text, &hba_file, session.version_num);
 
+    let in_recovery: bool = c
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .map_err(q)?
+        .get(0);
     let mut facts = Facts {
         version_num: session.version_num,
+        in_recovery,
         debian_cluster: debian_cluster(&data_directory, &config_file),
         server_bindir: crate::tools::running_server_bindir(&data_directory),
         data_directory,

@@ -121,6 +121,12 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         ..Default::default()
     };
     config::refuse_config_errors(facts)?;
+    if facts.in_recovery {
+        plan.warnings.push(format!(
+            "{} is a standby (in recovery): what init-master sets here serves standbys that cascade from it (clone-standby --primary naming this server); to set up the primary, run init-master on the primary's host",
+            facts.data_directory.display()
+        ));
+    }
     plan.ssl = ssl::plan_ssl(settings, facts, &mut plan)?;
     let ssl_settings = plan
         .ssl

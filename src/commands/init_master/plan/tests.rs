@@ -39,6 +39,7 @@ fn facts(role: Option<RoleFacts>) -> Facts {
     };
     Facts {
         version_num: 150000,
+        in_recovery: false,
         data_directory: "/d".into(),
         config_file: "/d/postgresql.conf".into(),
         hba_file: "/d/pg_hba.conf".into(),
@@ -92,6 +93,26 @@ fn settings(restart: RestartPolicy) -> Settings {
         monitor: None,
         archive: None,
     }
+}
+
+#[test]
+fn a_standby_is_said_to_be_one() {
+    let mut f = facts(None);
+    let p = plan(&settings(RestartPolicy::IfNeeded), &f).unwrap();
+    assert!(
+        !p.warnings.iter().any(|w| w.contains("is a standby")),
+        "{:?}",
+        p.warnings
+    );
+    f.in_recovery = true;
+    let p = plan(&settings(RestartPolicy::IfNeeded), &f).unwrap();
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("/d is a standby (in recovery)")),
+        "{:?}",
+        p.warnings
+    );
 }
 
 #[test]
