@@ -152,6 +152,29 @@ fn strings_are_printed_when_no_node_answers_and_never_a_password() {
     assert_eq!(r.code(), 2, "{}", r.stdout());
 }
 
+/// A node that is up but refuses pgrepctl's login is said to refuse it,
+/// not to be down.
+#[test]
+fn a_node_that_refuses_the_login_is_not_called_down() {
+    let c = Cluster::builder().hba("local all all reject\n").init();
+    let node = format!("host={} port={} user=postgres", c.sock.display(), c.port);
+    let r = pgrepctl(["conninfo", "--json", "--timeout", "5s", "--node", &node]);
+    assert_eq!(r.code(), 1, "{}", r.stdout());
+    let j = r.json();
+    assert_eq!(j["nodes"][0]["role"], "unreachable", "{j}");
+    assert!(j["nodes"][0]["error"].to_string().contains("reject"), "{j}");
+    let notes = j["notes"].to_string();
+    assert!(notes.contains("no node let pgrepctl in"), "{j}");
+    assert!(!notes.contains("once a primary is up"), "{j}");
+    let r = pgrepctl(["conninfo", "--timeout", "5s", "--node", &node]);
+    assert_eq!(r.code(), 1, "{}", r.stdout());
+    assert!(
+        r.stderr().contains("refused pgrepctl's login"),
+        "{}",
+        r.stderr()
+    );
+}
+
 /// Repoint `s` at the primary over TCP (127.0.0.1, which initdb's
 /// pg_hba.conf trusts for replication) and wait until it streams.
 fn stream_over_tcp(p: &Cluster, s: &mut Cluster) {

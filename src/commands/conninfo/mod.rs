@@ -111,7 +111,12 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Printed, Failure> {
     notes.extend(found.notes);
     let answered = found.nodes.iter().any(|n| n.role.answered());
     if !answered {
-        notes.push("no node answered: the strings list the nodes as given, their roles unknown; they work once a primary is up (exit status 1)".into());
+        notes.push(if found.nodes.iter().any(|n| n.refused) {
+            "no node let pgrepctl in (see why above: a password, or pg_hba.conf): the strings list the nodes as given, their roles unknown (exit status 1)"
+        } else {
+            "no node answered: the strings list the nodes as given, their roles unknown; they work once a primary is up (exit status 1)"
+        }
+        .into());
     }
     let report = report(found.nodes, &given, notes, answered);
     if style == Style::Jdbc && report.write.jdbc.is_none() {

@@ -38,6 +38,10 @@ pub struct Node {
     /// For a discovered node: the port is the primary's, assumed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub port_assumed: bool,
+    /// It answered, but refused pgrepctl's login (password, pg_hba.conf):
+    /// the node may well be up.
+    #[serde(skip)]
+    pub refused: bool,
     #[serde(skip)]
     config: Option<crate::pg::conninfo::ConnConfig>,
 }
@@ -55,7 +59,12 @@ impl Node {
             Role::Primary => "primary".to_string(),
             Role::Standby => "standby".to_string(),
             Role::Unreachable => format!(
-                "did not answer ({})",
+                "{} ({})",
+                if self.refused {
+                    "refused pgrepctl's login"
+                } else {
+                    "did not answer"
+                },
                 self.error.as_deref().unwrap_or("unknown")
             ),
             Role::Discovered => "standby, discovered (port assumed: the primary's)".to_string(),
@@ -134,6 +143,7 @@ pub fn parse_all(specs: &[String]) -> Result<Given> {
                 role: Role::Unreachable,
                 error: None,
                 port_assumed: false,
+                refused: false,
             });
         }
     }
@@ -271,7 +281,10 @@ pub async fn inspect(given: &[Node], timeout: Duration, discover: bool) -> Found
                     primaries.push((n.port, a));
                 }
             }
-            Err(e) => n.error = Some(e.message.clone()),
+            Err(e) => {
+                n.refused = matches!(e.code, Code::AuthenticationFailed | Code::HbaRejected);
+                n.error = Some(e.message.clone());
+            }
         }
     }
     let mut notes = vec![];
@@ -325,6 +338,7 @@ fn discovered(
             role: Role::Discovered,
             error: None,
             port_assumed: true,
+            refused: false,
             config: None,
         });
     }
