@@ -201,10 +201,22 @@ fn candidate_streams(old: &Old, cand: &Node) -> Result<Sender> {
     let Some(r) = cand.receiver.as_ref().filter(|r| r.status == "streaming") else {
         return Err(not("its WAL receiver is not streaming".into()));
     };
+    let name = r.application_name.as_deref().unwrap_or("(none)");
     let sender = sender_of(&old.senders, cand).ok_or_else(|| {
+        let same = old
+            .senders
+            .iter()
+            .filter(|s| s.application_name == name)
+            .count();
+        if same > 1 {
+            return Error::new(
+                Code::StandbyNotStreaming,
+                format!("{same} walsenders here stream under application_name {name}, and which one is the candidate {}'s cannot be told (same address, no slot to tell them apart)", cand.name()),
+            )
+            .hint("give each standby a name of its own (on its host: pgrepctl clone-standby with its same --primary and -D, plus --application-name NAME; it restarts the standby) or a slot (pgrepctl follow -D PGDATA --primary … --slot NAME), then rerun");
+        }
         not(format!(
-            "pg_stat_replication here shows no walsender for application_name {}",
-            r.application_name.as_deref().unwrap_or("(none)")
+            "pg_stat_replication here shows no walsender for application_name {name}"
         ))
     })?;
     if sender.state != "streaming" {
