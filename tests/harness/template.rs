@@ -37,7 +37,8 @@ pub fn init_into(bindir: &Path, args: &[String], data: &Path) {
 /// The template for `bindir` and `args`, made now if missing.
 fn template(bindir: &Path, args: &[String]) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("initdb-templates");
-    let tpl = dir.join(key(bindir, args));
+    let key = key(bindir, args);
+    let tpl = dir.join(&key);
     let _making = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     if tpl.exists() {
         return tpl;
@@ -53,7 +54,7 @@ fn template(bindir: &Path, args: &[String]) -> PathBuf {
     let mut c = as_pg(bindir.join("initdb"));
     c.arg("-D").arg(&fresh).args(args);
     check(c.output().unwrap(), "initdb");
-    let staged = dir.join(format!("{}.{}", key(bindir, args), std::process::id()));
+    let staged = dir.join(format!("{key}.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staged);
     let out = Command::new("cp")
         .arg("-a")
