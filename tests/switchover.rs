@@ -286,6 +286,43 @@ fn settled(primary: &Cluster, standbys: &[&Cluster]) {
     assert!(!primary.data.join("standby.signal").exists());
 }
 
+/// Every standby streams from `primary` through a slot of its own, and
+/// every slot there is in use; no standby holds a slot, but (before 13)
+/// the sibling's on a former primary, which the switchover's warning says
+/// to drop once the sibling is repointed by hand. What an uninterrupted
+/// switchover leaves, and a rerun after a kill must leave too.
+fn slots_settled(primary: &Cluster, standbys: &[&Cluster]) {
+    for s in standbys {
+        replayed(
+            s,
+            "SELECT slot_name IS NOT NULL FROM pg_stat_wal_receiver",
+            "t",
+        );
+    }
+    let all = "SELECT coalesce(string_agg(slot_name || ' ' || active, ',' ORDER BY slot_name), '') \
+               FROM pg_replication_slots";
+    let want = primary.sql(
+        "SELECT string_agg(slot_name::text || ' true', ',' ORDER BY slot_name) \
+         FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid",
+    );
+    assert_eq!(
+        primary.sql(all),
+        want,
+        "slots on the primary (port {})",
+        primary.port
+    );
+    assert_eq!(want.split(',').count(), standbys.len(), "{want}");
+    for s in standbys {
+        let kept = s.sql(all);
+        let allowed = harness::major(&harness::bindir()) < 13 && kept == "s2 false";
+        assert!(
+            kept.is_empty() || allowed,
+            "slots on the standby on port {}: {kept}",
+            s.port
+        );
+    }
+}
+
 /// The ids in table w on `c`.
 fn ids(c: &Cluster) -> BTreeSet<i64> {
     c.sql("SELECT id FROM w")
@@ -718,6 +755,7 @@ fn kill_after_each_step(first: usize, last: usize) -> bool {
         if killed.code() == 0 {
             n.sibling_follows(&killed.json(), cand);
             settled(cand, &[primary, n.s2.as_ref().unwrap()]);
+            slots_settled(cand, &[primary, n.s2.as_ref().unwrap()]);
             none_missing(cand, &writer.acked());
             return true;
         }
@@ -755,6 +793,7 @@ fn kill_after_each_step(first: usize, last: usize) -> bool {
             .filter(|c| c.data != cand.data)
             .collect();
         settled(cand, &others);
+        slots_settled(cand, &others);
         none_missing(cand, &acked);
         writer.wait_for_more(5);
     }

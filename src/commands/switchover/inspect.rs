@@ -85,6 +85,35 @@ pub struct Leftover {
     /// `(host, port)` of its primary_conninfo (postgresql.auto.conf, or
     /// recovery.conf before 12).
     pub upstream: Option<(String, u16)>,
+    /// The role, name and slot the fence wrote: what the interrupted run
+    /// decided, which its rerun keeps.
+    pub names: StreamNames,
+}
+
+/// The role, application_name and slot a standby streams (or streamed)
+/// with, from a primary_conninfo and primary_slot_name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamNames {
+    pub user: Option<String>,
+    pub application_name: Option<String>,
+    pub slot: Option<String>,
+}
+
+impl StreamNames {
+    fn from_settings(conninfo: Option<&str>, slot: Option<&str>) -> StreamNames {
+        let pairs = conninfo.map(crate::pg::conninfo::pairs).unwrap_or_default();
+        let value = |k: &str| {
+            pairs
+                .iter()
+                .find(|(key, v)| key == k && !v.is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        StreamNames {
+            user: value("user"),
+            application_name: value("application_name"),
+            slot: slot.filter(|s| !s.is_empty()).map(str::to_string),
+        }
+    }
 }
 
 impl Leftover {
@@ -109,11 +138,17 @@ impl Leftover {
         };
         // As pgrepctl's clients take a primary_conninfo (without the
         // passfile a fence writes), host and port as --candidate's are read.
-        let upstream = standby
-            .and_then(|f| value(&f, "primary_conninfo"))
-            .and_then(|c| crate::pg::conninfo::parse(&crate::pg::conninfo::for_client(&c).0).ok())
+        let conninfo = standby.as_ref().and_then(|f| value(f, "primary_conninfo"));
+        let upstream = conninfo
+            .as_ref()
+            .and_then(|c| crate::pg::conninfo::parse(&crate::pg::conninfo::for_client(c).0).ok())
             .map(|c| crate::pg::conninfo::first_host_port(&c));
-        Leftover { marker, upstream }
+        let slot = standby.as_ref().and_then(|f| value(f, "primary_slot_name"));
+        Leftover {
+            marker,
+            upstream,
+            names: StreamNames::from_settings(conninfo.as_deref(), slot.as_deref()),
+        }
     }
 }
 
@@ -132,6 +167,10 @@ pub struct Node {
     /// recovery_min_apply_delay in milliseconds (12+; 0 before).
     pub apply_delay_ms: i64,
     pub receiver: Option<Receiver>,
+    /// What its configuration names (12+: primary_conninfo and
+    /// primary_slot_name; none before): still there while its upstream is
+    /// down, and after a promotion, when no WAL receiver shows them.
+    pub configured: StreamNames,
     /// This host's address as the node sees our session.
     pub our_addr: Option<IpAddr>,
     /// The node's own address on that connection.
@@ -172,6 +211,30 @@ pub struct Facts {
 impl Node {
     pub fn name(&self) -> &str {
         &self.session.target
+    }
+
+    /// The slot it streams through, else the one it is configured with.
+    pub fn upstream_slot(&self) -> Option<&str> {
+        self.receiver
+            .as_ref()
+            .and_then(|r| r.slot.as_deref())
+            .or(self.configured.slot.as_deref())
+    }
+
+    /// The role it streams as, else the one it is configured with.
+    pub fn upstream_user(&self) -> Option<&str> {
+        self.receiver
+            .as_ref()
+            .and_then(|r| r.user.as_deref())
+            .or(self.configured.user.as_deref())
+    }
+
+    /// The application_name it streams under, else its configured one.
+    pub fn upstream_application_name(&self) -> Option<&str> {
+        self.receiver
+            .as_ref()
+            .and_then(|r| r.application_name.as_deref())
+            .or(self.configured.application_name.as_deref())
     }
 }
 
@@ -384,33 +447,9 @@ pub async fn node(given: &str, timeout: Duration) -> Result<Node> {
     let version = Version::new(session.version_num)?;
     let t = session.target.clone();
     let q = |e: tokio_postgres::Error| crate::pg::query_error(&t, &e);
-    let delay = if version.recovery_conf() {
-        "0::bigint"
-    } else {
-        "(SELECT setting::bigint FROM pg_settings WHERE name = 'recovery_min_apply_delay')"
-    };
     let row = session
         .client
-        .query_one(
-            &format!(
-                "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
-                    (SELECT system_identifier FROM pg_control_system())::text, \
-                    pg_is_in_recovery(), \
-                    greatest((SELECT timeline_id FROM pg_control_checkpoint()), \
-                             (SELECT min_recovery_end_timeline FROM pg_control_recovery())), \
-                    pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, \
-                    CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END, \
-                    {delay}, host(inet_client_addr()), host(inet_server_addr()), \
-                    current_setting('max_wal_senders')::bigint, \
-                    (SELECT count(*) FROM pg_stat_replication), \
-                    current_setting('max_replication_slots')::bigint, \
-                    current_setting('synchronous_standby_names'), current_setting('ssl') = 'on', \
-                    pg_postmaster_start_time()::text, \
-                    (SELECT setting::float8 FROM pg_settings WHERE name = 'wal_receiver_status_interval'), \
-                    current_setting('archive_mode')"
-            ),
-            &[],
-        )
+        .query_one(&node_sql(version), &[])
         .await
         .map_err(q)?;
     let lsn = |i: usize| row.get::<_, Option<String>>(i).and_then(|s| parse_lsn(&s));
@@ -450,11 +489,49 @@ pub async fn node(given: &str, timeout: Duration) -> Result<Node> {
         started: row.get(15),
         status_interval: row.get::<_, Option<f64>>(16).unwrap_or(10.0),
         archive_mode: row.get(17),
+        configured: StreamNames::from_settings(
+            row.get::<_, Option<String>>(18).as_deref(),
+            row.get::<_, Option<String>>(19).as_deref(),
+        ),
         slots,
         receiver,
         limits,
         session,
     })
+}
+
+/// What [`node`] asks, in one round trip.
+fn node_sql(version: Version) -> String {
+    // Superuser-only settings (12+; NULL before): a role that may not
+    // read them gets NULL rather than an error here, and preflight's
+    // refusal of a non-superuser.
+    let configured = "CASE WHEN pg_has_role('pg_read_all_settings', 'MEMBER') THEN \
+                      current_setting('primary_conninfo', true) END, \
+                      CASE WHEN pg_has_role('pg_read_all_settings', 'MEMBER') THEN \
+                      current_setting('primary_slot_name', true) END";
+    let delay = if version.recovery_conf() {
+        "0::bigint"
+    } else {
+        "(SELECT setting::bigint FROM pg_settings WHERE name = 'recovery_min_apply_delay')"
+    };
+    format!(
+        "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+            (SELECT system_identifier FROM pg_control_system())::text, \
+            pg_is_in_recovery(), \
+            greatest((SELECT timeline_id FROM pg_control_checkpoint()), \
+                     (SELECT min_recovery_end_timeline FROM pg_control_recovery())), \
+            pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, \
+            CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END, \
+            {delay}, host(inet_client_addr()), host(inet_server_addr()), \
+            current_setting('max_wal_senders')::bigint, \
+            (SELECT count(*) FROM pg_stat_replication), \
+            current_setting('max_replication_slots')::bigint, \
+            current_setting('synchronous_standby_names'), current_setting('ssl') = 'on', \
+            pg_postmaster_start_time()::text, \
+            (SELECT setting::float8 FROM pg_settings WHERE name = 'wal_receiver_status_interval'), \
+            current_setting('archive_mode'), \
+            {configured}"
+    )
 }
 
 /// The WAL receiver and the names in its connection string.
@@ -529,11 +606,21 @@ mod tests {
         assert!(l.marker && l.upstream.is_none(), "{l:?}");
         // Fenced: the conninfo a fence writes, passfile and all.
         auto(
-            "primary_conninfo = 'host=127.0.0.1 port=5433 user=replicator passfile=''/x/pgrepctl.pgpass'' application_name=vm'\n",
+            "primary_conninfo = 'host=127.0.0.1 port=5433 user=replicator passfile=''/x/pgrepctl.pgpass'' application_name=vm'\n\
+             primary_slot_name = 'vm'\n",
         );
         let l = Leftover::read(d, 150000);
         assert!(!l.marker, "{l:?}");
         assert_eq!(l.upstream, Some(("127.0.0.1".to_string(), 5433)));
+        // What the interrupted run decided, for its rerun to keep.
+        assert_eq!(
+            l.names,
+            StreamNames {
+                user: Some("replicator".into()),
+                application_name: Some("vm".into()),
+                slot: Some("vm".into()),
+            }
+        );
         // Before 12 the upstream is in recovery.conf, not auto.conf.
         assert_eq!(Leftover::read(d, 110000).upstream, None);
         std::fs::write(

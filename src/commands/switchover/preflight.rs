@@ -297,37 +297,30 @@ fn decide(settings: &Settings, facts: &Facts, sender: Option<&Sender>) -> Result
     let (old, cand) = (&facts.old, &facts.candidate);
     let config = crate::pg::conninfo::resolve_node(&settings.candidate)?;
     let (host, port) = crate::pg::conninfo::first_host_port(&config);
-    let user = cand
-        .receiver
-        .as_ref()
-        .and_then(|r| r.user.clone())
-        .or_else(|| sender.map(|s| s.user.clone()))
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "replicator".into());
-    let application_name = settings
-        .application_name
-        .as_ref()
-        .map(|a| a.as_str().to_string())
-        .unwrap_or_else(|| crate::net::host_name().unwrap_or_else(|| "old_primary".into()));
-    let cand_slot = cand.receiver.as_ref().and_then(|r| r.slot.clone());
-    let slot = settings
-        .slot
-        .as_ref()
-        .map(|s| s.as_str().to_string())
-        .or_else(|| cand_slot.as_ref().map(|_| slot_name(&application_name)));
-    let mut old_slots: Vec<String> = sender.and_then(|s| s.slot.clone()).into_iter().collect();
+    let (user, application_name, slot) = names(settings, facts, sender, (&host, port));
+    // The slots here nobody will stream through: found by the walsenders
+    // using them, else (a rerun: this node stopped or a standby) by the
+    // names the candidate and the siblings are configured with. Only
+    // inactive ones are dropped.
+    let mut old_slots: Vec<String> = sender
+        .and_then(|s| s.slot.as_deref())
+        .or(cand.upstream_slot())
+        .map(str::to_string)
+        .into_iter()
+        .collect();
     let mut siblings = vec![];
     let mut notes = vec![];
     for s in &facts.siblings {
         same_system(old, s)?;
         let plan = sibling(s)?;
         if let Some(sl) = sender_of(&old.senders, s)
-            .and_then(|x| x.slot.clone())
+            .and_then(|x| x.slot.as_deref())
+            .or(s.upstream_slot())
             // A sibling repointed by hand later (before 13) cascades from
             // this node until then: its slot here stays.
             .filter(|_| plan.remote)
         {
-            old_slots.push(sl);
+            old_slots.push(sl.to_string());
         }
         if !plan.remote {
             notes.push(format!(
@@ -357,6 +350,46 @@ fn decide(settings: &Settings, facts: &Facts, sender: Option<&Sender>) -> Result
     })
 }
 
+/// The role, application_name and slot this node streams with from the
+/// candidate: the flags', else (a rerun after the fence) what the
+/// interrupted run wrote, else the candidate's own towards this node.
+fn names(
+    settings: &Settings,
+    facts: &Facts,
+    sender: Option<&Sender>,
+    (host, port): (&str, u16),
+) -> (String, String, Option<String>) {
+    let (old, cand) = (&facts.old, &facts.candidate);
+    // A rerun after the fence keeps what the interrupted run wrote there.
+    let fenced = Some(old.leftover.names.clone())
+        .filter(|_| old.leftover.upstream == Some((host.to_string(), port)))
+        .unwrap_or_default();
+    let user = cand
+        .receiver
+        .as_ref()
+        .and_then(|r| r.user.clone())
+        .or_else(|| sender.map(|s| s.user.clone()))
+        .or(fenced.user)
+        .or_else(|| cand.upstream_user().map(str::to_string))
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "replicator".into());
+    let application_name = settings
+        .application_name
+        .as_ref()
+        .map(|a| a.as_str().to_string())
+        .or(fenced.application_name)
+        .unwrap_or_else(|| crate::net::host_name().unwrap_or_else(|| "old_primary".into()));
+    // The candidate streams through a slot here (or did, before this node
+    // stopped or it was promoted): this node gets one there.
+    let slot = settings
+        .slot
+        .as_ref()
+        .map(|s| s.as_str().to_string())
+        .or(fenced.slot)
+        .or_else(|| cand.upstream_slot().map(|_| slot_name(&application_name)));
+    (user, application_name, slot)
+}
+
 fn sibling(s: &Node) -> Result<SiblingPlan> {
     if !s.in_recovery {
         return Err(Error::new(
@@ -378,8 +411,8 @@ fn sibling(s: &Node) -> Result<SiblingPlan> {
     Ok(SiblingPlan {
         given: s.given.clone(),
         name: s.name().to_string(),
-        slot: s.receiver.as_ref().and_then(|r| r.slot.clone()),
-        application_name: s.receiver.as_ref().and_then(|r| r.application_name.clone()),
+        slot: s.upstream_slot().map(str::to_string),
+        application_name: s.upstream_application_name().map(str::to_string),
         remote: s.version.primary_conninfo_reloads(),
     })
 }
