@@ -1021,6 +1021,12 @@ fn dry_run_reports_what_the_run_does_and_changes_nothing() {
     assert_eq!(summaries(&dj), summaries(&j), "dry run {dj}\nreal run {j}");
     n.sibling_follows(&j, s1);
     settled(s1, &[p, s2]);
+
+    // Done: a dry run of it again lists nothing (the old slots here, named
+    // by the nodes' configuration, are gone).
+    let again = n.switchover(p, s1, &["--dry-run"]).run().ok();
+    assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(summaries(&again), Vec::<String>::new(), "{again}");
 }
 
 #[test]

@@ -267,7 +267,7 @@ struct Sibling(SiblingPlan);
 
 impl Action<Env> for Sibling {
     fn describe(&self) -> Option<Change> {
-        self.0.remote.then(|| {
+        (self.0.remote && !self.0.follows_candidate).then(|| {
             change(
                 Kind::Service,
                 format!("{} repointed at the new primary (follow)", self.0.name),

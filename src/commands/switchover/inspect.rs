@@ -68,6 +68,9 @@ pub struct Old {
     pub started: Option<String>,
     /// `archive_mode` (running only).
     pub archive_mode: Option<String>,
+    /// The replication slots here (running only): a rerun's plan drops
+    /// only those that exist.
+    pub slots: Option<Vec<String>>,
     pub session: Option<Session>,
     /// Stopped: what its configuration says of the switchover that
     /// stopped it (default when running).
@@ -198,6 +201,8 @@ pub struct Receiver {
     pub application_name: Option<String>,
     pub slot: Option<String>,
     pub timeline: Option<u32>,
+    /// `(host, port)` of its conninfo, as --candidate's are read.
+    pub upstream: Option<(String, u16)>,
 }
 
 pub struct Facts {
@@ -293,7 +298,8 @@ async fn old(cluster: LocalCluster) -> Result<Old> {
                     EXISTS (SELECT 1 FROM pg_file_settings WHERE name = $1 \
                             AND sourcefile LIKE '%/postgresql.auto.conf'), \
                     current_setting('hot_standby') = 'on', pg_postmaster_start_time()::text, \
-                    current_setting('archive_mode')",
+                    current_setting('archive_mode'), \
+                    ARRAY(SELECT slot_name::text FROM pg_replication_slots)",
             &[&DRAIN_MARKER],
         )
         .await
@@ -327,6 +333,7 @@ async fn old(cluster: LocalCluster) -> Result<Old> {
         hot_standby: row.get(5),
         started: Some(row.get(6)),
         archive_mode: Some(row.get(7)),
+        slots: Some(row.get(8)),
         session: Some(session),
         cluster,
         leftover: Leftover::default(),
@@ -370,6 +377,7 @@ fn stopped(cluster: LocalCluster) -> Result<Old> {
         hot_standby: true,
         started: None,
         archive_mode: None,
+        slots: None,
         session: None,
         cluster,
     })
@@ -561,6 +569,13 @@ async fn receiver(session: &Session) -> Result<Option<Receiver>> {
         application_name: value("application_name").or_else(|| value("fallback_application_name")),
         slot: row.get(3),
         timeline: row.get::<_, Option<i32>>(1).map(|t| t.max(0) as u32),
+        // The server's own form lists every libpq option, some of which
+        // a client library would refuse: host and port are read alone.
+        upstream: value("host").map(|h| {
+            let first = |v: &str| v.split(',').next().unwrap_or_default().to_string();
+            let port = value("port").and_then(|p| first(&p).parse().ok());
+            (first(&h), port.unwrap_or(5432))
+        }),
     }))
 }
 

@@ -47,6 +47,9 @@ pub struct SiblingPlan {
     /// 13+: repointed from here (ALTER SYSTEM and a reload); before, the
     /// follow command to run on its host is printed.
     pub remote: bool,
+    /// It streams from the candidate already (a rerun): nothing to
+    /// repoint, which the plan says.
+    pub follows_candidate: bool,
 }
 
 impl Checked {
@@ -312,7 +315,7 @@ fn decide(settings: &Settings, facts: &Facts, sender: Option<&Sender>) -> Result
     let mut notes = vec![];
     for s in &facts.siblings {
         same_system(old, s)?;
-        let plan = sibling(s)?;
+        let plan = sibling(s, (&host, port))?;
         if let Some(sl) = sender_of(&old.senders, s)
             .and_then(|x| x.slot.as_deref())
             .or(s.upstream_slot())
@@ -331,6 +334,7 @@ fn decide(settings: &Settings, facts: &Facts, sender: Option<&Sender>) -> Result
         }
         siblings.push(plan);
     }
+    old_slots.retain(|s| old.slots.as_ref().is_none_or(|here| here.contains(s)));
     let mut warnings = vec![];
     for w in unlisted(old, sender, facts) {
         warnings.push(w);
@@ -390,7 +394,7 @@ fn names(
     (user, application_name, slot)
 }
 
-fn sibling(s: &Node) -> Result<SiblingPlan> {
+fn sibling(s: &Node, candidate: (&str, u16)) -> Result<SiblingPlan> {
     if !s.in_recovery {
         return Err(Error::new(
             Code::NotAStandby,
@@ -414,6 +418,12 @@ fn sibling(s: &Node) -> Result<SiblingPlan> {
         slot: s.upstream_slot().map(str::to_string),
         application_name: s.upstream_application_name().map(str::to_string),
         remote: s.version.primary_conninfo_reloads(),
+        follows_candidate: s.receiver.as_ref().is_some_and(|r| {
+            r.status == "streaming"
+                && r.upstream
+                    .as_ref()
+                    .is_some_and(|(h, p)| (h.as_str(), *p) == candidate)
+        }),
     })
 }
 
