@@ -7,7 +7,7 @@
 //! it down when it is not, and what is still more than one is said to be
 //! ambiguous, never guessed: switchover drops the slot of the walsender
 //! it finds, check reports the link as this standby's, and clone-standby
-//! warns about a name already taken. Pure.
+//! tells its own walsender from another standby's of the same name. Pure.
 
 use std::net::IpAddr;
 
@@ -42,7 +42,8 @@ impl<'a> SlotUse<'a> {
         }
     }
 
-    fn fits(self, slot: Option<&str>) -> bool {
+    /// Whether a walsender holding `slot` may be this standby's.
+    pub fn fits(self, slot: Option<&str>) -> bool {
         match self {
             SlotUse::Unknown => true,
             SlotUse::NoSlot => slot.is_none(),
