@@ -173,7 +173,7 @@ fn shared_name(r: &mut Report, chain: &Chain, i: usize, u: usize, senders: &[usi
     let s = &all[senders[0]];
     let from = match &s.client_addr {
         Some(a) => format!("from {a}"),
-        None => "over Unix sockets".to_string(),
+        None => "with no address shown (Unix sockets, or hidden from the role)".to_string(),
     };
     r.problem(
         Status::Warning,
