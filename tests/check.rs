@@ -730,3 +730,129 @@ fn one_server_given_twice_is_unknown_not_a_split_brain() {
     ]);
     r.fails(3, "CONFLICTING_FLAGS");
 }
+
+/// Each sample of a Prometheus text without its value: the series.
+fn series(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' ').map(|(s, _)| s.to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// End every walsender of `p` and wait until `n` new ones stream.
+fn reconnect_all(p: &Cluster, n: usize) {
+    let old = p.sql("SELECT string_agg(pid::text, ',') FROM pg_stat_replication");
+    p.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_replication");
+    wait_for(
+        p,
+        &format!(
+            "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND pid NOT IN ({old})"
+        ),
+        &n.to_string(),
+    );
+}
+
+/// `check --format prometheus` of the primary alone, where the standbys
+/// are known only by their walsenders: no PID in any label, and the same
+/// series after every walsender reconnected (with new PIDs).
+fn stable_series(p: &Cluster) -> Vec<String> {
+    let pc = p.conninfo();
+    let prometheus = || {
+        let r = pgrepctl(["check", "--format", "prometheus", "--primary", &pc]);
+        assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+        r.stdout()
+    };
+    let before = prometheus();
+    assert!(!before.contains("pid"), "{before}");
+    reconnect_all(p, 2);
+    let after = prometheus();
+    assert_eq!(series(&before), series(&after), "{before}\n{after}");
+    series(&after)
+}
+
+/// Two standbys stream under one application_name (what clone-standby
+/// gives two standbys of one host by default: the host's name), each
+/// through its own slot: check pairs each with its own walsender, and
+/// names the walsenders apart by slot, never by PID.
+#[test]
+fn standbys_sharing_a_name_are_told_apart_by_slot() {
+    let p = Cluster::new();
+    let s1 = Cluster::standby_with_slot(&p, "db2", Some("slot_a"));
+    let s2 = Cluster::standby_with_slot(&p, "db2", Some("slot_b"));
+    let (pc, c1, c2) = (p.conninfo(), s1.conninfo(), s2.conninfo());
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &pc,
+        "--standby",
+        &c1,
+        "--standby",
+        &c2,
+    ]);
+    let j = r.json();
+    assert_eq!(r.code(), 0, "{j}");
+    assert_eq!(problem_codes(&j), Vec::<String>::new(), "{j}");
+    let pairs = j["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 2, "one pair per standby: {j}");
+    for (i, pair) in pairs.iter().enumerate() {
+        assert_eq!(pair["upstream"], "primary", "{j}");
+        assert_eq!(pair["state"], "streaming", "{j}");
+        assert_eq!(j["nodes"][i + 1]["upstream"], "primary", "{j}");
+    }
+    let series = stable_series(&p);
+    for want in [
+        "pgrepctl_replication_lag_bytes{standby=\"db2 (slot slot_a)\"}",
+        "pgrepctl_replication_lag_bytes{standby=\"db2 (slot slot_b)\"}",
+    ] {
+        assert!(series.iter().any(|s| s == want), "{want}: {series:?}");
+    }
+}
+
+/// Two standbys stream under one application_name from one address and
+/// without slots: nothing tells their walsenders apart. check says so on
+/// each standby, with the fix, instead of "from no wal sender", reports
+/// each standby once, and labels the walsenders without PIDs.
+#[test]
+fn standbys_that_cannot_be_told_apart_are_named_as_such() {
+    let p = Cluster::new();
+    let s1 = Cluster::standby_of(&p, "db2");
+    let s2 = Cluster::standby_of(&p, "db2");
+    let (pc, c1, c2) = (p.conninfo(), s1.conninfo(), s2.conninfo());
+    let r = pgrepctl([
+        "check",
+        "--json",
+        "--primary",
+        &pc,
+        "--standby",
+        &c1,
+        "--standby",
+        &c2,
+    ]);
+    let j = r.json();
+    assert_eq!(r.code(), 1, "{j}");
+    assert_eq!(
+        problem_codes(&j),
+        ["STANDBY_NAME_SHARED", "STANDBY_NAME_SHARED"],
+        "{j}"
+    );
+    for p in j["problems"].as_array().unwrap() {
+        let hint = p["hint"].as_str().unwrap();
+        assert!(hint.contains("--application-name"), "{hint}");
+        assert!(p["message"].as_str().unwrap().contains("db2"), "{p}");
+    }
+    assert_eq!(j["pairs"].as_array().unwrap().len(), 2, "{j}");
+    let series = stable_series(&p);
+    assert!(
+        series
+            .iter()
+            .any(|s| s == "pgrepctl_replication_lag_bytes{standby=\"db2#2\"}"),
+        "{series:?}"
+    );
+    let r = pgrepctl(["check", "--json", "--primary", &pc]);
+    let warnings = r.json()["warnings"].to_string();
+    assert!(warnings.contains("cannot be told apart"), "{warnings}");
+}

@@ -325,3 +325,43 @@ fn force_pointed_at_the_standby_itself_is_refused() {
         "1"
     );
 }
+
+/// Another standby already streams under the application_name asked for
+/// (two standbys of one host share its name by default): the plan warns,
+/// in --dry-run too, that synchronous_standby_names and monitoring cannot
+/// tell them apart. A rerun on the standby in place, which streams under
+/// its name itself, is not warned about its own walsender.
+#[test]
+fn a_name_another_standby_streams_under_is_warned_about() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let _other = Cluster::standby_of(&p, "db2");
+    let s = Cluster::clone_target(&p);
+    let warned = |j: &serde_json::Value| {
+        let w = j["warnings"].to_string();
+        w.contains("application_name db2 is already used on the primary")
+            && w.contains("--application-name NAME")
+    };
+    let named = |name: &str, dry: bool| {
+        let mut args = vec!["--application-name", name];
+        if dry {
+            args.push("--dry-run");
+        }
+        clone(&p, &s, Some(&pw), &args).ok()
+    };
+    let dry = named("db2", true);
+    assert!(warned(&dry), "{dry}");
+    assert!(!s.data.exists(), "a dry run changes nothing");
+
+    let j = named("db3", false);
+    assert_eq!(j["streaming"]["status"], "streaming", "{j}");
+    assert!(!j["warnings"].to_string().contains("already used"), "{j}");
+    let j = named("db3", false);
+    assert_eq!(j["changed"], false, "{j}");
+    assert!(
+        !j["warnings"].to_string().contains("already used"),
+        "its own walsender is no other standby: {j}"
+    );
+    // Renamed in place to the other standby's name: warned.
+    let dry = named("db2", true);
+    assert!(warned(&dry), "{dry}");
+}

@@ -21,6 +21,7 @@ findings! {
     TIMELINE_BEHIND: "a standby on an older timeline than the primary's that could follow it but does not stream: run pgrepctl follow",
     STANDBY_NOT_STREAMING: "a standby's WAL receiver is not streaming",
     STANDBY_NOT_MATCHED: "no wal sender of the primary or of a listed standby serves this standby",
+    STANDBY_NAME_SHARED: "a standby streams under an application_name that several wal senders of its upstream share, from one address and without a slot that tells them apart: which one is its is unknown (give each standby its own --application-name)",
     NO_STANDBY_CONNECTED: "the primary has no standby streaming from it",
     TOO_FEW_STANDBYS: "fewer wal senders stream than --expect-standbys asks",
     SENDER_NOT_STREAMING: "a wal sender is in a state other than streaming (catchup, backup, stopping)",

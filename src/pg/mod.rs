@@ -17,6 +17,7 @@ pub mod timeline;
 pub mod tls;
 pub mod transport;
 pub mod version;
+pub mod walsender;
 
 /// Settings a hot standby needs at least as high as its primary's, or it
 /// refuses to start (before 14) or pauses recovery (14+). clone-standby

@@ -101,6 +101,12 @@ impl Cluster {
     /// clone-standby. Needs the primary's default initdb hba (trust for
     /// replication over the socket).
     pub fn standby_of(primary: &Cluster, name: &str) -> Cluster {
+        Cluster::standby_with_slot(primary, name, None)
+    }
+
+    /// [`Cluster::standby_of`], streaming through the physical slot
+    /// `slot` (created on `primary`) when given.
+    pub fn standby_with_slot(primary: &Cluster, name: &str, slot: Option<&str>) -> Cluster {
         let (tmp, data, sock, logdir) = node_dirs();
         let mut c = as_pg(primary.bindir.join("pg_basebackup"));
         c.arg("-D")
@@ -115,6 +121,13 @@ impl Cluster {
             primary.sock.display(),
             primary.port
         );
+        let mut lines = format!("primary_conninfo = '{conninfo}'\n");
+        if let Some(slot) = slot {
+            primary.sql(&format!(
+                "SELECT 1 FROM pg_create_physical_replication_slot('{slot}')"
+            ));
+            lines.push_str(&format!("primary_slot_name = '{slot}'\n"));
+        }
         let standby = Cluster {
             log: logdir.join("server.log"),
             tmp,
@@ -130,12 +143,12 @@ impl Cluster {
             standby.write_as_pg(&standby.data.join("standby.signal"), "");
             let auto = standby.data.join("postgresql.auto.conf");
             let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
-            text.push_str(&format!("primary_conninfo = '{conninfo}'\n"));
+            text.push_str(&lines);
             standby.write_as_pg(&auto, &text);
         } else {
             standby.write_as_pg(
                 &standby.data.join("recovery.conf"),
-                &format!("standby_mode = 'on'\nprimary_conninfo = '{conninfo}'\n"),
+                &format!("standby_mode = 'on'\n{lines}"),
             );
         }
         let mut standby = standby;

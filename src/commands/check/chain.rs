@@ -4,6 +4,7 @@
 
 use super::inspect::{Data, NodeFacts, Sender};
 use crate::health::Role;
+use crate::pg::walsender::{self, SlotUse};
 
 /// The application name a standby's WAL receiver announces: from its
 /// conninfo, else `cluster_name` (12+), else `walreceiver`. None when the
@@ -67,47 +68,70 @@ pub fn names(facts: &[NodeFacts]) -> Vec<String> {
     out
 }
 
-/// The sender (index) `standby` streams from among `senders`, if exactly
-/// one fits: by application name, narrowed by address.
-fn match_sender(f: &NodeFacts, d: &Data, senders: &[Sender], taken: &[bool]) -> Option<usize> {
-    let name = effective_app_name(d);
-    let addrs: Vec<&str> = [d.server_addr.as_deref(), f.given_addr.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let free = |i: &usize| !taken[*i] && senders[*i].state.as_deref() != Some("backup");
-    let by_name: Vec<usize> = (0..senders.len())
-        .filter(free)
-        .filter(|&i| match &name {
-            Some(n) => senders[i].application_name == *n,
-            None => true,
-        })
-        .collect();
-    let by_both: Vec<usize> = by_name
-        .iter()
-        .copied()
-        .filter(|&i| {
-            senders[i]
-                .client_addr
-                .as_deref()
-                .is_some_and(|a| addrs.contains(&a))
-        })
-        .collect();
-    if by_both.len() == 1 {
-        Some(by_both[0])
-    } else if by_name.len() == 1 && name.is_some() {
-        Some(by_name[0])
-    } else {
-        None
+/// How a standby given is linked to the wal senders of the nodes given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Link {
+    /// No sender of the nodes given fits.
+    #[default]
+    None,
+    /// It streams from this sender: `(node, sender index)`.
+    Sender(usize, usize),
+    /// These senders of `node` (two or more) fit equally: one
+    /// application_name, no address and no slot that tells them apart.
+    Shared { node: usize, senders: Vec<usize> },
+}
+
+impl Link {
+    /// The `(node, sender index)` it streams from, when known.
+    pub fn sender(&self) -> Option<(usize, usize)> {
+        match self {
+            Link::Sender(u, k) => Some((*u, *k)),
+            _ => None,
+        }
     }
 }
 
-/// For each node: the (node, sender) it streams from. Each standby tries
-/// the nodes given in order, the primary first (so a standby is only taken
-/// for a cascade when no sender of the primary fits), except that the node
-/// its WAL receiver names (`sender_host`/`sender_port`, 11+) goes first:
-/// that settles standbys that share an application name.
-pub fn upstreams(facts: &[NodeFacts], primary: Option<usize>) -> Vec<Option<(usize, usize)>> {
+/// What the standby of `f` (data `d`) streams from among `senders` (the
+/// `taken` ones, and base backups, left out), as [`walsender::find`]
+/// decides: by application name, narrowed by address (the standby's as
+/// seen from here, and the one it was given by) and by the slot its WAL
+/// receiver shows.
+fn match_sender(f: &NodeFacts, d: &Data, senders: &[Sender], taken: &[bool]) -> walsender::Found {
+    use walsender::Found;
+    let free: Vec<usize> = (0..senders.len())
+        .filter(|&i| !taken[i] && senders[i].state.as_deref() != Some("backup"))
+        .collect();
+    let seen: Vec<_> = free.iter().map(|&i| senders[i].seen()).collect();
+    let name = effective_app_name(d);
+    let slot = match d.receiver.as_ref().map(|rc| &rc.receiver) {
+        // A receiver whose status is hidden hides its slot too.
+        Some(r) if r.status.is_some() => SlotUse::of(r.slot_name.as_deref()),
+        _ => SlotUse::Unknown,
+    };
+    let standby = walsender::Standby {
+        application_name: name.as_deref(),
+        addrs: [d.server_addr.as_deref(), f.given_addr.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.parse().ok())
+            .collect(),
+        slot,
+    };
+    match walsender::find(&seen, &standby) {
+        Found::One(k) => Found::One(free[k]),
+        Found::Ambiguous(ks) => Found::Ambiguous(ks.into_iter().map(|k| free[k]).collect()),
+        Found::NotFound => Found::NotFound,
+    }
+}
+
+/// For each node: the sender it streams from ([`Link`]). Each standby
+/// tries the nodes given in order, the primary first (so a standby is
+/// only taken for a cascade when no sender of the primary fits), except
+/// that the node its WAL receiver names (`sender_host`/`sender_port`,
+/// 11+) goes first: that settles standbys that share an application name.
+/// Senders that fit equally on a node end the search there too: which
+/// one is this standby's is unknown, not absent.
+pub fn upstreams(facts: &[NodeFacts], primary: Option<usize>) -> Vec<Link> {
     let data = |i: usize| facts[i].data.as_ref().ok();
     let is_standby =
         |i: usize| facts[i].role == Role::Standby && data(i).is_some_and(|d| d.in_recovery);
@@ -116,38 +140,47 @@ pub fn upstreams(facts: &[NodeFacts], primary: Option<usize>) -> Vec<Option<(usi
     let mut taken: Vec<Vec<bool>> = (0..facts.len())
         .map(|u| vec![false; data(u).map_or(0, |d| d.senders.len())])
         .collect();
-    let mut out = vec![None; facts.len()];
+    let mut out = vec![Link::None; facts.len()];
     for i in (0..facts.len()).filter(|&i| is_standby(i)) {
         let d = data(i).expect("answered");
-        let named = d.receiver.as_ref().map(|rc| &rc.receiver);
-        let closeness = |u: usize| {
-            let (host, port) = facts[u]
-                .host_port
-                .rsplit_once(':')
-                .unwrap_or((&facts[u].host_port, ""));
-            let port_named = named.and_then(|r| r.sender_port).map(|p| p.to_string());
-            let host_named = named.and_then(|r| r.sender_host.as_deref());
-            match (
-                port_named.as_deref() == Some(port),
-                host_named == Some(host),
-            ) {
-                (true, true) => 0,
-                (true, false) => 1,
-                _ => 2,
-            }
-        };
         let mut candidates: Vec<usize> = order.iter().copied().filter(|&u| u != i).collect();
-        candidates.sort_by_key(|&u| closeness(u));
+        candidates.sort_by_key(|&u| closeness(d, &facts[u]));
         for u in candidates {
             let senders = &data(u).expect("answered").senders;
-            if let Some(k) = match_sender(&facts[i], d, senders, &taken[u]) {
-                taken[u][k] = true;
-                out[i] = Some((u, k));
-                break;
+            match match_sender(&facts[i], d, senders, &taken[u]) {
+                walsender::Found::One(k) => {
+                    taken[u][k] = true;
+                    out[i] = Link::Sender(u, k);
+                }
+                walsender::Found::Ambiguous(ks) => {
+                    out[i] = Link::Shared {
+                        node: u,
+                        senders: ks,
+                    }
+                }
+                walsender::Found::NotFound => continue,
             }
+            break;
         }
     }
     out
+}
+
+/// How surely the WAL receiver of `d` names node `u` as where it streams
+/// from: 0 host and port, 1 the port only, 2 not at all.
+fn closeness(d: &Data, u: &NodeFacts) -> u8 {
+    let named = d.receiver.as_ref().map(|rc| &rc.receiver);
+    let (host, port) = u.host_port.rsplit_once(':').unwrap_or((&u.host_port, ""));
+    let port_named = named.and_then(|r| r.sender_port).map(|p| p.to_string());
+    let host_named = named.and_then(|r| r.sender_host.as_deref());
+    match (
+        port_named.as_deref() == Some(port),
+        host_named == Some(host),
+    ) {
+        (true, true) => 0,
+        (true, false) => 1,
+        _ => 2,
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +243,10 @@ mod tests {
         }
     }
 
+    fn senders_of(facts: &[NodeFacts]) -> Vec<Option<(usize, usize)>> {
+        upstreams(facts, Some(0)).iter().map(Link::sender).collect()
+    }
+
     #[test]
     fn the_receivers_named_upstream_settles_a_shared_name() {
         // Two standbys both called "replica": one on the primary (port
@@ -237,7 +274,7 @@ mod tests {
                 standby("replica", Some(("db1", 5432)), vec![]),
             ),
         ];
-        let ups = upstreams(&facts, Some(0));
+        let ups = senders_of(&facts);
         assert_eq!(ups, [None, Some((0, 0)), Some((1, 0)), Some((0, 1))]);
         // Without the receiver's word (10, or hidden), the primary goes
         // first and the cascade takes what is left.
@@ -248,7 +285,7 @@ mod tests {
                 d.receiver.as_mut().unwrap().receiver.sender_host = None;
             }
         }
-        let ups = upstreams(&facts, Some(0));
+        let ups = senders_of(&facts);
         assert_eq!(ups, [None, Some((0, 0)), Some((0, 1)), Some((1, 0))]);
     }
 }

@@ -116,6 +116,10 @@ pub struct Sender {
     #[serde(default)]
     pub lag_bytes: Option<i64>,
     pub replay_lag: Option<f64>,
+    /// The slot it streams through (pg_replication_slots.active_pid),
+    /// which tells apart standbys under one application_name.
+    #[serde(default)]
+    pub slot: Option<String>,
     /// The link is encrypted (`pg_stat_ssl.ssl`); null when hidden.
     #[serde(default)]
     pub ssl: Option<bool>,
@@ -126,6 +130,17 @@ pub struct Sender {
     pub ssl_cipher: Option<String>,
     #[serde(default)]
     pub ssl_bits: Option<i32>,
+}
+
+impl Sender {
+    /// What tells it from another walsender (see [`crate::pg::walsender`]).
+    pub fn seen(&self) -> crate::pg::walsender::Seen<'_> {
+        crate::pg::walsender::Seen {
+            application_name: &self.application_name,
+            addr: self.client_addr.as_deref().and_then(|a| a.parse().ok()),
+            slot: self.slot.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -309,20 +324,26 @@ fn facts_sql(role: Role) -> String {
   'replay_lsn', pg_last_wal_replay_lsn()::text,
   'replay_delay', extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8,
   'paused', CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,
-  'senders', (SELECT json_agg(json_build_object(
+  'senders', {SENDERS},{side}
+)::text FROM ({TIMELINE}) tl",
+        super::tls::ACCESS_SQL
+    )
+}
+
+/// The node's wal senders (a primary's, or a cascading standby's), each
+/// with its slot: pg_stat_replication shows none, and the slot is what
+/// tells apart standbys under one application_name.
+const SENDERS: &str = "(SELECT json_agg(json_build_object(
       'pid', w.pid, 'application_name', coalesce(a.application_name, ''),
       'client_addr', host(a.client_addr), 'state', w.state, 'sync_state', w.sync_state,
       'sent_lsn', w.sent_lsn::text, 'write_lsn', w.write_lsn::text,
       'flush_lsn', w.flush_lsn::text, 'replay_lsn', w.replay_lsn::text,
       'replay_lag', extract(epoch FROM w.replay_lag)::float8,
       'ssl', a.ssl, 'ssl_version', a.sslversion, 'ssl_cipher', a.sslcipher,
-      'ssl_bits', a.sslbits)
+      'ssl_bits', a.sslbits,
+      'slot', (SELECT s.slot_name FROM pg_get_replication_slots() s WHERE s.active_pid = w.pid))
       ORDER BY a.application_name, w.pid)
-      FROM pg_stat_get_wal_senders() w, LATERAL pg_stat_get_activity(w.pid) a),{side}
-)::text FROM ({TIMELINE}) tl",
-        super::tls::ACCESS_SQL
-    )
-}
+      FROM pg_stat_get_wal_senders() w, LATERAL pg_stat_get_activity(w.pid) a)";
 
 /// The query's answer, as the server wrote it.
 #[derive(Deserialize)]

@@ -49,7 +49,7 @@ pub struct Args {
     /// Stream through this physical replication slot on the primary, creating it if missing
     #[arg(long, value_name = "NAME")]
     pub slot: Option<String>,
-    /// application_name the primary shows for this standby in pg_stat_replication [default: this host's name]
+    /// application_name the primary shows for this standby in pg_stat_replication, and synchronous_standby_names names; give each standby its own (a name another standby already streams under is warned about) [default: this host's name]
     #[arg(long, value_name = "NAME")]
     pub application_name: Option<String>,
     /// Port the standby listens on, written to its postgresql.auto.conf [default: the primary's configuration]
@@ -115,13 +115,17 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         changed: false,
     };
     let plan = plan::plan(&settings, &facts).map_err(|e| failure(e, &facts))?;
-    if let plan::Action::Reconcile { .. } = plan.action {
+    let mut in_place = None;
+    if let plan::Action::Reconcile { running } = plan.action {
         // A rerun on the standby in place: what the flags do not say stays
         // as it is (not this host's name, not "no slot").
         let current = configure::current(&settings.pgdata, facts.primary.version_num)
             .map_err(|e| failure(e, &facts))?;
         settings.keep_current(&current);
+        in_place = Some(current).filter(|_| running);
     }
+    let shared = preflight::name_in_use(&settings, &facts, in_place.as_ref());
+    facts.warnings.extend(shared);
     let steps = apply::steps(&settings, &facts, &plan).map_err(|e| failure(e, &facts))?;
     let mut outcome = Outcome::new("clone-standby", settings.dry_run);
     outcome.warnings = facts.warnings.clone();

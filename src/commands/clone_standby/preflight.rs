@@ -8,6 +8,7 @@ use super::target::TargetFacts;
 use crate::conf::pgconf;
 use crate::error::{Code, Error, Result};
 use crate::pg::replication::{Identity, ReplClient, ReplConnection, format_lsn};
+use crate::pg::walsender::SlotUse;
 use crate::report::{Outcome, Printer};
 use crate::tools::{self, BinDir, RunAs};
 use crate::units::human_bytes;
@@ -61,6 +62,18 @@ pub struct Facts {
     /// system identifier, and its postmaster.pid's socket or address and
     /// port): a standby streaming from itself never advances.
     pub upstream_is_target: bool,
+    /// The primary's walsenders (base backups left out), when a normal
+    /// connection with the standby's role is allowed.
+    pub walsenders: Option<Vec<Walsender>>,
+}
+
+/// A walsender on the primary, as the standby's role sees it: the
+/// application_name of every one, the address of those of its own role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walsender {
+    pub application_name: String,
+    pub addr: Option<std::net::IpAddr>,
+    pub slot: Option<String>,
 }
 
 impl Facts {
@@ -94,7 +107,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     let run_as = run_as_for(&target.path);
     let mut repl = ReplClient::new(
         run_as,
-        settings.preflight_conninfo(),
+        own_conninfo(settings),
         settings.password.clone(),
         settings.password_line().as_deref(),
         settings.connect_timeout,
@@ -138,6 +151,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     let (conn, (id2, keep)) = resample(kept, &repl, &[wal_keep.setting()]).await?;
     let (wal_keep_bytes, wal_rate) = second_sample(&id2, &keep, wal_keep, &first, elapsed);
 
+    let walsenders = sql.as_ref().and_then(|s| s.walsenders.clone());
     let primary = Primary {
         identity: first.identity,
         version_num: first.version_num,
@@ -166,6 +180,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         repl,
         warnings,
         channel_binding,
+        walsenders,
     })
 }
 
@@ -257,12 +272,24 @@ fn local_checks(
     })
 }
 
+/// The standby's conninfo for the preflight's own replication
+/// connections, under application_name pgrepctl: they are not the
+/// standby, and must not be taken for it in pg_stat_replication (by the
+/// check for a name already in use, by synchronous_standby_names while
+/// the link probe streams, by monitoring).
+fn own_conninfo(settings: &Settings) -> String {
+    format!(
+        "{} application_name=pgrepctl",
+        settings.preflight_conninfo()
+    )
+}
+
 /// The second sample, and everything after it, with exactly what the
 /// walreceiver will use: channel_binding=require too.
 fn bound_client(settings: &Settings, run_as: RunAs) -> Result<ReplClient> {
     ReplClient::new(
         run_as,
-        format!("{} channel_binding=require", settings.preflight_conninfo()),
+        format!("{} channel_binding=require", own_conninfo(settings)),
         settings.password.clone(),
         settings.password_line().as_deref(),
         settings.connect_timeout,
@@ -574,6 +601,7 @@ async fn compression_ends(
 struct SqlFacts {
     size: Option<u64>,
     compression_methods: Option<Vec<String>>,
+    walsenders: Option<Vec<Walsender>>,
 }
 
 /// The primary's size and its build's compression methods through a
@@ -622,7 +650,92 @@ async fn primary_sql(settings: &Settings) -> Option<SqlFacts> {
     Some(SqlFacts {
         size,
         compression_methods,
+        walsenders: walsenders(&session.client).await,
     })
+}
+
+/// The primary's walsenders, each with the slot it holds (base backups,
+/// when their state is visible, left out).
+async fn walsenders(client: &tokio_postgres::Client) -> Option<Vec<Walsender>> {
+    let rows = client
+        .query(
+            "SELECT coalesce(r.application_name, ''), host(r.client_addr), s.slot_name::text \
+             FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid \
+             WHERE r.state IS DISTINCT FROM 'backup'",
+            &[],
+        )
+        .await
+        .ok()?;
+    Some(
+        rows.iter()
+            .map(|r| Walsender {
+                application_name: r.get(0),
+                addr: r.get::<_, Option<String>>(1).and_then(|a| a.parse().ok()),
+                slot: r.get(2),
+            })
+            .collect(),
+    )
+}
+
+/// A warning when another standby already streams from the primary under
+/// this standby's application_name: synchronous_standby_names and
+/// monitoring would not tell the two apart. `in_place`: the standby
+/// already at the target, running, when it streams under that name now
+/// (a rerun): its own walsender is not another standby's.
+pub fn name_in_use(
+    settings: &Settings,
+    facts: &Facts,
+    in_place: Option<&super::configure::Current>,
+) -> Option<String> {
+    let name = settings.conninfo.application_name.as_str();
+    let own = in_place
+        .filter(|c| c.application_name.as_deref() == Some(name))
+        .map(|c| SlotUse::of(c.slot.as_deref().filter(|s| !s.is_empty())));
+    let why = match (settings.application_name_given, own) {
+        (false, None) => " (this host's name, the default)",
+        _ => "",
+    };
+    shared_name(name, why, facts.walsenders.as_deref()?, own)
+}
+
+/// [`name_in_use`]'s decision: the walsenders under `name`, less the
+/// one (`own`, the slot of the standby in place) that may be this
+/// standby's own.
+fn shared_name(
+    name: &str,
+    why: &str,
+    senders: &[Walsender],
+    own: Option<SlotUse>,
+) -> Option<String> {
+    let mut others: Vec<&Walsender> = senders
+        .iter()
+        .filter(|s| s.application_name == name)
+        .collect();
+    if let Some(slot) = own
+        && let Some(k) = others.iter().position(|s| slot.fits(s.slot.as_deref()))
+    {
+        others.remove(k);
+    }
+    if others.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = others
+        .iter()
+        .map(|s| {
+            let from = s
+                .addr
+                .map_or("from an address not shown".into(), |a| format!("from {a}"));
+            match &s.slot {
+                Some(slot) => format!("{from}, slot {slot}"),
+                None => from,
+            }
+        })
+        .collect();
+    Some(format!(
+        "application_name {name}{why} is already used on the primary by {} walsender(s) ({}): another standby streams under it, and synchronous_standby_names and monitoring (pg_stat_replication, pgrepctl check) cannot tell the two standbys apart; give this one a name of its own with --application-name NAME",
+        others.len(),
+        each.join("; ")
+    ))
 }
 
 /// The probe serves only `--compress auto` from a remote primary (the
@@ -725,6 +838,37 @@ mod tests {
             local_listen("10.0.0.1, 127.0.0.1", &local),
             Some(("10.0.0.1, 127.0.0.1".into(), "127.0.0.1".into()))
         );
+    }
+
+    #[test]
+    fn a_name_another_standby_streams_under_is_warned_about() {
+        let ws = |app: &str, addr: &str, slot: Option<&str>| Walsender {
+            application_name: app.into(),
+            addr: addr.parse().ok(),
+            slot: slot.map(Into::into),
+        };
+        let other = [ws("db2", "10.0.0.2", None), ws("db3", "10.0.0.3", None)];
+        let w = shared_name("db2", " (this host's name, the default)", &other, None).unwrap();
+        assert!(w.contains("db2 (this host's name, the default)"), "{w}");
+        assert!(
+            w.contains("from 10.0.0.2") && w.contains("--application-name"),
+            "{w}"
+        );
+        assert_eq!(shared_name("db4", "", &other, None), None);
+        // A rerun: the standby in place streams under the name itself.
+        assert_eq!(shared_name("db2", "", &other, Some(SlotUse::NoSlot)), None);
+        // ... beside another standby of that name: that one is warned about.
+        let both = [ws("db2", "10.0.0.2", Some("a")), ws("db2", "", None)];
+        let w = shared_name("db2", "", &both, Some(SlotUse::NoSlot)).unwrap();
+        assert!(
+            w.contains("by 1 walsender(s) (from 10.0.0.2, slot a)"),
+            "{w}"
+        );
+        let w = shared_name("db2", "", &both, Some(SlotUse::Named("a"))).unwrap();
+        assert!(w.contains("(from an address not shown)"), "{w}");
+        // Its slot is not the walsender's: that walsender is another's.
+        let w = shared_name("db2", "", &other, Some(SlotUse::Named("b")));
+        assert!(w.is_some());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::inspect::{Facts, Node, Old, Phase, Sender};
 use crate::conf::hba::{self, Match, MatchContext, ReplConn};
 use crate::error::{Code, Error, Result};
 use crate::pg::replication::format_lsn;
+use crate::pg::walsender::{self, Found, Seen, SlotUse};
 use crate::report::Outcome;
 use serde::Serialize;
 use std::net::IpAddr;
@@ -255,43 +256,47 @@ pub fn silent(reply_age: Option<f64>, status_interval: f64) -> Option<String> {
     })
 }
 
-/// The walsender of a node that streams from this one (see [`find_sender`]).
+/// The walsender of a node that streams from this one (see
+/// [`find_sender`]); none for a node without a WAL receiver. Its
+/// receiver's slot is known (the sessions are a superuser's).
 pub fn sender_of<'a>(senders: &'a [Sender], node: &Node) -> Option<&'a Sender> {
-    let r = node.receiver.as_ref();
+    let r = node.receiver.as_ref()?;
     find_sender(
         senders,
-        r.and_then(|r| r.application_name.as_deref()),
+        r.application_name.as_deref(),
         node.own_addr,
-        r.and_then(|r| r.slot.as_deref()),
+        SlotUse::of(r.slot.as_deref()),
     )
 }
 
-/// The walsender for a standby: by application_name, and when several
-/// share the name (the default is the host's name, the same for two
-/// standbys of one host) by the standby's address and slot; still more
-/// than one is no answer, never a guess (a wrong one would have its slot
-/// dropped).
+/// The walsender for a standby, as [`walsender::find`] tells them apart:
+/// by application_name, and when several share the name (the default is
+/// the host's name, the same for two standbys of one host) by the
+/// standby's address and slot. Without a name, or with more than one
+/// that fits, there is no answer, never a guess: a wrong one would have
+/// its slot dropped.
 pub fn find_sender<'a>(
     senders: &'a [Sender],
     app: Option<&str>,
     addr: Option<IpAddr>,
-    slot: Option<&str>,
+    slot: SlotUse,
 ) -> Option<&'a Sender> {
-    let named: Vec<&Sender> = senders
+    let seen: Vec<Seen> = senders
         .iter()
-        .filter(|s| Some(s.application_name.as_str()) == app)
+        .map(|s| Seen {
+            application_name: &s.application_name,
+            addr: s.addr,
+            slot: s.slot.as_deref(),
+        })
         .collect();
-    if named.len() <= 1 {
-        return named.first().copied();
-    }
-    let fits: Vec<&Sender> = named
-        .into_iter()
-        .filter(|s| addr.is_none_or(|a| s.addr == Some(a)))
-        .filter(|s| slot.is_none_or(|sl| s.slot.as_deref() == Some(sl)))
-        .collect();
-    match fits.as_slice() {
-        [one] => Some(one),
-        _ => None,
+    let standby = walsender::Standby {
+        application_name: Some(app?),
+        addrs: addr.into_iter().collect(),
+        slot,
+    };
+    match walsender::find(&seen, &standby) {
+        Found::One(i) => Some(&senders[i]),
+        Found::NotFound | Found::Ambiguous(_) => None,
     }
 }
 
@@ -777,21 +782,21 @@ mod tests {
         ];
         let ip = |a: &str| a.parse::<IpAddr>().ok();
         assert_eq!(
-            find_sender(&s, Some("a"), None, None)
+            find_sender(&s, Some("a"), None, SlotUse::Unknown)
                 .unwrap()
                 .application_name,
             "a"
         );
-        assert!(find_sender(&s, Some("c"), None, None).is_none());
-        let b = find_sender(&s, Some("b"), ip("10.0.0.4"), None).unwrap();
+        assert!(find_sender(&s, Some("c"), None, SlotUse::Unknown).is_none());
+        let b = find_sender(&s, Some("b"), ip("10.0.0.4"), SlotUse::Unknown).unwrap();
         assert_eq!(b.addr, ip("10.0.0.4"));
-        assert!(find_sender(&s, Some("b"), None, None).is_none());
+        assert!(find_sender(&s, Some("b"), None, SlotUse::NoSlot).is_none());
         let local = ip("127.0.0.1");
-        let xc = find_sender(&s, Some("vm"), local, Some("xc")).unwrap();
+        let xc = find_sender(&s, Some("vm"), local, SlotUse::Named("xc")).unwrap();
         assert_eq!(xc.slot.as_deref(), Some("xc"));
         // Same name, same address, no slot to tell them apart: no guess.
-        assert!(find_sender(&s, Some("vm"), local, None).is_none());
-        assert!(find_sender(&s, Some("vm"), local, Some("other")).is_none());
+        assert!(find_sender(&s, Some("vm"), local, SlotUse::Unknown).is_none());
+        assert!(find_sender(&s, Some("vm"), local, SlotUse::Named("other")).is_none());
     }
 
     #[test]

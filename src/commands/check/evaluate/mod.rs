@@ -21,7 +21,7 @@ pub use archive::ArchiveLimits;
 pub use nodes::paused_advice;
 pub use tls::{TlsLimits, expiry_status, rfc3339};
 
-use super::chain::{names, upstreams};
+use super::chain::{Link, names, upstreams};
 use super::inspect::{Data, NodeFacts};
 use crate::health::render::{human_bytes, human_seconds};
 use crate::health::{Report, Role, Status, Thresholds};
@@ -190,12 +190,14 @@ fn settings_too_low(p: &Data, d: &Data) -> Vec<(&'static str, i64, i64)> {
 
 /// What every part of the evaluation reads: the facts, the nodes' names,
 /// the primary (when it answered and is one), the root of the chain's
-/// WAL position, and each standby's upstream `(node, sender index)`.
+/// WAL position, each standby's link and its upstream `(node, sender
+/// index)` when that is known.
 struct Chain<'a> {
     facts: &'a [NodeFacts],
     names: Vec<String>,
     primary: Option<(usize, &'a Data)>,
     root_lsn: Option<String>,
+    links: Vec<Link>,
     ups: Vec<Option<(usize, usize)>>,
     t: &'a Thresholds,
 }
@@ -208,12 +210,14 @@ impl<'a> Chain<'a> {
             .find(|(_, f)| f.role == Role::Primary)
             .and_then(|(i, f)| f.data.as_ref().ok().map(|d| (i, d)))
             .filter(|(_, d)| !d.in_recovery);
+        let links = upstreams(facts, primary.map(|(i, _)| i));
         Chain {
             facts,
             names: names(facts),
             primary,
             root_lsn: primary.and_then(|(_, p)| p.wal_lsn.clone()),
-            ups: upstreams(facts, primary.map(|(i, _)| i)),
+            ups: links.iter().map(Link::sender).collect(),
+            links,
             t,
         }
     }

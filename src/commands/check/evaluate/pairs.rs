@@ -5,7 +5,7 @@
 use super::super::chain::effective_app_name;
 use super::super::inspect::{Data, Sender, lsn_diff};
 use super::codes::*;
-use super::{Chain, add_opt, lag_findings, max_opt, time_lag};
+use super::{Chain, Link, add_opt, lag_findings, max_opt, time_lag};
 use crate::health::{Pair, Report, Role, Status};
 
 /// The pairs of the standbys given, in the order they were given, and each
@@ -130,7 +130,9 @@ fn link_findings(
 ) -> Status {
     let name = &chain.names[i];
     let mut st = Status::Ok;
-    if chain.primary.is_some() && sender.is_none() {
+    if let (None, Link::Shared { node, senders }) = (sender, &chain.links[i]) {
+        st = shared_name(r, chain, i, *node, senders);
+    } else if chain.primary.is_some() && sender.is_none() {
         let via = d
             .receiver
             .as_ref()
@@ -162,6 +164,32 @@ fn link_findings(
     st
 }
 
+/// Standby `i` streams under an application_name that `senders` of node
+/// `u` share, from one address (or none seen) and without a slot of its
+/// own, so nothing tells which one is its: its link is judged from its
+/// own side only. A WARNING, with how to name the standbys apart.
+fn shared_name(r: &mut Report, chain: &Chain, i: usize, u: usize, senders: &[usize]) -> Status {
+    let all = &chain.facts[u].data.as_ref().expect("answered").senders;
+    let s = &all[senders[0]];
+    let from = match &s.client_addr {
+        Some(a) => format!("from {a}"),
+        None => "with no address shown (Unix sockets, or hidden from the role)".to_string(),
+    };
+    r.problem(
+        Status::Warning,
+        &chain.names[i],
+        STANDBY_NAME_SHARED,
+        format!(
+            "streams, but {} wal senders on {} stream under its application_name {} {from}, and no slot tells which one is its: its link is judged from the standby's side only (no sender state, sync_state or replay_lag)",
+            senders.len(),
+            chain.names[u],
+            s.application_name
+        ),
+        Some("give each standby its own application_name: on its host, rerun pgrepctl clone-standby with its same --primary and -D plus --application-name NAME (it restarts the standby). synchronous_standby_names cannot tell them apart either".into()),
+    );
+    Status::Warning
+}
+
 /// What the senders of the primary and the standbys showed, for the
 /// primary's expectations.
 pub(super) struct SenderCount {
@@ -169,6 +197,22 @@ pub(super) struct SenderCount {
     pub streaming: usize,
     /// Whether a sender's state was hidden from the connecting role.
     pub hidden: bool,
+}
+
+/// The senders the standbys given stream from, and the senders of a
+/// [`Link::Shared`] group when as many standbys given share it: each one
+/// is a given standby's, only which one is not known.
+fn claimed(chain: &Chain) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = chain.ups.iter().flatten().copied().collect();
+    for link in &chain.links {
+        if let Link::Shared { node, senders } = link {
+            let sharing = chain.links.iter().filter(|l| *l == link).count();
+            if sharing >= senders.len() {
+                out.extend(senders.iter().map(|&k| (*node, k)));
+            }
+        }
+    }
+    out
 }
 
 /// Senders no given standby claimed, on the primary and on standbys
@@ -180,7 +224,7 @@ pub(super) fn unclaimed_senders(
     pairs: &mut Vec<Pair>,
 ) -> SenderCount {
     let facts = chain.facts;
-    let claimed: Vec<(usize, usize)> = chain.ups.iter().flatten().copied().collect();
+    let claimed = claimed(chain);
     let senders_of = (0..facts.len()).filter(|&u| {
         chain.is_primary(u)
             || (facts[u].role == Role::Standby
@@ -190,6 +234,7 @@ pub(super) fn unclaimed_senders(
         streaming: 0,
         hidden: false,
     };
+    let mut unclaimed = vec![];
     for u in senders_of {
         let d = facts[u].data.as_ref().expect("answered");
         for (k, s) in d.senders.iter().enumerate() {
@@ -201,33 +246,78 @@ pub(super) fn unclaimed_senders(
                 count.streaming += 1;
             }
             if !claimed.contains(&(u, k)) {
-                let pair = sender_pair(r, chain, u, s, secs_of, pairs);
-                pairs.push(pair);
+                unclaimed.push((u, &d.senders[k]));
             }
         }
+    }
+    let labels = sender_labels(r, &unclaimed, pairs);
+    for ((u, s), name) in unclaimed.into_iter().zip(labels) {
+        let pair = sender_pair(r, chain, u, s, name, secs_of);
+        pairs.push(pair);
     }
     count
 }
 
-/// A pair for sender `s` of node `u`, named after what the sender shows.
+/// A label for each sender no given standby claimed, stable across
+/// reconnects (never its PID, new on each): its application_name (its
+/// client address when that is the anonymous `walreceiver`), and when
+/// another pair has it too, with its slot, else its client address;
+/// `#2`, `#3`… last, for senders nothing tells apart, with a warning
+/// that their labels may swap.
+fn sender_labels(r: &mut Report, unclaimed: &[(usize, &Sender)], pairs: &[Pair]) -> Vec<String> {
+    let base = |s: &Sender| match (s.application_name.as_str(), &s.client_addr) {
+        ("" | "walreceiver", Some(a)) => a.clone(),
+        ("", None) => "walreceiver".to_string(),
+        (name, _) => name.to_string(),
+    };
+    let bases: Vec<String> = unclaimed.iter().map(|(_, s)| base(s)).collect();
+    let given: Vec<String> = pairs.iter().map(|p| p.standby.clone()).collect();
+    let qualified: Vec<String> = unclaimed
+        .iter()
+        .zip(&bases)
+        .map(|((_, s), b)| {
+            let repeated = bases.iter().filter(|x| *x == b).count() > 1 || given.contains(b);
+            match (&s.slot, &s.client_addr) {
+                _ if !repeated => b.clone(),
+                (Some(slot), _) => format!("{b} (slot {slot})"),
+                (None, Some(a)) if a != b => format!("{b} ({a})"),
+                _ => b.clone(),
+            }
+        })
+        .collect();
+    let mut taken = given;
+    let mut labels = vec![];
+    for q in &qualified {
+        let label = super::super::chain::unique(&taken, q.clone());
+        taken.push(label.clone());
+        labels.push(label);
+    }
+    let mut warned: Vec<&String> = vec![];
+    for q in &qualified {
+        let same: Vec<&String> = (0..labels.len())
+            .filter(|&j| qualified[j] == *q)
+            .map(|j| &labels[j])
+            .collect();
+        if same.iter().any(|l| *l != q) && !warned.contains(&q) {
+            warned.push(q);
+            r.warnings.push(format!(
+                "wal senders under the name {q} cannot be told apart (one application_name, one address, no slot): they are shown as {}, labels that may pass from one standby to another when they reconnect; give each standby its own application_name (on its host: pgrepctl clone-standby with its same --primary and -D plus --application-name NAME)",
+                same.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    labels
+}
+
+/// A pair for sender `s` of node `u`, labelled `name`.
 fn sender_pair(
     r: &mut Report,
     chain: &Chain,
     u: usize,
     s: &Sender,
+    name: String,
     secs_of: &[Option<f64>],
-    pairs: &[Pair],
 ) -> Pair {
-    let mut name = if s.application_name.is_empty() || s.application_name == "walreceiver" {
-        s.client_addr
-            .clone()
-            .unwrap_or_else(|| format!("pid {}", s.pid))
-    } else {
-        s.application_name.clone()
-    };
-    if pairs.iter().any(|x: &Pair| x.standby == name) {
-        name = format!("{name} (pid {})", s.pid);
-    }
     let mut st = Status::Ok;
     if let Some(state) = s.state.as_deref().filter(|x| *x != "streaming") {
         r.problem(

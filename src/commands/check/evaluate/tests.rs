@@ -267,6 +267,94 @@ fn unmatched_and_no_standby() {
     assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
 }
 
+/// A standby streaming under `name` through `slot` (None: no slot).
+fn slotted_standby(name: &str, slot: Option<&str>) -> NodeFacts {
+    let mut f = standby(name, Some("streaming"));
+    let rc = data(&mut f).receiver.as_mut().unwrap();
+    rc.receiver.slot_name = slot.map(Into::into);
+    f
+}
+
+fn slotted_sender(name: &str, slot: &str, lag: i64) -> Sender {
+    Sender {
+        slot: Some(slot.into()),
+        ..sender(name, lag)
+    }
+}
+
+fn standby_labels(r: &Report) -> Vec<&str> {
+    let pairs = r.pairs.as_ref().unwrap();
+    pairs.iter().map(|p| p.standby.as_str()).collect()
+}
+
+#[test]
+fn standbys_under_one_name_are_told_apart_by_slot() {
+    // Two standbys of one host under its name (the default), over Unix
+    // sockets: each walsender's slot says whose it is.
+    let p = primary(
+        vec![
+            slotted_sender("db2", "a", 0),
+            slotted_sender("db2", "b", 100),
+        ],
+        vec![],
+    );
+    let r = check(&[
+        p.clone(),
+        slotted_standby("db2", Some("b")),
+        slotted_standby("db2", Some("a")),
+    ]);
+    assert_eq!(codes(&r), vec![], "{:?}", r.problems);
+    let pairs = r.pairs.as_ref().unwrap();
+    let lags: Vec<Option<i64>> = pairs.iter().map(|p| p.lag_bytes).collect();
+    assert_eq!(lags, [Some(100), Some(0)], "{pairs:?}");
+    assert_eq!(standby_labels(&r), ["db2", "db2#2"]);
+    // The primary alone: labelled by slot, never by PID.
+    let r = check(&[p]);
+    assert_eq!(standby_labels(&r), ["db2 (slot a)", "db2 (slot b)"]);
+    assert_eq!(r.warnings, Vec::<String>::new());
+}
+
+#[test]
+fn standbys_that_share_a_name_and_nothing_else_are_said_to() {
+    let p = primary(vec![sender("db2", 0), sender("db2", 0)], vec![]);
+    let r = check(&[
+        p.clone(),
+        slotted_standby("db2", None),
+        slotted_standby("db2", None),
+    ]);
+    assert_eq!(
+        codes(&r),
+        vec![
+            (STANDBY_NAME_SHARED, Status::Warning),
+            (STANDBY_NAME_SHARED, Status::Warning)
+        ]
+    );
+    let hint = r.problems[0].hint.as_deref().unwrap();
+    assert!(hint.contains("--application-name"), "{hint}");
+    assert!(r.problems[0].message.contains("2 wal senders on primary"));
+    // Each standby once, judged from its own side; no sender left over.
+    assert_eq!(standby_labels(&r), ["db2", "db2#2"]);
+    assert_eq!(r.nodes[1].upstream, None);
+    // One of them given: the other's sender is reported on its own.
+    let r = check(&[p.clone(), slotted_standby("db2", None)]);
+    assert_eq!(codes(&r), vec![(STANDBY_NAME_SHARED, Status::Warning)]);
+    assert_eq!(standby_labels(&r), ["db2", "db2#2", "db2#3"]);
+    // The primary alone: stable labels, and a warning that says why.
+    let r = check(&[p]);
+    assert_eq!(r.status, Status::Ok);
+    assert_eq!(standby_labels(&r), ["db2", "db2#2"]);
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(r.warnings[0].contains("cannot be told apart"));
+    // Apart by address: labelled by it.
+    let from = |a: &str| Sender {
+        client_addr: Some(a.into()),
+        ..sender("db2", 0)
+    };
+    let r = check(&[primary(vec![from("10.0.0.2"), from("10.0.0.3")], vec![])]);
+    assert_eq!(standby_labels(&r), ["db2 (10.0.0.2)", "db2 (10.0.0.3)"]);
+    assert!(r.warnings.is_empty());
+}
+
 #[test]
 fn expect_standbys() {
     let expect = |n| Options {
