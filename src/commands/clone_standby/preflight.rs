@@ -61,6 +61,9 @@ pub struct Facts {
     /// system identifier, and its postmaster.pid's socket or address and
     /// port): a standby streaming from itself never advances.
     pub upstream_is_target: bool,
+    /// Whether --slot exists on the primary (READ_REPLICATION_SLOT, 15+;
+    /// None before, or without --slot): set by `run` after the preflight.
+    pub slot_exists: Option<bool>,
 }
 
 impl Facts {
@@ -155,6 +158,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     let upstream_is_target = upstream_is_target(settings, &target, &primary.identity.system_id);
     Ok(Facts {
         upstream_is_target,
+        slot_exists: None,
         ends: compression_ends(settings, &primary, &local.bindir, &repl, conn).await,
         target,
         primary,
