@@ -365,3 +365,87 @@ fn a_name_another_standby_streams_under_is_warned_about() {
     let dry = named("db2", true);
     assert!(warned(&dry), "{dry}");
 }
+
+fn change_summaries(j: &serde_json::Value) -> Vec<String> {
+    j["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["summary"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What killed runs left beside the target (copies and slot markers).
+fn clone_leftovers(s: &Cluster) -> Vec<String> {
+    harness::listing(s.tmp.path())
+        .into_iter()
+        .filter(|n| n.contains(".pgrepctl-clone."))
+        .collect()
+}
+
+#[test]
+fn a_rerun_without_slot_finishes_what_a_run_killed_after_its_slot_started() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let s = Cluster::clone_target(&p);
+    // Killed right after the copy (steps: slot, copy): the slot is on the
+    // primary, unused, and the copy beside the target.
+    let kill = [("PGREPCTL_KILL_AFTER_STEP", "2")];
+    let k = crate::harness::fixtures::clone_env(&p, &s, Some(&pw), &["--slot", "vm"], &kill);
+    assert_eq!(k.code(), -1, "{}\n{}", k.stdout(), k.stderr());
+    let slots = "SELECT slot_name || ' ' || active FROM pg_replication_slots";
+    assert_eq!(p.sql(slots), "vm false");
+    let left = clone_leftovers(&s);
+    assert_eq!(left.len(), 2, "the copy and its slot marker: {left:?}");
+    let copy = left.iter().find(|n| !n.ends_with(".slot")).unwrap();
+
+    // Another slot: the one left behind is named, with how to drop it.
+    let other = clone(&p, &s, Some(&pw), &["--slot", "other", "--dry-run"]).ok();
+    assert!(
+        other["warnings"]
+            .to_string()
+            .contains("SELECT pg_drop_replication_slot('vm')"),
+        "{other}"
+    );
+
+    // No slot named: the rerun streams through the one the killed run
+    // made; its dry run says the partial copy goes and the slot is reused.
+    let dry = clone(&p, &s, Some(&pw), &["--dry-run"]).ok();
+    assert!(
+        dry["warnings"]
+            .to_string()
+            .contains("reusing replication slot vm"),
+        "{dry}"
+    );
+    assert_eq!(dry["slot"]["name"], "vm", "{dry}");
+    let first = &dry["changes"][0];
+    assert!(
+        first["path"].as_str().unwrap().ends_with(copy.as_str())
+            && first["summary"]
+                .as_str()
+                .unwrap()
+                .contains("partial copy left by an interrupted run"),
+        "{dry}"
+    );
+    assert!(
+        change_summaries(&dry)
+            .iter()
+            .all(|c| !c.contains("slot vm")),
+        "the slot exists: nothing to create {dry}"
+    );
+    assert_eq!(clone_leftovers(&s), left, "a dry run changes nothing");
+
+    let j = clone(&p, &s, Some(&pw), &[]).ok();
+    assert_eq!(change_summaries(&dry), change_summaries(&j), "{dry}\n{j}");
+    assert_eq!(j["streaming"]["status"], "streaming", "{j}");
+    assert_eq!(p.sql(slots), "vm true");
+    assert_eq!(clone_leftovers(&s), Vec::<String>::new());
+    let conf = if p.major >= 12 {
+        s.file("postgresql.auto.conf")
+    } else {
+        s.file("recovery.conf")
+    };
+    assert!(
+        conf.contains("primary_slot_name = 'vm'") || conf.contains("primary_slot_name = vm\n"),
+        "{conf}"
+    );
+}

@@ -409,3 +409,110 @@ fn refuses_to_point_a_standby_at_itself() {
     assert_eq!(s.standby_files(), before, "nothing changed");
     assert_eq!(start_time(&s), started, "not restarted");
 }
+
+/// Make `s`, a standby of `p`, stream through a new slot `name` on `p`.
+fn stream_through_slot(p: &Cluster, s: &mut Cluster, name: &str) {
+    p.sql(&format!(
+        "SELECT pg_create_physical_replication_slot('{name}', true)"
+    ));
+    let file = if s.major >= 12 {
+        "postgresql.auto.conf"
+    } else {
+        "recovery.conf"
+    };
+    let text = format!("{}primary_slot_name = '{name}'\n", s.file(file));
+    s.write_as_pg(&s.data.join(file), &text);
+    s.stop();
+    s.start();
+    s.wait_streaming();
+    assert_eq!(
+        p.sql("SELECT slot_name || ' ' || active FROM pg_replication_slots"),
+        format!("{name} true")
+    );
+}
+
+/// The standby's slot setting as its configuration file has it.
+fn slot_lines(s: &Cluster) -> Vec<String> {
+    let file = if s.major >= 12 {
+        "postgresql.auto.conf"
+    } else {
+        "recovery.conf"
+    };
+    s.file(file)
+        .lines()
+        .filter(|l| l.starts_with("primary_slot_name"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn keeps_the_slot_when_the_primary_is_the_same_server_by_another_address() {
+    // The standby reaches P over its socket; --primary names P's TCP
+    // address: the same server, so the slot there stays in use.
+    let p = Cluster::new();
+    let mut s = Cluster::standby_of(&p, "s1");
+    stream_through_slot(&p, &mut s, "vm");
+    p.sql("CREATE TABLE t (i int)");
+    let tcp = format!("host=127.0.0.1 port={} user=postgres", p.port);
+    let args = ["-D", s.data.to_str().unwrap(), "--primary", &tcp];
+    let before = s.standby_files();
+    let dry = follow(&[&args[..], &["--dry-run"]].concat()).ok();
+    assert_eq!(s.standby_files(), before, "a dry run changes nothing");
+    let j = follow(&args).ok();
+    assert_eq!(
+        summaries(&dry),
+        summaries(&j),
+        "dry run {dry}\nreal run {j}"
+    );
+    assert_eq!(j["changed"], true, "{j}");
+    assert!(!j["warnings"].to_string().contains("dropped"), "{j}");
+    assert!(
+        summaries(&j).iter().all(|c| !c.contains("slot vm created")),
+        "{j}"
+    );
+    assert_eq!(slot_lines(&s).last().unwrap(), "primary_slot_name = 'vm'");
+    let shown = s.sql(if s.major >= 11 {
+        "SELECT sender_host || ' ' || slot_name FROM pg_stat_wal_receiver"
+    } else {
+        "SELECT conninfo || ' ' || slot_name FROM pg_stat_wal_receiver"
+    });
+    assert!(
+        shown.contains("127.0.0.1") && shown.ends_with(" vm"),
+        "{shown}"
+    );
+    p.sql("INSERT INTO t VALUES (1)");
+    replayed(&s, "SELECT count(*) FROM t WHERE i = 1", "1");
+    assert_eq!(
+        p.sql("SELECT slot_name || ' ' || active FROM pg_replication_slots"),
+        "vm true"
+    );
+    let again = follow(&args).ok();
+    assert_eq!(again["changed"], false, "{again}");
+}
+
+#[test]
+fn drops_the_slot_setting_when_the_primary_is_another_server() {
+    // S2 streams from P through slot vm; S1, another running server of
+    // the same cluster on this host, has no such slot.
+    let p = Cluster::new();
+    let s1 = Cluster::standby_of(&p, "s1");
+    let mut s2 = Cluster::standby_of(&p, "s2");
+    stream_through_slot(&p, &mut s2, "vm");
+    let j = local(&s2, &s1, &[]).ok();
+    assert!(
+        j["warnings"]
+            .to_string()
+            .contains("primary_slot_name vm is dropped"),
+        "{j}"
+    );
+    let expected: Vec<String> = if s2.major >= 12 {
+        vec![
+            "primary_slot_name = 'vm'".into(),
+            "primary_slot_name = ''".into(),
+        ]
+    } else {
+        vec![]
+    };
+    let lines = slot_lines(&s2);
+    assert_eq!(lines.last(), expected.last(), "{lines:?}");
+}

@@ -77,6 +77,50 @@ fn resolves_to(host: &str, addr: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The data directory of every running postmaster this process can see:
+/// a process working in a directory whose postmaster.pid names it.
+pub fn running_data_dirs() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            let text = std::fs::read_to_string(cwd.join("postmaster.pid")).ok()?;
+            (parse(&text)?.pid == pid).then_some(cwd)
+        })
+        .collect()
+}
+
+/// The live postmaster on this host that a connection to `host` and
+/// `port` reaches, if any: for a socket directory, the lock file beside
+/// the socket names it (whichever of its socket directories this is);
+/// for an address, the running postmaster that listens there, in this
+/// network namespace (a server in another one has addresses of its own).
+pub fn serving(host: &str, port: u16) -> Option<PidFile> {
+    if host.starts_with('/') {
+        let lock = format!(
+            "{}.lock",
+            crate::pg::transport::socket_path(Path::new(host), port).display()
+        );
+        let text = std::fs::read_to_string(lock).ok()?;
+        let pf = parse(&text)?;
+        let same = running(&pf.data_dir).is_some_and(|p| p.pid == pf.pid);
+        return same.then_some(pf);
+    }
+    if !crate::net::is_local(host) {
+        return None;
+    }
+    let here = std::fs::read_link("/proc/self/ns/net").ok();
+    running_data_dirs()
+        .iter()
+        .filter_map(|d| running(d))
+        .filter(|pf| std::fs::read_link(format!("/proc/{}/ns/net", pf.pid)).ok() == here)
+        .find(|pf| pf.serves(host, port))
+}
+
 /// Whether a pid file exists at all (stale or not).
 pub fn exists(data_dir: &Path) -> bool {
     data_dir.join("postmaster.pid").exists()

@@ -36,6 +36,10 @@ pub struct Env {
 /// a standby that is already in place has its edits known now.
 pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<engine::Plan<Env>> {
     let mut plan = engine::Plan::default();
+    let leftovers = copy::leftovers(&facts.target);
+    for path in leftovers.copies {
+        plan.push(RemoveCopy { path });
+    }
     match decided.action {
         Decision::Clone { replace } => {
             let tmp = copy::temp_dir(&facts.target);
@@ -56,12 +60,19 @@ pub fn steps(settings: &Settings, facts: &Facts, decided: &Decided) -> Result<en
             }
             let replace = replace != Replace::Nothing;
             if let Some(slot) = &settings.slot {
+                let inherited = leftovers
+                    .slots
+                    .iter()
+                    .any(|m| m.created && m.slot == slot.as_str());
                 plan.push(EnsureSlot {
                     slot: slot.to_string(),
                     summary: format!(
                         "physical replication slot {slot} created on {} if missing",
                         settings.primary_name()
                     ),
+                    exists: facts.slot_exists.or(inherited.then_some(true)),
+                    inherited,
+                    marker: copy::Marker::path_for(&settings.pgdata),
                 });
             }
             plan.push(Copy {
@@ -157,7 +168,17 @@ pub async fn apply(
         restart_attempted: false,
     };
     let mut cx = Cx::new(env, *printer, None)?;
-    engine::execute(&plan.steps, &mut cx, outcome).await?;
+    let done = engine::execute(&plan.steps, &mut cx, outcome).await;
+    if done.is_ok() || outcome.changed() {
+        // The standby is in place, configured with its slot (or this run
+        // made none): no marker, this run's or a killed one's, still
+        // speaks for a slot. An undone run keeps them for the next.
+        let _ = std::fs::remove_file(copy::Marker::path_for(&cx.env.settings.pgdata));
+        for m in copy::leftovers(&cx.env.facts.target).slots {
+            let _ = std::fs::remove_file(&m.path);
+        }
+    }
+    done?;
     outcome.restart_required = plan.restart_required;
     outcome.epilogue = epilogue(&cx.env, outcome);
     Ok(())
@@ -182,7 +203,6 @@ fn remove_leftovers(settings: &Settings, facts: &Facts, printer: &Printer) {
             ));
         }
     }
-    copy::remove_stale(&facts.target, printer);
 }
 
 fn epilogue(env: &Env, outcome: &Outcome) -> Option<String> {
@@ -289,15 +309,25 @@ fn edit_step(settings: &Settings, facts: &Facts, e: Edit) -> EditFile {
     }
 }
 
-/// The slot, over the replication connection, unless it exists.
+/// The slot, over the replication connection, unless it exists. Its
+/// marker beside the target says, until the run ends, which slot this
+/// run created, so that a rerun after a kill can tell (see
+/// [`copy::Marker`]).
 struct EnsureSlot {
     slot: String,
     summary: String,
+    /// Known before the run: READ_REPLICATION_SLOT (15+), or the marker
+    /// of the interrupted run that created it. A slot known to exist is
+    /// reused, which changes nothing and is said so in a dry run.
+    exists: Option<bool>,
+    /// An interrupted run created it: this run's marker says so too.
+    inherited: bool,
+    marker: PathBuf,
 }
 
 impl Action<Env> for EnsureSlot {
     fn describe(&self) -> Option<Change> {
-        Some(change(Kind::Sql, self.summary.clone()))
+        (self.exists != Some(true)).then(|| change(Kind::Sql, self.summary.clone()))
     }
 
     fn label(&self) -> String {
@@ -308,15 +338,78 @@ impl Action<Env> for EnsureSlot {
     }
 
     fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
-        let r = ensure_slot(&cx.env.settings, &cx.env.facts, &cx.printer).map(|created| {
+        let mark = |created: bool| {
+            let text = copy::Marker::text(&self.slot, created);
+            if let Err(e) = crate::fsutil::atomic_write(&self.marker, text.as_bytes()) {
+                cx.printer.info(format!(
+                    "cannot record slot {} beside the target ({}): a rerun after a kill would not know this run created it",
+                    self.slot, e.message
+                ));
+            }
+        };
+        mark(self.inherited);
+        let r = ensure_slot(&cx.env.settings, &cx.env.facts, &cx.printer);
+        if let Ok(false) = r {
+            cx.printer.info(format!(
+                "replication slot {} exists on the primary: reused",
+                self.slot
+            ));
+        }
+        match &r {
+            Ok(created) if *created || self.inherited => mark(true),
+            _ => {
+                let _ = std::fs::remove_file(&self.marker);
+            }
+        }
+        let r = r.map(|created| {
             if created {
-                Applied::changed().undo(SyncUndo(|cx: &mut Cx<Env>| {
-                    drop_slot(&cx.env.settings, &cx.env.facts)
+                let marker = self.marker.clone();
+                Applied::changed().undo(SyncUndo(move |cx: &mut Cx<Env>| {
+                    drop_slot(&cx.env.settings, &cx.env.facts)?;
+                    let _ = std::fs::remove_file(&marker);
+                    Ok(())
                 }))
             } else {
                 Applied::unchanged()
             }
         });
+        Box::pin(async move { r })
+    }
+}
+
+/// A partial copy a killed run left beside the target: removed before
+/// anything else, and listed in the plan (a dry run says it will go).
+struct RemoveCopy {
+    path: PathBuf,
+}
+
+impl Action<Env> for RemoveCopy {
+    fn describe(&self) -> Option<Change> {
+        Some(Change {
+            kind: Kind::File,
+            path: Some(self.path.clone()),
+            summary: "removed: a partial copy left by an interrupted run".into(),
+            diff: None,
+        })
+    }
+
+    fn label(&self) -> String {
+        format!("remove {}, left by an interrupted run", self.path.display())
+    }
+
+    fn apply<'s>(&'s self, cx: &'s mut Cx<Env>) -> LocalBoxFuture<'s, Result<Applied<Env>>> {
+        cx.printer.info(format!(
+            "removing {} left by an interrupted run",
+            self.path.display()
+        ));
+        let r = match std::fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(Applied::changed()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Applied::unchanged()),
+            Err(e) => Err(Error::io(
+                format!("cannot remove {}", self.path.display()),
+                e,
+            )),
+        };
         Box::pin(async move { r })
     }
 }

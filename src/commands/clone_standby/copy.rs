@@ -37,39 +37,101 @@ pub fn temp_dir(target: &TargetFacts) -> PathBuf {
         .with_file_name(format!(".{name}.pgrepctl-clone.{pid}"))
 }
 
-/// Remove temporary copies left by a pgrepctl that was killed outright
-/// (SIGKILL, power loss): their process is gone. Replaced directories
-/// kept aside are never removed here (see [`super::aside`]).
-pub fn remove_stale(target: &TargetFacts, printer: &Printer) {
+/// What pgrepctl runs killed outright (SIGKILL, power loss) left beside
+/// the target: their partial copies, and the slot each had created on
+/// the primary (their process is gone). Replaced directories kept aside
+/// are not among them (see [`super::aside`]).
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    pub copies: Vec<PathBuf>,
+    pub slots: Vec<Marker>,
+}
+
+/// A run's record of the slot it creates, beside its copy: written before
+/// the slot is created ("creating") and once it is ("created"), removed
+/// when the run ends without leaving it unused. A rerun reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub path: PathBuf,
+    pub pid: i32,
+    pub slot: String,
+    /// The run created the slot; false: it may have (killed in between).
+    pub created: bool,
+}
+
+impl Marker {
+    /// This run's marker: beside the target (also when the target is a
+    /// mount point, whose contents the swap moves).
+    pub fn path_for(target: &Path) -> PathBuf {
+        target.with_file_name(format!(
+            "{}{}.slot",
+            beside_prefix(target),
+            std::process::id()
+        ))
+    }
+
+    pub fn text(slot: &str, created: bool) -> String {
+        let state = if created { "created" } else { "creating" };
+        format!("{slot}\n{state}\n")
+    }
+
+    fn read(path: PathBuf, pid: i32) -> Option<Marker> {
+        let text = std::fs::read_to_string(&path).ok()?;
+        let mut lines = text.lines();
+        let slot = lines.next()?.trim().to_string();
+        let created = lines.next()?.trim() == "created";
+        Some(Marker {
+            path,
+            pid,
+            slot,
+            created,
+        })
+    }
+}
+
+/// ".NAME.pgrepctl-clone.": how this target's temporary names begin beside it.
+fn beside_prefix(target: &Path) -> String {
     let name = target
-        .path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (dir, prefixes) = if target.mount_point {
-        (target.path.clone(), vec![".pgrepctl-clone.".to_string()])
-    } else {
-        match target.path.parent() {
-            Some(p) => (p.to_path_buf(), vec![format!(".{name}.pgrepctl-clone.")]),
-            None => return,
-        }
+    format!(".{name}.pgrepctl-clone.")
+}
+
+/// Entries of `dir` named `prefix` + the pid of a dead process + `suffix`.
+fn dead_entries(dir: &Path, prefix: &str, suffix: &str) -> Vec<(PathBuf, i32)> {
+    let mut found: Vec<(PathBuf, i32)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let pid = n.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()?;
+            (!crate::pg::pidfile::pid_alive(pid)).then(|| (e.path(), pid))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The leftovers of dead runs at `target`. Read-only: the plan removes
+/// the copies, a successful run the markers.
+pub fn leftovers(target: &TargetFacts) -> Leftovers {
+    let Some(parent) = target.path.parent() else {
+        return Leftovers::default();
     };
-    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = prefixes
-            .iter()
-            .find_map(|p| n.strip_prefix(p.as_str()))
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if !crate::pg::pidfile::pid_alive(pid) {
-            printer.info(format!(
-                "removing {} left by an interrupted run",
-                e.path().display()
-            ));
-            let _ = std::fs::remove_dir_all(e.path());
-        }
+    let prefix = beside_prefix(&target.path);
+    let copies = if target.mount_point {
+        dead_entries(&target.path, ".pgrepctl-clone.", "")
+    } else {
+        dead_entries(parent, &prefix, "")
+    };
+    Leftovers {
+        copies: copies.into_iter().map(|(p, _)| p).collect(),
+        slots: dead_entries(parent, &prefix, ".slot")
+            .into_iter()
+            .filter_map(|(p, pid)| Marker::read(p, pid))
+            .collect(),
     }
 }
 

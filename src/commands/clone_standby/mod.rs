@@ -10,6 +10,7 @@ mod aside;
 mod compress;
 mod configure;
 mod copy;
+mod interrupted;
 mod plan;
 mod preflight;
 mod probe;
@@ -100,8 +101,11 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let _lock = crate::lock::unless_dry_run(&settings.pgdata, "clone-standby", settings.dry_run)?;
     let aside = aside::recover(&settings.pgdata, settings.dry_run, printer)?;
     let target = target::inspect(&settings.pgdata)?;
+    let adopted = interrupted::adopt(&mut settings, &target);
     let mut facts = preflight::inspect(&settings, target, printer).await?;
     facts.warnings.splice(0..0, aside);
+    facts.warnings.extend(adopted);
+    facts.slot_exists = slot_exists(&settings, &facts).await;
     if facts.channel_binding {
         // Decided by the preflight (the walreceiver's libpq is 13+).
         settings
@@ -126,6 +130,9 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     }
     let shared = preflight::name_in_use(&settings, &facts, in_place.as_ref());
     facts.warnings.extend(shared);
+    facts
+        .warnings
+        .extend(interrupted::unused(&settings, &facts.target));
     let steps = apply::steps(&settings, &facts, &plan).map_err(|e| failure(e, &facts))?;
     let mut outcome = Outcome::new("clone-standby", settings.dry_run);
     outcome.warnings = facts.warnings.clone();
@@ -138,6 +145,18 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
             plan.compression.reason
         ));
     }
+    if let (Some(slot), plan::Action::Clone { .. }) = (&settings.slot, plan.action) {
+        if facts.slot_exists == Some(true) {
+            printer.info(format!(
+                "replication slot {slot} exists on {}: reused",
+                settings.primary_name()
+            ));
+        }
+        outcome.detail(
+            "slot",
+            serde_json::json!({"name": slot.as_str(), "exists": facts.slot_exists}),
+        );
+    }
     if settings.dry_run {
         steps.preflight()?;
         steps.preview_into(&mut outcome);
@@ -147,4 +166,19 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         Ok(()) => Ok(outcome),
         Err(error) => Err(outcome.failure(error)),
     }
+}
+
+/// Whether --slot exists on the primary, where a replication connection
+/// can tell (READ_REPLICATION_SLOT, 15+): a dry run then says it is
+/// reused rather than created.
+async fn slot_exists(settings: &Settings, facts: &preflight::Facts) -> Option<bool> {
+    let slot = settings.slot.as_deref()?;
+    let version = crate::pg::version::Version::of(facts.primary.version_num);
+    if !version.read_replication_slot() {
+        return None;
+    }
+    let mut conn = facts.repl.connect().await.ok()?;
+    let found = conn.read_replication_slot(slot).await;
+    conn.close().await;
+    found.ok().map(|p| p.is_some())
 }

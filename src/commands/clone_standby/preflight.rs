@@ -65,6 +65,9 @@ pub struct Facts {
     /// The primary's walsenders (base backups left out), when a normal
     /// connection with the standby's role is allowed.
     pub walsenders: Option<Vec<Walsender>>,
+    /// Whether --slot exists on the primary (READ_REPLICATION_SLOT, 15+;
+    /// None before, or without --slot): set by `run` after the preflight.
+    pub slot_exists: Option<bool>,
 }
 
 /// A walsender on the primary, as the standby's role sees it: the
@@ -169,6 +172,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     let upstream_is_target = upstream_is_target(settings, &target, &primary.identity.system_id);
     Ok(Facts {
         upstream_is_target,
+        slot_exists: None,
         ends: compression_ends(settings, &primary, &local.bindir, &repl, conn).await,
         target,
         primary,

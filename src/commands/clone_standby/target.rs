@@ -204,7 +204,7 @@ pub fn guard(path: &Path) -> Result<()> {
     let Ok(canon) = std::fs::canonicalize(path) else {
         return Ok(());
     };
-    for dir in running_data_dirs() {
+    for dir in pidfile::running_data_dirs() {
         if dir != canon && dir.starts_with(&canon) {
             return Err(in_use(format!(
                 "contains the data directory of a running server ({})",
@@ -243,26 +243,9 @@ pub fn server_in(path: &Path) -> Option<PathBuf> {
             _ => return Some(path.to_path_buf()),
         }
     }
-    running_data_dirs()
+    pidfile::running_data_dirs()
         .into_iter()
         .find(|d| d.starts_with(&canon))
-}
-
-/// The data directory of every running postmaster this process can see:
-/// a process working in a directory whose postmaster.pid names it.
-fn running_data_dirs() -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
-            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
-            let text = std::fs::read_to_string(cwd.join("postmaster.pid")).ok()?;
-            (pidfile::parse(&text)?.pid == pid).then_some(cwd)
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod conninfo;
 mod inspect;
 mod plan;
 mod probe;
+mod upstream;
 mod walend;
 
 use crate::cli::flags::{BindirFlag, DryRunFlag, PasswordFlag, duration};
@@ -41,7 +42,7 @@ pub struct Args {
     /// The new primary (or an upstream standby) to stream from, as libpq keywords or a URI, e.g. 'host=10.0.0.2 port=5432'; user, passfile and application_name default to the standby's own
     #[arg(long, value_name = "CONNINFO")]
     pub primary: String,
-    /// Stream through this physical replication slot, created on the new primary if missing [default: none; a slot of the old upstream is dropped from the settings]
+    /// Stream through this physical replication slot, created on the new primary if missing [default: none; a slot of the old upstream is dropped from the settings, kept when --primary is that same server by another address]
     #[arg(long, value_name = "NAME")]
     pub slot: Option<String>,
     #[command(flatten)]
@@ -165,21 +166,27 @@ pub async fn run_settings(settings: Settings, printer: &Printer) -> Result<Outco
         .as_ref()
         .or(settings.probe_password.as_ref());
     let password = probe::password(explicit, &new_conninfo, local);
-    let slot = settings.slot.as_deref().unwrap_or("");
+    let kept = kept_slot(&settings, &node, &new_conninfo, explicit).await;
+    let slot = match (&settings.slot, &kept) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(_)) => node.current.slot.clone(),
+        (None, None) => String::new(),
+    };
     let primary = probe::probe(
         run_as,
         &new_conninfo,
         password,
-        settings.slot.as_deref(),
+        (!slot.is_empty()).then_some(slot.as_str()),
         settings.connect_timeout,
     )
     .await?;
     let want = plan::Wanted {
         conninfo: &new_conninfo,
-        slot,
+        slot: &slot,
         target: &settings.target,
         passfile,
         upstream_is_self: upstream_is_self(&settings, &node, &primary),
+        kept: kept.as_ref(),
     };
     let decided = plan::decide(&settings, &node, &primary, &want)?;
     printer.info(standing(&node, &primary, &decided.relation));
@@ -208,6 +215,31 @@ pub async fn run_settings(settings: Settings, printer: &Printer) -> Result<Outco
         .await
         .map_err(|error| outcome.failure(error))?;
     Ok(outcome)
+}
+
+/// Without --slot, the standby's primary_slot_name stays when --primary
+/// is the very server it streams from now, however named (the socket, a
+/// loopback address, a tunnel): the slot there is still its own, and
+/// dropping the setting would leave it keeping WAL for nobody. When
+/// pgrepctl cannot tell, the setting goes as for any other upstream.
+async fn kept_slot(
+    settings: &Settings,
+    node: &inspect::Node,
+    new_conninfo: &str,
+    password: Option<&Secret>,
+) -> Option<upstream::Verdict> {
+    if settings.slot.is_some() || node.current.slot.is_empty() {
+        return None;
+    }
+    let reach = upstream::Reach {
+        local: node.cluster().is_some(),
+        run_as: node.cluster().map(|c| c.run_as).unwrap_or_default(),
+        password,
+        timeout: settings.connect_timeout,
+    };
+    upstream::same_as_old(node, &settings.target, new_conninfo, &reach)
+        .await
+        .filter(|v| v.same)
 }
 
 /// Whether --primary reaches the standby itself: the same system, at the

@@ -9,6 +9,7 @@ use super::Settings;
 use super::conninfo::{self, Target};
 use super::inspect::{Current, Files, Node, Receiver};
 use super::probe::Primary;
+use super::upstream::Verdict;
 use crate::conf::standby;
 use crate::error::{Code, Error, Result};
 use crate::pg::timeline::{self, History, Relation};
@@ -70,6 +71,10 @@ pub struct Wanted<'a> {
     /// --primary reaches the standby's own server (its postmaster.pid's
     /// socket or address and port; --standby's host and port).
     pub upstream_is_self: bool,
+    /// Without --slot: --primary is the server the standby streams from
+    /// now (by another address, perhaps), so `slot` is its own
+    /// primary_slot_name, kept.
+    pub kept: Option<&'a Verdict>,
 }
 
 pub fn decide(
@@ -99,25 +104,7 @@ pub fn decide(
     if let Relation::Diverged { reason } = &relation {
         return Err(diverged(settings, node, reason));
     }
-    let (mut warnings, mut notes) = (vec![], vec![]);
-    match primary.standby {
-        Some(true) => warnings.push(format!(
-            "{} is itself a standby: this standby will stream from it (cascading replication)",
-            want.target.name()
-        )),
-        None => notes.push(format!(
-            "{} cannot tell over a replication connection whether it is a primary or a standby (PostgreSQL {} with default_transaction_read_only on); a standby there makes this a cascade",
-            want.target.name(),
-            primary.version.major()
-        )),
-        Some(false) => {}
-    }
-    if want.slot.is_empty() && !node.current.slot.is_empty() {
-        warnings.push(format!(
-            "primary_slot_name {} is dropped: it names a slot on the old upstream; pass --slot to use one on the new primary",
-            node.current.slot
-        ));
-    }
+    let (warnings, notes) = remarks(node, primary, want);
     let streaming = streams_from(node.receiver.as_ref(), want.target);
     let (files, alter) = match node.cluster() {
         Some(c) => (file_edits(node, &c.data_dir, want)?, vec![]),
@@ -146,8 +133,15 @@ pub fn decide(
     } else {
         Service::Reload
     };
+    // The slot the WAL receiver streams through now is there, on the
+    // server it streams from.
+    let receiving_through = node
+        .receiver
+        .as_ref()
+        .filter(|r| r.status == "streaming")
+        .and_then(|r| r.slot.as_deref());
     let slot_known = primary.slot_exists == Some(true)
-        || (streaming && node.receiver.as_ref().and_then(|r| r.slot.as_deref()) == Some(want.slot));
+        || ((streaming || want.kept.is_some()) && receiving_through == Some(want.slot));
     let slot = (!want.slot.is_empty() && !slot_known).then(|| want.slot.to_string());
     Ok(Decided {
         relation,
@@ -158,6 +152,39 @@ pub fn decide(
         warnings,
         notes,
     })
+}
+
+/// What the run says besides its changes: a cascade, and what becomes
+/// of the standby's slot setting when --slot is not given.
+fn remarks(node: &Node, primary: &Primary, want: &Wanted) -> (Vec<String>, Vec<String>) {
+    let (mut warnings, mut notes) = (vec![], vec![]);
+    match primary.standby {
+        Some(true) => warnings.push(format!(
+            "{} is itself a standby: this standby will stream from it (cascading replication)",
+            want.target.name()
+        )),
+        None => notes.push(format!(
+            "{} cannot tell over a replication connection whether it is a primary or a standby (PostgreSQL {} with default_transaction_read_only on); a standby there makes this a cascade",
+            want.target.name(),
+            primary.version.major()
+        )),
+        Some(false) => {}
+    }
+    if want.slot.is_empty() && !node.current.slot.is_empty() {
+        warnings.push(format!(
+            "primary_slot_name {} is dropped: it names a slot on the old upstream; pass --slot to use one on the new primary",
+            node.current.slot
+        ));
+    }
+    if let Some(v) = want.kept {
+        notes.push(format!(
+            "primary_slot_name {} stays: {} is the server the standby streams from now ({})",
+            want.slot,
+            want.target.name(),
+            v.why
+        ));
+    }
+    (warnings, notes)
 }
 
 fn same_system(node: &Node, primary: &Primary, primary_arg: &str) -> Result<()> {
@@ -417,6 +444,7 @@ mod tests {
             target: &s.target,
             passfile: None,
             upstream_is_self: false,
+            kept: None,
         };
         decide(&s, n, &primary(), &want)
     }

@@ -231,6 +231,17 @@ impl ReplConnection {
         }))
     }
 
+    /// `pg_postmaster_start_time()`, on a logical replication connection
+    /// (a physical one takes no SQL): with the system identifier it tells
+    /// one server from another of the same cluster, however each is named.
+    pub async fn postmaster_start_time(&mut self) -> Result<String, ReplError> {
+        let rows = self
+            .conn
+            .simple_query("SELECT pg_postmaster_start_time()::text")
+            .await?;
+        text(&rows, 0, 0).ok_or_else(|| shape("pg_postmaster_start_time()", &rows))
+    }
+
     /// End the connection politely.
     pub async fn close(self) {
         self.conn.close().await
