@@ -366,15 +366,6 @@ fn a_name_another_standby_streams_under_is_warned_about() {
     assert!(warned(&dry), "{dry}");
 }
 
-fn change_summaries(j: &serde_json::Value) -> Vec<String> {
-    j["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["summary"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// What killed runs left beside the target (copies and slot markers).
 fn clone_leftovers(s: &Cluster) -> Vec<String> {
     harness::listing(s.tmp.path())
@@ -427,7 +418,7 @@ fn a_rerun_without_slot_finishes_what_a_run_killed_after_its_slot_started() {
         "{dry}"
     );
     assert!(
-        change_summaries(&dry)
+        harness::summaries(&dry)
             .iter()
             .all(|c| !c.contains("slot vm")),
         "the slot exists: nothing to create {dry}"
@@ -435,7 +426,11 @@ fn a_rerun_without_slot_finishes_what_a_run_killed_after_its_slot_started() {
     assert_eq!(clone_leftovers(&s), left, "a dry run changes nothing");
 
     let j = clone(&p, &s, Some(&pw), &[]).ok();
-    assert_eq!(change_summaries(&dry), change_summaries(&j), "{dry}\n{j}");
+    assert_eq!(
+        harness::summaries(&dry),
+        harness::summaries(&j),
+        "{dry}\n{j}"
+    );
     assert_eq!(j["streaming"]["status"], "streaming", "{j}");
     assert_eq!(p.sql(slots), "vm true");
     assert_eq!(clone_leftovers(&s), Vec::<String>::new());

@@ -27,15 +27,6 @@ fn primary_arg(c: &Cluster) -> String {
     format!("host={} port={} user=postgres", c.sock.display(), c.port)
 }
 
-fn summaries(j: &serde_json::Value) -> Vec<String> {
-    j["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["summary"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Both standbys have replayed everything the primary wrote.
 fn caught_up(p: &Cluster, standbys: &[&Cluster]) {
     let lsn = p.sql("SELECT pg_current_wal_flush_lsn()");
@@ -98,8 +89,8 @@ fn repoints_a_standby_to_the_promoted_one() {
 
     let j = local(&s2, &s1, &["--slot", "s2"]).ok();
     assert_eq!(
-        summaries(&dry),
-        summaries(&j),
+        harness::summaries(&dry),
+        harness::summaries(&j),
         "dry run {dry}\nreal run {j}"
     );
     assert_eq!(j["changed"], true, "{j}");
@@ -134,7 +125,7 @@ fn repoints_a_standby_to_the_promoted_one() {
     let files = s2.standby_files();
     let again = local(&s2, &s1, &["--slot", "s2"]).ok();
     assert_eq!(again["changed"], false, "{again}");
-    assert_eq!(summaries(&again), Vec::<String>::new());
+    assert_eq!(harness::summaries(&again), Vec::<String>::new());
     assert_eq!(s2.standby_files(), files, "a second run writes nothing");
 }
 
@@ -220,12 +211,12 @@ fn repoints_a_remote_standby_on_13_and_later() {
     assert_eq!(s2.standby_files(), before, "a dry run changes nothing");
     let j = remote(&[]).ok();
     assert_eq!(
-        summaries(&dry),
-        summaries(&j),
+        harness::summaries(&dry),
+        harness::summaries(&j),
         "dry run {dry}\nreal run {j}"
     );
     assert!(
-        summaries(&j)
+        harness::summaries(&j)
             .iter()
             .any(|s| s.starts_with("ALTER SYSTEM SET primary_conninfo")),
         "{j}"
@@ -276,8 +267,8 @@ fn configures_and_starts_a_stopped_standby_with_a_password_file() {
     let j = local(&s2, &s1, &args).ok();
     assert!(!j.to_string().contains("s3cret-follow"), "{j}");
     assert_eq!(
-        summaries(&dry),
-        summaries(&j),
+        harness::summaries(&dry),
+        harness::summaries(&j),
         "dry run {dry}\nreal run {j}"
     );
     streams_from(&s2, &s1, 3);
@@ -460,14 +451,16 @@ fn keeps_the_slot_when_the_primary_is_the_same_server_by_another_address() {
     assert_eq!(s.standby_files(), before, "a dry run changes nothing");
     let j = follow(&args).ok();
     assert_eq!(
-        summaries(&dry),
-        summaries(&j),
+        harness::summaries(&dry),
+        harness::summaries(&j),
         "dry run {dry}\nreal run {j}"
     );
     assert_eq!(j["changed"], true, "{j}");
     assert!(!j["warnings"].to_string().contains("dropped"), "{j}");
     assert!(
-        summaries(&j).iter().all(|c| !c.contains("slot vm created")),
+        harness::summaries(&j)
+            .iter()
+            .all(|c| !c.contains("slot vm created")),
         "{j}"
     );
     assert_eq!(slot_lines(&s).last().unwrap(), "primary_slot_name = 'vm'");

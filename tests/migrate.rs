@@ -182,15 +182,6 @@ fn caught_up(s: &Cluster) {
     }
 }
 
-fn summaries(j: &serde_json::Value) -> Vec<String> {
-    j["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["summary"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// The whole story between two majors: writes during the copy, start
 /// twice, status, cutover; then equal tables, no replication left, a
 /// read-only source and inserts on the target that do not collide.
@@ -384,7 +375,7 @@ fn keyless_refused_then_abort_cleans() {
     let j = migrate("start", &s, &t, &["--replica-identity-full"])
         .run()
         .ok();
-    assert_eq!(summaries(&j), summaries(&dry));
+    assert_eq!(harness::summaries(&j), harness::summaries(&dry));
     wait_synced(&t);
     caught_up(&s);
     assert_eq!(counts(&s, &TABLES), counts(&t, &TABLES));
@@ -411,7 +402,7 @@ fn table_selection() {
     // abort --drop-schema drops those two (pg_dump -t), and start again.
     let a = migrate("abort", &s, &t, &["--drop-schema"]).run().ok();
     assert!(
-        summaries(&a)
+        harness::summaries(&a)
             .iter()
             .any(|x| x.contains("drop the schema of public.customers, public.orders")),
         "{a}"
@@ -450,7 +441,7 @@ fn killed_start_then_abort() {
             let j = migrate("start", &s, &t, &["--replica-identity-full"])
                 .run()
                 .ok();
-            eprintln!("step {step}: rerun {}", summaries(&j).join(" | "));
+            eprintln!("step {step}: rerun {}", harness::summaries(&j).join(" | "));
             wait_synced(&t);
             caught_up(&s);
             assert_eq!(counts(&s, &TABLES), counts(&t, &TABLES), "step {step}");
@@ -542,7 +533,7 @@ fn drop_schema_then_start_again_then_refused_after_cutover() {
         .run()
         .ok();
     assert!(
-        summaries(&dry)
+        harness::summaries(&dry)
             .iter()
             .any(|x| x.starts_with("on the target: drop the source database's schema")),
         "{dry}"
@@ -628,7 +619,7 @@ fn killed_abort_drop_schema_then_rerun() {
             .ok();
         killed_after(migrate("abort", &s, &t, &["--drop-schema"]), step);
         let j = migrate("abort", &s, &t, &["--drop-schema"]).run().ok();
-        eprintln!("step {step}: rerun {}", summaries(&j).join(" | "));
+        eprintln!("step {step}: rerun {}", harness::summaries(&j).join(" | "));
         nothing_left(&s, &t);
         assert_eq!(user_objects(&t), "0", "step {step}");
         assert_eq!(identity(&s, "pgbench_history"), "d", "step {step}");

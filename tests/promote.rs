@@ -41,15 +41,6 @@ pub fn replayed(s: &Cluster, q: &str, want: &str) {
     }
 }
 
-fn summaries(j: &serde_json::Value) -> Vec<String> {
-    j["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["summary"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn promotes_a_standby_whose_primary_was_killed() {
     let p = Cluster::new();
@@ -69,8 +60,8 @@ fn promotes_a_standby_whose_primary_was_killed() {
 
     let j = promote(&s, &[]).ok();
     assert_eq!(
-        summaries(&dry),
-        summaries(&j),
+        harness::summaries(&dry),
+        harness::summaries(&j),
         "dry run {dry}\nreal run {j}"
     );
     assert_eq!(j["changed"], true, "{j}");
@@ -90,7 +81,7 @@ fn promotes_a_standby_whose_primary_was_killed() {
 
     let again = promote(&s, &[]).ok();
     assert_eq!(again["changed"], false, "{again}");
-    assert_eq!(summaries(&again), Vec::<String>::new());
+    assert_eq!(harness::summaries(&again), Vec::<String>::new());
 }
 
 #[test]

@@ -71,15 +71,6 @@ fn rejoin(p: &Cluster, s: &Cluster, extra: &[&str]) -> harness::Run {
     pgrepctl(args)
 }
 
-fn summaries(j: &serde_json::Value) -> Vec<String> {
-    j["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["summary"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// `pg_dump --data-only` of a node, without the lines that differ by
 /// run (`\restrict` keys).
 fn dump(c: &Cluster) -> String {
@@ -160,8 +151,8 @@ fn a_cleanly_stopped_primary_follows_without_a_rewind() {
 
     let j = rejoin(&p, &s, &["--slot", "old_primary"]).ok();
     assert_eq!(
-        summaries(&dry),
-        summaries(&j),
+        harness::summaries(&dry),
+        harness::summaries(&j),
         "dry run {dry}\nreal run {j}"
     );
     assert_eq!(j["changed"], true, "{j}");
@@ -206,8 +197,8 @@ fn a_killed_primary_with_diverging_writes_is_rewound() {
     let conf_before = std::fs::read_to_string(p.conf_path()).unwrap();
     let j = rejoin(&p, &s, &[]).ok();
     assert_eq!(
-        summaries(&dry),
-        summaries(&j),
+        harness::summaries(&dry),
+        harness::summaries(&j),
         "dry run {dry}\nreal run {j}"
     );
     assert!(j["rewind"].as_str().unwrap().contains("diverged"), "{j}");

@@ -223,15 +223,6 @@ impl Files {
     }
 }
 
-fn summaries(j: &serde_json::Value) -> Vec<String> {
-    j["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["summary"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Every standby has replayed everything the primary wrote.
 fn caught_up(p: &Cluster, standbys: &[&Cluster]) {
     let lsn = p.sql("SELECT pg_current_wal_flush_lsn()");
@@ -515,7 +506,7 @@ fn switches_over_under_load_back_and_again() {
     let before = n.files();
     let again = n.switchover(p, s1, &[]).run().ok();
     assert_eq!(again["changed"], false, "{again}");
-    assert_eq!(summaries(&again), Vec::<String>::new());
+    assert_eq!(harness::summaries(&again), Vec::<String>::new());
     assert_eq!(n.files().changed_since(&before), Vec::<PathBuf>::new());
 
     // And back: S1's host hands the primary role to P.
@@ -777,7 +768,7 @@ fn kill_after_each_step(first: usize, last: usize) -> bool {
         let again = run(None);
         let j = again.json();
         match j["changes"].is_array() {
-            true => eprintln!("rerun: {:?}", summaries(&j)),
+            true => eprintln!("rerun: {:?}", harness::summaries(&j)),
             false => eprintln!("rerun: {j}"),
         }
         assert_eq!(
@@ -1018,7 +1009,11 @@ fn dry_run_reports_what_the_run_does_and_changes_nothing() {
     assert_eq!(s1.sql("SELECT count(*) FROM pg_replication_slots"), "0");
 
     let j = n.switchover(p, s1, &[]).run().ok();
-    assert_eq!(summaries(&dj), summaries(&j), "dry run {dj}\nreal run {j}");
+    assert_eq!(
+        harness::summaries(&dj),
+        harness::summaries(&j),
+        "dry run {dj}\nreal run {j}"
+    );
     n.sibling_follows(&j, s1);
     settled(s1, &[p, s2]);
 
@@ -1026,7 +1021,7 @@ fn dry_run_reports_what_the_run_does_and_changes_nothing() {
     // by the nodes' configuration, are gone).
     let again = n.switchover(p, s1, &["--dry-run"]).run().ok();
     assert_eq!(again["changed"], false, "{again}");
-    assert_eq!(summaries(&again), Vec::<String>::new(), "{again}");
+    assert_eq!(harness::summaries(&again), Vec::<String>::new(), "{again}");
 }
 
 #[test]

@@ -566,3 +566,13 @@ impl Drop for Mount {
         let _ = std::fs::remove_dir(&self.0);
     }
 }
+
+/// The summaries of a `--json` report's changes, in order.
+pub fn summaries(j: &serde_json::Value) -> Vec<String> {
+    j["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["summary"].as_str().unwrap().to_string())
+        .collect()
+}
