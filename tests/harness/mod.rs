@@ -99,17 +99,25 @@ pub fn check(out: Output, what: &str) -> String {
 
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
+/// Test servers listen below the kernel's ephemeral range (32768 and up
+/// by default): a port found free there can be taken by any outgoing
+/// connection before the server binds it (seen: "could not create any
+/// TCP/IP sockets" in a clone's start).
+const PORTS: std::ops::Range<u16> = 10000..32000;
+
 /// A loopback port nobody listens on. Ports are handed out from a
-/// per-process range so parallel tests in one run never pick the same one.
+/// per-process start in [`PORTS`], wrapping, so parallel tests in one run
+/// never pick the same one and runs in parallel rarely meet.
 pub fn free_port() -> u16 {
+    let span = PORTS.end - PORTS.start;
     let _ = NEXT_PORT.compare_exchange(
         0,
-        20000 + (std::process::id() % 400) as u16 * 100,
+        1 + (std::process::id() % 110) as u16 * 200,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
     loop {
-        let p = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
+        let p = PORTS.start + NEXT_PORT.fetch_add(1, Ordering::SeqCst) % span;
         if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
             && std::net::TcpListener::bind(("::1", p))
                 .map(|_| true)
