@@ -758,6 +758,20 @@ fn reconnect_all(p: &Cluster, n: usize) {
 /// `check --format prometheus` of the primary alone, where the standbys
 /// are known only by their walsenders: no PID in any label, and the same
 /// series after every walsender reconnected (with new PIDs).
+/// `check --json` of `p` and these standbys.
+fn check_json(p: &Cluster, standbys: &[&Cluster]) -> crate::harness::Run {
+    let mut args = vec![
+        "check".to_string(),
+        "--json".into(),
+        "--primary".into(),
+        p.conninfo(),
+    ];
+    for s in standbys {
+        args.extend(["--standby".to_string(), s.conninfo()]);
+    }
+    pgrepctl(args)
+}
+
 fn stable_series(p: &Cluster) -> Vec<String> {
     let pc = p.conninfo();
     let prometheus = || {
@@ -782,17 +796,7 @@ fn standbys_sharing_a_name_are_told_apart_by_slot() {
     let p = Cluster::new();
     let s1 = Cluster::standby_with_slot(&p, "db2", Some("slot_a"));
     let s2 = Cluster::standby_with_slot(&p, "db2", Some("slot_b"));
-    let (pc, c1, c2) = (p.conninfo(), s1.conninfo(), s2.conninfo());
-    let r = pgrepctl([
-        "check",
-        "--json",
-        "--primary",
-        &pc,
-        "--standby",
-        &c1,
-        "--standby",
-        &c2,
-    ]);
+    let r = check_json(&p, &[&s1, &s2]);
     let j = r.json();
     assert_eq!(r.code(), 0, "{j}");
     assert_eq!(problem_codes(&j), Vec::<String>::new(), "{j}");
@@ -821,17 +825,7 @@ fn standbys_that_cannot_be_told_apart_are_named_as_such() {
     let p = Cluster::new();
     let s1 = Cluster::standby_of(&p, "db2");
     let s2 = Cluster::standby_of(&p, "db2");
-    let (pc, c1, c2) = (p.conninfo(), s1.conninfo(), s2.conninfo());
-    let r = pgrepctl([
-        "check",
-        "--json",
-        "--primary",
-        &pc,
-        "--standby",
-        &c1,
-        "--standby",
-        &c2,
-    ]);
+    let r = check_json(&p, &[&s1, &s2]);
     let j = r.json();
     assert_eq!(r.code(), 1, "{j}");
     assert_eq!(
@@ -852,7 +846,7 @@ fn standbys_that_cannot_be_told_apart_are_named_as_such() {
             .any(|s| s == "pgrepctl_replication_lag_bytes{standby=\"db2#2\"}"),
         "{series:?}"
     );
-    let r = pgrepctl(["check", "--json", "--primary", &pc]);
+    let r = check_json(&p, &[]);
     let warnings = r.json()["warnings"].to_string();
     assert!(warnings.contains("cannot be told apart"), "{warnings}");
 }
