@@ -366,6 +366,35 @@ fn a_name_another_standby_streams_under_is_warned_about() {
     assert!(warned(&dry), "{dry}");
 }
 
+/// --slot names a slot another standby streams through: refused before
+/// anything is done (pg_basebackup would fail only after the primary's
+/// checkpoint), in --dry-run too; the other standby keeps streaming.
+#[test]
+fn a_slot_another_standby_streams_through_is_refused() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    let _other = Cluster::standby_with_slot(&p, "db2", Some("db2"));
+    let s = Cluster::clone_target(&p);
+    for extra in [&["--slot", "db2", "--dry-run"][..], &["--slot", "db2"]] {
+        let j = clone(&p, &s, Some(&pw), extra).fails(1, "SLOT_CONFLICT");
+        let message = j["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("replication slot db2 is in use on the primary"),
+            "{j}"
+        );
+        assert!(
+            j["error"]["hint"].to_string().contains("--slot NAME"),
+            "{j}"
+        );
+        assert_eq!(j["changed"], false, "{j}");
+    }
+    assert!(!s.data.exists(), "nothing was copied");
+    assert_eq!(
+        p.sql("SELECT active FROM pg_replication_slots WHERE slot_name = 'db2'"),
+        "t"
+    );
+    assert_eq!(p.sql("SELECT count(*) FROM pg_replication_slots"), "1");
+}
+
 /// What killed runs left beside the target (copies and slot markers).
 fn clone_leftovers(s: &Cluster) -> Vec<String> {
     harness::listing(s.tmp.path())

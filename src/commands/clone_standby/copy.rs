@@ -385,14 +385,19 @@ fn copy_failed(facts: &Facts, tmp: &Path, message: String, tail: &[String]) -> E
         )
         .hint("free space or choose a larger filesystem; the target was left as it was");
     }
-    let slot_gone = tail
-        .iter()
-        .any(|l| l.contains("slot") && l.contains("does not exist"));
-    Error::new(Code::CopyFailed, message).hint(if slot_gone {
+    Error::new(Code::CopyFailed, message).hint(copy_failed_hint(tail))
+}
+
+/// The next step for pg_basebackup's own failure, from its last lines.
+fn copy_failed_hint(tail: &[String]) -> &'static str {
+    let slot_said = |what: &str| tail.iter().any(|l| l.contains("slot") && l.contains(what));
+    if slot_said("does not exist") {
         "the replication slot is missing on the primary; rerun (pgrepctl creates it) or create it there"
+    } else if slot_said("is active for PID") {
+        "another standby streams through this replication slot: give this one a slot of its own (--slot NAME), or stop the standby that uses it; the target was left as it was"
     } else {
         "the target was left as it was; fix the cause shown and rerun"
-    })
+    }
 }
 
 /// Flush the copy to disk with one `syncfs` per filesystem it is on (the
@@ -700,6 +705,17 @@ pub fn undo_put_in_place(target: &TargetFacts, kept: Option<&Path>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_copy_hints_from_pg_basebackups_last_lines() {
+        let hint = |line: &str| copy_failed_hint(&[line.to_string()]);
+        assert!(hint("pg_basebackup: error: could not send replication command \"START_REPLICATION\": ERROR:  replication slot \"db2\" is active for PID 4242").contains("slot of its own"));
+        assert!(
+            hint("pg_basebackup: error: replication slot \"db2\" does not exist")
+                .contains("missing on the primary")
+        );
+        assert!(hint("pg_basebackup: error: connection lost").contains("fix the cause shown"));
+    }
 
     #[test]
     fn bytes_received_over_tcp() {

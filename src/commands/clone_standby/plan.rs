@@ -2,7 +2,7 @@
 //! refusal is unit-tested without a server).
 
 use super::compress::{self, Choice};
-use super::preflight::{Facts, space_needed};
+use super::preflight::{Facts, Walsender, space_needed};
 use super::settings::Settings;
 use super::target::Target;
 use crate::error::{Code, Error, Result};
@@ -75,6 +75,9 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         upstream_is_target: facts.upstream_is_target,
         primary_name: &settings.primary_name(),
     })?;
+    if let Action::Clone { .. } = action {
+        slot_free(settings.slot.as_deref(), facts.walsenders.as_deref())?;
+    }
     let compression = match action {
         Action::Clone { .. } => compress::decide(settings.compress, &facts.ends)?,
         Action::Reconcile { .. } => Choice {
@@ -88,6 +91,28 @@ pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
         action,
         compression,
     })
+}
+
+/// A copy through a slot another walsender holds would fail only once
+/// pg_basebackup starts ("replication slot … is active for PID …"), after
+/// the checkpoint; refused before anything is done, where the primary's
+/// walsenders could be read (a normal connection with the same role).
+fn slot_free(slot: Option<&str>, senders: Option<&[Walsender]>) -> Result<()> {
+    let (Some(slot), Some(senders)) = (slot, senders) else {
+        return Ok(());
+    };
+    let Some(holder) = senders.iter().find(|s| s.slot.as_deref() == Some(slot)) else {
+        return Ok(());
+    };
+    let from = holder.addr.map_or(String::new(), |a| format!(" from {a}"));
+    Err(Error::new(
+        Code::SlotConflict,
+        format!(
+            "replication slot {slot} is in use on the primary: a walsender streams through it (application_name {}{from}), and a slot serves one standby at a time",
+            holder.application_name
+        ),
+    )
+    .hint("give this standby a slot of its own (--slot NAME, created if missing), or stop the standby that uses this one and rerun; nothing was changed"))
 }
 
 pub fn decide(i: &Inputs) -> Result<Action> {
@@ -269,6 +294,29 @@ mod tests {
             socket_dir: "/tmp".into(),
             listen_addr: String::new(),
         })
+    }
+
+    #[test]
+    fn a_slot_another_walsender_holds_is_refused() {
+        let sender = |slot: Option<&str>| Walsender {
+            application_name: "db2".into(),
+            addr: "10.0.0.2".parse().ok(),
+            slot: slot.map(str::to_owned),
+        };
+        let senders = [sender(None), sender(Some("db2"))];
+        let e = slot_free(Some("db2"), Some(&senders)).unwrap_err();
+        assert_eq!(e.code, Code::SlotConflict);
+        assert!(
+            e.message
+                .contains("slot db2 is in use on the primary: a walsender streams through it (application_name db2 from 10.0.0.2)"),
+            "{}",
+            e.message
+        );
+        assert!(slot_free(Some("db3"), Some(&senders)).is_ok());
+        assert!(slot_free(None, Some(&senders)).is_ok());
+        // Walsenders unknown (the role may not log in to a database):
+        // pg_basebackup's own error then says it.
+        assert!(slot_free(Some("db2"), None).is_ok());
     }
 
     fn run(target: Target, force: bool) -> Result<Action> {
