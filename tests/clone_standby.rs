@@ -395,6 +395,27 @@ fn a_slot_another_standby_streams_through_is_refused() {
     assert_eq!(p.sql("SELECT count(*) FROM pg_replication_slots"), "1");
 }
 
+/// A --slot that exists on the primary is reported as reused, with no
+/// step to create it, on every major: before 15 (no
+/// READ_REPLICATION_SLOT) the preflight's normal connection lists it.
+#[test]
+fn an_existing_slot_is_reused_not_created() {
+    let (p, pw) = prepared_primary(Cluster::builder());
+    p.sql("SELECT 1 FROM pg_create_physical_replication_slot('kept')");
+    let s = Cluster::clone_target(&p);
+    let dry = clone(&p, &s, Some(&pw), &["--slot", "kept", "--dry-run"]).ok();
+    assert_eq!(dry["slot"]["exists"], true, "{dry}");
+    assert!(
+        harness::summaries(&dry)
+            .iter()
+            .all(|c| !c.contains("replication slot kept")),
+        "nothing to create: {dry}"
+    );
+    let dry = clone(&p, &s, Some(&pw), &["--slot", "new", "--dry-run"]).ok();
+    assert_eq!(dry["slot"]["exists"], false, "{dry}");
+    assert!(!s.data.exists(), "a dry run changes nothing");
+}
+
 /// What killed runs left beside the target (copies and slot markers).
 fn clone_leftovers(s: &Cluster) -> Vec<String> {
     harness::listing(s.tmp.path())

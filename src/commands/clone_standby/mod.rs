@@ -169,13 +169,15 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
 }
 
 /// Whether --slot exists on the primary, where a replication connection
-/// can tell (READ_REPLICATION_SLOT, 15+): a dry run then says it is
-/// reused rather than created.
+/// can tell (READ_REPLICATION_SLOT, 15+) or, before 15, the preflight's
+/// normal connection listed the slots: a dry run then says it is reused
+/// rather than created.
 async fn slot_exists(settings: &Settings, facts: &preflight::Facts) -> Option<bool> {
     let slot = settings.slot.as_deref()?;
     let version = crate::pg::version::Version::of(facts.primary.version_num);
     if !version.read_replication_slot() {
-        return None;
+        let slots = facts.physical_slots.as_ref()?;
+        return Some(slots.iter().any(|s| s == slot));
     }
     let mut conn = facts.repl.connect().await.ok()?;
     let found = conn.read_replication_slot(slot).await;

@@ -65,8 +65,12 @@ pub struct Facts {
     /// The primary's walsenders (base backups left out), when a normal
     /// connection with the standby's role is allowed.
     pub walsenders: Option<Vec<Walsender>>,
-    /// Whether --slot exists on the primary (READ_REPLICATION_SLOT, 15+;
-    /// None before, or without --slot): set by `run` after the preflight.
+    /// The primary's physical slots, when a normal connection with the
+    /// standby's role is allowed (before 15 the one way to know them).
+    pub physical_slots: Option<Vec<String>>,
+    /// Whether --slot exists on the primary (READ_REPLICATION_SLOT, 15+,
+    /// else `physical_slots`; None when neither tells, or without --slot):
+    /// set by `run` after the preflight.
     pub slot_exists: Option<bool>,
 }
 
@@ -155,6 +159,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
     let (wal_keep_bytes, wal_rate) = second_sample(&id2, &keep, wal_keep, &first, elapsed);
 
     let walsenders = sql.as_ref().and_then(|s| s.walsenders.clone());
+    let physical_slots = sql.as_ref().and_then(|s| s.physical_slots.clone());
     let primary = Primary {
         identity: first.identity,
         version_num: first.version_num,
@@ -185,6 +190,7 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         warnings,
         channel_binding,
         walsenders,
+        physical_slots,
     })
 }
 
@@ -606,6 +612,7 @@ struct SqlFacts {
     size: Option<u64>,
     compression_methods: Option<Vec<String>>,
     walsenders: Option<Vec<Walsender>>,
+    physical_slots: Option<Vec<String>>,
 }
 
 /// The primary's size and its build's compression methods through a
@@ -655,7 +662,21 @@ async fn primary_sql(settings: &Settings) -> Option<SqlFacts> {
         size,
         compression_methods,
         walsenders: walsenders(&session.client).await,
+        physical_slots: physical_slots(&session.client).await,
     })
+}
+
+/// The primary's physical slots (pg_replication_slots is readable by
+/// every role).
+async fn physical_slots(client: &tokio_postgres::Client) -> Option<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT slot_name::text FROM pg_replication_slots WHERE slot_type = 'physical'",
+            &[],
+        )
+        .await
+        .ok()?;
+    Some(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The primary's walsenders, each with the slot it holds (base backups,
