@@ -8,10 +8,11 @@
 //! cannot catch up is rolled back by itself; one whose pg_hba.conf would
 //! refuse the old primary, and bad input, are refused with nothing
 //! changed; a kill of pgrepctl after any step is finished by a rerun; a
-//! dry run reports what the real run then does. PostgreSQL 10 and 11
-//! candidates are refused (no pg_promote()).
+//! replication role named otherwise than replicator is kept, also by a
+//! rerun after a kill; a dry run reports what the real run then does.
+//! PostgreSQL 10 and 11 candidates are refused (no pg_promote()).
 
-use crate::harness::fixtures::{clone, prepared_primary};
+use crate::harness::fixtures::{clone_as, prepared_primary_as};
 use crate::harness::{self, Builder, Cluster, Test};
 use crate::promote::replayed;
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,12 +56,19 @@ fn nodes(builder: Builder, sibling: bool) -> Nodes {
 
 /// [`nodes`], with a sibling cloned with `sibling`'s flags when given.
 fn nodes_with(builder: Builder, sibling: Option<&[&str]>) -> Nodes {
-    let (p, pw) = prepared_primary(builder.conf("fsync = off"));
+    nodes_as(builder, "replicator", sibling)
+}
+
+/// [`nodes_with`], the replication role named `role`: init-master makes
+/// it (--replication-user), and each clone streams as it (user= in
+/// --primary).
+fn nodes_as(builder: Builder, role: &str, sibling: Option<&[&str]>) -> Nodes {
+    let (p, pw) = prepared_primary_as(builder.conf("fsync = off"), role);
     let s1 = Cluster::clone_target(&p);
-    clone(&p, &s1, Some(&pw), &["--slot", "s1"]).ok();
+    clone_as(&p, &s1, role, Some(&pw), &["--slot", "s1"]).ok();
     let s2 = sibling.map(|flags| {
         let s2 = Cluster::clone_target(&p);
-        clone(&p, &s2, Some(&pw), flags).ok();
+        clone_as(&p, &s2, role, Some(&pw), flags).ok();
         s2
     });
     let conf = std::fs::read_to_string(p.conf_path()).unwrap();
@@ -816,6 +824,121 @@ fn a_kill_after_step_13_or_later_is_finished_by_a_rerun() {
         kill_after_each_step(13, 30),
         "a run with PGREPCTL_KILL_AFTER_STEP=30 was still killed"
     );
+}
+
+/// The replication role of the tests below: init-master's
+/// --replication-user, not its default; no role named replicator exists.
+const ROLE: &str = "repl_other";
+
+/// P, S1 and the sibling S2 (application_name and slot s2), all streaming
+/// as [`ROLE`].
+fn other_role_nodes() -> Nodes {
+    let sibling = ["--application-name", "s2", "--slot", "s2"];
+    let n = nodes_as(Cluster::builder(), ROLE, Some(&sibling[..]));
+    streams_as(&n.p, &n.standbys_of_p(), &[]);
+    n
+}
+
+/// Every standby of `primary` streams as [`ROLE`] (pg_stat_replication
+/// there) and its primary_conninfo names it; no role named replicator
+/// exists, and neither the runs' reports (`runs`) nor any server's log
+/// mention one: nothing tried it.
+fn streams_as(primary: &Cluster, standbys: &[&Cluster], runs: &[&serde_json::Value]) {
+    replayed(
+        primary,
+        "SELECT coalesce(string_agg(usename::text, ',' ORDER BY usename), '') FROM pg_stat_replication",
+        &vec![ROLE; standbys.len()].join(","),
+    );
+    let user = format!("user={ROLE}");
+    for s in standbys {
+        let conninfo = s.sql("SHOW primary_conninfo");
+        assert!(
+            conninfo.split_whitespace().any(|w| w == user),
+            "primary_conninfo on port {}: {conninfo}",
+            s.port
+        );
+    }
+    assert_eq!(
+        primary.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'replicator'"),
+        "0"
+    );
+    for j in runs {
+        assert!(!j.to_string().contains("replicator"), "{j}");
+    }
+    for c in std::iter::once(primary).chain(standbys.iter().copied()) {
+        for log in [c.log.clone(), c.data.join("pgrepctl-server.log")] {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                !text.contains("\"replicator\""),
+                "{}:\n{text}",
+                log.display()
+            );
+        }
+    }
+}
+
+/// With the replication role named otherwise, a switchover, and one
+/// back, leave every standby streaming as that role.
+#[test]
+fn switches_over_with_another_replication_role() {
+    if skipped() {
+        return;
+    }
+    let n = other_role_nodes();
+    let (p, s1, s2) = (&n.p, &n.s1, n.s2.as_ref().unwrap());
+    for (old, cand) in [(p, s1), (s1, p)] {
+        let j = n.switchover(old, cand, &[]).run().ok();
+        n.sibling_follows(&j, cand);
+        settled(cand, &[old, s2]);
+        slots_settled(cand, &[old, s2]);
+        streams_as(cand, &[old, s2], &[&j]);
+    }
+}
+
+/// With the replication role named otherwise, a switchover killed once
+/// the old primary stopped (not fenced yet: the rerun takes the role from
+/// the candidate's configuration), and one killed once the candidate was
+/// promoted (fenced: from what the fence wrote, which the candidate's
+/// configuration agrees with), are finished by a rerun that keeps the
+/// role.
+#[test]
+fn another_replication_role_is_kept_by_a_rerun_after_a_kill() {
+    if skipped() {
+        return;
+    }
+    let n = other_role_nodes();
+    let (p, s1, s2) = (&n.p, &n.s1, n.s2.as_ref().unwrap());
+    // Checkpoint, writes off, drain, stop; then the proof, the fence's
+    // files (S1's passfile is there already, as clone-standby wrote it)
+    // and the promotion.
+    let kills = [
+        (4, "stopped (fast shutdown)", p, s1),
+        (8, "candidate promoted", s1, p),
+    ];
+    for (step, label, old, cand) in kills {
+        let killed = n
+            .switchover(old, cand, &["-v"])
+            .env("PGREPCTL_KILL_AFTER_STEP", step.to_string())
+            .run();
+        assert_eq!(killed.out.status.signal(), Some(9), "{}", killed.stderr());
+        let last = killed
+            .stderr()
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("applying: "))
+            .map(str::to_string);
+        assert!(
+            last.as_deref().is_some_and(|l| l.starts_with(label)),
+            "killed after step {step}: {last:?}, not {label:?}\n{}",
+            killed.stderr()
+        );
+        let j = n.switchover(old, cand, &[]).run().ok();
+        eprintln!("rerun after step {step}: {:?}", harness::summaries(&j));
+        n.sibling_follows(&j, cand);
+        settled(cand, &[old, s2]);
+        slots_settled(cand, &[old, s2]);
+        streams_as(cand, &[old, s2], &[&j]);
+    }
 }
 
 /// A failover by hand (P stopped cleanly, S2 promoted) followed by a

@@ -23,6 +23,16 @@ pub fn prepared_primary_with(builder: Builder, password: &str) -> (Cluster, Path
     (c, pw)
 }
 
+/// [`prepared_primary`] with the replication role named `role`
+/// (init-master's --replication-user) instead of its default.
+pub fn prepared_primary_as(builder: Builder, role: &str) -> (Cluster, PathBuf) {
+    let c = builder.init();
+    let pw = password_file(c.tmp.path(), PW);
+    let flags = ["--allow", "127.0.0.1/32", "--replication-user", role];
+    init_master(&c, &pw, &flags).ok();
+    (c, pw)
+}
+
 /// `pgrepctl init-master --json -D DATA --password-file PW EXTRA…` on `c`.
 pub fn init_master(c: &Cluster, pw: &Path, extra: &[&str]) -> Run {
     let data = c.data.to_str().unwrap();
@@ -51,6 +61,17 @@ pub fn clone_env(
     t.run()
 }
 
+/// [`clone`] streaming as the replication role `role` (user= in --primary).
+pub fn clone_as(
+    primary: &Cluster,
+    target: &Cluster,
+    role: &str,
+    pw: Option<&PathBuf>,
+    extra: &[&str],
+) -> Run {
+    clone_test_as(primary, target, role, pw, extra).run()
+}
+
 /// The [`clone`] command line, to run some other way.
 pub fn clone_test(
     primary: &Cluster,
@@ -58,11 +79,22 @@ pub fn clone_test(
     pw: Option<&PathBuf>,
     extra: &[&str],
 ) -> crate::harness::run::Test {
+    clone_test_as(primary, target, "replicator", pw, extra)
+}
+
+/// [`clone_test`] streaming as the replication role `role`.
+pub fn clone_test_as(
+    primary: &Cluster,
+    target: &Cluster,
+    role: &str,
+    pw: Option<&PathBuf>,
+    extra: &[&str],
+) -> crate::harness::run::Test {
     let mut args: Vec<String> = vec![
         "clone-standby".into(),
         "--json".into(),
         "--primary".into(),
-        format!("host=127.0.0.1 port={} user=replicator", primary.port),
+        format!("host=127.0.0.1 port={} user={role}", primary.port),
         "-D".into(),
         target.data.display().to_string(),
         "--bindir".into(),
