@@ -1,7 +1,7 @@
 //! The one executor: apply in order, report what changed, and on a failure
 //! or an interrupt undo newest first what this run did.
 
-use super::{Cx, Step, Undo, announce};
+use super::{Action, Cx, Step, Undo, announce};
 use crate::error::{Code, Error, Result};
 use crate::report::Outcome;
 use futures_util::FutureExt;
@@ -69,9 +69,7 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
     let mut undo: Vec<Box<dyn Undo<E>>> = vec![];
     // Changes since the last commit point: they go if the run is undone.
     let mut uncommitted = 0;
-    let fail_after = injected("PGREPCTL_FAIL_AFTER_STEP");
-    let kill_after = injected("PGREPCTL_KILL_AFTER_STEP");
-    let pause_after = injected("PGREPCTL_PAUSE_AFTER_STEP");
+    let faults = Faults::read();
     let mut applied = 0;
     let mut result = Ok(());
     for step in steps {
@@ -94,14 +92,8 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
         match action.apply(cx).await {
             Ok(done) => {
                 undo.extend(done.undo);
-                if done.changed {
-                    if let Some(mut c) = action.describe() {
-                        if done.diff.is_some() {
-                            c.diff = done.diff;
-                        }
-                        outcome.push(c);
-                        uncommitted += 1;
-                    }
+                if report_change(action.as_ref(), done.changed, done.diff, outcome) {
+                    uncommitted += 1;
                 }
             }
             Err(e) => {
@@ -110,21 +102,8 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
             }
         }
         applied += 1;
-        if kill_after == Some(applied) {
-            // A SIGKILL, as an operator's or the OOM killer's: no undo, no
-            // report, nothing flushed.
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-        }
-        if pause_after == Some(applied) {
-            // Stopped until a SIGCONT: the test changes the world between
-            // two steps (a server started by someone else mid-run).
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
-        }
-        if fail_after == Some(applied) {
-            result = Err(Error::new(
-                Code::Internal,
-                format!("failure injected after step {applied} (PGREPCTL_FAIL_AFTER_STEP)"),
-            ));
+        if let Err(e) = faults.after(applied) {
+            result = Err(e);
             break;
         }
     }
@@ -140,6 +119,65 @@ pub async fn execute<E>(steps: &[Step<E>], cx: &mut Cx<E>, outcome: &mut Outcome
     // What the undo had to say (a rollback's note) is reported too.
     outcome.warnings.append(&mut cx.warnings);
     Err(err)
+}
+
+/// One rule for what a step reports (a described change, with its run-time diff); true if it did.
+fn report_change<E>(
+    action: &dyn Action<E>,
+    changed: bool,
+    diff: Option<String>,
+    outcome: &mut Outcome,
+) -> bool {
+    if !changed {
+        return false;
+    }
+    let Some(mut c) = action.describe() else {
+        return false;
+    };
+    if diff.is_some() {
+        c.diff = diff;
+    }
+    outcome.push(c);
+    true
+}
+
+/// The test hooks of [`injected`], read once per run so the loop asks one question per step.
+struct Faults {
+    fail_after: Option<usize>,
+    kill_after: Option<usize>,
+    pause_after: Option<usize>,
+}
+
+impl Faults {
+    /// Reads the three variables once, before the first step is applied.
+    fn read() -> Faults {
+        Faults {
+            fail_after: injected("PGREPCTL_FAIL_AFTER_STEP"),
+            kill_after: injected("PGREPCTL_KILL_AFTER_STEP"),
+            pause_after: injected("PGREPCTL_PAUSE_AFTER_STEP"),
+        }
+    }
+
+    /// After step `applied`: kill, then pause, then fail, in the order tests rely on.
+    fn after(&self, applied: usize) -> Result<()> {
+        if self.kill_after == Some(applied) {
+            // A SIGKILL, as an operator's or the OOM killer's: no undo, no
+            // report, nothing flushed.
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+        if self.pause_after == Some(applied) {
+            // Stopped until a SIGCONT: the test changes the world between
+            // two steps (a server started by someone else mid-run).
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+        }
+        if self.fail_after == Some(applied) {
+            return Err(Error::new(
+                Code::Internal,
+                format!("failure injected after step {applied} (PGREPCTL_FAIL_AFTER_STEP)"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Undo, newest first (a reload last of all, once the files are back),

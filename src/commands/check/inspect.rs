@@ -269,36 +269,7 @@ fn facts_sql(role: Role) -> String {
         .map(|n| format!("'{n}', current_setting('{n}')::bigint"))
         .collect::<Vec<_>>()
         .join(", ");
-    let side = match role {
-        Role::Primary => {
-            format!(
-                "
-  'slots', (SELECT json_agg(json_build_object(
-      'name', s.slot_name, 'slot_type', s.slot_type, 'active', s.active,
-      'restart_lsn', s.restart_lsn::text, 'wal_status', to_jsonb(s)->>'wal_status')
-      ORDER BY s.slot_name) FROM pg_get_replication_slots() s),
-  'archiver', {}",
-                archive::ARCHIVER_SQL
-            )
-        }
-        // primary_conninfo is readable with pg_read_all_settings (or as a
-        // superuser); current_setting() would fail the query otherwise.
-        Role::Standby => {
-            format!(
-                "
-  'restore_command', {},
-  'primary_conninfo', CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
-      THEN current_setting('primary_conninfo', true) END,
-  'receiver', (SELECT json_build_object(
-      'status', w.status, 'sender_host', to_jsonb(w)->>'sender_host',
-      'sender_port', (to_jsonb(w)->>'sender_port')::int, 'slot_name', w.slot_name,
-      'conninfo', w.conninfo, 'received_tli', w.received_tli,
-      'last_msg_age', extract(epoch FROM now() - w.last_msg_receipt_time)::float8)
-      FROM pg_stat_get_wal_receiver() w WHERE w.pid IS NOT NULL)",
-                archive::RESTORE_COMMAND_SQL
-            )
-        }
-    };
+    let side = side_sql(role);
     format!(
         "SELECT json_build_object(
   'version_num', current_setting('server_version_num')::int,
@@ -328,6 +299,40 @@ fn facts_sql(role: Role) -> String {
 )::text FROM ({TIMELINE}) tl",
         super::tls::ACCESS_SQL
     )
+}
+
+/// The part of [`facts_sql`] asked of one side only, apart so the shared query reads as one piece.
+fn side_sql(role: Role) -> String {
+    match role {
+        Role::Primary => {
+            format!(
+                "
+  'slots', (SELECT json_agg(json_build_object(
+      'name', s.slot_name, 'slot_type', s.slot_type, 'active', s.active,
+      'restart_lsn', s.restart_lsn::text, 'wal_status', to_jsonb(s)->>'wal_status')
+      ORDER BY s.slot_name) FROM pg_get_replication_slots() s),
+  'archiver', {}",
+                archive::ARCHIVER_SQL
+            )
+        }
+        // primary_conninfo is readable with pg_read_all_settings (or as a
+        // superuser); current_setting() would fail the query otherwise.
+        Role::Standby => {
+            format!(
+                "
+  'restore_command', {},
+  'primary_conninfo', CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
+      THEN current_setting('primary_conninfo', true) END,
+  'receiver', (SELECT json_build_object(
+      'status', w.status, 'sender_host', to_jsonb(w)->>'sender_host',
+      'sender_port', (to_jsonb(w)->>'sender_port')::int, 'slot_name', w.slot_name,
+      'conninfo', w.conninfo, 'received_tli', w.received_tli,
+      'last_msg_age', extract(epoch FROM now() - w.last_msg_receipt_time)::float8)
+      FROM pg_stat_get_wal_receiver() w WHERE w.pid IS NOT NULL)",
+                archive::RESTORE_COMMAND_SQL
+            )
+        }
+    }
 }
 
 /// The node's wal senders (a primary's, or a cascading standby's), each
@@ -459,19 +464,7 @@ pub fn lsn_diff(a: Option<&str>, b: Option<&str>) -> Option<i64> {
 }
 
 fn data(raw: Raw, history_text: Option<String>) -> Data {
-    // Where this node's senders measure from: the primary's current WAL
-    // position, a standby's received (or replayed, if further) position.
-    let own = if raw.in_recovery {
-        match (
-            raw.receive_lsn.as_deref().and_then(parse_lsn),
-            raw.replay_lsn.as_deref().and_then(parse_lsn),
-        ) {
-            (Some(a), Some(b)) => Some(crate::pg::replication::format_lsn(a.max(b))),
-            (a, b) => a.or(b).map(crate::pg::replication::format_lsn),
-        }
-    } else {
-        raw.wal_lsn.clone()
-    };
+    let own = own_lsn(&raw);
     let mut senders = raw.senders.unwrap_or_default();
     for s in &mut senders {
         s.lag_bytes = lsn_diff(own.as_deref(), s.replay_lsn.as_deref());
@@ -484,21 +477,10 @@ fn data(raw: Raw, history_text: Option<String>) -> Data {
     for s in &mut slots {
         s.retained_bytes = lsn_diff(raw.wal_lsn.as_deref(), s.restart_lsn.as_deref());
     }
-    let app = |ci: &str| conninfo_value(ci, "application_name").unwrap_or_default();
-    let receiver = raw.receiver.map(|r| ReceiverFacts {
-        application_name: r.conninfo.as_deref().map(app),
-        received_tli: r.received_tli.filter(|t| *t > 0),
-        receiver: Receiver {
-            status: r.status,
-            sender_host: r.sender_host,
-            sender_port: r.sender_port,
-            slot_name: r.slot_name,
-            last_msg_age_seconds: r.last_msg_age,
-        },
-    });
+    let receiver = raw.receiver.map(receiver_facts);
     let configured_app_name = match (&receiver, raw.in_recovery) {
         (None, true) if !crate::pg::version::Version::of(raw.version_num).recovery_conf() => {
-            raw.primary_conninfo.as_deref().map(app)
+            raw.primary_conninfo.as_deref().map(conninfo_app_name)
         }
         _ => None,
     };
@@ -542,6 +524,41 @@ fn data(raw: Raw, history_text: Option<String>) -> Data {
         replay,
         configured_app_name,
     }
+}
+
+/// Where this node's senders' lag is measured from, a choice that differs by role.
+fn own_lsn(raw: &Raw) -> Option<String> {
+    if raw.in_recovery {
+        match (
+            raw.receive_lsn.as_deref().and_then(parse_lsn),
+            raw.replay_lsn.as_deref().and_then(parse_lsn),
+        ) {
+            (Some(a), Some(b)) => Some(crate::pg::replication::format_lsn(a.max(b))),
+            (a, b) => a.or(b).map(crate::pg::replication::format_lsn),
+        }
+    } else {
+        raw.wal_lsn.clone()
+    }
+}
+
+/// The WAL receiver as check reports it: columns renamed, a timeline of 0 (none yet) dropped.
+fn receiver_facts(r: RawReceiver) -> ReceiverFacts {
+    ReceiverFacts {
+        application_name: r.conninfo.as_deref().map(conninfo_app_name),
+        received_tli: r.received_tli.filter(|t| *t > 0),
+        receiver: Receiver {
+            status: r.status,
+            sender_host: r.sender_host,
+            sender_port: r.sender_port,
+            slot_name: r.slot_name,
+            last_msg_age_seconds: r.last_msg_age,
+        },
+    }
+}
+
+/// A conninfo's application_name ("" if none): one rule for the receiver's and primary_conninfo.
+fn conninfo_app_name(conninfo: &str) -> String {
+    conninfo_value(conninfo, "application_name").unwrap_or_default()
 }
 
 /// `host:port` of a primary_conninfo whose host is a loopback address.

@@ -112,18 +112,7 @@ impl Facts {
 /// for the size is tried while the first sample runs.
 pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer) -> Result<Facts> {
     let run_as = run_as_for(&target.path);
-    let mut repl = ReplClient::new(
-        run_as,
-        own_conninfo(settings),
-        settings.password.clone(),
-        settings.password_line().as_deref(),
-        settings.connect_timeout,
-    )?;
-    printer.info(format!(
-        "preflight: replication connection to {} as {}",
-        settings.primary_name(),
-        settings.conninfo.user
-    ));
+    let mut repl = first_client(settings, run_as, printer)?;
     let t0 = Instant::now();
     let (conn, first, sql) = first_sample(&repl, settings).await?;
     let major = crate::pg::version::Version::of(first.version_num).major();
@@ -134,22 +123,16 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
 
     let channel_binding =
         settings.root_ca.is_some() && Version::of(first.version_num).has_channel_binding();
-    let mut kept = Some(conn);
-    if channel_binding {
-        if let Some(c) = kept.take() {
-            c.close().await;
-        }
-        repl = bound_client(settings, run_as)?;
-    }
-    let local = match local_checks(settings, &target, major, run_as) {
-        Ok(l) => l,
-        Err(e) => {
-            if let Some(c) = kept {
-                c.close().await;
-            }
-            return Err(e);
-        }
-    };
+    let (kept, local) = between_samples(
+        settings,
+        &target,
+        major,
+        run_as,
+        channel_binding,
+        conn,
+        &mut repl,
+    )
+    .await?;
     printer.debug(format!("binaries: {}", local.bindir.path.display()));
 
     // Second sample: the WAL rate over the time the local checks took.
@@ -192,6 +175,51 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         walsenders,
         physical_slots,
     })
+}
+
+/// The first sample's client, announced: the standby's credentials are the first thing to fail.
+fn first_client(settings: &Settings, run_as: RunAs, printer: &Printer) -> Result<ReplClient> {
+    let repl = ReplClient::new(
+        run_as,
+        own_conninfo(settings),
+        settings.password.clone(),
+        settings.password_line().as_deref(),
+        settings.connect_timeout,
+    )?;
+    printer.info(format!(
+        "preflight: replication connection to {} as {}",
+        settings.primary_name(),
+        settings.conninfo.user
+    ));
+    Ok(repl)
+}
+
+/// Between the samples, so inspect reads as its order: a bound client if needed, then local checks.
+async fn between_samples(
+    settings: &Settings,
+    target: &TargetFacts,
+    major: u32,
+    run_as: RunAs,
+    channel_binding: bool,
+    conn: ReplConnection,
+    repl: &mut ReplClient,
+) -> Result<(Option<ReplConnection>, Local)> {
+    let mut kept = Some(conn);
+    if channel_binding {
+        if let Some(c) = kept.take() {
+            c.close().await;
+        }
+        *repl = bound_client(settings, run_as)?;
+    }
+    match local_checks(settings, target, major, run_as) {
+        Ok(local) => Ok((kept, local)),
+        Err(e) => {
+            if let Some(c) = kept {
+                c.close().await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Whether --primary names the server that runs on the target: the same

@@ -112,11 +112,7 @@ impl Settings {
         let restore = restore_settings(restore_dir, restore_command, archive_cleanup)?;
         let upstream = Upstream::parse(&primary)?;
         let application_name_given = application_name.is_some();
-        let application_name = ApplicationName::parse(
-            "--application-name",
-            &application_name
-                .unwrap_or_else(|| crate::net::host_name().unwrap_or_else(|| "standby".into())),
-        )?;
+        let application_name = application_name_or_host(application_name)?;
         let slot = slot.map(|s| SlotName::parse("--slot", &s)).transpose()?;
         if passfile.is_some() && password_in_conninfo {
             return Err(Error::new(
@@ -128,28 +124,15 @@ impl Settings {
         let pgdata = crate::fsutil::absolute(&pgdata)?;
         let bindir = bindir.checked()?;
         let password = password.load(allow_insecure)?;
-        let passfile = match (&password, password_in_conninfo) {
-            (Some(_), false) => Some(match passfile {
-                Some(p) => crate::fsutil::absolute(&p)?,
-                None => pgdata.join(PASSFILE_NAME),
-            }),
-            _ => None,
-        };
+        let passfile = passfile_path(password.as_ref(), password_in_conninfo, passfile, &pgdata)?;
         let (upstream, root_ca) = with_root_ca(upstream, sslrootcert, &pgdata)?;
-        let conninfo = PrimaryConninfo {
-            host: upstream.host,
-            port: upstream.port,
-            user: upstream.user,
-            passfile: passfile.as_ref().map(|p| p.display().to_string()),
-            password: if password_in_conninfo {
-                password.as_ref().map(|p| p.expose().to_string())
-            } else {
-                None
-            },
-            application_name: application_name.into(),
-            sslmode: upstream.sslmode,
-            ssl_files: upstream.ssl_files,
-        };
+        let conninfo = primary_conninfo(
+            upstream,
+            passfile.as_deref(),
+            password.as_ref(),
+            password_in_conninfo,
+            application_name,
+        );
         Ok(Settings {
             pgdata,
             conninfo,
@@ -230,6 +213,54 @@ impl Settings {
     /// "host=10.0.0.1 port=5432", for messages.
     pub fn primary_name(&self) -> String {
         format!("host={} port={}", self.conninfo.host, self.conninfo.port)
+    }
+}
+
+/// --application-name, else this host's name (or "standby"), checked so a bad one is a usage error.
+fn application_name_or_host(given: Option<String>) -> Result<ApplicationName> {
+    ApplicationName::parse(
+        "--application-name",
+        &given.unwrap_or_else(|| crate::net::host_name().unwrap_or_else(|| "standby".into())),
+    )
+}
+
+/// The standby's password file, if the password goes to one; passfile= needs an absolute path.
+fn passfile_path(
+    password: Option<&Secret>,
+    password_in_conninfo: bool,
+    passfile: Option<PathBuf>,
+    pgdata: &std::path::Path,
+) -> Result<Option<PathBuf>> {
+    Ok(match (password, password_in_conninfo) {
+        (Some(_), false) => Some(match passfile {
+            Some(p) => crate::fsutil::absolute(&p)?,
+            None => pgdata.join(PASSFILE_NAME),
+        }),
+        _ => None,
+    })
+}
+
+/// primary_conninfo built in one place, so the password lands in one home: passfile= or password=.
+fn primary_conninfo(
+    upstream: Upstream,
+    passfile: Option<&std::path::Path>,
+    password: Option<&Secret>,
+    password_in_conninfo: bool,
+    application_name: ApplicationName,
+) -> PrimaryConninfo {
+    PrimaryConninfo {
+        host: upstream.host,
+        port: upstream.port,
+        user: upstream.user,
+        passfile: passfile.map(|p| p.display().to_string()),
+        password: if password_in_conninfo {
+            password.map(|p| p.expose().to_string())
+        } else {
+            None
+        },
+        application_name: application_name.into(),
+        sslmode: upstream.sslmode,
+        ssl_files: upstream.ssl_files,
     }
 }
 

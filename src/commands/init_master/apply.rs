@@ -169,7 +169,6 @@ pub fn validate(cx: &mut Cx<Env>) -> LocalBoxFuture<'_, Result<()>> {
 }
 
 async fn validate_with(session: &Session, env: &Env) -> Result<()> {
-    let (facts, targets) = (&env.facts, &env.targets);
     let c = &session.client;
     let t = &session.target;
     let rows = c
@@ -192,6 +191,13 @@ async fn validate_with(session: &Session, env: &Env) -> Result<()> {
             .hint("the original files are restored; fix the line PostgreSQL names (or what includes it) and rerun"));
         }
     }
+    overridden(&rows, env)?;
+    hba_rejected(session, env).await
+}
+
+/// A second check on the same rows: an include or a later line may override what pgrepctl wrote.
+fn overridden(rows: &[tokio_postgres::Row], env: &Env) -> Result<()> {
+    let (facts, targets) = (&env.facts, &env.targets);
     for target in targets {
         let last = rows
             .iter()
@@ -221,6 +227,14 @@ async fn validate_with(session: &Session, env: &Env) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// pg_hba.conf is read by a view of its own, so its check is a step of its own.
+async fn hba_rejected(session: &Session, env: &Env) -> Result<()> {
+    let (facts, targets) = (&env.facts, &env.targets);
+    let c = &session.client;
+    let t = &session.target;
     let hba = c
         .query(
             "SELECT coalesce(line_number, 0), error FROM pg_hba_file_rules WHERE error IS NOT NULL",

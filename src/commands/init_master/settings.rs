@@ -107,32 +107,18 @@ impl Settings {
         let method = validate_method(&hba_method, ssl, allow_insecure)?;
         let ssl_setup = super::ssl::SslSetup::from_flags(ssl_names, ssl_dir, ssl_issue)?;
         let allows = parse_allows(&allow, allow_insecure)?;
-        let slots = slots
-            .iter()
-            .map(|s| SlotName::parse("--slot", s).map(String::from))
-            .collect::<Result<Vec<_>>>()?;
-        check_max_wal_senders(max_wal_senders)?;
-        let wal_keep_bytes = crate::units::parse_bytes(&wal_keep).map_err(|e| {
-            Error::new(Code::InvalidValue, format!("--wal-keep: {e}"))
-                .hint("give a size with a unit: kB, MB, GB or TB, e.g. --wal-keep 1GB")
-        })?;
-        if let Some(l) = &listen {
-            check_listen(l)?;
-        }
+        let (slots, wal_keep_bytes) =
+            server_flags(&slots, max_wal_senders, &wal_keep, listen.as_deref())?;
         let data_dir = pgdata.map(validate_data_dir).transpose()?;
         let bindir = bindir.checked()?;
         let password = password.load(allow_insecure)?;
-        let monitor = if monitor_from.is_empty() && monitor_password_file.is_none() {
-            None
-        } else {
-            Some(monitor_settings(
-                &monitor_user,
-                &role,
-                &monitor_from,
-                monitor_password_file.as_deref(),
-                allow_insecure,
-            )?)
-        };
+        let monitor = monitor_settings(
+            &monitor_user,
+            &role,
+            &monitor_from,
+            monitor_password_file,
+            allow_insecure,
+        )?;
         let archive = archive_settings(
             archive_dir,
             archive_command,
@@ -261,6 +247,28 @@ fn check_max_wal_senders(n: u32) -> Result<()> {
     Ok(())
 }
 
+/// The flags that become server settings (slots, max_wal_senders, wal_keep, listen), in that order.
+fn server_flags(
+    slots: &[String],
+    max_wal_senders: u32,
+    wal_keep: &str,
+    listen: Option<&str>,
+) -> Result<(Vec<String>, u64)> {
+    let slots = slots
+        .iter()
+        .map(|s| SlotName::parse("--slot", s).map(String::from))
+        .collect::<Result<Vec<_>>>()?;
+    check_max_wal_senders(max_wal_senders)?;
+    let wal_keep_bytes = crate::units::parse_bytes(wal_keep).map_err(|e| {
+        Error::new(Code::InvalidValue, format!("--wal-keep: {e}"))
+            .hint("give a size with a unit: kB, MB, GB or TB, e.g. --wal-keep 1GB")
+    })?;
+    if let Some(l) = listen {
+        check_listen(l)?;
+    }
+    Ok((slots, wal_keep_bytes))
+}
+
 fn check_listen(l: &str) -> Result<()> {
     if l.trim().is_empty() || l.contains(['\'', '\n', '#']) {
         return Err(Error::new(
@@ -279,15 +287,20 @@ fn parse_allows(addrs: &[String], allow_insecure: bool) -> Result<Vec<IpNet>> {
         .collect()
 }
 
-/// The monitoring role: a name of its own (the replication password lives
-/// on every standby), the hosts it may connect from, and its password.
+/// The monitoring role, with --monitor-from or --monitor-password-file
+/// (else none, and --monitor-user goes unchecked): a name of its own (the
+/// replication password lives on every standby), the hosts it may connect
+/// from, and its password.
 fn monitor_settings(
     user: &str,
     replication_role: &RoleName,
     from: &[String],
-    password_file: Option<&std::path::Path>,
+    password_file: Option<PathBuf>,
     allow_insecure: bool,
-) -> Result<super::monitor::MonitorSettings> {
+) -> Result<Option<super::monitor::MonitorSettings>> {
+    if from.is_empty() && password_file.is_none() {
+        return Ok(None);
+    }
     let role = RoleName::parse("--monitor-user", user)?;
     if role == *replication_role {
         return Err(Error::new(
@@ -296,13 +309,14 @@ fn monitor_settings(
         )
         .hint("monitoring and replication need separate roles: the replication password lives on every standby"));
     }
-    Ok(super::monitor::MonitorSettings {
+    Ok(Some(super::monitor::MonitorSettings {
         from: parse_allows(from, allow_insecure)?,
         password: password_file
+            .as_deref()
             .map(|f| password::read_file(f, allow_insecure))
             .transpose()?,
         role: role.into(),
-    })
+    }))
 }
 
 fn validate_method(method: &str, ssl: bool, allow_insecure: bool) -> Result<String> {

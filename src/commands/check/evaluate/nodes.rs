@@ -109,6 +109,25 @@ fn standby_node(
         .as_ref()
         .and_then(|rc| rc.receiver.status.as_deref());
     node.wal_source = wal_source(status, d.restore_command.as_deref());
+    let from_archive = node.wal_source.as_deref() == Some("archive");
+    receiver_finding(r, name, d, from_archive);
+    for (setting, sv, pv) in low.unwrap_or_default() {
+        r.problem(
+            Status::Critical,
+            name,
+            SETTING_TOO_LOW,
+            format!("{setting} is {sv} on the standby but {pv} on the primary: hot standby stops (or, on 14+, pauses replay) when it needs more"),
+            Some(setting_fix(setting, *pv)),
+        );
+    }
+    if d.replay.as_ref().and_then(|x| x.paused) == Some(true) {
+        let (message, hint) = paused_advice(d.version_num, low);
+        r.problem(Status::Warning, name, REPLAY_PAUSED, message, Some(hint));
+    }
+}
+
+/// The receiver's finding, apart for its wording so [`standby_node`] reads as its list of findings.
+fn receiver_finding(r: &mut Report, name: &str, d: &Data, from_archive: bool) {
     let log_hint = match &d.upstream_refused {
         Some(_) => {
             "start the upstream: the server on this host (pg_ctlcluster, systemctl or pg_ctl), or the tunnel whose local end this is (pgrepctl tunnel run …, or systemctl start the unit pgrepctl tunnel unit wrote), and check its log"
@@ -120,7 +139,7 @@ fn standby_node(
     // Restoring from the archive keeps the standby going, but behind by
     // up to a WAL segment (or archive_timeout) and only while the archive
     // is fed: still not streaming.
-    let meanwhile = if node.wal_source.as_deref() == Some("archive") {
+    let meanwhile = if from_archive {
         "it is restoring WAL from the archive (restore_command) instead"
     } else {
         "the standby is not receiving WAL"
@@ -159,19 +178,6 @@ fn standby_node(
                 ),
             ),
         },
-    }
-    for (setting, sv, pv) in low.unwrap_or_default() {
-        r.problem(
-            Status::Critical,
-            name,
-            SETTING_TOO_LOW,
-            format!("{setting} is {sv} on the standby but {pv} on the primary: hot standby stops (or, on 14+, pauses replay) when it needs more"),
-            Some(setting_fix(setting, *pv)),
-        );
-    }
-    if d.replay.as_ref().and_then(|x| x.paused) == Some(true) {
-        let (message, hint) = paused_advice(d.version_num, low);
-        r.problem(Status::Warning, name, REPLAY_PAUSED, message, Some(hint));
     }
 }
 
