@@ -481,6 +481,9 @@ struct CloneOk {
     data_directory: String,
     primary: ClonePrimary,
     compression: CloneCompression,
+    /// The standby's own TLS keywords a rerun that gave none kept.
+    #[serde(default)]
+    tls_kept: Option<std::collections::BTreeMap<String, String>>,
     /// Absent under --dry-run and --no-start.
     #[serde(default)]
     streaming: Option<CloneStreaming>,

@@ -121,6 +121,10 @@ fn init_master_issues_and_clone_standby_verifies() {
     let s = Cluster::clone_target(&p);
     let j = clone_with(&p, &s, &pw, "sslmode=disable", &[]).json();
     assert_eq!(j["error"]["code"], "HBA_REJECTED", "{j}");
+    assert!(
+        j["error"]["hint"].to_string().contains("--sslrootcert"),
+        "the way in is TLS, not a plaintext line: {j}"
+    );
     assert!(!s.data.exists(), "nothing copied");
     if !client_has_ssl(&s.bindir) {
         eprintln!(
@@ -150,6 +154,24 @@ fn init_master_issues_and_clone_standby_verifies() {
         p.sql("SELECT ssl FROM pg_stat_ssl JOIN pg_stat_replication USING (pid)"),
         "t"
     );
+    // A rerun without --sslrootcert keeps verify-full with the standby's
+    // copy of the CA: nothing changes, the standby is not restarted.
+    let pid = harness::postmaster_pid(&s.data);
+    let r = clone_with(&p, &s, &pw, "", &[]);
+    let j = r.json();
+    assert_eq!(j["ok"], true, "{j}\n{}", r.stderr());
+    assert_eq!(j["changed"], false, "{j}");
+    assert_eq!(j["tls_kept"]["sslmode"], "verify-full", "{j}");
+    assert_eq!(
+        j["tls_kept"]["sslrootcert"],
+        copy.display().to_string(),
+        "{j}"
+    );
+    assert_eq!(
+        s.file("postgresql.auto.conf") + &s.file("recovery.conf"),
+        conf
+    );
+    assert_eq!(harness::postmaster_pid(&s.data), pid, "not restarted");
 }
 
 /// The configuration files' contents, and the certificate files' names.

@@ -58,7 +58,15 @@ pub struct Current {
     pub application_name: Option<String>,
     /// primary_slot_name.
     pub slot: Option<String>,
+    /// primary_conninfo's host and port (5432 when not given).
+    pub upstream: Option<(String, u16)>,
+    /// primary_conninfo's TLS keywords ([`TLS_KEYWORDS`]), as written.
+    pub tls: Vec<(&'static str, String)>,
 }
+
+/// The TLS keywords pgrepctl writes into primary_conninfo, which a rerun
+/// that gives none keeps (a rerun must never weaken them unasked).
+pub const TLS_KEYWORDS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl"];
 
 pub fn current(dir: &Path, version_num: u32) -> Result<Current> {
     let name = if standby::uses_recovery_conf(version_num) {
@@ -73,6 +81,17 @@ pub fn current(dir: &Path, version_num: u32) -> Result<Current> {
     current_of(&text).map_err(|e| parse_error(&path, e))
 }
 
+/// [`current`] before the primary's version is known: a recovery.conf
+/// is only ever there on 10–11 (12 refuses to start with one).
+pub fn current_any(dir: &Path) -> Result<Current> {
+    let version = if dir.join("recovery.conf").exists() {
+        110000
+    } else {
+        120000
+    };
+    current(dir, version)
+}
+
 fn current_of(text: &str) -> std::result::Result<Current, crate::conf::ParseError> {
     let conf = crate::conf::pgconf::parse(text)?;
     let get = |n: &str| {
@@ -80,14 +99,27 @@ fn current_of(text: &str) -> std::result::Result<Current, crate::conf::ParseErro
             .and_then(|l| conf.setting_at(l))
             .map(|(_, v)| v)
     };
+    let pairs = get("primary_conninfo")
+        .map(|c| crate::pg::conninfo::pairs(&c))
+        .unwrap_or_default();
+    let last = |key: &str| {
+        pairs
+            .iter()
+            .rfind(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let upstream = last("host").map(|h| {
+        let port = last("port").and_then(|p| p.parse().ok()).unwrap_or(5432);
+        (h, port)
+    });
     Ok(Current {
-        application_name: get("primary_conninfo").and_then(|c| {
-            crate::pg::conninfo::pairs(&c)
-                .into_iter()
-                .rfind(|(k, _)| k == "application_name")
-                .map(|(_, v)| v)
-        }),
+        application_name: last("application_name"),
         slot: get("primary_slot_name"),
+        upstream,
+        tls: TLS_KEYWORDS
+            .iter()
+            .filter_map(|k| last(k).map(|v| (*k, v)))
+            .collect(),
     })
 }
 
@@ -525,7 +557,19 @@ mod tests {
             Current {
                 application_name: Some("xd".into()),
                 slot: Some("xd".into()),
+                upstream: Some(("10.0.0.1".into(), 5432)),
+                tls: vec![],
             }
+        );
+        let tls = "primary_conninfo = 'host=db1 user=r application_name=xd sslmode=verify-full sslrootcert=/d/pgrepctl-primary-ca.crt channel_binding=require'\n";
+        let c = current_of(tls).unwrap();
+        assert_eq!(c.upstream, Some(("db1".into(), 5432)));
+        assert_eq!(
+            c.tls,
+            [
+                ("sslmode", "verify-full".to_string()),
+                ("sslrootcert", "/d/pgrepctl-primary-ca.crt".to_string())
+            ]
         );
         let later = format!("{text}primary_slot_name = ''\n");
         assert_eq!(current_of(&later).unwrap().slot.as_deref(), Some(""));

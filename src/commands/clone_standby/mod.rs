@@ -101,6 +101,7 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     let _lock = crate::lock::unless_dry_run(&settings.pgdata, "clone-standby", settings.dry_run)?;
     let aside = aside::recover(&settings.pgdata, settings.dry_run, printer)?;
     let target = target::inspect(&settings.pgdata)?;
+    let kept_tls = keep_tls(&mut settings, &target, printer)?;
     let adopted = interrupted::adopt(&mut settings, &target);
     let mut facts = preflight::inspect(&settings, target, printer).await?;
     facts.warnings.splice(0..0, aside);
@@ -138,6 +139,13 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
     outcome.warnings = facts.warnings.clone();
     facts.report_into(&mut outcome);
     outcome.detail("compression", plan.compression.json());
+    if let Some(kept) = kept_tls {
+        let kept: serde_json::Map<_, _> = kept
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        outcome.detail("tls_kept", serde_json::Value::Object(kept));
+    }
     if matches!(plan.action, plan::Action::Clone { .. }) {
         printer.info(format!(
             "compression: {} ({})",
@@ -166,6 +174,27 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Outcome, Failure> {
         Ok(()) => Ok(outcome),
         Err(error) => Err(outcome.failure(error)),
     }
+}
+
+/// A standby at the target keeps its TLS keywords when the flags give
+/// none (`Settings::keep_tls`), said before the preflight uses them.
+fn keep_tls(
+    settings: &mut Settings,
+    target: &target::TargetFacts,
+    printer: &Printer,
+) -> crate::error::Result<Option<Vec<(&'static str, String)>>> {
+    let target::Target::DataDir { standby: true, .. } = target.state else {
+        return Ok(None);
+    };
+    let kept = settings.keep_tls(&configure::current_any(&settings.pgdata)?)?;
+    if let Some(kept) = &kept {
+        let each: Vec<String> = kept.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        printer.info(format!(
+            "kept the standby's TLS settings ({}): pass TLS keywords in --primary, or --sslrootcert, to change them",
+            each.join(" ")
+        ));
+    }
+    Ok(kept)
 }
 
 /// Whether --slot exists on the primary, where a replication connection

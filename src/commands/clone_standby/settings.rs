@@ -178,6 +178,52 @@ impl Settings {
         }
     }
 
+    /// A rerun at a standby that streams from this same host and port
+    /// over TLS, given no TLS setting itself (no TLS keyword in
+    /// --primary, no --sslrootcert), keeps the standby's: leaving them out
+    /// must not turn a verified link into an unverified one. pgrepctl's
+    /// own copy of the primary's CA is taken as --sslrootcert gives it,
+    /// so the preflight verifies with it and a re-clone copies it again.
+    /// Returns the keywords kept, for the report.
+    pub fn keep_tls(
+        &mut self,
+        current: &super::configure::Current,
+    ) -> Result<Option<Vec<(&'static str, String)>>> {
+        let c = &self.conninfo;
+        let given = c.sslmode.is_some() || !c.ssl_files.is_empty() || self.root_ca.is_some();
+        let same = current
+            .upstream
+            .as_ref()
+            .is_some_and(|(h, p)| *h == c.host && *p == c.port);
+        if given || !same || current.tls.is_empty() {
+            return Ok(None);
+        }
+        let copy = self.pgdata.join(ROOT_CA_COPY);
+        let ours = current.tls.contains(&("sslmode", "verify-full".into()))
+            && current
+                .tls
+                .contains(&("sslrootcert", copy.display().to_string()));
+        for (k, v) in &current.tls {
+            match *k {
+                "sslmode" => self.conninfo.sslmode = Some(v.clone()),
+                k => self.conninfo.ssl_files.push((k, v.clone())),
+            }
+        }
+        if ours {
+            let pem = std::fs::read_to_string(&copy).map_err(|e| {
+                Error::io(format!("cannot read {}", copy.display()), e).hint(
+                    "the standby verifies the primary with this copy of its CA: give the CA again with --sslrootcert",
+                )
+            })?;
+            self.root_ca = Some(RootCa {
+                source: copy.clone(),
+                pem,
+                copy,
+            });
+        }
+        Ok(Some(current.tls.clone()))
+    }
+
     /// The conninfo for pgrepctl's own replication connections: the
     /// standby's, minus the password (served from a temporary file).
     pub fn preflight_conninfo(&self) -> String {

@@ -33,7 +33,8 @@ fn classify_uncaused(target: &str, user: &str, e: &ReplError) -> Error {
             origin,
         } => {
             let server_hint = error.hint.clone();
-            let classified = server_error(&failed, user, &error.sqlstate, *stage, *origin);
+            let classified = server_error(&failed, user, &error.sqlstate, *stage, *origin)
+                .map(|e| tls_required(e, &error.message, *origin));
             match (classified, server_hint) {
                 (Some(err), _) => err,
                 (None, hint) if *stage == Stage::Command => {
@@ -128,6 +129,22 @@ fn hba_hint(user: &str, origin: Origin) -> String {
     }
 }
 
+/// A `reject` line that refused an unencrypted TCP connection ("no
+/// encryption" from 14, "SSL off" before) is most likely init-master
+/// --ssl's `hostnossl … reject`: the way in is TLS, never a plaintext
+/// line added before it, which is what the general hint would say.
+fn tls_required(e: Error, message: &str, origin: Origin) -> Error {
+    let unencrypted = message.contains("no encryption") || message.contains("SSL off");
+    if e.code != Code::HbaRejected
+        || !matches!(origin, Origin::Tcp(_))
+        || !message.contains("rejects")
+        || !unencrypted
+    {
+        return e;
+    }
+    e.hint("the primary rejects this standby's unencrypted connection (init-master --ssl writes `hostnossl … reject` so that standbys must use TLS): give the primary's CA certificate with --sslrootcert, and leave sslmode=disable out of --primary; if that reject line is not about TLS, remove it from pg_hba.conf")
+}
+
 fn with_hint(e: Error, hint: Option<String>) -> Error {
     match hint {
         Some(h) => e.hint(h),
@@ -155,6 +172,29 @@ mod tests {
     }
 
     const TCP: Origin = Origin::Tcp(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)));
+
+    #[test]
+    fn an_unencrypted_connection_a_reject_line_refused_is_told_to_use_tls() {
+        let refused = |message: &str, origin: Origin| {
+            let mut e = server("28000", Stage::BeforeAuth, origin);
+            if let ReplError::Server { error, .. } = &mut e {
+                error.message = message.into();
+            }
+            classify("host=db1", "replicator", &e).hint.unwrap()
+        };
+        for message in [
+            "pg_hba.conf rejects replication connection for host \"10.0.0.2\", user \"replicator\", no encryption",
+            "pg_hba.conf rejects replication connection for host \"10.0.0.2\", user \"replicator\", SSL off",
+        ] {
+            assert!(refused(message, TCP).contains("--sslrootcert"), "{message}");
+        }
+        let encrypted = "pg_hba.conf rejects replication connection for host \"10.0.0.2\", user \"replicator\", SSL encryption";
+        assert!(refused(encrypted, TCP).contains("host replication replicator 10.0.0.2/32"));
+        let no_line = "no pg_hba.conf entry for replication connection from host \"10.0.0.2\", user \"replicator\", no encryption";
+        assert!(refused(no_line, TCP).contains("host replication replicator 10.0.0.2/32"));
+        let local = "pg_hba.conf rejects replication connection for host \"[local]\", user \"replicator\", no encryption";
+        assert!(!refused(local, Origin::Local).contains("--sslrootcert"));
+    }
 
     #[test]
     fn refused_before_authentication_is_hba_with_the_line_to_add() {
