@@ -19,6 +19,13 @@ pub fn local_addresses() -> Vec<IpAddr> {
         .collect()
 }
 
+/// Whether a server on this host could listen on `ip`: tried, the way
+/// the postmaster will (an address of any interface, and the whole of
+/// 127.0.0.0/8 on Linux's loopback, binds; another host's does not).
+pub fn can_bind(ip: IpAddr) -> bool {
+    std::net::TcpListener::bind(std::net::SocketAddr::new(ip, 0)).is_ok()
+}
+
 /// This host's name, as a primary shows a standby that does not name
 /// itself (application_name's default).
 pub fn host_name() -> Option<String> {
@@ -51,6 +58,14 @@ pub fn is_local(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn addresses_are_tried_by_binding() {
+        // All of 127.0.0.0/8 is this host's on Linux, not only 127.0.0.1.
+        assert!(super::can_bind("127.0.0.2".parse().unwrap()));
+        // TEST-NET-1 (RFC 5737) is no host's.
+        assert!(!super::can_bind("192.0.2.1".parse().unwrap()));
+    }
+
     #[test]
     fn local_hosts() {
         assert!(super::is_local("/var/run/postgresql"));

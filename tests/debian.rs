@@ -576,6 +576,45 @@ fn copied_listen_addresses_of_another_host_are_replaced() {
     );
 }
 
+/// A packaged standby's configuration is its own, in /etc, which the copy
+/// does not replace: a primary listening on an address the standby's host
+/// lacks says nothing about the standby, whose own listen_addresses stays
+/// (before, it was overridden in postgresql.auto.conf with a false warning).
+#[test]
+fn a_packaged_standby_keeps_its_own_listen_addresses() {
+    use crate::harness::netns::{self, Pair};
+    let Some(major) = debian::available() else {
+        return;
+    };
+    if !netns::available() {
+        return;
+    }
+    let hosts = Pair::new();
+    let standby_net = format!("{}/32", hosts.client_ip);
+    let (p, _tmp, pw) = ready_primary(major, Some(&hosts.server), &standby_net);
+    p.append_conf(&format!(
+        "listen_addresses = 'localhost,{}'\n",
+        hosts.server_ip
+    ));
+    p.stop();
+    p.start();
+    let s = DebianCluster::create(major, Some(&hosts.client));
+    s.append_conf("listen_addresses = '*'\n");
+    s.stop();
+    let primary = format!("host={} port={} user=replicator", hosts.server_ip, p.port);
+    let data = s.data_str();
+    let args = clone_args(&primary, &data, &pw, &["--force"]);
+    let j = pgrepctl_on(Some(&hosts.client), &args).ok();
+    assert_eq!(j["streaming"]["status"], "streaming", "{j}\n{}", s.log());
+    assert!(
+        !j["warnings"].to_string().contains("listen_addresses"),
+        "{j}"
+    );
+    assert_eq!(s.sql("SHOW listen_addresses"), "*");
+    let auto = std::fs::read_to_string(s.data().join("postgresql.auto.conf")).unwrap();
+    assert!(!auto.contains("listen_addresses"), "{auto}");
+}
+
 /// Minor item: the replication role cannot read the primary's size (stock
 /// hba lets it into `replication` only); the preflight still refuses a
 /// filesystem without room for the WAL pg_basebackup writes before it

@@ -154,8 +154,9 @@ pub async fn inspect(settings: &Settings, target: TargetFacts, printer: &Printer
         wal_rate,
         compression_methods: sql.and_then(|s| s.compression_methods),
     };
+    let inherits_listen = local.debian.is_none();
     let (listen_override, mut warnings) =
-        before_copy_warnings(settings, &primary, &first.listen_addresses);
+        before_copy_warnings(settings, &primary, &first.listen_addresses, inherits_listen);
     warnings.extend(cleanup_warning(settings));
     let upstream_is_target = upstream_is_target(settings, &target, &primary.identity.system_id);
     Ok(Facts {
@@ -446,18 +447,23 @@ fn second_sample(
 /// What the user should know before the copy, and the `listen_addresses`
 /// the standby needs when the primary's would not start here (unless
 /// `--listen` chose one): `(listen_override, warnings)`.
+/// `inherits_listen`: the copy's configuration file is the primary's
+/// (copied with the data directory). A Debian cluster's is its own, in
+/// /etc, which the copy does not replace: the primary's listen_addresses
+/// says nothing about the standby's then.
 fn before_copy_warnings(
     settings: &Settings,
     primary: &Primary,
     primary_listen: &str,
+    inherits_listen: bool,
 ) -> (Option<(String, String)>, Vec<String>) {
     let mut warnings = vec![];
     if let Some(w) = retention_warning(primary, settings.slot.is_some()) {
         warnings.push(w);
     }
     let listen_override = match &settings.listen {
-        Some(_) => None,
-        None => local_listen(primary_listen, &crate::net::local_addresses()),
+        None if inherits_listen => local_listen(primary_listen, &crate::net::can_bind),
+        _ => None,
     };
     if let Some((theirs, ours)) = &listen_override {
         warnings.push(format!(
@@ -523,7 +529,10 @@ pub fn run_as_for(path: &Path) -> RunAs {
 /// does not have (PostgreSQL would refuse to start: "could not bind …
 /// Cannot assign requested address"): keep the entries this host can
 /// bind, or `localhost` when none is left. None when the value works here.
-pub fn local_listen(primary: &str, local: &[std::net::IpAddr]) -> Option<(String, String)> {
+pub fn local_listen(
+    primary: &str,
+    can_bind: &dyn Fn(std::net::IpAddr) -> bool,
+) -> Option<(String, String)> {
     let entries: Vec<&str> = primary
         .split(',')
         .map(str::trim)
@@ -535,10 +544,10 @@ pub fn local_listen(primary: &str, local: &[std::net::IpAddr]) -> Option<(String
             return true;
         }
         match e.parse::<std::net::IpAddr>() {
-            Ok(ip) => local.contains(&ip),
+            Ok(ip) => can_bind(ip),
             // A name: bindable when it resolves to an address of this host.
             Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(e, 0))
-                .map(|mut it| it.any(|a| local.contains(&a.ip())))
+                .map(|mut it| it.any(|a| can_bind(a.ip())))
                 .unwrap_or(false),
         }
     };
@@ -875,8 +884,9 @@ mod tests {
 
     #[test]
     fn listen_addresses_this_host_cannot_bind_are_replaced() {
-        let local: Vec<std::net::IpAddr> =
+        let addrs: Vec<std::net::IpAddr> =
             vec!["127.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        let local = |ip| addrs.contains(&ip);
         assert_eq!(local_listen("*", &local), None);
         assert_eq!(local_listen("localhost,10.0.0.2", &local), None);
         assert_eq!(
