@@ -26,6 +26,22 @@ pub fn can_bind(ip: IpAddr) -> bool {
     std::net::TcpListener::bind(std::net::SocketAddr::new(ip, 0)).is_ok()
 }
 
+/// Whether PostgreSQL could listen on one `listen_addresses` entry on
+/// this host: `*`, `localhost` and the wildcards always; an address when
+/// `can_bind` it; a name when it resolves to an address `can_bind`.
+pub fn listen_entry_bindable(entry: &str, can_bind: &dyn Fn(IpAddr) -> bool) -> bool {
+    let e = entry.trim().trim_matches('"');
+    if matches!(e, "*" | "localhost" | "0.0.0.0" | "::") {
+        return true;
+    }
+    match e.parse::<IpAddr>() {
+        Ok(ip) => can_bind(ip),
+        Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(e, 0))
+            .map(|mut it| it.any(|a| can_bind(a.ip())))
+            .unwrap_or(false),
+    }
+}
+
 /// This host's name, as a primary shows a standby that does not name
 /// itself (application_name's default).
 pub fn host_name() -> Option<String> {

@@ -193,7 +193,23 @@ fn usage_errors_exit_2_and_change_nothing() {
             ],
             "UNKNOWN_CONNINFO_KEYWORD",
         ),
+        // An address of no interface here (TEST-NET-1): the server would
+        // not start with it, so it is refused before any restart.
+        (
+            &[
+                "--allow",
+                "10.0.0.2",
+                "--listen",
+                "localhost,192.0.2.1",
+                "--restart",
+                "if-needed",
+                "--password-file",
+                pw,
+            ],
+            "INVALID_ADDRESS",
+        ),
     ];
+    let pid = harness::postmaster_pid(&c.data);
     for (args, code) in cases {
         let r = run(&c, args);
         let j = r.fails(2, code);
@@ -205,6 +221,7 @@ fn usage_errors_exit_2_and_change_nothing() {
         assert!(r.stderr().contains("\nHINT: "), "{}", r.stderr());
         g.unchanged();
     }
+    assert_eq!(harness::postmaster_pid(&c.data), pid, "never restarted");
     // Without --json too: clap's message, then a HINT line naming the help.
     let r = pgrepctl(["init-master", "--restart", "sometimes"]);
     assert_eq!(r.code(), 2);

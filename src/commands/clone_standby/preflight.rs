@@ -538,20 +538,11 @@ pub fn local_listen(
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .collect();
-    let bindable = |e: &str| -> bool {
-        let e = e.trim_matches('"');
-        if matches!(e, "*" | "localhost" | "0.0.0.0" | "::") {
-            return true;
-        }
-        match e.parse::<std::net::IpAddr>() {
-            Ok(ip) => can_bind(ip),
-            // A name: bindable when it resolves to an address of this host.
-            Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(e, 0))
-                .map(|mut it| it.any(|a| can_bind(a.ip())))
-                .unwrap_or(false),
-        }
-    };
-    let kept: Vec<&str> = entries.iter().copied().filter(|e| bindable(e)).collect();
+    let kept: Vec<&str> = entries
+        .iter()
+        .copied()
+        .filter(|e| crate::net::listen_entry_bindable(e, can_bind))
+        .collect();
     if kept.len() == entries.len() {
         return None;
     }

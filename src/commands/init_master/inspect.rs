@@ -65,6 +65,9 @@ pub struct Facts {
     pub streaming_as_role: Vec<String>,
     pub slots: HashMap<String, String>,
     pub local_nets: Vec<IpNet>,
+    /// The --listen entries this host cannot listen on (tried by binding):
+    /// the server would not start with them.
+    pub listen_unbindable: Vec<String>,
     pub at_files: HashMap<String, Vec<crate::conf::hba::Token>>,
     /// `(version, cluster)` when the config lives in Debian's /etc/postgresql.
     pub debian_cluster: Option<(String, String)>,
@@ -161,6 +164,16 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
         streaming_as_role,
         slots,
         local_nets: local_nets(),
+        listen_unbindable: settings
+            .listen
+            .iter()
+            .flat_map(|l| l.split(','))
+            .map(str::trim)
+            .filter(|e| {
+                !e.is_empty() && !crate::net::listen_entry_bindable(e, &crate::net::can_bind)
+            })
+            .map(str::to_owned)
+            .collect(),
         at_files,
         monitor_role,
         ssl: None,

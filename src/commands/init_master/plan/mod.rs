@@ -116,6 +116,7 @@ impl Plan {
 }
 
 pub fn plan(settings: &Settings, facts: &Facts) -> Result<Plan> {
+    refuse_unbindable_listen(settings, facts)?;
     let mut plan = Plan {
         restart_command: restart_command(settings, facts),
         ..Default::default()
@@ -184,6 +185,23 @@ fn restart_command(settings: &Settings, facts: &Facts) -> String {
         "{bindir}pg_ctl restart -D {} -m fast",
         facts.data_directory.display()
     )
+}
+
+/// A --listen address this host lacks would stop the server at the
+/// restart (alone: "could not create any TCP/IP sockets") and the whole
+/// run would be undone after a bounce: refused before anything changes.
+fn refuse_unbindable_listen(settings: &Settings, facts: &Facts) -> Result<()> {
+    let (Some(listen), false) = (&settings.listen, facts.listen_unbindable.is_empty()) else {
+        return Ok(());
+    };
+    Err(Error::new(
+        Code::InvalidAddress,
+        format!(
+            "--listen '{listen}': this host cannot listen on {} (binding failed), so the server would not start with it",
+            facts.listen_unbindable.join(", ")
+        ),
+    )
+    .hint("give this host's own addresses (ip -brief address), a name that resolves to one, or '*'; nothing was changed"))
 }
 
 fn listen_warning(settings: &Settings, facts: &Facts, plan: &mut Plan) {

@@ -38,6 +38,7 @@ fn facts(role: Option<RoleFacts>) -> Facts {
         source: "default".into(),
     };
     Facts {
+        listen_unbindable: vec![],
         version_num: 150000,
         in_recovery: false,
         data_directory: "/d".into(),
