@@ -99,6 +99,17 @@ pub const SETTINGS: &[&str] = &[
     "ssl_key_file",
 ];
 
+/// The --listen entries this host cannot listen on, tried by binding.
+fn listen_unbindable(listen: Option<&str>) -> Vec<String> {
+    listen
+        .iter()
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !crate::net::listen_entry_bindable(e, &crate::net::can_bind))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// One pass over the server and its files: the session, then each
 /// question in turn (the order decides which error a broken server shows
 /// first), then the files those answers name.
@@ -164,16 +175,7 @@ pub async fn inspect(settings: &Settings, printer: &Printer) -> Result<Facts> {
         streaming_as_role,
         slots,
         local_nets: local_nets(),
-        listen_unbindable: settings
-            .listen
-            .iter()
-            .flat_map(|l| l.split(','))
-            .map(str::trim)
-            .filter(|e| {
-                !e.is_empty() && !crate::net::listen_entry_bindable(e, &crate::net::can_bind)
-            })
-            .map(str::to_owned)
-            .collect(),
+        listen_unbindable: listen_unbindable(settings.listen.as_deref()),
         at_files,
         monitor_role,
         ssl: None,
