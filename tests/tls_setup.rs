@@ -125,6 +125,12 @@ fn init_master_issues_and_clone_standby_verifies() {
         j["error"]["hint"].to_string().contains("--sslrootcert"),
         "the way in is TLS, not a plaintext line: {j}"
     );
+    let message = j["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        message.matches("application_name=").count(),
+        1,
+        "the preflight's connection under its own name only: {message}"
+    );
     assert!(!s.data.exists(), "nothing copied");
     if !client_has_ssl(&s.bindir) {
         eprintln!(

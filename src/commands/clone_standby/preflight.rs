@@ -317,10 +317,7 @@ fn local_checks(
 /// check for a name already in use, by synchronous_standby_names while
 /// the link probe streams, by monitoring).
 fn own_conninfo(settings: &Settings) -> String {
-    format!(
-        "{} application_name=pgrepctl",
-        settings.preflight_conninfo()
-    )
+    settings.conninfo_named(Some("pgrepctl"))
 }
 
 /// The second sample, and everything after it, with exactly what the

@@ -227,17 +227,32 @@ impl Settings {
     /// The conninfo for pgrepctl's own replication connections: the
     /// standby's, minus the password (served from a temporary file).
     pub fn preflight_conninfo(&self) -> String {
+        self.conninfo_named(None)
+    }
+
+    /// [`Self::preflight_conninfo`] under another application_name (the
+    /// preflight's own connections are not the standby).
+    pub fn conninfo_named(&self, application_name: Option<&str>) -> String {
         let source = self
             .root_ca
             .as_ref()
             .map(|r| r.source.display().to_string());
-        self.conninfo_with_rootcert(source)
+        let mut c = self.conninfo.clone();
+        if let Some(name) = application_name {
+            c.application_name = name.into();
+        }
+        Self::render_without_password(c, source)
     }
 
     /// The same, with the root certificate at `rootcert` (a path this
     /// process or the child given it can read) for --sslrootcert.
     pub fn conninfo_with_rootcert(&self, rootcert: Option<String>) -> String {
-        let mut c = self.conninfo.clone();
+        Self::render_without_password(self.conninfo.clone(), rootcert)
+    }
+
+    /// The conninfo `c` without its password (served from a file), with
+    /// `rootcert` for sslrootcert when given.
+    fn render_without_password(mut c: PrimaryConninfo, rootcert: Option<String>) -> String {
         c.passfile = None;
         c.password = None;
         if let Some(path) = rootcert {
