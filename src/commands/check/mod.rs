@@ -129,10 +129,10 @@ pub struct TlsArgs {
     #[arg(long)]
     pub require_ssl: bool,
     /// Days before a node's server certificate expires that make WARNING
-    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    #[arg(long, value_name = "DAYS", default_value_t = crate::pg::cert_info::EXPIRY_WARN_DAYS)]
     pub cert_warn_days: u32,
     /// Days before it expires that make CRITICAL (an expired one always is)
-    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    #[arg(long, value_name = "DAYS", default_value_t = crate::pg::cert_info::EXPIRY_CRIT_DAYS)]
     pub cert_crit_days: u32,
 }
 
