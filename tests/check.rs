@@ -850,3 +850,79 @@ fn standbys_that_cannot_be_told_apart_are_named_as_such() {
     let warnings = r.json()["warnings"].to_string();
     assert!(warnings.contains("cannot be told apart"), "{warnings}");
 }
+
+/// A standby whose `--standby` conninfo names an application_name keeps
+/// that name when it stops: `pgrepctl_up{node="xstb2"}` goes to 0 rather
+/// than a series under its address appearing, and every `standby="xstb2"`
+/// series stays, with unknown values (NaN, `U` in Nagios perfdata) and
+/// `pgrepctl_wal_receiver_streaming` 0. Without a name given, a stopped
+/// standby is named by its host:port (documented).
+#[test]
+fn a_stopped_standby_keeps_its_name_and_series() {
+    let p = Cluster::new();
+    let s = Cluster::standby_of(&p, "xstb2");
+    let named = format!("{} application_name=xstb2", s.conninfo());
+    let run = |format: &str, standby: &str| {
+        let r = pgrepctl([
+            "check",
+            "--format",
+            format,
+            "--primary",
+            &p.conninfo(),
+            "--standby",
+            standby,
+        ]);
+        r.stdout()
+    };
+    let of_standby = |text: &str| -> Vec<String> {
+        series(text)
+            .into_iter()
+            .filter(|s| {
+                s.contains("standby=\"xstb2\"") || s.starts_with("pgrepctl_up{node=\"xstb2\"")
+            })
+            .collect()
+    };
+    let up = run("prometheus", &named);
+    assert!(
+        up.contains("pgrepctl_up{node=\"xstb2\",role=\"standby\"} 1\n"),
+        "{up}"
+    );
+    let nagios_up = run("nagios", &named);
+    assert!(nagios_up.contains(" lag_bytes_xstb2=0B;"), "{nagios_up}");
+    s.stop();
+    let down = run("prometheus", &named);
+    assert_eq!(of_standby(&up), of_standby(&down), "{up}\n{down}");
+    for want in [
+        "pgrepctl_up{node=\"xstb2\",role=\"standby\"} 0\n",
+        "pgrepctl_replication_lag_bytes{standby=\"xstb2\"} NaN\n",
+        "pgrepctl_replication_lag_seconds{standby=\"xstb2\"} NaN\n",
+        "pgrepctl_wal_receiver_streaming{standby=\"xstb2\"} 0\n",
+        "pgrepctl_replication_ssl{standby=\"xstb2\"} NaN\n",
+        "pgrepctl_check_status{command=\"check\"} 2\n",
+    ] {
+        assert!(down.contains(want), "{want} missing in\n{down}");
+    }
+    let address = format!("\"{}:", s.sock.display());
+    assert!(
+        !down.contains(&address),
+        "no series under its address: {down}"
+    );
+    let nagios = run("nagios", &named);
+    for want in [
+        " lag_bytes_xstb2=U;",
+        " lag_seconds_xstb2=U;",
+        " ssl_xstb2=U;",
+    ] {
+        assert!(nagios.contains(want), "{want} missing in {nagios}");
+    }
+    assert!(
+        nagios.starts_with("PGREPCTL CRITICAL - xstb2: "),
+        "{nagios}"
+    );
+    // No name given: the address names it while it is down.
+    let down = run("prometheus", &s.conninfo());
+    assert!(
+        down.contains(&format!("pgrepctl_up{{node=\"{}:", s.sock.display())),
+        "{down}"
+    );
+}

@@ -368,3 +368,84 @@ fn ssl_without_a_name_or_a_place_for_the_ca_is_a_usage_error() {
     );
     assert_eq!(p.sql("SHOW ssl"), "off");
 }
+
+/// pgrepctl's own server certificate, expiring within check's warning
+/// window (10 days left, signed by pgrepctl's CA as a run 5 years ago
+/// would have left it): a rerun without `--ssl-issue` keeps it and says
+/// to rerun with it; with `--ssl-issue` it is reissued from the same CA,
+/// a change that says why, and check no longer warns; a rerun right after
+/// changes nothing.
+#[test]
+fn pgrepctls_own_certificate_is_reissued_before_it_expires() {
+    if !openssl() {
+        return;
+    }
+    let p = Cluster::new();
+    let pw = password_file(p.tmp.path(), "tls-setup-pw");
+    let dir = tempdir();
+    init_ssl(&p, &pw, dir.path(), &[]).ok();
+    let ca_file = dir.path().join("pgrepctl-ca.crt");
+    let ca = std::fs::read_to_string(&ca_file).unwrap();
+    let ca_key = std::fs::read_to_string(dir.path().join("pgrepctl-ca.key")).unwrap();
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&ca, rcgen::KeyPair::from_pem(&ca_key).unwrap()).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    params.not_before = epoch + now - std::time::Duration::from_secs(1815 * 86_400);
+    params.not_after = epoch + now + std::time::Duration::from_secs(10 * 86_400 + 3600);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let old = params.signed_by(&key, &issuer).unwrap().pem();
+    p.write_as_pg(&p.data.join("pgrepctl-server.crt"), &old);
+    p.write_as_pg(&p.data.join("pgrepctl-server.key"), &key.serialize_pem());
+    p.sql("SELECT pg_reload_conf()");
+    let check = || {
+        let primary = format!(
+            "host=127.0.0.1 port={} user=postgres sslmode=verify-full sslrootcert={}",
+            p.port,
+            ca_file.display()
+        );
+        pgrepctl(["check", "--json", "--primary", &primary]).json()
+    };
+    let j = check();
+    assert_eq!(j["certificates"][0]["days_left"], 10, "{j}");
+    assert!(j["problems"].to_string().contains("CERT_EXPIRING"), "{j}");
+
+    // Plain --ssl: kept, with a warning that names the way out.
+    let j = init_ssl(&p, &pw, dir.path(), &[]).ok();
+    assert_eq!(j["changed"], false, "{j}");
+    let warnings = j["warnings"].to_string();
+    assert!(warnings.contains("expires in 10 days"), "{warnings}");
+    assert!(warnings.contains("--ssl-issue"), "{warnings}");
+    assert_eq!(
+        std::fs::read_to_string(p.data.join("pgrepctl-server.crt")).unwrap(),
+        old
+    );
+
+    // --ssl-issue: reissued by the same CA, the reason in the change.
+    let j = init_ssl(&p, &pw, dir.path(), &["--ssl-issue"]).ok();
+    assert_eq!(j["changed"], true, "{j}");
+    let changes = j["changes"].to_string();
+    assert!(
+        changes.contains("reissued by the same CA: it expires in 10 days"),
+        "{changes}"
+    );
+    assert_eq!(std::fs::read_to_string(&ca_file).unwrap(), ca);
+    assert_ne!(
+        std::fs::read_to_string(p.data.join("pgrepctl-server.crt")).unwrap(),
+        old
+    );
+    assert!(j["ssl"]["days_left"].as_i64().unwrap() > 1000, "{j}");
+    let j = check();
+    assert!(
+        j["certificates"][0]["days_left"].as_i64().unwrap() > 1000,
+        "{j}"
+    );
+    assert!(!j["problems"].to_string().contains("CERT_EXPIRING"), "{j}");
+
+    let j = init_ssl(&p, &pw, dir.path(), &["--ssl-issue"]).ok();
+    assert_eq!(j["changed"], false, "{j}");
+    assert_eq!(j["warnings"], serde_json::json!([]), "{j}");
+}

@@ -7,6 +7,13 @@ use crate::error::{Code, Error, Result};
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Days before a server certificate expires that check's `CERT_EXPIRING`
+/// is a WARNING (`--cert-warn-days`' default), and within which
+/// `init-master --ssl-issue` reissues pgrepctl's own certificate.
+pub const EXPIRY_WARN_DAYS: u32 = 30;
+/// Days before it expires that `CERT_EXPIRING` is CRITICAL (`--cert-crit-days`' default).
+pub const EXPIRY_CRIT_DAYS: u32 = 7;
+
 /// The facts of one certificate, parsed from PEM or DER.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {

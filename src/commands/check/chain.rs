@@ -41,6 +41,19 @@ pub fn standby_name(app: Option<String>, host_port: &str) -> String {
         .unwrap_or_else(|| host_port.to_string())
 }
 
+/// A standby's name, the same whether it answers or not: the
+/// `application_name` its conninfo names (`given`), else
+/// [`standby_name`] of what it announces (`app`; None when it does not
+/// answer or hides it), which falls back to `host:port`. Only the first
+/// rule is stable across a stop: without a name given, a standby that
+/// does not answer is named by its address.
+pub fn node_name(given: Option<&str>, app: Option<String>, host_port: &str) -> String {
+    match given {
+        Some(name) => name.to_string(),
+        None => standby_name(app, host_port),
+    }
+}
+
 /// `base`, or `base#2`, `base#3`… when taken.
 pub fn unique(taken: &[String], base: String) -> String {
     let mut name = base.clone();
@@ -52,13 +65,14 @@ pub fn unique(taken: &[String], base: String) -> String {
     name
 }
 
-/// A display name per node: `primary`, else [`standby_name`]; unique.
+/// A display name per node: `primary`, else [`node_name`]; unique.
 pub fn names(facts: &[NodeFacts]) -> Vec<String> {
     let mut out: Vec<String> = vec![];
     for f in facts {
         let base = match f.role {
             Role::Primary => "primary".to_string(),
-            Role::Standby => standby_name(
+            Role::Standby => node_name(
+                f.given_name.as_deref(),
                 f.data.as_ref().ok().and_then(effective_app_name),
                 &f.host_port,
             ),
@@ -200,6 +214,12 @@ mod tests {
         assert_eq!(announced_name(None, "main", 150000), None);
         assert_eq!(standby_name(Some("walreceiver".into()), "h:5432"), "h:5432");
         assert_eq!(standby_name(Some("primary".into()), "h:5432"), "h:5432");
+        // A name given in the conninfo wins, up (whatever the receiver
+        // announces) or down (nothing announced).
+        assert_eq!(node_name(Some("xstb2"), Some("s1".into()), "h:5"), "xstb2");
+        assert_eq!(node_name(Some("xstb2"), None, "h:5"), "xstb2");
+        assert_eq!(node_name(None, Some("s1".into()), "h:5"), "s1");
+        assert_eq!(node_name(None, None, "h:5"), "h:5");
         let taken = vec!["s1".to_string(), "s1#2".to_string()];
         assert_eq!(unique(&taken, "s1".into()), "s1#3");
         assert_eq!(unique(&taken, "s2".into()), "s2");
@@ -211,6 +231,7 @@ mod tests {
             target: String::new(),
             host_port: host_port.into(),
             given_addr: None,
+            given_name: None,
             data: Ok(data),
             down: false,
         }

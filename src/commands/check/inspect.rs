@@ -28,6 +28,9 @@ pub struct NodeFacts {
     pub host_port: String,
     /// The host given, when it is an IP address (for matching senders).
     pub given_addr: Option<String>,
+    /// The `application_name` its conninfo names: its name, up or down
+    /// (see [`super::chain::node_name`]).
+    pub given_name: Option<String>,
     pub data: Result<Data, Error>,
     /// When `data` is an error: the node is down or unreachable (refused,
     /// timed out, shutting down), not up and refusing us.
@@ -163,15 +166,22 @@ pub struct ReceiverFacts {
     pub application_name: Option<String>,
 }
 
+/// A node as given on the command line: its role, how to reach it, and
+/// the `application_name` its conninfo names (None when it names none).
+#[derive(Debug, Clone)]
+pub struct Given {
+    pub role: Role,
+    pub config: ConnConfig,
+    pub name: Option<String>,
+}
+
 /// Inspect every node at once; the order of the result is the order given.
 pub async fn inspect_all(
-    nodes: Vec<(Role, ConnConfig)>,
+    nodes: Vec<Given>,
     timeout: Duration,
     printer: &crate::report::Printer,
 ) -> Vec<NodeFacts> {
-    let futs = nodes
-        .into_iter()
-        .map(|(role, config)| inspect_node(role, config, timeout, printer));
+    let futs = nodes.into_iter().map(|g| inspect_node(g, timeout, printer));
     futures_util::future::join_all(futs).await
 }
 
@@ -182,11 +192,11 @@ pub fn host_port(config: &Config) -> (String, Option<String>) {
 }
 
 async fn inspect_node(
-    role: Role,
-    config: ConnConfig,
+    given: Given,
     timeout: Duration,
     printer: &crate::report::Printer,
 ) -> NodeFacts {
+    let Given { role, config, name } = given;
     let target = pg::describe(&config);
     let (host_port, given_addr) = host_port(&config);
     printer.debug(format!("inspecting {target}"));
@@ -219,6 +229,7 @@ async fn inspect_node(
         target,
         host_port,
         given_addr,
+        given_name: name,
         data,
         down,
     }

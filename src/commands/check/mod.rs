@@ -129,10 +129,10 @@ pub struct TlsArgs {
     #[arg(long)]
     pub require_ssl: bool,
     /// Days before a node's server certificate expires that make WARNING
-    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    #[arg(long, value_name = "DAYS", default_value_t = crate::pg::cert_info::EXPIRY_WARN_DAYS)]
     pub cert_warn_days: u32,
     /// Days before it expires that make CRITICAL (an expired one always is)
-    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    #[arg(long, value_name = "DAYS", default_value_t = crate::pg::cert_info::EXPIRY_CRIT_DAYS)]
     pub cert_crit_days: u32,
 }
 
@@ -235,19 +235,38 @@ pub fn thresholds(warn: &[Lag], crit: &[Lag]) -> Result<Thresholds> {
     Ok(t)
 }
 
-/// Every node's connection settings, in order: the primary first.
-pub fn node_configs(
-    primary: Option<&str>,
-    standbys: &[String],
-) -> Result<Vec<(Role, crate::pg::conninfo::ConnConfig)>> {
+/// Every node as given, in order: the primary first.
+pub fn node_configs(primary: Option<&str>, standbys: &[String]) -> Result<Vec<inspect::Given>> {
+    let given = |role: Role, s: &str| -> Result<inspect::Given> {
+        Ok(inspect::Given {
+            role,
+            config: crate::pg::conninfo::resolve_node(s)?,
+            name: given_app_name(s),
+        })
+    };
     let mut out = vec![];
     if let Some(p) = primary {
-        out.push((Role::Primary, crate::pg::conninfo::resolve_node(p)?));
+        out.push(given(Role::Primary, p)?);
     }
     for s in standbys {
-        out.push((Role::Standby, crate::pg::conninfo::resolve_node(s)?));
+        out.push(given(Role::Standby, s)?);
     }
     Ok(out)
+}
+
+/// The `application_name` a node's conninfo string or URI names (not the
+/// default pgrepctl fills in), when not empty: that node's name in every
+/// report, whether it answers or not.
+pub fn given_app_name(s: &str) -> Option<String> {
+    let s = s.trim();
+    if !crate::pg::conninfo::is_conninfo(s) {
+        return None;
+    }
+    let config = crate::pg::conninfo::parse(s).ok()?;
+    config
+        .get_application_name()
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
 }
 
 /// The archiver's thresholds from the flags.
@@ -274,13 +293,16 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     let archive = archive_limits(&args.archive)?;
     let tls = tls_limits(&args.tls)?;
     let nodes = node_configs(args.primary.as_deref(), &args.standby)?;
-    let primary = nodes.first().filter(|(r, _)| *r == Role::Primary).cloned();
+    let primary = nodes
+        .first()
+        .filter(|g| g.role == Role::Primary)
+        .map(|g| g.config.clone());
     let timeout = args.timeout.timeout;
     let mut facts = inspect::inspect_all(nodes, timeout, printer).await;
     if let Some(e) = evaluate::same_server(&facts) {
         return Err(e.into());
     }
-    if let (true, Some((_, config))) = (args.archive.archive_probe, primary) {
+    if let (true, Some(config)) = (args.archive.archive_probe, primary) {
         probe_archive(&mut facts[0], &config, timeout, printer).await;
     }
     let options = evaluate::Options {
@@ -376,5 +398,18 @@ mod tests {
             (1 << 20, 1 << 20, 5.0, 300.0)
         );
         assert!(thresholds(&[Lag::Bytes(2 << 20)], &[Lag::Bytes(1 << 20)]).is_err());
+    }
+
+    #[test]
+    fn the_name_a_conninfo_gives() {
+        let named = "host=/var/run/postgresql port=6403 user=postgres application_name=xstb2";
+        assert_eq!(given_app_name(named).as_deref(), Some("xstb2"));
+        assert_eq!(
+            given_app_name("postgresql://db2:5432/postgres?application_name=s1").as_deref(),
+            Some("s1")
+        );
+        assert_eq!(given_app_name("host=db2 application_name=''"), None);
+        assert_eq!(given_app_name("host=db2 user=monitor"), None);
+        assert_eq!(given_app_name("db2.example.org"), None);
     }
 }

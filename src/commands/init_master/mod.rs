@@ -59,7 +59,7 @@ pub struct Args {
     /// With --ssl: where pgrepctl's CA certificate and key go (never inside the data directory, which pg_basebackup copies to every standby) [default: the configuration directory when it is outside the data directory, e.g. /etc/postgresql/15/main]
     #[arg(long, value_name = "DIR", requires = "ssl")]
     pub ssl_dir: Option<PathBuf>,
-    /// With --ssl: issue pgrepctl's own CA and server certificate even though the server has a certificate (Debian's snakeoil, say) that does not suit; the old files are kept, ssl_cert_file and ssl_key_file point at the new ones. pgrepctl's own certificate that no longer suits (expired, a --ssl-name added) is reissued by the same CA
+    /// With --ssl: issue pgrepctl's own CA and server certificate even though the server has a certificate (Debian's snakeoil, say) that does not suit; the old files are kept, ssl_cert_file and ssl_key_file point at the new ones. pgrepctl's own certificate that no longer suits (expired, expiring within check's 30-day warning window, a --ssl-name added) is reissued by the same CA in place (pgrepctl-server.crt and .key are overwritten)
     #[arg(long, requires = "ssl")]
     pub ssl_issue: bool,
     /// Authentication method of the written pg_hba.conf lines

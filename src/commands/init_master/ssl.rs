@@ -25,8 +25,9 @@ pub const CA_KEY: &str = "pgrepctl-ca.key";
 pub const SERVER_CERT: &str = "pgrepctl-server.crt";
 pub const SERVER_KEY: &str = "pgrepctl-server.key";
 
-/// The certificates pgrepctl issues are valid this long (the server's
-/// is renewed by `--ssl-issue` after moving the old files away).
+/// The certificates pgrepctl issues are valid this long (the server's is
+/// reissued by the same CA with `--ssl-issue` once it expires within
+/// check's warning window, see [`crate::pg::cert_info::EXPIRY_WARN_DAYS`]).
 const CA_DAYS: u64 = 3650;
 pub const SERVER_DAYS: u64 = 1825;
 

@@ -135,21 +135,23 @@ pub async fn run(args: Args, printer: &Printer) -> Result<Report, Failure> {
     let configs = node_configs(Some(&args.primary), &args.standby)?;
     let timeout = args.timeout.timeout;
     let conns =
-        futures_util::future::join_all(configs.iter().map(|(_, c)| connect(c, timeout))).await;
+        futures_util::future::join_all(configs.iter().map(|g| connect(&g.config, timeout))).await;
 
     let mut r = Report::new("smoke-test");
     let mut names: Vec<String> = vec![];
-    for ((role, config), conn) in configs.iter().zip(&conns) {
-        let base = match role {
+    for (g, conn) in configs.iter().zip(&conns) {
+        let base = match g.role {
             Role::Primary => "primary".to_string(),
-            Role::Standby => chain::standby_name(
+            Role::Standby => chain::node_name(
+                g.name.as_deref(),
                 conn.as_ref().ok().and_then(|c| c.app_name.clone()),
-                &inspect::host_port(config).0,
+                &inspect::host_port(&g.config).0,
             ),
         };
         let name = chain::unique(&names, base);
         names.push(name.clone());
-        r.nodes.push(node(name, *role, pg::describe(config), conn));
+        r.nodes
+            .push(node(name, g.role, pg::describe(&g.config), conn));
     }
     let mut conns = conns.into_iter();
     let primary = conns.next().expect("the primary is first");

@@ -140,9 +140,8 @@ fn perfdata(r: &Report) -> Vec<String> {
             .lag_seconds
             .map_or("U".into(), |s| format!("{}s", perf_num(s)));
         perf.push(format!("lag_seconds_{l}={secs};{ws};{cs};0"));
-        if let Some(ssl) = p.ssl {
-            perf.push(format!("ssl_{l}={};;;0;1", u8::from(ssl)));
-        }
+        let ssl = p.ssl.map_or("U".into(), |s| u8::from(s).to_string());
+        perf.push(format!("ssl_{l}={ssl};;;0;1"));
     }
     for s in r.slots.iter().flatten() {
         if let Some(b) = s.retained_bytes {

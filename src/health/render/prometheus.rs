@@ -83,7 +83,7 @@ const FAMILIES: [(&str, &str); 20] = [
     ),
     (
         "pgrepctl_replication_ssl",
-        "Whether the standby's replication connection is encrypted (1) or not (0), from pg_stat_ssl.",
+        "Whether the standby's replication connection is encrypted (1) or not (0), from pg_stat_ssl; NaN when unknown.",
     ),
     (
         "pgrepctl_slot_retained_bytes",
@@ -248,9 +248,7 @@ fn pairs(r: &Report, add: &mut Add) {
         if let Some(s) = p.streaming {
             add(F::Streaming, &labels, flag(s));
         }
-        if let Some(s) = p.ssl {
-            add(F::Ssl, &labels, flag(s));
-        }
+        add(F::Ssl, &labels, p.ssl.map_or("NaN".into(), flag));
     }
 }
 

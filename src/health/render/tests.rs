@@ -89,6 +89,10 @@ fn unknown_lag_is_shown_as_unknown() {
         s.contains("pgrepctl_replication_lag_seconds{standby=\"s\\\"1 x\"} NaN\n"),
         "{s}"
     );
+    assert!(
+        s.contains("pgrepctl_wal_receiver_streaming{standby=\"s\\\"1 x\"} 0\n"),
+        "{s}"
+    );
     let s = text(&r);
     assert!(!s.contains(" 0B "), "{s}");
 }
@@ -340,9 +344,14 @@ fn encryption_and_certificates_in_every_format() {
     let mut r = sample();
     r.pairs.as_mut().unwrap()[0].ssl = Some(false);
     assert!(text(&r).contains(" socket    OK\n"), "{}", text(&r));
+    // Unknown: the series stays, its value is no number.
     r.pairs.as_mut().unwrap()[0].ssl = None;
-    assert!(!nagios(&r).contains("ssl_"));
-    assert!(!prometheus(&r).contains("pgrepctl_replication_ssl"));
+    assert!(nagios(&r).contains(" ssl_s_1_x=U;;;0;1"), "{}", nagios(&r));
+    assert!(
+        prometheus(&r).contains("pgrepctl_replication_ssl{standby=\"s\\\"1 x\"} NaN\n"),
+        "{}",
+        prometheus(&r)
+    );
     assert!(!json(&r).contains("certificates"));
 }
 

@@ -40,9 +40,42 @@ pub(super) fn standby_pairs(r: &mut Report, chain: &Chain) -> (Vec<Pair>, Vec<Op
         secs_of[i] = pair.lag_seconds;
         built.push((i, pair));
     }
+    built.extend((0..facts.len()).filter_map(|i| silent_pair(chain, r, i).map(|p| (i, p))));
     // Report pairs in the order the standbys were given.
     built.sort_by_key(|(i, _)| *i);
     (built.into_iter().map(|(_, p)| p).collect(), secs_of)
+}
+
+/// Standby `i` when it did not answer and its name was given (its
+/// conninfo's application_name): its pair with every value unknown, so
+/// its series stay under the one name while it is down. Not streaming
+/// when it is down; unknown when it answered but would not tell. Its
+/// status is the node's (the node finding says why).
+fn silent_pair(chain: &Chain, r: &Report, i: usize) -> Option<Pair> {
+    let f = &chain.facts[i];
+    if f.role != Role::Standby || f.data.is_ok() || f.given_name.is_none() {
+        return None;
+    }
+    Some(Pair {
+        standby: chain.names[i].clone(),
+        upstream: None,
+        application_name: f.given_name.clone(),
+        client_addr: None,
+        state: None,
+        sync_state: None,
+        sent_lsn: None,
+        write_lsn: None,
+        flush_lsn: None,
+        replay_lsn: None,
+        lag_bytes: None,
+        lag_seconds: None,
+        streaming: (f.down).then_some(false),
+        ssl: None,
+        ssl_version: None,
+        ssl_cipher: None,
+        ssl_bits: None,
+        status: r.nodes[i].status,
+    })
 }
 
 /// Standby `i` (in recovery, data `d`) and the wal sender it streams from.

@@ -12,6 +12,7 @@ fn primary(senders: Vec<Sender>, slots: Vec<SlotFacts>) -> NodeFacts {
         target: "host=p port=5432".into(),
         host_port: "p:5432".into(),
         given_addr: None,
+        given_name: None,
         down: false,
         data: Ok(Data {
             version_num: 150000,
@@ -48,6 +49,7 @@ fn standby(name: &str, status: Option<&str>) -> NodeFacts {
         target: format!("host={name}"),
         host_port: format!("{name}:5432"),
         given_addr: None,
+        given_name: None,
         down: false,
         data: Ok(Data {
             version_num: 150000,
@@ -243,6 +245,59 @@ fn a_node_that_is_down_is_critical_one_that_refuses_us_unknown() {
     let r = check(&[locked]);
     assert_eq!(r.status, Status::Unknown);
     assert_eq!(codes(&r), vec![("AUTHENTICATION_FAILED", Status::Unknown)]);
+}
+
+/// A standby whose conninfo names it keeps that name and its pair when
+/// it stops: the same node and pair names up and down, the pair's values
+/// unknown and not streaming while down; unknown streaming when it
+/// answers but will not tell. Without a name given it keeps host:port
+/// and has no pair while down.
+#[test]
+fn a_named_standby_keeps_its_name_and_pair_when_down() {
+    let named = |f: NodeFacts| NodeFacts {
+        given_name: Some("xstb2".into()),
+        ..f
+    };
+    let up = check(&[
+        primary(vec![sender("xstb2", 0)], vec![]),
+        named(standby("xstb2", Some("streaming"))),
+    ]);
+    let mut gone = named(standby("xstb2", None));
+    gone.data = Err(crate::fail!(ConnectionFailed, "refused"));
+    gone.down = true;
+    let down = check(&[primary(vec![], vec![]), gone.clone()]);
+    let names = |r: &Report| -> Vec<(String, String)> {
+        let nodes = r.nodes.iter().map(|n| n.name.clone());
+        let pairs = r.pairs.iter().flatten().map(|p| p.standby.clone());
+        nodes
+            .zip(pairs.chain(std::iter::repeat(String::new())))
+            .collect()
+    };
+    assert_eq!(names(&up), names(&down));
+    assert_eq!(down.nodes[1].name, "xstb2");
+    let p = &down.pairs.as_ref().unwrap()[0];
+    assert_eq!(
+        (
+            p.standby.as_str(),
+            p.lag_bytes,
+            p.lag_seconds,
+            p.streaming,
+            p.ssl
+        ),
+        ("xstb2", None, None, Some(false), None)
+    );
+    assert_eq!(p.status, Status::Critical);
+    // Answers but will not tell: its streaming is unknown too.
+    let mut locked = gone.clone();
+    (locked.down, locked.data) = (false, Err(crate::fail!(AuthenticationFailed, "password")));
+    let r = check(&[locked]);
+    let p = &r.pairs.as_ref().unwrap()[0];
+    assert_eq!((p.streaming, p.status), (None, Status::Unknown));
+    // No name given: host:port while down, and no pair.
+    gone.given_name = None;
+    let r = check(&[primary(vec![], vec![]), gone]);
+    assert_eq!(r.nodes[1].name, "xstb2:5432");
+    assert!(r.pairs.as_ref().unwrap().is_empty(), "{:?}", r.pairs);
 }
 
 #[test]

@@ -19,8 +19,8 @@ impl Default for TlsLimits {
     fn default() -> Self {
         TlsLimits {
             require_ssl: false,
-            cert_warn_days: 30,
-            cert_crit_days: 7,
+            cert_warn_days: crate::pg::cert_info::EXPIRY_WARN_DAYS,
+            cert_crit_days: crate::pg::cert_info::EXPIRY_CRIT_DAYS,
         }
     }
 }

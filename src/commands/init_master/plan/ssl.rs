@@ -9,7 +9,7 @@ use crate::commands::init_master::ssl::{
     CA_CERT, CA_KEY, CertState, CreateFile, Issued, SERVER_CERT, SERVER_KEY, SslFacts, inside,
 };
 use crate::error::{Code, Error, Result};
-use crate::pg::cert_info::CertInfo;
+use crate::pg::cert_info::{CertInfo, EXPIRY_CRIT_DAYS, EXPIRY_WARN_DAYS};
 use crate::plan::file::EditFile;
 use std::path::{Path, PathBuf};
 
@@ -29,7 +29,8 @@ pub struct SslPlan {
 /// Decide: keep the server's certificate, or issue one (rcgen; the keys
 /// are made here, so a dry run shows the same steps with other keys).
 /// `--ssl-issue` on pgrepctl's own certificate that no longer suits
-/// (expired, a name added) issues a new one from the same CA.
+/// (expired, expiring within check's warning window, a name added)
+/// issues a new one from the same CA.
 pub fn plan_ssl(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<Option<SslPlan>> {
     let Some(f) = facts.ssl.as_ref().filter(|_| settings.ssl) else {
         return Ok(None);
@@ -39,6 +40,9 @@ pub fn plan_ssl(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<O
     let existing = f.on || !matches!(f.cert, CertState::Missing);
     if existing && !settings.ssl_setup.issue {
         let kept = keep(f, names, ours)?;
+        if let Some(w) = expiring_warning(f, ours) {
+            plan.warnings.push(w);
+        }
         if names.is_empty() {
             plan.warnings.push(format!(
                 "no --ssl-name given: the names in {} ({}) were not checked against the ones standbys connect by; give --ssl-name for each",
@@ -51,8 +55,10 @@ pub fn plan_ssl(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<O
         }
         return Ok(Some(kept));
     }
+    let mut why = None;
     if existing && ours {
-        if let Ok(kept) = keep(f, names, ours) {
+        why = reissue_reason(f, names);
+        if let (None, Ok(kept)) = (&why, keep(f, names, ours)) {
             return Ok(Some(kept));
         }
     }
@@ -79,14 +85,62 @@ pub fn plan_ssl(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<O
         .hint("pgrepctl never overwrites certificate files: move pgrepctl-ca.* and pgrepctl-server.* away (or point ssl_cert_file and ssl_key_file at them yourself) and rerun"));
     }
     let made = crate::commands::init_master::ssl::issue(names, f.ca.as_ref())?;
-    Ok(Some(issue_steps(
-        f,
-        &ca_dir,
-        &facts.data_directory,
-        made,
+    let to = Target {
+        ca_dir: &ca_dir,
+        data_directory: &facts.data_directory,
         names,
-        plan,
-    )))
+        why: why.as_deref(),
+    };
+    Ok(Some(issue_steps(f, &to, made, plan)))
+}
+
+/// Why pgrepctl's own certificate is reissued by `--ssl-issue`: expired,
+/// missing a name, or expiring within check's warning window (so that
+/// check's `CERT_EXPIRING` never fires on it once this has run). None
+/// when it suits (or cannot be read: then nothing to say).
+fn reissue_reason(f: &SslFacts, names: &[String]) -> Option<String> {
+    let CertState::Parsed(cert) = &f.cert else {
+        return None;
+    };
+    let days = cert.days_left();
+    let missing: Vec<&str> = names
+        .iter()
+        .filter(|n| cert.valid_for(n).is_err())
+        .map(String::as_str)
+        .collect();
+    if days < 0 {
+        Some("it has expired".into())
+    } else if !missing.is_empty() {
+        Some(format!("it lacks {}", missing.join(", ")))
+    } else if days < i64::from(EXPIRY_WARN_DAYS) {
+        Some(format!(
+            "it expires in {days} days, within check's {EXPIRY_WARN_DAYS}-day warning"
+        ))
+    } else {
+        None
+    }
+}
+
+/// A certificate kept that expires within check's warning window: said,
+/// with the way out (pgrepctl's own: `--ssl-issue` reissues it; another:
+/// renew it, pgrepctl never replaces it).
+fn expiring_warning(f: &SslFacts, ours: bool) -> Option<String> {
+    let CertState::Parsed(cert) = &f.cert else {
+        return None;
+    };
+    let days = cert.days_left();
+    if !(0..i64::from(EXPIRY_WARN_DAYS)).contains(&days) {
+        return None;
+    }
+    let fix = if ours {
+        "rerun with --ssl-issue to have pgrepctl reissue it from its same CA (standbys keep trusting it; pgrepctl-server.crt and .key are overwritten)"
+    } else {
+        "renew it (same file names, then reload): pgrepctl does not replace a certificate it did not issue"
+    };
+    Some(format!(
+        "the server certificate {} expires in {days} days (check is WARNING within {EXPIRY_WARN_DAYS}, CRITICAL within {EXPIRY_CRIT_DAYS}): {fix}",
+        f.cert_file.display()
+    ))
 }
 
 /// A file of pgrepctl's that this run may take as it is: its CA (reused,
@@ -150,7 +204,7 @@ fn keep(f: &SslFacts, names: &[String], ours: bool) -> Result<SslPlan> {
             .hint("run pgrepctl as root or as the server's user, or rerun with --ssl-issue"));
         }
     };
-    check_cert(cert, &f.cert_file, names)?;
+    check_cert(cert, &f.cert_file, names, ours)?;
     if !f.key_exists {
         return Err(Error::new(
             Code::CertificateUnsuitable,
@@ -183,16 +237,25 @@ fn keep(f: &SslFacts, names: &[String], ours: bool) -> Result<SslPlan> {
     Ok(p)
 }
 
+/// `--ssl-issue` on pgrepctl's own certificate: what it does.
+const REISSUE: &str = "rerun with --ssl-issue: pgrepctl reissues its certificate from the same CA (the standbys' copies of the CA stay valid), overwriting pgrepctl-server.crt and pgrepctl-server.key, and reloads";
+
 /// Expired, or missing a name a standby will use: refused, with the
-/// names it does hold and the two ways out.
-fn check_cert(cert: &CertInfo, file: &Path, names: &[String]) -> Result<()> {
+/// names it does hold and the ways out (for pgrepctl's own, `ours`,
+/// a reissue from its CA in place).
+fn check_cert(cert: &CertInfo, file: &Path, names: &[String], ours: bool) -> Result<()> {
     let days = cert.days_left();
     if days < 0 {
+        let hint = if ours {
+            REISSUE.to_string()
+        } else {
+            "renew it (same file names, then reload), or rerun with --ssl-issue to have pgrepctl issue its own CA and certificate (the old files are kept)".to_string()
+        };
         return Err(Error::new(
             Code::CertificateUnsuitable,
             format!("the server certificate {} has expired", file.display()),
         )
-        .hint("renew it (same file names, then reload), or rerun with --ssl-issue to have pgrepctl issue its own CA and certificate (the old files are kept)"));
+        .hint(hint));
     }
     let missing: Vec<&str> = names
         .iter()
@@ -203,30 +266,42 @@ fn check_cert(cert: &CertInfo, file: &Path, names: &[String]) -> Result<()> {
         return Ok(());
     }
     let holds = cert.names();
+    let hint = if ours {
+        format!("{REISSUE}, for the --ssl-name values")
+    } else {
+        "rerun with --ssl-issue to have pgrepctl issue its own CA and a server certificate for the --ssl-name values (the old files are kept; ssl_cert_file and ssl_key_file point at the new ones), or reissue the certificate with these names yourself".to_string()
+    };
     Err(Error::new(
         Code::CertificateUnsuitable,
         format!(
             "the server certificate {} is not valid for {}: it holds {}",
             file.display(),
             missing.join(", "),
-            if holds.is_empty() { "no name".to_string() } else { holds.join(", ") }
+            if holds.is_empty() {
+                "no name".to_string()
+            } else {
+                holds.join(", ")
+            }
         ),
     )
-    .hint("rerun with --ssl-issue to have pgrepctl issue its own CA and a server certificate for the --ssl-name values (the old files are kept; ssl_cert_file and ssl_key_file point at the new ones), or reissue the certificate with these names yourself"))
+    .hint(hint))
+}
+
+/// Where the issued files go, for which names, and why pgrepctl's own
+/// certificate is reissued (None: first issued).
+struct Target<'a> {
+    ca_dir: &'a Path,
+    data_directory: &'a Path,
+    names: &'a [String],
+    why: Option<&'a str>,
 }
 
 /// The files, then ssl on with the new file settings.
-fn issue_steps(
-    f: &SslFacts,
-    ca_dir: &Path,
-    data_directory: &Path,
-    made: Issued,
-    names: &[String],
-    plan: &mut Plan,
-) -> SslPlan {
-    let ca = ca_dir.join(CA_CERT);
+fn issue_steps(f: &SslFacts, to: &Target, made: Issued, plan: &mut Plan) -> SslPlan {
+    let (names, data_directory) = (to.names, to.data_directory);
+    let ca = to.ca_dir.join(CA_CERT);
     let server_cert = f.server_dir.join(SERVER_CERT);
-    file_steps(f, ca_dir, made, names, plan);
+    file_steps(f, to, made, plan);
     // In the data directory: by name, so a standby's copy finds its own.
     let value = |name: &str| {
         if f.server_dir == data_directory {
@@ -256,7 +331,8 @@ fn issue_steps(
 /// The CA's two files unless it is reused; the server's two, created,
 /// or in place of pgrepctl's own (edits: the old contents come back on
 /// a failure; never diffed).
-fn file_steps(f: &SslFacts, ca_dir: &Path, made: Issued, names: &[String], plan: &mut Plan) {
+fn file_steps(f: &SslFacts, to: &Target, made: Issued, plan: &mut Plan) {
+    let (ca_dir, names) = (to.ca_dir, to.names);
     let create = |path: PathBuf, contents: String, mode, owner, summary: &str, secret| CreateFile {
         path,
         contents,
@@ -310,7 +386,10 @@ fn file_steps(f: &SslFacts, ca_dir: &Path, made: Issued, names: &[String], plan:
         ));
         return;
     };
-    let reissued = format!("{summary} (reissued by the same CA)");
+    let reissued = match to.why {
+        Some(why) => format!("{summary} (reissued by the same CA: {why})"),
+        None => format!("{summary} (reissued by the same CA)"),
+    };
     for (path, old, new, what) in [
         (cert, old_cert, made.server_cert, reissued),
         (
@@ -359,4 +438,108 @@ fn epilogue(ca: &Path, names: &[String]) -> String {
         copy_command(ca, names),
         names.first().map(String::as_str).unwrap_or("THIS_HOST"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate for `names` that expires in `days` days (and 1 hour).
+    fn cert(names: &[&str], days: i64) -> CertInfo {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
+        params.not_before = epoch + now - std::time::Duration::from_secs(86_400);
+        let left = days * 86_400 + 3600;
+        params.not_after = if left >= 0 {
+            epoch + now + std::time::Duration::from_secs(left as u64)
+        } else {
+            epoch + now - std::time::Duration::from_secs((-left) as u64)
+        };
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        CertInfo::parse(pem.as_bytes()).unwrap()
+    }
+
+    /// The server's facts with this certificate, pgrepctl's (`ours`) or not.
+    fn facts(c: CertInfo, ours: bool) -> SslFacts {
+        let dir = PathBuf::from("/var/lib/pg/data");
+        let file = if ours { SERVER_CERT } else { "server.crt" };
+        SslFacts {
+            on: true,
+            cert_file: dir.join(file),
+            key_file: dir.join("server.key"),
+            cert: CertState::Parsed(Box::new(c)),
+            key_exists: true,
+            server_owner: None,
+            server_dir: dir,
+            ca_dir: Some("/etc/pgrepctl".into()),
+            present: vec![],
+            ca: None,
+            server: None,
+        }
+    }
+
+    #[test]
+    fn pgrepctls_own_certificate_is_reissued_within_checks_warning() {
+        let names = ["db1".to_string()];
+        let warn = i64::from(EXPIRY_WARN_DAYS);
+        let reason = |days, n: &[&str]| reissue_reason(&facts(cert(n, days), true), &names);
+        assert_eq!(reason(warn + 5, &["db1"]), None);
+        let soon = reason(warn - 1, &["db1"]).unwrap();
+        assert!(
+            soon.contains(&format!("expires in {} days", warn - 1)),
+            "{soon}"
+        );
+        assert_eq!(reason(-1, &["db1"]).as_deref(), Some("it has expired"));
+        assert_eq!(reason(warn + 5, &["db2"]).as_deref(), Some("it lacks db1"));
+    }
+
+    #[test]
+    fn an_expiring_certificate_is_said_with_its_way_out() {
+        let warn = i64::from(EXPIRY_WARN_DAYS);
+        assert_eq!(
+            expiring_warning(&facts(cert(&["db1"], warn), true), true),
+            None
+        );
+        let w = expiring_warning(&facts(cert(&["db1"], 10), true), true).unwrap();
+        assert!(
+            w.contains("expires in 10 days") && w.contains("--ssl-issue"),
+            "{w}"
+        );
+        // Not pgrepctl's: never replaced, renew it.
+        let w = expiring_warning(&facts(cert(&["db1"], 10), false), false).unwrap();
+        assert!(w.contains("renew it") && !w.contains("--ssl-issue"), "{w}");
+        assert!(w.contains("did not issue"), "{w}");
+    }
+
+    #[test]
+    fn the_hint_for_pgrepctls_own_says_it_is_reissued_in_place() {
+        let names = ["db1".to_string()];
+        for (c, file) in [
+            (cert(&["db1"], -2), "expired"),
+            (cert(&["db2"], 90), "names"),
+        ] {
+            let ours = check_cert(&c, Path::new("/d/pgrepctl-server.crt"), &names, true)
+                .unwrap_err()
+                .hint
+                .unwrap();
+            assert!(
+                ours.contains("same CA") && ours.contains("overwriting"),
+                "{file}: {ours}"
+            );
+            assert!(
+                !ours.contains("its own CA") && !ours.contains("kept"),
+                "{file}: {ours}"
+            );
+            let theirs = check_cert(&c, Path::new("/d/server.crt"), &names, false)
+                .unwrap_err()
+                .hint
+                .unwrap();
+            assert!(theirs.contains("old files are kept"), "{file}: {theirs}");
+        }
+    }
 }

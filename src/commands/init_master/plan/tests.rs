@@ -499,7 +499,10 @@ mod ssl {
         let p = plan(&ssl_settings(&["db1", "10.0.0.1"], true), &f).unwrap();
         let s = certs(&p);
         assert_eq!(s.len(), 2, "{s:#?}");
-        assert!(s[0].contains("(reissued by the same CA)"), "{s:#?}");
+        assert!(
+            s[0].contains("(reissued by the same CA: it lacks 10.0.0.1)"),
+            "{s:#?}"
+        );
         let ssl = p.ssl.unwrap();
         assert_eq!(
             ssl.report["ca_certificate"],
