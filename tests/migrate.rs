@@ -889,3 +889,27 @@ fn killed_cutover_rerun_or_abort() {
         "the source stays read-only"
     );
 }
+
+/// A database the source does not have: the hint names the flag migrate
+/// takes (--dbname), not another command's -d.
+#[test]
+fn a_missing_database_names_the_dbname_flag() {
+    let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
+    let j = Test::new([
+        "migrate",
+        "start",
+        "--json",
+        "--source",
+        &s.conninfo(),
+        "--target",
+        &t.conninfo(),
+        "--dbname",
+        "nosuchdb",
+        "--dry-run",
+    ])
+    .run()
+    .fails(1, "CONNECTION_FAILED");
+    let hint = j["error"]["hint"].as_str().unwrap();
+    assert!(hint.contains("--dbname nosuchdb"), "{j}");
+    assert!(!hint.contains(" -d"), "{j}");
+}

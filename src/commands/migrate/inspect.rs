@@ -116,6 +116,17 @@ pub async fn source_session(sides: &Sides, timeout: Duration) -> Result<Session>
     Ok(s)
 }
 
+/// A connection refused because the database does not exist (SQLSTATE
+/// 3D000) gets a hint that names migrate's own flag, --dbname.
+pub fn no_database(e: Error, dbname: &str) -> Error {
+    if e.sqlstate() != Some("3D000") {
+        return e;
+    }
+    e.hint(format!(
+        "--dbname {dbname} names the database to move, which must exist on the source (psql -l there lists them); start creates it on the target"
+    ))
+}
+
 /// A session with the target server's `postgres` database: for what
 /// exists before the migrated database does (CREATE DATABASE, versions).
 pub async fn target_admin_session(sides: &Sides, timeout: Duration) -> Result<Session> {
@@ -125,7 +136,9 @@ pub async fn target_admin_session(sides: &Sides, timeout: Duration) -> Result<Se
 }
 
 pub async fn target_session(sides: &Sides, timeout: Duration) -> Result<Session> {
-    crate::pg::connect(&sides.target, Some(timeout)).await
+    crate::pg::connect(&sides.target, Some(timeout))
+        .await
+        .map_err(|e| no_database(e, &sides.dbname))
 }
 
 async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(
@@ -404,4 +417,32 @@ pub async fn subscription(s: &Session, name: &str) -> Result<Option<bool>> {
         .await
         .map_err(|e| query_error(&s.target, &e))?;
     Ok(row.map(|r| r.get(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_database_names_the_dbname_flag() {
+        let mut e = Error::new(
+            Code::ConnectionFailed,
+            "database \"nosuchdb\" does not exist",
+        )
+        .hint("name a database that exists on that server (psql -l lists them)");
+        e.source = Some(Box::new(crate::error::Source {
+            message: "database \"nosuchdb\" does not exist".into(),
+            sqlstate: Some("3D000".into()),
+            os_error: None,
+            source: None,
+        }));
+        let hint = no_database(e, "nosuchdb").hint.unwrap();
+        assert!(hint.starts_with("--dbname nosuchdb names"), "{hint}");
+        // Another refusal keeps its own hint.
+        let other = Error::new(Code::AuthenticationFailed, "no").hint("the password");
+        assert_eq!(
+            no_database(other, "x").hint.as_deref(),
+            Some("the password")
+        );
+    }
 }
