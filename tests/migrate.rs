@@ -890,6 +890,60 @@ fn killed_cutover_rerun_or_abort() {
     );
 }
 
+/// start with `extra` flags, from `source` to `target` (conninfo
+/// strings), with the target major's pg_dump.
+fn start_between(source: &str, target: &str, bindir: &Path, extra: &[&str]) -> Test {
+    let mut test = Test::new([
+        "migrate", "start", "--json", "--source", source, "--target", target, "--dbname", DB,
+    ])
+    .arg("--bindir")
+    .arg(bindir);
+    for a in extra {
+        test = test.arg(a);
+    }
+    test
+}
+
+/// --target the source itself, by its own string or by another of its
+/// addresses: a usage error, in --dry-run as in a real run, and nothing
+/// is created. A copy made by pg_basebackup (the same system
+/// identifier), promoted, is another server and may be the target.
+#[test]
+fn the_source_itself_is_refused_as_target() {
+    let s = source_of(&harness::bindir());
+    populate(&s);
+    let tcp = format!("host=127.0.0.1 port={} user=postgres", s.port);
+    for target in [s.conninfo(), tcp] {
+        for extra in [
+            &["--replica-identity-full", "--dry-run"][..],
+            &["--replica-identity-full"],
+        ] {
+            let j = start_between(&s.conninfo(), &target, &s.bindir, extra)
+                .run()
+                .fails(2, "CONFLICTING_FLAGS");
+            let message = j["error"]["message"].as_str().unwrap();
+            assert!(message.contains("are the same server"), "{j}");
+            assert!(message.contains("would subscribe to itself"), "{j}");
+        }
+    }
+    nothing_left(&s, &s);
+    assert_eq!(identity(&s, "pgbench_history"), "d");
+    let copy = Cluster::standby_of(&s, "copy");
+    copy.sql("SELECT pg_promote()");
+    copy.sql(&format!("DROP DATABASE {DB}"));
+    let system = "SELECT system_identifier FROM pg_control_system()";
+    assert_eq!(s.sql(system), copy.sql(system));
+    let j = start_between(
+        &s.conninfo(),
+        &copy.conninfo(),
+        &copy.bindir,
+        &["--replica-identity-full", "--dry-run"],
+    )
+    .run()
+    .ok();
+    assert_eq!(j["changed"], true, "{j}");
+}
+
 /// A database the source does not have: the hint names the flag migrate
 /// takes (--dbname), not another command's -d.
 #[test]

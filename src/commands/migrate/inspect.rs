@@ -62,6 +62,41 @@ pub struct SourceTable {
     pub indexed: bool,
 }
 
+/// Which server answered, whatever address reached it: a copy made by
+/// pg_basebackup shares the system identifier but is another server
+/// (started at another moment, with its own data directory or port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerId {
+    pub system_id: String,
+    /// pg_postmaster_start_time().
+    pub started: String,
+    pub port: String,
+    /// None when the role may not read it (not pg_read_all_settings).
+    pub data_directory: Option<String>,
+}
+
+impl ServerId {
+    pub async fn of(s: &Session) -> Option<ServerId> {
+        let row = s
+            .client
+            .query_one(
+                "SELECT (SELECT system_identifier::text FROM pg_control_system()), \
+                 pg_postmaster_start_time()::text, current_setting('port'), \
+                 CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE') \
+                   THEN current_setting('data_directory') END",
+                &[],
+            )
+            .await
+            .ok()?;
+        Some(ServerId {
+            system_id: row.get(0),
+            started: row.get(1),
+            port: row.get(2),
+            data_directory: row.get(3),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Source {
     pub version_num: u32,
@@ -79,6 +114,8 @@ pub struct Source {
     pub publication: bool,
     /// The slot, and whether a walsender uses it now.
     pub slot: Option<bool>,
+    /// None: not readable.
+    pub server: Option<ServerId>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +138,8 @@ pub struct Target {
     /// which start records in the publication's comment: abort then
     /// knows a migration to another server from one to this.
     pub system_id: Option<String>,
+    /// None: not readable.
+    pub server: Option<ServerId>,
 }
 
 /// pgrepctl's session with the source database.
@@ -108,7 +147,9 @@ pub struct Target {
 /// Writable even when a cutover made the database read-only (a rerun, or
 /// an abort, after a cutover that was killed must still change things).
 pub async fn source_session(sides: &Sides, timeout: Duration) -> Result<Session> {
-    let s = crate::pg::connect(&sides.source, Some(timeout)).await?;
+    let s = crate::pg::connect(&sides.source, Some(timeout))
+        .await
+        .map_err(|e| no_database(e, &sides.dbname))?;
     s.client
         .batch_execute("SET default_transaction_read_only = off")
         .await
@@ -230,6 +271,7 @@ pub async fn source(s: &Session, sides: &Sides) -> Result<Source> {
         )
         .await?,
         slot: slot(s, &sides.names.slot).await?,
+        server: ServerId::of(s).await,
     })
 }
 
@@ -355,6 +397,7 @@ pub async fn target(
         &[&sides.dbname],
     )
     .await?;
+    let server = ServerId::of(admin).await;
     let mut t = Target {
         version_num: admin.version_num,
         superuser: superuser(admin).await?,
@@ -368,15 +411,8 @@ pub async fn target(
         subscription: None,
         tables: vec![],
         indexed: false,
-        system_id: admin
-            .client
-            .query_one(
-                "SELECT system_identifier::text FROM pg_control_system()",
-                &[],
-            )
-            .await
-            .ok()
-            .map(|r| r.get(0)),
+        system_id: server.as_ref().map(|s| s.system_id.clone()),
+        server,
     };
     if !database {
         return Ok((t, None));

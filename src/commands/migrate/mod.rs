@@ -42,7 +42,9 @@ pub enum Action {
     /// --replica-identity-full); unlogged tables, large objects and
     /// sequences are reported (they do not move); the extensions the
     /// source database uses exist on the target; the target's tables are
-    /// absent or empty; the target's major is at least the source's. Then
+    /// absent or empty; the target's major is at least the source's; the
+    /// target is not the source server itself (the same system
+    /// identifier, start time, port and data directory). Then
     /// the tables (pg_dump --section=pre-data of the target's major), a
     /// publication on the source, a logical slot whose exported snapshot
     /// --jobs sessions copy the tables at (COPY, largest first, into
