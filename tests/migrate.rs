@@ -306,10 +306,51 @@ fn full_migration(source_bindir: &Path, target_bindir: &Path) {
         &t,
         "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, 1, 1, now())",
     );
-    // A second cutover finds nothing to switch.
-    migrate("cutover", &s, &t, &[])
-        .run()
-        .fails(1, "NO_MIGRATION");
+    finished(&s, &t);
+}
+
+/// A cutover that is done: a rerun confirms it and changes nothing
+/// (exit 0, `changed: false`, in --dry-run too), and status says OK,
+/// finished, without naming the dropped slot.
+fn finished(s: &Cluster, t: &Cluster) {
+    for extra in [&["--dry-run"][..], &[]] {
+        let again = migrate("cutover", s, t, extra).run().ok();
+        assert_eq!(again["changed"], false, "{again}");
+        assert_eq!(again["finished"], true, "{again}");
+        assert!(again["target_conninfo"].is_string(), "{again}");
+    }
+    let st = migrate("status", s, t, &[]).run();
+    let sj = st.json();
+    assert_eq!(st.code(), 0, "{sj}");
+    assert_eq!(sj["migration"]["finished"], true, "{sj}");
+    let text = Test::new([
+        "migrate",
+        "status",
+        "--source",
+        &s.conninfo(),
+        "--target",
+        &t.conninfo(),
+        "--dbname",
+        DB,
+    ])
+    .run();
+    assert_eq!(text.code(), 0, "{}", text.stdout());
+    assert!(
+        text.stdout().contains("migrate status: OK"),
+        "{}",
+        text.stdout()
+    );
+    assert!(
+        text.stdout().contains("cut over to the target"),
+        "{}",
+        text.stdout()
+    );
+    // No name of what is gone (the slot's is pgrepctl_migrate_shop).
+    assert!(
+        !text.stdout().contains("pgrepctl_migrate_"),
+        "{}",
+        text.stdout()
+    );
 }
 
 #[test]
@@ -357,6 +398,10 @@ fn keyless_refused_then_abort_cleans() {
         )),
         "0"
     );
+    // Never started: no cutover to confirm.
+    migrate("cutover", &s, &t, &[])
+        .run()
+        .fails(1, "NO_MIGRATION");
     assert_eq!(
         db(
             &s,
@@ -390,6 +435,11 @@ fn keyless_refused_then_abort_cleans() {
     assert_eq!(a["changed"], false, "{a}");
     let st = migrate("status", &s, &t, &[]).run();
     assert_eq!(st.code(), 2, "{}", st.stdout());
+    // Aborted (the target holds the tables, the source takes writes): not
+    // a finished cutover.
+    migrate("cutover", &s, &t, &[])
+        .run()
+        .fails(1, "NO_MIGRATION");
 }
 
 /// --table moves only the tables named (and what they need).
@@ -830,9 +880,49 @@ fn killed_cutover_rerun_or_abort() {
     };
     start(&s, &t);
     kill_cutover(&s, &t, 1);
+    // status says so, and what to run: abort gives the writes back here.
+    let st = migrate("status", &s, &t, &[]).run();
+    let sj = st.json();
+    assert_eq!(st.code(), 2, "{sj}");
+    assert_eq!(harness::problem_codes(&sj), ["SOURCE_READ_ONLY"], "{sj}");
+    let hint = sj["problems"][0]["hint"].as_str().unwrap();
+    assert!(hint.contains("migrate cutover again"), "{sj}");
+    assert!(hint.contains("gives the source its writes back"), "{sj}");
     let c = migrate("cutover", &s, &t, &[]).run().ok();
     assert_eq!(c["changed"], true, "{c}");
     nothing_left(&s, &t);
+    finished(&s, &t);
+
+    // Killed past the commit point, after it dropped the subscription:
+    // status says the cutover is unfinished; a rerun drops the
+    // publication it left, and then confirms it is done.
+    s.sql("ALTER DATABASE shop RESET default_transaction_read_only");
+    t.sql(&format!("DROP DATABASE {DB}"));
+    start(&s, &t);
+    kill_cutover(&s, &t, 6);
+    let st = migrate("status", &s, &t, &[]).run();
+    let sj = st.json();
+    assert_eq!(st.code(), 2, "{sj}");
+    assert_eq!(harness::problem_codes(&sj), ["CUTOVER_UNFINISHED"], "{sj}");
+    assert!(
+        sj["problems"][0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("keeps the source read-only"),
+        "{sj}"
+    );
+    let dry = migrate("cutover", &s, &t, &["--dry-run"]).run().ok();
+    let c = migrate("cutover", &s, &t, &[]).run().ok();
+    assert_eq!(c["changed"], true, "{c}");
+    assert_eq!(harness::summaries(&c), harness::summaries(&dry));
+    assert!(
+        harness::summaries(&c)
+            .iter()
+            .any(|x| x.contains("DROP PUBLICATION")),
+        "{c}"
+    );
+    nothing_left(&s, &t);
+    finished(&s, &t);
 
     // Again, from a writable source and an empty target database.
     s.sql("ALTER DATABASE shop RESET default_transaction_read_only");
@@ -888,6 +978,7 @@ fn killed_cutover_rerun_or_abort() {
         .is_err(),
         "the source stays read-only"
     );
+    finished(&s, &t);
 }
 
 /// start with `extra` flags, from `source` to `target` (conninfo

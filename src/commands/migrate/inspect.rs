@@ -264,12 +264,7 @@ pub async fn source(s: &Session, sides: &Sides) -> Result<Source> {
             "SELECT extname::text FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
         )
         .await?,
-        publication: one(
-            s,
-            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
-            &[&sides.names.publication],
-        )
-        .await?,
+        publication: publication_exists(s, &sides.names.publication).await?,
         slot: slot(s, &sides.names.slot).await?,
         server: ServerId::of(s).await,
     })
@@ -293,6 +288,16 @@ pub async fn identity_to_revert(s: &Session, publication: &str) -> Result<Vec<Ta
         }
     }
     Ok(out)
+}
+
+/// Whether the migration's publication is in the source database.
+pub async fn publication_exists(s: &Session, publication: &str) -> Result<bool> {
+    one(
+        s,
+        "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
+        &[&publication],
+    )
+    .await
 }
 
 /// The comment on the migration's publication (None without one, or
@@ -327,6 +332,46 @@ pub fn drop_publication_sql(publication: &str, tables: &[Table]) -> String {
         crate::pg::sql::ident(publication)
     ));
     sql.join("; ")
+}
+
+/// Whether the session's database is read-only for every role: its own
+/// `default_transaction_read_only = on` in pg_db_role_setting (setrole 0,
+/// the database's oid), what cutover sets on the source and leaves there.
+pub async fn database_read_only(s: &Session) -> Result<bool> {
+    one(
+        s,
+        "SELECT EXISTS (SELECT 1 FROM pg_db_role_setting r \
+         WHERE r.setrole = 0 \
+         AND r.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND 'default_transaction_read_only=on' = ANY(r.setconfig))",
+        &[],
+    )
+    .await
+}
+
+/// Whether the target database holds any of the source database's tables
+/// (what a cutover leaves there, and an abort without --drop-schema).
+pub async fn target_holds_source_tables(source: &Session, target: &Session) -> Result<bool> {
+    let names: Vec<String> = source
+        .client
+        .query(TABLES, &[])
+        .await
+        .map_err(|e| query_error(&source.target, &e))?
+        .iter()
+        .map(|r| {
+            Table {
+                schema: r.get(0),
+                name: r.get(1),
+            }
+            .sql()
+        })
+        .collect();
+    one(
+        target,
+        "SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL)",
+        &[&names],
+    )
+    .await
 }
 
 /// The migration's slot on the source, and whether it is in use.

@@ -58,10 +58,13 @@ pub enum Action {
     /// Where a migration stands: per-table sync state, lag, WAL the slot retains, apply errors, schema drift (check's formats and exit codes)
     ///
     /// Exit status: 0 OK (every table streaming, lag under the
-    /// thresholds), 1 WARNING (copy in progress, lag above the warning
-    /// threshold, schema drift), 2 CRITICAL (no subscription, a disabled
-    /// subscription or apply errors, lag above the critical threshold), 3
-    /// UNKNOWN.
+    /// thresholds; or the migration cut over: nothing of it left, the
+    /// source database read-only, the target holding its tables), 1
+    /// WARNING (copy in progress, lag above the warning threshold, schema
+    /// drift), 2 CRITICAL (no subscription, a disabled subscription or
+    /// apply errors, lag above the critical threshold, the source database
+    /// read-only while the migration is there: a cutover stopped before
+    /// its end), 3 UNKNOWN.
     Status(StatusArgs),
     /// Switch to the target: writes off on the source, wait until the target has everything, sequences, verify, drop the replication
     ///
@@ -74,6 +77,8 @@ pub enum Action {
     /// Sequences on the target are set to the source's values plus a
     /// margin, tables are verified (--verify), and the subscription,
     /// publication and slot are dropped. The source stays read-only.
+    /// Run again once done, it confirms the cutover and changes nothing;
+    /// killed past its commit point, it finishes what is left.
     Cutover(CutoverArgs),
     /// Drop what start created on both sides (subscription, slot, publication; the copied schema with --drop-schema), from any state
     Abort(AbortArgs),
