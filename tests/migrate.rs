@@ -1019,6 +1019,39 @@ fn the_source_itself_is_refused_as_target() {
     }
     nothing_left(&s, &s);
     assert_eq!(identity(&s, "pgbench_history"), "d");
+    // One made before start refused it (by hand here): status says what
+    // it is, and abort drops it.
+    db(
+        &s,
+        "CREATE PUBLICATION pgrepctl_migrate_shop FOR ALL TABLES",
+    );
+    db(
+        &s,
+        "SELECT 1 FROM pg_create_logical_replication_slot('pgrepctl_migrate_shop', 'pgoutput')",
+    );
+    db(
+        &s,
+        &format!(
+            "CREATE SUBSCRIPTION pgrepctl_migrate_shop CONNECTION '{} dbname={DB}' \
+             PUBLICATION pgrepctl_migrate_shop WITH (create_slot = false, copy_data = false, \
+             slot_name = 'pgrepctl_migrate_shop')",
+            s.conninfo().replace(" dbname=postgres", "")
+        ),
+    );
+    let st = migrate("status", &s, &s, &[]).run();
+    let sj = st.json();
+    assert_eq!(st.code(), 3, "{sj}");
+    assert_eq!(sj["error"]["code"], "CONFLICTING_FLAGS", "{sj}");
+    assert!(
+        sj["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("migrate abort"),
+        "{sj}"
+    );
+    let a = migrate("abort", &s, &s, &[]).run().ok();
+    assert_eq!(a["changed"], true, "{a}");
+    nothing_left(&s, &s);
     let copy = Cluster::standby_of(&s, "copy");
     copy.sql("SELECT pg_promote()");
     copy.sql(&format!("DROP DATABASE {DB}"));

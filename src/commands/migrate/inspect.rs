@@ -68,7 +68,8 @@ pub struct SourceTable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerId {
     pub system_id: String,
-    /// pg_postmaster_start_time().
+    /// pg_postmaster_start_time() in UTC (the same text whatever the
+    /// session's TimeZone).
     pub started: String,
     pub port: String,
     /// None when the role may not read it (not pg_read_all_settings).
@@ -81,7 +82,8 @@ impl ServerId {
             .client
             .query_one(
                 "SELECT (SELECT system_identifier::text FROM pg_control_system()), \
-                 pg_postmaster_start_time()::text, current_setting('port'), \
+                 to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', \
+                   'YYYY-MM-DD HH24:MI:SS.US') || ' UTC', current_setting('port'), \
                  CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE') \
                    THEN current_setting('data_directory') END",
                 &[],
@@ -95,6 +97,36 @@ impl ServerId {
             data_directory: row.get(3),
         })
     }
+}
+
+/// --source and --target reaching one server (by the same string, or by
+/// two of its addresses): the database would subscribe to itself, and
+/// its apply worker fail on every row. A copy made by pg_basebackup has
+/// the same system identifier but is another server. `hint` says what to
+/// do from where the caller stands.
+pub fn same_server(
+    dbname: &str,
+    source: Option<&ServerId>,
+    target: Option<&ServerId>,
+    hint: &str,
+) -> Result<()> {
+    let (Some(a), Some(b)) = (source, target) else {
+        return Ok(());
+    };
+    if a != b {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::ConflictingFlags,
+        format!(
+            "--source and --target are the same server (system identifier {}, port {}, data directory {}, started {}): the database {dbname} would subscribe to itself",
+            a.system_id,
+            a.port,
+            a.data_directory.as_deref().unwrap_or("unknown"),
+            a.started,
+        ),
+    )
+    .hint(hint))
 }
 
 #[derive(Debug, Clone)]

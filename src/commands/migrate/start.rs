@@ -173,7 +173,12 @@ pub fn decide(
 ) -> Result<Plan<Env>> {
     let mut plan = Plan::default();
     versions(source, target)?;
-    same_server(settings, source, target)?;
+    inspect::same_server(
+        &settings.sides.dbname,
+        source.server.as_ref(),
+        target.server.as_ref(),
+        "nothing was changed: give as --target the server the database moves to (a copy of the source made by pg_basebackup is another server, and may be the target)",
+    )?;
     if !source.superuser || !target.superuser {
         let side = if source.superuser { "target" } else { "source" };
         return Err(Error::new(
@@ -365,31 +370,6 @@ fn versions(source: &Source, target: &Target) -> Result<()> {
         .hint("migrate to a server of the same or a newer major version"));
     }
     Ok(())
-}
-
-/// --target the source server itself (the same string, or another of its
-/// addresses): the database would subscribe to itself and its apply
-/// worker fail on every row. A copy made by pg_basebackup has the same
-/// system identifier but is another server, and may be the target.
-fn same_server(settings: &Settings, source: &Source, target: &Target) -> Result<()> {
-    let (Some(a), Some(b)) = (&source.server, &target.server) else {
-        return Ok(());
-    };
-    if a != b {
-        return Ok(());
-    }
-    Err(Error::new(
-        Code::ConflictingFlags,
-        format!(
-            "--source and --target are the same server (system identifier {}, port {}, data directory {}, started {}): the database {} would subscribe to itself",
-            a.system_id,
-            a.port,
-            a.data_directory.as_deref().unwrap_or("unknown"),
-            a.started,
-            settings.sides.dbname
-        ),
-    )
-    .hint("nothing was changed: give as --target the server the database moves to (a copy of the source made by pg_basebackup is another server, and may be the target)"))
 }
 
 fn source_ready(source: &Source) -> Result<()> {

@@ -63,6 +63,15 @@ pub async fn run(args: StatusArgs, _printer: &crate::report::Printer) -> Result<
         return Ok(r.finish());
     }
     let (src, admin) = (src?, admin?);
+    // A migration to the source itself (which start now refuses) never
+    // works: said as it is, a usage error (UNKNOWN) as in check.
+    let (a, b) = tokio::join!(inspect::ServerId::of(&src), inspect::ServerId::of(&admin));
+    inspect::same_server(
+        &sides.dbname,
+        a.as_ref(),
+        b.as_ref(),
+        "its subscription streams into the very tables it reads, and its apply worker fails on every row: run pgrepctl migrate abort with the same flags to drop it (abort leaves the tables), then migrate start with the --target the database moves to",
+    )?;
     let (target, tsession) = inspect::target(&admin, &sides, &[], t).await?;
     let mut facts = Facts::default();
     if let (Some(s), Some(_)) = (&tsession, target.subscription) {
