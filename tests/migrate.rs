@@ -306,10 +306,51 @@ fn full_migration(source_bindir: &Path, target_bindir: &Path) {
         &t,
         "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, 1, 1, now())",
     );
-    // A second cutover finds nothing to switch.
-    migrate("cutover", &s, &t, &[])
-        .run()
-        .fails(1, "NO_MIGRATION");
+    finished(&s, &t);
+}
+
+/// A cutover that is done: a rerun confirms it and changes nothing
+/// (exit 0, `changed: false`, in --dry-run too), and status says OK,
+/// finished, without naming the dropped slot.
+fn finished(s: &Cluster, t: &Cluster) {
+    for extra in [&["--dry-run"][..], &[]] {
+        let again = migrate("cutover", s, t, extra).run().ok();
+        assert_eq!(again["changed"], false, "{again}");
+        assert_eq!(again["finished"], true, "{again}");
+        assert!(again["target_conninfo"].is_string(), "{again}");
+    }
+    let st = migrate("status", s, t, &[]).run();
+    let sj = st.json();
+    assert_eq!(st.code(), 0, "{sj}");
+    assert_eq!(sj["migration"]["finished"], true, "{sj}");
+    let text = Test::new([
+        "migrate",
+        "status",
+        "--source",
+        &s.conninfo(),
+        "--target",
+        &t.conninfo(),
+        "--dbname",
+        DB,
+    ])
+    .run();
+    assert_eq!(text.code(), 0, "{}", text.stdout());
+    assert!(
+        text.stdout().contains("migrate status: OK"),
+        "{}",
+        text.stdout()
+    );
+    assert!(
+        text.stdout().contains("cut over to the target"),
+        "{}",
+        text.stdout()
+    );
+    // No name of what is gone (the slot's is pgrepctl_migrate_shop).
+    assert!(
+        !text.stdout().contains("pgrepctl_migrate_"),
+        "{}",
+        text.stdout()
+    );
 }
 
 #[test]
@@ -357,6 +398,10 @@ fn keyless_refused_then_abort_cleans() {
         )),
         "0"
     );
+    // Never started: no cutover to confirm.
+    migrate("cutover", &s, &t, &[])
+        .run()
+        .fails(1, "NO_MIGRATION");
     assert_eq!(
         db(
             &s,
@@ -390,6 +435,11 @@ fn keyless_refused_then_abort_cleans() {
     assert_eq!(a["changed"], false, "{a}");
     let st = migrate("status", &s, &t, &[]).run();
     assert_eq!(st.code(), 2, "{}", st.stdout());
+    // Aborted (the target holds the tables, the source takes writes): not
+    // a finished cutover.
+    migrate("cutover", &s, &t, &[])
+        .run()
+        .fails(1, "NO_MIGRATION");
 }
 
 /// --table moves only the tables named (and what they need).
@@ -830,9 +880,49 @@ fn killed_cutover_rerun_or_abort() {
     };
     start(&s, &t);
     kill_cutover(&s, &t, 1);
+    // status says so, and what to run: abort gives the writes back here.
+    let st = migrate("status", &s, &t, &[]).run();
+    let sj = st.json();
+    assert_eq!(st.code(), 2, "{sj}");
+    assert_eq!(harness::problem_codes(&sj), ["SOURCE_READ_ONLY"], "{sj}");
+    let hint = sj["problems"][0]["hint"].as_str().unwrap();
+    assert!(hint.contains("migrate cutover again"), "{sj}");
+    assert!(hint.contains("gives the source its writes back"), "{sj}");
     let c = migrate("cutover", &s, &t, &[]).run().ok();
     assert_eq!(c["changed"], true, "{c}");
     nothing_left(&s, &t);
+    finished(&s, &t);
+
+    // Killed past the commit point, after it dropped the subscription:
+    // status says the cutover is unfinished; a rerun drops the
+    // publication it left, and then confirms it is done.
+    s.sql("ALTER DATABASE shop RESET default_transaction_read_only");
+    t.sql(&format!("DROP DATABASE {DB}"));
+    start(&s, &t);
+    kill_cutover(&s, &t, 6);
+    let st = migrate("status", &s, &t, &[]).run();
+    let sj = st.json();
+    assert_eq!(st.code(), 2, "{sj}");
+    assert_eq!(harness::problem_codes(&sj), ["CUTOVER_UNFINISHED"], "{sj}");
+    assert!(
+        sj["problems"][0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("keeps the source read-only"),
+        "{sj}"
+    );
+    let dry = migrate("cutover", &s, &t, &["--dry-run"]).run().ok();
+    let c = migrate("cutover", &s, &t, &[]).run().ok();
+    assert_eq!(c["changed"], true, "{c}");
+    assert_eq!(harness::summaries(&c), harness::summaries(&dry));
+    assert!(
+        harness::summaries(&c)
+            .iter()
+            .any(|x| x.contains("DROP PUBLICATION")),
+        "{c}"
+    );
+    nothing_left(&s, &t);
+    finished(&s, &t);
 
     // Again, from a writable source and an empty target database.
     s.sql("ALTER DATABASE shop RESET default_transaction_read_only");
@@ -888,4 +978,116 @@ fn killed_cutover_rerun_or_abort() {
         .is_err(),
         "the source stays read-only"
     );
+    finished(&s, &t);
+}
+
+/// start with `extra` flags, from `source` to `target` (conninfo
+/// strings), with the target major's pg_dump.
+fn start_between(source: &str, target: &str, bindir: &Path, extra: &[&str]) -> Test {
+    let mut test = Test::new([
+        "migrate", "start", "--json", "--source", source, "--target", target, "--dbname", DB,
+    ])
+    .arg("--bindir")
+    .arg(bindir);
+    for a in extra {
+        test = test.arg(a);
+    }
+    test
+}
+
+/// --target the source itself, by its own string or by another of its
+/// addresses: a usage error, in --dry-run as in a real run, and nothing
+/// is created. A copy made by pg_basebackup (the same system
+/// identifier), promoted, is another server and may be the target.
+#[test]
+fn the_source_itself_is_refused_as_target() {
+    let s = source_of(&harness::bindir());
+    populate(&s);
+    let tcp = format!("host=127.0.0.1 port={} user=postgres", s.port);
+    for target in [s.conninfo(), tcp] {
+        for extra in [
+            &["--replica-identity-full", "--dry-run"][..],
+            &["--replica-identity-full"],
+        ] {
+            let j = start_between(&s.conninfo(), &target, &s.bindir, extra)
+                .run()
+                .fails(2, "CONFLICTING_FLAGS");
+            let message = j["error"]["message"].as_str().unwrap();
+            assert!(message.contains("are the same server"), "{j}");
+            assert!(message.contains("would subscribe to itself"), "{j}");
+        }
+    }
+    nothing_left(&s, &s);
+    assert_eq!(identity(&s, "pgbench_history"), "d");
+    // One made before start refused it (by hand here): status says what
+    // it is, and abort drops it.
+    db(
+        &s,
+        "CREATE PUBLICATION pgrepctl_migrate_shop FOR ALL TABLES",
+    );
+    db(
+        &s,
+        "SELECT 1 FROM pg_create_logical_replication_slot('pgrepctl_migrate_shop', 'pgoutput')",
+    );
+    db(
+        &s,
+        &format!(
+            "CREATE SUBSCRIPTION pgrepctl_migrate_shop CONNECTION '{} dbname={DB}' \
+             PUBLICATION pgrepctl_migrate_shop WITH (create_slot = false, copy_data = false, \
+             slot_name = 'pgrepctl_migrate_shop')",
+            s.conninfo().replace(" dbname=postgres", "")
+        ),
+    );
+    let st = migrate("status", &s, &s, &[]).run();
+    let sj = st.json();
+    assert_eq!(st.code(), 3, "{sj}");
+    assert_eq!(sj["error"]["code"], "CONFLICTING_FLAGS", "{sj}");
+    assert!(
+        sj["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("migrate abort"),
+        "{sj}"
+    );
+    let a = migrate("abort", &s, &s, &[]).run().ok();
+    assert_eq!(a["changed"], true, "{a}");
+    nothing_left(&s, &s);
+    let copy = Cluster::standby_of(&s, "copy");
+    copy.sql("SELECT pg_promote()");
+    copy.sql(&format!("DROP DATABASE {DB}"));
+    let system = "SELECT system_identifier FROM pg_control_system()";
+    assert_eq!(s.sql(system), copy.sql(system));
+    let j = start_between(
+        &s.conninfo(),
+        &copy.conninfo(),
+        &copy.bindir,
+        &["--replica-identity-full", "--dry-run"],
+    )
+    .run()
+    .ok();
+    assert_eq!(j["changed"], true, "{j}");
+}
+
+/// A database the source does not have: the hint names the flag migrate
+/// takes (--dbname), not another command's -d.
+#[test]
+fn a_missing_database_names_the_dbname_flag() {
+    let (s, t) = (source_of(&harness::bindir()), target_of(&harness::bindir()));
+    let j = Test::new([
+        "migrate",
+        "start",
+        "--json",
+        "--source",
+        &s.conninfo(),
+        "--target",
+        &t.conninfo(),
+        "--dbname",
+        "nosuchdb",
+        "--dry-run",
+    ])
+    .run()
+    .fails(1, "CONNECTION_FAILED");
+    let hint = j["error"]["hint"].as_str().unwrap();
+    assert!(hint.contains("--dbname nosuchdb"), "{j}");
+    assert!(!hint.contains(" -d"), "{j}");
 }

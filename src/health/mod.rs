@@ -355,6 +355,9 @@ pub struct Migration {
     pub errors: Option<i64>,
     /// Tables or columns that exist on one side only.
     pub drift: Vec<String>,
+    /// Cut over: no subscription, slot or publication left, the source
+    /// database read-only and the target holding its tables.
+    pub finished: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

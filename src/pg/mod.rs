@@ -377,7 +377,10 @@ fn connect_error_uncaused(target: &str, e: &tokio_postgres::Error) -> Error {
                 .hint("check the password in the password file, ~/.pgpass or PGPASSWORD"),
             "28000" => Error::new(Code::HbaRejected, msg)
                 .hint("add a matching line to pg_hba.conf on the server (pgrepctl init-master does this for replication) and reload"),
-            "3D000" => Error::new(Code::ConnectionFailed, msg).hint("pass an existing database with -d"),
+            // The flag that names the database is the command's own
+            // (-d, --dbname, a conninfo's dbname): the caller may say it.
+            "3D000" => Error::new(Code::ConnectionFailed, msg)
+                .hint("name a database that exists on that server (psql -l lists them)"),
             "57P03" => Error::new(Code::ServerNotRunning, msg).hint("the server is starting up or shutting down; try again shortly"),
             _ => Error::new(Code::ConnectionFailed, msg),
         };

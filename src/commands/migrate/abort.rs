@@ -131,7 +131,7 @@ async fn find(
         slot: facts.slot.is_some(),
         publication: facts.publication,
         identity_full: inspect::identity_to_revert(s, &sides.names.publication).await?,
-        read_only: read_only(s).await?,
+        read_only: inspect::database_read_only(s).await?,
         cut_over,
     });
     let Some(t) = target.filter(|_| schema.asked) else {
@@ -221,20 +221,6 @@ async fn published(s: &Session, publication: &str) -> Result<Option<Vec<Table>>>
     }
     let q = "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2";
     Ok(Some(inspect::tables(s, q, &[&publication]).await?))
-}
-
-async fn read_only(s: &Session) -> Result<bool> {
-    let row = s
-        .client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_db_role_setting r JOIN pg_database d ON d.oid = r.setdatabase \
-             WHERE d.datname = current_database() AND r.setrole = 0 \
-             AND 'default_transaction_read_only=on' = ANY(r.setconfig))",
-            &[],
-        )
-        .await
-        .map_err(|e| crate::pg::query_error(&s.target, &e))?;
-    Ok(row.get(0))
 }
 
 async fn exists(s: &Session, t: &Table) -> Result<bool> {

@@ -35,16 +35,9 @@ pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failur
     let src = inspect::source_session(&sides, t).await?;
     let admin = inspect::target_admin_session(&sides, t).await?;
     let (target, tsession) = inspect::target(&admin, &sides, &[], t).await?;
-    let (Some(tsession), Some(_)) = (tsession, target.subscription) else {
-        return Err(Error::new(
-            Code::NoMigration,
-            format!(
-                "no subscription {} in the target database {}",
-                sides.names.subscription, sides.dbname
-            ),
-        )
-        .hint("start one with pgrepctl migrate start (a migration already cut over has none left)")
-        .into());
+    let tsession = match tsession {
+        Some(s) if target.subscription.is_some() => s,
+        other => return rerun(&args, printer, &sides, (src, admin, other)).await,
     };
     let tables = ready(&tsession, &src, &sides, args.max_lag).await?;
     let identity_full = inspect::identity_to_revert(&src, &sides.names.publication).await?;
@@ -71,7 +64,14 @@ pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failur
     plan::execute(&plan.steps, &mut cx, &mut outcome)
         .await
         .map_err(|error| outcome.failure(error))?;
-    // Printed and in the JSON: never the password --target may hold.
+    conclude(&mut outcome, &sides, &identity_full, "");
+    Ok(outcome)
+}
+
+/// The target's connection string for the application (printed and in
+/// the JSON: never the password --target may hold), the statements that
+/// put back the replica identity start changed, and the figures.
+fn conclude(outcome: &mut Outcome, sides: &Sides, identity_full: &[Table], what: &str) {
     let target = super::with_dbname(&super::without_password(&sides.target_given), &sides.dbname);
     outcome.detail("target_conninfo", &target);
     if !identity_full.is_empty() {
@@ -94,12 +94,131 @@ pub async fn run(args: CutoverArgs, printer: &Printer) -> Result<Outcome, Failur
         ));
     }
     outcome.epilogue = Some(format!(
-        "{}the database {} now lives on the target: point the application at\n  {target}\nthe source database stays read-only (ALTER DATABASE {} RESET default_transaction_read_only to undo)\n",
+        "{what}{}the database {} now lives on the target: point the application at\n  {target}\nthe source database stays read-only (ALTER DATABASE {} RESET default_transaction_read_only to undo)\n",
         figures(&outcome.details),
         sides.dbname,
         ident(&sides.dbname)
     ));
+}
+
+/// What is left of a migration whose target has no subscription.
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    pub publication: bool,
+    /// The publication's comment says a cutover passed its commit point.
+    pub cut_over: bool,
+    pub slot: bool,
+    /// The source database's own default_transaction_read_only = on.
+    pub read_only: bool,
+    /// The target database holds some of the source's tables.
+    pub target_tables: bool,
+}
+
+/// A cutover run where the target has no subscription.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rerun {
+    /// Killed past its commit point, after it dropped the subscription:
+    /// the slot (when there) and the publication are left to drop.
+    Finish { slot: bool },
+    /// Done: nothing left, the source read-only, the target holding the
+    /// tables. Confirmed, nothing changed.
+    Finished,
+    /// Never started, aborted, or not recognisable as cut over.
+    NoMigration,
+}
+
+/// Decided from what is left alone. A finished cutover leaves the source
+/// read-only and the target holding the tables; an abort turns writes
+/// back on, and before a start the target has no tables.
+pub fn rerun_of(l: &Leftovers) -> Rerun {
+    if l.publication && l.cut_over {
+        return Rerun::Finish { slot: l.slot };
+    }
+    if !l.publication && !l.slot && l.read_only && l.target_tables {
+        return Rerun::Finished;
+    }
+    Rerun::NoMigration
+}
+
+/// No subscription on the target: finish a cutover killed past its
+/// commit point, confirm one already done, or refuse (NO_MIGRATION).
+async fn rerun(
+    args: &CutoverArgs,
+    printer: &Printer,
+    sides: &Sides,
+    (src, admin, target): (Session, Session, Option<Session>),
+) -> Result<Outcome, Failure> {
+    let n = &sides.names;
+    let comment = inspect::publication_comment(&src, &n.publication).await?;
+    let left = Leftovers {
+        publication: inspect::publication_exists(&src, &n.publication).await?,
+        cut_over: super::names::is_cut_over(comment.as_deref()),
+        slot: inspect::slot(&src, &n.slot).await?.is_some(),
+        read_only: inspect::database_read_only(&src).await?,
+        target_tables: match &target {
+            Some(t) => inspect::target_holds_source_tables(&src, t).await?,
+            None => false,
+        },
+    };
+    let mut outcome = Outcome::new("migrate cutover", args.dry_run.dry_run);
+    let slot = match rerun_of(&left) {
+        Rerun::NoMigration => return Err(no_migration(sides).into()),
+        Rerun::Finished => {
+            outcome.detail("finished", true);
+            let done = format!(
+                "the cutover of {} is done already (no subscription, slot or publication left; the source database read-only): nothing to do\n",
+                sides.dbname
+            );
+            conclude(&mut outcome, sides, &[], &done);
+            return Ok(outcome);
+        }
+        Rerun::Finish { slot } => slot,
+    };
+    let identity_full = inspect::identity_to_revert(&src, &n.publication).await?;
+    let plan = finish_steps(sides, slot);
+    if args.dry_run.dry_run {
+        plan.preview_into(&mut outcome);
+        return Ok(outcome);
+    }
+    let mut env = Env::new(sides.clone(), args.connect_timeout);
+    env.source = Some(src);
+    env.admin = Some(admin);
+    env.target = target;
+    let mut cx = Cx::new(env, *printer, None)?;
+    plan::execute(&plan.steps, &mut cx, &mut outcome)
+        .await
+        .map_err(|error| outcome.failure(error))?;
+    let what = "a cutover stopped past its commit point is finished now\n";
+    conclude(&mut outcome, sides, &identity_full, what);
     Ok(outcome)
+}
+
+fn no_migration(sides: &Sides) -> Error {
+    Error::new(
+        Code::NoMigration,
+        format!(
+            "no subscription {} in the target database {}, and no cutover of it to finish or done",
+            sides.names.subscription, sides.dbname
+        ),
+    )
+    .hint("start one with pgrepctl migrate start; nothing was changed (a cutover that is done leaves the source database read-only and the target holding its tables, and is then confirmed)")
+}
+
+/// What a cutover killed after dropping its subscription has left to do.
+fn finish_steps(sides: &Sides, slot: bool) -> Plan<Env> {
+    let mut plan = Plan::default();
+    let n = &sides.names;
+    if slot {
+        plan.push(DropSlot {
+            name: n.slot.clone(),
+        });
+    }
+    plan.push(Sql::new(
+        Side::Source,
+        format!("DROP PUBLICATION {}", ident(&n.publication)),
+        None,
+    ));
+    plan
 }
 
 /// The run's figures for a reader (the JSON has them as details): how
@@ -621,6 +740,52 @@ async fn both_sides(cx: &mut Cx<Env>, q: &str) -> Result<((i64, String), (i64, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rerun_finishes_confirms_or_refuses() {
+        let done = Leftovers {
+            read_only: true,
+            target_tables: true,
+            ..Leftovers::default()
+        };
+        assert_eq!(rerun_of(&done), Rerun::Finished);
+        // Killed past the commit point, after DROP SUBSCRIPTION.
+        let past = Leftovers {
+            publication: true,
+            cut_over: true,
+            ..done
+        };
+        assert_eq!(rerun_of(&past), Rerun::Finish { slot: false });
+        let with_slot = Leftovers {
+            publication: true,
+            cut_over: true,
+            slot: true,
+            ..Leftovers::default()
+        };
+        assert_eq!(rerun_of(&with_slot), Rerun::Finish { slot: true });
+        // Never started: nothing on the target; or aborted: writable.
+        for l in [
+            Leftovers::default(),
+            Leftovers {
+                read_only: true,
+                ..Leftovers::default()
+            },
+            Leftovers {
+                target_tables: true,
+                ..Leftovers::default()
+            },
+            // A start killed before its subscription: not a cutover.
+            Leftovers {
+                publication: true,
+                slot: true,
+                read_only: true,
+                target_tables: true,
+                ..Leftovers::default()
+            },
+        ] {
+            assert_eq!(rerun_of(&l), Rerun::NoMigration, "{l:?}");
+        }
+    }
 
     #[test]
     fn the_figures_are_told_in_words() {

@@ -62,6 +62,73 @@ pub struct SourceTable {
     pub indexed: bool,
 }
 
+/// Which server answered, whatever address reached it: a copy made by
+/// pg_basebackup shares the system identifier but is another server
+/// (started at another moment, with its own data directory or port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerId {
+    pub system_id: String,
+    /// pg_postmaster_start_time() in UTC (the same text whatever the
+    /// session's TimeZone).
+    pub started: String,
+    pub port: String,
+    /// None when the role may not read it (not pg_read_all_settings).
+    pub data_directory: Option<String>,
+}
+
+impl ServerId {
+    pub async fn of(s: &Session) -> Option<ServerId> {
+        let row = s
+            .client
+            .query_one(
+                "SELECT (SELECT system_identifier::text FROM pg_control_system()), \
+                 to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', \
+                   'YYYY-MM-DD HH24:MI:SS.US') || ' UTC', current_setting('port'), \
+                 CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE') \
+                   THEN current_setting('data_directory') END",
+                &[],
+            )
+            .await
+            .ok()?;
+        Some(ServerId {
+            system_id: row.get(0),
+            started: row.get(1),
+            port: row.get(2),
+            data_directory: row.get(3),
+        })
+    }
+}
+
+/// --source and --target reaching one server (by the same string, or by
+/// two of its addresses): the database would subscribe to itself, and
+/// its apply worker fail on every row. A copy made by pg_basebackup has
+/// the same system identifier but is another server. `hint` says what to
+/// do from where the caller stands.
+pub fn same_server(
+    dbname: &str,
+    source: Option<&ServerId>,
+    target: Option<&ServerId>,
+    hint: &str,
+) -> Result<()> {
+    let (Some(a), Some(b)) = (source, target) else {
+        return Ok(());
+    };
+    if a != b {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::ConflictingFlags,
+        format!(
+            "--source and --target are the same server (system identifier {}, port {}, data directory {}, started {}): the database {dbname} would subscribe to itself",
+            a.system_id,
+            a.port,
+            a.data_directory.as_deref().unwrap_or("unknown"),
+            a.started,
+        ),
+    )
+    .hint(hint))
+}
+
 #[derive(Debug, Clone)]
 pub struct Source {
     pub version_num: u32,
@@ -79,6 +146,8 @@ pub struct Source {
     pub publication: bool,
     /// The slot, and whether a walsender uses it now.
     pub slot: Option<bool>,
+    /// None: not readable.
+    pub server: Option<ServerId>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +170,8 @@ pub struct Target {
     /// which start records in the publication's comment: abort then
     /// knows a migration to another server from one to this.
     pub system_id: Option<String>,
+    /// None: not readable.
+    pub server: Option<ServerId>,
 }
 
 /// pgrepctl's session with the source database.
@@ -108,12 +179,25 @@ pub struct Target {
 /// Writable even when a cutover made the database read-only (a rerun, or
 /// an abort, after a cutover that was killed must still change things).
 pub async fn source_session(sides: &Sides, timeout: Duration) -> Result<Session> {
-    let s = crate::pg::connect(&sides.source, Some(timeout)).await?;
+    let s = crate::pg::connect(&sides.source, Some(timeout))
+        .await
+        .map_err(|e| no_database(e, &sides.dbname))?;
     s.client
         .batch_execute("SET default_transaction_read_only = off")
         .await
         .map_err(|e| query_error(&s.target, &e))?;
     Ok(s)
+}
+
+/// A connection refused because the database does not exist (SQLSTATE
+/// 3D000) gets a hint that names migrate's own flag, --dbname.
+pub fn no_database(e: Error, dbname: &str) -> Error {
+    if e.sqlstate() != Some("3D000") {
+        return e;
+    }
+    e.hint(format!(
+        "--dbname {dbname} names the database to move, which must exist on the source (psql -l there lists them); start creates it on the target"
+    ))
 }
 
 /// A session with the target server's `postgres` database: for what
@@ -125,7 +209,9 @@ pub async fn target_admin_session(sides: &Sides, timeout: Duration) -> Result<Se
 }
 
 pub async fn target_session(sides: &Sides, timeout: Duration) -> Result<Session> {
-    crate::pg::connect(&sides.target, Some(timeout)).await
+    crate::pg::connect(&sides.target, Some(timeout))
+        .await
+        .map_err(|e| no_database(e, &sides.dbname))
 }
 
 async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(
@@ -210,13 +296,9 @@ pub async fn source(s: &Session, sides: &Sides) -> Result<Source> {
             "SELECT extname::text FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1",
         )
         .await?,
-        publication: one(
-            s,
-            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
-            &[&sides.names.publication],
-        )
-        .await?,
+        publication: publication_exists(s, &sides.names.publication).await?,
         slot: slot(s, &sides.names.slot).await?,
+        server: ServerId::of(s).await,
     })
 }
 
@@ -238,6 +320,16 @@ pub async fn identity_to_revert(s: &Session, publication: &str) -> Result<Vec<Ta
         }
     }
     Ok(out)
+}
+
+/// Whether the migration's publication is in the source database.
+pub async fn publication_exists(s: &Session, publication: &str) -> Result<bool> {
+    one(
+        s,
+        "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
+        &[&publication],
+    )
+    .await
 }
 
 /// The comment on the migration's publication (None without one, or
@@ -272,6 +364,46 @@ pub fn drop_publication_sql(publication: &str, tables: &[Table]) -> String {
         crate::pg::sql::ident(publication)
     ));
     sql.join("; ")
+}
+
+/// Whether the session's database is read-only for every role: its own
+/// `default_transaction_read_only = on` in pg_db_role_setting (setrole 0,
+/// the database's oid), what cutover sets on the source and leaves there.
+pub async fn database_read_only(s: &Session) -> Result<bool> {
+    one(
+        s,
+        "SELECT EXISTS (SELECT 1 FROM pg_db_role_setting r \
+         WHERE r.setrole = 0 \
+         AND r.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND 'default_transaction_read_only=on' = ANY(r.setconfig))",
+        &[],
+    )
+    .await
+}
+
+/// Whether the target database holds any of the source database's tables
+/// (what a cutover leaves there, and an abort without --drop-schema).
+pub async fn target_holds_source_tables(source: &Session, target: &Session) -> Result<bool> {
+    let names: Vec<String> = source
+        .client
+        .query(TABLES, &[])
+        .await
+        .map_err(|e| query_error(&source.target, &e))?
+        .iter()
+        .map(|r| {
+            Table {
+                schema: r.get(0),
+                name: r.get(1),
+            }
+            .sql()
+        })
+        .collect();
+    one(
+        target,
+        "SELECT EXISTS (SELECT 1 FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL)",
+        &[&names],
+    )
+    .await
 }
 
 /// The migration's slot on the source, and whether it is in use.
@@ -342,6 +474,7 @@ pub async fn target(
         &[&sides.dbname],
     )
     .await?;
+    let server = ServerId::of(admin).await;
     let mut t = Target {
         version_num: admin.version_num,
         superuser: superuser(admin).await?,
@@ -355,15 +488,8 @@ pub async fn target(
         subscription: None,
         tables: vec![],
         indexed: false,
-        system_id: admin
-            .client
-            .query_one(
-                "SELECT system_identifier::text FROM pg_control_system()",
-                &[],
-            )
-            .await
-            .ok()
-            .map(|r| r.get(0)),
+        system_id: server.as_ref().map(|s| s.system_id.clone()),
+        server,
     };
     if !database {
         return Ok((t, None));
@@ -404,4 +530,32 @@ pub async fn subscription(s: &Session, name: &str) -> Result<Option<bool>> {
         .await
         .map_err(|e| query_error(&s.target, &e))?;
     Ok(row.map(|r| r.get(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_database_names_the_dbname_flag() {
+        let mut e = Error::new(
+            Code::ConnectionFailed,
+            "database \"nosuchdb\" does not exist",
+        )
+        .hint("name a database that exists on that server (psql -l lists them)");
+        e.source = Some(Box::new(crate::error::Source {
+            message: "database \"nosuchdb\" does not exist".into(),
+            sqlstate: Some("3D000".into()),
+            os_error: None,
+            source: None,
+        }));
+        let hint = no_database(e, "nosuchdb").hint.unwrap();
+        assert!(hint.starts_with("--dbname nosuchdb names"), "{hint}");
+        // Another refusal keeps its own hint.
+        let other = Error::new(Code::AuthenticationFailed, "no").hint("the password");
+        assert_eq!(
+            no_database(other, "x").hint.as_deref(),
+            Some("the password")
+        );
+    }
 }

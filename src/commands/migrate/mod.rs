@@ -42,7 +42,9 @@ pub enum Action {
     /// --replica-identity-full); unlogged tables, large objects and
     /// sequences are reported (they do not move); the extensions the
     /// source database uses exist on the target; the target's tables are
-    /// absent or empty; the target's major is at least the source's. Then
+    /// absent or empty; the target's major is at least the source's; the
+    /// target is not the source server itself (the same system
+    /// identifier, start time, port and data directory). Then
     /// the tables (pg_dump --section=pre-data of the target's major), a
     /// publication on the source, a logical slot whose exported snapshot
     /// --jobs sessions copy the tables at (COPY, largest first, into
@@ -56,10 +58,13 @@ pub enum Action {
     /// Where a migration stands: per-table sync state, lag, WAL the slot retains, apply errors, schema drift (check's formats and exit codes)
     ///
     /// Exit status: 0 OK (every table streaming, lag under the
-    /// thresholds), 1 WARNING (copy in progress, lag above the warning
-    /// threshold, schema drift), 2 CRITICAL (no subscription, a disabled
-    /// subscription or apply errors, lag above the critical threshold), 3
-    /// UNKNOWN.
+    /// thresholds; or the migration cut over: nothing of it left, the
+    /// source database read-only, the target holding its tables), 1
+    /// WARNING (copy in progress, lag above the warning threshold, schema
+    /// drift), 2 CRITICAL (no subscription, a disabled subscription or
+    /// apply errors, lag above the critical threshold, the source database
+    /// read-only while the migration is there: a cutover stopped before
+    /// its end), 3 UNKNOWN.
     Status(StatusArgs),
     /// Switch to the target: writes off on the source, wait until the target has everything, sequences, verify, drop the replication
     ///
@@ -72,6 +77,8 @@ pub enum Action {
     /// Sequences on the target are set to the source's values plus a
     /// margin, tables are verified (--verify), and the subscription,
     /// publication and slot are dropped. The source stays read-only.
+    /// Run again once done, it confirms the cutover and changes nothing;
+    /// killed past its commit point, it finishes what is left.
     Cutover(CutoverArgs),
     /// Drop what start created on both sides (subscription, slot, publication; the copied schema with --drop-schema), from any state
     Abort(AbortArgs),

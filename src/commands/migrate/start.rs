@@ -173,6 +173,12 @@ pub fn decide(
 ) -> Result<Plan<Env>> {
     let mut plan = Plan::default();
     versions(source, target)?;
+    inspect::same_server(
+        &settings.sides.dbname,
+        source.server.as_ref(),
+        target.server.as_ref(),
+        "nothing was changed: give as --target the server the database moves to (a copy of the source made by pg_basebackup is another server, and may be the target)",
+    )?;
     if !source.superuser || !target.superuser {
         let side = if source.superuser { "target" } else { "source" };
         return Err(Error::new(
@@ -563,7 +569,7 @@ pub fn subscription_options(source: u32, target: u32, slot: &str) -> String {
 mod tests {
     use super::*;
     use crate::commands::migrate::Endpoints;
-    use crate::commands::migrate::inspect::SourceTable;
+    use crate::commands::migrate::inspect::{ServerId, SourceTable};
 
     fn settings(tables: Option<Vec<Table>>, full: bool) -> Settings {
         let sides = Sides::from_args(&Endpoints {
@@ -619,6 +625,16 @@ mod tests {
             extensions: vec![],
             publication: false,
             slot: None,
+            server: Some(server("5432")),
+        }
+    }
+
+    fn server(port: &str) -> ServerId {
+        ServerId {
+            system_id: "7311".into(),
+            started: "2024-05-01 10:00:00.123456+00".into(),
+            port: port.into(),
+            data_directory: Some("/var/lib/postgresql/15/main".into()),
         }
     }
 
@@ -632,6 +648,7 @@ mod tests {
             tables: vec![],
             indexed: false,
             system_id: Some("7311".into()),
+            server: Some(server("5433")),
         }
     }
 
@@ -730,6 +747,35 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(e.code, Code::ExtensionMissing);
+    }
+
+    #[test]
+    fn the_source_itself_is_refused_as_target() {
+        let all = [t("a"), t("log")];
+        let s = settings(None, true);
+        let mut same = target();
+        same.server = source().server;
+        let e = decide(&s, &source(), &same, &all, bindir()).err().unwrap();
+        assert_eq!(e.code, Code::ConflictingFlags);
+        assert!(e.code.is_usage());
+        assert!(e.message.contains("the same server"), "{}", e.message);
+        // Started already (it subscribed to itself): refused all the same.
+        same.database = true;
+        same.subscription = Some(true);
+        let e = decide(&s, &source(), &same, &all, bindir()).err().unwrap();
+        assert_eq!(e.code, Code::ConflictingFlags);
+        // A copy made by pg_basebackup: the same system identifier, its
+        // own start time (and here port and directory too).
+        let mut copy = target();
+        copy.server = Some(ServerId {
+            started: "2024-05-02 08:00:00.5+00".into(),
+            ..server("5432")
+        });
+        assert!(decide(&s, &source(), &copy, &all, bindir()).is_ok());
+        // Not readable on one side: not refused.
+        let mut unknown = target();
+        unknown.server = None;
+        assert!(decide(&s, &source(), &unknown, &all, bindir()).is_ok());
     }
 
     #[test]

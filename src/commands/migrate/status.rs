@@ -19,6 +19,13 @@ pub struct Facts {
     /// The slot on the source: active, lag and retained bytes.
     pub slot: Option<(bool, i64, i64)>,
     pub publication: bool,
+    /// The publication's comment says a cutover passed its commit point.
+    pub cut_over: bool,
+    /// The source database's own default_transaction_read_only = on.
+    pub source_read_only: bool,
+    /// The target database holds some of the source's tables (read only
+    /// when nothing of the migration is left).
+    pub target_tables: bool,
     /// (table, column) pairs of the published tables on each side.
     pub source_columns: BTreeSet<(String, String)>,
     pub target_columns: BTreeSet<(String, String)>,
@@ -56,6 +63,15 @@ pub async fn run(args: StatusArgs, _printer: &crate::report::Printer) -> Result<
         return Ok(r.finish());
     }
     let (src, admin) = (src?, admin?);
+    // A migration to the source itself (which start now refuses) never
+    // works: said as it is, a usage error (UNKNOWN) as in check.
+    let (a, b) = tokio::join!(inspect::ServerId::of(&src), inspect::ServerId::of(&admin));
+    inspect::same_server(
+        &sides.dbname,
+        a.as_ref(),
+        b.as_ref(),
+        "its subscription streams into the very tables it reads, and its apply worker fails on every row: run pgrepctl migrate abort with the same flags to drop it (abort leaves the tables), then migrate start with the --target the database moves to",
+    )?;
     let (target, tsession) = inspect::target(&admin, &sides, &[], t).await?;
     let mut facts = Facts::default();
     if let (Some(s), Some(_)) = (&tsession, target.subscription) {
@@ -63,10 +79,17 @@ pub async fn run(args: StatusArgs, _printer: &crate::report::Printer) -> Result<
     }
     facts.slot = slot(&src, &sides.names.slot).await?;
     let published = published(&src, &sides.names.publication).await?;
-    facts.publication = !published.is_empty() || publication_exists(&src, &sides).await?;
+    facts.publication = !published.is_empty()
+        || inspect::publication_exists(&src, &sides.names.publication).await?;
     facts.source_columns = columns(&src, &published).await?;
     if let Some(s) = &tsession {
         facts.target_columns = columns(s, &published).await?;
+    }
+    let comment = inspect::publication_comment(&src, &sides.names.publication).await?;
+    facts.cut_over = super::names::is_cut_over(comment.as_deref());
+    facts.source_read_only = inspect::database_read_only(&src).await?;
+    if let Some(s) = tsession.as_ref().filter(|_| gone(&facts)) {
+        facts.target_tables = inspect::target_holds_source_tables(&src, s).await?;
     }
     Ok(evaluate(&sides, &facts, args.lag_warn, args.lag_crit))
 }
@@ -80,18 +103,6 @@ fn unreachable(e: &crate::error::Error) -> bool {
             | crate::error::Code::ServerNotRunning
             | crate::error::Code::Timeout
     )
-}
-
-async fn publication_exists(s: &Session, sides: &Sides) -> Result<bool> {
-    let row = s
-        .client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
-            &[&sides.names.publication],
-        )
-        .await
-        .map_err(|e| query_error(&s.target, &e))?;
-    Ok(row.get(0))
 }
 
 async fn subscription(s: &Session, name: &str) -> Result<Subscription> {
@@ -205,6 +216,51 @@ async fn columns(s: &Session, tables: &[Table]) -> Result<BTreeSet<(String, Stri
     Ok(out)
 }
 
+/// Nothing of the migration left on either side.
+fn gone(f: &Facts) -> bool {
+    f.subscription.is_none() && f.slot.is_none() && !f.publication
+}
+
+/// What a finished cutover leaves: nothing of the migration, the source
+/// database read-only (until someone resets it), the target holding the
+/// tables. An abort turns the source's writes back on; before any start
+/// the target has no tables.
+fn finished(f: &Facts) -> bool {
+    gone(f) && f.source_read_only && f.target_tables
+}
+
+/// A cutover stopped before its end, which leaves the source read-only
+/// while the migration is still there: CRITICAL, every write of the
+/// application on the source fails. Returns whether nothing else is to be
+/// judged (past the commit point, the subscription already dropped).
+fn stopped_cutover(r: &mut Report, sides: &Sides, f: &Facts) -> bool {
+    let db = &sides.dbname;
+    let reset = format!(
+        "ALTER DATABASE {} RESET default_transaction_read_only",
+        crate::pg::sql::ident(db)
+    );
+    if f.cut_over {
+        r.problem(
+            Status::Critical,
+            db,
+            finding::CUTOVER_UNFINISHED,
+            format!("a cutover of {db} passed its commit point (writes off on the source, sequences set, tables verified) and stopped before it dropped the replication: the target holds the data now"),
+            Some(format!("run pgrepctl migrate cutover again to finish it (it drops what is left and prints the target's connection string), and point the application at the target; migrate abort would drop what is left too, but keeps the source read-only (the target is the database now; {reset} on the source only if you mean to write there again)")),
+        );
+        return f.subscription.is_none();
+    }
+    if f.source_read_only && !gone(f) {
+        r.problem(
+            Status::Critical,
+            db,
+            finding::SOURCE_READ_ONLY,
+            format!("the source database {db} is read-only (default_transaction_read_only = on for the database) while the migration is still there: a cutover stopped before its end (or is pausing writes right now), and every write of the application on the source fails"),
+            Some(format!("run pgrepctl migrate cutover again to finish it, or pgrepctl migrate abort, which drops the migration and gives the source its writes back ({reset})")),
+        );
+    }
+    false
+}
+
 /// The report, from the facts alone.
 pub fn evaluate(sides: &Sides, f: &Facts, warn: u64, crit: u64) -> Report {
     let mut r = Report::new("migrate status");
@@ -219,7 +275,12 @@ pub fn evaluate(sides: &Sides, f: &Facts, warn: u64, crit: u64) -> Report {
         lag_bytes: f.slot.map(|s| s.1),
         errors: None,
         drift: drift(f),
+        finished: finished(f),
     };
+    if m.finished || stopped_cutover(&mut r, sides, f) {
+        r.migration = Some(Box::new(m));
+        return r.finish();
+    }
     if f.subscription.is_none() && f.slot.is_some_and(|s| s.0) {
         // start holds the slot's snapshot while it copies the tables;
         // the subscription comes after the copy and the post-data.
@@ -243,7 +304,7 @@ pub fn evaluate(sides: &Sides, f: &Facts, warn: u64, crit: u64) -> Report {
                 n.subscription, sides.dbname
             ),
             Some(
-                "start the migration with pgrepctl migrate start (or it was cut over or aborted)"
+                "start the migration with pgrepctl migrate start (or it was aborted, or cut over and the source database takes writes again)"
                     .into(),
             ),
         );
@@ -419,6 +480,7 @@ mod tests {
             publication: true,
             source_columns: cols.clone(),
             target_columns: cols,
+            ..Facts::default()
         }
     }
 
@@ -448,6 +510,71 @@ mod tests {
         let mut f = facts(&[("public.a", "ready")]);
         f.slot = Some((true, 5000, 5000));
         assert_eq!(evaluate(&sides(), &f, 1000, 2000).status, Status::Critical);
+    }
+
+    #[test]
+    fn a_finished_cutover_is_ok_and_never_started_is_critical() {
+        let done = Facts {
+            source_read_only: true,
+            target_tables: true,
+            ..Facts::default()
+        };
+        let r = evaluate(&sides(), &done, 1000, 2000);
+        assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+        assert!(r.migration.as_ref().unwrap().finished);
+        assert!(r.slots.is_none());
+        // Never started: no tables on the target (or a writable source,
+        // as after an abort).
+        for f in [
+            Facts {
+                source_read_only: true,
+                ..Facts::default()
+            },
+            Facts {
+                target_tables: true,
+                ..Facts::default()
+            },
+        ] {
+            let r = evaluate(&sides(), &f, 1000, 2000);
+            assert_eq!(codes(&r), [finding::MIGRATION_MISSING]);
+            assert!(!r.migration.as_ref().unwrap().finished);
+        }
+    }
+
+    #[test]
+    fn a_stopped_cutover_is_critical_and_says_what_to_run() {
+        // Before the commit point: everything there, the source read-only.
+        let mut f = facts(&[("public.a", "ready")]);
+        f.source_read_only = true;
+        let r = evaluate(&sides(), &f, 1000, 2000);
+        assert_eq!(r.status, Status::Critical);
+        assert_eq!(codes(&r), [finding::SOURCE_READ_ONLY]);
+        let hint = r.problems[0].hint.as_deref().unwrap();
+        assert!(hint.contains("migrate cutover again"), "{hint}");
+        assert!(
+            hint.contains(
+                "migrate abort, which drops the migration and gives the source its writes back"
+            ),
+            "{hint}"
+        );
+        // Past it, the subscription dropped: that alone, no "no
+        // subscription", and abort keeps the source read-only.
+        let past = Facts {
+            publication: true,
+            cut_over: true,
+            source_read_only: true,
+            ..Facts::default()
+        };
+        let r = evaluate(&sides(), &past, 1000, 2000);
+        assert_eq!(codes(&r), [finding::CUTOVER_UNFINISHED]);
+        assert_eq!(r.status, Status::Critical);
+        assert!(
+            r.problems[0]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("keeps the source read-only")
+        );
     }
 
     #[test]

@@ -43,7 +43,12 @@ pub fn nagios(r: &Report) -> String {
 /// The first three findings, or when there are none what went well.
 fn summary(r: &Report) -> String {
     if r.problems.is_empty() {
-        if let Some(m) = &r.migration {
+        if let Some(m) = r.migration.as_ref().filter(|m| m.finished) {
+            format!(
+                "migration of {}: finished (cut over to the target)",
+                m.database
+            )
+        } else if let Some(m) = &r.migration {
             format!(
                 "migration of {}: {} table(s) ready, lag {}",
                 m.database,

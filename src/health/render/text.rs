@@ -33,6 +33,12 @@ pub fn text(r: &Report) -> String {
 
 /// `migrate status`: the subscription, lag, and each table's state.
 fn migration(m: &crate::health::Migration) -> String {
+    if m.finished {
+        return format!(
+            "database {}: cut over to the target (its subscription, slot and publication are gone)\n",
+            m.database
+        );
+    }
     let mut out = format!(
         "database {}: subscription {} ({}), slot {}",
         m.database,
