@@ -1053,7 +1053,15 @@ fn the_source_itself_is_refused_as_target() {
     assert_eq!(a["changed"], true, "{a}");
     nothing_left(&s, &s);
     let copy = Cluster::standby_of(&s, "copy");
-    copy.sql("SELECT pg_promote()");
+    // pgrepctl promote: pg_promote() is 12+.
+    harness::pgrepctl([
+        "promote",
+        "--json",
+        "--force",
+        "-D",
+        copy.data.to_str().unwrap(),
+    ])
+    .ok();
     copy.sql(&format!("DROP DATABASE {DB}"));
     let system = "SELECT system_identifier FROM pg_control_system()";
     assert_eq!(s.sql(system), copy.sql(system));
