@@ -175,7 +175,8 @@ async fn rerun(
         Rerun::Finish { slot } => slot,
     };
     let identity_full = inspect::identity_to_revert(&src, &n.publication).await?;
-    let plan = finish_steps(sides, slot);
+    let mut plan = Plan::default();
+    push_finish(&mut plan, sides, slot);
     if args.dry_run.dry_run {
         plan.preview_into(&mut outcome);
         return Ok(outcome);
@@ -204,9 +205,10 @@ fn no_migration(sides: &Sides) -> Error {
     .hint("start one with pgrepctl migrate start; nothing was changed (a cutover that is done leaves the source database read-only and the target holding its tables, and is then confirmed)")
 }
 
-/// What a cutover killed after dropping its subscription has left to do.
-fn finish_steps(sides: &Sides, slot: bool) -> Plan<Env> {
-    let mut plan = Plan::default();
+/// A cutover's last steps, after the subscription is dropped: the slot
+/// (when there is one) and the publication; all that a cutover killed
+/// after dropping its subscription has left to do.
+fn push_finish(plan: &mut Plan<Env>, sides: &Sides, slot: bool) {
     let n = &sides.names;
     if slot {
         plan.push(DropSlot {
@@ -218,7 +220,6 @@ fn finish_steps(sides: &Sides, slot: bool) -> Plan<Env> {
         format!("DROP PUBLICATION {}", ident(&n.publication)),
         None,
     ));
-    plan
 }
 
 /// The run's figures for a reader (the JSON has them as details): how
@@ -337,14 +338,7 @@ fn steps(sides: &Sides, comment: Option<&str>) -> Plan<Env> {
         format!("DROP SUBSCRIPTION {}", ident(&n.subscription)),
         None,
     ));
-    plan.push(DropSlot {
-        name: n.slot.clone(),
-    });
-    plan.push(Sql::new(
-        Side::Source,
-        format!("DROP PUBLICATION {}", ident(&n.publication)),
-        None,
-    ));
+    push_finish(&mut plan, sides, true);
     plan
 }
 
