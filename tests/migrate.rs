@@ -69,6 +69,15 @@ fn writer(s: &Cluster, seconds: u32) -> std::process::Child {
         .unwrap()
 }
 
+/// `migrate status` in a format for people or Nagios (not --json).
+fn status_in(s: &Cluster, t: &Cluster, format: &[&str]) -> crate::harness::Run {
+    let mut args = vec!["migrate", "status"];
+    args.extend(format);
+    let (src, dst) = (s.conninfo(), t.conninfo());
+    args.extend(["--source", &src, "--target", &dst, "--dbname", DB]);
+    Test::new(args).run()
+}
+
 fn migrate(action: &str, s: &Cluster, t: &Cluster, extra: &[&str]) -> Test {
     let mut test = Test::new([
         "migrate",
@@ -208,31 +217,9 @@ fn full_migration(source_bindir: &Path, target_bindir: &Path) {
         TABLES.len(),
         "{sj}"
     );
-    let nagios = Test::new([
-        "migrate",
-        "status",
-        "--format",
-        "nagios",
-        "--source",
-        &s.conninfo(),
-        "--target",
-        &t.conninfo(),
-        "--dbname",
-        DB,
-    ])
-    .run();
+    let nagios = status_in(&s, &t, &["--format", "nagios"]);
     assert_eq!(nagios.code(), 0, "{}", nagios.stdout());
-    let text = Test::new([
-        "migrate",
-        "status",
-        "--source",
-        &s.conninfo(),
-        "--target",
-        &t.conninfo(),
-        "--dbname",
-        DB,
-    ])
-    .run();
+    let text = status_in(&s, &t, &[]);
     assert!(
         text.stdout().contains("migrate status: OK"),
         "{}",
@@ -323,17 +310,7 @@ fn finished(s: &Cluster, t: &Cluster) {
     let sj = st.json();
     assert_eq!(st.code(), 0, "{sj}");
     assert_eq!(sj["migration"]["finished"], true, "{sj}");
-    let text = Test::new([
-        "migrate",
-        "status",
-        "--source",
-        &s.conninfo(),
-        "--target",
-        &t.conninfo(),
-        "--dbname",
-        DB,
-    ])
-    .run();
+    let text = status_in(s, t, &[]);
     assert_eq!(text.code(), 0, "{}", text.stdout());
     assert!(
         text.stdout().contains("migrate status: OK"),
