@@ -613,6 +613,28 @@ fn a_packaged_standby_keeps_its_own_listen_addresses() {
     assert_eq!(s.sql("SHOW listen_addresses"), "*");
     let auto = std::fs::read_to_string(s.data().join("postgresql.auto.conf")).unwrap();
     assert!(!auto.contains("listen_addresses"), "{auto}");
+
+    // Set by ALTER SYSTEM on the primary, the value comes with the copy's
+    // postgresql.auto.conf, which overrides /etc: replaced there, or the
+    // standby would not start.
+    p.sql(&format!(
+        "ALTER SYSTEM SET listen_addresses = 'localhost,{}'",
+        hosts.server_ip
+    ));
+    let s2 = DebianCluster::create(major, Some(&hosts.client));
+    s2.append_conf("listen_addresses = '*'\n");
+    s2.stop();
+    let data = s2.data_str();
+    let args = clone_args(&primary, &data, &pw, &["--force"]);
+    let j = pgrepctl_on(Some(&hosts.client), &args).ok();
+    assert_eq!(j["streaming"]["status"], "streaming", "{j}\n{}", s2.log());
+    assert_eq!(s2.sql("SHOW listen_addresses"), "localhost");
+    assert!(
+        j["changes"]
+            .to_string()
+            .contains("+listen_addresses = 'localhost'"),
+        "{j}"
+    );
 }
 
 /// Minor item: the replication role cannot read the primary's size (stock

@@ -178,6 +178,34 @@ fn init_master_issues_and_clone_standby_verifies() {
         conf
     );
     assert_eq!(harness::postmaster_pid(&s.data), pid, "not restarted");
+    // Pointed at another server name (the same server here) with no TLS
+    // keyword: refused, since the standby would stop verifying.
+    let other = format!("host=localhost port={} user=replicator", p.port);
+    let (data, port) = (s.data.display().to_string(), s.port.to_string());
+    let r = pgrepctl([
+        "clone-standby",
+        "--json",
+        "--primary",
+        &other,
+        "-D",
+        &data,
+        "--port",
+        &port,
+        "--application-name",
+        "s1",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    let j = r.fails(2, "INSECURE_REFUSED");
+    assert!(
+        j["error"]["hint"].to_string().contains("--sslrootcert"),
+        "{j}"
+    );
+    assert_eq!(
+        s.file("postgresql.auto.conf") + &s.file("recovery.conf"),
+        conf
+    );
+    assert_eq!(harness::postmaster_pid(&s.data), pid, "not restarted");
 }
 
 /// The configuration files' contents, and the certificate files' names.
@@ -423,6 +451,24 @@ fn pgrepctls_own_certificate_is_reissued_before_it_expires() {
         std::fs::read_to_string(p.data.join("pgrepctl-server.crt")).unwrap(),
         old
     );
+
+    // The CA moved offline: no new CA is made unasked (it would break the
+    // standbys that verify with this one); nothing changes.
+    let offline = tempdir();
+    let files = ["pgrepctl-ca.crt", "pgrepctl-ca.key"];
+    for f in files {
+        std::fs::rename(dir.path().join(f), offline.path().join(f)).unwrap();
+    }
+    let j = init_ssl(&p, &pw, dir.path(), &["--ssl-issue"]).fails(1, "CERTIFICATE_UNSUITABLE");
+    assert!(j["error"]["hint"].to_string().contains("put the CA"), "{j}");
+    assert_eq!(
+        std::fs::read_to_string(p.data.join("pgrepctl-server.crt")).unwrap(),
+        old
+    );
+    assert!(!dir.path().join("pgrepctl-ca.crt").exists(), "no new CA");
+    for f in files {
+        std::fs::rename(offline.path().join(f), dir.path().join(f)).unwrap();
+    }
 
     // --ssl-issue: reissued by the same CA, the reason in the change.
     let j = init_ssl(&p, &pw, dir.path(), &["--ssl-issue"]).ok();

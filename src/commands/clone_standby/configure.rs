@@ -41,6 +41,9 @@ pub fn compute(
     let raised = raise_limits(facts, dir, config_file.as_deref(), &mut server)?;
     let (auto_path, _) = at.file("postgresql.auto.conf");
     let auto_old = read_optional(&auto_path)?;
+    if let Some(ours) = auto_conf_listen(settings, facts, auto_old.as_deref()) {
+        server.push(("listen_addresses".into(), ours));
+    }
     monitor_hba(facts, dir, final_dir, auto_old.as_deref(), &mut edits)?;
     let auto = auto_conf(settings, facts, &at, auto_old, &server, &raised)?;
     edits.extend(signal(settings, facts, &at)?);
@@ -116,11 +119,38 @@ fn current_of(text: &str) -> std::result::Result<Current, crate::conf::ParseErro
         application_name: last("application_name"),
         slot: get("primary_slot_name"),
         upstream,
-        tls: TLS_KEYWORDS
-            .iter()
-            .filter_map(|k| last(k).map(|v| (*k, v)))
-            .collect(),
+        tls: tls_keywords(&pairs),
     })
+}
+
+/// A Debian standby's postgresql.conf is its own (the preflight leaves
+/// its listen_addresses alone), but the copy's postgresql.auto.conf, the
+/// primary's ALTER SYSTEM, overrides it: a listen_addresses there that
+/// this host cannot bind is replaced, as the preflight replaces one the
+/// copy's postgresql.conf would bring.
+fn auto_conf_listen(settings: &Settings, facts: &Facts, auto: Option<&str>) -> Option<String> {
+    if settings.listen.is_some() || facts.listen_override.is_some() || facts.debian.is_none() {
+        return None;
+    }
+    let conf = pgconf::parse(auto?).ok()?;
+    let (_, value) = conf.setting_at(conf.last_active("listen_addresses")?)?;
+    super::preflight::local_listen(&value, &crate::net::can_bind).map(|(_, ours)| ours)
+}
+
+/// primary_conninfo's TLS keywords in the order they are written (a rerun
+/// that keeps them writes the same text), each with its last value.
+fn tls_keywords(pairs: &[(String, String)]) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = vec![];
+    for (k, v) in pairs {
+        let Some(key) = TLS_KEYWORDS.iter().find(|t| *t == k) else {
+            continue;
+        };
+        match out.iter_mut().find(|(o, _)| o == key) {
+            Some(slot) => slot.1 = v.clone(),
+            None => out.push((key, v.clone())),
+        }
+    }
+    out
 }
 
 /// A file of the standby: where it is now, and where it will be.
@@ -563,6 +593,16 @@ mod tests {
         );
         let tls = "primary_conninfo = 'host=db1 user=r application_name=xd sslmode=verify-full sslrootcert=/d/pgrepctl-primary-ca.crt channel_binding=require'\n";
         let c = current_of(tls).unwrap();
+        let ordered = "primary_conninfo = 'host=db1 sslcert=/c sslkey=/k sslmode=verify-full sslrootcert=/r sslkey=/k2'\n";
+        assert_eq!(
+            current_of(ordered).unwrap().tls,
+            [
+                ("sslcert", "/c".to_string()),
+                ("sslkey", "/k2".to_string()),
+                ("sslmode", "verify-full".to_string()),
+                ("sslrootcert", "/r".to_string())
+            ]
+        );
         assert_eq!(c.upstream, Some(("db1".into(), 5432)));
         assert_eq!(
             c.tls,

@@ -191,25 +191,34 @@ impl Settings {
     ) -> Result<Option<Vec<(&'static str, String)>>> {
         let c = &self.conninfo;
         let given = c.sslmode.is_some() || !c.ssl_files.is_empty() || self.root_ca.is_some();
+        if given || current.tls.is_empty() {
+            return Ok(None);
+        }
+        let get = |key: &str| {
+            current
+                .tls
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.as_str())
+        };
         let same = current
             .upstream
             .as_ref()
             .is_some_and(|(h, p)| *h == c.host && *p == c.port);
-        if given || !same || current.tls.is_empty() {
-            return Ok(None);
+        if !same {
+            return match get("sslmode").filter(|m| m.starts_with("verify")) {
+                Some(mode) => Err(another_server_unverified(mode, &c.host, c.port)),
+                None => Ok(None),
+            };
         }
-        let copy = self.pgdata.join(ROOT_CA_COPY);
-        let ours = current.tls.contains(&("sslmode", "verify-full".into()))
-            && current
-                .tls
-                .contains(&("sslrootcert", copy.display().to_string()));
         for (k, v) in &current.tls {
             match *k {
                 "sslmode" => self.conninfo.sslmode = Some(v.clone()),
                 k => self.conninfo.ssl_files.push((k, v.clone())),
             }
         }
-        if ours {
+        let copy = self.pgdata.join(ROOT_CA_COPY);
+        if get("sslrootcert").is_some_and(|r| same_file(std::path::Path::new(r), &copy)) {
             let pem = std::fs::read_to_string(&copy).map_err(|e| {
                 Error::io(format!("cannot read {}", copy.display()), e).hint(
                     "the standby verifies the primary with this copy of its CA: give the CA again with --sslrootcert",
@@ -274,6 +283,26 @@ impl Settings {
     /// "host=10.0.0.1 port=5432", for messages.
     pub fn primary_name(&self) -> String {
         format!("host={} port={}", self.conninfo.host, self.conninfo.port)
+    }
+}
+
+/// Refused: a standby that verifies its primary's certificate, pointed at
+/// another server with no TLS keyword, would stop verifying unasked.
+fn another_server_unverified(mode: &str, host: &str, port: u16) -> Error {
+    Error::new(
+        Code::InsecureRefused,
+        format!(
+            "the standby verifies its primary's certificate now (sslmode={mode}), and --primary names another server (host={host} port={port}) with no TLS keyword: its new primary_conninfo would not verify it"
+        ),
+    )
+    .hint("pass --sslrootcert FILE (the CA of the server named) to keep verifying, or sslmode=require in --primary to accept an encrypted link without verifying it; nothing was changed")
+}
+
+/// Two names of one file (a -D spelled through a symlink or with `..`).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 

@@ -142,7 +142,7 @@ fn tls_required(e: Error, message: &str, origin: Origin) -> Error {
     {
         return e;
     }
-    e.hint("the primary rejects this standby's unencrypted connection (init-master --ssl writes `hostnossl … reject` so that standbys must use TLS): give the primary's CA certificate with --sslrootcert, and leave sslmode=disable out of --primary; if that reject line is not about TLS, remove it from pg_hba.conf")
+    e.hint("the server rejects this unencrypted replication connection (init-master --ssl writes `hostnossl … reject` so that standbys must use TLS): connect with TLS, verified by the server's CA (clone-standby --sslrootcert FILE, or sslmode=verify-full sslrootcert=FILE in the connection string), and leave sslmode=disable out; if that reject line is not about TLS, remove it from pg_hba.conf")
 }
 
 fn with_hint(e: Error, hint: Option<String>) -> Error {

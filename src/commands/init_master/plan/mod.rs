@@ -197,7 +197,7 @@ fn refuse_unbindable_listen(settings: &Settings, facts: &Facts) -> Result<()> {
     Err(Error::new(
         Code::InvalidAddress,
         format!(
-            "--listen '{listen}': this host cannot listen on {} (binding failed), so the server would not start with it",
+            "--listen '{listen}': this host cannot listen on {} (binding failed): the server would not listen there, or, with no other address, not start",
             facts.listen_unbindable.join(", ")
         ),
     )

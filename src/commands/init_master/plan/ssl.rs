@@ -84,6 +84,9 @@ pub fn plan_ssl(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<O
         )
         .hint("pgrepctl never overwrites certificate files: move pgrepctl-ca.* and pgrepctl-server.* away (or point ssl_cert_file and ssl_key_file at them yourself) and rerun"));
     }
+    if let (Some(why), None) = (why.as_deref().filter(|_| existing && ours), &f.ca) {
+        return Err(ca_missing(&f.cert_file, why, &ca_dir));
+    }
     let made = crate::commands::init_master::ssl::issue(names, f.ca.as_ref())?;
     let to = Target {
         ca_dir: &ca_dir,
@@ -92,6 +95,24 @@ pub fn plan_ssl(settings: &Settings, facts: &Facts, plan: &mut Plan) -> Result<O
         why: why.as_deref(),
     };
     Ok(Some(issue_steps(f, &to, made, plan)))
+}
+
+/// pgrepctl's certificate needs reissuing, and its CA is not where it
+/// was made: a new CA would break every standby that verifies with the
+/// old one, so none is made unasked.
+fn ca_missing(cert: &std::path::Path, why: &str, ca_dir: &std::path::Path) -> Error {
+    Error::new(
+        Code::CertificateUnsuitable,
+        format!(
+            "{} needs reissuing ({why}), but the CA that issued it ({CA_CERT} and {CA_KEY}) is not in {}: a new CA would break every standby that verifies with the old one",
+            cert.display(),
+            ca_dir.display()
+        ),
+    )
+    .hint(format!(
+        "put the CA's two files back in {} and rerun; or, to start over with a new CA, move {SERVER_CERT} and {SERVER_KEY} away, rerun, and copy the new CA to every standby (clone-standby --sslrootcert); nothing was changed",
+        ca_dir.display()
+    ))
 }
 
 /// Why pgrepctl's own certificate is reissued by `--ssl-issue`: expired,
