@@ -142,7 +142,10 @@ fn tls_required(e: Error, message: &str, origin: Origin) -> Error {
     {
         return e;
     }
-    e.hint("the server rejects this unencrypted replication connection (init-master --ssl writes `hostnossl … reject` so that standbys must use TLS): connect with TLS, verified by the server's CA (clone-standby --sslrootcert FILE, or sslmode=verify-full sslrootcert=FILE in the connection string), and leave sslmode=disable out; if that reject line is not about TLS, remove it from pg_hba.conf")
+    let general = e.hint.clone().unwrap_or_default();
+    e.hint(format!(
+        "if the server requires TLS (init-master --ssl writes `hostnossl … reject` so that standbys must use it), connect with TLS, verified by the server's CA (clone-standby --sslrootcert FILE, or sslmode=verify-full sslrootcert=FILE in the connection string), and leave sslmode=disable out; never add a plaintext line before that reject line. If the reject line is not about TLS: {general}"
+    ))
 }
 
 fn with_hint(e: Error, hint: Option<String>) -> Error {
@@ -186,7 +189,13 @@ mod tests {
             "pg_hba.conf rejects replication connection for host \"10.0.0.2\", user \"replicator\", no encryption",
             "pg_hba.conf rejects replication connection for host \"10.0.0.2\", user \"replicator\", SSL off",
         ] {
-            assert!(refused(message, TCP).contains("--sslrootcert"), "{message}");
+            let hint = refused(message, TCP);
+            assert!(hint.contains("--sslrootcert"), "{message}");
+            // A reject line that is not about TLS: the general way in too.
+            assert!(
+                hint.contains("host replication replicator 10.0.0.2/32"),
+                "{hint}"
+            );
         }
         let encrypted = "pg_hba.conf rejects replication connection for host \"10.0.0.2\", user \"replicator\", SSL encryption";
         assert!(refused(encrypted, TCP).contains("host replication replicator 10.0.0.2/32"));
