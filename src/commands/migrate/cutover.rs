@@ -134,7 +134,7 @@ pub fn rerun_of(l: &Leftovers) -> Rerun {
     if l.publication && l.cut_over {
         return Rerun::Finish { slot: l.slot };
     }
-    if !l.publication && !l.slot && l.read_only && l.target_tables {
+    if super::status::done_leaves(!l.publication && !l.slot, l.read_only, l.target_tables) {
         return Rerun::Finished;
     }
     Rerun::NoMigration

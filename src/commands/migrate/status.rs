@@ -221,12 +221,17 @@ fn gone(f: &Facts) -> bool {
     f.subscription.is_none() && f.slot.is_none() && !f.publication
 }
 
+fn finished(f: &Facts) -> bool {
+    done_leaves(gone(f), f.source_read_only, f.target_tables)
+}
+
 /// What a finished cutover leaves: nothing of the migration, the source
 /// database read-only (until someone resets it), the target holding the
 /// tables. An abort turns the source's writes back on; before any start
-/// the target has no tables.
-fn finished(f: &Facts) -> bool {
-    gone(f) && f.source_read_only && f.target_tables
+/// the target has no tables. One rule for status ("finished") and for a
+/// cutover rerun (confirmed, nothing to do), so the two never disagree.
+pub(super) fn done_leaves(nothing_left: bool, source_read_only: bool, target_tables: bool) -> bool {
+    nothing_left && source_read_only && target_tables
 }
 
 /// A cutover stopped before its end, which leaves the source read-only
